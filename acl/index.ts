@@ -1,0 +1,5 @@
+/** Public surface of the ACL module: pure per-device publish/subscribe decisions. */
+export type { AclRules, CompiledAcl, CompiledPattern } from './compile.js';
+export { AclPatternError, compileAcl, substituteDevice, validatePattern } from './compile.js';
+export { mayPublish, mayReceive, maySubscribe, topicMatches } from './match.js';
+export { MAX_TOPIC_BYTES, isDollarTopic, isValidTopicFilter, isValidTopicName, splitLevels } from './topic.js';

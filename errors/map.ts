@@ -1,0 +1,69 @@
+import type { ErrorCode } from './index.js';
+import { isCredbrokerError } from './index.js';
+
+/** The one place where error codes become process exit codes. */
+const EXIT: Record<ErrorCode, number> = {
+  ERR_USAGE: 2,
+  ERR_CONFIG: 2,
+  ERR_INVALID_DEVICE_ID: 2,
+  ERR_INVALID_DURATION: 2,
+  ERR_TTL_TOO_LONG: 2,
+  ERR_PROFILE_INVALID: 2,
+  ERR_BATCH_INVALID: 2,
+  ERR_DEVICE_NOT_FOUND: 3,
+  ERR_PROFILE_NOT_FOUND: 3,
+  ERR_TOKEN_NOT_FOUND: 3,
+  ERR_DEVICE_EXISTS: 4,
+  ERR_DEVICE_REVOKED: 4,
+  ERR_SCHEMA_TOO_NEW: 5,
+  ERR_REGISTRY: 5,
+  ERR_TOKEN_MALFORMED: 6,
+  ERR_TOKEN_ALG: 6,
+  ERR_TOKEN_KID: 6,
+  ERR_TOKEN_SIGNATURE: 6,
+  ERR_TOKEN_EXPIRED: 6,
+  ERR_TOKEN_CLAIM: 6,
+  ERR_TOKEN_REVOKED: 6,
+  ERR_REFRESH_MALFORMED: 6,
+  ERR_REFRESH_UNKNOWN: 6,
+  ERR_REFRESH_REPLAYED: 6,
+  ERR_CREDENTIAL_EXPIRED: 6,
+  ERR_IDENTITY_MISMATCH: 6,
+  ERR_CLIENT_ID_MISMATCH: 6,
+  ERR_RATE_LIMITED: 7,
+};
+
+export function exitCodeFor(err: unknown): number {
+  return isCredbrokerError(err) ? EXIT[err.code] : 1;
+}
+
+/** MQTT 3.1.1 CONNACK return codes used by the broker. */
+export const CONNACK = {
+  BAD_USERNAME_OR_PASSWORD: 4,
+  NOT_AUTHORIZED: 5,
+} as const;
+export type ConnackCode = (typeof CONNACK)[keyof typeof CONNACK];
+
+/**
+ * CONNACK 4 for a credential that is itself invalid (forged, expired, malformed,
+ * for another user name); CONNACK 5 for a valid credential that is not allowed
+ * (revoked, wrong client id, throttled). Anything unexpected is "not authorized".
+ */
+export function connackCodeFor(err: unknown): ConnackCode {
+  if (!isCredbrokerError(err)) return CONNACK.NOT_AUTHORIZED;
+  switch (err.code) {
+    case 'ERR_TOKEN_MALFORMED':
+    case 'ERR_TOKEN_ALG':
+    case 'ERR_TOKEN_KID':
+    case 'ERR_TOKEN_SIGNATURE':
+    case 'ERR_TOKEN_EXPIRED':
+    case 'ERR_TOKEN_CLAIM':
+    case 'ERR_REFRESH_MALFORMED':
+    case 'ERR_REFRESH_UNKNOWN':
+    case 'ERR_CREDENTIAL_EXPIRED':
+    case 'ERR_IDENTITY_MISMATCH':
+      return CONNACK.BAD_USERNAME_OR_PASSWORD;
+    default:
+      return CONNACK.NOT_AUTHORIZED;
+  }
+}

@@ -1,0 +1,64 @@
+import { RegistryError } from '../errors/index.js';
+import type { Actor, DeviceId, Jti, Registry } from '../registry/index.js';
+
+export interface RevokeResult {
+  readonly deviceId: DeviceId;
+  /** False when the device was already revoked (nothing changed). */
+  readonly changed: boolean;
+  readonly tokensRevoked: number;
+}
+
+/**
+ * Revokes devices in one transaction: status, every live token and refresh
+ * credential, an audit row and a change-feed entry each. The broker (another
+ * process) picks the change up from the feed and closes their sessions.
+ * @throws RegistryError `ERR_DEVICE_NOT_FOUND` (nothing is revoked then)
+ */
+export function revokeDevices(reg: Registry, ids: readonly DeviceId[], reason: string, actor: Actor = 'cli', now = Date.now()): RevokeResult[] {
+  return reg.write(() =>
+    ids.map((id) => {
+      reg.devices.require(id);
+      const changed = reg.devices.revoke(id, reason, now);
+      const jtis = reg.tokens.revokeAllOf(id, now);
+      reg.refresh.revokeAllOf(id);
+      if (changed) {
+        reg.changes.append('device_revoked', id, null, now);
+        reg.audit.append(actor, 'device.revoke', id, { reason, tokensRevoked: jtis.length }, now);
+      }
+      return { deviceId: id, changed, tokensRevoked: jtis.length };
+    }),
+  );
+}
+
+/**
+ * Revokes one access token by jti.
+ * @throws RegistryError `ERR_TOKEN_NOT_FOUND`
+ */
+export function revokeToken(reg: Registry, jti: Jti, actor: Actor = 'cli', now = Date.now()): { deviceId: DeviceId; changed: boolean } {
+  return reg.write(() => {
+    const token = reg.tokens.get(jti);
+    if (!token) throw new RegistryError('ERR_TOKEN_NOT_FOUND', `no token with jti "${jti}" (see: credbroker show DEVICE)`);
+    const changed = reg.tokens.revoke(jti, now);
+    if (changed) {
+      reg.changes.append('token_revoked', token.deviceId, jti, now);
+      reg.audit.append(actor, 'token.revoke', token.deviceId, { jti }, now);
+    }
+    return { deviceId: token.deviceId, changed };
+  });
+}
+
+/**
+ * Re-enables a revoked device. Its old tokens stay dead (they were revoked, and
+ * any token issued before now is refused); it needs a new token (`credbroker token`).
+ */
+export function restoreDevice(reg: Registry, id: DeviceId, now = Date.now()): boolean {
+  return reg.write(() => {
+    reg.devices.require(id);
+    const changed = reg.devices.restore(id, now);
+    if (changed) {
+      reg.changes.append('device_restored', id, null, now);
+      reg.audit.append('cli', 'device.restore', id, null, now);
+    }
+    return changed;
+  });
+}

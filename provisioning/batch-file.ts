@@ -1,0 +1,64 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'csv-parse/sync';
+import { UsageError } from '../errors/index.js';
+
+/** One row of a factory batch, with its line number for error reports. */
+export interface BatchRow {
+  readonly line: number;
+  readonly id: unknown;
+  readonly profile?: unknown;
+  /** Set when the row itself could not be read. */
+  readonly problem?: string;
+}
+
+/**
+ * Reads a batch: CSV with a header row (column `id`, optional `profile`) or JSON
+ * lines with the same keys, chosen by extension; `-` reads standard input and
+ * sniffs the format from the first character.
+ */
+export function readBatchFile(path: string): BatchRow[] {
+  let text: string;
+  try {
+    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read batch file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const jsonl = path.endsWith('.jsonl') || path.endsWith('.ndjson') || (path === '-' && text.trimStart().startsWith('{'));
+  return jsonl ? parseJsonLines(text) : parseCsv(text);
+}
+
+export function parseJsonLines(text: string): BatchRow[] {
+  const rows: BatchRow[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line) return;
+    try {
+      const obj = JSON.parse(line) as unknown;
+      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) rows.push({ line: i + 1, id: undefined, problem: 'not a JSON object' });
+      else rows.push({ line: i + 1, id: (obj as Record<string, unknown>).id, profile: (obj as Record<string, unknown>).profile });
+    } catch {
+      rows.push({ line: i + 1, id: undefined, problem: 'not valid JSON' });
+    }
+  });
+  return rows;
+}
+
+export function parseCsv(text: string): BatchRow[] {
+  let records: { record: string[]; info: { lines: number; error?: Error } }[];
+  try {
+    records = parse(text, { bom: true, skip_empty_lines: true, relax_column_count: true, info: true, trim: true }) as unknown as typeof records;
+  } catch (err) {
+    const e = err as { lines?: number; message: string };
+    throw new UsageError(`batch CSV is malformed${e.lines ? ` at line ${e.lines}` : ''}: ${e.message.replace(/^Invalid.*?: /, '')}`, 'ERR_BATCH_INVALID');
+  }
+  const [header, ...body] = records;
+  if (!header) return [];
+  const columns = header.record.map((c) => c.toLowerCase());
+  const idCol = columns.indexOf('id');
+  if (idCol < 0) throw new UsageError(`batch CSV has no "id" column in its header row (found: ${columns.join(', ') || 'nothing'})`, 'ERR_BATCH_INVALID');
+  const profileCol = columns.indexOf('profile');
+  return body.map(({ record, info }) => {
+    if (record.length !== columns.length) return { line: info.lines, id: record[idCol], problem: `has ${record.length} field(s), the header has ${columns.length}` };
+    return { line: info.lines, id: record[idCol], profile: profileCol >= 0 && record[profileCol] ? record[profileCol] : undefined };
+  });
+}

@@ -1,0 +1,48 @@
+import type { Db } from './db.js';
+
+/** Who did it: `cli` (an operator or factory line), `broker`, or a device (`device:<id>`). */
+export type Actor = 'cli' | 'broker' | `device:${string}`;
+
+export interface AuditEvent {
+  readonly id: number;
+  readonly at: number;
+  readonly actor: string;
+  readonly action: string;
+  readonly deviceId: string | null;
+  /** Free-form facts: reasons, jtis, counts. Never a token, key or refresh credential. */
+  readonly details: Record<string, unknown> | null;
+}
+
+export interface AuditQuery {
+  readonly deviceId?: string;
+  readonly since?: number;
+  readonly limit?: number;
+}
+
+interface Row { id: number; at: number; actor: string; action: string; device_id: string | null; details: string | null }
+
+export class AuditLog {
+  private readonly db: Db;
+  private readonly insertStmt;
+  constructor(db: Db) {
+    this.db = db;
+    this.insertStmt = db.prepare('INSERT INTO audit (at, actor, action, device_id, details) VALUES (?, ?, ?, ?, ?)');
+  }
+
+  append(actor: Actor, action: string, deviceId: string | null, details: Record<string, unknown> | null = null, at = Date.now()): void {
+    this.insertStmt.run(at, actor, action, deviceId, details ? JSON.stringify(details) : null);
+  }
+
+  /** Newest first. */
+  query(q: AuditQuery = {}): AuditEvent[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.deviceId) { where.push('device_id = ?'); args.push(q.deviceId); }
+    if (q.since !== undefined) { where.push('at >= ?'); args.push(q.since); }
+    const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return (this.db.prepare(sql).all(...args, q.limit ?? 100) as Row[]).map((r) => ({
+      id: r.id, at: r.at, actor: r.actor, action: r.action, deviceId: r.device_id,
+      details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
+    }));
+  }
+}

@@ -1,0 +1,40 @@
+import type { Db } from './db.js';
+
+/**
+ * The change feed: a monotonic sequence another process (the broker) polls to
+ * learn about revocations, restores and key rotations without scanning tables.
+ */
+export type ChangeKind = 'device_revoked' | 'device_restored' | 'token_revoked' | 'keys_rotated';
+
+export interface Change {
+  readonly seq: number;
+  readonly at: number;
+  readonly kind: ChangeKind;
+  readonly deviceId: string | null;
+  readonly jti: string | null;
+}
+
+interface Row { seq: number; at: number; kind: ChangeKind; device_id: string | null; jti: string | null }
+
+export class ChangeFeed {
+  private readonly insertStmt;
+  private readonly sinceStmt;
+  private readonly latestStmt;
+  constructor(db: Db) {
+    this.insertStmt = db.prepare('INSERT INTO changes (at, kind, device_id, jti) VALUES (?, ?, ?, ?)');
+    this.sinceStmt = db.prepare<[number], Row>('SELECT * FROM changes WHERE seq > ? ORDER BY seq');
+    this.latestStmt = db.prepare<[], { s: number | null }>('SELECT max(seq) AS s FROM changes');
+  }
+
+  append(kind: ChangeKind, deviceId: string | null, jti: string | null = null, at = Date.now()): void {
+    this.insertStmt.run(at, kind, deviceId, jti);
+  }
+
+  since(seq: number): Change[] {
+    return this.sinceStmt.all(seq).map((r) => ({ seq: r.seq, at: r.at, kind: r.kind, deviceId: r.device_id, jti: r.jti }));
+  }
+
+  latest(): number {
+    return this.latestStmt.get()?.s ?? 0;
+  }
+}

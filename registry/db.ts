@@ -1,0 +1,30 @@
+import Database from 'better-sqlite3';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { migrate } from './migrations.js';
+
+export type Db = Database.Database;
+
+/** Default registry path; `--db` and `CREDBROKER_DB` override it. */
+export function defaultDbPath(): string {
+  return process.env.CREDBROKER_DB || './data/credbroker.db';
+}
+
+/**
+ * Opens (creating on first use) the registry file with owner-only modes: the
+ * folder 0700 and the file 0600, because it holds the private signing keys.
+ * WAL lets the broker read while the CLI writes; the busy timeout makes a writer
+ * wait for another instead of failing with SQLITE_BUSY.
+ */
+export function openDb(path: string): Db {
+  const file = resolve(path);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  closeSync(openSync(file, 'a', 0o600)); // create with 0600 before SQLite creates it with 0644
+  const db = new Database(file);
+  db.pragma('busy_timeout = 10000');
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}

@@ -1,0 +1,122 @@
+import type { Db } from './db.js';
+import type { DeviceId, ProfileName } from './ids.js';
+import { RegistryError } from '../errors/index.js';
+
+export type DeviceStatus = 'active' | 'revoked';
+
+export interface Device {
+  readonly id: DeviceId;
+  readonly profile: ProfileName;
+  readonly status: DeviceStatus;
+  readonly revokedReason: string | null;
+  readonly revokedAt: number | null;
+  /** Tokens issued (iat, seconds) before this are dead: set by `restore`. */
+  readonly tokensValidAfter: number;
+  /** End of the device's credential lifetime (ms): no renewal past it. */
+  readonly credentialExpiresAt: number;
+  readonly createdAt: number;
+  readonly lastSeenAt: number | null;
+}
+
+interface Row {
+  id: string; profile: string; status: DeviceStatus; revoked_reason: string | null; revoked_at: number | null;
+  tokens_valid_after: number; credential_expires_at: number; created_at: number; last_seen_at: number | null;
+}
+
+const toDevice = (r: Row): Device => ({
+  id: r.id as DeviceId,
+  profile: r.profile as ProfileName,
+  status: r.status,
+  revokedReason: r.revoked_reason,
+  revokedAt: r.revoked_at,
+  tokensValidAfter: r.tokens_valid_after,
+  credentialExpiresAt: r.credential_expires_at,
+  createdAt: r.created_at,
+  lastSeenAt: r.last_seen_at,
+});
+
+export interface DeviceFilter {
+  readonly status?: DeviceStatus;
+  readonly profile?: string;
+}
+
+export class Devices {
+  private readonly db: Db;
+  private readonly getStmt;
+  private readonly insertStmt;
+  private readonly revokeStmt;
+  private readonly restoreStmt;
+  private readonly touchStmt;
+  constructor(db: Db) {
+    this.db = db;
+    this.getStmt = db.prepare<[string], Row>('SELECT * FROM devices WHERE id = ?');
+    this.insertStmt = db.prepare(
+      `INSERT INTO devices (id, profile, status, credential_expires_at, created_at) VALUES (?, ?, 'active', ?, ?)`,
+    );
+    this.revokeStmt = db.prepare(
+      `UPDATE devices SET status = 'revoked', revoked_reason = ?, revoked_at = ? WHERE id = ? AND status = 'active'`,
+    );
+    this.restoreStmt = db.prepare(
+      `UPDATE devices SET status = 'active', revoked_reason = NULL, revoked_at = NULL, tokens_valid_after = ? WHERE id = ? AND status = 'revoked'`,
+    );
+    this.touchStmt = db.prepare('UPDATE devices SET last_seen_at = ? WHERE id = ?');
+  }
+
+  get(id: string): Device | undefined {
+    const row = this.getStmt.get(id);
+    return row && toDevice(row);
+  }
+
+  /** @throws RegistryError `ERR_DEVICE_NOT_FOUND` */
+  require(id: string): Device {
+    const d = this.get(id);
+    if (!d) throw new RegistryError('ERR_DEVICE_NOT_FOUND', `no device "${id}" in the registry (see: credbroker devices)`);
+    return d;
+  }
+
+  insert(id: DeviceId, profile: ProfileName, credentialExpiresAt: number, now: number): void {
+    this.insertStmt.run(id, profile, credentialExpiresAt, now);
+  }
+
+  /** Which of `ids` are already registered (one query per 500 ids). */
+  existing(ids: readonly string[]): Set<string> {
+    const found = new Set<string>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const rows = this.db.prepare(`SELECT id FROM devices WHERE id IN (${chunk.map(() => '?').join(',')})`).pluck().all(...chunk) as string[];
+      for (const id of rows) found.add(id);
+    }
+    return found;
+  }
+
+  list(filter: DeviceFilter = {}): Device[] {
+    const where: string[] = [];
+    const args: string[] = [];
+    if (filter.status) { where.push('status = ?'); args.push(filter.status); }
+    if (filter.profile) { where.push('profile = ?'); args.push(filter.profile); }
+    const sql = `SELECT * FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`;
+    return (this.db.prepare(sql).all(...args) as Row[]).map(toDevice);
+  }
+
+  /** @returns false when the device was already revoked. */
+  revoke(id: DeviceId, reason: string, now: number): boolean {
+    return this.revokeStmt.run(reason, now, id).changes > 0;
+  }
+
+  /** @returns false when the device was not revoked. */
+  restore(id: DeviceId, now: number): boolean {
+    return this.restoreStmt.run(Math.floor(now / 1000), id).changes > 0;
+  }
+
+  touch(id: DeviceId, now: number): void {
+    this.touchStmt.run(now, id);
+  }
+
+  /** Devices whose state the broker must hold in memory: revoked, or restored with a token cut-off. */
+  restrictions(): Pick<Device, 'id' | 'status' | 'tokensValidAfter'>[] {
+    return this.db
+      .prepare<[], Row>(`SELECT id, status, tokens_valid_after FROM devices WHERE status = 'revoked' OR tokens_valid_after > 0`)
+      .all()
+      .map((r) => ({ id: r.id as DeviceId, status: r.status, tokensValidAfter: r.tokens_valid_after }));
+  }
+}

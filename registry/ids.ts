@@ -1,0 +1,50 @@
+import { UsageError } from '../errors/index.js';
+
+declare const brand: unique symbol;
+/** A value of type T that has been checked to be a `Name`. */
+export type Branded<T, Name extends string> = T & { readonly [brand]: Name };
+
+/** A validated device id: 1–128 chars of `[A-Za-z0-9._:-]`. */
+export type DeviceId = Branded<string, 'DeviceId'>;
+/** A token id (the `jti` claim). */
+export type Jti = Branded<string, 'Jti'>;
+/** A signing key id (the `kid` header, a JWK thumbprint). */
+export type Kid = Branded<string, 'Kid'>;
+/** A profile name. */
+export type ProfileName = Branded<string, 'ProfileName'>;
+
+const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const PROFILE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Why so strict: a device id is substituted into ACL topic patterns, so `+`, `#`
+ * or `/` in an id would widen that device's rights (ACL injection).
+ */
+export function isDeviceId(text: unknown): text is DeviceId {
+  return typeof text === 'string' && DEVICE_ID.test(text);
+}
+
+/** @throws UsageError `ERR_INVALID_DEVICE_ID` with the reason, for display. */
+export function parseDeviceId(text: unknown): DeviceId {
+  if (isDeviceId(text)) return text;
+  throw new UsageError(`invalid device id ${describe(text)}: ${deviceIdProblem(text)}`, 'ERR_INVALID_DEVICE_ID');
+}
+
+function deviceIdProblem(text: unknown): string {
+  if (typeof text !== 'string' || text.length === 0) return 'it is empty';
+  if (text.length > 128) return `it is ${text.length} characters long (at most 128)`;
+  const bad = [...text].find((c) => !/[A-Za-z0-9._:-]/.test(c)) ?? '';
+  return `character ${describe(bad)} is not allowed (use letters, digits, '.', '_', ':' and '-')`;
+}
+
+/** Shows a user-supplied value safely: quoted, control and non-ASCII characters escaped, long values cut. */
+export function describe(text: unknown): string {
+  const s = typeof text === 'string' ? text : String(text);
+  const shown = JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
+  return shown.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export function parseProfileName(text: unknown): ProfileName {
+  if (typeof text === 'string' && PROFILE_NAME.test(text)) return text as ProfileName;
+  throw new UsageError(`invalid profile name ${describe(text)}: use 1–64 letters, digits, '.', '_' or '-'`);
+}

@@ -1,0 +1,50 @@
+import type { Db } from './db.js';
+import type { Kid } from './ids.js';
+
+export type SigningAlg = 'ES256' | 'EdDSA';
+
+/** A signing key as stored: the private JWK is present only while the key is active. */
+export interface SigningKeyRecord {
+  readonly kid: Kid;
+  readonly alg: SigningAlg;
+  readonly status: 'active' | 'retired';
+  readonly publicJwk: string;
+  readonly privateJwk: string | null;
+  readonly createdAt: number;
+  readonly retiredAt: number | null;
+  readonly verifyUntil: number | null;
+}
+
+interface Row { kid: string; alg: SigningAlg; status: 'active' | 'retired'; public_jwk: string; private_jwk: string | null; created_at: number; retired_at: number | null; verify_until: number | null }
+
+const toKey = (r: Row): SigningKeyRecord => ({
+  kid: r.kid as Kid, alg: r.alg, status: r.status, publicJwk: r.public_jwk, privateJwk: r.private_jwk,
+  createdAt: r.created_at, retiredAt: r.retired_at, verifyUntil: r.verify_until,
+});
+
+export class SigningKeys {
+  private readonly db: Db;
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  add(k: Pick<SigningKeyRecord, 'kid' | 'alg' | 'publicJwk' | 'privateJwk'>, now: number): void {
+    this.db.prepare(`INSERT INTO signing_keys (kid, alg, status, public_jwk, private_jwk, created_at) VALUES (?, ?, 'active', ?, ?, ?)`)
+      .run(k.kid, k.alg, k.publicJwk, k.privateJwk, now);
+  }
+
+  /** Retires a key: it stops signing at once (its private half is wiped) and verifies until `verifyUntil`. */
+  retire(kid: Kid, verifyUntil: number, now: number): void {
+    this.db.prepare(`UPDATE signing_keys SET status = 'retired', private_jwk = NULL, retired_at = ?, verify_until = ? WHERE kid = ?`)
+      .run(now, verifyUntil, kid);
+  }
+
+  /** Keys that can still verify a token at `now`: the active one and retired ones not yet past `verify_until`. */
+  usable(now: number): SigningKeyRecord[] {
+    return this.db.prepare<[number], Row>(`SELECT * FROM signing_keys WHERE status = 'active' OR verify_until > ? ORDER BY created_at`).all(now).map(toKey);
+  }
+
+  all(): SigningKeyRecord[] {
+    return this.db.prepare<[], Row>('SELECT * FROM signing_keys ORDER BY created_at').all().map(toKey);
+  }
+}

@@ -1,0 +1,89 @@
+import type { Db } from './db.js';
+import { RegistryError } from '../errors/index.js';
+
+/**
+ * Schema migrations, applied in order; `PRAGMA user_version` holds how many ran.
+ * Append only: a released migration is never edited.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE profiles (
+     name TEXT PRIMARY KEY,
+     publish TEXT NOT NULL,          -- JSON array of patterns
+     subscribe TEXT NOT NULL,        -- JSON array of patterns
+     token_ttl_ms INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL);
+   CREATE TABLE devices (
+     id TEXT PRIMARY KEY,
+     profile TEXT NOT NULL REFERENCES profiles(name),
+     status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+     revoked_reason TEXT,
+     revoked_at INTEGER,
+     tokens_valid_after INTEGER NOT NULL DEFAULT 0,  -- iat (s) cut-off set by restore
+     credential_expires_at INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     last_seen_at INTEGER);
+   CREATE INDEX devices_status ON devices(status);
+   CREATE TABLE signing_keys (
+     kid TEXT PRIMARY KEY,
+     alg TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('active', 'retired')),
+     public_jwk TEXT NOT NULL,
+     private_jwk TEXT,               -- wiped when the key is retired
+     created_at INTEGER NOT NULL,
+     retired_at INTEGER,
+     verify_until INTEGER);          -- retired keys verify until their last token expired
+   CREATE TABLE tokens (
+     jti TEXT PRIMARY KEY,
+     device_id TEXT NOT NULL REFERENCES devices(id),
+     kid TEXT NOT NULL,
+     issued_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     revoked_at INTEGER);
+   CREATE INDEX tokens_device ON tokens(device_id, expires_at);
+   CREATE TABLE refresh_credentials (
+     hash TEXT PRIMARY KEY,          -- SHA-256 of the credential; the credential itself is never stored
+     device_id TEXT NOT NULL REFERENCES devices(id),
+     state TEXT NOT NULL CHECK (state IN ('current', 'previous', 'superseded', 'revoked')),
+     issued_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     used_at INTEGER);
+   CREATE INDEX refresh_device ON refresh_credentials(device_id, state);
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY,
+     at INTEGER NOT NULL,
+     actor TEXT NOT NULL,
+     action TEXT NOT NULL,
+     device_id TEXT,
+     details TEXT);
+   CREATE INDEX audit_device ON audit(device_id, at);
+   CREATE INDEX audit_at ON audit(at);
+   CREATE TABLE changes (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     at INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     device_id TEXT,
+     jti TEXT);`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the file up to this binary's schema; refuses a file written by a newer binary. */
+export function migrate(db: Db): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    db.close();
+    throw new RegistryError(
+      'ERR_SCHEMA_TOO_NEW',
+      `registry ${db.name} has schema version ${version} but this credbroker only knows up to ${SCHEMA_VERSION}: upgrade credbroker (the file was not changed)`,
+    );
+  }
+  if (version === SCHEMA_VERSION) return;
+  db.transaction(() => {
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    const current = db.pragma('user_version', { simple: true }) as number;
+    for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}

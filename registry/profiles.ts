@@ -1,0 +1,66 @@
+import type { Db } from './db.js';
+import type { ProfileName } from './ids.js';
+import { RegistryError } from '../errors/index.js';
+
+/** A named ACL template: patterns may use `{device}`, `+` and `#`. */
+export interface Profile {
+  readonly name: ProfileName;
+  readonly publish: readonly string[];
+  readonly subscribe: readonly string[];
+  readonly tokenTtlMs: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+interface Row { name: string; publish: string; subscribe: string; token_ttl_ms: number; created_at: number; updated_at: number }
+
+const toProfile = (r: Row): Profile => ({
+  name: r.name as ProfileName,
+  publish: JSON.parse(r.publish) as string[],
+  subscribe: JSON.parse(r.subscribe) as string[],
+  tokenTtlMs: r.token_ttl_ms,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+/** The profiles seeded by `init` (SPEC "ACLs"). */
+export const DEFAULT_PROFILES: readonly Pick<Profile, 'name' | 'publish' | 'subscribe' | 'tokenTtlMs'>[] = [
+  { name: 'sensor' as ProfileName, publish: ['devices/{device}/telemetry', 'devices/{device}/events/#'], subscribe: ['devices/{device}/commands/#'], tokenTtlMs: 3_600_000 },
+  { name: 'observer' as ProfileName, publish: ['devices/+/commands/#'], subscribe: ['devices/#'], tokenTtlMs: 3_600_000 },
+];
+
+export class Profiles {
+  private readonly getStmt;
+  private readonly listStmt;
+  private readonly upsertStmt;
+  constructor(db: Db) {
+    this.getStmt = db.prepare<[string], Row>('SELECT * FROM profiles WHERE name = ?');
+    this.listStmt = db.prepare<[], Row>('SELECT * FROM profiles ORDER BY name');
+    this.upsertStmt = db.prepare(
+      `INSERT INTO profiles (name, publish, subscribe, token_ttl_ms, created_at, updated_at)
+       VALUES (@name, @publish, @subscribe, @ttl, @now, @now)
+       ON CONFLICT(name) DO UPDATE SET publish = @publish, subscribe = @subscribe, token_ttl_ms = @ttl, updated_at = @now`,
+    );
+  }
+
+  get(name: string): Profile | undefined {
+    const row = this.getStmt.get(name);
+    return row && toProfile(row);
+  }
+
+  /** @throws RegistryError `ERR_PROFILE_NOT_FOUND` naming the known profiles. */
+  require(name: string): Profile {
+    const p = this.get(name);
+    if (p) return p;
+    const known = this.list().map((x) => x.name).join(', ') || 'none';
+    throw new RegistryError('ERR_PROFILE_NOT_FOUND', `unknown profile "${name}" (known: ${known}); create it with: credbroker profile set ${name} --pub ... --sub ...`);
+  }
+
+  list(): Profile[] {
+    return this.listStmt.all().map(toProfile);
+  }
+
+  set(p: Pick<Profile, 'name' | 'publish' | 'subscribe' | 'tokenTtlMs'>, now = Date.now()): void {
+    this.upsertStmt.run({ name: p.name, publish: JSON.stringify(p.publish), subscribe: JSON.stringify(p.subscribe), ttl: p.tokenTtlMs, now });
+  }
+}

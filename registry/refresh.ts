@@ -1,0 +1,61 @@
+import type { Db } from './db.js';
+import type { DeviceId } from './ids.js';
+
+/**
+ * Rotation states of a refresh credential (SPEC "Renewal"):
+ * - `current`: the newest one handed out;
+ * - `previous`: the one before it, still accepted until `current` has been used once
+ *   (a device that lost the answer to its renewal must not be locked out);
+ * - `superseded`: replaced and no longer accepted; presenting it is a theft signal;
+ * - `revoked`: killed with its device.
+ */
+export type RefreshState = 'current' | 'previous' | 'superseded' | 'revoked';
+
+export interface RefreshRecord {
+  readonly hash: string;
+  readonly deviceId: DeviceId;
+  readonly state: RefreshState;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+}
+
+interface Row { hash: string; device_id: string; state: RefreshState; issued_at: number; expires_at: number; used_at: number | null }
+
+export class RefreshCredentials {
+  private readonly insertStmt;
+  private readonly findStmt;
+  private readonly setStateStmt;
+  private readonly demoteStmt;
+  private readonly revokeDeviceStmt;
+  constructor(db: Db) {
+    this.insertStmt = db.prepare(`INSERT INTO refresh_credentials (hash, device_id, state, issued_at, expires_at) VALUES (?, ?, 'current', ?, ?)`);
+    this.findStmt = db.prepare<[string], Row>('SELECT * FROM refresh_credentials WHERE hash = ?');
+    this.setStateStmt = db.prepare('UPDATE refresh_credentials SET state = ?, used_at = coalesce(?, used_at) WHERE hash = ?');
+    this.demoteStmt = db.prepare(`UPDATE refresh_credentials SET state = 'superseded' WHERE device_id = ? AND state = ? AND hash <> ?`);
+    this.revokeDeviceStmt = db.prepare(`UPDATE refresh_credentials SET state = 'revoked' WHERE device_id = ? AND state IN ('current', 'previous')`);
+  }
+
+  /** Stores a new `current` credential (by hash). */
+  add(hash: string, deviceId: DeviceId, issuedAt: number, expiresAt: number): void {
+    this.insertStmt.run(hash, deviceId, issuedAt, expiresAt);
+  }
+
+  find(hash: string): RefreshRecord | undefined {
+    const r = this.findStmt.get(hash);
+    return r && { hash: r.hash, deviceId: r.device_id as DeviceId, state: r.state, issuedAt: r.issued_at, expiresAt: r.expires_at, usedAt: r.used_at };
+  }
+
+  setState(hash: string, state: RefreshState, usedAt: number | null = null): void {
+    this.setStateStmt.run(state, usedAt, hash);
+  }
+
+  /** Every credential of the device in `state`, except `keep`, becomes superseded. */
+  supersede(deviceId: DeviceId, state: RefreshState, keep: string): void {
+    this.demoteStmt.run(deviceId, state, keep);
+  }
+
+  revokeAllOf(deviceId: DeviceId): void {
+    this.revokeDeviceStmt.run(deviceId);
+  }
+}

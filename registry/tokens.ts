@@ -1,0 +1,71 @@
+import type { Db } from './db.js';
+import type { DeviceId, Jti, Kid } from './ids.js';
+
+/** What the registry remembers of a minted access token: never the token itself. */
+export interface IssuedToken {
+  readonly jti: Jti;
+  readonly deviceId: DeviceId;
+  readonly kid: Kid;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
+}
+
+interface Row { jti: string; device_id: string; kid: string; issued_at: number; expires_at: number; revoked_at: number | null }
+
+const toToken = (r: Row): IssuedToken => ({
+  jti: r.jti as Jti, deviceId: r.device_id as DeviceId, kid: r.kid as Kid,
+  issuedAt: r.issued_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
+});
+
+export class IssuedTokens {
+  private readonly insertStmt;
+  private readonly getStmt;
+  private readonly revokeStmt;
+  private readonly revokeDeviceStmt;
+  private readonly liveStmt;
+  private readonly revokedLiveStmt;
+  private readonly maxExpStmt;
+  constructor(db: Db) {
+    this.insertStmt = db.prepare('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)');
+    this.getStmt = db.prepare<[string], Row>('SELECT * FROM tokens WHERE jti = ?');
+    this.revokeStmt = db.prepare('UPDATE tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL');
+    this.revokeDeviceStmt = db.prepare<[number, string, number]>('UPDATE tokens SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING jti');
+    this.liveStmt = db.prepare<[string, number], Row>('SELECT * FROM tokens WHERE device_id = ? AND expires_at > ? AND revoked_at IS NULL ORDER BY issued_at');
+    this.revokedLiveStmt = db.prepare<[number], { jti: string }>('SELECT jti FROM tokens WHERE revoked_at IS NOT NULL AND expires_at > ?');
+    this.maxExpStmt = db.prepare<[string], { m: number | null }>('SELECT max(expires_at) AS m FROM tokens WHERE kid = ?');
+  }
+
+  record(t: Omit<IssuedToken, 'revokedAt'>): void {
+    this.insertStmt.run(t.jti, t.deviceId, t.kid, t.issuedAt, t.expiresAt);
+  }
+
+  get(jti: string): IssuedToken | undefined {
+    const row = this.getStmt.get(jti);
+    return row && toToken(row);
+  }
+
+  /** @returns false when unknown or already revoked. */
+  revoke(jti: Jti, now: number): boolean {
+    return this.revokeStmt.run(now, jti).changes > 0;
+  }
+
+  /** Revokes every live token of a device; returns their jtis. */
+  revokeAllOf(deviceId: DeviceId, now: number): Jti[] {
+    return (this.revokeDeviceStmt.all(now, deviceId, now) as { jti: string }[]).map((r) => r.jti as Jti);
+  }
+
+  liveFor(deviceId: DeviceId, now: number): IssuedToken[] {
+    return this.liveStmt.all(deviceId, now).map(toToken);
+  }
+
+  /** Revoked tokens that have not expired yet: the broker's in-memory deny list. */
+  revokedLive(now: number): Jti[] {
+    return this.revokedLiveStmt.all(now).map((r) => r.jti as Jti);
+  }
+
+  /** When the last token signed by `kid` expires (ms), or null. */
+  lastExpiryOf(kid: Kid): number | null {
+    return this.maxExpStmt.get(kid)?.m ?? null;
+  }
+}

@@ -1,0 +1,8 @@
+export { Keyring, rotateKeys, type VerifyKey, type SigningKey, type Rotation } from './keyring.js';
+export { mintAccessToken, checkTtl, type MintedToken, type MintRequest } from './mint.js';
+export { verifyAccessToken, type VerifyOptions, type VerifiedToken } from './verify.js';
+export type { AccessTokenClaims, AclClaim } from './claims.js';
+export {
+  newRefreshCredential, parseRefreshCredential, hashRefreshCredential, looksLikeRefreshCredential,
+  REFRESH_PREFIX, type RefreshCredential,
+} from './refresh-credential.js';

@@ -1,0 +1,96 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import type { Kid, Registry, SigningAlg, SigningKeyRecord } from '../registry/index.js';
+
+/** A public key the verifier accepts, imported once and cached by `kid`. */
+export interface VerifyKey {
+  readonly kid: Kid;
+  readonly alg: SigningAlg;
+  /** node:crypto form, for the synchronous hot-path verify. */
+  readonly key: KeyObject;
+  readonly jwk: JWK;
+}
+
+export interface SigningKey {
+  readonly kid: Kid;
+  readonly alg: SigningAlg;
+  readonly privateKey: CryptoKey;
+}
+
+/**
+ * The registry's signing keys in memory: the active private key for minting and
+ * every public key that may still verify (active + retired-but-not-expired).
+ *
+ * @example
+ * const keyring = await Keyring.load(registry);
+ * keyring.verifyKeys.get(kid)
+ */
+export class Keyring {
+  readonly signer: SigningKey | null;
+  readonly verifyKeys: ReadonlyMap<string, VerifyKey>;
+
+  private constructor(signer: SigningKey | null, verifyKeys: Map<string, VerifyKey>) {
+    this.signer = signer;
+    this.verifyKeys = verifyKeys;
+  }
+
+  /** Loads the keys, generating the first signing key on first use. */
+  static async load(reg: Registry, now = Date.now()): Promise<Keyring> {
+    if (!reg.keys.usable(now).some((k) => k.status === 'active')) await addActiveKey(reg, reg.settings().alg, now, true);
+    const records = reg.keys.usable(now);
+    const verifyKeys = new Map<string, VerifyKey>();
+    let signer: SigningKey | null = null;
+    for (const r of records) {
+      const jwk = JSON.parse(r.publicJwk) as JWK;
+      verifyKeys.set(r.kid, { kid: r.kid, alg: r.alg, jwk, key: createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }) });
+      if (r.status === 'active' && r.privateJwk) {
+        signer = { kid: r.kid, alg: r.alg, privateKey: (await importJWK(JSON.parse(r.privateJwk) as JWK, r.alg)) as CryptoKey };
+      }
+    }
+    return new Keyring(signer, verifyKeys);
+  }
+
+  /** The public JWKS (`keys jwks`, `/.well-known/jwks.json`). */
+  jwks(): { keys: JWK[] } {
+    return { keys: [...this.verifyKeys.values()].map((k) => ({ ...k.jwk, kid: k.kid, alg: k.alg, use: 'sig' })) };
+  }
+}
+
+/**
+ * Generates a key pair and stores it as the active key. With `onlyIfNone`, a
+ * concurrent first use by another process wins and this one is discarded.
+ */
+async function addActiveKey(reg: Registry, alg: SigningAlg, now: number, onlyIfNone: boolean): Promise<Kid> {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = (await calculateJwkThumbprint(publicJwk)) as Kid;
+  const privateJwk = JSON.stringify(await exportJWK(privateKey));
+  reg.write(() => {
+    if (onlyIfNone && reg.keys.usable(now).some((k) => k.status === 'active')) return;
+    reg.keys.add({ kid, alg, publicJwk: JSON.stringify(publicJwk), privateJwk }, now);
+  });
+  return kid;
+}
+
+export interface Rotation {
+  readonly activeKid: Kid;
+  readonly retired: readonly { kid: Kid; verifyUntil: number }[];
+}
+
+/**
+ * `keys rotate`: a new active key signs from now on; the old one keeps verifying
+ * until the last token it signed has expired (plus a minute of clock leeway).
+ */
+export async function rotateKeys(reg: Registry, now = Date.now()): Promise<Rotation> {
+  const alg = reg.settings().alg;
+  const previous: SigningKeyRecord[] = reg.keys.usable(now).filter((k) => k.status === 'active');
+  const activeKid = await addActiveKey(reg, alg, now, false);
+  const retired = reg.write(() => {
+    const out = previous.map((k) => ({ kid: k.kid, verifyUntil: Math.max(reg.tokens.lastExpiryOf(k.kid) ?? now, now) + 60_000 }));
+    for (const r of out) reg.keys.retire(r.kid, r.verifyUntil, now);
+    reg.changes.append('keys_rotated', null, null, now);
+    reg.audit.append('cli', 'keys.rotate', null, { activeKid, retired: out.map((r) => r.kid) }, now);
+    return out;
+  });
+  return { activeKid, retired };
+}

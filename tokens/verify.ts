@@ -1,0 +1,102 @@
+import { verify as cryptoVerify } from 'node:crypto';
+import { base64url, errors as joseErrors, UnsecuredJWT } from 'jose';
+import { CredentialError } from '../errors/index.js';
+import type { SigningAlg } from '../registry/index.js';
+import type { AccessTokenClaims } from './claims.js';
+import type { VerifyKey } from './keyring.js';
+
+export interface VerifyOptions {
+  readonly issuer: string;
+  readonly audience: string;
+  /** Clock leeway for `exp`/`nbf`/`iat`, seconds (default 5). */
+  readonly leewaySec?: number;
+  /** Algorithms accepted (default ES256 and EdDSA). `none` and HMAC can never be allowed. */
+  readonly algorithms?: readonly SigningAlg[];
+  readonly now?: Date;
+}
+
+export interface VerifiedToken {
+  readonly claims: AccessTokenClaims;
+  readonly kid: string;
+}
+
+const SEGMENT = /^[A-Za-z0-9_-]+$/;
+const NONE_HEADER = base64url.encode(JSON.stringify({ alg: 'none' }));
+const SIGNATURE_BYTES: Record<SigningAlg, number> = { ES256: 64, EdDSA: 64 };
+/** Headers that point at keys chosen by the token's author: never honoured, so refused. */
+const KEY_POINTER_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'];
+
+const fail = (code: ConstructorParameters<typeof CredentialError>[0], message: string): never => {
+  throw new CredentialError(code, message);
+};
+
+/**
+ * Verifies a credbroker access token: the broker calls this on every CONNECT.
+ *
+ * Why not `jose.jwtVerify`: jose 6 verifies through WebCrypto, whose async
+ * round trip costs about as much as the ECDSA maths itself. Here the signature is
+ * checked synchronously with node:crypto against a key imported once, and the
+ * claims (`iss`, `aud`, `exp`, `nbf`, `iat`, required claims) are still validated
+ * by jose's own claim-set validator (via `UnsecuredJWT.decode` on the verified
+ * payload), so no claim rule is re-implemented here.
+ *
+ * @throws CredentialError with code ERR_TOKEN_MALFORMED | ERR_TOKEN_ALG | ERR_TOKEN_KID |
+ *   ERR_TOKEN_SIGNATURE | ERR_TOKEN_EXPIRED | ERR_TOKEN_CLAIM
+ * @example
+ * const { claims } = verifyAccessToken(password, keyring.verifyKeys, { issuer, audience });
+ */
+export function verifyAccessToken(token: string, keys: ReadonlyMap<string, VerifyKey>, opts: VerifyOptions): VerifiedToken {
+  const parts = token.split('.');
+  if (parts.length !== 3) fail('ERR_TOKEN_MALFORMED', 'not a JWS compact token');
+  const [h, p, s] = parts as [string, string, string];
+  if (!SEGMENT.test(h) || !SEGMENT.test(p) || !SEGMENT.test(s)) fail('ERR_TOKEN_MALFORMED', 'token segment is not base64url');
+
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return fail('ERR_TOKEN_MALFORMED', 'token header is not JSON');
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('ERR_TOKEN_MALFORMED', 'token header is not an object');
+  const alg = header.alg;
+  const allowed = opts.algorithms ?? (['ES256', 'EdDSA'] as const);
+  if (typeof alg !== 'string' || !(allowed as readonly string[]).includes(alg)) fail('ERR_TOKEN_ALG', 'token algorithm not allowed');
+  if ('crit' in header) fail('ERR_TOKEN_MALFORMED', 'token has critical header extensions');
+  if (KEY_POINTER_HEADERS.some((k) => k in header)) fail('ERR_TOKEN_MALFORMED', 'token header names its own key');
+  if (header.typ !== undefined && header.typ !== 'JWT') fail('ERR_TOKEN_MALFORMED', 'token typ is not JWT');
+  const key = typeof header.kid === 'string' ? keys.get(header.kid) : undefined;
+  if (!key) return fail('ERR_TOKEN_KID', 'token signing key unknown');
+  if (key.alg !== alg) fail('ERR_TOKEN_ALG', 'token algorithm does not match its key');
+
+  const signature = Buffer.from(s, 'base64url');
+  if (signature.length !== SIGNATURE_BYTES[key.alg]) fail('ERR_TOKEN_SIGNATURE', 'token signature invalid');
+  const signed = Buffer.from(`${h}.${p}`, 'latin1');
+  const ok = key.alg === 'ES256'
+    ? cryptoVerify('sha256', signed, { key: key.key, dsaEncoding: 'ieee-p1363' }, signature)
+    : cryptoVerify(null, signed, key.key, signature);
+  if (!ok) fail('ERR_TOKEN_SIGNATURE', 'token signature invalid');
+
+  let claims: AccessTokenClaims;
+  try {
+    claims = UnsecuredJWT.decode(`${NONE_HEADER}.${p}.`, {
+      issuer: opts.issuer,
+      audience: opts.audience,
+      clockTolerance: opts.leewaySec ?? 5,
+      requiredClaims: ['iat', 'exp', 'jti', 'sub'],
+      currentDate: opts.now,
+    }).payload as unknown as AccessTokenClaims;
+  } catch (err) {
+    if (err instanceof joseErrors.JWTExpired) return fail('ERR_TOKEN_EXPIRED', 'token expired');
+    if (err instanceof joseErrors.JWTClaimValidationFailed) return fail('ERR_TOKEN_CLAIM', `token claim "${err.claim}" check failed: ${err.reason}`);
+    return fail('ERR_TOKEN_MALFORMED', 'token claims are malformed');
+  }
+  if (!isAclClaim(claims.acl) || typeof claims.jti !== 'string' || typeof claims.sub !== 'string') fail('ERR_TOKEN_MALFORMED', 'token acl claim is malformed');
+  return { claims, kid: key.kid };
+}
+
+function isAclClaim(v: unknown): v is AccessTokenClaims['acl'] {
+  if (v === null || typeof v !== 'object') return false;
+  const { pub, sub } = v as Record<string, unknown>;
+  const strings = (a: unknown) => Array.isArray(a) && a.every((x) => typeof x === 'string');
+  return strings(pub) && strings(sub);
+}
