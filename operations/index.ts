@@ -1,2 +1,3 @@
 export { revokeDevices, revokeToken, restoreDevice, type RevokeResult } from './revoke.js';
 export { issueAccessToken } from './token.js';
+export { checkRefreshCredential, rotateRefreshCredential, reportRefreshReplay, type Rotated } from './refresh.js';

@@ -26,7 +26,9 @@ export class IssuedTokens {
   private readonly liveStmt;
   private readonly revokedLiveStmt;
   private readonly maxExpStmt;
+  private readonly revokedLiveOfStmt;
   constructor(db: Db) {
+    this.revokedLiveOfStmt = db.prepare<[string, number], { jti: string; expires_at: number }>('SELECT jti, expires_at FROM tokens WHERE device_id = ? AND revoked_at IS NOT NULL AND expires_at > ?');
     this.insertStmt = db.prepare('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)');
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM tokens WHERE jti = ?');
     this.revokeStmt = db.prepare('UPDATE tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL');
@@ -62,6 +64,11 @@ export class IssuedTokens {
   /** Revoked tokens that have not expired yet: the broker's in-memory deny list. */
   revokedLive(now: number): Jti[] {
     return this.revokedLiveStmt.all(now).map((r) => r.jti as Jti);
+  }
+
+  /** A device's revoked tokens that have not expired yet (what a restore must keep dead). */
+  revokedLiveOf(deviceId: string, now: number): { jti: Jti; expiresAt: number }[] {
+    return this.revokedLiveOfStmt.all(deviceId, now).map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
   }
 
   /** When the last token signed by `kid` expires (ms), or null. */

@@ -1,0 +1,115 @@
+import type { Client } from 'aedes';
+import { compileAcl } from '../acl/index.js';
+import { connackCodeFor, CONNACK } from '../errors/map.js';
+import { CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
+import { checkRefreshCredential } from '../operations/index.js';
+import { isDeviceId, type DeviceId, type Jti } from '../registry/index.js';
+import { looksLikeRefreshCredential, verifyAccessToken } from '../tokens/index.js';
+import { REFRESH_PREFIX } from '../tokens/index.js';
+import { remoteAddress } from './address.js';
+import type { BrokerContext } from './context.js';
+import type { Session } from './session.js';
+import { tokenTopics } from './token-topics.js';
+
+type Done = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void;
+
+/** How long a refresh-credential session may stay to renew. */
+const REFRESH_SESSION_MS = 120_000;
+
+class Refusal extends Error {
+  constructor(readonly returnCode: number, readonly reason: string) {
+    super(reason);
+  }
+}
+
+/**
+ * The aedes `authenticate` hook (SPEC "Connecting"). Cheap checks first —
+ * address throttle, sizes, client id, per-device rate — so that no signature
+ * work is spent on an address that is being throttled; then the token (or
+ * refresh credential). Callback style on purpose: an async hook would turn a
+ * throw into an unhandled rejection (moscajs/aedes#379).
+ */
+export function createAuthenticate(ctx: BrokerContext) {
+  return function authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: Done): void {
+    const address = remoteAddress(client);
+    let deviceForAudit: string | null = null;
+    try {
+      if (!ctx.authFailures.allows(address)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'throttled');
+      if (ctx.aedes && ctx.sessions.size >= ctx.config.maxConnections) throw new Refusal(3, 'connection_cap');
+      if (!isDeviceId(username) || username.startsWith(REFRESH_PREFIX)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad_username');
+      deviceForAudit = username;
+      if (!password || password.length === 0) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'no_password');
+      if (password.length > ctx.config.maxPasswordBytes) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'password_too_long');
+      if (client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
+      if (!ctx.deviceConnects.take(username)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'connect_rate');
+      const secret = password.toString('utf8');
+      const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, address);
+      ctx.sessions.attach(client, session);
+      ctx.metrics.authResults.inc({ result: 'ok', reason: session.kind });
+      ctx.audit.seenNow(username);
+      done(null, true);
+    } catch (err) {
+      const refusal = toRefusal(err);
+      if (refusal.reason !== 'throttled') ctx.authFailures.take(address);
+      ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
+      ctx.audit.add('broker', 'auth.refused', deviceForAudit, { reason: refusal.reason, address });
+      ctx.log.debug({ event: 'auth.refused', reason: refusal.reason, address }, 'connect refused');
+      done(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode }), false);
+    }
+  };
+}
+
+function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, address: string): Session {
+  const started = performance.now();
+  const { settings, keyring } = ctx.issuer;
+  let claims;
+  try {
+    ({ claims } = verifyAccessToken(token, keyring.verifyKeys, { issuer: settings.issuer, audience: settings.audience, leewaySec: ctx.config.leewaySec }));
+  } finally {
+    ctx.metrics.verifySeconds.observe((performance.now() - started) / 1000);
+  }
+  if (claims.sub !== deviceId) throw new CredentialError('ERR_IDENTITY_MISMATCH', 'token is for another device');
+  const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(claims);
+  if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
+  const own = tokenTopics(deviceId);
+  return {
+    deviceId, kind: 'token', address, jti: claims.jti as Jti, expiresAt: claims.exp * 1000, refreshHash: null, ended: null,
+    acl: compileAcl({ pub: [...claims.acl.pub, own.renew], sub: [...claims.acl.sub, own.filter] }),
+  };
+}
+
+function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, address: string): Session {
+  if (ctx.revocation.isDeviceRevoked(deviceId)) throw new CredentialError('ERR_TOKEN_REVOKED', 'device_revoked');
+  let rec;
+  try {
+    rec = checkRefreshCredential(ctx.issuer, secret, deviceId);
+  } catch (err) {
+    if (isCredbrokerError(err) && err.code === 'ERR_REFRESH_REPLAYED') {
+      ctx.revocation.revokeDevice(deviceId);
+      ctx.sessions.kickDevice(deviceId, 'theft');
+      ctx.log.warn({ event: 'security.refresh_replay', device: deviceId, address }, 'superseded refresh credential replayed: device revoked');
+    }
+    throw err;
+  }
+  const own = tokenTopics(deviceId);
+  return {
+    deviceId, kind: 'refresh', address, jti: null, expiresAt: Math.min(Date.now() + REFRESH_SESSION_MS, rec.expiresAt),
+    refreshHash: rec.hash, ended: null, acl: compileAcl({ pub: [own.renew], sub: [own.filter] }),
+  };
+}
+
+const REASONS: Partial<Record<ErrorCode, string>> = {
+  ERR_TOKEN_MALFORMED: 'malformed', ERR_TOKEN_ALG: 'bad_alg', ERR_TOKEN_KID: 'unknown_kid', ERR_TOKEN_SIGNATURE: 'bad_signature',
+  ERR_TOKEN_EXPIRED: 'expired', ERR_TOKEN_CLAIM: 'bad_claim', ERR_IDENTITY_MISMATCH: 'identity_mismatch',
+  ERR_REFRESH_MALFORMED: 'refresh_malformed', ERR_REFRESH_UNKNOWN: 'refresh_unknown', ERR_REFRESH_REPLAYED: 'refresh_replayed',
+  ERR_CREDENTIAL_EXPIRED: 'credential_expired', ERR_DEVICE_NOT_FOUND: 'unknown_device',
+};
+
+function toRefusal(err: unknown): Refusal {
+  if (err instanceof Refusal) return err;
+  if (isCredbrokerError(err)) {
+    const reason = err.code === 'ERR_TOKEN_REVOKED' ? (err.message === 'token_revoked' ? 'token_revoked' : 'device_revoked') : (REASONS[err.code] ?? err.code);
+    return new Refusal(connackCodeFor(err), reason);
+  }
+  return new Refusal(CONNACK.NOT_AUTHORIZED, 'internal_error');
+}

@@ -1,0 +1,54 @@
+import type { Client, PublishPacket } from 'aedes';
+import { mayPublish } from '../acl/index.js';
+import type { BrokerContext } from './context.js';
+import type { RenewalResponder } from './renewal.js';
+import { sessionOf } from './session.js';
+import { renewTopicDevice } from './token-topics.js';
+
+/** Where a dropped publish is sent: a topic no session may subscribe to. */
+export const BLACK_HOLE = '$credbroker/dropped';
+
+/**
+ * The aedes `authorizePublish` hook: expiry and revocation are checked again
+ * here (a timer can be late), then the ACL. Renewal requests are consumed here
+ * and answered by the renewal responder. `$SYS` is never publishable (the ACL
+ * refuses it whatever the patterns). Also called by aedes for the will on an
+ * unclean disconnect: a kicked session's will is refused.
+ */
+export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalResponder) {
+  const deny = (client: Client, packet: PublishPacket, callback: (err?: Error | null) => void, why: string) => {
+    ctx.metrics.aclDenials.inc({ action: 'publish' });
+    const s = sessionOf(client);
+    ctx.log.debug({ event: 'acl.publish_denied', device: s?.deviceId, why }, 'publish refused');
+    if (ctx.config.deniedPublish === 'drop' && !s?.ended) return drop(packet, callback);
+    if (s && !s.ended) ctx.sessions.kick(client, 'acl_violation');
+    callback(new Error(`publish refused: ${why}`));
+  };
+  return function authorizePublish(client: Client | null, packet: PublishPacket, callback: (err?: Error | null) => void): void {
+    const s = sessionOf(client);
+    if (!client || !s) return callback(new Error('no session'));
+    if (s.ended) return callback(new Error('session ended'));
+    if (ctx.sessions.expired(s)) {
+      ctx.sessions.kick(client, 'expired');
+      return callback(new Error('token expired'));
+    }
+    if (!ctx.config.weaken.ignoreRevocations && ctx.revocation.isDeviceRevoked(s.deviceId)) {
+      ctx.sessions.kick(client, 'device_revoked');
+      return callback(new Error('device revoked'));
+    }
+    const renewFor = renewTopicDevice(packet.topic);
+    if (renewFor !== null) {
+      renewal.handle(client, s, renewFor, packet);
+      return drop(packet, callback);
+    }
+    if (!ctx.config.weaken.skipPublishCheck && !mayPublish(s.acl, packet.topic)) return deny(client, packet, callback, 'not in ACL');
+    callback(null);
+  };
+}
+
+/** Acknowledges the publish normally but routes it nowhere. */
+function drop(packet: PublishPacket, callback: (err?: Error | null) => void): void {
+  packet.topic = BLACK_HOLE;
+  packet.retain = false;
+  callback(null);
+}

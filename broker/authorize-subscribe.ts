@@ -1,0 +1,24 @@
+import type { Client, Subscription } from 'aedes';
+import { maySubscribe } from '../acl/index.js';
+import type { BrokerContext } from './context.js';
+import { sessionOf } from './session.js';
+
+/**
+ * The aedes `authorizeSubscribe` hook: a filter is granted only if every topic
+ * it could match is in the session's subscribe ACL; otherwise SUBACK 0x80
+ * (aedes sends 0x80 when the callback passes a null subscription).
+ */
+export function createAuthorizeSubscribe(ctx: BrokerContext) {
+  return function authorizeSubscribe(client: Client, sub: Subscription, callback: (err: Error | null, sub?: Subscription | null) => void): void {
+    const s = sessionOf(client);
+    if (!s || s.ended) return callback(new Error('no session'));
+    if (ctx.sessions.expired(s)) {
+      ctx.sessions.kick(client, 'expired');
+      return callback(new Error('token expired'));
+    }
+    if (ctx.config.weaken.skipSubscribeCheck || maySubscribe(s.acl, sub.topic)) return callback(null, sub);
+    ctx.metrics.aclDenials.inc({ action: 'subscribe' });
+    ctx.log.debug({ event: 'acl.subscribe_denied', device: s.deviceId }, 'subscribe refused');
+    callback(null, null);
+  };
+}

@@ -1,0 +1,25 @@
+import type { Aedes } from 'aedes';
+import type { Issuer } from '../provisioning/index.js';
+import type { AuditBuffer } from './audit-buffer.js';
+import type { BrokerConfig } from './config.js';
+import type { Logger } from './logger.js';
+import type { BrokerMetrics } from './metrics.js';
+import type { KeyedRateLimiter } from './rate-limit.js';
+import type { RevocationState } from './revocation-state.js';
+import type { Sessions } from './sessions.js';
+
+/** Everything the aedes hooks share; built once by `startBroker`. */
+export interface BrokerContext {
+  readonly config: BrokerConfig;
+  /** Replaced (never mutated) when the keys rotate. */
+  issuer: Issuer;
+  readonly revocation: RevocationState;
+  readonly sessions: Sessions;
+  readonly metrics: BrokerMetrics;
+  readonly log: Logger;
+  readonly audit: AuditBuffer;
+  readonly authFailures: KeyedRateLimiter;
+  readonly deviceConnects: KeyedRateLimiter;
+  readonly renewals: KeyedRateLimiter;
+  aedes: Aedes | null;
+}

@@ -1,0 +1,52 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer, type AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Aedes } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import { UsageError } from '../errors/index.js';
+import type { BrokerConfig } from './config.js';
+
+export type Listener = NetServer | HttpServer;
+
+/** Binds and resolves with the bound port (useful with port 0). */
+export function listen(server: Listener, port: number, host: string, backlog: number, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new UsageError(`${what} port ${port} on ${host} is already in use (choose another with its --*-port flag, or "off")`, 'ERR_CONFIG') : err);
+    server.once('error', onError);
+    server.listen({ port, host, backlog }, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export const mqttTcpServer = (aedes: Aedes): NetServer => createNetServer((socket) => aedes.handle(socket));
+
+export function mqttTlsServer(aedes: Aedes, config: BrokerConfig): NetServer {
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = readFileSync(config.tlsCert!);
+    key = readFileSync(config.tlsKey!);
+  } catch (err) {
+    throw new UsageError(`cannot read TLS certificate or key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (see certs/README.md)`, 'ERR_CONFIG');
+  }
+  return createTlsServer({ cert, key, minVersion: 'TLSv1.2' }, (socket) => aedes.handle(socket));
+}
+
+/** MQTT over WebSocket (subprotocol `mqtt`), as browsers and MQTT.js `ws://` clients speak it. */
+export function mqttWsServer(aedes: Aedes, maxPayload: number): HttpServer {
+  const http = createHttpServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' });
+    res.end('MQTT over WebSocket only\n');
+  });
+  const wss = new WebSocketServer({ server: http, maxPayload, handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false) });
+  wss.on('connection', (ws, req) => {
+    const stream = createWebSocketStream(ws);
+    stream.on('error', () => stream.destroy());
+    aedes.handle(stream, req);
+  });
+  return http;
+}

@@ -1,0 +1,45 @@
+/**
+ * Token buckets keyed by a string (an address, a device id). Memory is bounded:
+ * a bucket that has refilled completely is indistinguishable from a new one, so
+ * full buckets are swept away periodically.
+ */
+export class KeyedRateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly burst: number;
+  private readonly perMs: number;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(burst: number, perSecond: number) {
+    this.burst = burst;
+    this.perMs = perSecond / 1000;
+    this.sweeper = setInterval(() => this.sweep(), 30_000).unref();
+  }
+
+  private level(key: string, now: number): { tokens: number; at: number } {
+    const b = this.buckets.get(key);
+    if (!b) return { tokens: this.burst, at: now };
+    return { tokens: Math.min(this.burst, b.tokens + (now - b.at) * this.perMs), at: now };
+  }
+
+  /** True when `key` still has a token (without taking one). */
+  allows(key: string, now = Date.now()): boolean {
+    return this.level(key, now).tokens >= 1;
+  }
+
+  /** Takes a token; false (and nothing taken) when the bucket is empty. */
+  take(key: string, now = Date.now()): boolean {
+    const b = this.level(key, now);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    this.buckets.set(key, b);
+    return true;
+  }
+
+  private sweep(now = Date.now()): void {
+    for (const [key, b] of this.buckets) if (b.tokens + (now - b.at) * this.perMs >= this.burst) this.buckets.delete(key);
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+}

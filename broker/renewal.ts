@@ -1,0 +1,113 @@
+import type { Client, PublishPacket } from 'aedes';
+import { compileAcl } from '../acl/index.js';
+import { issueAccessToken, reportRefreshReplay, rotateRefreshCredential, type Rotated } from '../operations/index.js';
+import type { BrokerContext } from './context.js';
+import type { Session } from './session.js';
+import { tokenTopics } from './token-topics.js';
+
+/** Codes a device may find in a `…/token/rejected` answer (documented in provisioning.md). */
+export type RenewRejection =
+  | 'ERR_BAD_REQUEST' | 'ERR_FORBIDDEN_TOPIC' | 'ERR_RATE_LIMITED' | 'ERR_DEVICE_REVOKED'
+  | 'ERR_CREDENTIAL_EXPIRED' | 'ERR_REFRESH_REPLAYED' | 'ERR_INTERNAL';
+
+const MAX_REQUEST_BYTES = 1024;
+
+interface RenewRequest { requestId: string; ttlSeconds?: number }
+
+/**
+ * Answers `$devices/{id}/token/renew` (SPEC "Renewal"): a new access token on
+ * `…/accepted` (plus a rotated refresh credential on a refresh session), or a
+ * code and message on `…/rejected`. The live session's deadline moves to the new
+ * token's expiry. Every answer is audited and counted.
+ */
+export class RenewalResponder {
+  constructor(private readonly ctx: BrokerContext) {}
+
+  handle(client: Client, session: Session, topicDevice: string, packet: PublishPacket): void {
+    const requestId = parseRequest(packet.payload)?.requestId ?? null;
+    const reject = (code: RenewRejection, message: string) => this.reject(session, requestId, code, message);
+    if (topicDevice !== session.deviceId) return reject('ERR_FORBIDDEN_TOPIC', 'a device may only renew its own token');
+    const request = parseRequest(packet.payload);
+    if (!request) return reject('ERR_BAD_REQUEST', 'payload must be JSON {"requestId": "..."} of at most 1 KiB');
+    if (!this.ctx.renewals.take(session.deviceId)) return reject('ERR_RATE_LIMITED', 'too many renewals: retry later');
+    this.renew(client, session, request).catch((err: unknown) => {
+      this.ctx.log.error({ event: 'renewal.failed', device: session.deviceId, err: (err as Error).message }, 'renewal failed');
+      reject('ERR_INTERNAL', 'renewal failed on the broker');
+    });
+  }
+
+  private async renew(client: Client, session: Session, req: RenewRequest): Promise<void> {
+    const { ctx } = this;
+    const { reg } = ctx.issuer;
+    const device = reg.devices.get(session.deviceId);
+    const now = Date.now();
+    if (!device || device.status === 'revoked' || ctx.revocation.isDeviceRevoked(session.deviceId)) {
+      return this.reject(session, req.requestId, 'ERR_DEVICE_REVOKED', 'device is revoked');
+    }
+    if (device.credentialExpiresAt <= now) return this.reject(session, req.requestId, 'ERR_CREDENTIAL_EXPIRED', 'device credential lifetime is over: re-provision the device');
+    const profile = reg.profiles.require(device.profile);
+    const ttlMs = Math.min(
+      req.ttlSeconds ? req.ttlSeconds * 1000 : profile.tokenTtlMs,
+      profile.tokenTtlMs,
+      device.credentialExpiresAt - now,
+    );
+
+    let rotated: Rotated | null = null;
+    if (session.kind === 'refresh' && session.refreshHash) {
+      const rec = reg.refresh.find(session.refreshHash);
+      if (!rec || (rec.state !== 'current' && rec.state !== 'previous')) {
+        // Superseded since CONNECT (its successor was used meanwhile): a replay.
+        return this.refused(client, session, req.requestId, 'ERR_REFRESH_REPLAYED');
+      }
+      rotated = reg.write(() => rotateRefreshCredential(ctx.issuer, rec, now));
+      session.refreshHash = rotated.hash;
+    }
+    const token = await issueAccessToken(ctx.issuer, session.deviceId, { ttlMs, actor: 'broker', action: session.kind === 'refresh' ? 'token.renew_refresh' : 'token.renew', now });
+    if (session.ended) return;
+    session.jti = token.jti;
+    if (session.kind === 'token') ctx.sessions.extend(client, token.expiresAt);
+    ctx.metrics.renewals.inc({ result: 'accepted', reason: session.kind });
+    this.answer(session.deviceId, tokenTopics(session.deviceId).accepted, {
+      requestId: req.requestId,
+      accessToken: token.token,
+      accessTokenExpiresAt: new Date(token.expiresAt).toISOString(),
+      ...(rotated && { refreshCredential: rotated.credential, refreshCredentialExpiresAt: new Date(rotated.expiresAt).toISOString() }),
+    });
+    // A refresh session stays restricted: the device reconnects with its new token.
+    if (session.kind === 'refresh') session.acl = compileAcl({ pub: [tokenTopics(session.deviceId).renew], sub: [tokenTopics(session.deviceId).filter] });
+  }
+
+  /** A replayed refresh credential at renewal: the same theft response as at CONNECT. */
+  private refused(client: Client, session: Session, requestId: string, code: 'ERR_REFRESH_REPLAYED'): void {
+    this.ctx.revocation.revokeDevice(session.deviceId);
+    reportRefreshReplay(this.ctx.issuer, session.deviceId, 'renewal');
+    this.reject(session, requestId, code, 'refresh credential was already rotated: device revoked');
+    this.ctx.sessions.kick(client, 'theft');
+  }
+
+  private reject(session: Session, requestId: string | null, code: RenewRejection, message: string): void {
+    this.ctx.metrics.renewals.inc({ result: 'rejected', reason: code });
+    this.ctx.audit.add('broker', 'token.renew_rejected', session.deviceId, { code });
+    this.answer(session.deviceId, tokenTopics(session.deviceId).rejected, { requestId, code, message });
+  }
+
+  private answer(deviceId: string, topic: string, body: object): void {
+    this.ctx.aedes?.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, (err) => {
+      if (err) this.ctx.log.warn({ event: 'renewal.answer_failed', device: deviceId }, 'could not publish renewal answer');
+    });
+  }
+}
+
+function parseRequest(payload: Buffer | string): RenewRequest | null {
+  if (payload.length > MAX_REQUEST_BYTES) return null;
+  try {
+    const obj = JSON.parse(payload.toString()) as unknown;
+    if (obj === null || typeof obj !== 'object') return null;
+    const { requestId, ttlSeconds } = obj as Record<string, unknown>;
+    if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 128) return null;
+    if (ttlSeconds !== undefined && !(typeof ttlSeconds === 'number' && ttlSeconds > 0)) return null;
+    return { requestId, ttlSeconds: ttlSeconds as number | undefined };
+  } catch {
+    return null;
+  }
+}

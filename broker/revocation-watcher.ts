@@ -1,0 +1,81 @@
+import { Keyring } from '../tokens/index.js';
+import type { BrokerContext } from './context.js';
+
+/**
+ * Follows the registry's change feed so that `credbroker revoke` in another
+ * process closes sessions within a second, with no admin API. Each tick costs one
+ * `PRAGMA data_version` (it changes only when another connection has committed);
+ * only then are the new change rows read.
+ */
+export class RevocationWatcher {
+  private lastSeq: number;
+  private dataVersion: number;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly ctx: BrokerContext) {
+    const { reg } = ctx.issuer;
+    this.lastSeq = reg.changes.latest();
+    this.dataVersion = this.readDataVersion();
+    this.timer = setInterval(() => this.tick(), ctx.config.revocationPollMs);
+    this.timer.unref();
+  }
+
+  private readDataVersion(): number {
+    return this.ctx.issuer.reg.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  tick(): void {
+    try {
+      const v = this.readDataVersion();
+      if (v === this.dataVersion) return;
+      this.dataVersion = v;
+      this.apply();
+    } catch (err) {
+      this.ctx.log.error({ event: 'revocation.poll_failed', err: (err as Error).message }, 'change feed poll failed');
+    }
+  }
+
+  private apply(): void {
+    const { ctx } = this;
+    const { reg } = ctx.issuer;
+    for (const c of reg.changes.since(this.lastSeq)) {
+      this.lastSeq = c.seq;
+      if (ctx.config.weaken.ignoreRevocations && c.kind !== 'keys_rotated') continue;
+      switch (c.kind) {
+        case 'device_revoked':
+          ctx.revocation.revokeDevice(c.deviceId!);
+          ctx.sessions.kickDevice(c.deviceId!, 'device_revoked');
+          break;
+        case 'token_revoked':
+          ctx.revocation.revokeToken(c.jti!, reg.tokens.get(c.jti!)?.expiresAt ?? Date.now() + 86_400_000);
+          ctx.sessions.kickToken(c.jti!);
+          break;
+        case 'device_restored': {
+          const d = reg.devices.get(c.deviceId!);
+          if (d) ctx.revocation.restoreDevice(d.id, d.tokensValidAfter);
+          // Tokens revoked with the device stay dead after the restore.
+          for (const t of reg.tokens.revokedLiveOf(c.deviceId!, Date.now())) ctx.revocation.revokeToken(t.jti, t.expiresAt);
+          break;
+        }
+        case 'keys_rotated':
+          void this.reloadKeys();
+          break;
+      }
+      ctx.log.info({ event: 'registry.change', kind: c.kind, device: c.deviceId, seq: c.seq }, 'registry change applied');
+    }
+    ctx.revocation.prune();
+  }
+
+  private async reloadKeys(): Promise<void> {
+    try {
+      const keyring = await Keyring.load(this.ctx.issuer.reg);
+      this.ctx.issuer = { ...this.ctx.issuer, keyring };
+    } catch (err) {
+      this.ctx.log.error({ event: 'keys.reload_failed', err: (err as Error).message }, 'signing keys reload failed');
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}

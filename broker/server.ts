@@ -1,0 +1,118 @@
+import { Aedes } from 'aedes';
+import type { Server as HttpServer } from 'node:http';
+import { openIssuer } from '../provisioning/index.js';
+import { AuditBuffer } from './audit-buffer.js';
+import { createAuthenticate } from './authenticate.js';
+import { createAuthorizeForward } from './authorize-forward.js';
+import { createAuthorizePublish } from './authorize-publish.js';
+import { createAuthorizeSubscribe } from './authorize-subscribe.js';
+import type { BrokerConfig } from './config.js';
+import type { BrokerContext } from './context.js';
+import { createOpsServer } from './http.js';
+import { listen, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
+import { createLogger, type Logger } from './logger.js';
+import { BrokerMetrics } from './metrics.js';
+import { KeyedRateLimiter } from './rate-limit.js';
+import { RenewalResponder } from './renewal.js';
+import { RevocationState } from './revocation-state.js';
+import { RevocationWatcher } from './revocation-watcher.js';
+import { Sessions } from './sessions.js';
+
+export interface RunningBroker {
+  /** Bound ports (null for a disabled listener). */
+  readonly ports: { mqtt: number | null; tls: number | null; ws: number | null; http: number | null };
+  readonly context: BrokerContext;
+  /** Stops accepting, closes every session, flushes the audit and closes the registry. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the broker: aedes with credbroker's hooks, the listeners, the ops HTTP
+ * server and the revocation watcher.
+ *
+ * @example
+ * const broker = await startBroker(loadConfig({ mqttPort: 0, httpPort: 0, wsPort: null }));
+ * // ... mqtt.connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username, password, clientId })
+ * await broker.close();
+ */
+export async function startBroker(config: BrokerConfig, opts: { logger?: Logger } = {}): Promise<RunningBroker> {
+  const log = opts.logger ?? createLogger(config.logLevel);
+  const issuer = await openIssuer(config.db);
+  const metrics = new BrokerMetrics();
+  const revocation = new RevocationState();
+  revocation.load(issuer.reg);
+  const ctx: BrokerContext = {
+    config, issuer, revocation, metrics, log, aedes: null,
+    sessions: new Sessions({ leewaySec: config.leewaySec, neverExpire: !!config.weaken.neverExpireSessions, metrics, log }),
+    audit: new AuditBuffer(issuer.reg, log),
+    authFailures: new KeyedRateLimiter(config.authFailBurst, config.authFailPerSec),
+    deviceConnects: new KeyedRateLimiter(config.deviceConnectBurst, config.deviceConnectPerSec),
+    renewals: new KeyedRateLimiter(config.renewBurst, config.renewPerSec),
+  };
+  const weakened = Object.entries(config.weaken).filter(([, on]) => on).map(([k]) => k);
+  if (weakened.length) log.warn({ event: 'broker.weakened', weakened }, 'TEST-ONLY WEAKENING ENABLED: this broker is deliberately insecure');
+
+  const renewal = new RenewalResponder(ctx);
+  const aedes = await Aedes.createBroker({
+    id: 'credbroker',
+    connectTimeout: config.connectTimeoutMs,
+    drainTimeout: config.drainTimeoutMs,
+    maxInflightInbound: config.maxInflightInbound,
+    maxClientsIdLength: 128,
+    authenticate: createAuthenticate(ctx),
+    authorizePublish: createAuthorizePublish(ctx, renewal),
+    authorizeSubscribe: createAuthorizeSubscribe(ctx),
+    authorizeForward: createAuthorizeForward(ctx),
+  });
+  ctx.aedes = aedes;
+  aedes.on('clientReady', (c) => ctx.sessions.ready(c));
+  aedes.on('clientDisconnect', (c) => ctx.sessions.gone(c));
+  aedes.on('clientError', (_c, err) => log.debug({ event: 'client.error', err: err.message }, 'client error'));
+  aedes.on('connectionError', (_c, err) => log.debug({ event: 'connection.error', err: err.message }, 'connection error'));
+  const watcher = new RevocationWatcher(ctx);
+
+  const servers: Listener[] = [];
+  const bind = async (server: Listener, port: number | null, what: string) => {
+    if (port === null) return null;
+    servers.push(server);
+    return listen(server, port, config.host, config.backlog, what);
+  };
+  let ready = false;
+  let ports: RunningBroker['ports'];
+  try {
+    ports = {
+      mqtt: await bind(mqttTcpServer(aedes), config.mqttPort, 'MQTT'),
+      tls: config.tlsPort === null ? null : await bind(mqttTlsServer(aedes, config), config.tlsPort, 'MQTT/TLS'),
+      ws: await bind(mqttWsServer(aedes, config.maxPasswordBytes + 64 * 1024), config.wsPort, 'WebSocket'),
+      http: await bind(createOpsServer(ctx, () => ready), config.httpPort, 'HTTP'),
+    };
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  ready = true;
+  log.info({ event: 'broker.started', ports, db: config.db }, 'credbroker listening');
+
+  let closing: Promise<void> | null = null;
+  async function shutdown(): Promise<void> {
+    ready = false;
+    watcher.close();
+    // Stop accepting first; `close` resolves once the remaining connections are gone.
+    const stopped = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const c of [...ctx.sessions.all()]) ctx.sessions.kick(c, 'shutdown');
+    await new Promise<void>((r) => aedes.close(() => r()));
+    for (const s of servers) (s as HttpServer).closeAllConnections?.();
+    await Promise.race([Promise.all(stopped), new Promise((r) => setTimeout(r, 2000).unref())]);
+    ctx.audit.close();
+    for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals]) l.close();
+    issuer.reg.close();
+  }
+  return {
+    ports: ports!,
+    context: ctx,
+    close: () => {
+      closing ??= shutdown().then(() => log.info({ event: 'broker.stopped' }, 'credbroker stopped'));
+      return closing;
+    },
+  };
+}

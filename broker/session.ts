@@ -1,0 +1,43 @@
+import type { Client } from 'aedes';
+import type { CompiledAcl } from '../acl/index.js';
+import type { DeviceId, Jti } from '../registry/index.js';
+
+/** Why the broker ended a session itself. */
+export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'acl_violation' | 'theft' | 'shutdown';
+
+/**
+ * What the broker knows about an authenticated connection, decided once at
+ * CONNECT (the ACL is compiled there and kept here).
+ * - `token`: connected with an access token; full ACL.
+ * - `refresh`: connected with a refresh credential; token topics only.
+ */
+export interface Session {
+  readonly deviceId: DeviceId;
+  readonly kind: 'token' | 'refresh';
+  readonly address: string;
+  jti: Jti | null;
+  /** ms; the session is closed at this instant plus the leeway unless renewed. */
+  expiresAt: number;
+  acl: CompiledAcl;
+  refreshHash: string | null;
+  /** Set when the broker closes the session: no will, no more traffic. */
+  ended: KickReason | null;
+}
+
+const SESSION = Symbol('credbroker.session');
+type WithSession = Client & { [SESSION]?: Session; will?: unknown; _will?: unknown };
+
+export function sessionOf(client: Client | null | undefined): Session | undefined {
+  return client ? (client as WithSession)[SESSION] : undefined;
+}
+
+export function setSession(client: Client, s: Session): void {
+  (client as WithSession)[SESSION] = s;
+}
+
+/** Drops the client's last will: a kicked (revoked, expired) device's will is never published. */
+export function forgetWill(client: Client): void {
+  const c = client as WithSession;
+  c.will = null;
+  c._will = null;
+}

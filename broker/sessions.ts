@@ -1,0 +1,111 @@
+import type { Client } from 'aedes';
+import type { Logger } from './logger.js';
+import type { BrokerMetrics } from './metrics.js';
+import { forgetWill, sessionOf, setSession, type KickReason, type Session } from './session.js';
+
+/**
+ * Live sessions by device, each with one deadline timer at its token's expiry
+ * (plus leeway): no periodic scan of all sessions.
+ */
+export class Sessions {
+  private readonly byDevice = new Map<string, Client>();
+  private readonly timers = new WeakMap<Session, NodeJS.Timeout>();
+  private readonly leewayMs: number;
+  private readonly neverExpire: boolean;
+  private readonly metrics: BrokerMetrics;
+  private readonly log: Logger;
+
+  constructor(opts: { leewaySec: number; neverExpire: boolean; metrics: BrokerMetrics; log: Logger }) {
+    this.leewayMs = opts.leewaySec * 1000;
+    this.neverExpire = opts.neverExpire;
+    this.metrics = opts.metrics;
+    this.log = opts.log;
+  }
+
+  /** Called from authenticate, before CONNACK. */
+  attach(client: Client, session: Session): void {
+    setSession(client, session);
+    this.schedule(client, session);
+  }
+
+  /** Called once aedes has registered the client (after any takeover of an older session). */
+  ready(client: Client): void {
+    const s = sessionOf(client);
+    if (!s) return;
+    if (s.ended) { client.close(); return; }
+    this.byDevice.set(s.deviceId, client);
+    this.metrics.connected.set(this.byDevice.size);
+  }
+
+  gone(client: Client): void {
+    const s = sessionOf(client);
+    if (!s) return;
+    const t = this.timers.get(s);
+    if (t) clearTimeout(t);
+    if (this.byDevice.get(s.deviceId) === client) this.byDevice.delete(s.deviceId);
+    this.metrics.connected.set(this.byDevice.size);
+  }
+
+  clientOf(deviceId: string): Client | undefined {
+    return this.byDevice.get(deviceId);
+  }
+
+  get size(): number {
+    return this.byDevice.size;
+  }
+
+  /** Moves the deadline after a renewal. */
+  extend(client: Client, expiresAt: number): void {
+    const s = sessionOf(client);
+    if (!s || s.ended) return;
+    s.expiresAt = expiresAt;
+    this.schedule(client, s);
+  }
+
+  /** True when the session is past its deadline: checked again on every publish and subscribe. */
+  expired(s: Session, now = Date.now()): boolean {
+    return !this.neverExpire && now > s.expiresAt + this.leewayMs;
+  }
+
+  /** Closes a session for `reason`; its will is dropped. */
+  kick(client: Client, reason: KickReason): void {
+    const s = sessionOf(client);
+    if (!s || s.ended) return;
+    s.ended = reason;
+    if ((client as { closed?: boolean }).closed) return; // it left on its own before the deadline fired
+    const t = this.timers.get(s);
+    if (t) clearTimeout(t);
+    forgetWill(client);
+    this.metrics.kicks.inc({ reason });
+    this.log.info({ event: 'session.kick', device: s.deviceId, reason }, 'session closed by broker');
+    client.close();
+  }
+
+  kickDevice(deviceId: string, reason: KickReason): boolean {
+    const c = this.byDevice.get(deviceId);
+    if (!c) return false;
+    this.kick(c, reason);
+    return true;
+  }
+
+  kickToken(jti: string): boolean {
+    for (const c of this.byDevice.values()) {
+      if (sessionOf(c)?.jti === jti) { this.kick(c, 'token_revoked'); return true; }
+    }
+    return false;
+  }
+
+  all(): IterableIterator<Client> {
+    return this.byDevice.values();
+  }
+
+  private schedule(client: Client, s: Session): void {
+    const old = this.timers.get(s);
+    if (old) clearTimeout(old);
+    if (this.neverExpire) return;
+    const delay = Math.max(0, s.expiresAt + this.leewayMs - Date.now());
+    const t = setTimeout(() => this.kick(client, 'expired'), delay);
+    t.unref();
+    this.timers.set(s, t);
+  }
+}

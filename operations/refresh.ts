@@ -1,0 +1,64 @@
+import { CredentialError } from '../errors/index.js';
+import type { DeviceId, RefreshRecord } from '../registry/index.js';
+import { hashRefreshCredential, newRefreshCredential, parseRefreshCredential, type RefreshCredential } from '../tokens/index.js';
+import type { Issuer } from '../provisioning/index.js';
+import { revokeDevices } from './revoke.js';
+
+/**
+ * Checks a refresh credential presented by `deviceId` (shape and checksum first,
+ * without touching the database). Presenting a superseded credential is a theft
+ * signal: the device is revoked and a theft event audited before refusing.
+ *
+ * @throws CredentialError ERR_REFRESH_MALFORMED | ERR_REFRESH_UNKNOWN | ERR_IDENTITY_MISMATCH |
+ *   ERR_REFRESH_REPLAYED | ERR_TOKEN_REVOKED | ERR_CREDENTIAL_EXPIRED
+ */
+export function checkRefreshCredential(issuer: Issuer, text: string, deviceId: DeviceId, now = Date.now()): RefreshRecord {
+  const hash = hashRefreshCredential(parseRefreshCredential(text));
+  const rec = issuer.reg.refresh.find(hash);
+  if (!rec) throw new CredentialError('ERR_REFRESH_UNKNOWN', 'refresh credential unknown');
+  if (rec.deviceId !== deviceId) throw new CredentialError('ERR_IDENTITY_MISMATCH', 'refresh credential belongs to another device');
+  if (rec.state === 'superseded') {
+    reportRefreshReplay(issuer, deviceId, 'connect', now);
+    throw new CredentialError('ERR_REFRESH_REPLAYED', 'refresh credential was already rotated: device revoked');
+  }
+  const device = issuer.reg.devices.require(deviceId);
+  if (rec.state === 'revoked' || device.status === 'revoked') throw new CredentialError('ERR_TOKEN_REVOKED', 'device is revoked');
+  if (rec.expiresAt <= now || device.credentialExpiresAt <= now) throw new CredentialError('ERR_CREDENTIAL_EXPIRED', 'device credential lifetime is over');
+  return rec;
+}
+
+/** The theft response: audit the replay and revoke the device, its tokens and credentials. */
+export function reportRefreshReplay(issuer: Issuer, deviceId: DeviceId, seenAt: 'connect' | 'renewal', now = Date.now()): void {
+  issuer.reg.write(() => {
+    issuer.reg.audit.append('broker', 'security.refresh_replay', deviceId, { event: 'theft', seenAt, response: 'device revoked' }, now);
+    revokeDevices(issuer.reg, [deviceId], 'refresh credential replayed (possible theft)', 'broker', now);
+  });
+}
+
+export interface Rotated {
+  readonly credential: RefreshCredential;
+  readonly hash: string;
+  readonly expiresAt: number;
+}
+
+/**
+ * Rotates on use. Using the `current` credential makes it `previous` (still good
+ * until its successor is used once) and retires any older `previous`. Using the
+ * `previous` one means the device lost the answer: it gets a new `current`, and
+ * the never-used one it replaces is superseded. Call inside `reg.write`.
+ */
+export function rotateRefreshCredential(issuer: Issuer, used: RefreshRecord, now = Date.now()): Rotated {
+  const { reg } = issuer;
+  const credential = newRefreshCredential();
+  const hash = hashRefreshCredential(credential);
+  const expiresAt = reg.devices.require(used.deviceId).credentialExpiresAt;
+  reg.refresh.add(hash, used.deviceId, now, expiresAt);
+  if (used.state === 'current') {
+    reg.refresh.supersede(used.deviceId, 'previous', used.hash);
+    reg.refresh.setState(used.hash, 'previous', now);
+  } else {
+    reg.refresh.supersede(used.deviceId, 'current', hash);
+    reg.refresh.setState(used.hash, 'previous', now);
+  }
+  return { credential, hash, expiresAt };
+}
