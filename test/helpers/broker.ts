@@ -76,8 +76,9 @@ export function closed(client: MqttClient): Promise<number> {
 export function subscribeGranted(client: MqttClient, filter: string): Promise<number> {
   return new Promise((resolve, reject) => {
     client.subscribe(filter, { qos: 1 }, (err, granted) => {
-      const code = (err as (Error & { code?: number }) | null)?.code;
-      const g = typeof code === 'number' ? code : granted?.[0]?.qos;
+      // MQTT.js reports a refused filter as an error carrying the SUBACK packet.
+      const refused = (err as (Error & { packet?: { granted?: number[] } }) | null)?.packet?.granted?.[0];
+      const g = refused ?? (err ? undefined : granted?.[0]?.qos);
       if (g === undefined) reject(err ?? new Error('no SUBACK'));
       else resolve(g);
     });
