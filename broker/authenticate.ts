@@ -68,6 +68,8 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, add
   } finally {
     ctx.metrics.verifySeconds.observe((performance.now() - started) / 1000);
   }
+  // A signed exp of 1e400 parses to Infinity and passes jose's claim checks: refuse non-finite times.
+  if (!Number.isFinite(claims.exp) || !Number.isFinite(claims.iat)) throw new CredentialError('ERR_TOKEN_MALFORMED', 'token exp/iat is not a finite number');
   if (claims.sub !== deviceId) throw new CredentialError('ERR_IDENTITY_MISMATCH', 'token is for another device');
   const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(claims);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);

@@ -143,7 +143,7 @@ function coerce(key: keyof BrokerConfig, value: unknown): unknown {
   if (key === 'weaken') return typeof value === 'object' && value !== null ? value : bad('expected an object');
   if (PORTS.has(key)) {
     if (value === null || value === 'off' || value === false) return null;
-    const n = Number(value);
+    const n = toNumber(value);
     return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : bad('expected a port number 0–65535 or "off"');
   }
   if (STRINGS.has(key)) {
@@ -152,6 +152,17 @@ function coerce(key: keyof BrokerConfig, value: unknown): unknown {
   }
   if (key === 'deniedPublish') return value === 'disconnect' || value === 'drop' ? value : bad('expected "disconnect" or "drop"');
   if (DURATIONS.has(key) && typeof value === 'string' && /[a-z]$/.test(value)) return parseDuration(value, key);
-  const n = Number(value);
+  const n = toNumber(value);
   return Number.isFinite(n) && n >= 0 ? n : bad('expected a non-negative number');
+}
+
+/**
+ * A number, or a string holding one (environment variables, flags). Unlike `Number()`,
+ * an empty string, `null`, `true` or `[]` is not silently 0 or 1 (an empty
+ * CREDBROKER_MQTT_PORT must not mean "any ephemeral port").
+ */
+function toNumber(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && value.trim() !== '') return Number(value);
+  return Number.NaN;
 }

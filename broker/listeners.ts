@@ -43,6 +43,10 @@ export function mqttWsServer(aedes: Aedes, maxPayload: number): HttpServer {
     res.end('MQTT over WebSocket only\n');
   });
   const wss = new WebSocketServer({ server: http, maxPayload, handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false) });
+  // ws re-emits the HTTP server's errors (EADDRINUSE at bind time included) on the
+  // WebSocketServer: without a listener there they would crash the process instead of
+  // reaching `listen`'s handler, which reports them on the HTTP server itself.
+  wss.on('error', () => {});
   wss.on('connection', (ws, req) => {
     const stream = createWebSocketStream(ws);
     stream.on('error', () => stream.destroy());

@@ -23,11 +23,21 @@ interface RenewRequest { requestId: string; ttlSeconds?: number }
 export class RenewalResponder {
   constructor(private readonly ctx: BrokerContext) {}
 
+  /**
+   * The refresh credential handed out by a refresh session, kept for the life of
+   * that session: a second renewal on the same session (the device timed out
+   * waiting for the first answer) must hand out the SAME new credential, not
+   * rotate again. Rotating again would supersede a credential the device may
+   * already hold, and a device that lost both answers (or got only the first)
+   * would then be revoked as a thief on its next connect.
+   */
+  private readonly rotatedBy = new WeakMap<Session, Rotated>();
+
   handle(client: Client, session: Session, topicDevice: string, packet: PublishPacket): void {
-    const requestId = parseRequest(packet.payload)?.requestId ?? null;
+    const request = parseRequest(packet.payload);
+    const requestId = request?.requestId ?? salvageRequestId(packet.payload);
     const reject = (code: RenewRejection, message: string) => this.reject(session, requestId, code, message);
     if (topicDevice !== session.deviceId) return reject('ERR_FORBIDDEN_TOPIC', 'a device may only renew its own token');
-    const request = parseRequest(packet.payload);
     if (!request) return reject('ERR_BAD_REQUEST', 'payload must be JSON {"requestId": "..."} of at most 1 KiB');
     if (!this.ctx.renewals.take(session.deviceId)) return reject('ERR_RATE_LIMITED', 'too many renewals: retry later');
     this.renew(client, session, request).catch((err: unknown) => {
@@ -42,7 +52,21 @@ export class RenewalResponder {
     const device = reg.devices.get(session.deviceId);
     const now = Date.now();
     if (!device || device.status === 'revoked' || ctx.revocation.isDeviceRevoked(session.deviceId)) {
+      // The registry can be ahead of the in-memory state by one watcher poll:
+      // take the registry's word now, so the next packet of this session is refused.
+      ctx.revocation.revokeDevice(session.deviceId);
       return this.reject(session, req.requestId, 'ERR_DEVICE_REVOKED', 'device is revoked');
+    }
+    if (session.kind === 'token' && session.jti) {
+      // A token revoked on its own (`revoke --token`) must not buy a successor in
+      // the window before the watcher kicks its session: kick it now, no answer.
+      const rec = reg.tokens.get(session.jti);
+      if (rec?.revokedAt != null || ctx.revocation.refusal({ sub: session.deviceId, jti: session.jti, iat: Number.MAX_SAFE_INTEGER })) {
+        if (rec) ctx.revocation.revokeToken(session.jti, rec.expiresAt);
+        ctx.metrics.renewals.inc({ result: 'rejected', reason: 'token_revoked' });
+        ctx.sessions.kick(client, 'token_revoked');
+        return;
+      }
     }
     if (device.credentialExpiresAt <= now) return this.reject(session, req.requestId, 'ERR_CREDENTIAL_EXPIRED', 'device credential lifetime is over: re-provision the device');
     const profile = reg.profiles.require(device.profile);
@@ -54,13 +78,20 @@ export class RenewalResponder {
 
     let rotated: Rotated | null = null;
     if (session.kind === 'refresh' && session.refreshHash) {
+      // session.refreshHash stays the credential presented at CONNECT: that is
+      // the one the device used, whatever this session has handed out since.
       const rec = reg.refresh.find(session.refreshHash);
       if (!rec || (rec.state !== 'current' && rec.state !== 'previous')) {
         // Superseded since CONNECT (its successor was used meanwhile): a replay.
         return this.refused(client, session, req.requestId, 'ERR_REFRESH_REPLAYED');
       }
-      rotated = reg.write(() => rotateRefreshCredential(ctx.issuer, rec, now));
-      session.refreshHash = rotated.hash;
+      const earlier = this.rotatedBy.get(session);
+      if (earlier && reg.refresh.find(earlier.hash)?.state === 'current') {
+        rotated = earlier; // same session, same successor: idempotent
+      } else {
+        rotated = reg.write(() => rotateRefreshCredential(ctx.issuer, rec, now));
+        this.rotatedBy.set(session, rotated);
+      }
     }
     const token = await issueAccessToken(ctx.issuer, session.deviceId, { ttlMs, actor: 'broker', action: session.kind === 'refresh' ? 'token.renew_refresh' : 'token.renew', now });
     if (session.ended) return;
@@ -95,6 +126,17 @@ export class RenewalResponder {
     this.ctx.aedes?.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, (err) => {
       if (err) this.ctx.log.warn({ event: 'renewal.answer_failed', device: deviceId }, 'could not publish renewal answer');
     });
+  }
+}
+
+/** The requestId of a request that is otherwise invalid, so the device can match the rejection. */
+function salvageRequestId(payload: Buffer | string): string | null {
+  if (payload.length > MAX_REQUEST_BYTES) return null;
+  try {
+    const id = (JSON.parse(payload.toString()) as { requestId?: unknown } | null)?.requestId;
+    return typeof id === 'string' && id.length > 0 && id.length <= 128 ? id : null;
+  } catch {
+    return null;
   }
 }
 

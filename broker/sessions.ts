@@ -3,6 +3,8 @@ import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import { forgetWill, sessionOf, setSession, type KickReason, type Session } from './session.js';
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Live sessions by device, each with one deadline timer at its token's expiry
  * (plus leeway): no periodic scan of all sessions.
@@ -104,7 +106,8 @@ export class Sessions {
     if (old) clearTimeout(old);
     if (this.neverExpire) return;
     const delay = Math.max(0, s.expiresAt + this.leewayMs - Date.now());
-    const t = setTimeout(() => this.kick(client, 'expired'), delay);
+    // setTimeout fires after 1 ms for anything above 2^31-1 ms (~24.8 days): re-arm instead.
+    const t = setTimeout(() => (delay > MAX_TIMER_MS ? this.schedule(client, s) : this.kick(client, 'expired')), Math.min(delay, MAX_TIMER_MS));
     t.unref();
     this.timers.set(s, t);
   }

@@ -1,3 +1,7 @@
 export { revokeDevices, revokeToken, restoreDevice, type RevokeResult } from './revoke.js';
 export { issueAccessToken } from './token.js';
-export { checkRefreshCredential, rotateRefreshCredential, reportRefreshReplay, type Rotated } from './refresh.js';
+export { checkTokenStatus } from './check-token.js';
+export { deviceSummary, type DeviceSummary } from './show.js';
+export { initRegistry, type InitOptions, type InitResult } from './init.js';
+export { setProfile, DEFAULT_PROFILE_TTL_MS, type ProfileChange } from './profile.js';
+export { checkRefreshCredential, reportRefreshReplay, rotateRefreshCredential, type Rotated } from './refresh.js';

@@ -1,7 +1,14 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rename, renameSync, rmSync, writeFile, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytesPooled } from '../util/random.js';
 import type { DeviceCredentials } from './credentials.js';
+
+const credentialsJson = (creds: DeviceCredentials) => `${JSON.stringify(creds, null, 2)}\n`;
+
+/** `dir/<deviceId>.json` (a device id never contains `/`, so it cannot leave `dir`). */
+export function credentialsFilePath(dir: string, deviceId: string): string {
+  return join(dir, `${deviceId}.json`);
+}
 
 /**
  * Writes `dir/<deviceId>.json` atomically with mode 0600: a temp file in the same
@@ -9,13 +16,110 @@ import type { DeviceCredentials } from './credentials.js';
  */
 export function writeCredentialsFile(dir: string, creds: DeviceCredentials): string {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, `${creds.deviceId}.json`);
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+  const tmp = writePendingCredentialsFile(dir, creds);
+  const path = credentialsFilePath(dir, creds.deviceId);
   renameSync(tmp, path);
   return path;
 }
 
+/**
+ * First half of an atomic write: `dir/<deviceId>.json.<8 hex>.tmp`, mode 0600. Batch
+ * provisioning renames it into place only after the registry has committed the
+ * device, so a `<deviceId>.json` file always holds credentials the registry knows.
+ * The folder must exist.
+ */
+export function writePendingCredentialsFile(dir: string, creds: DeviceCredentials): string {
+  const tmp = `${credentialsFilePath(dir, creds.deviceId)}.${randomBytesPooled(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, credentialsJson(creds), { mode: 0o600, flag: 'wx' });
+  return tmp;
+}
+
+/**
+ * `writePendingCredentialsFile` for many devices at once, on libuv's thread pool
+ * (the callback API: much less overhead per file than fs/promises), so the
+ * syscalls overlap the caller's signing and registry work. Resolves with the
+ * pending paths in order once every file is written; on failure removes the ones written.
+ */
+export function writePendingCredentialsFiles(dir: string, all: readonly DeviceCredentials[]): Promise<string[]> {
+  const paths = all.map((c) => `${credentialsFilePath(dir, c.deviceId)}.${randomBytesPooled(4).toString('hex')}.tmp`);
+  return new Promise((resolve, reject) => {
+    let left = all.length;
+    let failure: Error | null = null;
+    if (left === 0) return resolve(paths);
+    all.forEach((c, k) => {
+      writeFile(paths[k]!, credentialsJson(c), { mode: 0o600, flag: 'wx' }, (err) => {
+        if (err && !failure) failure = err;
+        if (--left > 0) return;
+        if (!failure) return resolve(paths);
+        for (const p of paths) rmSync(p, { force: true });
+        reject(failure);
+      });
+    });
+  });
+}
+
+/** Renames pending files into place (`[from, to]` pairs), in parallel on the thread pool. */
+export function renameAll(pairs: readonly (readonly [string, string])[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let left = pairs.length;
+    let failure: Error | null = null;
+    if (left === 0) return resolve();
+    for (const [from, to] of pairs) {
+      rename(from, to, (err) => {
+        if (err && !failure) failure = err;
+        if (--left === 0) (failure ? reject(failure) : resolve());
+      });
+    }
+  });
+}
+
+const PENDING = /^(.+)\.json\.[0-9a-f]{8}\.tmp$/;
+
+/** What a credentials folder holds: final files and pending (not yet renamed) ones, by device id. */
+export interface CredentialsDirListing {
+  readonly final: ReadonlySet<string>;
+  readonly pending: ReadonlyMap<string, readonly string[]>;
+}
+
+export function listCredentialsDir(dir: string): CredentialsDirListing {
+  const final = new Set<string>();
+  const pending = new Map<string, string[]>();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { final, pending };
+    throw err;
+  }
+  for (const name of names) {
+    const m = PENDING.exec(name);
+    if (m) {
+      const list = pending.get(m[1]!) ?? [];
+      list.push(join(dir, name));
+      pending.set(m[1]!, list);
+    } else if (name.endsWith('.json')) {
+      final.add(name.slice(0, -'.json'.length));
+    }
+  }
+  return { final, pending };
+}
+
+/** Removes a leftover pending file (ignores one already gone). */
+export function removePendingFile(path: string): void {
+  rmSync(path, { force: true });
+}
+
 export function readCredentialsFile(path: string): DeviceCredentials {
   return JSON.parse(readFileSync(path, 'utf8')) as DeviceCredentials;
+}
+
+/** The `jti` of a credentials file's access token (payload decoded, signature not checked), or undefined. */
+export function credentialsFileJti(path: string): string | undefined {
+  try {
+    const payload = readCredentialsFile(path).accessToken.split('.')[1];
+    const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { jti?: unknown };
+    return typeof claims.jti === 'string' ? claims.jti : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,10 +1,15 @@
-import { BatchError, CredbrokerError, type BatchProblem } from '../errors/index.js';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { BatchError, CredbrokerError, UsageError, type BatchProblem } from '../errors/index.js';
 import { isCredbrokerError } from '../errors/index.js';
 import { parseDeviceId, type DeviceId, type Profile } from '../registry/index.js';
 import { checkTtl } from '../tokens/index.js';
+import { formatDuration } from '../util/duration.js';
 import type { BatchRow } from './batch-file.js';
-import { mintCredentialSet, storeCredentialSet, type DeviceCredentials, type IssueOptions } from './credentials.js';
-import { writeCredentialsFile } from './credentials-file.js';
+import { mintCredentialSet, storeCredentialSet, type CredentialSet, type DeviceCredentials, type IssueOptions } from './credentials.js';
+import {
+  credentialsFileJti, credentialsFilePath, listCredentialsDir, removePendingFile, renameAll, writePendingCredentialsFiles,
+} from './credentials-file.js';
 import type { Issuer } from './issuer.js';
 
 export interface ProvisionOptions extends IssueOptions {
@@ -14,56 +19,224 @@ export interface ProvisionOptions extends IssueOptions {
   readonly outDir?: string;
   /** Provision the valid rows of a batch with bad rows (reporting the bad ones). */
   readonly skipInvalid?: boolean;
-  /** Devices per transaction. */
+  /** Devices per transaction (default 1000). */
   readonly chunkSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * Fault-injection hook for crash tests: runs after a chunk's registry commit and
+   * before its credentials files are renamed into place (throw to simulate a crash there).
+   */
+  readonly afterChunkCommit?: (ids: readonly DeviceId[]) => void;
 }
 
 export interface ProvisionResult {
   readonly provisioned: DeviceCredentials[];
-  /** Already in the registry: nothing minted again. */
+  /** Already in the registry: nothing minted again (includes `recovered` and `missingFiles`). */
   readonly skipped: DeviceId[];
   readonly invalid: BatchProblem[];
+  /**
+   * Already provisioned by a run that crashed after its registry commit but before
+   * renaming the device's credentials file into place: the pending file (whose token
+   * the registry holds) has now been renamed into place.
+   */
+  readonly recovered: DeviceId[];
+  /** Already provisioned, but `outDir` holds no credentials file for them (written elsewhere, or lost). */
+  readonly missingFiles: DeviceId[];
 }
 
 interface Planned { readonly id: DeviceId; readonly profile: Profile }
 
+const LOCK_NAME = '.credbroker-provision.lock';
+
 /**
- * Provisions devices: validates every row first, then mints and stores them
- * chunk by chunk. Each chunk writes its credentials files (atomically) and then
- * commits its registry rows in one transaction, so after a crash a re-run finds
- * the committed devices, skips them, and re-mints only the rest (overwriting any
- * file whose registry rows never committed). A device is never minted twice.
+ * Provisions devices: validates every row first (nothing is written if a row is
+ * bad, unless `skipInvalid`), then mints and stores them chunk by chunk.
+ *
+ * Crash safety (a run killed at any point, then run again with the same folder):
+ * 1. each chunk's credentials are written as pending files (`<id>.json.<hex>.tmp`, 0600);
+ * 2. the chunk's registry rows commit in one transaction;
+ * 3. the pending files are renamed to `<id>.json`.
+ * So `<id>.json` only ever holds credentials the registry has committed. A re-run
+ * skips committed devices (a device is never minted twice), renames a committed
+ * device's pending file into place if the crash fell between 2 and 3 (it checks
+ * the file's jti against the registry), deletes pending files that never
+ * committed, and mints the rest. Signing of the next chunk overlaps the file and
+ * registry writes of the current one (it runs on the thread pool).
  */
 export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[], opts: ProvisionOptions): Promise<ProvisionResult> {
   const { planned, invalid } = plan(issuer, rows, opts.profile);
   if (invalid.length && !opts.skipInvalid) throw new BatchError(invalid);
-  for (const p of new Set(planned.map((x) => x.profile))) checkTtl(opts.ttlMs ?? p.tokenTtlMs, issuer.settings);
+  for (const p of new Set(planned.map((x) => x.profile))) {
+    const ttl = opts.ttlMs ?? p.tokenTtlMs;
+    checkTtl(ttl, issuer.settings);
+    const credentialTtl = opts.credentialTtlMs ?? issuer.settings.credentialTtlMs;
+    if (credentialTtl < ttl) {
+      throw new UsageError(`credential lifetime ${formatDuration(credentialTtl)} is shorter than the access token lifetime ${formatDuration(ttl)}`, 'ERR_INVALID_DURATION');
+    }
+  }
 
-  const existing = issuer.reg.devices.existing(planned.map((p) => p.id));
-  const todo = planned.filter((p) => !existing.has(p.id));
-  const provisioned: DeviceCredentials[] = [];
-  const chunkSize = opts.chunkSize ?? 1000;
-  opts.onProgress?.(0, todo.length);
-  for (let i = 0; i < todo.length; i += chunkSize) {
-    const now = Date.now();
-    const chunk = todo.slice(i, i + chunkSize);
-    const sets = await Promise.all(chunk.map((p) => mintCredentialSet(issuer, p.id, p.profile, { ...opts, now })));
-    if (opts.outDir) for (const s of sets) writeCredentialsFile(opts.outDir, s.file);
-    issuer.reg.write(() => {
-      for (const s of sets) storeCredentialSet(issuer, s, now);
+  const { reg } = issuer;
+  const outDir = opts.outDir;
+  const releaseLock = outDir ? lockOutDir(outDir) : () => {};
+  try {
+    const existing = reg.devices.existing(planned.map((p) => p.id));
+    const skipped: DeviceId[] = planned.filter((p) => existing.has(p.id)).map((p) => p.id);
+    const recovered: DeviceId[] = [];
+    const missingFiles: DeviceId[] = [];
+    if (outDir) recoverFiles(issuer, outDir, planned, existing, recovered, missingFiles);
+
+    const todo = planned.filter((p) => !existing.has(p.id));
+    const provisioned: DeviceCredentials[] = [];
+    const chunkSize = Math.max(1, opts.chunkSize ?? 1000);
+    const mintChunk = (chunk: readonly Planned[]) => {
+      const now = Date.now();
+      const p = Promise.all(chunk.map((x) => mintCredentialSet(issuer, x.id, x.profile, { ...opts, now }))).then((sets) => ({ sets, now }));
+      p.catch(() => {}); // awaited below; this only keeps an abandoned look-ahead from being an unhandled rejection
+      return p;
+    };
+    opts.onProgress?.(0, todo.length);
+    // Pipeline: chunk i+1 is signed (thread pool) while chunk i's files are written
+    // (thread pool) and committed (main thread); chunk i's renames finish before
+    // chunk i+1 commits, so at most two chunks are in flight.
+    let next = todo.length ? mintChunk(todo.slice(0, chunkSize)) : null;
+    let renaming: Promise<void> = Promise.resolve();
+    for (let i = 0; i < todo.length; i += chunkSize) {
+      const { sets, now } = await next!;
+      const pending = outDir ? writePendingCredentialsFiles(outDir, sets.map((s) => s.file)) : Promise.resolve([]);
+      pending.catch(() => {});
+      next = i + chunkSize < todo.length ? mintChunk(todo.slice(i + chunkSize, i + 2 * chunkSize)) : null;
+      await renaming;
+      const stored = storeChunk(issuer, sets, now, outDir, await pending, opts.afterChunkCommit);
+      renaming = stored.renamed;
+      renaming.catch(() => {});
+      for (const s of stored.committed) provisioned.push(s.file);
+      skipped.push(...stored.raced);
+      opts.onProgress?.(Math.min(i + chunkSize, todo.length), todo.length);
+    }
+    await renaming;
+    if (provisioned.length > 0 || skipped.length > 0) {
+      reg.audit.append('cli', 'batch.provision', null, {
+        provisioned: provisioned.length, skipped: skipped.length, invalid: invalid.length, recovered: recovered.length,
+      });
+    }
+    return { provisioned, skipped, invalid, recovered, missingFiles };
+  } finally {
+    releaseLock();
+  }
+}
+
+/**
+ * Writes one chunk: pending files, one registry transaction, then renames. A device
+ * that another process registered meanwhile is left alone (reported as skipped).
+ */
+function storeChunk(
+  issuer: Issuer, sets: readonly CredentialSet[], now: number, outDir: string | undefined, pending: readonly string[],
+  afterCommit: ((ids: readonly DeviceId[]) => void) | undefined,
+): { committed: CredentialSet[]; raced: DeviceId[]; renamed: Promise<void> } {
+  let committedFlags: boolean[];
+  try {
+    committedFlags = issuer.reg.write(() => {
+      const raced = issuer.reg.devices.existing(sets.map((s) => s.deviceId));
+      return sets.map((s) => {
+        if (raced.has(s.deviceId)) return false;
+        storeCredentialSet(issuer, s, now);
+        return true;
+      });
     });
-    for (const s of sets) provisioned.push(s.file);
-    opts.onProgress?.(Math.min(i + chunkSize, todo.length), todo.length);
+  } catch (err) {
+    for (const p of pending) removePendingFile(p); // nothing committed: these credentials never existed
+    throw err;
   }
-  if (provisioned.length > 0 || existing.size > 0) {
-    issuer.reg.audit.append('cli', 'batch.provision', null, { provisioned: provisioned.length, skipped: existing.size, invalid: invalid.length });
+  const committed = sets.filter((_, k) => committedFlags[k]);
+  afterCommit?.(committed.map((s) => s.deviceId));
+  const raced: DeviceId[] = [];
+  const renames: [string, string][] = [];
+  sets.forEach((s, k) => {
+    if (committedFlags[k]) {
+      if (outDir) renames.push([pending[k]!, credentialsFilePath(outDir, s.deviceId)]);
+    } else {
+      if (outDir) removePendingFile(pending[k]!);
+      raced.push(s.deviceId);
+    }
+  });
+  return { committed, raced, renamed: renameAll(renames) };
+}
+
+/**
+ * Before minting: for each already-registered device without `<id>.json`, rename
+ * into place the pending file whose token the registry recorded for it (a crash
+ * between commit and rename); then delete every other pending file of the batch's
+ * devices (credentials that never committed, so never valid).
+ */
+function recoverFiles(
+  issuer: Issuer, outDir: string, planned: readonly Planned[], existing: ReadonlySet<string>,
+  recovered: DeviceId[], missingFiles: DeviceId[],
+): void {
+  const listing = listCredentialsDir(outDir);
+  for (const { id } of planned) {
+    const candidates = listing.pending.get(id) ?? [];
+    let kept: string | undefined;
+    if (existing.has(id) && !listing.final.has(id)) {
+      kept = candidates.find((c) => {
+        const jti = credentialsFileJti(c);
+        return jti !== undefined && issuer.reg.tokens.get(jti)?.deviceId === id;
+      });
+      if (kept) {
+        renameSync(kept, credentialsFilePath(outDir, id));
+        recovered.push(id);
+      } else {
+        missingFiles.push(id);
+      }
+    }
+    for (const c of candidates) if (c !== kept) removePendingFile(c);
   }
-  return { provisioned, skipped: planned.filter((p) => existing.has(p.id)).map((p) => p.id), invalid };
+}
+
+/**
+ * One provisioning run per credentials folder at a time: a second run would delete
+ * the first one's pending files. A lock left by a killed run (its pid is gone) is taken over.
+ */
+function lockOutDir(outDir: string): () => void {
+  mkdirSync(outDir, { recursive: true, mode: 0o700 });
+  const lock = join(outDir, LOCK_NAME);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lock, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number.parseInt(readFileSyncSafe(lock), 10);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new CredbrokerError('ERR_USAGE', `another provisioning run (pid ${pid}) is writing to ${outDir}; wait for it to finish (or delete ${lock} if that process is gone)`);
+      }
+      rmSync(lock, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new CredbrokerError('ERR_USAGE', `cannot lock ${outDir} for provisioning (${lock} keeps reappearing)`);
+}
+
+function readFileSyncSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Checks every row (id, duplicate, profile) before anything is written. */
 function plan(issuer: Issuer, rows: readonly BatchRow[], defaultProfile: string | undefined): { planned: Planned[]; invalid: BatchProblem[] } {
+  if (rows.length === 0) throw new CredbrokerError('ERR_BATCH_INVALID', 'the batch has no device rows');
   const planned: Planned[] = [];
   const invalid: BatchProblem[] = [];
   const seen = new Map<string, number>();
@@ -88,6 +261,5 @@ function plan(issuer: Issuer, rows: readonly BatchRow[], defaultProfile: string 
     if (!profile) { bad(`unknown profile "${profileName}"`); continue; }
     planned.push({ id, profile });
   }
-  if (rows.length === 0) throw new CredbrokerError('ERR_BATCH_INVALID', 'the batch has no device rows');
   return { planned, invalid };
 }

@@ -1,7 +1,10 @@
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { migrate } from './migrations.js';
+import { checkSchemaVersion, migrate } from './migrations.js';
+import { BUSY_TIMEOUT_MS } from './sqlite-errors.js';
+
+export { asRegistryError, BUSY_TIMEOUT_MS } from './sqlite-errors.js';
 
 export type Db = Database.Database;
 
@@ -15,16 +18,25 @@ export function defaultDbPath(): string {
  * folder 0700 and the file 0600, because it holds the private signing keys.
  * WAL lets the broker read while the CLI writes; the busy timeout makes a writer
  * wait for another instead of failing with SQLITE_BUSY.
+ *
+ * The schema version is checked before any pragma that could write: a file from
+ * a newer credbroker is refused without being touched.
  */
 export function openDb(path: string): Db {
   const file = resolve(path);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   closeSync(openSync(file, 'a', 0o600)); // create with 0600 before SQLite creates it with 0644
   const db = new Database(file);
-  db.pragma('busy_timeout = 10000');
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  migrate(db);
+  try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    checkSchemaVersion(db);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+  } catch (err) {
+    if (db.open) db.close();
+    throw err;
+  }
   return db;
 }

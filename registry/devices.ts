@@ -108,6 +108,19 @@ export class Devices {
     return this.restoreStmt.run(Math.floor(now / 1000), id).changes > 0;
   }
 
+  /** Number of devices per profile name (profiles with none are absent). */
+  countByProfile(): Map<string, number> {
+    const rows = this.db.prepare<[], { profile: string; n: number }>('SELECT profile, count(*) AS n FROM devices GROUP BY profile').all();
+    return new Map(rows.map((r) => [r.profile, r.n]));
+  }
+
+  /** Number of devices by status. */
+  countByStatus(): Record<DeviceStatus, number> {
+    const out: Record<DeviceStatus, number> = { active: 0, revoked: 0 };
+    for (const r of this.db.prepare<[], { status: DeviceStatus; n: number }>('SELECT status, count(*) AS n FROM devices GROUP BY status').all()) out[r.status] = r.n;
+    return out;
+  }
+
   touch(id: DeviceId, now: number): void {
     this.touchStmt.run(now, id);
   }

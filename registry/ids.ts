@@ -31,7 +31,8 @@ export function parseDeviceId(text: unknown): DeviceId {
 }
 
 function deviceIdProblem(text: unknown): string {
-  if (typeof text !== 'string' || text.length === 0) return 'it is empty';
+  if (typeof text !== 'string') return text === undefined || text === null ? 'it is missing' : `it is a ${typeof text}, not a string`;
+  if (text.length === 0) return 'it is empty';
   if (text.length > 128) return `it is ${text.length} characters long (at most 128)`;
   const bad = [...text].find((c) => !/[A-Za-z0-9._:-]/.test(c)) ?? '';
   return `character ${describe(bad)} is not allowed (use letters, digits, '.', '_', ':' and '-')`;

@@ -1,4 +1,4 @@
-import { openDb, defaultDbPath, type Db } from './db.js';
+import { openDb, defaultDbPath, asRegistryError, type Db } from './db.js';
 import { Devices } from './devices.js';
 import { Profiles, DEFAULT_PROFILES } from './profiles.js';
 import { IssuedTokens } from './tokens.js';
@@ -19,7 +19,9 @@ export type { Change, ChangeKind } from './changes.js';
 export type { SigningKeyRecord, SigningAlg } from './keys.js';
 export type { Settings } from './settings.js';
 export { SCHEMA_VERSION } from './migrations.js';
-export { defaultDbPath };
+export { defaultDbPath, asRegistryError };
+export { DEFAULT_SETTINGS } from './settings.js';
+export { DEFAULT_PROFILES } from './profiles.js';
 
 /**
  * The SQLite registry: one file shared by the CLI (writer) and the broker
@@ -65,13 +67,20 @@ export class Registry {
       db = openDb(path);
     } catch (err) {
       if (err instanceof CredbrokerError) throw err;
+      const mapped = asRegistryError(err, path);
+      if (mapped instanceof CredbrokerError) throw mapped;
       throw new RegistryError('ERR_REGISTRY', `cannot open registry ${path}: ${(err as Error).message}`, { cause: err });
     }
     const reg = new Registry(db, path);
-    reg.write(() => {
-      reg.settingsStore.seed(init);
-      if (reg.profiles.list().length === 0) for (const p of DEFAULT_PROFILES) reg.profiles.set(p);
-    });
+    try {
+      reg.write(() => {
+        reg.settingsStore.seed(init);
+        if (reg.profiles.list().length === 0) for (const p of DEFAULT_PROFILES) reg.profiles.set(p);
+      });
+    } catch (err) {
+      reg.close();
+      throw asRegistryError(err, path);
+    }
     return reg;
   }
 

@@ -69,8 +69,12 @@ const MIGRATIONS: readonly string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Brings the file up to this binary's schema; refuses a file written by a newer binary. */
-export function migrate(db: Db): void {
+/**
+ * Refuses (closing the connection) a file written by a newer binary. Runs before
+ * anything that could write to the file (even `journal_mode = WAL` rewrites the header).
+ * @throws RegistryError `ERR_SCHEMA_TOO_NEW`
+ */
+export function checkSchemaVersion(db: Db): number {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > SCHEMA_VERSION) {
     db.close();
@@ -79,6 +83,12 @@ export function migrate(db: Db): void {
       `registry ${db.name} has schema version ${version} but this credbroker only knows up to ${SCHEMA_VERSION}: upgrade credbroker (the file was not changed)`,
     );
   }
+  return version;
+}
+
+/** Brings the file up to this binary's schema; refuses a file written by a newer binary. */
+export function migrate(db: Db): void {
+  const version = checkSchemaVersion(db);
   if (version === SCHEMA_VERSION) return;
   db.transaction(() => {
     // Re-read under the write lock: another process may have migrated meanwhile.

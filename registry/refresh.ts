@@ -28,7 +28,9 @@ export class RefreshCredentials {
   private readonly setStateStmt;
   private readonly demoteStmt;
   private readonly revokeDeviceStmt;
+  private readonly forDeviceStmt;
   constructor(db: Db) {
+    this.forDeviceStmt = db.prepare<[string], Row>('SELECT * FROM refresh_credentials WHERE device_id = ? ORDER BY issued_at DESC, rowid DESC');
     this.insertStmt = db.prepare(`INSERT INTO refresh_credentials (hash, device_id, state, issued_at, expires_at) VALUES (?, ?, 'current', ?, ?)`);
     this.findStmt = db.prepare<[string], Row>('SELECT * FROM refresh_credentials WHERE hash = ?');
     this.setStateStmt = db.prepare('UPDATE refresh_credentials SET state = ?, used_at = coalesce(?, used_at) WHERE hash = ?');
@@ -57,5 +59,12 @@ export class RefreshCredentials {
 
   revokeAllOf(deviceId: DeviceId): void {
     this.revokeDeviceStmt.run(deviceId);
+  }
+
+  /** Every credential record of a device, newest first (hashes only: never the credential). */
+  forDevice(deviceId: DeviceId): RefreshRecord[] {
+    return this.forDeviceStmt.all(deviceId).map((r) => ({
+      hash: r.hash, deviceId: r.device_id as DeviceId, state: r.state, issuedAt: r.issued_at, expiresAt: r.expires_at, usedAt: r.used_at,
+    }));
   }
 }

@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { Kid, Registry, SigningAlg, SigningKeyRecord } from '../registry/index.js';
 
@@ -15,6 +15,8 @@ export interface SigningKey {
   readonly kid: Kid;
   readonly alg: SigningAlg;
   readonly privateKey: CryptoKey;
+  /** The same private key in node:crypto form: minting signs with it off the main thread. */
+  readonly keyObject?: KeyObject;
 }
 
 /**
@@ -44,7 +46,12 @@ export class Keyring {
       const jwk = JSON.parse(r.publicJwk) as JWK;
       verifyKeys.set(r.kid, { kid: r.kid, alg: r.alg, jwk, key: createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }) });
       if (r.status === 'active' && r.privateJwk) {
-        signer = { kid: r.kid, alg: r.alg, privateKey: (await importJWK(JSON.parse(r.privateJwk) as JWK, r.alg)) as CryptoKey };
+        const privateJwk = JSON.parse(r.privateJwk) as JWK;
+        signer = {
+          kid: r.kid, alg: r.alg,
+          privateKey: (await importJWK(privateJwk, r.alg)) as CryptoKey,
+          keyObject: createPrivateKey({ key: privateJwk as import('node:crypto').JsonWebKey, format: 'jwk' }),
+        };
       }
     }
     return new Keyring(signer, verifyKeys);

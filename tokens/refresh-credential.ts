@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomBytesPooled } from '../util/random.js';
 import { CredentialError } from '../errors/index.js';
 import type { Branded } from '../registry/index.js';
 
@@ -13,7 +14,7 @@ const checksum = (body: string) => createHash('sha256').update(REFRESH_PREFIX + 
 
 /** 256 random bits with prefix and checksum. */
 export function newRefreshCredential(): RefreshCredential {
-  const body = randomBytes(32).toString('base64url');
+  const body = randomBytesPooled(32).toString('base64url');
   return `${REFRESH_PREFIX}${body}${checksum(body)}` as RefreshCredential;
 }
 

@@ -1,0 +1,74 @@
+/**
+ * 2. Authenticated CONNECT rate: N fresh connections (each its own device and
+ * token) with `inflight` CONNECTs outstanding; each sends DISCONNECT right after
+ * its CONNACK. Reports connects/s and the broker's CPU time per connect (user +
+ * system, from the broker child), so that the CPU authentication adds per
+ * CONNECT (credbroker minus plain aedes) can be set against one raw node:crypto
+ * verify of the same token.
+ */
+import type { BrokerHandle, BrokerKind } from './lib/broker-proc.js';
+import { connectMany } from './lib/raw-client.js';
+import { median, pairedRatio, sleep } from './lib/stats.js';
+import { interleaved, startTarget, type Targets } from './lib/targets.js';
+
+export interface ConnectRun { readonly rate: number; readonly cpuPerConnectUs: number; readonly ok: number; readonly refused: number; readonly errors: number }
+export interface ConnectKindResult { readonly runs: ConnectRun[]; readonly rate: number; readonly cpuPerConnectUs: number }
+export interface ConnectRateResult {
+  readonly n: number;
+  readonly inflight: number;
+  readonly kinds: Partial<Record<BrokerKind, ConnectKindResult>>;
+  /** credbroker / aedes connects per second (median of paired runs). */
+  readonly ratio: number;
+  readonly mosquittoRatio: number | null;
+  /** Broker CPU per CONNECT added by credbroker over plain aedes, µs (median of paired runs). */
+  readonly authCpuUs: number;
+  readonly rawVerifyUs: number;
+  readonly authCpuOverRawVerify: number;
+}
+
+/** Waits until the broker counts no client (or a short timeout), plus a settle for deferred work (audit flush). */
+export async function settle(b: BrokerHandle, ms = 400): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const s = await b.stats();
+    if (s.clients === null || s.clients === 0) break;
+    await sleep(20);
+  }
+  await sleep(ms);
+}
+
+export async function benchConnectRate(t: Targets, rawVerifyUs: number, opts: { n?: number; inflight?: number; runs?: number; warmup?: number } = {}): Promise<ConnectRateResult> {
+  const n = Math.min(opts.n ?? 5000, t.fx.connects.length);
+  const inflight = opts.inflight ?? 200;
+  const warmup = opts.warmup ?? 500;
+  const packets = t.fx.connects.slice(0, n);
+  const warm = t.fx.connects.slice(n - warmup, n);
+  const results = await interleaved(t, opts.runs ?? 3, async (kind, run) => {
+    const b = await startTarget(kind, t, `connect-${run}`);
+    try {
+      const w = await connectMany(b.port, warm, inflight, false);
+      await w.drained;
+      await settle(b);
+      const before = await b.stats();
+      const out = await connectMany(b.port, packets, inflight, false);
+      await out.drained;
+      await settle(b);
+      const after = await b.stats();
+      return { rate: (out.ok * 1000) / out.ms, cpuPerConnectUs: (after.cpuUs - before.cpuUs) / n, ok: out.ok, refused: out.refused, errors: out.errors };
+    } finally {
+      await b.close();
+    }
+  });
+  const kinds: Partial<Record<BrokerKind, ConnectKindResult>> = {};
+  for (const [k, runs] of Object.entries(results) as [BrokerKind, ConnectRun[]][]) {
+    if (runs.length) kinds[k] = { runs, rate: median(runs.map((r) => r.rate)), cpuPerConnectUs: median(runs.map((r) => r.cpuPerConnectUs)) };
+  }
+  const a = results.aedes, c = results.credbroker;
+  const added = c.map((r, i) => r.cpuPerConnectUs - a[i]!.cpuPerConnectUs);
+  const authCpuUs = median(added);
+  return {
+    n, inflight, kinds,
+    ratio: pairedRatio(c.map((r) => r.rate), a.map((r) => r.rate)),
+    mosquittoRatio: results.mosquitto.length ? pairedRatio(results.mosquitto.map((r) => r.rate), a.map((r) => r.rate)) : null,
+    authCpuUs, rawVerifyUs, authCpuOverRawVerify: authCpuUs / rawVerifyUs,
+  };
+}

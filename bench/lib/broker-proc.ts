@@ -1,0 +1,159 @@
+/**
+ * A broker under test in a child process of its own, so that the broker's CPU
+ * and memory are measured apart from the load generator's. The same file is
+ * both sides:
+ * - parent: `startBrokerProc('credbroker' | 'aedes', ...)` forks this file and
+ *   talks to it over IPC (`stats`, `gc`, `close`);
+ * - child (`--broker-child KIND`): starts credbroker (`startBroker`) or plain
+ *   aedes (`Aedes.createBroker()`, no hooks, the same TCP listener code) on an
+ *   ephemeral loopback port and answers with its port, pid, `process.cpuUsage()`
+ *   and `process.memoryUsage()`.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export type BrokerKind = 'credbroker' | 'aedes' | 'mosquitto';
+
+export interface BrokerStats {
+  /** User + system CPU time of the broker process since it started, µs. */
+  readonly cpuUs: number;
+  readonly rss: number;
+  /** V8 heap in use (null for a non-Node broker). */
+  readonly heapUsed: number | null;
+  /** Connected MQTT clients as the broker counts them (null when unknown). */
+  readonly clients: number | null;
+}
+
+export interface BrokerHandle {
+  readonly kind: BrokerKind;
+  readonly port: number;
+  readonly pid: number;
+  stats(): Promise<BrokerStats>;
+  /** Full GC in the broker (no-op for a non-Node broker). */
+  gc(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BrokerProcOptions {
+  /** Registry file (credbroker only). */
+  readonly db?: string;
+  /** Extra credbroker config settings. */
+  readonly config?: Record<string, unknown>;
+  /** Write a V8 CPU profile of the broker into this folder (`--cpu-prof`). */
+  readonly cpuProfDir?: string;
+}
+
+const SELF = fileURLToPath(import.meta.url);
+
+type Reply = { id: number; ok: boolean; result?: unknown; error?: string };
+
+export function startBrokerProc(kind: 'credbroker' | 'aedes', opts: BrokerProcOptions = {}): Promise<BrokerHandle> {
+  const execArgv = ['--expose-gc'];
+  if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
+  const child: ChildProcess = fork(SELF, ['--broker-child', kind, JSON.stringify({ db: opts.db, config: opts.config ?? {} })], {
+    execArgv,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  let seq = 0;
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let exited = false;
+  const exitedP = new Promise<void>((r) => child.once('exit', () => { exited = true; r(); }));
+  child.on('message', (m: Reply) => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.ok) p.resolve(m.result);
+    else p.reject(new Error(m.error));
+  });
+  exitedP.then(() => { for (const p of pending.values()) p.reject(new Error(`${kind} broker child exited`)); pending.clear(); });
+  const call = <T>(cmd: string): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (exited) return reject(new Error(`${kind} broker child is gone`));
+      const id = ++seq;
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      child.send({ id, cmd });
+    });
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`${kind} broker child exited early (code ${code})`));
+    child.once('exit', onExit);
+    child.once('message', (m: { ready?: boolean; port?: number; error?: string }) => {
+      child.off('exit', onExit);
+      if (!m.ready) { child.kill(); return reject(new Error(`${kind} broker failed to start: ${m.error}`)); }
+      resolve({
+        kind, port: m.port!, pid: child.pid!,
+        stats: () => call<BrokerStats>('stats'),
+        gc: () => call<void>('gc'),
+        async close() {
+          if (exited) return;
+          const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+          try { await call('close'); } catch { /* already gone */ }
+          await exitedP;
+          clearTimeout(timer);
+        },
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- child side
+
+async function child(kind: string, args: { db?: string; config: Record<string, unknown> }): Promise<void> {
+  const send = (m: unknown) => process.send!(m);
+  let close: () => Promise<void>;
+  let clients: () => number;
+  try {
+    if (kind === 'credbroker') {
+      const { startBroker, validateConfig } = await import('../../broker/index.js');
+      const broker = await startBroker(validateConfig({
+        db: args.db, host: '127.0.0.1', mqttPort: 0, wsPort: null, httpPort: null, backlog: 4096, logLevel: 'info', ...args.config,
+      }));
+      close = () => broker.close();
+      clients = () => broker.context.aedes?.connectedClients ?? 0;
+      send({ ready: true, port: broker.ports.mqtt });
+    } else {
+      const { Aedes } = await import('aedes');
+      const { listen, mqttTcpServer } = await import('../../broker/listeners.js');
+      const aedes = await Aedes.createBroker({ id: 'plain-aedes' });
+      const server = mqttTcpServer(aedes);
+      const port = await listen(server, 0, '127.0.0.1', 4096, 'MQTT');
+      close = async () => {
+        const stopped = new Promise<void>((r) => server.close(() => r()));
+        await new Promise<void>((r) => aedes.close(() => r()));
+        await Promise.race([stopped, new Promise((r) => setTimeout(r, 2000).unref())]);
+      };
+      clients = () => aedes.connectedClients;
+      send({ ready: true, port });
+    }
+  } catch (err) {
+    send({ ready: false, error: (err as Error).stack ?? String(err) });
+    process.exit(1);
+  }
+  process.on('message', async (m: { id: number; cmd: string }) => {
+    try {
+      let result: unknown;
+      if (m.cmd === 'stats') {
+        const cpu = process.cpuUsage();
+        const mem = process.memoryUsage();
+        result = { cpuUs: cpu.user + cpu.system, rss: mem.rss, heapUsed: mem.heapUsed, clients: clients() } satisfies BrokerStats;
+      } else if (m.cmd === 'gc') {
+        const gc = (globalThis as { gc?: () => void }).gc;
+        for (let i = 0; i < 3 && gc; i++) { gc(); await new Promise((r) => setImmediate(r)); }
+      } else if (m.cmd === 'close') {
+        await close();
+        send({ id: m.id, ok: true });
+        process.disconnect();
+        // --cpu-prof writes its profile on a normal exit.
+        setTimeout(() => process.exit(0), 50);
+        return;
+      }
+      send({ id: m.id, ok: true, result });
+    } catch (err) {
+      send({ id: m.id, ok: false, error: (err as Error).message });
+    }
+  });
+  process.on('disconnect', () => setTimeout(() => process.exit(0), 200).unref());
+}
+
+if (process.argv[1] === SELF && process.argv[2] === '--broker-child') {
+  void child(process.argv[3]!, JSON.parse(process.argv[4] ?? '{}'));
+}

@@ -1,0 +1,118 @@
+/**
+ * Eclipse Mosquitto as a reference column (when Debian's `mosquitto` is
+ * installed): a password file (`mosquitto_passwd`) with the same device ids and
+ * an ACL file equivalent to the `sensor` and `observer` profiles. Its CPU and RSS
+ * are read from /proc.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { join } from 'node:path';
+import type { BrokerHandle, BrokerStats } from './broker-proc.js';
+import { sleep } from './stats.js';
+
+export function mosquittoPath(): string | null {
+  for (const p of ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/local/bin/mosquitto']) {
+    try { readFileSync(p, { flag: 'r' }).length; return p; } catch { /* next */ }
+  }
+  return null;
+}
+
+export interface MosquittoSetup {
+  readonly bin: string;
+  readonly dir: string;
+  readonly passwordFile: string;
+  readonly aclFile: string;
+}
+
+/**
+ * Writes the password file (hashed in one `mosquitto_passwd -U` pass: as
+ * `mosquitto_passwd -b` would, one user at a time) and the ACL file.
+ */
+export function prepareMosquitto(dir: string, users: readonly { username: string; password: string }[], observers: readonly string[]): MosquittoSetup | null {
+  const bin = mosquittoPath();
+  if (!bin) return null;
+  chmodSync(dir, 0o755);
+  const passwordFile = join(dir, 'mosquitto.passwd');
+  writeFileSync(passwordFile, users.map((u) => `${u.username}:${u.password}`).join('\n') + '\n', { mode: 0o644 });
+  execFileSync('mosquitto_passwd', ['-U', passwordFile], { stdio: 'ignore' });
+  chmodSync(passwordFile, 0o644);
+  const aclFile = join(dir, 'mosquitto.acl');
+  writeFileSync(aclFile, [
+    '# sensor profile',
+    'pattern write devices/%u/telemetry',
+    'pattern write devices/%u/events/#',
+    'pattern read devices/%u/commands/#',
+    ...observers.flatMap((o) => [`user ${o}`, 'topic read devices/#', 'topic write devices/+/commands/#']),
+    '',
+  ].join('\n'), { mode: 0o644 });
+  return { bin, dir, passwordFile, aclFile };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitListening(port: number, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`mosquitto exited with code ${child.exitCode}`);
+    const ok = await new Promise<boolean>((r) => {
+      const s = connect({ port, host: '127.0.0.1' }, () => { s.destroy(); r(true); });
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    await sleep(25);
+  }
+  throw new Error('mosquitto did not start listening');
+}
+
+const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; } })();
+
+function procStats(pid: number): BrokerStats {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+  return { cpuUs: (ticks * 1e6) / CLK_TCK, rss: rssKb * 1024, heapUsed: null, clients: null };
+}
+
+export async function startMosquitto(setup: MosquittoSetup, tag = 'run'): Promise<BrokerHandle> {
+  const port = await freePort();
+  const conf = join(setup.dir, `mosquitto-${tag}-${port}.conf`);
+  writeFileSync(conf, [
+    'per_listener_settings false',
+    'allow_anonymous false',
+    `password_file ${setup.passwordFile}`,
+    `acl_file ${setup.aclFile}`,
+    'persistence false',
+    'log_dest none',
+    'user root',
+    'max_queued_messages 1000000',
+    'max_inflight_messages 0',
+    'max_connections -1',
+    `listener ${port} 127.0.0.1`,
+    '',
+  ].join('\n'), { mode: 0o644 });
+  const child = spawn(setup.bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await waitListening(port, child);
+  return {
+    kind: 'mosquitto', port, pid: child.pid!,
+    stats: async () => procStats(child.pid!),
+    gc: async () => {},
+    async close() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * 6. Revocation latency: D connected devices revoked by ONE revoke process
+ * (`node dist/cli/main.js revoke ID... --db FILE` when the CLI is built, else a
+ * process calling operations/revokeDevices). Latency = from that process's exit
+ * (observed here) to each socket's close (observed here, same clock). A
+ * negative figure means the broker closed the session before the revoking
+ * process had exited (the commit precedes the exit).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startBrokerProc } from './lib/broker-proc.js';
+import { credsOf } from './lib/fixture.js';
+import { RawClient, connectPacket } from './lib/raw-client.js';
+import { median, now, percentile, sleep } from './lib/stats.js';
+import type { Targets } from './lib/targets.js';
+
+export interface RevocationRun { readonly p50: number; readonly p99: number; readonly max: number; readonly closed: number; readonly processMs: number }
+export interface RevocationResult { readonly devices: number; readonly via: string; readonly runs: RevocationRun[]; readonly p50: number; readonly p99: number; readonly processMs: number }
+
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const FALLBACK = fileURLToPath(new URL('./lib/revoke-child.js', import.meta.url));
+
+function runRevoke(db: string, ids: readonly string[]): Promise<{ exitAt: number; code: number | null; startedAt: number; stderr: string }> {
+  const useCli = existsSync(CLI);
+  const args = useCli ? [CLI, 'revoke', ...ids, '--db', db] : [FALLBACK, db, ...ids];
+  return new Promise((resolve) => {
+    const startedAt = now();
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => { stderr += d; });
+    child.once('exit', (code) => resolve({ exitAt: now(), code, startedAt, stderr }));
+  });
+}
+
+export async function benchRevocation(t: Targets, opts: { devices?: number; runs?: number } = {}): Promise<RevocationResult> {
+  const d = opts.devices ?? 100;
+  const runs = opts.runs ?? 3;
+  if (t.fx.revocable.length < d * runs) throw new Error('not enough revocable devices in the fixture');
+  const b = await startBrokerProc('credbroker', { db: t.fx.db });
+  const out: RevocationRun[] = [];
+  try {
+    for (let r = 0; r < runs; r++) {
+      const devs = t.fx.revocable.slice(r * d, (r + 1) * d);
+      const clients = await Promise.all(devs.map((x) => RawClient.connect(b.port, connectPacket(credsOf(x)))));
+      await sleep(300);
+      const rev = await runRevoke(t.fx.db, devs.map((x) => x.deviceId));
+      if (rev.code !== 0) throw new Error(`revoke process failed (${rev.code}): ${rev.stderr.trim()}`);
+      const timeout = sleep(5000).then(() => NaN);
+      const closes = await Promise.all(clients.map((c) => Promise.race([c.closed, timeout])));
+      for (const c of clients) c.socket.destroy();
+      const lat = closes.map((c) => c - rev.exitAt);
+      const closed = lat.filter((x) => Number.isFinite(x));
+      const worst = closed.length === lat.length ? lat : [...closed, ...Array(lat.length - closed.length).fill(Infinity)];
+      out.push({ p50: percentile(worst, 50), p99: percentile(worst, 99), max: Math.max(...worst), closed: closed.length, processMs: rev.exitAt - rev.startedAt });
+    }
+  } finally {
+    await b.close();
+  }
+  return {
+    devices: d, via: existsSync(CLI) ? 'dist/cli/main.js revoke' : 'operations/revokeDevices child (no dist/cli/main.js)',
+    runs: out, p50: median(out.map((r) => r.p50)), p99: median(out.map((r) => r.p99)), processMs: median(out.map((r) => r.processMs)),
+  };
+}

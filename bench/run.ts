@@ -1,0 +1,160 @@
+/**
+ * `npm run bench`: every benchmark, each figure the median of >= 3 runs and set
+ * against a baseline measured in the same run (plain aedes, or one raw
+ * node:crypto verify). Prints a table, then the full results as JSON (nothing is
+ * written into the repository).
+ *
+ * Environment:
+ *   BENCH_ONLY=verify,connect,storm,throughput,memory,revocation,provision   subset
+ *   BENCH_RUNS=3             runs per figure (minimum 3)
+ *   BENCH_CPU_PROF=DIR       write V8 CPU profiles of the credbroker children to DIR
+ *   BENCH_NO_MOSQUITTO=1     skip the Mosquitto column even when it is installed
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { benchAuthenticateHook } from './authenticate.js';
+import { benchConnectRate } from './connect-rate.js';
+import { createFixture } from './lib/fixture.js';
+import { mosquittoPath, prepareMosquitto } from './lib/mosquitto.js';
+import { fmt, now, ratio, table, verdict, type Row } from './lib/stats.js';
+import type { Targets } from './lib/targets.js';
+import { benchMemory } from './memory.js';
+import { benchReconnectStorm } from './reconnect-storm.js';
+import { benchRevocation } from './revocation-latency.js';
+import { benchThroughput, type ThroughputMode } from './throughput.js';
+import { benchVerify } from './verify.js';
+
+const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,throughput,memory,revocation').split(',').map((s) => s.trim()));
+const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const kib = (b: number | null | undefined) => (b === null || b === undefined || !Number.isFinite(b) ? 'n/a' : `${(b / 1024).toFixed(2)} KiB`);
+
+async function main(): Promise<void> {
+  const started = now();
+  const rows: Row[] = [];
+  const json: Record<string, unknown> = { node: process.version, runs, startedAt: new Date().toISOString() };
+
+  // bench/provision.ts is written by another engineer: run it when it is there.
+  const provisionJs = fileURLToPath(new URL('./provision.js', import.meta.url));
+  if (only.has('provision') && existsSync(provisionJs)) {
+    log('provisioning benchmark (bench/provision.ts)');
+    try {
+      const mod = (await import(provisionJs)) as { benchProvision?: (...a: unknown[]) => Promise<unknown> };
+      if (typeof mod.benchProvision === 'function') {
+        const res = await mod.benchProvision();
+        json.provision = res;
+        if (res && typeof res === 'object') {
+          for (const [k, v] of Object.entries(res as Record<string, unknown>)) {
+            if (typeof v === 'number' || typeof v === 'string') rows.push({ bench: 'provision', metric: k, credbroker: typeof v === 'number' ? fmt(v, v < 100 ? 2 : 0) : v, baseline: '', ratio: '', target: '', verdict: 'info' });
+          }
+        }
+      }
+    } catch (err) {
+      log(`provision benchmark failed: ${(err as Error).message}`);
+      json.provision = { error: (err as Error).message };
+    }
+  }
+
+  log('provisioning the benchmark registry (5,300 devices)');
+  const fx = await createFixture({ devices: 5000, revocable: 100 * runs });
+  json.fixture = { devices: fx.devices.length + fx.revocable.length + 1, provisionMs: fx.provisionMs };
+  let mosquitto = null;
+  if (!process.env.BENCH_NO_MOSQUITTO && mosquittoPath()) {
+    log('preparing Mosquitto (password file, ACL file)');
+    try {
+      mosquitto = prepareMosquitto(fx.dir, [...fx.devices, fx.observer].map((d) => ({ username: d.deviceId, password: d.accessToken })), [fx.observer.deviceId]);
+    } catch (err) {
+      log(`Mosquitto set-up failed, column skipped: ${(err as Error).message}`);
+    }
+  } else log('mosquitto not installed (or BENCH_NO_MOSQUITTO): column skipped');
+  const t: Targets = { fx, mosquitto, cpuProfDir: process.env.BENCH_CPU_PROF || undefined };
+  const mq = (s: string) => (mosquitto ? s : 'skip');
+
+  try {
+    let rawVerifyUs = NaN;
+    if (only.has('verify') || only.has('connect')) {
+      log('1. token verify micro-benchmark');
+      const v = await benchVerify(fx, runs);
+      json.verify = v;
+      rawVerifyUs = v.rawUs;
+      rows.push({ bench: '1 verify', metric: 'verifyAccessToken µs/op (vs raw crypto.verify)', credbroker: fmt(v.oursUs, 1), baseline: fmt(v.rawUs, 1), ratio: ratio(v.oursOverRaw), target: 'info', verdict: 'info' });
+      rows.push({ bench: '1 verify', metric: 'verifyAccessToken µs/op (vs jose.jwtVerify)', credbroker: fmt(v.oursUs, 1), baseline: fmt(v.joseUs, 1), ratio: ratio(v.oursOverJose), target: 'info', verdict: 'info' });
+    }
+
+    if (only.has('verify') || only.has('auth')) {
+      log('2b. authenticate hook in-process');
+      const a = await benchAuthenticateHook(fx, runs);
+      json.authenticateHook = a;
+      rows.push({ bench: '2 auth hook', metric: 'authenticate hook µs/CONNECT in-process vs 1 raw verify', credbroker: fmt(a.hookUs, 1), baseline: fmt(a.rawUs, 1), ratio: ratio(a.ratio), target: '≤ 1.50×', verdict: verdict(a.ratio <= 1.5) });
+    }
+
+    if (only.has('connect')) {
+      log('2. CONNECT rate (5,000 fresh connections, 200 in flight)');
+      const c = await benchConnectRate(t, rawVerifyUs, { runs });
+      json.connectRate = c;
+      const k = c.kinds;
+      rows.push({ bench: '2 connect', metric: `connects/s (${c.n}, ${c.inflight} in flight)`, credbroker: fmt(k.credbroker!.rate), baseline: fmt(k.aedes!.rate), mosquitto: mq(fmt(k.mosquitto?.rate ?? NaN)), ratio: ratio(c.ratio), target: '≥ 0.80× (0.85×)', verdict: verdict(c.ratio >= 0.8) });
+      rows.push({ bench: '2 connect', metric: 'broker CPU µs per CONNECT', credbroker: fmt(k.credbroker!.cpuPerConnectUs, 1), baseline: fmt(k.aedes!.cpuPerConnectUs, 1), mosquitto: mq(fmt(k.mosquitto?.cpuPerConnectUs ?? NaN, 1)), ratio: ratio(k.credbroker!.cpuPerConnectUs / k.aedes!.cpuPerConnectUs), target: 'info', verdict: 'info' });
+      rows.push({ bench: '2 connect', metric: 'auth CPU added per CONNECT vs 1 raw verify (µs)', credbroker: fmt(c.authCpuUs, 1), baseline: fmt(c.rawVerifyUs, 1), ratio: ratio(c.authCpuOverRawVerify), target: '≤ 1.50×', verdict: verdict(c.authCpuOverRawVerify <= 1.5) });
+      const bad = Object.entries(k).filter(([, r]) => r.runs.some((x) => x.refused || x.errors));
+      if (bad.length) log(`connect failures: ${bad.map(([n, r]) => `${n}: ${JSON.stringify(r.runs.map((x) => [x.refused, x.errors]))}`).join('; ')}`);
+    }
+
+    if (only.has('storm')) {
+      log('3. reconnect storm (5,000 at once)');
+      const s = await benchReconnectStorm(t, { runs });
+      json.storm = s;
+      const k = s.kinds;
+      rows.push({ bench: '3 storm', metric: `time to all ${s.n} connected (ms)`, credbroker: fmt(k.credbroker!.ms), baseline: fmt(k.aedes!.ms), mosquitto: mq(fmt(k.mosquitto?.ms ?? NaN)), ratio: ratio(s.timeRatio), target: 'all connected', verdict: verdict(k.credbroker!.allConnected) });
+      rows.push({ bench: '3 storm', metric: `ListenOverflows during storms (${s.counterSource})`, credbroker: String(k.credbroker!.overflows), baseline: String(k.aedes!.overflows), mosquitto: mq(String(k.mosquitto?.overflows ?? 'n/a')), ratio: '', target: '0', verdict: verdict(k.credbroker!.overflows === 0) });
+    }
+
+    if (only.has('throughput')) {
+      const modes: ThroughputMode[] = [{ qos: 0, sink: 'subscriber' }, { qos: 0, sink: 'nowhere' }, { qos: 1, sink: 'subscriber' }, { qos: 1, sink: 'nowhere' }];
+      const out = [];
+      for (const m of modes) {
+        log(`4. throughput QoS ${m.qos} → ${m.sink}`);
+        const r = await benchThroughput(t, m, { runs });
+        out.push(r);
+        const k = r.kinds;
+        const incomplete = Object.entries(k).filter(([, x]) => !x.complete).map(([n]) => n);
+        rows.push({
+          bench: '4 throughput', metric: `QoS ${m.qos} msgs/s, ${r.publishers} pub → ${m.sink === 'subscriber' ? '1 sub (devices/#)' : 'nowhere'}${incomplete.length ? ` [incomplete: ${incomplete.join(',')}]` : ''}`,
+          credbroker: fmt(k.credbroker!.rate), baseline: fmt(k.aedes!.rate), mosquitto: mq(fmt(k.mosquitto?.rate ?? NaN)), ratio: ratio(r.ratio), target: '≥ 0.95×', verdict: verdict(r.ratio >= 0.95),
+        });
+      }
+      json.throughput = out;
+    }
+
+    if (only.has('memory')) {
+      log('5. memory per idle connection (2,000)');
+      const m = await benchMemory(t, { runs });
+      json.memory = m;
+      const k = m.kinds;
+      rows.push({ bench: '5 memory', metric: `RSS per idle connection (${m.n})`, credbroker: kib(k.credbroker!.rssPerConn), baseline: kib(k.aedes!.rssPerConn), mosquitto: mq(kib(k.mosquitto?.rssPerConn)), ratio: ratio(m.rssRatio), target: '≤ +2 KiB', verdict: verdict(m.extraRssPerConn <= 2048) });
+      rows.push({ bench: '5 memory', metric: 'V8 heap per idle connection', credbroker: kib(k.credbroker!.heapPerConn), baseline: kib(k.aedes!.heapPerConn), ratio: `+${kib(m.extraHeapPerConn)}`, target: '≤ +2 KiB', verdict: verdict(m.extraHeapPerConn <= 2048) });
+    }
+
+    if (only.has('revocation')) {
+      log('6. revocation latency (100 devices, one revoke process)');
+      const r = await benchRevocation(t, { runs });
+      json.revocation = r;
+      rows.push({ bench: '6 revocation', metric: `p50 revoke-exit → socket close (ms), ${r.devices} devs`, credbroker: fmt(r.p50, 1), baseline: '', ratio: '', target: '—', verdict: 'info' });
+      rows.push({ bench: '6 revocation', metric: `p99 revoke-exit → socket close (ms)`, credbroker: fmt(r.p99, 1), baseline: '', ratio: '', target: '≤ 1000 (250)', verdict: verdict(r.p99 <= 1000) });
+      rows.push({ bench: '6 revocation', metric: `revoke process run time (ms) via ${r.via}`, credbroker: fmt(r.processMs), baseline: '', ratio: '', target: 'info', verdict: 'info' });
+    }
+  } finally {
+    fx.close();
+  }
+
+  json.totalSeconds = (now() - started) / 1000;
+  process.stdout.write(`\ncredbroker benchmark — Node ${process.version}, medians of ${runs} runs; baseline = plain aedes (no auth) unless stated; ratio = credbroker / baseline\n\n`);
+  process.stdout.write(table(rows) + '\n');
+  if (!mosquitto) process.stdout.write('\nMosquitto column skipped (not installed).\n');
+  process.stdout.write(`\ntotal ${(json.totalSeconds as number).toFixed(0)} s\n\nJSON:\n${JSON.stringify(json)}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,149 @@
+/**
+ * 4. Publish throughput through the ACL checks: P publishers (each a sensor
+ * device publishing to its own `devices/{id}/telemetry`) → one subscriber (an
+ * `observer` device subscribed to `devices/#`), or to nowhere (no subscriber).
+ * QoS 0 is paced by PINGREQ/PINGRESP after every window; QoS 1 keeps a window of
+ * unacknowledged PUBLISHes per publisher. With a subscriber the clock stops at
+ * the last message it receives; without, at the last PINGRESP / PUBACK.
+ */
+import type { BrokerHandle, BrokerKind } from './lib/broker-proc.js';
+import { credsOf } from './lib/fixture.js';
+import { PINGREQ, PKT, RawClient, connectPacket, publishTemplate } from './lib/raw-client.js';
+import { median, now, pairedRatio, sleep } from './lib/stats.js';
+import { interleaved, startTarget, type Targets } from './lib/targets.js';
+
+export type Sink = 'subscriber' | 'nowhere';
+export interface ThroughputMode { readonly qos: 0 | 1; readonly sink: Sink }
+export interface ThroughputRun { readonly rate: number; readonly delivered: number; readonly expected: number; readonly cpuPerMsgUs: number }
+export interface ThroughputResult {
+  readonly mode: ThroughputMode;
+  readonly publishers: number;
+  readonly perPublisher: number;
+  readonly kinds: Partial<Record<BrokerKind, { runs: ThroughputRun[]; rate: number; cpuPerMsgUs: number; complete: boolean }>>;
+  readonly ratio: number;
+  readonly mosquittoRatio: number | null;
+}
+
+const PAYLOAD = Buffer.alloc(64, 0x61);
+
+async function pumpQos0(c: RawClient, frame: Buffer, total: number, window: number): Promise<void> {
+  const batch = Buffer.concat([...Array.from({ length: window }, () => frame), PINGREQ]);
+  for (let sent = 0; sent < total; sent += window) {
+    const pong = c.next(PKT.PINGRESP);
+    c.write(batch);
+    await pong;
+  }
+}
+
+function pumpQos1(c: RawClient, tpl: { frame: Buffer; idOffset: number }, total: number, window: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seq = 0;
+    let acked = 0;
+    let owed = 0;
+    const frames = (k: number) => {
+      const len = tpl.frame.length;
+      const out = Buffer.allocUnsafe(len * k);
+      for (let i = 0; i < k; i++) {
+        tpl.frame.copy(out, i * len);
+        out.writeUInt16BE((seq++ % 65535) + 1, i * len + tpl.idOffset);
+      }
+      return out;
+    };
+    c.onFrame = (type) => {
+      if (type !== PKT.PUBACK) return;
+      acked++;
+      if (seq + owed < total) owed++;
+    };
+    c.socket.on('data', () => {
+      if (owed) { const k = owed; owed = 0; c.write(frames(k)); }
+      if (acked >= total) resolve();
+    });
+    c.write(frames(Math.min(window, total)));
+  });
+}
+
+/** Counts PUBLISHes; at QoS 1 acknowledges them, one write per read. */
+function counter(sub: RawClient): { count: () => number; reset: () => void; reached: (n: number, timeoutMs: number) => Promise<number> } {
+  let count = 0;
+  let acks: number[] = [];
+  let waiter: { n: number; resolve: (t: number) => void } | null = null;
+  sub.onFrame = (type, first, b, s) => {
+    if (type !== PKT.PUBLISH) return;
+    count++;
+    if ((first >> 1) & 3) {
+      const topicLen = b.readUInt16BE(s);
+      acks.push(b.readUInt16BE(s + 2 + topicLen));
+    }
+  };
+  sub.socket.on('data', () => {
+    if (acks.length) {
+      const out = Buffer.allocUnsafe(acks.length * 4);
+      acks.forEach((id, i) => { out[i * 4] = 0x40; out[i * 4 + 1] = 2; out.writeUInt16BE(id, i * 4 + 2); });
+      acks = [];
+      sub.write(out);
+    }
+    if (waiter && count >= waiter.n) { const w = waiter; waiter = null; w.resolve(now()); }
+  });
+  return {
+    count: () => count,
+    reset: () => { count = 0; },
+    reached: (n, timeoutMs) => new Promise((resolve) => {
+      if (count >= n) return resolve(now());
+      waiter = { n, resolve };
+      setTimeout(() => { if (waiter) { waiter = null; resolve(now()); } }, timeoutMs).unref();
+    }),
+  };
+}
+
+async function oneRun(b: BrokerHandle, t: Targets, mode: ThroughputMode, publishers: number, perPublisher: number): Promise<ThroughputRun> {
+  const devs = t.fx.devices.slice(0, publishers);
+  const pubs = await Promise.all(devs.map((d) => RawClient.connect(b.port, connectPacket(credsOf(d)))));
+  let sub: RawClient | null = null;
+  let cnt: ReturnType<typeof counter> | null = null;
+  try {
+    if (mode.sink === 'subscriber') {
+      sub = await RawClient.connect(b.port, connectPacket(credsOf(t.fx.observer)));
+      const granted = await sub.subscribe('devices/#', mode.qos);
+      if (granted === 0x80) throw new Error(`${b.kind} refused the observer's devices/# subscription`);
+      cnt = counter(sub);
+    }
+    const tpls = devs.map((d) => publishTemplate(`devices/${d.deviceId}/telemetry`, PAYLOAD, mode.qos));
+    const pump = (m: number) => Promise.all(pubs.map((p, i) => (mode.qos === 0 ? pumpQos0(p, tpls[i]!.frame, m, 100) : pumpQos1(p, tpls[i]!, m, 64))));
+    // Warm-up (JIT, buffers), then the measured batch.
+    const warm = Math.max(100, Math.round(perPublisher / 5 / 100) * 100);
+    await pump(warm);
+    if (cnt) { await cnt.reached(warm * publishers, 5000); await sleep(50); cnt.reset(); }
+    const expected = perPublisher * publishers;
+    const before = await b.stats();
+    const t0 = now();
+    await pump(perPublisher);
+    const t1 = cnt ? await cnt.reached(expected, 20_000) : now();
+    const after = await b.stats();
+    const delivered = cnt ? cnt.count() : expected;
+    return { rate: (delivered * 1000) / (t1 - t0), delivered, expected, cpuPerMsgUs: (after.cpuUs - before.cpuUs) / Math.max(1, delivered) };
+  } finally {
+    await Promise.all([...pubs, ...(sub ? [sub] : [])].map((c) => c.close()));
+  }
+}
+
+export async function benchThroughput(t: Targets, mode: ThroughputMode, opts: { publishers?: number; perPublisher?: number; runs?: number } = {}): Promise<ThroughputResult> {
+  const publishers = opts.publishers ?? 8;
+  const perPublisher = opts.perPublisher ?? (mode.qos === 0 ? 10_000 : 3_000);
+  const results = await interleaved(t, opts.runs ?? 3, async (kind, run) => {
+    const b = await startTarget(kind, t, `tp-${mode.qos}-${mode.sink}-${run}`);
+    try {
+      return await oneRun(b, t, mode, publishers, perPublisher);
+    } finally {
+      await b.close();
+    }
+  });
+  const kinds: ThroughputResult['kinds'] = {};
+  for (const [k, runs] of Object.entries(results) as [BrokerKind, ThroughputRun[]][]) {
+    if (runs.length) kinds[k] = { runs, rate: median(runs.map((r) => r.rate)), cpuPerMsgUs: median(runs.map((r) => r.cpuPerMsgUs)), complete: runs.every((r) => r.delivered >= r.expected) };
+  }
+  return {
+    mode, publishers, perPublisher, kinds,
+    ratio: pairedRatio(results.credbroker.map((r) => r.rate), results.aedes.map((r) => r.rate)),
+    mosquittoRatio: results.mosquitto.length ? pairedRatio(results.mosquitto.map((r) => r.rate), results.aedes.map((r) => r.rate)) : null,
+  };
+}

@@ -1,0 +1,34 @@
+import { Option, type Command } from 'commander';
+import { initRegistry } from '../../operations/index.js';
+import type { SigningAlg } from '../../registry/index.js';
+import { addDbOption, examples } from '../common.js';
+import { out, printJson } from '../output.js';
+
+interface Opts { db: string; alg?: SigningAlg; issuer?: string; json?: boolean }
+
+export function registerInit(program: Command): void {
+  addDbOption(program.command('init'))
+    .description('create the registry: settings, the sensor and observer profiles and the first signing key (safe to run again)')
+    .addOption(new Option('--alg <alg>', 'token signing algorithm, fixed at creation (default ES256)').choices(['ES256', 'EdDSA']))
+    .option('--issuer <url>', 'the "iss" claim of every token, fixed at creation (default urn:credbroker)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', examples(
+      'credbroker init',
+      'credbroker init --alg EdDSA --issuer https://iot.example.com --db /var/lib/credbroker/registry.db',
+    ) + `
+Running init again with the same settings changes nothing. If the registry exists
+with another --alg or --issuer, init says so and exits non-zero: those settings are
+fixed when the registry is created (every token in the field depends on them).
+`)
+    .action(async (opts: Opts) => {
+      const r = await initRegistry(opts.db, { alg: opts.alg, issuer: opts.issuer });
+      if (opts.json) {
+        printJson({ path: r.path, created: r.created, alg: r.settings.alg, issuer: r.settings.issuer, audience: r.settings.audience, activeKid: r.activeKid });
+        return;
+      }
+      const what = `alg ${r.settings.alg}, issuer ${r.settings.issuer}, audience ${r.settings.audience}, signing key ${r.activeKid}`;
+      out(r.created
+        ? `created registry ${r.path} (${what}); profiles: sensor, observer`
+        : `registry ${r.path} already initialised (${what}); nothing changed`);
+    });
+}

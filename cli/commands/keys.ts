@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import type { SigningKeyRecord } from '../../registry/index.js';
+import { Keyring, rotateKeys } from '../../tokens/index.js';
+import { examples, subcommand, withRegistry } from '../common.js';
+import { iso, out, printJson, printTable, time } from '../output.js';
+
+interface Opts { db: string; json?: boolean }
+
+/** active; retired (still verifying its tokens until verifyUntil); expired (verifies nothing any more). */
+function keyState(k: SigningKeyRecord, now: number): 'active' | 'retired' | 'expired' {
+  if (k.status === 'active') return 'active';
+  return (k.verifyUntil ?? 0) > now ? 'retired' : 'expired';
+}
+
+export function registerKeys(program: Command): void {
+  const keys = program.command('keys')
+    .description('manage the token signing keys (private keys are never printed)')
+    .addHelpText('after', examples('credbroker keys list', 'credbroker keys rotate', 'credbroker keys jwks > jwks.json'));
+
+  subcommand(keys, 'list', 'list signing keys: the active one and retired ones with the time they verify until')
+    .option('--json', 'print the keys (public information only) as a JSON array')
+    .action(async (opts: Opts) => {
+      const now = Date.now();
+      const list = await withRegistry(opts.db, async (reg) => {
+        await Keyring.load(reg); // creates the first key on first use
+        return reg.keys.all();
+      });
+      if (opts.json) {
+        printJson(list.map((k) => ({ kid: k.kid, alg: k.alg, status: keyState(k, now), createdAt: iso(k.createdAt), retiredAt: iso(k.retiredAt), verifyUntil: iso(k.verifyUntil) })));
+        return;
+      }
+      printTable(
+        ['KID', 'ALG', 'STATUS', 'CREATED', 'RETIRED', 'VERIFIES UNTIL'],
+        list.map((k) => [k.kid, k.alg, keyState(k, now), time(k.createdAt), time(k.retiredAt), k.status === 'active' ? '(active)' : time(k.verifyUntil)]),
+      );
+    });
+
+  subcommand(keys, 'rotate', 'make a new active signing key; the old one keeps verifying until the last token it signed expires')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', examples('credbroker keys rotate') + `
+The broker picks up the new key from the registry; publish the new JWKS ("credbroker keys jwks")
+to any other verifier before devices start presenting tokens signed by the new key.
+`)
+    .action(async (opts: Opts) => {
+      const r = await withRegistry(opts.db, async (reg) => {
+        await Keyring.load(reg);
+        return rotateKeys(reg);
+      });
+      if (opts.json) {
+        printJson({ activeKid: r.activeKid, retired: r.retired.map((k) => ({ kid: k.kid, verifyUntil: iso(k.verifyUntil) })) });
+        return;
+      }
+      out(`new active signing key ${r.activeKid}`);
+      for (const k of r.retired) out(`retired ${k.kid}: verifies the tokens it signed until ${time(k.verifyUntil)}`);
+    });
+
+  subcommand(keys, 'jwks', 'print the public keys as a JWKS (the same document the broker serves at /.well-known/jwks.json)')
+    .action(async (opts: Opts) => {
+      const jwks = await withRegistry(opts.db, async (reg) => (await Keyring.load(reg)).jwks());
+      printJson(jwks);
+    });
+}

@@ -1,0 +1,88 @@
+import type { Command } from 'commander';
+import { setProfile } from '../../operations/index.js';
+import type { Profile } from '../../registry/index.js';
+import { formatDuration } from '../../util/duration.js';
+import { durationOption, examples, subcommand, withRegistry } from '../common.js';
+import { count, iso, out, printJson, printTable, time } from '../output.js';
+
+interface SetOpts { db: string; pub?: string[]; sub?: string[]; ttl?: string; json?: boolean }
+interface ListOpts { db: string; json?: boolean }
+
+function profileJson(p: Profile, devices?: number): Record<string, unknown> {
+  return {
+    name: p.name, publish: p.publish, subscribe: p.subscribe, tokenTtl: formatDuration(p.tokenTtlMs), tokenTtlMs: p.tokenTtlMs,
+    createdAt: iso(p.createdAt), updatedAt: iso(p.updatedAt), ...(devices === undefined ? {} : { devices }),
+  };
+}
+
+export function registerProfile(program: Command): void {
+  const profile = program.command('profile')
+    .description('manage ACL profiles: publish/subscribe patterns ({device}, +, #) and token lifetime')
+    .addHelpText('after', examples(
+      'credbroker profile list',
+      'credbroker profile show sensor',
+      'credbroker profile set valve --pub "devices/{device}/state" --sub "devices/{device}/set/#" --ttl 30m',
+    ));
+
+  subcommand(profile, 'set <name>', 'create or update a profile (patterns not given keep their current value)')
+    .option('--pub <pattern...>', 'topics the device may publish to (MQTT filter; {device} is the device id)')
+    .option('--sub <pattern...>', 'filters the device may subscribe to; a subscription is allowed only if one pattern covers it')
+    .option('--ttl <duration>', 'access token lifetime for this profile (default 1h, at most 24h)')
+    .option('--json', 'print the profile as JSON')
+    .addHelpText('after', examples(
+      'credbroker profile set valve --pub "devices/{device}/state" "devices/{device}/events/#" --sub "devices/{device}/set/#"',
+      'credbroker profile set sensor --ttl 15m',
+      'credbroker profile set dashboard --sub "devices/+/telemetry" --ttl 8h',
+    ) + `
+Quote patterns with # or {device} in the shell. Tokens already issued keep the ACL they
+were minted with until they are renewed.
+`)
+    .action(async (name: string, opts: SetOpts) => {
+      const tokenTtlMs = durationOption(opts.ttl, '--ttl');
+      const r = await withRegistry(opts.db, (reg) => setProfile(reg, { name, publish: opts.pub, subscribe: opts.sub, tokenTtlMs }));
+      if (opts.json) printJson(profileJson(r.profile));
+      else {
+        out(`${r.created ? 'created' : 'updated'} profile ${r.profile.name}: publish ${r.profile.publish.join(' ') || '-'}; subscribe ${r.profile.subscribe.join(' ') || '-'}; token ttl ${formatDuration(r.profile.tokenTtlMs)}`);
+        if (!r.created) out('tokens already issued keep their old ACL until they are renewed');
+      }
+    });
+
+  subcommand(profile, 'list', 'list profiles')
+    .option('--json', 'print the profiles as a JSON array')
+    .action(async (opts: ListOpts) => {
+      const { list, usage } = await withRegistry(opts.db, (reg) => ({ list: reg.profiles.list(), usage: reg.devices.countByProfile() }));
+      if (opts.json) {
+        printJson(list.map((p) => profileJson(p, usage.get(p.name) ?? 0)));
+        return;
+      }
+      printTable(
+        ['NAME', 'TOKEN TTL', 'DEVICES', 'PUBLISH', 'SUBSCRIBE'],
+        list.map((p) => [p.name, formatDuration(p.tokenTtlMs), count(usage.get(p.name) ?? 0), p.publish.join(' '), p.subscribe.join(' ')]),
+      );
+      out(`${count(list.length)} profile(s)`);
+    });
+
+  subcommand(profile, 'show <name>', 'show one profile')
+    .option('--json', 'print the profile as JSON')
+    .action(async (name: string, opts: ListOpts) => {
+      const { p, devices } = await withRegistry(opts.db, (reg) => {
+        const p = reg.profiles.require(name);
+        return { p, devices: reg.devices.countByProfile().get(p.name) ?? 0 };
+      });
+      if (opts.json) {
+        printJson(profileJson(p, devices));
+        return;
+      }
+      out(`profile:    ${p.name}`);
+      out(`token ttl:  ${formatDuration(p.tokenTtlMs)}`);
+      out(`devices:    ${count(devices)}`);
+      out(`created:    ${time(p.createdAt)}`);
+      out(`updated:    ${time(p.updatedAt)}`);
+      out('publish:');
+      for (const x of p.publish) out(`  ${x}`);
+      if (!p.publish.length) out('  (none)');
+      out('subscribe:');
+      for (const x of p.subscribe) out(`  ${x}`);
+      if (!p.subscribe.length) out('  (none)');
+    });
+}

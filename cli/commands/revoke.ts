@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { UsageError } from '../../errors/index.js';
+import { revokeDevices, revokeToken } from '../../operations/index.js';
+import type { Jti } from '../../registry/index.js';
+import { addDbOption, deviceIdArgs, examples, withRegistry } from '../common.js';
+import { count, out, plural, printJson } from '../output.js';
+
+interface Opts { db: string; reason?: string; token?: string; json?: boolean }
+
+export function registerRevoke(program: Command): void {
+  addDbOption(program.command('revoke'))
+    .description('revoke devices (all their tokens and refresh credentials) or one token; the broker closes affected sessions within a second')
+    .argument('[ids...]', 'device ids (all or nothing: one unknown id and none is revoked)')
+    .option('--reason <text>', 'why (kept in the audit log)')
+    .option('--token <jti>', 'revoke only this access token (its jti, see: credbroker show ID)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', examples(
+      'credbroker revoke pump-0042 --reason "reported stolen"',
+      'credbroker revoke pump-0042 pump-0043 pump-0044 --reason "decommissioned line 3"',
+      'credbroker revoke --token 3q2-7wEzC9uS2Cz1xTv0Gg',
+    ) + `
+A revoked device's tokens and refresh credential stay dead for good; "credbroker restore ID"
+re-enables the device, which then needs a new token ("credbroker token ID").
+`)
+    .action(async (ids: string[], opts: Opts) => {
+      if (opts.token !== undefined && ids.length) throw new UsageError('give device ids or --token JTI, not both');
+      if (opts.token === undefined && !ids.length) throw new UsageError('give one or more device ids, or --token JTI');
+      if (opts.token !== undefined && opts.reason !== undefined) throw new UsageError('--reason applies to revoking devices, not --token');
+      const reason = (opts.reason ?? 'revoked by operator').trim();
+      if (!reason || reason.length > 500 || /[\x00-\x1f\x7f]/.test(reason)) throw new UsageError('--reason must be one line of 1-500 characters');
+
+      if (opts.token !== undefined) {
+        const jti = opts.token;
+        if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new UsageError(`invalid --token "${jti.slice(0, 64)}": give the token's jti (see: credbroker show ID), not the token itself`);
+        const r = await withRegistry(opts.db, (reg) => revokeToken(reg, jti as Jti));
+        if (opts.json) printJson({ token: { jti, deviceId: r.deviceId, revoked: r.changed, alreadyRevoked: !r.changed } });
+        else out(r.changed ? `revoked token ${jti} of device ${r.deviceId}` : `token ${jti} of device ${r.deviceId} was already revoked; nothing changed`);
+        return;
+      }
+
+      const deviceIds = deviceIdArgs(ids);
+      const results = await withRegistry(opts.db, (reg) => revokeDevices(reg, deviceIds, reason));
+      const tokens = results.reduce((n, r) => n + r.tokensRevoked, 0);
+      const changed = results.filter((r) => r.changed).length;
+      if (opts.json) {
+        printJson({ devices: results.map((r) => ({ deviceId: r.deviceId, revoked: r.changed, alreadyRevoked: !r.changed, tokensRevoked: r.tokensRevoked })), tokensRevoked: tokens });
+        return;
+      }
+      for (const r of results) {
+        out(r.changed
+          ? `revoked ${r.deviceId} (${plural(r.tokensRevoked, 'live token')} revoked)`
+          : `${r.deviceId} was already revoked${r.tokensRevoked ? ` (${plural(r.tokensRevoked, 'live token')} revoked)` : ''}`);
+      }
+      out(`revoked ${plural(changed, 'device')}${results.length > changed ? ` (${count(results.length - changed)} already revoked)` : ''}, ${plural(tokens, 'token')}`
+        + (changed || tokens ? '; the broker closes their sessions within a second' : ''));
+    });
+}

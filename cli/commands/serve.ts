@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { loadConfig, startBroker } from '../../broker/index.js';
+
+interface ServeFlags {
+  db?: string; config?: string; host?: string; mqttPort?: string; tlsPort?: string; tlsCert?: string; tlsKey?: string;
+  wsPort?: string; httpPort?: string; deniedPublish?: string; logLevel?: string;
+}
+
+/** `credbroker serve`: the broker on embedded defaults, configured by flags, environment and a config file. */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the MQTT broker (TCP, TLS, WebSocket) and its ops HTTP port')
+    .option('--db <file>', 'registry file (env CREDBROKER_DB)')
+    .option('--config <file>', 'JSON config file (flags and environment override it)')
+    .option('--host <addr>', 'address to listen on (default 0.0.0.0)')
+    .option('--mqtt-port <port>', 'MQTT over TCP, or "off" (default 1883)')
+    .option('--tls-port <port>', 'MQTT over TLS (default 8883 when a certificate is given)')
+    .option('--tls-cert <file>', 'PEM server certificate (see certs/README.md)')
+    .option('--tls-key <file>', 'PEM server private key')
+    .option('--ws-port <port>', 'MQTT over WebSocket, or "off" (default 8083)')
+    .option('--http-port <port>', '/healthz, /readyz, /metrics, /.well-known/jwks.json, or "off" (default 9100)')
+    .option('--denied-publish <policy>', 'on a publish the ACL refuses: disconnect | drop (default disconnect)')
+    .option('--log-level <level>', 'pino level: debug | info | warn | error (default info)')
+    .addHelpText('after', `
+Examples:
+  credbroker serve                                   # embedded defaults: ./data/credbroker.db, ports 1883, 8083, 9100
+  credbroker serve --tls-cert certs/out/server.crt --tls-key certs/out/server.key
+  CREDBROKER_MQTT_PORT=11883 credbroker serve --http-port off
+  credbroker serve --config /etc/credbroker.json    # keys as in the flags, camelCase: {"mqttPort": 1883, "deniedPublish": "drop"}`)
+    .action(async (flags: ServeFlags) => {
+      const config = loadConfig({ ...flags });
+      const broker = await startBroker(config);
+      const p = broker.ports;
+      process.stderr.write(`credbroker: broker ready — mqtt ${p.mqtt ?? 'off'}, tls ${p.tls ?? 'off'}, ws ${p.ws ?? 'off'}, http ${p.http ?? 'off'}; registry ${config.db}\n`);
+      const stop = (signal: string) => {
+        process.stderr.write(`credbroker: ${signal}: closing listeners and sessions\n`);
+        broker.close().then(() => process.exit(0), () => process.exit(1));
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import { deviceSummary } from '../../operations/index.js';
+import { parseDeviceId, type AuditEvent } from '../../registry/index.js';
+import { addDbOption, examples, withRegistry } from '../common.js';
+import { iso, out, printJson, printTable, time } from '../output.js';
+import { deviceJson } from './devices.js';
+import { auditJson, formatDetails } from './audit.js';
+
+interface Opts { db: string; json?: boolean; events: string }
+
+export function registerShow(program: Command): void {
+  addDbOption(program.command('show'))
+    .description('show a device: status, profile, live tokens (jti and expiry), refresh credentials, recent audit events')
+    .argument('<id>', 'device id')
+    .option('--events <n>', 'how many recent audit events', '10')
+    .option('--json', 'print the summary as JSON')
+    .addHelpText('after', examples('credbroker show pump-0001', 'credbroker show pump-0001 --json | jq -r ".liveTokens[].jti"'))
+    .action(async (id: string, opts: Opts) => {
+      const deviceId = parseDeviceId(id);
+      const auditLimit = Math.min(Math.max(Number.parseInt(opts.events, 10) || 10, 1), 1000);
+      const s = await withRegistry(opts.db, (reg) => deviceSummary(reg, deviceId, { auditLimit }));
+      if (opts.json) {
+        printJson({
+          device: deviceJson(s.device),
+          profile: s.profile ? { name: s.profile.name, publish: s.profile.publish, subscribe: s.profile.subscribe, tokenTtl: s.profile.tokenTtlMs / 1000 } : null,
+          liveTokens: s.liveTokens.map((t) => ({ jti: t.jti, kid: t.kid, issuedAt: iso(t.issuedAt), expiresAt: iso(t.expiresAt) })),
+          refreshCredentials: s.refreshCredentials.map((r) => ({ state: r.state, issuedAt: iso(r.issuedAt), expiresAt: iso(r.expiresAt), usedAt: iso(r.usedAt) })),
+          recentAudit: s.recentAudit.map(auditJson),
+        });
+        return;
+      }
+      const d = s.device;
+      const fields: [string, string][] = [
+        ['device', d.id],
+        ['status', d.status === 'revoked' ? `revoked at ${time(d.revokedAt)}: ${d.revokedReason ?? ''}` : 'active'],
+        ['profile', s.profile ? `${d.profile} (publish ${s.profile.publish.join(' ') || '-'}; subscribe ${s.profile.subscribe.join(' ') || '-'})` : d.profile],
+        ['created', time(d.createdAt)],
+        ['last seen', time(d.lastSeenAt)],
+        ['credential expires', time(d.credentialExpiresAt)],
+      ];
+      if (d.tokensValidAfter) fields.push(['tokens valid after', `${time(d.tokensValidAfter * 1000)} (restored: older tokens are refused)`]);
+      const width = Math.max(...fields.map(([k]) => k.length));
+      for (const [k, v] of fields) out(`${`${k}:`.padEnd(width + 1)}  ${v}`);
+      out();
+      out(`live tokens (${s.liveTokens.length}):`);
+      printTable(['JTI', 'ISSUED', 'EXPIRES', 'KID'], s.liveTokens.map((t) => [t.jti, time(t.issuedAt), time(t.expiresAt), t.kid]));
+      out();
+      out(`refresh credentials (${s.refreshCredentials.length}):`);
+      printTable(['STATE', 'ISSUED', 'EXPIRES', 'USED'], s.refreshCredentials.map((r) => [r.state, time(r.issuedAt), time(r.expiresAt), time(r.usedAt)]));
+      out();
+      out(`recent audit events (${s.recentAudit.length}):`);
+      printAudit(s.recentAudit, false);
+    });
+}
+
+export function printAudit(events: readonly AuditEvent[], withDevice = true): void {
+  printTable(
+    withDevice ? ['TIME', 'ACTOR', 'ACTION', 'DEVICE', 'DETAILS'] : ['TIME', 'ACTOR', 'ACTION', 'DETAILS'],
+    events.map((e) => [time(e.at), e.actor, e.action, ...(withDevice ? [e.deviceId] : []), formatDetails(e.details)]),
+  );
+}

@@ -1,0 +1,58 @@
+import { Option, type Command } from 'commander';
+import { openIssuer, type Issuer } from '../provisioning/index.js';
+import { Registry, parseDeviceId, type DeviceId } from '../registry/index.js';
+import { parseDuration } from '../util/duration.js';
+import { UsageError } from '../errors/index.js';
+
+export const DEFAULT_DB = './data/credbroker.db';
+
+/** `--db FILE` (env CREDBROKER_DB): every command takes it. */
+export function addDbOption(cmd: Command): Command {
+  return cmd.addOption(new Option('--db <file>', 'registry file').env('CREDBROKER_DB').default(DEFAULT_DB));
+}
+
+/** Adds a sub-command with the shared `--db` option. */
+export function subcommand(parent: Command, nameAndArgs: string, description: string): Command {
+  return addDbOption(parent.command(nameAndArgs).description(description));
+}
+
+/** Opens the registry, runs `fn`, closes it (also on error). */
+export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Promise<T>): Promise<T> {
+  const reg = Registry.open(db);
+  try {
+    return await fn(reg);
+  } finally {
+    reg.close();
+  }
+}
+
+/** Opens the registry with its signing keys (what minting needs), runs `fn`, closes it. */
+export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Promise<T>): Promise<T> {
+  const issuer = await openIssuer(db);
+  try {
+    return await fn(issuer);
+  } finally {
+    issuer.reg.close();
+  }
+}
+
+/** Parses a duration option (`30s`, `15m`, `1h`, `7d`), naming the option in the error. */
+export function durationOption(value: string | undefined, flag: string): number | undefined {
+  return value === undefined ? undefined : parseDuration(value, flag);
+}
+
+/** Validates device ids given on the command line; refuses the same id twice. */
+export function deviceIdArgs(ids: readonly string[]): DeviceId[] {
+  const seen = new Set<string>();
+  return ids.map((raw) => {
+    const id = parseDeviceId(raw);
+    if (seen.has(id)) throw new UsageError(`device id "${id}" is given twice`);
+    seen.add(id);
+    return id;
+  });
+}
+
+/** Help text block: `Examples:` followed by indented command lines. */
+export function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+/**
+ * `credbroker`: the command line for factories and operators. Every command is a
+ * thin shell over the library (registry/, tokens/, provisioning/, operations/):
+ * one file per command under cli/commands/, each exporting a registrar.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { isCredbrokerError } from '../errors/index.js';
+import { exitCodeFor } from '../errors/map.js';
+import { asRegistryError } from '../registry/index.js';
+import { registerAudit } from './commands/audit.js';
+import { registerDevices } from './commands/devices.js';
+import { registerInit } from './commands/init.js';
+import { registerKeys } from './commands/keys.js';
+import { registerProfile } from './commands/profile.js';
+import { registerProvision } from './commands/provision.js';
+import { registerRestore } from './commands/restore.js';
+import { registerRevoke } from './commands/revoke.js';
+import { registerShow } from './commands/show.js';
+import { registerSim } from './commands/sim.js';
+import { registerToken } from './commands/token.js';
+
+/** Adds one command (with its options, help and action) to the program. */
+export type CommandRegistrar = (program: Command) => void;
+
+/**
+ * The commands of `credbroker`, in help order. A new command (e.g. `serve`, `sim`)
+ * is one more entry: `import { registerServe } from './commands/serve.js'` and add it here.
+ */
+export const commandRegistrars: CommandRegistrar[] = [
+  registerInit,
+  registerProvision,
+  registerToken,
+  registerRevoke,
+  registerRestore,
+  registerDevices,
+  registerShow,
+  registerProfile,
+  registerKeys,
+  registerAudit,
+  registerSim,
+];
+
+const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Builds the program. Usage errors are reported by commander as one line
+ * (`credbroker: <message>`) and thrown as a CommanderError instead of exiting,
+ * so `main` decides the exit code (2 for usage errors).
+ */
+export function buildProgram(registrars: readonly CommandRegistrar[] = commandRegistrars): Command {
+  const program = new Command('credbroker')
+    .description('IoT device credential broker over MQTT: provision devices, mint and revoke tokens, audit, manage profiles and signing keys')
+    .version(version(), '-V, --version')
+    .configureOutput({ outputError: (str, write) => write(`credbroker: ${oneLine(str.replace(/^error: /, ''))}\n`) })
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .addHelpText('after', `
+Every command takes --db FILE (default ./data/credbroker.db, env CREDBROKER_DB).
+Durations: 30s, 15m, 1h, 7d. --json prints machine-readable output on stdout and nothing else there.
+Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 not found, 4 conflicting state,
+5 registry problem, 6 credential refused, 7 rate limited.
+Run "credbroker <command> --help" for a command's options and examples.
+`);
+  for (const register of registrars) register(program);
+  return program;
+}
+
+/** Prints one line on stderr for a failure and returns the exit code. Never a stack trace for a CredbrokerError. */
+export function reportError(err: unknown): number {
+  const e = asRegistryError(err);
+  if (isCredbrokerError(e)) {
+    process.stderr.write(`credbroker: ${oneLine(e.message)}\n`);
+    return exitCodeFor(e);
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`credbroker: unexpected error: ${oneLine(message)}${process.env.CREDBROKER_DEBUG ? '' : ' (set CREDBROKER_DEBUG=1 for details)'}\n`);
+  if (process.env.CREDBROKER_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  return 1;
+}
+
+/** Runs the CLI and resolves with the exit code (does not exit). */
+export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed it
+    return reportError(err);
+  }
+}
+
+function isEntryPoint(): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  // `credbroker devices | head`: a closed pipe is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  main().then((code) => {
+    process.exitCode = code;
+  }, (err: unknown) => {
+    process.exitCode = reportError(err);
+  });
+}

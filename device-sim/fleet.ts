@@ -1,0 +1,108 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError } from '../errors/index.js';
+import { openIssuer, provisionDevices, readCredentialsFile, writeCredentialsFile, type DeviceCredentials, type Issuer } from '../provisioning/index.js';
+import { DEFAULT_PROFILES, type ProfileName } from '../registry/index.js';
+import type { SimOptions } from './options.js';
+
+/** The profile the sim provisions its devices under: the `sensor` ACL with the run's token lifetime. */
+export const SIM_PROFILE = 'sim-sensor';
+export const OBSERVER_PROFILE = 'observer';
+
+export interface Fleet {
+  /** Credentials of the simulated devices, in a stable order. */
+  readonly devices: DeviceCredentials[];
+  /** The observer's credentials (null without a registry). */
+  readonly observer: DeviceCredentials | null;
+  /** The registry connection (null in --credentials mode without --db): used to revoke. */
+  readonly issuer: Issuer | null;
+  /** Where each device's credentials file lives (--credentials mode), to write rotated credentials back. */
+  readonly files: ReadonlyMap<string, string>;
+  readonly provisionMs: number;
+  close(): void;
+}
+
+/**
+ * Gets the fleet ready: either provisions `opts.devices` new devices (ids
+ * `<prefix>-<runTag>-<n>`) under the `sim-sensor` profile (created or updated
+ * with the sensor ACL and `tokenTtlMs`), or reads a folder of credentials files.
+ * With a registry it also provisions an observer device (profile `observer`).
+ */
+export async function prepareFleet(opts: SimOptions, onProgress?: (done: number, total: number) => void): Promise<Fleet> {
+  const started = Date.now();
+  const issuer = opts.db ? await openIssuer(opts.db) : null;
+  try {
+    const runTag = Date.now().toString(36);
+    let devices: DeviceCredentials[];
+    const files = new Map<string, string>();
+    if (opts.credentialsDir) {
+      devices = readCredentialsDir(opts.credentialsDir, opts.devices, files);
+    } else {
+      const reg = issuer!.reg;
+      const sensor = DEFAULT_PROFILES.find((p) => p.name === 'sensor')!;
+      reg.write(() => reg.profiles.set({ name: SIM_PROFILE as ProfileName, publish: sensor.publish, subscribe: sensor.subscribe, tokenTtlMs: opts.tokenTtlMs }));
+      const width = String(opts.devices).length;
+      const rows = Array.from({ length: opts.devices }, (_, i) => ({ line: i + 1, id: `${opts.idPrefix}-${runTag}-${String(i + 1).padStart(width, '0')}` }));
+      const res = await provisionDevices(issuer!, rows, { profile: SIM_PROFILE, brokerUrl: opts.url, chunkSize: 500, onProgress });
+      devices = res.provisioned;
+    }
+    let observer: DeviceCredentials | null = null;
+    if (issuer) {
+      const reg = issuer.reg;
+      if (!reg.profiles.get(OBSERVER_PROFILE)) {
+        const obs = DEFAULT_PROFILES.find((p) => p.name === OBSERVER_PROFILE)!;
+        reg.write(() => reg.profiles.set(obs));
+      }
+      const res = await provisionDevices(issuer, [{ line: 1, id: `${opts.idPrefix}-${runTag}-observer` }], { profile: OBSERVER_PROFILE, brokerUrl: opts.url });
+      observer = res.provisioned[0] ?? null;
+    }
+    return {
+      devices: devices.map((d) => ({ ...d, brokerUrl: opts.url })),
+      observer, issuer, files,
+      provisionMs: Date.now() - started,
+      close: () => issuer?.reg.close(),
+    };
+  } catch (err) {
+    issuer?.reg.close();
+    throw err;
+  }
+}
+
+function readCredentialsDir(dir: string, max: number, files: Map<string, string>): DeviceCredentials[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
+  } catch (err) {
+    throw new UsageError(`cannot read credentials folder ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const out: DeviceCredentials[] = [];
+  for (const name of names) {
+    if (out.length >= max) break;
+    const path = join(dir, name);
+    let c: DeviceCredentials;
+    try {
+      c = readCredentialsFile(path);
+    } catch (err) {
+      throw new UsageError(`credentials file ${path} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof c.deviceId !== 'string' || typeof c.accessToken !== 'string' || typeof c.refreshCredential !== 'string') {
+      throw new UsageError(`credentials file ${path} lacks deviceId, accessToken or refreshCredential`);
+    }
+    files.set(c.deviceId, path);
+    out.push(c);
+  }
+  if (out.length === 0) throw new UsageError(`no credentials files (*.json) in ${dir}`);
+  return out;
+}
+
+/**
+ * Writes a device's current credentials back to its file: the refresh
+ * credential rotates on use, and replaying a superseded one later would get
+ * the device revoked as stolen.
+ */
+export function saveCredentials(fleet: Fleet, creds: DeviceCredentials): void {
+  const path = fleet.files.get(creds.deviceId);
+  if (!path) return;
+  const original = readCredentialsFile(path);
+  writeCredentialsFile(join(path, '..'), { ...creds, brokerUrl: original.brokerUrl });
+}

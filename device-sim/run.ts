@@ -1,0 +1,509 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { MqttClient } from 'mqtt';
+import { DeviceClient } from '../device/index.js';
+import { revokeDevices } from '../operations/index.js';
+import type { DeviceCredentials } from '../provisioning/index.js';
+import type { DeviceId } from '../registry/index.js';
+import { FailedAuthBudget } from './budget.js';
+import { prepareFleet, saveCredentials, type Fleet } from './fleet.js';
+import { evaluateInvariants } from './invariants.js';
+import { connectOnce } from './mqtt-once.js';
+import { Observer } from './observer.js';
+import { resolveSimOptions, type SimOptions } from './options.js';
+import { runProbe } from './probes.js';
+import { createProgress, type Progress } from './progress.js';
+import type { SimReport } from './report.js';
+import { Rng } from './rng.js';
+import { newDeviceRecord, type Cohort, type DeviceRecord, type Observations } from './state.js';
+import { summarize } from './stats.js';
+
+type Phase = 'connecting' | 'online' | 'away' | 'stopping';
+
+/** Extra time a non-kicked device's session may overrun before the watchdog flags it (its tick is 1 s). */
+const WATCHDOG_TICK_MS = 1000;
+
+/**
+ * Runs a whole simulation: prepares the fleet (provisioning or credentials
+ * files), connects it, plays the scenario (telemetry, renewals, offline
+ * devices, revocations, ACL probes, non-renewing devices), stops everything and
+ * returns the report with a verdict per invariant. It never exits the process.
+ *
+ * @example
+ * const report = await runSimulation({ url: 'mqtt://127.0.0.1:1883', db: './data/credbroker.db', devices: 200, durationMs: 60_000 });
+ * if (!report.ok) process.exitCode = 1;
+ */
+export async function runSimulation(input: Partial<SimOptions>): Promise<SimReport> {
+  const opts = resolveSimOptions(input);
+  const started = Date.now();
+  const fleet = await prepareFleet(opts);
+  const progress = createProgress(opts.progress, opts.json);
+  try {
+    return await new Simulation(opts, fleet, progress).run(started);
+  } finally {
+    progress.stop();
+    fleet.close();
+  }
+}
+
+/** Device-sim: the scenario engine behind runSimulation. */
+export class Simulation {
+  readonly obs: Observations;
+  private readonly rng: Rng;
+  private readonly clients = new Map<string, DeviceClient>();
+  private readonly raw = new Map<string, MqttClient>();
+  private readonly phase = new Map<string, Phase>();
+  private readonly creds = new Map<string, DeviceCredentials>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly budget: FailedAuthBudget;
+  private readonly flaggedExpiry = new Set<string>();
+  private readonly cohorts: Record<Cohort, string[]> = { steady: [], offline: [], revoke: [], probe: [], nonRenewing: [] };
+  private observer: Observer | null = null;
+  private ending = false;
+  private endAt = 0;
+  private connectWaveMs = 0;
+
+  constructor(private readonly opts: SimOptions, private readonly fleet: Fleet, private readonly progress: Progress) {
+    this.rng = new Rng(opts.seed);
+    this.budget = new FailedAuthBudget(opts.failedAuthBurst, opts.failedAuthPerSec);
+    this.obs = {
+      devices: new Map(),
+      observer: { available: false, unavailableReason: 'not started', messages: 0, forbidden: [], lastSeen: new Map(), disconnects: 0 },
+      expiryViolations: [], errors: [],
+      latency: { connect: [], renewal: [], revokeKick: [] },
+      counts: { publishes: 0, renewals: 0, renewRejected: 0, refusals: 0, subscribeDenials: 0, publishKicks: 0, revocationKicks: 0, expiryKicks: 0, connects: 0 },
+      budget: { used: 0, skipped: 0 },
+      startedAt: Date.now(), clockStartAt: 0, endAt: 0, eventLoopDelayMs: null,
+    };
+    this.assignCohorts();
+  }
+
+  /** Seeded, disjoint cohorts; what is left is steady (and the probes' victims). */
+  private assignCohorts(): void {
+    const { opts } = this;
+    const ids = this.fleet.devices.map((d) => d.deviceId);
+    for (const d of this.fleet.devices) this.creds.set(d.deviceId, d);
+    const n = ids.length;
+    const size = (f: number, atLeastOne = false) => (f > 0 ? Math.max(atLeastOne ? 1 : 0, Math.round(n * f)) : 0);
+    const want: [Cohort, number][] = [
+      ['nonRenewing', size(opts.nonRenewingFraction, true)],
+      ['revoke', this.fleet.issuer ? size(opts.revokeFraction) : 0],
+      ['offline', size(opts.offlineFraction)],
+      ['probe', size(opts.probeFraction)],
+    ];
+    // Keep at least one steady device (the probes need a victim).
+    let excess = want.reduce((s, [, k]) => s + k, 0) - (n - 1);
+    for (let i = want.length - 1; excess > 0 && i >= 0; i--) {
+      const cut = Math.min(excess, want[i]![1]);
+      want[i]![1] -= cut;
+      excess -= cut;
+    }
+    const order = this.rng.shuffle(ids);
+    let k = 0;
+    for (const [cohort, count] of want) this.cohorts[cohort] = order.slice(k, (k += count));
+    this.cohorts.steady = order.slice(k);
+    for (const cohort of Object.keys(this.cohorts) as Cohort[]) {
+      for (const id of this.cohorts[cohort]) this.obs.devices.set(id, newDeviceRecord(id, cohort));
+    }
+  }
+
+  private rec(id: string): DeviceRecord {
+    return this.obs.devices.get(id)!;
+  }
+
+  async run(startedAt: number): Promise<SimReport> {
+    const { opts } = this;
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const ticker = setInterval(() => this.reportProgress('connect'), 250);
+    try {
+      if (this.fleet.observer) {
+        this.observer = new Observer(this.fleet.observer, opts.url, this.obs.observer, new Set(this.creds.keys()), (m) => this.obs.errors.push(m));
+        await this.observer.start();
+      } else {
+        this.obs.observer.unavailableReason = 'no registry (--db) to provision an observer in';
+      }
+      const waveStart = Date.now();
+      await this.connectWave();
+      this.connectWaveMs = Date.now() - waveStart;
+      this.obs.clockStartAt = Date.now();
+      this.endAt = this.obs.clockStartAt + opts.durationMs;
+      this.schedule();
+      clearInterval(ticker);
+      const scenarioTicker = setInterval(() => this.reportProgress('run'), 250);
+      await new Promise<void>((r) => setTimeout(r, Math.max(0, this.endAt - Date.now())));
+      clearInterval(scenarioTicker);
+      await this.teardown();
+    } finally {
+      clearInterval(ticker);
+      loop.disable();
+    }
+    const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+    this.obs.eventLoopDelayMs = { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) };
+    return this.report(startedAt);
+  }
+
+  // ---- connecting ------------------------------------------------------------
+
+  private async connectWave(): Promise<void> {
+    const queue = [...this.fleet.devices];
+    const worker = async () => {
+      for (let c = queue.shift(); c; c = queue.shift()) {
+        if (this.rec(c.deviceId).cohort === 'nonRenewing') await this.connectRaw(c);
+        else await this.connectClient(c);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.opts.connectConcurrency, queue.length) }, worker));
+  }
+
+  private newClient(creds: DeviceCredentials): DeviceClient {
+    return new DeviceClient({ credentials: creds, url: this.opts.url, backoff: { initialMs: 500, maxMs: 5000 } });
+  }
+
+  private async connectClient(creds: DeviceCredentials): Promise<void> {
+    const rec = this.rec(creds.deviceId);
+    const client = this.newClient(creds);
+    this.clients.set(rec.id, client);
+    this.wire(rec, client);
+    this.phase.set(rec.id, 'connecting');
+    const t0 = performance.now();
+    try {
+      await withTimeout(client.start(), 30_000, 'no connect within 30 s');
+      rec.connectMs = performance.now() - t0;
+      this.obs.latency.connect.push(rec.connectMs);
+      this.phase.set(rec.id, 'online');
+    } catch (err) {
+      rec.connectError = (err as Error).message;
+      this.phase.set(rec.id, 'away');
+      await client.stop().catch(() => {});
+    }
+  }
+
+  /** A non-renewing device: plain MQTT.js with its token, no renewal, no reconnect. */
+  private async connectRaw(creds: DeviceCredentials): Promise<void> {
+    const rec = this.rec(creds.deviceId);
+    rec.nonRenew = { connectedAt: null, expAt: Date.parse(creds.accessTokenExpiresAt), closedAt: null };
+    const res = await connectOnce(this.opts.url, { clientId: rec.id, username: rec.id, password: creds.accessToken, keepalive: 60 });
+    if (res.code !== 0 || !res.client) {
+      rec.connectError = `CONNACK ${res.code}`;
+      return;
+    }
+    const client = res.client;
+    rec.connects++;
+    this.obs.counts.connects++;
+    rec.connectMs = res.ms;
+    this.obs.latency.connect.push(res.ms);
+    rec.nonRenew.connectedAt = Date.now();
+    this.raw.set(rec.id, client);
+    this.phase.set(rec.id, 'online');
+    client.on('error', () => {});
+    client.once('close', () => {
+      if (this.phase.get(rec.id) === 'stopping') return;
+      this.phase.set(rec.id, 'away');
+      rec.nonRenew!.closedAt = Date.now();
+      this.obs.counts.expiryKicks++;
+    });
+  }
+
+  private wire(rec: DeviceRecord, client: DeviceClient): void {
+    const { obs } = this;
+    client.on('connected', ({ via }) => {
+      rec.connects++;
+      obs.counts.connects++;
+      if (rec.revoke?.commitAt != null && rec.revoke.reconnectedAt === null) rec.revoke.reconnectedAt = Date.now();
+      if (rec.offline?.returnAt != null) rec.offline.via.push(via);
+    });
+    client.on('disconnected', ({ reason }) => this.onDisconnected(rec, client, reason));
+    client.on('renewed', (ev) => {
+      rec.renewals++;
+      obs.counts.renewals++;
+      obs.latency.renewal.push(ev.roundTripMs);
+    });
+    client.on('renewRejected', ({ code }) => {
+      obs.counts.renewRejected++;
+      if (rec.revoke?.commitAt != null || this.ending) return; // a revoked device's renewal is meant to be refused
+      rec.errors.push(`renewal rejected: ${code}`);
+    });
+    client.on('refused', ({ connackCode }) => {
+      obs.counts.refusals++;
+      if (rec.revoke?.commitAt != null) { rec.revoke.refusedAfter++; return; }
+      if (this.phase.get(rec.id) === 'stopping') return;
+      rec.unexpectedRefusals.push(connackCode);
+    });
+    client.on('message', (topic) => {
+      if (rec.probe && !topic.startsWith(`devices/${rec.id}/`)) rec.probe.foreignMessages++;
+    });
+    client.on('error', (err) => {
+      if (this.ending || this.phase.get(rec.id) === 'stopping' || rec.revoke?.commitAt != null) return;
+      rec.errors.push(`client error: ${err.message}`);
+    });
+  }
+
+  private onDisconnected(rec: DeviceRecord, client: DeviceClient, reason: string): void {
+    const now = Date.now();
+    const r = rec.revoke;
+    if (r && r.commitAt !== null) {
+      if (r.kickedAt === null) {
+        r.kickedAt = now;
+        this.obs.latency.revokeKick.push(now - r.commitAt);
+        this.obs.counts.revocationKicks++;
+        void this.afterRevocationKick(rec, client);
+      }
+      return;
+    }
+    const phase = this.phase.get(rec.id);
+    if (this.ending || phase === 'stopping' || phase === 'away') return;
+    const p = rec.probe;
+    if (p && p.publishSentAt !== null && p.publishKickedAt === null && this.opts.deniedPublish === 'disconnect') {
+      p.publishKickedAt = now;
+      this.obs.counts.publishKicks++;
+      return;
+    }
+    rec.unexpectedDisconnects.push({ at: now, reason });
+  }
+
+  // ---- the scenario ------------------------------------------------------------
+
+  private at(time: number, fn: () => void | Promise<void>): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (this.ending) return;
+      Promise.resolve(fn()).catch((err: unknown) => this.obs.errors.push(`sim: ${(err as Error).message}`));
+    }, Math.max(0, time - Date.now()));
+    this.timers.add(t);
+  }
+
+  private schedule(): void {
+    const { opts, rng } = this;
+    const t0 = this.obs.clockStartAt;
+    const D = opts.durationMs;
+    // Telemetry: every device, at a random phase within the interval.
+    for (const id of this.creds.keys()) {
+      this.at(t0 + rng.between(0, opts.publishIntervalMs), () => {
+        this.publishOnce(id);
+        const iv = setInterval(() => (this.ending ? clearInterval(iv) : this.publishOnce(id)), opts.publishIntervalMs);
+        this.timers.add(iv);
+      });
+    }
+    // Offline devices go early enough to stay away past expiry + leeway and still come back.
+    const offlineLatest = Math.min(0.5 * D, D - (opts.tokenTtlMs + opts.leewayMs + opts.kickSlackMs + 6000));
+    for (const id of this.cohorts.offline) {
+      this.rec(id).offline = { wentAt: null, tokenExpAt: null, returnAt: null, cameBackAt: null, via: [], skipped: null, error: null };
+      this.at(t0 + rng.between(0.05 * D, Math.max(0.05 * D, offlineLatest)), () => this.goOffline(id));
+    }
+    for (const id of this.cohorts.revoke) {
+      this.rec(id).revoke = { commitAt: null, wasConnected: false, kickedAt: null, reconnectedAt: null, retries: [], retriesSkipped: 0, refusedAfter: 0 };
+      this.at(t0 + rng.between(0.3 * D, 0.6 * D), () => this.revoke(id));
+    }
+    const victims = this.cohorts.steady;
+    for (const id of this.cohorts.probe) {
+      const victim = victims[rng.int(victims.length)]!;
+      this.rec(id).probe = { victim, ownSubscribe: null, subscribes: [], takeover: null, publishSentAt: null, publishKickedAt: null, foreignMessages: 0, done: false, error: null };
+      this.at(t0 + rng.between(0.1 * D, 0.4 * D), () => this.probe(id));
+    }
+    const wd = setInterval(() => this.watchdog(), WATCHDOG_TICK_MS);
+    this.timers.add(wd);
+  }
+
+  private publishOnce(id: string): void {
+    if (this.phase.get(id) !== 'online') return;
+    const rec = this.rec(id);
+    const topic = `devices/${id}/telemetry`;
+    const payload = JSON.stringify({ from: id, seq: rec.published, t: Date.now() });
+    const raw = this.raw.get(id);
+    if (raw) {
+      if (!raw.connected) return;
+      raw.publish(topic, payload, { qos: 0 });
+    } else {
+      const client = this.clients.get(id);
+      if (!client?.connected) return;
+      client.publish(topic, payload, { qos: 0 }).catch((err: Error) => {
+        if (!this.ending && client.connected && this.phase.get(id) === 'online') rec.errors.push(`publish failed: ${err.message}`);
+      });
+    }
+    rec.published++;
+    this.obs.counts.publishes++;
+  }
+
+  /** Flags a renewing device whose session outlives its token's exp + leeway (the broker must have closed it). */
+  private watchdog(): void {
+    const now = Date.now();
+    const limit = this.opts.leewayMs + this.opts.kickSlackMs + WATCHDOG_TICK_MS;
+    for (const [id, client] of this.clients) {
+      if (!client.connected || this.phase.get(id) !== 'online') continue;
+      const exp = Date.parse(client.credentials().accessTokenExpiresAt);
+      if (now > exp + limit && !this.flaggedExpiry.has(`${id}@${exp}`)) {
+        this.flaggedExpiry.add(`${id}@${exp}`);
+        this.obs.expiryViolations.push({ id, expAt: exp, seenAt: now });
+      }
+    }
+  }
+
+  private async goOffline(id: string): Promise<void> {
+    const rec = this.rec(id);
+    const o = rec.offline!;
+    const client = this.clients.get(id);
+    if (!client || this.phase.get(id) !== 'online') { o.skipped = 'not connected at its offline time'; return; }
+    const exp = Date.parse(client.credentials().accessTokenExpiresAt);
+    const returnAt = exp + this.opts.leewayMs + this.opts.kickSlackMs + 500;
+    if (returnAt + 3000 > this.endAt) { o.skipped = 'its token outlives the run (use a shorter --token-ttl or a longer --duration)'; return; }
+    this.phase.set(id, 'away');
+    await client.stop();
+    o.wentAt = Date.now();
+    o.tokenExpAt = exp;
+    const creds = client.credentials();
+    this.at(returnAt, async () => {
+      o.returnAt = Date.now();
+      const back = this.newClient(creds);
+      this.clients.set(id, back);
+      this.wire(rec, back);
+      this.phase.set(id, 'connecting');
+      try {
+        await withTimeout(back.start(), Math.max(1000, this.endAt - Date.now()), 'not back before the run ended');
+        o.cameBackAt = Date.now();
+        this.phase.set(id, 'online');
+      } catch (err) {
+        o.error = (err as Error).message;
+      }
+    });
+  }
+
+  /** Revokes through the registry, as `credbroker revoke` in another process would; the clock starts at the commit. */
+  private revoke(id: string): void {
+    const rec = this.rec(id);
+    const r = rec.revoke!;
+    const client = this.clients.get(id);
+    r.wasConnected = !!client?.connected && this.phase.get(id) === 'online';
+    revokeDevices(this.fleet.issuer!.reg, [id as DeviceId], 'device-sim revocation test');
+    r.commitAt = Date.now();
+    if (!r.wasConnected && client) {
+      // Not online at its revocation time: there is nothing to kick; it must still never get back in.
+      this.phase.set(id, 'away');
+      void client.stop().then(() => this.afterRevocationKick(rec, client));
+    }
+  }
+
+  /** After the kick: the device keeps trying (token, then refresh credential, ...), each attempt paced by the failed-auth budget. */
+  private async afterRevocationKick(rec: DeviceRecord, client: DeviceClient): Promise<void> {
+    const r = rec.revoke!;
+    this.phase.set(rec.id, 'away');
+    await client.stop(); // its own loop would retry on its own schedule: the sim paces the retries instead
+    const creds = client.credentials();
+    for (let k = 0; k < this.opts.revokedRetries; k++) {
+      await sleep(1000);
+      if (this.ending) { r.retriesSkipped += this.opts.revokedRetries - k; return; }
+      const secret = k % 2 === 0 ? 'token' : 'refresh';
+      const res = await this.budget.run(k, () => connectOnce(this.opts.url, { clientId: rec.id, username: rec.id, password: secret === 'token' ? creds.accessToken : creds.refreshCredential }, 5000));
+      if (res === null) { r.retriesSkipped += this.opts.revokedRetries - k; return; }
+      r.retries.push({ secret, code: res.code });
+      if (res.code === 0) {
+        r.reconnectedAt ??= Date.now();
+        res.client?.end(true);
+      }
+    }
+  }
+
+  private async probe(id: string): Promise<void> {
+    const rec = this.rec(id);
+    const client = this.clients.get(id);
+    if (!client || this.phase.get(id) !== 'online' || !client.connected) {
+      rec.probe!.error = 'not connected at its probe time';
+      rec.probe!.done = true;
+      return;
+    }
+    await runProbe({
+      client, record: rec.probe!, url: this.opts.url, budget: this.budget,
+      onSubscribeDenied: () => this.obs.counts.subscribeDenials++,
+    });
+  }
+
+  // ---- the end -------------------------------------------------------------------
+
+  private async teardown(): Promise<void> {
+    this.ending = true;
+    this.obs.endAt = Date.now();
+    for (const t of this.timers) { clearTimeout(t); clearInterval(t); }
+    this.timers.clear();
+    this.budget.close();
+    this.obs.budget = { used: this.budget.used, skipped: this.budget.skipped };
+    this.reportProgress('stopping');
+    // Let deliveries in flight reach the observer.
+    await sleep(500);
+    for (const id of this.phase.keys()) this.phase.set(id, 'stopping');
+    const stops: Promise<unknown>[] = [];
+    for (const c of this.clients.values()) stops.push(withTimeout(c.stop(), 5000, 'stop timed out').catch(() => {}));
+    for (const c of this.raw.values()) stops.push(new Promise<void>((r) => c.end(true, {}, () => r())));
+    await Promise.all(stops);
+    await this.observer?.stop();
+    if (this.fleet.files.size > 0) {
+      for (const c of this.clients.values()) {
+        try {
+          saveCredentials(this.fleet, c.credentials());
+        } catch (err) {
+          this.obs.errors.push(`could not save rotated credentials of ${c.deviceId}: ${(err as Error).message}`);
+        }
+      }
+    }
+  }
+
+  private reportProgress(phase: string): void {
+    let connected = 0;
+    for (const [id, c] of this.clients) if (c.connected && this.phase.get(id) === 'online') connected++;
+    for (const c of this.raw.values()) if (c.connected) connected++;
+    const c = this.obs.counts;
+    let errors = this.obs.errors.length;
+    for (const d of this.obs.devices.values()) errors += d.errors.length + d.unexpectedRefusals.length + d.unexpectedDisconnects.length;
+    const now = Date.now();
+    this.progress.update({
+      phase, elapsedMs: this.obs.clockStartAt ? now - this.obs.clockStartAt : 0, totalMs: this.opts.durationMs,
+      connected, devices: this.creds.size, renewals: c.renewals, denials: c.subscribeDenials + c.publishKicks,
+      kicks: c.revocationKicks + c.expiryKicks + c.publishKicks, errors,
+    });
+  }
+
+  private report(startedAt: number): SimReport {
+    const { opts, obs } = this;
+    const invariants = evaluateInvariants(obs, opts);
+    let unexpectedDisconnects = 0;
+    let errors = obs.errors.length;
+    for (const d of obs.devices.values()) {
+      unexpectedDisconnects += d.unexpectedDisconnects.length;
+      errors += d.errors.length + d.unexpectedRefusals.length;
+    }
+    const cohorts = Object.fromEntries(Object.entries(this.cohorts).map(([k, v]) => [k, v.length])) as Record<Cohort, number>;
+    const c = obs.counts;
+    const end = Date.now();
+    return {
+      ok: invariants.every((i) => i.verdict !== 'fail'),
+      settings: {
+        url: opts.url, devices: this.creds.size, durationMs: opts.durationMs, tokenTtlMs: opts.credentialsDir ? null : opts.tokenTtlMs,
+        publishIntervalMs: opts.publishIntervalMs, leewayMs: opts.leewayMs, deniedPublish: opts.deniedPublish, seed: opts.seed,
+        source: opts.credentialsDir ? 'credentials' : 'provisioned',
+      },
+      cohorts,
+      invariants,
+      counts: {
+        connects: c.connects, publishes: c.publishes, observedMessages: obs.observer.messages, renewals: c.renewals, renewRejected: c.renewRejected,
+        refusals: c.refusals, subscribeDenials: c.subscribeDenials, publishKicks: c.publishKicks, revocationKicks: c.revocationKicks,
+        expiryKicks: c.expiryKicks, unexpectedDisconnects, errors, failedAuthAttempts: obs.budget.used, failedAuthSkipped: obs.budget.skipped,
+      },
+      latencyMs: { connect: summarize(obs.latency.connect), renewalRoundTrip: summarize(obs.latency.renewal), revocationToKick: summarize(obs.latency.revokeKick) },
+      timings: { provisionMs: this.fleet.provisionMs, connectWaveMs: this.connectWaveMs, scenarioMs: obs.endAt - obs.clockStartAt, totalMs: end - startedAt },
+      simEventLoopDelayMs: obs.eventLoopDelayMs,
+      startedAt: new Date(startedAt).toISOString(),
+    };
+  }
+}
+
+
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(why)), ms); }),
+  ]);
+}

@@ -1,0 +1,29 @@
+import { CredentialError } from '../errors/index.js';
+import type { Registry } from '../registry/index.js';
+import type { AccessTokenClaims } from '../tokens/index.js';
+
+/**
+ * The registry half of accepting an access token (its signature and claims are
+ * checked by `verifyAccessToken`): refused with `ERR_TOKEN_REVOKED` when
+ * - its `jti` was revoked (`credbroker revoke --token`, or with its device),
+ * - its device is revoked, or is not in the registry at all (fail closed),
+ * - it was issued before the device's `tokensValidAfter` cut-off (set by `restore`:
+ *   a restored device's old tokens stay dead).
+ * The broker applies the same three rules from memory (fed by the change feed);
+ * this function is the reference and what the CLI and tests use.
+ *
+ * @throws CredentialError `ERR_TOKEN_REVOKED`
+ * @example
+ * const { claims } = verifyAccessToken(token, keyring.verifyKeys, { issuer, audience });
+ * checkTokenStatus(reg, claims);
+ */
+export function checkTokenStatus(reg: Registry, claims: Pick<AccessTokenClaims, 'sub' | 'jti' | 'iat'>): void {
+  const device = reg.devices.get(claims.sub);
+  if (!device) throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: device "${claims.sub}" is not in the registry`);
+  if (device.status === 'revoked') throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: device "${device.id}" is revoked`);
+  if (claims.iat < device.tokensValidAfter) {
+    throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: issued before device "${device.id}" was restored`);
+  }
+  const token = reg.tokens.get(claims.jti);
+  if (token?.revokedAt != null) throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: token ${claims.jti} is revoked`);
+}

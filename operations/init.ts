@@ -1,0 +1,63 @@
+import { existsSync, statSync } from 'node:fs';
+import { CredbrokerError, UsageError } from '../errors/index.js';
+import { Registry, type Settings, type SigningAlg } from '../registry/index.js';
+import { Keyring } from '../tokens/index.js';
+
+export interface InitOptions {
+  readonly alg?: SigningAlg;
+  readonly issuer?: string;
+}
+
+export interface InitResult {
+  /** False when the registry already existed (with matching settings). */
+  readonly created: boolean;
+  readonly path: string;
+  readonly settings: Settings;
+  readonly activeKid: string;
+}
+
+/**
+ * `credbroker init`: creates the registry (settings, the seeded profiles, the first
+ * signing key) or, when it exists, checks that it was made with the same settings.
+ * Idempotent; settings are fixed at creation (changing `alg` or `issuer` would
+ * invalidate every token in the field).
+ * @throws UsageError `ERR_CONFIG` when the existing registry has another alg or issuer.
+ */
+export async function initRegistry(path: string, opts: InitOptions = {}): Promise<InitResult> {
+  if (opts.issuer !== undefined) checkIssuer(opts.issuer);
+  const existed = existsSync(path) && statSync(path).size > 0;
+  const init: Partial<Settings> = {
+    ...(opts.alg ? { alg: opts.alg } : {}),
+    ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
+  };
+  const reg = Registry.open(path, init);
+  try {
+    const settings = reg.settings();
+    const conflicts: string[] = [];
+    if (opts.alg && settings.alg !== opts.alg) conflicts.push(`alg ${settings.alg} (asked for ${opts.alg})`);
+    if (opts.issuer !== undefined && settings.issuer !== opts.issuer) conflicts.push(`issuer ${settings.issuer} (asked for ${opts.issuer})`);
+    if (conflicts.length) {
+      throw new UsageError(
+        `registry ${path} already exists with ${conflicts.join(' and ')}; settings are fixed when a registry is created (use another --db file for other settings)`,
+        'ERR_CONFIG',
+      );
+    }
+    const keyring = await Keyring.load(reg);
+    if (!keyring.signer) throw new CredbrokerError('ERR_REGISTRY', `registry ${path} has no active signing key: run credbroker keys rotate`);
+    return { created: !existed, path, settings, activeKid: keyring.signer.kid };
+  } finally {
+    reg.close();
+  }
+}
+
+function checkIssuer(issuer: string): void {
+  let ok = issuer.length > 0 && issuer.length <= 512 && !/\s/.test(issuer);
+  if (ok) {
+    try {
+      new URL(issuer);
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) throw new UsageError(`invalid --issuer "${issuer.slice(0, 80)}": use a URL or URN, e.g. https://iot.example.com or urn:example:credbroker`, 'ERR_CONFIG');
+}

@@ -1,0 +1,43 @@
+import t from 'tap';
+import type { Weakening } from '../broker/index.js';
+import { runSimulation, type InvariantId, type SimReport } from '../device-sim/index.js';
+import { startTestBroker } from './helpers/broker.js';
+
+// Each deliberately weakened broker must make the sim fail, naming the
+// invariant the weakening breaks (and nothing unrelated). The four runs go in
+// parallel, each against its own broker, to keep the file short.
+const CASES: [keyof Weakening, InvariantId[], InvariantId[]][] = [
+  // weakening, must fail, may also fail (a consequence of the same hole)
+  ['skipSubscribeCheck', ['forbidden-subscribe-refused'], []],
+  ['skipPublishCheck', ['no-forbidden-publish-delivered', 'forbidden-publish-disconnects'], []],
+  ['neverExpireSessions', ['no-session-past-expiry'], []],
+  ['ignoreRevocations', ['revoked-devices-kicked'], []],
+];
+
+async function weakenedRun(weakening: keyof Weakening): Promise<SimReport> {
+  const tb = await startTestBroker({ leewaySec: 1, logLevel: 'warn', weaken: { [weakening]: true } });
+  try {
+    return await runSimulation({
+      url: tb.url, db: tb.db, devices: 30, durationMs: 9_000, tokenTtlMs: 3_000, publishIntervalMs: 1_000,
+      offlineFraction: 0, revokeFraction: 0.1, probeFraction: 0.1, nonRenewingFraction: 0.07,
+      leewayMs: 1_000, seed: 11, progress: false,
+    });
+  } finally {
+    await tb.close();
+  }
+}
+
+t.test('every weakening is caught by its invariant', async (t) => {
+  const reports = await Promise.all(CASES.map(([w]) => weakenedRun(w)));
+  CASES.forEach(([weakening, mustFail, mayFail], i) => {
+    const report = reports[i]!;
+    const failed = report.invariants.filter((x) => x.verdict === 'fail').map((x) => x.id);
+    t.equal(report.ok, false, `${weakening}: the sim fails`);
+    for (const id of mustFail) {
+      const inv = report.invariants.find((x) => x.id === id)!;
+      t.equal(inv.verdict, 'fail', `${weakening}: "${inv.name}" fails — ${inv.detail}; ${inv.examples[0] ?? ''}`);
+    }
+    const unrelated = failed.filter((id) => !mustFail.includes(id) && !mayFail.includes(id));
+    t.same(unrelated, [], `${weakening}: no unrelated invariant fails`);
+  });
+});
