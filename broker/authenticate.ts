@@ -30,6 +30,11 @@ class Refusal extends Error {
  * throw into an unhandled rejection (moscajs/aedes#379).
  */
 export function createAuthenticate(ctx: BrokerContext) {
+  // Label children bound once: `inc({ result, reason })` would hash and validate the labels on every CONNECT.
+  const accepted = {
+    token: ctx.metrics.authResults.labels('ok', 'token'),
+    refresh: ctx.metrics.authResults.labels('ok', 'refresh'),
+  };
   return function authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: Done): void {
     const address = remoteAddress(client);
     let deviceForAudit: string | null = null;
@@ -45,7 +50,7 @@ export function createAuthenticate(ctx: BrokerContext) {
       const secret = password.toString('utf8');
       const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, address);
       ctx.sessions.attach(client, session);
-      ctx.metrics.authResults.inc({ result: 'ok', reason: session.kind });
+      accepted[session.kind].inc();
       ctx.audit.seenNow(username);
       done(null, true);
     } catch (err) {

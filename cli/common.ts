@@ -1,6 +1,12 @@
+/**
+ * Shared pieces of the commands. The library (SQLite, jose, the CSV parser) is
+ * loaded lazily inside each action, so `credbroker --help` and light commands
+ * start fast: only what a command uses is imported.
+ */
 import { Option, type Command } from 'commander';
-import { openIssuer, type Issuer } from '../provisioning/index.js';
-import { Registry, parseDeviceId, type DeviceId } from '../registry/index.js';
+import type { Issuer } from '../provisioning/issuer.js';
+import type { Registry } from '../registry/index.js';
+import { parseDeviceId, type DeviceId } from '../registry/ids.js';
 import { parseDuration } from '../util/duration.js';
 import { UsageError } from '../errors/index.js';
 
@@ -18,6 +24,7 @@ export function subcommand(parent: Command, nameAndArgs: string, description: st
 
 /** Opens the registry, runs `fn`, closes it (also on error). */
 export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Promise<T>): Promise<T> {
+  const { Registry } = await import('../registry/index.js');
   const reg = Registry.open(db);
   try {
     return await fn(reg);
@@ -28,6 +35,7 @@ export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Pro
 
 /** Opens the registry with its signing keys (what minting needs), runs `fn`, closes it. */
 export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Promise<T>): Promise<T> {
+  const { openIssuer } = await import('../provisioning/issuer.js');
   const issuer = await openIssuer(db);
   try {
     return await fn(issuer);

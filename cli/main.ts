@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { isCredbrokerError } from '../errors/index.js';
 import { exitCodeFor } from '../errors/map.js';
-import { asRegistryError } from '../registry/index.js';
+import { asRegistryError } from '../registry/sqlite-errors.js';
 import { registerAudit } from './commands/audit.js';
 import { registerDevices } from './commands/devices.js';
 import { registerInit } from './commands/init.js';
@@ -18,6 +18,7 @@ import { registerProfile } from './commands/profile.js';
 import { registerProvision } from './commands/provision.js';
 import { registerRestore } from './commands/restore.js';
 import { registerRevoke } from './commands/revoke.js';
+import { registerServe } from './commands/serve.js';
 import { registerShow } from './commands/show.js';
 import { registerSim } from './commands/sim.js';
 import { registerToken } from './commands/token.js';
@@ -31,6 +32,7 @@ export type CommandRegistrar = (program: Command) => void;
  */
 export const commandRegistrars: CommandRegistrar[] = [
   registerInit,
+  registerServe,
   registerProvision,
   registerToken,
   registerRevoke,

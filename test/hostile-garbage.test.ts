@@ -79,7 +79,7 @@ class Fuzzer {
     const c = Buffer.from(b);
     switch (r.int(7)) {
       case 0: { // flip bytes
-        for (let i = r.int(4) + 1; i > 0 && c.length; i--) c[r.int(c.length)] ^= 1 << r.int(8);
+        for (let i = r.int(4) + 1; i > 0 && c.length; i--) { const at = r.int(c.length); c[at] = c[at]! ^ (1 << r.int(8)); }
         return c;
       }
       case 1: { // lie about the remaining length

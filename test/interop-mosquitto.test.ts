@@ -1,7 +1,7 @@
 // Interop with third-party MQTT clients: Debian's mosquitto_pub / mosquitto_sub
 // (package mosquitto-clients) over TCP and TLS, and, when installed, Python paho-mqtt.
 // Each part skips cleanly when its client is not installed (CI installs them).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { DeviceCredentials } from '../provisioning/index.js';
 import { connectDevice, startTestBroker, type TestBroker } from './helpers/broker.js';
@@ -22,13 +22,10 @@ interface Run {
   stderr: string;
   /** Exit code (null when killed by a signal), and whether the watchdog had to kill it. */
   readonly done: Promise<{ code: number | null; timedOut: boolean }>;
-  /** Resolves once stdout or stderr has matched `re`. */
-  waitFor(re: RegExp, ms?: number): Promise<void>;
 }
 
 function run(cmd: string, args: string[], timeoutMs = 10_000): Run {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
   const r: Run = {
     child, stdout: '', stderr: '',
     done: new Promise((resolve) => {
@@ -37,20 +34,9 @@ function run(cmd: string, args: string[], timeoutMs = 10_000): Run {
       child.on('close', (code) => { clearTimeout(timer); resolve({ code, timedOut }); });
       child.on('error', () => { clearTimeout(timer); resolve({ code: -1, timedOut }); });
     }),
-    waitFor(re, ms = 5000) {
-      if (re.test(r.stdout + r.stderr)) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re} from ${cmd}; stdout=${JSON.stringify(r.stdout)} stderr=${JSON.stringify(r.stderr)}`)), ms);
-        waiters.push({ re, resolve: () => { clearTimeout(timer); resolve(); } });
-        void r.done.then(() => { clearTimeout(timer); if (!re.test(r.stdout + r.stderr)) reject(new Error(`${cmd} exited before ${re}; stdout=${JSON.stringify(r.stdout)} stderr=${JSON.stringify(r.stderr)}`)); });
-      });
-    },
   };
-  const check = () => {
-    for (const w of [...waiters]) if (w.re.test(r.stdout + r.stderr)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
-  };
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { r.stdout += d; check(); });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { r.stderr += d; check(); });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { r.stdout += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { r.stderr += d; });
   return r;
 }
 
@@ -63,7 +49,7 @@ function mosqArgs(port: number, creds: Pick<DeviceCredentials, 'deviceId' | 'acc
   ];
 }
 
-async function mosquittoSuite(t: Tap.Test, tb: TestBroker, port: number, tls?: { ca: string; host?: string }) {
+async function mosquittoSuite(t: Test, tb: TestBroker, port: number, tls?: { ca: string; host?: string }) {
   const tag = tls ? 'tls' : 'tcp';
   const [sensor] = await tb.provision([`mq-${tag}-sensor`]);
   const [observer] = await tb.provision([`mq-${tag}-observer`], 'observer');

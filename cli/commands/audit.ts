@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import { parseDeviceId, type AuditEvent } from '../../registry/index.js';
+import type { AuditEvent } from '../../registry/audit.js';
+import { parseDeviceId } from '../../registry/ids.js';
 import { parseSince } from '../../util/time.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
 import { iso, out, plural, printJson, time } from '../output.js';

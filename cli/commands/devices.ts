@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import type { Device, DeviceStatus } from '../../registry/index.js';
+import type { Device, DeviceStatus } from '../../registry/devices.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
 import { count, iso, out, printJson, printTable, time } from '../output.js';
 

@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
-import { initRegistry } from '../../operations/index.js';
-import type { SigningAlg } from '../../registry/index.js';
+import type { SigningAlg } from '../../registry/keys.js';
 import { addDbOption, examples } from '../common.js';
 import { out, printJson } from '../output.js';
 
@@ -21,6 +20,7 @@ with another --alg or --issuer, init says so and exits non-zero: those settings 
 fixed when the registry is created (every token in the field depends on them).
 `)
     .action(async (opts: Opts) => {
+      const { initRegistry } = await import('../../operations/init.js');
       const r = await initRegistry(opts.db, { alg: opts.alg, issuer: opts.issuer });
       if (opts.json) {
         printJson({ path: r.path, created: r.created, alg: r.settings.alg, issuer: r.settings.issuer, audience: r.settings.audience, activeKid: r.activeKid });

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import type { SigningKeyRecord } from '../../registry/index.js';
-import { Keyring, rotateKeys } from '../../tokens/index.js';
+import type { SigningKeyRecord } from '../../registry/keys.js';
 import { examples, subcommand, withRegistry } from '../common.js';
 import { iso, out, printJson, printTable, time } from '../output.js';
 
@@ -21,6 +20,7 @@ export function registerKeys(program: Command): void {
     .option('--json', 'print the keys (public information only) as a JSON array')
     .action(async (opts: Opts) => {
       const now = Date.now();
+      const { Keyring } = await import('../../tokens/keyring.js');
       const list = await withRegistry(opts.db, async (reg) => {
         await Keyring.load(reg); // creates the first key on first use
         return reg.keys.all();
@@ -42,6 +42,7 @@ The broker picks up the new key from the registry; publish the new JWKS ("credbr
 to any other verifier before devices start presenting tokens signed by the new key.
 `)
     .action(async (opts: Opts) => {
+      const { Keyring, rotateKeys } = await import('../../tokens/keyring.js');
       const r = await withRegistry(opts.db, async (reg) => {
         await Keyring.load(reg);
         return rotateKeys(reg);
@@ -56,6 +57,7 @@ to any other verifier before devices start presenting tokens signed by the new k
 
   subcommand(keys, 'jwks', 'print the public keys as a JWKS (the same document the broker serves at /.well-known/jwks.json)')
     .action(async (opts: Opts) => {
+      const { Keyring } = await import('../../tokens/keyring.js');
       const jwks = await withRegistry(opts.db, async (reg) => (await Keyring.load(reg)).jwks());
       printJson(jwks);
     });

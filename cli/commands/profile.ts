@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { setProfile } from '../../operations/index.js';
-import type { Profile } from '../../registry/index.js';
+import type { Profile } from '../../registry/profiles.js';
 import { formatDuration } from '../../util/duration.js';
 import { durationOption, examples, subcommand, withRegistry } from '../common.js';
 import { count, iso, out, printJson, printTable, time } from '../output.js';
@@ -39,6 +38,7 @@ were minted with until they are renewed.
 `)
     .action(async (name: string, opts: SetOpts) => {
       const tokenTtlMs = durationOption(opts.ttl, '--ttl');
+      const { setProfile } = await import('../../operations/profile.js');
       const r = await withRegistry(opts.db, (reg) => setProfile(reg, { name, publish: opts.pub, subscribe: opts.sub, tokenTtlMs }));
       if (opts.json) printJson(profileJson(r.profile));
       else {

@@ -1,10 +1,10 @@
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import {
-  DEFAULT_BROKER_URL, credentialsFilePath, parseBrokerUrl, provisionDevices, readBatchFile, type BatchRow, type ProvisionResult,
-} from '../../provisioning/index.js';
+import { DEFAULT_BROKER_URL, parseBrokerUrl } from '../../provisioning/broker-url.js';
+import type { BatchRow } from '../../provisioning/batch-file.js';
+import type { ProvisionResult } from '../../provisioning/provision.js';
 import { addDbOption, deviceIdArgs, durationOption, examples, withIssuer } from '../common.js';
 import { count, note, out, printJson, printTable, time } from '../output.js';
 
@@ -53,8 +53,11 @@ Either --out or --json is required: the refresh credentials are shown only once.
       const brokerUrl = parseBrokerUrl(opts.brokerUrl);
       const ttlMs = durationOption(opts.ttl, '--ttl');
       const credentialTtlMs = durationOption(opts.credentialTtl, '--credential-ttl');
+      const { readBatchFile } = await import('../../provisioning/batch-file.js');
       const rows: BatchRow[] = opts.batch ? readBatchFile(opts.batch) : deviceIdArgs(ids).map((id, k) => ({ line: k + 1, id }));
 
+      const { provisionDevices } = await import('../../provisioning/provision.js');
+      const cliProgress = (await import('cli-progress')).default;
       await withIssuer(opts.db, async (issuer) => {
         if (opts.profile) issuer.reg.profiles.require(opts.profile);
         const bar = !opts.json && process.stderr.isTTY
@@ -81,6 +84,8 @@ Either --out or --json is required: the refresh credentials are shown only once.
       });
     });
 }
+
+const credentialsFilePath = (dir: string, id: string) => join(dir, `${id}.json`);
 
 function report(r: ProvisionResult, seconds: number, opts: Opts): void {
   const say = opts.json ? note : out;

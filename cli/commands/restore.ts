@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { restoreDevice } from '../../operations/index.js';
-import { parseDeviceId } from '../../registry/index.js';
+import { parseDeviceId } from '../../registry/ids.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
 import { out, printJson } from '../output.js';
 
@@ -17,6 +16,7 @@ export function registerRestore(program: Command): void {
     ))
     .action(async (id: string, opts: Opts) => {
       const deviceId = parseDeviceId(id);
+      const { restoreDevice } = await import('../../operations/revoke.js');
       const changed = await withRegistry(opts.db, (reg) => restoreDevice(reg, deviceId));
       if (opts.json) printJson({ deviceId, restored: changed, wasRevoked: changed });
       else if (changed) out(`restored ${deviceId}: tokens issued before now stay dead; issue a new one with: credbroker token ${deviceId}`);

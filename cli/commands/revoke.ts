@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import { revokeDevices, revokeToken } from '../../operations/index.js';
-import type { Jti } from '../../registry/index.js';
+import type { Jti } from '../../registry/ids.js';
 import { addDbOption, deviceIdArgs, examples, withRegistry } from '../common.js';
 import { count, out, plural, printJson } from '../output.js';
 
@@ -29,6 +28,7 @@ re-enables the device, which then needs a new token ("credbroker token ID").
       const reason = (opts.reason ?? 'revoked by operator').trim();
       if (!reason || reason.length > 500 || /[\x00-\x1f\x7f]/.test(reason)) throw new UsageError('--reason must be one line of 1-500 characters');
 
+      const { revokeDevices, revokeToken } = await import('../../operations/revoke.js');
       if (opts.token !== undefined) {
         const jti = opts.token;
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new UsageError(`invalid --token "${jti.slice(0, 64)}": give the token's jti (see: credbroker show ID), not the token itself`);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { deviceSummary } from '../../operations/index.js';
-import { parseDeviceId, type AuditEvent } from '../../registry/index.js';
+import type { AuditEvent } from '../../registry/audit.js';
+import { parseDeviceId } from '../../registry/ids.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
 import { iso, out, printJson, printTable, time } from '../output.js';
 import { deviceJson } from './devices.js';
@@ -18,6 +18,7 @@ export function registerShow(program: Command): void {
     .action(async (id: string, opts: Opts) => {
       const deviceId = parseDeviceId(id);
       const auditLimit = Math.min(Math.max(Number.parseInt(opts.events, 10) || 10, 1), 1000);
+      const { deviceSummary } = await import('../../operations/show.js');
       const s = await withRegistry(opts.db, (reg) => deviceSummary(reg, deviceId, { auditLimit }));
       if (opts.json) {
         printJson({

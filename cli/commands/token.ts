@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { issueAccessToken } from '../../operations/index.js';
-import { parseDeviceId } from '../../registry/index.js';
+import { parseDeviceId } from '../../registry/ids.js';
 import { addDbOption, durationOption, examples, withIssuer } from '../common.js';
 import { iso, note, out, printJson, time } from '../output.js';
 
@@ -23,7 +22,10 @@ It is a bearer secret: do not paste it into tickets or logs.
     .action(async (id: string, opts: Opts) => {
       const deviceId = parseDeviceId(id);
       const ttlMs = durationOption(opts.ttl, '--ttl');
+      const { issueAccessToken } = await import('../../operations/token.js');
+      const { checkTtl } = await import('../../tokens/mint.js');
       await withIssuer(opts.db, async (issuer) => {
+        if (ttlMs !== undefined) checkTtl(ttlMs, issuer.settings);
         const t = await issueAccessToken(issuer, deviceId, { ttlMs });
         if (opts.json) {
           printJson({ deviceId, jti: t.jti, kid: t.kid, accessToken: t.token, accessTokenIssuedAt: iso(t.issuedAt), accessTokenExpiresAt: iso(t.expiresAt) });

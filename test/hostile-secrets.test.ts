@@ -1,0 +1,136 @@
+// No secret ever leaks (SPEC "Connecting": the reason goes to the audit log and
+// metrics, never the token; "Operations": JSON logs never contain a token or
+// secret; "Identifiers and tokens": only hashes are stored). Self-contained: it
+// makes its own traffic, then scans logs, audit rows, CLI output and the file.
+import t from 'tap';
+import { readFileSync, existsSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import type { MqttClient } from 'mqtt';
+import { revokeDevices, revokeToken } from '../operations/index.js';
+import type { DeviceId, Jti } from '../registry/index.js';
+import { brokerLogLines, connect, connectDevice, startTestBroker } from './helpers/broker.js';
+import { breakChecksum, signWith } from './helpers/hostile-jwt.js';
+import { hasCli, runCli, runNode, sleep, type ChildResult } from './helpers/hostile-util.js';
+
+interface Answer { topic: string; body: Record<string, string> }
+
+/** Subscribes to the device's token topics and renews once. */
+async function renew(client: MqttClient, id: string): Promise<Answer> {
+  await client.subscribeAsync(`$devices/${id}/token/+`, { qos: 1 });
+  const got = new Promise<Answer>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no renewal answer')), 10_000);
+    client.once('message', (topic, payload) => { clearTimeout(timer); resolve({ topic, body: JSON.parse(payload.toString()) as Record<string, string> }); });
+  });
+  client.publish(`$devices/${id}/token/renew`, JSON.stringify({ requestId: `req-${id}` }), { qos: 1 });
+  return got;
+}
+
+t.test('no token, refresh credential or private key in logs, audit, CLI output or the registry file', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const tokens: string[] = [];
+  const refresh: string[] = [];
+  const creds = await tb.provision(['s1', 's2', 's3', 's4', 's5']);
+  for (const c of creds) { tokens.push(c.accessToken); refresh.push(c.refreshCredential); }
+  const [s1, s2, , s4, s5] = creds as [typeof creds[0], typeof creds[0], typeof creds[0], typeof creds[0], typeof creds[0]];
+
+  // Connect and renew with a token.
+  const c1 = await connectDevice(tb.url, s1);
+  t.equal(c1.code, 0, 's1 connects');
+  const a1 = await renew(c1.client!, 's1');
+  t.match(a1.topic, /\/accepted$/, 's1 renewed');
+  tokens.push(a1.body.accessToken!);
+  c1.client!.end(true);
+
+  // Refresh-credential session: renew twice (rotating), then replay the first (theft).
+  const r1 = await connect(tb.url, { clientId: 's2', username: 's2', password: s2.refreshCredential });
+  t.equal(r1.code, 0, 's2 connects with its refresh credential');
+  const a2 = await renew(r1.client!, 's2');
+  t.ok(a2.body.refreshCredential, 'refresh credential rotated');
+  tokens.push(a2.body.accessToken!);
+  refresh.push(a2.body.refreshCredential!);
+  r1.client!.end(true);
+  const r2 = await connect(tb.url, { clientId: 's2', username: 's2', password: a2.body.refreshCredential! });
+  t.equal(r2.code, 0, 's2 connects with the rotated credential');
+  const a3 = await renew(r2.client!, 's2');
+  tokens.push(a3.body.accessToken!);
+  refresh.push(a3.body.refreshCredential!);
+  r2.client!.end(true);
+  const replay = await connect(tb.url, { clientId: 's2', username: 's2', password: s2.refreshCredential });
+  t.not(replay.code, 0, 'replayed (superseded) refresh credential refused');
+  await sleep(300);
+  t.equal(tb.issuer.reg.devices.get('s2')?.status, 'revoked', 'the replay revoked s2');
+
+  // Bad tokens, including real ones presented wrongly.
+  const attacker = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const forged = signWith(attacker.privateKey, { alg: 'ES256', kid: tb.issuer.keyring.signer!.kid }, { sub: 's3' });
+  tokens.push(forged);
+  const refusals: [string, string, string][] = [
+    ['s3', 's3', s1.accessToken], // a real token of another device
+    ['s3', 's3', forged],
+    ['s3', 's3', `${s1.accessToken}x`],
+    ['s1', 's1', breakChecksum(s1.refreshCredential)],
+    ['s3', 's3', s1.refreshCredential],
+    ['nobody', 'nobody', s1.accessToken],
+    ['s1', 's3', s1.accessToken], // client id of another device
+  ];
+  for (const [username, clientId, password] of refusals) {
+    const r = await connect(tb.url, { username, clientId, password });
+    t.not(r.code, 0, `refused: ${username}/${clientId}`);
+  }
+
+  // Revocations: the CLI (or the library from a child process when the CLI is not built), and in process.
+  const cliRuns: ChildResult[] = [];
+  if (hasCli()) {
+    cliRuns.push(await runCli(['revoke', 's4', '--reason', 'secrets test', '--db', tb.db]));
+    for (const args of [['audit', '--json', '--limit', '1000'], ['devices', '--json'], ['show', 's1', '--json'], ['keys', 'list'], ['keys', 'jwks']]) {
+      cliRuns.push(await runCli([...args, '--db', tb.db]));
+    }
+  } else {
+    cliRuns.push(await runNode(`import { Registry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
+      const reg = Registry.open(process.argv[1]); console.log(JSON.stringify(revokeDevices(reg, ['s4'], 'secrets test'))); reg.close();`, { args: [tb.db] }));
+  }
+  t.ok(cliRuns.every((r) => r.code === 0), `CLI runs exited 0 ${cliRuns.map((r) => r.stderr).join(' ')}`);
+  revokeDevices(tb.issuer.reg, ['s3' as DeviceId], 'secrets test');
+  const s5jti = tb.issuer.reg.tokens.liveFor('s5' as DeviceId, Date.now())[0]!.jti;
+  revokeToken(tb.issuer.reg, s5jti as Jti);
+  await sleep(300);
+  t.equal((await connectDevice(tb.url, s4)).code, 5, 'revoked s4 refused');
+  t.equal((await connectDevice(tb.url, s5)).code, 5, 'revoked jti of s5 refused');
+  await sleep(400); // audit buffer flush
+
+  // What must never appear.
+  const secrets: [string, string][] = [];
+  for (const tok of tokens) {
+    secrets.push(['token', tok]);
+    secrets.push(['token signature', tok.split('.')[2]!]);
+  }
+  for (const r of refresh) {
+    secrets.push(['refresh credential', r]);
+    secrets.push(['refresh credential body', r.slice(5, 48)]);
+  }
+  const dValues = (tb.issuer.reg.db.prepare('SELECT private_jwk FROM signing_keys WHERE private_jwk IS NOT NULL').all() as { private_jwk: string }[])
+    .map((k) => (JSON.parse(k.private_jwk) as { d: string }).d);
+  t.ok(dValues.length >= 1, 'found the private key d value(s) to look for');
+  const keySecrets: [string, string][] = dValues.map((d) => ['private key d', d]);
+  t.ok(tokens.length >= 9 && refresh.length >= 7, `${tokens.length} tokens and ${refresh.length} refresh credentials recorded`);
+
+  const auditRows = (tb.issuer.reg.db.prepare('SELECT * FROM audit').all() as Record<string, unknown>[]).map((r) => JSON.stringify(r));
+  const cliLines = cliRuns.flatMap((r) => `${r.stdout}\n${r.stderr}`.split('\n'));
+  const haystacks: [string, string[]][] = [['broker log', brokerLogLines], ['audit row', auditRows], ['CLI output', cliLines]];
+  t.ok(brokerLogLines.length > 20 && auditRows.length > 20, `scanning ${brokerLogLines.length} log lines, ${auditRows.length} audit rows, ${cliLines.length} CLI output lines`);
+  for (const [where, lines] of haystacks) {
+    const leaks: string[] = [];
+    for (const [what, secret] of [...secrets, ...keySecrets]) if (lines.some((l) => l.includes(secret))) leaks.push(what);
+    t.same(leaks, [], `no secret in any ${where}`);
+  }
+
+  // The registry file (and its WAL) holds hashes only: no raw token or refresh credential.
+  const fileLeaks = () => {
+    const files = [tb.db, `${tb.db}-wal`].filter(existsSync).map((f) => readFileSync(f).toString('latin1'));
+    return secrets.filter(([, s]) => files.some((f) => f.includes(s))).map(([what]) => what);
+  };
+  t.same(fileLeaks(), [], 'registry file and WAL: no raw token or refresh credential while open');
+  tb.issuer.reg.db.pragma('wal_checkpoint(TRUNCATE)');
+  t.same(fileLeaks(), [], 'registry file: none after a checkpoint either');
+});
