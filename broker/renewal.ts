@@ -78,20 +78,29 @@ export class RenewalResponder {
 
     let rotated: Rotated | null = null;
     if (session.kind === 'refresh' && session.refreshHash) {
-      // session.refreshHash stays the credential presented at CONNECT: that is
-      // the one the device used, whatever this session has handed out since.
-      const rec = reg.refresh.find(session.refreshHash);
-      if (!rec || (rec.state !== 'current' && rec.state !== 'previous')) {
-        // Superseded since CONNECT (its successor was used meanwhile): a replay.
-        return this.refused(client, session, req.requestId, 'ERR_REFRESH_REPLAYED');
+      const presented = session.refreshHash;
+      // Checked and rotated in one write transaction, so a `credbroker revoke` that
+      // commits in between cannot leave a fresh credential behind for a revoked device.
+      const outcome = reg.write((): Rotated | 'replayed' | 'revoked' => {
+        // session.refreshHash stays the credential presented at CONNECT: that is
+        // the one the device used, whatever this session has handed out since.
+        const rec = reg.refresh.find(presented);
+        if (!rec || (rec.state !== 'current' && rec.state !== 'previous')) {
+          // Superseded since CONNECT (its successor was used meanwhile): a replay.
+          return rec?.state === 'revoked' ? 'revoked' : 'replayed';
+        }
+        if (reg.devices.get(session.deviceId)?.status !== 'active') return 'revoked';
+        const earlier = this.rotatedBy.get(session);
+        if (earlier && reg.refresh.find(earlier.hash)?.state === 'current') return earlier; // same session, same successor
+        return rotateRefreshCredential(ctx.issuer, rec, now);
+      });
+      if (outcome === 'replayed') return this.refused(client, session, req.requestId, 'ERR_REFRESH_REPLAYED');
+      if (outcome === 'revoked') {
+        ctx.revocation.revokeDevice(session.deviceId);
+        return this.reject(session, req.requestId, 'ERR_DEVICE_REVOKED', 'device is revoked');
       }
-      const earlier = this.rotatedBy.get(session);
-      if (earlier && reg.refresh.find(earlier.hash)?.state === 'current') {
-        rotated = earlier; // same session, same successor: idempotent
-      } else {
-        rotated = reg.write(() => rotateRefreshCredential(ctx.issuer, rec, now));
-        this.rotatedBy.set(session, rotated);
-      }
+      rotated = outcome;
+      this.rotatedBy.set(session, rotated);
     }
     const token = await issueAccessToken(ctx.issuer, session.deviceId, { ttlMs, actor: 'broker', action: session.kind === 'refresh' ? 'token.renew_refresh' : 'token.renew', now });
     if (session.ended) return;

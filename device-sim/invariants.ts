@@ -109,15 +109,17 @@ function clientIdTakeover(devices: DeviceRecord[]): InvariantResult {
   const failures: string[] = [];
   let checked = 0;
   let skipped = 0;
+  let inconclusive = 0;
   for (const d of devices) {
     const p = d.probe;
     if (!p || !p.done) continue;
     if (p.takeover === null) { skipped++; continue; }
     checked++;
-    if (p.takeover !== 5) failures.push(`${d.id}: CONNECT with client id ${p.victim} got CONNACK ${p.takeover} (expected 5)`);
+    if (p.takeover < 0) { inconclusive++; continue; } // no CONNACK at all (timeout, network): reported under no-unexpected-error
+    if (p.takeover !== 5) failures.push(`${d.id}: CONNECT with client id ${p.victim} got CONNACK ${p.takeover} (expected 5)${p.takeover === 0 ? ': TAKEOVER ACCEPTED' : ''}`);
   }
   return result('client-id-takeover-refused', "a CONNECT with another device's client id refused", checked, failures,
-    `${checked - failures.length}/${checked} got CONNACK 5${skipped ? ` (${skipped} not attempted: failed-auth budget)` : ''}`, skipped ? 'not attempted (failed-auth budget)' : 'no probe got that far (see the other verdicts)');
+    `${checked - failures.length}/${checked} got CONNACK 5${skipped ? ` (${skipped} not attempted: failed-auth budget)` : ''}${inconclusive ? ` (${inconclusive} got no CONNACK: see no-unexpected-error)` : ''}`, skipped ? 'not attempted (failed-auth budget)' : 'no probe got that far (see the other verdicts)');
 }
 
 function noSessionPastExpiry(obs: Observations, devices: DeviceRecord[], opts: SimOptions): InvariantResult {
@@ -139,9 +141,10 @@ function noSessionPastExpiry(obs: Observations, devices: DeviceRecord[], opts: S
       else if (late < -opts.kickSlackMs) failures.push(`${d.id}: closed ${-late} ms BEFORE its token expired`);
     }
   }
-  for (const v of obs.expiryViolations) failures.push(`${v.id}: session open ${v.seenAt - v.expAt} ms after its token expired`);
+  const nonRenewFailures = failures.length;
+  for (const v of obs.expiryViolations) failures.push(`${v.id}: renewing device's session open ${v.seenAt - v.expAt} ms after its token expired, with no renewal in flight`);
   return result('no-session-past-expiry', "no session alive past its token's expiry + leeway", checked + obs.expiryViolations.length, failures,
-    `${checked - failures.length}/${checked} non-renewing devices closed by exp + ${limit} ms; renewing sessions watched for expiry${tooShort ? `; ${tooShort} not checkable (run ended before exp + leeway)` : ''}`,
+    `${checked - nonRenewFailures}/${checked} non-renewing devices closed by exp + ${limit} ms; ${obs.expiryViolations.length} renewing sessions outlived their token${tooShort ? `; ${tooShort} not checkable (run ended before exp + leeway)` : ''}`,
     tooShort ? `run too short: non-renewing tokens outlive it (needs duration ≥ token ttl + leeway + ${opts.kickSlackMs} ms)` : 'no non-renewing device');
 }
 
@@ -213,6 +216,7 @@ function noUnexpectedError(obs: Observations, devices: DeviceRecord[]): Invarian
       failures.push(`${d.id} (${d.cohort}): CONNACK ${code} on a valid credential${code === 5 ? ' (throttled? connect-rate?)' : ''}`);
     }
     if (d.probe?.error) failures.push(`${d.id}: probe failed: ${d.probe.error}`);
+    if (d.probe?.takeover != null && d.probe.takeover < 0) failures.push(`${d.id}: client-id probe got no CONNACK (${d.probe.takeover === -2 ? 'closed' : 'error or timeout'})`);
   }
   return result('no-unexpected-error', 'no unexpected error', 1, failures, `${failures.length} errors (${refusals} unexpected refusals)`);
 }

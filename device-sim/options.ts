@@ -40,7 +40,7 @@ export interface SimOptions {
   readonly connectConcurrency: number;
   /** Seed of every random choice (cohorts, timings): the same seed gives the same plan. */
   readonly seed: number;
-  /** Reconnect attempts of a revoked device after its kick (each must be refused). */
+  /** Reconnect attempts of a revoked device after its kick, alternating its access token and refresh credential (each must be refused). */
   readonly revokedRetries: number;
   /**
    * Pacing of the sim's deliberate failed authentications (revoked devices
@@ -75,7 +75,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   deniedPublish: 'disconnect',
   connectConcurrency: 100,
   seed: 1,
-  revokedRetries: 3,
+  revokedRetries: 2,
   failedAuthBurst: 10,
   failedAuthPerSec: 1,
   idPrefix: 'sim',

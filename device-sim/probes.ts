@@ -39,7 +39,7 @@ export async function runProbe(ctx: ProbeContext): Promise<void> {
       }
     }
     const token = client.credentials().accessToken;
-    const res = await ctx.budget.run(0, () => connectOnce(ctx.url, { clientId: p.victim, username: id, password: token }, 5000));
+    const res = await ctx.budget.run(1, () => connectOnce(ctx.url, { clientId: p.victim, username: id, password: token }, 10_000));
     if (res) {
       p.takeover = res.code;
       res.client?.end(true); // a broker that accepted it has just thrown the victim out

@@ -84,6 +84,8 @@ export function verifyAccessToken(token: string, keys: ReadonlyMap<string, Verif
     return fail('ERR_TOKEN_MALFORMED', 'token claims are malformed');
   }
   if (!isAclClaim(claims.acl) || typeof claims.jti !== 'string' || typeof claims.sub !== 'string') fail('ERR_TOKEN_MALFORMED', 'token acl claim is malformed');
+  // `"exp": 1e400` parses to Infinity, which jose's numeric checks let through.
+  if (!Number.isFinite(claims.exp) || !Number.isFinite(claims.iat)) fail('ERR_TOKEN_MALFORMED', 'token exp/iat is not a finite number');
   return { claims, kid: key.kid };
 }
 

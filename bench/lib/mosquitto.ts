@@ -100,7 +100,11 @@ export async function startMosquitto(setup: MosquittoSetup, tag = 'run'): Promis
     `listener ${port} 127.0.0.1`,
     '',
   ].join('\n'), { mode: 0o644 });
-  const child = spawn(setup.bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // stderr kept aside: it is shown only if Mosquitto fails (it always warns about running as root).
+  const child = spawn(setup.bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => { if (stderr.length < 4096) stderr += d; });
+  child.once('exit', (code) => { if (code) process.stderr.write(`mosquitto exited with code ${code}: ${stderr}\n`); });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await waitListening(port, child);
   return {

@@ -26,7 +26,7 @@ export function registerSim(program: Command): void {
     .option('--denied-publish <policy>', "the broker's policy for a refused publish: disconnect | drop", 'disconnect')
     .option('--connect-concurrency <n>', 'CONNECTs in flight during the connect wave', '100')
     .option('--seed <n>', 'seed of every random choice (cohorts, timings); printed in the report')
-    .option('--revoked-retries <n>', 'reconnect attempts of each revoked device after its kick (each must be refused)', '3')
+    .option('--revoked-retries <n>', 'reconnect attempts of each revoked device after its kick, token then refresh credential (each must be refused)', '2')
     .option('--failed-auth-burst <n>', 'pacing of deliberate failed logins from this host (keep below the broker authFailBurst)', '10')
     .option('--failed-auth-per-sec <r>', 'refill rate of that pacing (keep below the broker authFailPerSec)', '1')
     .option('--id-prefix <p>', 'device id prefix (a run tag is appended)', 'sim')

@@ -19,9 +19,16 @@ export interface CliOptions {
   readonly cwd?: string;
 }
 
+/**
+ * The caller's environment without CREDBROKER_* (tests are hermetic) and without the
+ * test runner's loader hooks (NODE_OPTIONS, TAP_*, _TAPJS_*): the CLI runs as a user runs it.
+ */
 function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CREDBROKER_')) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('CREDBROKER_') || k.startsWith('TAP') || k.startsWith('_TAPJS') || k.startsWith('TS_NODE') || k === 'NODE_OPTIONS') continue;
+    env[k] = v;
+  }
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;
