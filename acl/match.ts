@@ -6,8 +6,6 @@
 import type { CompiledAcl, CompiledPattern } from './compile.js';
 import { isDollarTopic, isValidTopicFilter, isValidTopicName, splitLevels } from './topic.js';
 
-const SLASH = 0x2f;
-
 /**
  * MQTT match of pre-split filter levels against a (valid) topic name.
  * `#` matches the remainder including zero levels (`a/#` matches `a`); `+`

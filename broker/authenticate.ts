@@ -1,5 +1,4 @@
 import type { Client } from 'aedes';
-import { compileAcl } from '../acl/index.js';
 import { connackCodeFor, CONNACK } from '../errors/map.js';
 import { CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
 import { checkRefreshCredential } from '../operations/index.js';
@@ -8,8 +7,7 @@ import { looksLikeRefreshCredential, verifyAccessToken } from '../tokens/index.j
 import { REFRESH_PREFIX } from '../tokens/index.js';
 import { remoteAddress } from './address.js';
 import type { BrokerContext } from './context.js';
-import type { Session } from './session.js';
-import { tokenTopics } from './token-topics.js';
+import { sessionAcl, type Session } from './session.js';
 
 type Done = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void;
 
@@ -47,7 +45,6 @@ export function createAuthenticate(ctx: BrokerContext) {
       if (!password || password.length === 0) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'no_password');
       if (password.length > ctx.config.maxPasswordBytes) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'password_too_long');
       if (client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
-      if (!ctx.deviceConnects.take(username)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'connect_rate');
       const secret = password.toString('utf8');
       const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, address, verifyTime);
       ctx.sessions.attach(client, session);
@@ -77,10 +74,9 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, add
   if (claims.sub !== deviceId) throw new CredentialError('ERR_IDENTITY_MISMATCH', 'token is for another device');
   const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(claims);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
-  const own = tokenTopics(deviceId);
   return {
     deviceId, kind: 'token', address, jti: claims.jti as Jti, expiresAt: claims.exp * 1000, refreshHash: null, ended: null,
-    acl: compileAcl({ pub: [...claims.acl.pub, own.renew], sub: [...claims.acl.sub, own.filter] }),
+    acl: sessionAcl(deviceId, claims.acl),
   };
 }
 
@@ -97,10 +93,9 @@ function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, 
     }
     throw err;
   }
-  const own = tokenTopics(deviceId);
   return {
     deviceId, kind: 'refresh', address, jti: null, expiresAt: Math.min(Date.now() + REFRESH_SESSION_MS, rec.expiresAt),
-    refreshHash: rec.hash, ended: null, acl: compileAcl({ pub: [own.renew], sub: [own.filter] }),
+    refreshHash: rec.hash, ended: null, acl: sessionAcl(deviceId, null),
   };
 }
 

@@ -1,8 +1,7 @@
 import type { Client, PublishPacket } from 'aedes';
-import { compileAcl } from '../acl/index.js';
 import { issueAccessToken, reportRefreshReplay, rotateRefreshCredential, type Rotated } from '../operations/index.js';
 import type { BrokerContext } from './context.js';
-import type { Session } from './session.js';
+import { sessionAcl, type Session } from './session.js';
 import { tokenTopics } from './token-topics.js';
 
 /** Codes a device may find in a `…/token/rejected` answer (documented in provisioning.md). */
@@ -105,7 +104,10 @@ export class RenewalResponder {
     const token = await issueAccessToken(ctx.issuer, session.deviceId, { ttlMs, actor: 'broker', action: session.kind === 'refresh' ? 'token.renew_refresh' : 'token.renew', now });
     if (session.ended) return;
     session.jti = token.jti;
-    if (session.kind === 'token') ctx.sessions.extend(client, token.expiresAt);
+    if (session.kind === 'token') {
+      ctx.sessions.extend(client, token.expiresAt);
+      session.acl = sessionAcl(session.deviceId, token.acl); // a profile change applies from this renewal on
+    }
     ctx.metrics.renewals.inc({ result: 'accepted', reason: session.kind });
     this.answer(session.deviceId, tokenTopics(session.deviceId).accepted, {
       requestId: req.requestId,
@@ -113,8 +115,6 @@ export class RenewalResponder {
       accessTokenExpiresAt: new Date(token.expiresAt).toISOString(),
       ...(rotated && { refreshCredential: rotated.credential, refreshCredentialExpiresAt: new Date(rotated.expiresAt).toISOString() }),
     });
-    // A refresh session stays restricted: the device reconnects with its new token.
-    if (session.kind === 'refresh') session.acl = compileAcl({ pub: [tokenTopics(session.deviceId).renew], sub: [tokenTopics(session.deviceId).filter] });
   }
 
   /** A replayed refresh credential at renewal: the same theft response as at CONNECT. */

@@ -1,5 +1,7 @@
 import type { Client } from 'aedes';
-import type { CompiledAcl } from '../acl/index.js';
+import { compileAcl, type CompiledAcl } from '../acl/index.js';
+import type { AclClaim } from '../tokens/index.js';
+import { tokenTopics } from './token-topics.js';
 import type { DeviceId, Jti } from '../registry/index.js';
 
 /** Why the broker ended a session itself. */
@@ -40,4 +42,13 @@ export function forgetWill(client: Client): void {
   const c = client as WithSession;
   c.will = null;
   c._will = null;
+}
+
+/**
+ * A session's compiled ACL: the token's ACL plus the device's own renewal topics;
+ * for a refresh-credential session (no token ACL), the renewal topics only.
+ */
+export function sessionAcl(deviceId: string, acl: AclClaim | null): CompiledAcl {
+  const own = tokenTopics(deviceId);
+  return compileAcl({ pub: [...(acl?.pub ?? []), own.renew], sub: [...(acl?.sub ?? []), own.filter] });
 }

@@ -100,7 +100,10 @@ t.test('EdDSA registries mint tokens jose verifies', async (t) => {
   t.equal((await runCli(['init', '--alg', 'EdDSA', '--db', db])).code, 0);
   const p = await runCli(['provision', 'ed-1', '--profile', 'observer', '--json', '--db', db]);
   const token = (JSON.parse(p.stdout) as { accessToken: string }[])[0]!.accessToken;
-  const set = createLocalJWKSet(JSON.parse((await runCli(['keys', 'jwks', '--db', db])).stdout) as JSONWebKeySet);
+  t.equal(p.code, 0, p.stderr);
+  const k = await runCli(['keys', 'jwks', '--db', db]);
+  t.equal(k.code, 0, `keys jwks: ${JSON.stringify(k)}`);
+  const set = createLocalJWKSet(JSON.parse(k.stdout) as JSONWebKeySet);
   const { payload, protectedHeader } = await jwtVerify(token, set, { issuer: 'urn:credbroker', audience: 'credbroker-mqtt', algorithms: ['EdDSA'] });
   t.equal(protectedHeader.alg, 'EdDSA');
   t.equal(payload.sub, 'ed-1');

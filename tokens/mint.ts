@@ -4,7 +4,7 @@ import { CredbrokerError, UsageError } from '../errors/index.js';
 import type { DeviceId, Jti, Kid, Profile, Settings } from '../registry/index.js';
 import { formatDuration } from '../util/duration.js';
 import { randomBytesPooled } from '../util/random.js';
-import type { AccessTokenClaims } from './claims.js';
+import type { AccessTokenClaims, AclClaim } from './claims.js';
 import type { Keyring, SigningKey } from './keyring.js';
 
 export interface MintedToken {
@@ -15,6 +15,8 @@ export interface MintedToken {
   readonly issuedAt: number;
   /** ms since epoch */
   readonly expiresAt: number;
+  /** The ACL the token carries (`{device}` substituted). */
+  readonly acl: AclClaim;
 }
 
 export interface MintRequest {
@@ -82,5 +84,5 @@ export async function mintAccessToken(keyring: Keyring, settings: Settings, req:
   };
   const claims: AccessTokenClaims = { iss: settings.issuer, aud: settings.audience, sub: req.deviceId, iat, exp, jti, acl };
   const token = await signCompact(signer, { alg: signer.alg, kid: signer.kid, typ: 'JWT' }, claims);
-  return { token, jti, kid: signer.kid, issuedAt: iat * 1000, expiresAt: exp * 1000 };
+  return { token, jti, kid: signer.kid, issuedAt: iat * 1000, expiresAt: exp * 1000, acl };
 }
