@@ -26,7 +26,8 @@ import { benchVerify } from './verify.js';
 
 const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,throughput,memory,revocation').split(',').map((s) => s.trim()));
 const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
-const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const t00 = now();
+const log = (msg: string) => process.stderr.write(`[bench ${((now() - t00) / 1000).toFixed(0).padStart(3)}s] ${msg}\n`);
 const kib = (b: number | null | undefined) => (b === null || b === undefined || !Number.isFinite(b) ? 'n/a' : `${(b / 1024).toFixed(2)} KiB`);
 
 async function main(): Promise<void> {
@@ -70,25 +71,35 @@ async function main(): Promise<void> {
   const t: Targets = { fx, mosquitto, cpuProfDir: process.env.BENCH_CPU_PROF || undefined };
   const mq = (s: string) => (mosquitto ? s : 'skip');
 
+  /** Runs one benchmark; a failure becomes a row of its own instead of losing the whole table. */
+  const section = async (name: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      log(`${name} failed: ${(err as Error).stack ?? err}`);
+      rows.push({ bench: name, metric: `FAILED: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, credbroker: '', baseline: '', ratio: '', target: '', verdict: 'MISS' });
+      json[`${name}Error`] = (err as Error).message;
+    }
+  };
   try {
     let rawVerifyUs = NaN;
-    if (only.has('verify') || only.has('connect')) {
+    if (only.has('verify') || only.has('connect')) await section('verify', async () => {
       log('1. token verify micro-benchmark');
       const v = await benchVerify(fx, runs);
       json.verify = v;
       rawVerifyUs = v.rawUs;
       rows.push({ bench: '1 verify', metric: 'verifyAccessToken µs/op (vs raw crypto.verify)', credbroker: fmt(v.oursUs, 1), baseline: fmt(v.rawUs, 1), ratio: ratio(v.oursOverRaw), target: 'info', verdict: 'info' });
       rows.push({ bench: '1 verify', metric: 'verifyAccessToken µs/op (vs jose.jwtVerify)', credbroker: fmt(v.oursUs, 1), baseline: fmt(v.joseUs, 1), ratio: ratio(v.oursOverJose), target: 'info', verdict: 'info' });
-    }
+    });
 
-    if (only.has('verify') || only.has('auth')) {
+    if (only.has('verify') || only.has('auth')) await section('auth hook', async () => {
       log('2b. authenticate hook in-process');
       const a = await benchAuthenticateHook(fx, runs);
       json.authenticateHook = a;
       rows.push({ bench: '2 auth hook', metric: 'authenticate hook µs/CONNECT in-process vs 1 raw verify', credbroker: fmt(a.hookUs, 1), baseline: fmt(a.rawUs, 1), ratio: ratio(a.ratio), target: '≤ 1.50×', verdict: verdict(a.ratio <= 1.5) });
-    }
+    });
 
-    if (only.has('connect')) {
+    if (only.has('connect')) await section('connect', async () => {
       log('2. CONNECT rate (5,000 fresh connections, 200 in flight)');
       const c = await benchConnectRate(t, rawVerifyUs, { runs });
       json.connectRate = c;
@@ -98,18 +109,18 @@ async function main(): Promise<void> {
       rows.push({ bench: '2 connect', metric: 'auth CPU added per CONNECT vs 1 raw verify (µs)', credbroker: fmt(c.authCpuUs, 1), baseline: fmt(c.rawVerifyUs, 1), ratio: ratio(c.authCpuOverRawVerify), target: '≤ 1.50×', verdict: verdict(c.authCpuOverRawVerify <= 1.5) });
       const bad = Object.entries(k).filter(([, r]) => r.runs.some((x) => x.refused || x.errors));
       if (bad.length) log(`connect failures: ${bad.map(([n, r]) => `${n}: ${JSON.stringify(r.runs.map((x) => [x.refused, x.errors]))}`).join('; ')}`);
-    }
+    });
 
-    if (only.has('storm')) {
+    if (only.has('storm')) await section('storm', async () => {
       log('3. reconnect storm (5,000 at once)');
       const s = await benchReconnectStorm(t, { runs });
       json.storm = s;
       const k = s.kinds;
       rows.push({ bench: '3 storm', metric: `time to all ${s.n} connected (ms)`, credbroker: fmt(k.credbroker!.ms), baseline: fmt(k.aedes!.ms), mosquitto: mq(fmt(k.mosquitto?.ms ?? NaN)), ratio: ratio(s.timeRatio), target: 'all connected', verdict: verdict(k.credbroker!.allConnected) });
       rows.push({ bench: '3 storm', metric: `ListenOverflows during storms (${s.counterSource})`, credbroker: String(k.credbroker!.overflows), baseline: String(k.aedes!.overflows), mosquitto: mq(String(k.mosquitto?.overflows ?? 'n/a')), ratio: '', target: '0', verdict: verdict(k.credbroker!.overflows === 0) });
-    }
+    });
 
-    if (only.has('throughput')) {
+    if (only.has('throughput')) await section('throughput', async () => {
       const modes: ThroughputMode[] = [{ qos: 0, sink: 'subscriber' }, { qos: 0, sink: 'nowhere' }, { qos: 1, sink: 'subscriber' }, { qos: 1, sink: 'nowhere' }];
       const out = [];
       for (const m of modes) {
@@ -124,25 +135,25 @@ async function main(): Promise<void> {
         });
       }
       json.throughput = out;
-    }
+    });
 
-    if (only.has('memory')) {
+    if (only.has('memory')) await section('memory', async () => {
       log('5. memory per idle connection (2,000)');
       const m = await benchMemory(t, { runs });
       json.memory = m;
       const k = m.kinds;
       rows.push({ bench: '5 memory', metric: `RSS per idle connection (${m.n})`, credbroker: kib(k.credbroker!.rssPerConn), baseline: kib(k.aedes!.rssPerConn), mosquitto: mq(kib(k.mosquitto?.rssPerConn)), ratio: ratio(m.rssRatio), target: '≤ +2 KiB', verdict: verdict(m.extraRssPerConn <= 2048) });
       rows.push({ bench: '5 memory', metric: 'V8 heap per idle connection', credbroker: kib(k.credbroker!.heapPerConn), baseline: kib(k.aedes!.heapPerConn), ratio: `+${kib(m.extraHeapPerConn)}`, target: '≤ +2 KiB', verdict: verdict(m.extraHeapPerConn <= 2048) });
-    }
+    });
 
-    if (only.has('revocation')) {
+    if (only.has('revocation')) await section('revocation', async () => {
       log('6. revocation latency (100 devices, one revoke process)');
       const r = await benchRevocation(t, { runs });
       json.revocation = r;
       rows.push({ bench: '6 revocation', metric: `p50 revoke-exit → socket close (ms), ${r.devices} devs`, credbroker: fmt(r.p50, 1), baseline: '', ratio: '', target: '—', verdict: 'info' });
       rows.push({ bench: '6 revocation', metric: `p99 revoke-exit → socket close (ms)`, credbroker: fmt(r.p99, 1), baseline: '', ratio: '', target: '≤ 1000 (250)', verdict: verdict(r.p99 <= 1000) });
       rows.push({ bench: '6 revocation', metric: `revoke process run time (ms) via ${r.via}`, credbroker: fmt(r.processMs), baseline: '', ratio: '', target: 'info', verdict: 'info' });
-    }
+    });
   } finally {
     fx.close();
   }

@@ -75,7 +75,10 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   const bind = async (server: Listener, port: number | null, what: string) => {
     if (port === null) return null;
     servers.push(server);
-    return listen(server, port, config.host, config.backlog, what);
+    const bound = await listen(server, port, config.host, config.backlog, what);
+    // After binding, an accept error (e.g. out of file descriptors) is logged, never fatal.
+    server.on('error', (err) => log.error({ event: 'listener.error', listener: what, err: err.message }, 'listener error'));
+    return bound;
   };
   let ready = false;
   let ports: RunningBroker['ports'];

@@ -1,5 +1,5 @@
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { BatchError, CredbrokerError, UsageError, type BatchProblem } from '../errors/index.js';
 import { isCredbrokerError } from '../errors/index.js';
 import { parseDeviceId, type DeviceId, type Profile } from '../registry/index.js';
@@ -47,6 +47,8 @@ export interface ProvisionResult {
 interface Planned { readonly id: DeviceId; readonly profile: Profile }
 
 const LOCK_NAME = '.credbroker-provision.lock';
+/** Folders this process is provisioning into (a lock file naming our own pid may be a killed run's whose pid we reuse). */
+const lockedHere = new Set<string>();
 
 /**
  * Provisions devices: validates every row first (nothing is written if a row is
@@ -198,17 +200,22 @@ function recoverFiles(
  */
 function lockOutDir(outDir: string): () => void {
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
-  const lock = join(outDir, LOCK_NAME);
+  const lock = resolve(outDir, LOCK_NAME);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(lock, 'wx', 0o600);
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
-      return () => rmSync(lock, { force: true });
+      lockedHere.add(lock);
+      return () => {
+        lockedHere.delete(lock);
+        rmSync(lock, { force: true });
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number.parseInt(readFileSyncSafe(lock), 10);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      const held = pid === process.pid ? lockedHere.has(lock) : Number.isInteger(pid) && pid > 0 && isAlive(pid);
+      if (held) {
         throw new CredbrokerError('ERR_USAGE', `another provisioning run (pid ${pid}) is writing to ${outDir}; wait for it to finish (or delete ${lock} if that process is gone)`);
       }
       rmSync(lock, { force: true }); // stale: its process is gone

@@ -102,7 +102,7 @@ t.test('SIGTERM closes sessions, exits 0 and leaves an intact registry', { skip:
   const check = new Database(db, { readonly: true, fileMustExist: true });
   t.teardown(() => check.close());
   t.equal(check.pragma('integrity_check', { simple: true }), 'ok', 'PRAGMA integrity_check: ok');
-  t.equal(check.pragma('foreign_key_check').length, 0, 'PRAGMA foreign_key_check: no violations');
+  t.equal((check.pragma('foreign_key_check') as unknown[]).length, 0, 'PRAGMA foreign_key_check: no violations');
   const devices = (check.prepare('SELECT count(*) AS n FROM devices').get() as { n: number }).n;
   t.equal(devices, 3, 'all provisioned devices are there');
   const refused = check.prepare("SELECT count(*) AS n FROM audit WHERE action = 'auth.refused' AND device_id = 'sd-sensor'").get() as { n: number };

@@ -1,0 +1,90 @@
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { jwtPayload, runCli, spawnCli } from './helpers/cli.js';
+
+const N = 20_000;
+
+/** Device count seen by a read-only connection, or -1 while the registry is not there yet. */
+function deviceCount(db: string): number {
+  if (!existsSync(db)) return -1;
+  let conn: Database.Database | undefined;
+  try {
+    conn = new Database(db, { readonly: true, fileMustExist: true });
+    conn.pragma('busy_timeout = 1000');
+    return conn.prepare('SELECT count(*) AS n FROM devices').pluck().get() as number;
+  } catch {
+    return -1; // not created or not migrated yet
+  } finally {
+    conn?.close();
+  }
+}
+
+t.test('a batch killed part way and run again: every device provisioned exactly once', async (t) => {
+  const dir = t.testdir();
+  const db = join(dir, 'registry.db');
+  const out = join(dir, 'creds');
+  const batch = join(dir, 'batch.csv');
+  writeFileSync(batch, `id\n${Array.from({ length: N }, (_, k) => `crash-${String(k).padStart(5, '0')}`).join('\n')}\n`);
+  t.equal((await runCli(['init', '--db', db])).code, 0);
+  const args = ['provision', '--batch', batch, '--profile', 'sensor', '--out', out, '--db', db];
+
+  // 1. start the batch and SIGKILL it once some (not all) devices are committed
+  const child = spawnCli(args);
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // kill somewhere in the first half (varies between runs: right after a commit, or mid-chunk)
+  const target = 1 + Math.floor(Math.random() * (N / 2));
+  let seen = -1;
+  let done = false;
+  void exited.then(() => { done = true; });
+  while (!done) {
+    seen = deviceCount(db);
+    if (seen >= target && seen < N) {
+      child.kill('SIGKILL');
+      break;
+    }
+    await sleep(5);
+  }
+  const first = await exited;
+  t.equal(first.signal, 'SIGKILL', `the first run was killed part way (${seen} devices committed when seen; stderr: ${stderr})`);
+  const atKill = deviceCount(db);
+  t.ok(atKill > 0 && atKill < N, `killed with ${atKill} of ${N} devices committed`);
+
+  // 2. the same command again finishes the batch
+  const second = await runCli(args);
+  t.equal(second.code, 0, second.stderr);
+  t.match(second.stdout, new RegExp(`provisioned ${(N - atKill).toLocaleString('en-US')}, skipped \\(already provisioned\\) ${atKill.toLocaleString('en-US')}, invalid 0`));
+
+  // 3. the invariants
+  const files = readdirSync(out);
+  t.same(files.filter((f) => !f.endsWith('.json')), [], 'no temp or lock files left behind');
+  t.equal(files.length, N, `${N} credentials files`);
+
+  const conn = new Database(db, { readonly: true });
+  t.teardown(() => conn.close());
+  t.equal(conn.prepare('SELECT count(*) FROM devices').pluck().get(), N, `${N} devices`);
+  t.equal(conn.pragma('integrity_check', { simple: true }), 'ok', 'integrity_check = ok');
+  t.equal(conn.prepare('SELECT count(*) FROM tokens').pluck().get(), N, 'one token row per device (no second set minted)');
+  t.equal(conn.prepare('SELECT count(DISTINCT device_id) FROM tokens').pluck().get(), N);
+  t.equal(conn.prepare('SELECT count(*) FROM refresh_credentials').pluck().get(), N, 'one refresh credential row per device');
+  t.equal(conn.prepare('SELECT count(DISTINCT device_id) FROM refresh_credentials').pluck().get(), N);
+  t.equal(conn.prepare(`SELECT count(*) FROM audit WHERE action = 'device.provision'`).pluck().get(), N, `${N} device.provision audit rows`);
+
+  const tokenOwner = new Map((conn.prepare('SELECT jti, device_id FROM tokens').raw().all() as [string, string][]));
+  const refreshOwner = new Map((conn.prepare('SELECT hash, device_id FROM refresh_credentials').raw().all() as [string, string][]));
+  let jtiOk = 0;
+  let refreshOk = 0;
+  for (const f of files) {
+    const c = JSON.parse(readFileSync(join(out, f), 'utf8')) as { deviceId: string; accessToken: string; refreshCredential: string };
+    const id = f.slice(0, -'.json'.length);
+    if (c.deviceId === id && tokenOwner.get(jwtPayload(c.accessToken).jti as string) === id) jtiOk++;
+    if (refreshOwner.get(createHash('sha256').update(c.refreshCredential).digest('hex')) === id) refreshOk++;
+  }
+  t.equal(jtiOk, N, "each file's access token jti is in the tokens table for that device");
+  t.equal(refreshOk, N, "each file's refresh credential is the one the registry holds (by hash) for that device");
+});

@@ -1,0 +1,74 @@
+import t from 'tap';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openIssuer, provisionDevices, type BatchRow } from '../provisioning/index.js';
+import { jwtPayload } from './helpers/cli.js';
+
+const rows = (n: number, prefix = 'r'): BatchRow[] => Array.from({ length: n }, (_, k) => ({ line: k + 2, id: `${prefix}-${k}` }));
+
+t.test('a crash between the registry commit and the file renames is recovered on the next run', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'creds');
+  const issuer = await openIssuer(join(dir, 'registry.db'));
+  t.teardown(() => issuer.reg.close());
+  const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 100 };
+
+  let chunks = 0;
+  await t.rejects(provisionDevices(issuer, rows(300), {
+    ...base,
+    afterChunkCommit: () => {
+      if (++chunks === 2) throw new Error('simulated crash after commit');
+    },
+  }), /simulated crash/);
+  const after = readdirSync(out);
+  t.equal(after.filter((f) => f.endsWith('.json')).length, 100, 'chunk 1 renamed into place');
+  t.equal(after.filter((f) => f.endsWith('.tmp')).length, 100, 'chunk 2 committed but still pending');
+  t.equal(issuer.reg.devices.list().length, 200, 'two chunks committed');
+
+  const r = await provisionDevices(issuer, rows(300), base);
+  t.equal(r.provisioned.length, 100, 'only the never-committed devices are minted');
+  t.equal(r.skipped.length, 200);
+  t.equal(r.recovered.length, 100, 'the pending files of the committed chunk are put in place');
+  t.same(r.missingFiles, []);
+  const files = readdirSync(out);
+  t.equal(files.length, 300);
+  t.ok(files.every((f) => f.endsWith('.json')), 'nothing pending, no lock left');
+  for (const f of files) {
+    const c = JSON.parse(readFileSync(join(out, f), 'utf8')) as { deviceId: string; accessToken: string };
+    const token = issuer.reg.tokens.get(jwtPayload(c.accessToken).jti as string);
+    if (token?.deviceId !== c.deviceId) t.fail(`${f} does not hold the registered token`);
+  }
+});
+
+t.test('pending files that never committed are discarded, and missing files are reported', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'creds');
+  const issuer = await openIssuer(join(dir, 'registry.db'));
+  t.teardown(() => issuer.reg.close());
+  const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 50 };
+  // devices provisioned into another folder
+  await provisionDevices(issuer, rows(10, 'elsewhere'), { ...base, outDir: join(dir, 'other') });
+  const r = await provisionDevices(issuer, [...rows(10, 'elsewhere'), ...rows(5, 'new')], base);
+  t.equal(r.provisioned.length, 5);
+  t.equal(r.missingFiles.length, 10, 'already provisioned without a file in this folder');
+  t.same(readdirSync(out).sort(), rows(5, 'new').map((x) => `${x.id as string}.json`).sort());
+});
+
+t.test('a second run into the same folder while one is running is refused', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'creds');
+  const issuer = await openIssuer(join(dir, 'registry.db'));
+  t.teardown(() => issuer.reg.close());
+  const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 10 };
+  let inner: Promise<string> | undefined;
+  const outer = await provisionDevices(issuer, rows(30, 'a'), {
+    ...base,
+    afterChunkCommit: () => {
+      inner ??= provisionDevices(issuer, rows(5, 'b'), base).then(() => 'provisioned', (err: Error) => err.message);
+    },
+  });
+  t.match(await inner, /another provisioning run \(pid \d+\) is writing to/);
+  t.equal(outer.provisioned.length, 30, 'the first run is not disturbed');
+  t.equal(readdirSync(out).length, 30);
+  t.equal((await provisionDevices(issuer, rows(5, 'b'), base)).provisioned.length, 5, 'the folder is free again afterwards');
+});
