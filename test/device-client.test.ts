@@ -21,13 +21,13 @@ function record(c: DeviceClient): string[] {
   return seen;
 }
 
-function noSecrets(t: Tap.Test, texts: readonly string[], creds: readonly DeviceCredentials[]): void {
+function noSecrets(t: Test, texts: readonly string[], creds: readonly DeviceCredentials[]): void {
   const secrets = creds.flatMap((c) => [c.accessToken, c.refreshCredential]);
   const leaked = texts.filter((line) => secrets.some((s) => line.includes(s)) || /cbrt_[A-Za-z0-9_-]{20}/.test(line) || /eyJ[A-Za-z0-9_-]{10,}\.eyJ/.test(line));
   t.same(leaked, [], 'no token or refresh credential in events, errors or broker logs');
 }
 
-declare namespace Tap { type Test = Parameters<Parameters<typeof t.test>[1]>[0]; }
+type Test = Pick<typeof t, 'same'>;
 
 const once = <T>(c: DeviceClient, ev: 'connected' | 'disconnected' | 'refused' | 'renewed', ms = 10_000) =>
   new Promise<T>((resolve, reject) => {
