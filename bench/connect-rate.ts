@@ -39,7 +39,7 @@ export async function settle(b: BrokerHandle, ms = 400): Promise<void> {
 export async function benchConnectRate(t: Targets, rawVerifyUs: number, opts: { n?: number; inflight?: number; runs?: number; warmup?: number } = {}): Promise<ConnectRateResult> {
   const n = Math.min(opts.n ?? 5000, t.fx.connects.length);
   const inflight = opts.inflight ?? 200;
-  const warmup = opts.warmup ?? 500;
+  const warmup = opts.warmup ?? 300;
   const packets = t.fx.connects.slice(0, n);
   const warm = t.fx.connects.slice(n - warmup, n);
   const results = await interleaved(t, opts.runs ?? 3, async (kind, run) => {

@@ -128,7 +128,7 @@ async function oneRun(b: BrokerHandle, t: Targets, mode: ThroughputMode, publish
 
 export async function benchThroughput(t: Targets, mode: ThroughputMode, opts: { publishers?: number; perPublisher?: number; runs?: number } = {}): Promise<ThroughputResult> {
   const publishers = opts.publishers ?? 8;
-  const perPublisher = opts.perPublisher ?? (mode.qos === 0 ? 10_000 : 3_000);
+  const perPublisher = opts.perPublisher ?? (mode.qos === 0 ? 6_000 : 2_500);
   const results = await interleaved(t, opts.runs ?? 3, async (kind, run) => {
     const b = await startTarget(kind, t, `tp-${mode.qos}-${mode.sink}-${run}`);
     try {

@@ -59,6 +59,10 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     drainTimeout: config.drainTimeoutMs,
     maxInflightInbound: config.maxInflightInbound,
     maxClientsIdLength: 128,
+    // No mqemitter queue: with a concurrency cap, a burst (5,000 clients leaving at
+    // once) queues messages whose release recurses until the stack overflows
+    // (seen here; moscajs/aedes#193). Per-client queues and drainTimeout bound memory.
+    concurrency: 0,
     authenticate: createAuthenticate(ctx),
     authorizePublish: createAuthorizePublish(ctx, renewal),
     authorizeSubscribe: createAuthorizeSubscribe(ctx),

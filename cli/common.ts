@@ -8,7 +8,8 @@ import type { Issuer } from '../provisioning/issuer.js';
 import type { Registry } from '../registry/index.js';
 import { parseDeviceId, type DeviceId } from '../registry/ids.js';
 import { parseDuration } from '../util/duration.js';
-import { UsageError } from '../errors/index.js';
+import { RegistryError, UsageError } from '../errors/index.js';
+import { statSync } from 'node:fs';
 
 export const DEFAULT_DB = './data/credbroker.db';
 
@@ -22,8 +23,27 @@ export function subcommand(parent: Command, nameAndArgs: string, description: st
   return addDbOption(parent.command(nameAndArgs).description(description));
 }
 
-/** Opens the registry, runs `fn`, closes it (also on error). */
-export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Promise<T>): Promise<T> {
+/**
+ * Refuses a registry file that does not exist yet: commands that only read or
+ * change existing devices must not create a stray empty registry from a mistyped
+ * --db. (init, provision, profile set and keys rotate create it on first use.)
+ * @throws RegistryError `ERR_REGISTRY`
+ */
+export function requireExistingRegistry(db: string): void {
+  let exists = false;
+  try {
+    exists = statSync(db).size > 0;
+  } catch {
+    exists = false;
+  }
+  if (!exists) {
+    throw new RegistryError('ERR_REGISTRY', `no registry at ${db}: create it with "credbroker init", or point --db (or CREDBROKER_DB) at the registry file`);
+  }
+}
+
+/** Opens the registry, runs `fn`, closes it (also on error). With `mustExist`, a missing file is refused. */
+export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Promise<T>, opts: { mustExist?: boolean } = {}): Promise<T> {
+  if (opts.mustExist) requireExistingRegistry(db);
   const { Registry } = await import('../registry/index.js');
   const reg = Registry.open(db);
   try {
@@ -34,7 +54,8 @@ export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Pro
 }
 
 /** Opens the registry with its signing keys (what minting needs), runs `fn`, closes it. */
-export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Promise<T>): Promise<T> {
+export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Promise<T>, opts: { mustExist?: boolean } = {}): Promise<T> {
+  if (opts.mustExist) requireExistingRegistry(db);
   const { openIssuer } = await import('../provisioning/issuer.js');
   const issuer = await openIssuer(db);
   try {

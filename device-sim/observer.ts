@@ -32,7 +32,11 @@ export class Observer {
 
   async start(): Promise<void> {
     try {
-      await this.client.start();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.client.start(),
+        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('no connect within 30 s: is the broker up?')), 30_000); }),
+      ]).finally(() => clearTimeout(timer));
       const granted = await this.client.subscribe(OBSERVER_FILTER, { qos: 0 });
       if (granted === 128) throw new Error(`the broker refused the observer's ${OBSERVER_FILTER} subscription`);
       this.rec.available = true;

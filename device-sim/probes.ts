@@ -15,13 +15,13 @@ export interface ProbeContext {
 }
 
 /**
- * One device's ACL probes, in this order (the last one ends its session):
+ * One device's ACL probes, in this order:
  * 1. SUBSCRIBE its own `devices/<id>/commands/#` (positive control: must be granted),
  *    then `#`, `devices/+/telemetry`, `devices/#` — each must get SUBACK 0x80;
- * 2. a CONNECT with its own token but the victim's client id — must get CONNACK 5
- *    (a failed authentication: paced by the sim's failed-auth budget);
- * 3. a PUBLISH on the victim's telemetry topic — must never reach the observer,
- *    and by the broker's default policy closes the connection.
+ * 2. a PUBLISH on the victim's telemetry topic — must never reach the observer,
+ *    and by the broker's default policy closes the connection;
+ * 3. a CONNECT with its own token but the victim's client id — must get CONNACK 5
+ *    (a failed authentication: paced by the sim's failed-auth budget).
  */
 export async function runProbe(ctx: ProbeContext): Promise<void> {
   const { client, record: p } = ctx;
@@ -38,16 +38,18 @@ export async function runProbe(ctx: ProbeContext): Promise<void> {
         throw err;
       }
     }
+    // The forbidden publish ends the session; the takeover CONNECT needs only the token, and
+    // may wait for the failed-auth budget without holding the publish back.
+    if (!client.connected) throw new Error('disconnected before its forbidden publish');
     const token = client.credentials().accessToken;
+    const payload = JSON.stringify({ from: id, probe: true, victim: p.victim, t: Date.now() });
+    p.publishSentAt = Date.now();
+    await client.publish(`devices/${p.victim}/telemetry`, payload, { qos: 0 }).catch(() => {});
     const res = await ctx.budget.run(1, () => connectOnce(ctx.url, { clientId: p.victim, username: id, password: token }, 10_000));
     if (res) {
       p.takeover = res.code;
       res.client?.end(true); // a broker that accepted it has just thrown the victim out
     }
-    if (!client.connected) throw new Error('disconnected before its forbidden publish');
-    const payload = JSON.stringify({ from: id, probe: true, victim: p.victim, t: Date.now() });
-    p.publishSentAt = Date.now();
-    await client.publish(`devices/${p.victim}/telemetry`, payload, { qos: 0 }).catch(() => {});
   } catch (err) {
     p.error = (err as Error).message;
   } finally {

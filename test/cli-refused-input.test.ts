@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { lines, runCli, type CliResult } from './helpers/cli.js';
 
 /** A refused command: non-zero exit, exactly one `credbroker: ...` line on stderr, nothing on stdout, no stack trace. */
-function assertRefused(t: Tap.Test, r: CliResult, expect: { code?: number; message: RegExp }): void {
+function assertRefused(t: Test, r: CliResult, expect: { code?: number; message: RegExp }): void {
   t.not(r.code, 0, 'exit code is non-zero');
   if (expect.code !== undefined) t.equal(r.code, expect.code, `exit code ${expect.code}`);
   const errLines = lines(r.stderr);
@@ -16,8 +16,6 @@ function assertRefused(t: Tap.Test, r: CliResult, expect: { code?: number; messa
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
   t.equal(r.stdout, '', 'nothing on stdout');
 }
-
-declare namespace Tap { type Test = typeof t }
 
 t.test('refused input', async (t) => {
   const dir = t.testdir();
@@ -82,13 +80,17 @@ t.test('refused input', async (t) => {
     { name: 'init with another alg', args: ['init', '--alg', 'EdDSA'], code: 2, message: /already exists with alg ES256 \(asked for EdDSA\)/ },
   ];
 
-  for (const c of cases) {
-    t.test(c.name, async (t) => {
-      const needsSink = c.args[0] === 'provision' && !c.args.includes('--out');
-      const args = [...c.args, ...(needsSink ? ['--out', out] : []), ...(c.args[0] === 'provision' && !c.args.includes('--profile') ? ['--profile', 'sensor'] : []), '--db', db];
-      assertRefused(t, await runCli(args, { input: c.input }), c);
-    });
-  }
+  // The cases are independent (each one is refused and writes nothing), so they run side by side.
+  await t.test('each case', async (t) => {
+    t.jobs = 4;
+    for (const c of cases) {
+      t.test(c.name, async (t) => {
+        const needsSink = c.args[0] === 'provision' && !c.args.includes('--out');
+        const args = [...c.args, ...(needsSink ? ['--out', out] : []), ...(c.args[0] === 'provision' && !c.args.includes('--profile') ? ['--profile', 'sensor'] : []), '--db', db];
+        assertRefused(t, await runCli(args, { input: c.input }), c);
+      });
+    }
+  });
 
   t.test('nothing was written by any refused command', async (t) => {
     const r = await runCli(['devices', '--json', '--db', db]);
@@ -137,4 +139,15 @@ t.test('a registry from a newer schema is refused and left untouched', async (t)
   const check = new Database(db, { readonly: true });
   t.equal(check.pragma('user_version', { simple: true }), 99);
   check.close();
+});
+
+t.test('read-only commands do not create a registry from a mistyped --db', async (t) => {
+  const dir = t.testdir();
+  const db = join(dir, 'typo', 'registry.db');
+  for (const args of [['devices'], ['show', 'd-1'], ['audit'], ['keys', 'jwks'], ['revoke', 'd-1'], ['token', 'd-1']]) {
+    assertRefused(t, await runCli([...args, '--db', db]), { code: 5, message: /no registry at .*typo\/registry\.db: create it with "credbroker init"/ });
+  }
+  t.notOk(existsSync(join(dir, 'typo')), 'nothing was created');
+  const env = await runCli(['devices'], { env: { CREDBROKER_DB: db } });
+  assertRefused(t, env, { code: 5, message: /no registry at .*typo\/registry\.db/ });
 });

@@ -24,7 +24,7 @@ export function registerKeys(program: Command): void {
       const list = await withRegistry(opts.db, async (reg) => {
         await Keyring.load(reg); // creates the first key on first use
         return reg.keys.all();
-      });
+      }, { mustExist: true });
       if (opts.json) {
         printJson(list.map((k) => ({ kid: k.kid, alg: k.alg, status: keyState(k, now), createdAt: iso(k.createdAt), retiredAt: iso(k.retiredAt), verifyUntil: iso(k.verifyUntil) })));
         return;
@@ -58,7 +58,7 @@ to any other verifier before devices start presenting tokens signed by the new k
   subcommand(keys, 'jwks', 'print the public keys as a JWKS (the same document the broker serves at /.well-known/jwks.json)')
     .action(async (opts: Opts) => {
       const { Keyring } = await import('../../tokens/keyring.js');
-      const jwks = await withRegistry(opts.db, async (reg) => (await Keyring.load(reg)).jwks());
+      const jwks = await withRegistry(opts.db, async (reg) => (await Keyring.load(reg)).jwks(), { mustExist: true });
       printJson(jwks);
     });
 }

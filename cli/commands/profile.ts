@@ -50,7 +50,7 @@ were minted with until they are renewed.
   subcommand(profile, 'list', 'list profiles')
     .option('--json', 'print the profiles as a JSON array')
     .action(async (opts: ListOpts) => {
-      const { list, usage } = await withRegistry(opts.db, (reg) => ({ list: reg.profiles.list(), usage: reg.devices.countByProfile() }));
+      const { list, usage } = await withRegistry(opts.db, (reg) => ({ list: reg.profiles.list(), usage: reg.devices.countByProfile() }), { mustExist: true });
       if (opts.json) {
         printJson(list.map((p) => profileJson(p, usage.get(p.name) ?? 0)));
         return;
@@ -68,7 +68,7 @@ were minted with until they are renewed.
       const { p, devices } = await withRegistry(opts.db, (reg) => {
         const p = reg.profiles.require(name);
         return { p, devices: reg.devices.countByProfile().get(p.name) ?? 0 };
-      });
+      }, { mustExist: true });
       if (opts.json) {
         printJson(profileJson(p, devices));
         return;

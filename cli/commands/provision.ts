@@ -53,6 +53,7 @@ Either --out or --json is required: the refresh credentials are shown only once.
       const brokerUrl = parseBrokerUrl(opts.brokerUrl);
       const ttlMs = durationOption(opts.ttl, '--ttl');
       const credentialTtlMs = durationOption(opts.credentialTtl, '--credential-ttl');
+      if (opts.batch === '-' && process.stdin.isTTY) throw new UsageError('--batch - reads the batch from standard input, which is a terminal: pipe or redirect the file in');
       const { readBatchFile } = await import('../../provisioning/batch-file.js');
       const rows: BatchRow[] = opts.batch ? readBatchFile(opts.batch) : deviceIdArgs(ids).map((id, k) => ({ line: k + 1, id }));
 
@@ -62,7 +63,7 @@ Either --out or --json is required: the refresh credentials are shown only once.
         if (opts.profile) issuer.reg.profiles.require(opts.profile);
         const bar = !opts.json && process.stderr.isTTY
           ? new cliProgress.SingleBar({
-            stream: process.stderr, clearOnComplete: true, hideCursor: true,
+            stream: process.stderr, clearOnComplete: true, hideCursor: false,
             format: 'provisioning [{bar}] {percentage}% | {value}/{total} devices | ETA {eta_formatted}',
           }, cliProgress.Presets.shades_classic)
           : undefined;

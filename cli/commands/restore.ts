@@ -17,7 +17,7 @@ export function registerRestore(program: Command): void {
     .action(async (id: string, opts: Opts) => {
       const deviceId = parseDeviceId(id);
       const { restoreDevice } = await import('../../operations/revoke.js');
-      const changed = await withRegistry(opts.db, (reg) => restoreDevice(reg, deviceId));
+      const changed = await withRegistry(opts.db, (reg) => restoreDevice(reg, deviceId), { mustExist: true });
       if (opts.json) printJson({ deviceId, restored: changed, wasRevoked: changed });
       else if (changed) out(`restored ${deviceId}: tokens issued before now stay dead; issue a new one with: credbroker token ${deviceId}`);
       else out(`${deviceId} is not revoked; nothing changed`);

@@ -19,7 +19,7 @@ export function registerShow(program: Command): void {
       const deviceId = parseDeviceId(id);
       const auditLimit = Math.min(Math.max(Number.parseInt(opts.events, 10) || 10, 1), 1000);
       const { deviceSummary } = await import('../../operations/show.js');
-      const s = await withRegistry(opts.db, (reg) => deviceSummary(reg, deviceId, { auditLimit }));
+      const s = await withRegistry(opts.db, (reg) => deviceSummary(reg, deviceId, { auditLimit }), { mustExist: true });
       if (opts.json) {
         printJson({
           device: deviceJson(s.device),
