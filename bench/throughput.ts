@@ -22,6 +22,8 @@ export interface ThroughputResult {
   readonly kinds: Partial<Record<BrokerKind, { runs: ThroughputRun[]; rate: number; cpuPerMsgUs: number; complete: boolean }>>;
   readonly ratio: number;
   readonly mosquittoRatio: number | null;
+  /** credbroker / aedes broker CPU per message (median of paired runs): steadier than msgs/s on shared cores. */
+  readonly cpuRatio: number;
 }
 
 const PAYLOAD = Buffer.alloc(64, 0x61);
@@ -145,5 +147,6 @@ export async function benchThroughput(t: Targets, mode: ThroughputMode, opts: { 
     mode, publishers, perPublisher, kinds,
     ratio: pairedRatio(results.credbroker.map((r) => r.rate), results.aedes.map((r) => r.rate)),
     mosquittoRatio: results.mosquitto.length ? pairedRatio(results.mosquitto.map((r) => r.rate), results.aedes.map((r) => r.rate)) : null,
+    cpuRatio: pairedRatio(results.credbroker.map((r) => r.cpuPerMsgUs), results.aedes.map((r) => r.cpuPerMsgUs)),
   };
 }

@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { randomBytesPooled } from '../util/random.js';
 import type { DeviceCredentials } from './credentials.js';
 
-const credentialsJson = (creds: DeviceCredentials) => `${JSON.stringify(creds, null, 2)}\n`;
+const FIELDS = ['deviceId', 'brokerUrl', 'accessToken', 'accessTokenExpiresAt', 'refreshCredential', 'refreshCredentialExpiresAt'] as const;
+
+/** The file's text: exactly `JSON.stringify(creds, null, 2)` for these flat string fields, built without the generic pretty-printer (a batch writes thousands). */
+const credentialsJson = (creds: DeviceCredentials) => `{\n${FIELDS.map((k) => `  "${k}": ${JSON.stringify(creds[k])}`).join(',\n')}\n}\n`;
 
 /** `dir/<deviceId>.json` (a device id never contains `/`, so it cannot leave `dir`). */
 export function credentialsFilePath(dir: string, deviceId: string): string {

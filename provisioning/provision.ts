@@ -80,6 +80,7 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
   const { reg } = issuer;
   const outDir = opts.outDir;
   const releaseLock = outDir ? lockOutDir(outDir) : () => {};
+  let renaming: Promise<void> = Promise.resolve();
   try {
     const existing = reg.devices.existing(planned.map((p) => p.id));
     const skipped: DeviceId[] = planned.filter((p) => existing.has(p.id)).map((p) => p.id);
@@ -101,7 +102,6 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
     // (thread pool) and committed (main thread); chunk i's renames finish before
     // chunk i+1 commits, so at most two chunks are in flight.
     let next = todo.length ? mintChunk(todo.slice(0, chunkSize)) : null;
-    let renaming: Promise<void> = Promise.resolve();
     for (let i = 0; i < todo.length; i += chunkSize) {
       const { sets, now } = await next!;
       const pending = outDir ? writePendingCredentialsFiles(outDir, sets.map((s) => s.file)) : Promise.resolve([]);
@@ -123,6 +123,7 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
     }
     return { provisioned, skipped, invalid, recovered, missingFiles };
   } finally {
+    await renaming.catch(() => {}); // on failure too: no rename may run after the lock is released
     releaseLock();
   }
 }

@@ -230,7 +230,7 @@ t.test('provisioning end to end', async (t) => {
   });
 
   t.test('every command has --help with examples', async (t) => {
-    const cmds = [['init'], ['provision'], ['token'], ['revoke'], ['restore'], ['devices'], ['show'], ['profile'], ['profile', 'set'], ['keys'], ['audit']];
+    const cmds = [['init'], ['provision'], ['token'], ['revoke'], ['restore'], ['devices'], ['show'], ['profile'], ['profile', 'set'], ['profile', 'list'], ['profile', 'show'], ['keys'], ['keys', 'list'], ['keys', 'rotate'], ['keys', 'jwks'], ['audit']];
     const results = await Promise.all(cmds.map((cmd) => runCli([...cmd, '--help'])));
     for (const [k, cmd] of cmds.entries()) {
       const r = results[k]!;

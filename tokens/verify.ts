@@ -26,12 +26,6 @@ const SIGNATURE_BYTES: Record<SigningAlg, number> = { ES256: 64, EdDSA: 64 };
 /** Headers that point at keys chosen by the token's author: never honoured, so refused. */
 const KEY_POINTER_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'];
 
-/** Every algorithm credbroker can sign with (the default allow-list; `opts.algorithms` narrows it). */
-const DEFAULT_ALGS: readonly SigningAlg[] = ['ES256', 'EdDSA'];
-/** Validated header segment → its verify key, per keyring map (see `headerKey`). */
-const headerCache = new WeakMap<ReadonlyMap<string, VerifyKey>, Map<string, VerifyKey>>();
-const HEADER_CACHE_MAX = 64;
-
 const fail = (code: ConstructorParameters<typeof CredentialError>[0], message: string): never => {
   throw new CredentialError(code, message);
 };
@@ -57,13 +51,26 @@ export function verifyAccessToken(token: string, keys: ReadonlyMap<string, Verif
   const [h, p, s] = parts as [string, string, string];
   if (!SEGMENT.test(h) || !SEGMENT.test(p) || !SEGMENT.test(s)) fail('ERR_TOKEN_MALFORMED', 'token segment is not base64url');
 
-  const allowed = opts.algorithms ?? DEFAULT_ALGS;
-  const key = headerKey(h, keys, allowed);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return fail('ERR_TOKEN_MALFORMED', 'token header is not JSON');
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('ERR_TOKEN_MALFORMED', 'token header is not an object');
+  const alg = header.alg;
+  const allowed = opts.algorithms ?? (['ES256', 'EdDSA'] as const);
+  if (typeof alg !== 'string' || !(allowed as readonly string[]).includes(alg)) fail('ERR_TOKEN_ALG', 'token algorithm not allowed');
+  if ('crit' in header) fail('ERR_TOKEN_MALFORMED', 'token has critical header extensions');
+  if (KEY_POINTER_HEADERS.some((k) => k in header)) fail('ERR_TOKEN_MALFORMED', 'token header names its own key');
+  if (header.typ !== undefined && header.typ !== 'JWT') fail('ERR_TOKEN_MALFORMED', 'token typ is not JWT');
+  const key = typeof header.kid === 'string' ? keys.get(header.kid) : undefined;
+  if (!key) return fail('ERR_TOKEN_KID', 'token signing key unknown');
+  if (key.alg !== alg) fail('ERR_TOKEN_ALG', 'token algorithm does not match its key');
 
   const signature = Buffer.from(s, 'base64url');
   if (signature.length !== SIGNATURE_BYTES[key.alg]) fail('ERR_TOKEN_SIGNATURE', 'token signature invalid');
-  // The signing input is the token's own first two segments: no string concatenation.
-  const signed = Buffer.from(token.slice(0, h.length + 1 + p.length), 'latin1');
+  const signed = Buffer.from(`${h}.${p}`, 'latin1');
   const ok = key.alg === 'ES256'
     ? cryptoVerify('sha256', signed, { key: key.key, dsaEncoding: 'ieee-p1363' }, signature)
     : cryptoVerify(null, signed, key.key, signature);
@@ -87,45 +94,6 @@ export function verifyAccessToken(token: string, keys: ReadonlyMap<string, Verif
   // `"exp": 1e400` parses to Infinity, which jose's numeric checks let through.
   if (!Number.isFinite(claims.exp) || !Number.isFinite(claims.iat)) fail('ERR_TOKEN_MALFORMED', 'token exp/iat is not a finite number');
   return { claims, kid: key.kid };
-}
-
-/**
- * The verify key a protected header names, after every header check (JSON
- * object, `alg` on the overall allow-list and equal to the key's, no `crit`, no
- * key pointers, `typ` JWT). A token's header segment is the same for every token
- * its key signs, so a header that passed is remembered per keyring (by its exact
- * base64url text: the same text decodes to the same header) and later CONNECTs
- * skip the decode, JSON.parse and checks. Only headers naming a usable key are
- * remembered, at most HEADER_CACHE_MAX per keyring (a client varying whitespace
- * in otherwise valid headers cannot grow it further); a rotated keyring is a new
- * map, so its cache starts empty and the old one is collected with it.
- */
-function headerKey(h: string, keys: ReadonlyMap<string, VerifyKey>, allowed: readonly SigningAlg[]): VerifyKey {
-  let cache = headerCache.get(keys);
-  const hit = cache?.get(h);
-  if (hit) {
-    // Everything but the caller's allow-list was checked when it was remembered.
-    if (!allowed.includes(hit.alg)) fail('ERR_TOKEN_ALG', 'token algorithm not allowed');
-    return hit;
-  }
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return fail('ERR_TOKEN_MALFORMED', 'token header is not JSON');
-  }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('ERR_TOKEN_MALFORMED', 'token header is not an object');
-  const alg = header.alg;
-  if (typeof alg !== 'string' || !(allowed as readonly string[]).includes(alg)) fail('ERR_TOKEN_ALG', 'token algorithm not allowed');
-  if ('crit' in header) fail('ERR_TOKEN_MALFORMED', 'token has critical header extensions');
-  if (KEY_POINTER_HEADERS.some((k) => k in header)) fail('ERR_TOKEN_MALFORMED', 'token header names its own key');
-  if (header.typ !== undefined && header.typ !== 'JWT') fail('ERR_TOKEN_MALFORMED', 'token typ is not JWT');
-  const key = typeof header.kid === 'string' ? keys.get(header.kid) : undefined;
-  if (!key) return fail('ERR_TOKEN_KID', 'token signing key unknown');
-  if (key.alg !== alg) fail('ERR_TOKEN_ALG', 'token algorithm does not match its key');
-  if (!cache) headerCache.set(keys, (cache = new Map()));
-  if (cache.size < HEADER_CACHE_MAX) cache.set(h, key);
-  return key;
 }
 
 function isAclClaim(v: unknown): v is AccessTokenClaims['acl'] {

@@ -18,6 +18,7 @@ export function registerKeys(program: Command): void {
 
   subcommand(keys, 'list', 'list signing keys: the active one and retired ones with the time they verify until')
     .option('--json', 'print the keys (public information only) as a JSON array')
+    .addHelpText('after', examples('credbroker keys list', 'credbroker keys list --json | jq ".[] | select(.status == \\"retired\\")"'))
     .action(async (opts: Opts) => {
       const now = Date.now();
       const { Keyring } = await import('../../tokens/keyring.js');
@@ -56,6 +57,7 @@ to any other verifier before devices start presenting tokens signed by the new k
     });
 
   subcommand(keys, 'jwks', 'print the public keys as a JWKS (the same document the broker serves at /.well-known/jwks.json)')
+    .addHelpText('after', examples('credbroker keys jwks > jwks.json', 'credbroker keys jwks | jq -r ".keys[].kid"'))
     .action(async (opts: Opts) => {
       const { Keyring } = await import('../../tokens/keyring.js');
       const jwks = await withRegistry(opts.db, async (reg) => (await Keyring.load(reg)).jwks(), { mustExist: true });

@@ -47,8 +47,9 @@ were minted with until they are renewed.
       }
     });
 
-  subcommand(profile, 'list', 'list profiles')
+  subcommand(profile, 'list', 'list profiles with their token lifetime, device count and patterns')
     .option('--json', 'print the profiles as a JSON array')
+    .addHelpText('after', examples('credbroker profile list', 'credbroker profile list --json | jq -r ".[].name"'))
     .action(async (opts: ListOpts) => {
       const { list, usage } = await withRegistry(opts.db, (reg) => ({ list: reg.profiles.list(), usage: reg.devices.countByProfile() }), { mustExist: true });
       if (opts.json) {
@@ -64,6 +65,7 @@ were minted with until they are renewed.
 
   subcommand(profile, 'show <name>', 'show one profile')
     .option('--json', 'print the profile as JSON')
+    .addHelpText('after', examples('credbroker profile show sensor', 'credbroker profile show sensor --json'))
     .action(async (name: string, opts: ListOpts) => {
       const { p, devices } = await withRegistry(opts.db, (reg) => {
         const p = reg.profiles.require(name);

@@ -54,14 +54,15 @@ Either --out or --json is required: the refresh credentials are shown only once.
       const ttlMs = durationOption(opts.ttl, '--ttl');
       const credentialTtlMs = durationOption(opts.credentialTtl, '--credential-ttl');
       if (opts.batch === '-' && process.stdin.isTTY) throw new UsageError('--batch - reads the batch from standard input, which is a terminal: pipe or redirect the file in');
-      const { readBatchFile } = await import('../../provisioning/batch-file.js');
-      const rows: BatchRow[] = opts.batch ? readBatchFile(opts.batch) : deviceIdArgs(ids).map((id, k) => ({ line: k + 1, id }));
+      const rows: BatchRow[] = opts.batch
+        ? (await import('../../provisioning/batch-file.js')).readBatchFile(opts.batch)
+        : deviceIdArgs(ids).map((id, k) => ({ line: k + 1, id }));
 
       const { provisionDevices } = await import('../../provisioning/provision.js');
-      const cliProgress = (await import('cli-progress')).default;
+      const cliProgress = !opts.json && process.stderr.isTTY ? (await import('cli-progress')).default : undefined;
       await withIssuer(opts.db, async (issuer) => {
         if (opts.profile) issuer.reg.profiles.require(opts.profile);
-        const bar = !opts.json && process.stderr.isTTY
+        const bar = cliProgress
           ? new cliProgress.SingleBar({
             stream: process.stderr, clearOnComplete: true, hideCursor: false,
             format: 'provisioning [{bar}] {percentage}% | {value}/{total} devices | ETA {eta_formatted}',
