@@ -35,10 +35,12 @@ export function createAuthenticate(ctx: BrokerContext) {
   };
   const verifyTime = ctx.metrics.verifySeconds.labels();
   return function authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: Done): void {
-    const address = remoteAddress(client);
+    // The peer address costs a system call: look it up only when a failure is on record or being recorded.
+    let peer: string | undefined;
+    const address = () => (peer ??= remoteAddress(client));
     let deviceForAudit: string | null = null;
     try {
-      if (!ctx.authFailures.allows(address)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'throttled');
+      if (!ctx.authFailures.isEmpty() && !ctx.authFailures.allows(address())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'throttled');
       if (ctx.aedes && ctx.sessions.size >= ctx.config.maxConnections) throw new Refusal(3, 'connection_cap');
       if (!isDeviceId(username) || username.startsWith(REFRESH_PREFIX)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad_username');
       deviceForAudit = username;
@@ -46,23 +48,23 @@ export function createAuthenticate(ctx: BrokerContext) {
       if (password.length > ctx.config.maxPasswordBytes) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'password_too_long');
       if (client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
       const secret = password.toString('utf8');
-      const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, address, verifyTime);
+      const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, verifyTime);
       ctx.sessions.attach(client, session);
       accepted[session.kind].inc();
       ctx.audit.seenNow(username);
       done(null, true);
     } catch (err) {
       const refusal = toRefusal(err);
-      if (refusal.reason !== 'throttled') ctx.authFailures.take(address);
+      if (refusal.reason !== 'throttled') ctx.authFailures.take(address());
       ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
-      ctx.audit.add('broker', 'auth.refused', deviceForAudit, { reason: refusal.reason, address });
-      ctx.log.debug({ event: 'auth.refused', reason: refusal.reason, address }, 'connect refused');
+      ctx.audit.add('broker', 'auth.refused', deviceForAudit, { reason: refusal.reason, address: address() });
+      ctx.log.debug({ event: 'auth.refused', reason: refusal.reason, address: address() }, 'connect refused');
       done(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode }), false);
     }
   };
 }
 
-function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, address: string, verifyTime: { observe(seconds: number): void }): Session {
+function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, verifyTime: { observe(seconds: number): void }): Session {
   const started = performance.now();
   const { settings, keyring } = ctx.issuer;
   let claims;
@@ -75,12 +77,12 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, add
   const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(claims);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
   return {
-    deviceId, kind: 'token', address, jti: claims.jti as Jti, expiresAt: claims.exp * 1000, refreshHash: null, ended: null,
+    deviceId, kind: 'token', jti: claims.jti as Jti, expiresAt: claims.exp * 1000, refreshHash: null, ended: null,
     acl: sessionAcl(deviceId, claims.acl),
   };
 }
 
-function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, address: string): Session {
+function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, address: () => string): Session {
   if (ctx.revocation.isDeviceRevoked(deviceId)) throw new CredentialError('ERR_TOKEN_REVOKED', 'device_revoked');
   let rec;
   try {
@@ -89,12 +91,12 @@ function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, 
     if (isCredbrokerError(err) && err.code === 'ERR_REFRESH_REPLAYED') {
       ctx.revocation.revokeDevice(deviceId);
       ctx.sessions.kickDevice(deviceId, 'theft');
-      ctx.log.warn({ event: 'security.refresh_replay', device: deviceId, address }, 'superseded refresh credential replayed: device revoked');
+      ctx.log.warn({ event: 'security.refresh_replay', device: deviceId, address: address() }, 'superseded refresh credential replayed: device revoked');
     }
     throw err;
   }
   return {
-    deviceId, kind: 'refresh', address, jti: null, expiresAt: Math.min(Date.now() + REFRESH_SESSION_MS, rec.expiresAt),
+    deviceId, kind: 'refresh', jti: null, expiresAt: Math.min(Date.now() + REFRESH_SESSION_MS, rec.expiresAt),
     refreshHash: rec.hash, ended: null, acl: sessionAcl(deviceId, null),
   };
 }

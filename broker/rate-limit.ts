@@ -21,6 +21,11 @@ export class KeyedRateLimiter {
     return { tokens: Math.min(this.burst, b.tokens + (now - b.at) * this.perMs), at: now };
   }
 
+  /** True when no key has spent a token lately (every bucket is full): lets callers skip computing a key. */
+  isEmpty(): boolean {
+    return this.buckets.size === 0;
+  }
+
   /** True when `key` still has a token (without taking one). */
   allows(key: string, now = Date.now()): boolean {
     return this.level(key, now).tokens >= 1;

@@ -110,6 +110,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     await new Promise<void>((r) => aedes.close(() => r()));
     for (const s of servers) (s as HttpServer).closeAllConnections?.();
     await Promise.race([Promise.all(stopped), new Promise((r) => setTimeout(r, 2000).unref())]);
+    ctx.sessions.close();
     ctx.audit.close();
     for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals]) l.close();
     issuer.reg.close();

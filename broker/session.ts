@@ -16,7 +16,6 @@ export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'acl_v
 export interface Session {
   readonly deviceId: DeviceId;
   readonly kind: 'token' | 'refresh';
-  readonly address: string;
   jti: Jti | null;
   /** ms; the session is closed at this instant plus the leeway unless renewed. */
   expiresAt: number;

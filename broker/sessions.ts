@@ -1,17 +1,16 @@
 import type { Client } from 'aedes';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
+import { DeadlineWheel } from './deadlines.js';
 import { forgetWill, sessionOf, setSession, type KickReason, type Session } from './session.js';
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
- * Live sessions by device, each with one deadline timer at its token's expiry
- * (plus leeway): no periodic scan of all sessions.
+ * Live sessions by device, each closed at its token's expiry plus leeway
+ * (a deadline wheel: no timer per session, no periodic scan of all sessions).
  */
 export class Sessions {
   private readonly byDevice = new Map<string, Client>();
-  private readonly timers = new WeakMap<Session, NodeJS.Timeout>();
+  private readonly deadlines = new DeadlineWheel<Client>((c) => this.kick(c, 'expired'));
   private readonly leewayMs: number;
   private readonly neverExpire: boolean;
   private readonly metrics: BrokerMetrics;
@@ -42,8 +41,7 @@ export class Sessions {
   gone(client: Client): void {
     const s = sessionOf(client);
     if (!s) return;
-    const t = this.timers.get(s);
-    if (t) clearTimeout(t);
+    this.deadlines.delete(client);
     if (this.byDevice.get(s.deviceId) === client) this.byDevice.delete(s.deviceId);
     this.metrics.connected.set(this.byDevice.size);
   }
@@ -74,9 +72,8 @@ export class Sessions {
     const s = sessionOf(client);
     if (!s || s.ended) return;
     s.ended = reason;
+    this.deadlines.delete(client);
     if ((client as { closed?: boolean }).closed) return; // it left on its own before the deadline fired
-    const t = this.timers.get(s);
-    if (t) clearTimeout(t);
     forgetWill(client);
     this.metrics.kicks.inc({ reason });
     this.log.info({ event: 'session.kick', device: s.deviceId, reason }, 'session closed by broker');
@@ -101,14 +98,12 @@ export class Sessions {
     return this.byDevice.values();
   }
 
+  /** Stops the deadline sweep (broker shutdown). */
+  close(): void {
+    this.deadlines.close();
+  }
+
   private schedule(client: Client, s: Session): void {
-    const old = this.timers.get(s);
-    if (old) clearTimeout(old);
-    if (this.neverExpire) return;
-    const delay = Math.max(0, s.expiresAt + this.leewayMs - Date.now());
-    // setTimeout fires after 1 ms for anything above 2^31-1 ms (~24.8 days): re-arm instead.
-    const t = setTimeout(() => (delay > MAX_TIMER_MS ? this.schedule(client, s) : this.kick(client, 'expired')), Math.min(delay, MAX_TIMER_MS));
-    t.unref();
-    this.timers.set(s, t);
+    if (!this.neverExpire) this.deadlines.set(client, s.expiresAt + this.leewayMs);
   }
 }

@@ -15,7 +15,7 @@ export function startTarget(kind: BrokerKind, t: Targets, tag: string): Promise<
     if (!t.mosquitto) throw new Error('mosquitto is not installed');
     return startMosquitto(t.mosquitto, tag);
   }
-  return startBrokerProc(kind, { db: t.fx.db, cpuProfDir: kind === 'credbroker' ? t.cpuProfDir : undefined });
+  return startBrokerProc(kind, { db: t.fx.db, cpuProfDir: t.cpuProfDir ? `${t.cpuProfDir}/${kind}` : undefined });
 }
 
 /** The kinds to run: the subject, its baseline, and Mosquitto when installed. */
