@@ -49,18 +49,23 @@ export function createAuthenticate(ctx: BrokerContext) {
       if (client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
       const secret = password.toString('utf8');
       const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, verifyTime);
+      // Counted only for proven credentials: a stranger who knows a device id must not be able to lock it out.
+      if (!ctx.deviceConnects.take(username)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'connect_rate');
       ctx.sessions.attach(client, session);
       accepted[session.kind].inc();
       ctx.audit.seenNow(username);
-      done(null, true);
     } catch (err) {
       const refusal = toRefusal(err);
-      if (refusal.reason !== 'throttled') ctx.authFailures.take(address());
+      // A throttled attempt was not checked, and a flapping device's credential was valid: neither is a failed login.
+      if (refusal.reason !== 'throttled' && refusal.reason !== 'connect_rate') ctx.authFailures.take(address());
       ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
       ctx.audit.add('broker', 'auth.refused', deviceForAudit, { reason: refusal.reason, address: address() });
       ctx.log.debug({ event: 'auth.refused', reason: refusal.reason, address: address() }, 'connect refused');
-      done(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode }), false);
+      return done(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode }), false);
     }
+    // Outside the try: aedes continues the CONNECT synchronously inside `done`, and
+    // a throw from there must not be mistaken for a refusal (a second callback).
+    done(null, true);
   };
 }
 

@@ -92,3 +92,16 @@ t.test('broker end to end with real MQTT.js clients', async (t) => {
     t.pass('closed');
   });
 });
+
+t.test('per-device connect-rate limit stops a reconnect loop, and strangers cannot spend it', async (t) => {
+  const tb = await startTestBroker({ deviceConnectBurst: 3, deviceConnectPerSec: 0.001, authFailBurst: 1000 });
+  t.teardown(() => tb.close());
+  const [d] = await tb.provision(['flappy']);
+  for (let i = 0; i < 5; i++) t.equal((await connect(tb.url, { clientId: 'flappy', username: 'flappy', password: 'garbage' })).code, 4, 'a stranger with a bad password is refused');
+  for (let i = 0; i < 3; i++) {
+    const c = await connectDevice(tb.url, d!);
+    t.equal(c.code, 0, `connect ${i + 1} within the burst`);
+    await c.client!.endAsync();
+  }
+  t.equal((await connectDevice(tb.url, d!)).code, 5, 'the 4th quick reconnect is refused with CONNACK 5');
+});
