@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, rename, renameSync, rmSync, writeFile, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytesPooled } from '../util/random.js';
 import type { DeviceCredentials } from './credentials.js';
@@ -35,45 +35,6 @@ export function writePendingCredentialsFile(dir: string, creds: DeviceCredential
   const tmp = `${credentialsFilePath(dir, creds.deviceId)}.${randomBytesPooled(4).toString('hex')}.tmp`;
   writeFileSync(tmp, credentialsJson(creds), { mode: 0o600, flag: 'wx' });
   return tmp;
-}
-
-/**
- * `writePendingCredentialsFile` for many devices at once, on libuv's thread pool
- * (the callback API: much less overhead per file than fs/promises), so the
- * syscalls overlap the caller's signing and registry work. Resolves with the
- * pending paths in order once every file is written; on failure removes the ones written.
- */
-export function writePendingCredentialsFiles(dir: string, all: readonly DeviceCredentials[]): Promise<string[]> {
-  const paths = all.map((c) => `${credentialsFilePath(dir, c.deviceId)}.${randomBytesPooled(4).toString('hex')}.tmp`);
-  return new Promise((resolve, reject) => {
-    let left = all.length;
-    let failure: Error | null = null;
-    if (left === 0) return resolve(paths);
-    all.forEach((c, k) => {
-      writeFile(paths[k]!, credentialsJson(c), { mode: 0o600, flag: 'wx' }, (err) => {
-        if (err && !failure) failure = err;
-        if (--left > 0) return;
-        if (!failure) return resolve(paths);
-        for (const p of paths) rmSync(p, { force: true });
-        reject(failure);
-      });
-    });
-  });
-}
-
-/** Renames pending files into place (`[from, to]` pairs), in parallel on the thread pool. */
-export function renameAll(pairs: readonly (readonly [string, string])[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let left = pairs.length;
-    let failure: Error | null = null;
-    if (left === 0) return resolve();
-    for (const [from, to] of pairs) {
-      rename(from, to, (err) => {
-        if (err && !failure) failure = err;
-        if (--left === 0) (failure ? reject(failure) : resolve());
-      });
-    }
-  });
 }
 
 const PENDING = /^(.+)\.json\.[0-9a-f]{8}\.tmp$/;

@@ -8,7 +8,7 @@ import { formatDuration } from '../util/duration.js';
 import type { BatchRow } from './batch-file.js';
 import { mintCredentialSet, storeCredentialSet, type CredentialSet, type DeviceCredentials, type IssueOptions } from './credentials.js';
 import {
-  credentialsFileJti, credentialsFilePath, listCredentialsDir, removePendingFile, renameAll, writePendingCredentialsFiles,
+  credentialsFileJti, credentialsFilePath, listCredentialsDir, removePendingFile, writePendingCredentialsFile,
 } from './credentials-file.js';
 import type { Issuer } from './issuer.js';
 
@@ -62,8 +62,11 @@ const lockedHere = new Set<string>();
  * skips committed devices (a device is never minted twice), renames a committed
  * device's pending file into place if the crash fell between 2 and 3 (it checks
  * the file's jti against the registry), deletes pending files that never
- * committed, and mints the rest. Signing of the next chunk overlaps the file and
- * registry writes of the current one (it runs on the thread pool).
+ * committed, and mints the rest.
+ *
+ * Throughput: signing runs on libuv's thread pool, so chunk i+1 is being signed
+ * while the main thread writes chunk i's files and registry rows (synchronously:
+ * the async fs API would queue each open/write/close step behind the signing jobs).
  */
 export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[], opts: ProvisionOptions): Promise<ProvisionResult> {
   const { planned, invalid } = plan(issuer, rows, opts.profile);
@@ -80,7 +83,6 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
   const { reg } = issuer;
   const outDir = opts.outDir;
   const releaseLock = outDir ? lockOutDir(outDir) : () => {};
-  let renaming: Promise<void> = Promise.resolve();
   try {
     const existing = reg.devices.existing(planned.map((p) => p.id));
     const skipped: DeviceId[] = planned.filter((p) => existing.has(p.id)).map((p) => p.id);
@@ -98,24 +100,16 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
       return p;
     };
     opts.onProgress?.(0, todo.length);
-    // Pipeline: chunk i+1 is signed (thread pool) while chunk i's files are written
-    // (thread pool) and committed (main thread); chunk i's renames finish before
-    // chunk i+1 commits, so at most two chunks are in flight.
+    // Pipeline: chunk i+1 is signed on the thread pool while the main thread stores chunk i.
     let next = todo.length ? mintChunk(todo.slice(0, chunkSize)) : null;
     for (let i = 0; i < todo.length; i += chunkSize) {
       const { sets, now } = await next!;
-      const pending = outDir ? writePendingCredentialsFiles(outDir, sets.map((s) => s.file)) : Promise.resolve([]);
-      pending.catch(() => {});
       next = i + chunkSize < todo.length ? mintChunk(todo.slice(i + chunkSize, i + 2 * chunkSize)) : null;
-      await renaming;
-      const stored = storeChunk(issuer, sets, now, outDir, await pending, opts.afterChunkCommit);
-      renaming = stored.renamed;
-      renaming.catch(() => {});
+      const stored = storeChunk(issuer, sets, now, outDir, opts.afterChunkCommit);
       for (const s of stored.committed) provisioned.push(s.file);
       skipped.push(...stored.raced);
       opts.onProgress?.(Math.min(i + chunkSize, todo.length), todo.length);
     }
-    await renaming;
     if (provisioned.length > 0 || skipped.length > 0) {
       reg.audit.append('cli', 'batch.provision', null, {
         provisioned: provisioned.length, skipped: skipped.length, invalid: invalid.length, recovered: recovered.length,
@@ -123,7 +117,6 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
     }
     return { provisioned, skipped, invalid, recovered, missingFiles };
   } finally {
-    await renaming.catch(() => {}); // on failure too: no rename may run after the lock is released
     releaseLock();
   }
 }
@@ -133,11 +126,13 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
  * that another process registered meanwhile is left alone (reported as skipped).
  */
 function storeChunk(
-  issuer: Issuer, sets: readonly CredentialSet[], now: number, outDir: string | undefined, pending: readonly string[],
+  issuer: Issuer, sets: readonly CredentialSet[], now: number, outDir: string | undefined,
   afterCommit: ((ids: readonly DeviceId[]) => void) | undefined,
-): { committed: CredentialSet[]; raced: DeviceId[]; renamed: Promise<void> } {
+): { committed: CredentialSet[]; raced: DeviceId[] } {
+  const pending: string[] = [];
   let committedFlags: boolean[];
   try {
+    if (outDir) for (const s of sets) pending.push(writePendingCredentialsFile(outDir, s.file));
     committedFlags = issuer.reg.write(() => {
       const raced = issuer.reg.devices.existing(sets.map((s) => s.deviceId));
       return sets.map((s) => {
@@ -153,16 +148,15 @@ function storeChunk(
   const committed = sets.filter((_, k) => committedFlags[k]);
   afterCommit?.(committed.map((s) => s.deviceId));
   const raced: DeviceId[] = [];
-  const renames: [string, string][] = [];
   sets.forEach((s, k) => {
     if (committedFlags[k]) {
-      if (outDir) renames.push([pending[k]!, credentialsFilePath(outDir, s.deviceId)]);
+      if (outDir) renameSync(pending[k]!, credentialsFilePath(outDir, s.deviceId));
     } else {
       if (outDir) removePendingFile(pending[k]!);
       raced.push(s.deviceId);
     }
   });
-  return { committed, raced, renamed: renameAll(renames) };
+  return { committed, raced };
 }
 
 /**

@@ -29,7 +29,8 @@ t.test('a batch killed part way and run again: every device provisioned exactly 
   const out = join(dir, 'creds');
   const batch = join(dir, 'batch.csv');
   writeFileSync(batch, `id\n${Array.from({ length: N }, (_, k) => `crash-${String(k).padStart(5, '0')}`).join('\n')}\n`);
-  t.equal((await runCli(['init', '--db', db])).code, 0);
+  const init = await runCli(['init', '--db', db]);
+  t.equal(init.code, 0, `init: ${init.stderr}`);
   const args = ['provision', '--batch', batch, '--profile', 'sensor', '--out', out, '--db', db];
 
   // 1. start the batch and SIGKILL it once some (not all) devices are committed

@@ -21,7 +21,8 @@ t.test('refused input', async (t) => {
   const dir = t.testdir();
   const db = join(dir, 'registry.db');
   const out = join(dir, 'creds');
-  t.equal((await runCli(['init', '--db', db])).code, 0, 'init');
+  const init = await runCli(['init', '--db', db]);
+  t.equal(init.code, 0, `init: ${init.stderr}`);
 
   const batch = (name: string, content: string | Buffer) => {
     const path = join(dir, name);

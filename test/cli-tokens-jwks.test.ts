@@ -97,7 +97,8 @@ t.test('CLI tokens verify against the JWKS, across a key rotation; revocation is
 t.test('EdDSA registries mint tokens jose verifies', async (t) => {
   const dir = t.testdir();
   const db = join(dir, 'registry.db');
-  t.equal((await runCli(['init', '--alg', 'EdDSA', '--db', db])).code, 0);
+  const init = await runCli(['init', '--alg', 'EdDSA', '--db', db]);
+  t.equal(init.code, 0, `init: ${init.stderr}`);
   const p = await runCli(['provision', 'ed-1', '--profile', 'observer', '--json', '--db', db]);
   const token = (JSON.parse(p.stdout) as { accessToken: string }[])[0]!.accessToken;
   t.equal(p.code, 0, p.stderr);
