@@ -96,7 +96,8 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   const program = buildProgram();
   try {
     await program.parseAsync([...argv]);
-    return 0;
+    // A command may set its own non-zero code (e.g. `sim` when an invariant failed).
+    return Number(process.exitCode ?? 0) || 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed it
     return reportError(err);

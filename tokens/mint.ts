@@ -49,8 +49,8 @@ function keyObjectOf(signer: SigningKey): KeyObject {
  * about three times slower per token than node:crypto here (170 µs against 55 µs);
  * measured on a 10,000-device batch (tmpfs), jose gave 4,800–5,300 devices/s in
  * the library and 3,500–4,200 through the CLI, this signer 7,100–8,300 and
- * 5,200–6,200. Only the signature is ours: keys, JWKS and every verification
- * (claims included) stay with jose. The callback form of `crypto.sign` runs on
+ * 5,200–6,200. Only the signing step is ours: key generation, JWK export, the
+ * JWKS and claim validation stay with jose, and the tests verify these tokens with jose. The callback form of `crypto.sign` runs on
  * libuv's thread pool, so a batch signs on every core while the main thread writes
  * files and the registry. The output is a standard JWS (RFC 7515); jose verifies it.
  */

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { loadConfig, startBroker } from '../../broker/index.js';
 
 interface ServeFlags {
   db?: string; config?: string; host?: string; mqttPort?: string; tlsPort?: string; tlsCert?: string; tlsKey?: string;
@@ -29,6 +28,8 @@ Examples:
   CREDBROKER_MQTT_PORT=11883 credbroker serve --http-port off
   credbroker serve --config /etc/credbroker.json    # keys as in the flags, camelCase: {"mqttPort": 1883, "deniedPublish": "drop"}`)
     .action(async (flags: ServeFlags) => {
+      // Loaded here, not at start-up: every other command stays fast to start.
+      const { loadConfig, startBroker } = await import('../../broker/index.js');
       const config = loadConfig({ ...flags });
       const broker = await startBroker(config);
       const p = broker.ports;
