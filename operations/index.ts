@@ -5,3 +5,4 @@ export { deviceSummary, type DeviceSummary } from './show.js';
 export { initRegistry, type InitOptions, type InitResult } from './init.js';
 export { setProfile, DEFAULT_PROFILE_TTL_MS, type ProfileChange } from './profile.js';
 export { checkRefreshCredential, reportRefreshReplay, rotateRefreshCredential, type Rotated } from './refresh.js';
+export { reissueCredentials } from './reissue.js';

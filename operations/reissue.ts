@@ -1,0 +1,35 @@
+import { RegistryError } from '../errors/index.js';
+import type { DeviceId } from '../registry/index.js';
+import { hashRefreshCredential, mintAccessToken, newRefreshCredential } from '../tokens/index.js';
+import type { DeviceCredentials, Issuer } from '../provisioning/index.js';
+
+/**
+ * A complete new credentials set for an existing, active device: an access token
+ * and a new refresh credential (every older refresh credential of the device is
+ * revoked). What a restored device needs to survive a long offline spell again:
+ * `revoke` killed its refresh credential, and `token` alone gives none.
+ * @throws RegistryError `ERR_DEVICE_NOT_FOUND` | `ERR_DEVICE_REVOKED`
+ */
+export async function reissueCredentials(issuer: Issuer, id: DeviceId, opts: { brokerUrl: string; ttlMs?: number; now?: number }): Promise<DeviceCredentials> {
+  const { reg } = issuer;
+  const device = reg.devices.require(id);
+  if (device.status === 'revoked') throw new RegistryError('ERR_DEVICE_REVOKED', `device "${id}" is revoked (restore it first: credbroker restore ${id})`);
+  const profile = reg.profiles.require(device.profile);
+  const now = opts.now ?? Date.now();
+  const token = await mintAccessToken(issuer.keyring, issuer.settings, { deviceId: id, profile, ttlMs: opts.ttlMs ?? profile.tokenTtlMs, now });
+  const refresh = newRefreshCredential();
+  reg.write(() => {
+    reg.refresh.revokeAllOf(id);
+    reg.refresh.add(hashRefreshCredential(refresh), id, now, device.credentialExpiresAt);
+    reg.tokens.record({ jti: token.jti, deviceId: id, kid: token.kid, issuedAt: token.issuedAt, expiresAt: token.expiresAt });
+    reg.audit.append('cli', 'device.reissue', id, { jti: token.jti }, now);
+  });
+  return {
+    deviceId: id,
+    brokerUrl: opts.brokerUrl,
+    accessToken: token.token,
+    accessTokenExpiresAt: new Date(token.expiresAt).toISOString(),
+    refreshCredential: refresh,
+    refreshCredentialExpiresAt: new Date(device.credentialExpiresAt).toISOString(),
+  };
+}
