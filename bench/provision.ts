@@ -7,8 +7,9 @@
  *   node dist/bench/provision.js            # prints the figures
  *   BENCH_PROVISION_DEVICES=20000 node dist/bench/provision.js
  */
+import { isEntryPoint } from '../util/entry-point.js';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -114,15 +115,7 @@ export async function benchProvision(opts: { devices?: number } = {}): Promise<P
   }
 }
 
-function isEntryPoint(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   const r = await benchProvision();
   const n = (x: number) => Math.round(x).toLocaleString('en-US');
   console.log(`provisioning ${n(r.devices)} devices in one batch (credentials files written, 0600):`);

@@ -4,8 +4,8 @@
  * thin shell over the library (registry/, tokens/, provisioning/, operations/):
  * one file per command under cli/commands/, each exporting a registrar.
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { isEntryPoint } from '../util/entry-point.js';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isCredbrokerError } from '../errors/index.js';
 import { exitCodeFor } from '../errors/map.js';
@@ -104,15 +104,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   }
 }
 
-function isEntryPoint(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   // `credbroker devices | head`: a closed pipe is not an error worth a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);

@@ -1,6 +1,5 @@
 import { formatDuration } from '../util/duration.js';
 import type { InvariantResult } from './invariants.js';
-import type { SimOptions } from './options.js';
 import type { Cohort } from './state.js';
 import type { Summary } from './stats.js';
 

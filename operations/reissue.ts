@@ -1,7 +1,7 @@
-import { RegistryError } from '../errors/index.js';
 import type { DeviceId } from '../registry/index.js';
-import { hashRefreshCredential, mintAccessToken, newRefreshCredential } from '../tokens/index.js';
+import { hashRefreshCredential, newRefreshCredential } from '../tokens/index.js';
 import type { DeviceCredentials, Issuer } from '../provisioning/index.js';
+import { mintForDevice } from './token.js';
 
 /**
  * A complete new credentials set for an existing, active device: an access token
@@ -12,11 +12,8 @@ import type { DeviceCredentials, Issuer } from '../provisioning/index.js';
  */
 export async function reissueCredentials(issuer: Issuer, id: DeviceId, opts: { brokerUrl: string; ttlMs?: number; now?: number }): Promise<DeviceCredentials> {
   const { reg } = issuer;
-  const device = reg.devices.require(id);
-  if (device.status === 'revoked') throw new RegistryError('ERR_DEVICE_REVOKED', `device "${id}" is revoked (restore it first: credbroker restore ${id})`);
-  const profile = reg.profiles.require(device.profile);
   const now = opts.now ?? Date.now();
-  const token = await mintAccessToken(issuer.keyring, issuer.settings, { deviceId: id, profile, ttlMs: opts.ttlMs ?? profile.tokenTtlMs, now });
+  const { device, token } = await mintForDevice(issuer, id, { ttlMs: opts.ttlMs, now });
   const refresh = newRefreshCredential();
   reg.write(() => {
     reg.refresh.revokeAllOf(id);

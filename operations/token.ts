@@ -2,7 +2,19 @@ import { RegistryError } from '../errors/index.js';
 import type { DeviceId } from '../registry/index.js';
 import { mintAccessToken, type MintedToken } from '../tokens/index.js';
 import type { Issuer } from '../provisioning/index.js';
-import type { Actor } from '../registry/index.js';
+import type { Actor, Device } from '../registry/index.js';
+
+/**
+ * Mints (without recording) an access token for an existing, active device.
+ * @throws RegistryError `ERR_DEVICE_NOT_FOUND` | `ERR_DEVICE_REVOKED`; UsageError `ERR_TTL_TOO_LONG`
+ */
+export async function mintForDevice(issuer: Issuer, id: DeviceId, opts: { ttlMs?: number; now: number }): Promise<{ device: Device; token: MintedToken }> {
+  const device = issuer.reg.devices.require(id);
+  if (device.status === 'revoked') throw new RegistryError('ERR_DEVICE_REVOKED', `device "${id}" is revoked (restore it first: credbroker restore ${id})`);
+  const profile = issuer.reg.profiles.require(device.profile);
+  const token = await mintAccessToken(issuer.keyring, issuer.settings, { deviceId: id, profile, ttlMs: opts.ttlMs ?? profile.tokenTtlMs, now: opts.now });
+  return { device, token };
+}
 
 /**
  * Mints a fresh access token for an existing, active device and records it.
@@ -11,11 +23,8 @@ import type { Actor } from '../registry/index.js';
  */
 export async function issueAccessToken(issuer: Issuer, id: DeviceId, opts: { ttlMs?: number; actor?: Actor; action?: string; now?: number } = {}): Promise<MintedToken> {
   const { reg } = issuer;
-  const device = reg.devices.require(id);
-  if (device.status === 'revoked') throw new RegistryError('ERR_DEVICE_REVOKED', `device "${id}" is revoked (restore it first: credbroker restore ${id})`);
-  const profile = reg.profiles.require(device.profile);
   const now = opts.now ?? Date.now();
-  const token = await mintAccessToken(issuer.keyring, issuer.settings, { deviceId: id, profile, ttlMs: opts.ttlMs ?? profile.tokenTtlMs, now });
+  const { token } = await mintForDevice(issuer, id, { ttlMs: opts.ttlMs, now });
   reg.write(() => {
     reg.tokens.record({ jti: token.jti, deviceId: id, kid: token.kid, issuedAt: token.issuedAt, expiresAt: token.expiresAt });
     reg.audit.append(opts.actor ?? 'cli', opts.action ?? 'token.issue', id, { jti: token.jti, expiresAt: token.expiresAt }, now);
