@@ -46,6 +46,22 @@ const fail = (code: ConstructorParameters<typeof CredentialError>[0], message: s
  * const { claims } = verifyAccessToken(password, keyring.verifyKeys, { issuer, audience });
  */
 export function verifyAccessToken(token: string, keys: ReadonlyMap<string, VerifyKey>, opts: VerifyOptions): VerifiedToken {
+  const t = prepare(token, keys, opts);
+  if (!cryptoVerify(t.hash, t.signed, t.keyArg, t.signature)) fail('ERR_TOKEN_SIGNATURE', 'token signature invalid');
+  return claimsOf(t, opts);
+}
+
+interface Prepared {
+  readonly key: VerifyKey;
+  readonly hash: 'sha256' | null;
+  readonly keyArg: VerifyKey['key'] | { key: VerifyKey['key']; dsaEncoding: 'ieee-p1363' };
+  readonly signed: Buffer;
+  readonly signature: Buffer;
+  readonly payload: string;
+}
+
+/** Shape, header (algorithm allow-list, no `crit`, no self-named keys), known `kid`, signature length. */
+function prepare(token: string, keys: ReadonlyMap<string, VerifyKey>, opts: VerifyOptions): Prepared {
   const parts = token.split('.');
   if (parts.length !== 3) fail('ERR_TOKEN_MALFORMED', 'not a JWS compact token');
   const [h, p, s] = parts as [string, string, string];
@@ -70,15 +86,20 @@ export function verifyAccessToken(token: string, keys: ReadonlyMap<string, Verif
 
   const signature = Buffer.from(s, 'base64url');
   if (signature.length !== SIGNATURE_BYTES[key.alg]) fail('ERR_TOKEN_SIGNATURE', 'token signature invalid');
-  const signed = Buffer.from(`${h}.${p}`, 'latin1');
-  const ok = key.alg === 'ES256'
-    ? cryptoVerify('sha256', signed, { key: key.key, dsaEncoding: 'ieee-p1363' }, signature)
-    : cryptoVerify(null, signed, key.key, signature);
-  if (!ok) fail('ERR_TOKEN_SIGNATURE', 'token signature invalid');
+  const es256 = key.alg === 'ES256';
+  return {
+    key, signature, payload: p,
+    signed: Buffer.from(`${h}.${p}`, 'latin1'),
+    hash: es256 ? 'sha256' : null,
+    keyArg: es256 ? { key: key.key, dsaEncoding: 'ieee-p1363' } : key.key,
+  };
+}
 
+/** The claims, by jose's claim-set validator, plus the credbroker-specific shape checks. */
+function claimsOf(t: Prepared, opts: VerifyOptions): VerifiedToken {
   let claims: AccessTokenClaims;
   try {
-    claims = UnsecuredJWT.decode(`${NONE_HEADER}.${p}.`, {
+    claims = UnsecuredJWT.decode(`${NONE_HEADER}.${t.payload}.`, {
       issuer: opts.issuer,
       audience: opts.audience,
       clockTolerance: opts.leewaySec ?? 5,
@@ -93,7 +114,7 @@ export function verifyAccessToken(token: string, keys: ReadonlyMap<string, Verif
   if (!isAclClaim(claims.acl) || typeof claims.jti !== 'string' || typeof claims.sub !== 'string') fail('ERR_TOKEN_MALFORMED', 'token acl claim is malformed');
   // `"exp": 1e400` parses to Infinity, which jose's numeric checks let through.
   if (!Number.isFinite(claims.exp) || !Number.isFinite(claims.iat)) fail('ERR_TOKEN_MALFORMED', 'token exp/iat is not a finite number');
-  return { claims, kid: key.kid };
+  return { claims, kid: t.key.kid };
 }
 
 function isAclClaim(v: unknown): v is AccessTokenClaims['acl'] {
