@@ -60,7 +60,7 @@ export class RenewalResponder {
       // A token revoked on its own (`revoke --token`) must not buy a successor in
       // the window before the watcher kicks its session: kick it now, no answer.
       const rec = reg.tokens.get(session.jti);
-      if (rec?.revokedAt != null || ctx.revocation.refusal({ sub: session.deviceId, jti: session.jti, iat: Number.MAX_SAFE_INTEGER })) {
+      if (rec?.revokedAt != null || ctx.revocation.isTokenRevoked(session.jti)) {
         if (rec) ctx.revocation.revokeToken(session.jti, rec.expiresAt);
         ctx.metrics.renewals.inc({ result: 'rejected', reason: 'token_revoked' });
         ctx.sessions.kick(client, 'token_revoked');

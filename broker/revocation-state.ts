@@ -1,4 +1,4 @@
-import type { DeviceId, Jti, Registry } from '../registry/index.js';
+import type { DeviceId, Registry } from '../registry/index.js';
 import type { AccessTokenClaims } from '../tokens/index.js';
 
 /**
@@ -18,7 +18,7 @@ export class RevocationState {
       if (d.status === 'revoked') this.revokedDevices.add(d.id);
       if (d.tokensValidAfter > 0) this.validAfter.set(d.id, d.tokensValidAfter);
     }
-    for (const jti of reg.tokens.revokedLive(now)) this.revokedJtis.set(jti, reg.tokens.get(jti)?.expiresAt ?? now + 86_400_000);
+    for (const t of reg.tokens.revokedLive(now)) this.revokedJtis.set(t.jti, t.expiresAt);
   }
 
   revokeDevice(id: string): void {
@@ -38,10 +38,14 @@ export class RevocationState {
     return this.revokedDevices.has(id);
   }
 
+  isTokenRevoked(jti: string): boolean {
+    return this.revokedJtis.has(jti);
+  }
+
   /** Why a verified token may not be used, or null when it may. */
   refusal(claims: Pick<AccessTokenClaims, 'sub' | 'jti' | 'iat'>): 'device_revoked' | 'token_revoked' | null {
     if (this.revokedDevices.has(claims.sub)) return 'device_revoked';
-    if (this.revokedJtis.has(claims.jti as Jti)) return 'token_revoked';
+    if (this.isTokenRevoked(claims.jti)) return 'token_revoked';
     const cutoff = this.validAfter.get(claims.sub);
     if (cutoff !== undefined && claims.iat < cutoff) return 'token_revoked';
     return null;

@@ -54,7 +54,7 @@ export class RevocationWatcher {
           const d = reg.devices.get(c.deviceId!);
           if (d) ctx.revocation.restoreDevice(d.id, d.tokensValidAfter);
           // Tokens revoked with the device stay dead after the restore.
-          for (const t of reg.tokens.revokedLiveOf(c.deviceId!, Date.now())) ctx.revocation.revokeToken(t.jti, t.expiresAt);
+          for (const t of reg.tokens.revokedLive(Date.now(), c.deviceId!)) ctx.revocation.revokeToken(t.jti, t.expiresAt);
           break;
         }
         case 'keys_rotated':

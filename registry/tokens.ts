@@ -34,7 +34,7 @@ export class IssuedTokens {
     this.revokeStmt = db.prepare('UPDATE tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL');
     this.revokeDeviceStmt = db.prepare<[number, string, number]>('UPDATE tokens SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING jti');
     this.liveStmt = db.prepare<[string, number], Row>('SELECT * FROM tokens WHERE device_id = ? AND expires_at > ? AND revoked_at IS NULL ORDER BY issued_at');
-    this.revokedLiveStmt = db.prepare<[number], { jti: string }>('SELECT jti FROM tokens WHERE revoked_at IS NOT NULL AND expires_at > ?');
+    this.revokedLiveStmt = db.prepare<[number], { jti: string; expires_at: number }>('SELECT jti, expires_at FROM tokens WHERE revoked_at IS NOT NULL AND expires_at > ?');
     this.maxExpStmt = db.prepare<[string], { m: number | null }>('SELECT max(expires_at) AS m FROM tokens WHERE kid = ?');
   }
 
@@ -61,14 +61,13 @@ export class IssuedTokens {
     return this.liveStmt.all(deviceId, now).map(toToken);
   }
 
-  /** Revoked tokens that have not expired yet: the broker's in-memory deny list. */
-  revokedLive(now: number): Jti[] {
-    return this.revokedLiveStmt.all(now).map((r) => r.jti as Jti);
-  }
-
-  /** A device's revoked tokens that have not expired yet (what a restore must keep dead). */
-  revokedLiveOf(deviceId: string, now: number): { jti: Jti; expiresAt: number }[] {
-    return this.revokedLiveOfStmt.all(deviceId, now).map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
+  /**
+   * Revoked tokens that have not expired yet — all of them (the broker's in-memory
+   * deny list at start) or one device's (what a restore must keep dead).
+   */
+  revokedLive(now: number, deviceId?: string): { jti: Jti; expiresAt: number }[] {
+    const rows = deviceId === undefined ? this.revokedLiveStmt.all(now) : this.revokedLiveOfStmt.all(deviceId, now);
+    return rows.map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
   }
 
   /** When the last token signed by `kid` expires (ms), or null. */
