@@ -5,11 +5,16 @@
  * system, from the broker child), so that the CPU authentication adds per
  * CONNECT (credbroker minus plain aedes) can be set against one raw node:crypto
  * verify of the same token.
+ *
+ * A third broker, `verify-floor` (plain aedes whose hook is one raw verify and
+ * nothing else), is run alongside: the best any broker that checks a signature
+ * on its main thread could do here, and so the yardstick for how much of the
+ * gap to plain aedes is credbroker's own.
  */
 import type { BrokerHandle, BrokerKind } from './lib/broker-proc.js';
 import { connectMany } from './lib/raw-client.js';
 import { median, pairedRatio, sleep } from './lib/stats.js';
-import { interleaved, startTarget, type Targets } from './lib/targets.js';
+import { interleaved, kindsOf, startTarget, type Targets } from './lib/targets.js';
 
 export interface ConnectRun { readonly rate: number; readonly cpuPerConnectUs: number; readonly ok: number; readonly refused: number; readonly errors: number }
 export interface ConnectKindResult { readonly runs: ConnectRun[]; readonly rate: number; readonly cpuPerConnectUs: number }
@@ -20,6 +25,12 @@ export interface ConnectRateResult {
   /** credbroker / aedes connects per second (median of paired runs). */
   readonly ratio: number;
   readonly mosquittoRatio: number | null;
+  /** verify-floor / aedes and credbroker / verify-floor connects per second. */
+  readonly floorRatio: number;
+  readonly overFloorRatio: number;
+  /** Broker CPU per CONNECT of verify-floor over plain aedes, and of credbroker over verify-floor, µs. */
+  readonly floorCpuUs: number;
+  readonly overFloorCpuUs: number;
   /** Broker CPU per CONNECT added by credbroker over plain aedes, µs (median of paired runs). */
   readonly authCpuUs: number;
   readonly rawVerifyUs: number;
@@ -57,17 +68,22 @@ export async function benchConnectRate(t: Targets, rawVerifyUs: number, opts: { 
     } finally {
       await b.close();
     }
-  });
+  }, [...kindsOf(t), 'verify-floor']);
   const kinds: Partial<Record<BrokerKind, ConnectKindResult>> = {};
   for (const [k, runs] of Object.entries(results) as [BrokerKind, ConnectRun[]][]) {
     if (runs.length) kinds[k] = { runs, rate: median(runs.map((r) => r.rate)), cpuPerConnectUs: median(runs.map((r) => r.cpuPerConnectUs)) };
   }
-  const a = results.aedes, c = results.credbroker;
-  const added = c.map((r, i) => r.cpuPerConnectUs - a[i]!.cpuPerConnectUs);
-  const authCpuUs = median(added);
+  const a = results.aedes, c = results.credbroker, f = results['verify-floor'];
+  const rate = (x: ConnectRun[]) => x.map((r) => r.rate);
+  const cpuOver = (x: ConnectRun[], base: ConnectRun[]) => median(x.map((r, i) => r.cpuPerConnectUs - base[i]!.cpuPerConnectUs));
+  const authCpuUs = cpuOver(c, a);
   return {
     n, inflight, kinds,
-    ratio: pairedRatio(c.map((r) => r.rate), a.map((r) => r.rate)),
+    ratio: pairedRatio(rate(c), rate(a)),
+    floorRatio: pairedRatio(rate(f), rate(a)),
+    overFloorRatio: pairedRatio(rate(c), rate(f)),
+    floorCpuUs: cpuOver(f, a),
+    overFloorCpuUs: cpuOver(c, f),
     mosquittoRatio: results.mosquitto.length ? pairedRatio(results.mosquitto.map((r) => r.rate), a.map((r) => r.rate)) : null,
     authCpuUs, rawVerifyUs, authCpuOverRawVerify: authCpuUs / rawVerifyUs,
   };

@@ -107,6 +107,11 @@ async function main(): Promise<void> {
       rows.push({ bench: '2 connect', metric: `connects/s (${c.n}, ${c.inflight} in flight)`, credbroker: fmt(k.credbroker!.rate), baseline: fmt(k.aedes!.rate), mosquitto: mq(fmt(k.mosquitto?.rate ?? NaN)), ratio: ratio(c.ratio), target: '≥ 0.80× (0.85×)', verdict: verdict(c.ratio >= 0.8) });
       rows.push({ bench: '2 connect', metric: 'broker CPU µs per CONNECT', credbroker: fmt(k.credbroker!.cpuPerConnectUs, 1), baseline: fmt(k.aedes!.cpuPerConnectUs, 1), mosquitto: mq(fmt(k.mosquitto?.cpuPerConnectUs ?? NaN, 1)), ratio: ratio(k.credbroker!.cpuPerConnectUs / k.aedes!.cpuPerConnectUs), target: 'info', verdict: 'info' });
       rows.push({ bench: '2 connect', metric: 'auth CPU added per CONNECT vs 1 raw verify (µs)', credbroker: fmt(c.authCpuUs, 1), baseline: fmt(c.rawVerifyUs, 1), ratio: ratio(c.authCpuOverRawVerify), target: '≤ 1.50×', verdict: verdict(c.authCpuOverRawVerify <= 1.5) });
+      const floor = k['verify-floor']!;
+      rows.push({ bench: '2 floor', metric: 'connects/s: aedes + bare raw-verify hook vs plain aedes', credbroker: fmt(floor.rate), baseline: fmt(k.aedes!.rate), ratio: ratio(c.floorRatio), target: 'info', verdict: 'info' });
+      rows.push({ bench: '2 floor', metric: 'connects/s: credbroker vs aedes + bare raw-verify hook', credbroker: fmt(k.credbroker!.rate), baseline: fmt(floor.rate), ratio: ratio(c.overFloorRatio), target: 'info', verdict: 'info' });
+      rows.push({ bench: '2 floor', metric: 'broker CPU µs/CONNECT added by the bare raw-verify hook', credbroker: fmt(c.floorCpuUs, 1), baseline: fmt(c.rawVerifyUs, 1), ratio: ratio(c.floorCpuUs / c.rawVerifyUs), target: 'info', verdict: 'info' });
+      rows.push({ bench: '2 floor', metric: 'broker CPU µs/CONNECT credbroker adds over that hook', credbroker: fmt(c.overFloorCpuUs, 1), baseline: '', ratio: '', target: 'info', verdict: 'info' });
       const bad = Object.entries(k).filter(([, r]) => r.runs.some((x) => x.refused || x.errors));
       if (bad.length) log(`connect failures: ${bad.map(([n, r]) => `${n}: ${JSON.stringify(r.runs.map((x) => [x.refused, x.errors]))}`).join('; ')}`);
     });

@@ -3,7 +3,12 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 /** The broker's Prometheus metrics, on their own registry (one per broker instance). */
 export class BrokerMetrics {
   readonly registry = new Registry();
-  readonly connected = new Gauge({ name: 'credbroker_connected_clients', help: 'Authenticated MQTT sessions', registers: [this.registry] });
+  private connectedCount: () => number = () => 0;
+  // Read at scrape time: a gauge set on every CONNECT and disconnect is hot-path work nobody reads.
+  readonly connected: Gauge = new Gauge({
+    name: 'credbroker_connected_clients', help: 'Authenticated MQTT sessions', registers: [this.registry],
+    collect: () => { this.connected.set(this.connectedCount()); },
+  });
   readonly authResults = new Counter({ name: 'credbroker_auth_results_total', help: 'CONNECT authentication results by reason', labelNames: ['result', 'reason'] as const, registers: [this.registry] });
   readonly aclDenials = new Counter({ name: 'credbroker_acl_denials_total', help: 'Refused publishes and subscribes', labelNames: ['action'] as const, registers: [this.registry] });
   readonly renewals = new Counter({ name: 'credbroker_renewals_total', help: 'In-band token renewals by result', labelNames: ['result', 'reason'] as const, registers: [this.registry] });
@@ -12,4 +17,9 @@ export class BrokerMetrics {
     name: 'credbroker_token_verify_seconds', help: 'Access token verification time', registers: [this.registry],
     buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.02],
   });
+
+  /** Where `credbroker_connected_clients` reads its value from. */
+  countConnectedWith(count: () => number): void {
+    this.connectedCount = count;
+  }
 }

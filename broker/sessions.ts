@@ -20,6 +20,7 @@ export class Sessions {
     this.leewayMs = opts.leewaySec * 1000;
     this.neverExpire = opts.neverExpire;
     this.metrics = opts.metrics;
+    this.metrics.countConnectedWith(() => this.byDevice.size);
     this.log = opts.log;
   }
 
@@ -35,7 +36,6 @@ export class Sessions {
     if (!s) return;
     if (s.ended) { client.close(); return; }
     this.byDevice.set(s.deviceId, client);
-    this.metrics.connected.set(this.byDevice.size);
   }
 
   gone(client: Client): void {
@@ -43,7 +43,6 @@ export class Sessions {
     if (!s) return;
     this.deadlines.delete(client);
     if (this.byDevice.get(s.deviceId) === client) this.byDevice.delete(s.deviceId);
-    this.metrics.connected.set(this.byDevice.size);
   }
 
   clientOf(deviceId: string): Client | undefined {

@@ -23,6 +23,7 @@ export interface VerifiedToken {
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 const NONE_HEADER = base64url.encode(JSON.stringify({ alg: 'none' }));
 const SIGNATURE_BYTES: Record<SigningAlg, number> = { ES256: 64, EdDSA: 64 };
+const DEFAULT_ALGS: readonly SigningAlg[] = ['ES256', 'EdDSA'];
 /** Headers that point at keys chosen by the token's author: never honoured, so refused. */
 const KEY_POINTER_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'];
 
@@ -66,23 +67,8 @@ function prepare(token: string, keys: ReadonlyMap<string, VerifyKey>, opts: Veri
   if (parts.length !== 3) fail('ERR_TOKEN_MALFORMED', 'not a JWS compact token');
   const [h, p, s] = parts as [string, string, string];
   if (!SEGMENT.test(h) || !SEGMENT.test(p) || !SEGMENT.test(s)) fail('ERR_TOKEN_MALFORMED', 'token segment is not base64url');
-
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return fail('ERR_TOKEN_MALFORMED', 'token header is not JSON');
-  }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('ERR_TOKEN_MALFORMED', 'token header is not an object');
-  const alg = header.alg;
-  const allowed = opts.algorithms ?? (['ES256', 'EdDSA'] as const);
-  if (typeof alg !== 'string' || !(allowed as readonly string[]).includes(alg)) fail('ERR_TOKEN_ALG', 'token algorithm not allowed');
-  if ('crit' in header) fail('ERR_TOKEN_MALFORMED', 'token has critical header extensions');
-  if (KEY_POINTER_HEADERS.some((k) => k in header)) fail('ERR_TOKEN_MALFORMED', 'token header names its own key');
-  if (header.typ !== undefined && header.typ !== 'JWT') fail('ERR_TOKEN_MALFORMED', 'token typ is not JWT');
-  const key = typeof header.kid === 'string' ? keys.get(header.kid) : undefined;
-  if (!key) return fail('ERR_TOKEN_KID', 'token signing key unknown');
-  if (key.alg !== alg) fail('ERR_TOKEN_ALG', 'token algorithm does not match its key');
+  const key = keyForHeader(h, keys);
+  if (!(opts.algorithms ?? DEFAULT_ALGS).includes(key.alg)) fail('ERR_TOKEN_ALG', 'token algorithm not allowed');
 
   const signature = Buffer.from(s, 'base64url');
   if (signature.length !== SIGNATURE_BYTES[key.alg]) fail('ERR_TOKEN_SIGNATURE', 'token signature invalid');
@@ -93,6 +79,45 @@ function prepare(token: string, keys: ReadonlyMap<string, VerifyKey>, opts: Veri
     hash: es256 ? 'sha256' : null,
     keyArg: es256 ? { key: key.key, dsaEncoding: 'ieee-p1363' } : key.key,
   };
+}
+
+/**
+ * Headers already accepted, per key set. A keyring signs every token with one of
+ * a handful of byte-identical headers, so a CONNECT skips decoding and checking
+ * the header again. Only accepted headers are kept, and only a few: headers
+ * varied on purpose cannot grow the cache.
+ */
+const acceptedHeaders = new WeakMap<ReadonlyMap<string, VerifyKey>, Map<string, VerifyKey>>();
+const MAX_ACCEPTED_HEADERS = 16;
+
+/** The key a header names, once the header passes every check (`alg` is re-checked against the caller's allow-list). */
+function keyForHeader(h: string, keys: ReadonlyMap<string, VerifyKey>): VerifyKey {
+  let accepted = acceptedHeaders.get(keys);
+  const known = accepted?.get(h);
+  if (known) return known;
+  const key = checkHeader(h, keys);
+  if (!accepted) acceptedHeaders.set(keys, (accepted = new Map()));
+  if (accepted.size < MAX_ACCEPTED_HEADERS) accepted.set(h, key);
+  return key;
+}
+
+function checkHeader(h: string, keys: ReadonlyMap<string, VerifyKey>): VerifyKey {
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return fail('ERR_TOKEN_MALFORMED', 'token header is not JSON');
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('ERR_TOKEN_MALFORMED', 'token header is not an object');
+  const alg = header.alg;
+  if (typeof alg !== 'string' || !(DEFAULT_ALGS as readonly string[]).includes(alg)) fail('ERR_TOKEN_ALG', 'token algorithm not allowed');
+  if ('crit' in header) fail('ERR_TOKEN_MALFORMED', 'token has critical header extensions');
+  if (KEY_POINTER_HEADERS.some((k) => k in header)) fail('ERR_TOKEN_MALFORMED', 'token header names its own key');
+  if (header.typ !== undefined && header.typ !== 'JWT') fail('ERR_TOKEN_MALFORMED', 'token typ is not JWT');
+  const key = typeof header.kid === 'string' ? keys.get(header.kid) : undefined;
+  if (!key) return fail('ERR_TOKEN_KID', 'token signing key unknown');
+  if (key.alg !== alg) fail('ERR_TOKEN_ALG', 'token algorithm does not match its key');
+  return key;
 }
 
 /** The claims, by jose's claim-set validator, plus the credbroker-specific shape checks. */

@@ -4,15 +4,17 @@
  * both sides:
  * - parent: `startBrokerProc('credbroker' | 'aedes', ...)` forks this file and
  *   talks to it over IPC (`stats`, `gc`, `close`);
- * - child (`--broker-child KIND`): starts credbroker (`startBroker`) or plain
- *   aedes (`Aedes.createBroker()`, no hooks, the same TCP listener code) on an
- *   ephemeral loopback port and answers with its port, pid, `process.cpuUsage()`
- *   and `process.memoryUsage()`.
+ * - child (`--broker-child KIND`): starts credbroker (`startBroker`), plain
+ *   aedes (`Aedes.createBroker()`, no hooks, the same TCP listener code) or
+ *   `verify-floor` (plain aedes whose only hook is one raw node:crypto verify of
+ *   the password, see below) on an ephemeral loopback port and answers with its
+ *   port, pid, `process.cpuUsage()` and `process.memoryUsage()`.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export type BrokerKind = 'credbroker' | 'aedes' | 'mosquitto';
+export type BrokerKind = 'credbroker' | 'aedes' | 'mosquitto' | 'verify-floor';
+export type NodeBrokerKind = Exclude<BrokerKind, 'mosquitto'>;
 
 export interface BrokerStats {
   /** User + system CPU time of the broker process since it started, µs. */
@@ -47,7 +49,7 @@ const SELF = fileURLToPath(import.meta.url);
 
 type Reply = { id: number; ok: boolean; result?: unknown; error?: string };
 
-export function startBrokerProc(kind: 'credbroker' | 'aedes', opts: BrokerProcOptions = {}): Promise<BrokerHandle> {
+export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = {}): Promise<BrokerHandle> {
   const execArgv = ['--expose-gc'];
   if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
   const child: ChildProcess = fork(SELF, ['--broker-child', kind, JSON.stringify({ db: opts.db, config: opts.config ?? {} })], {
@@ -113,7 +115,8 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
     } else {
       const { Aedes } = await import('aedes');
       const { listen, mqttTcpServer } = await import('../../broker/listeners.js');
-      const aedes = await Aedes.createBroker({ id: 'plain-aedes' });
+      const authenticate = kind === 'verify-floor' ? await bareVerifyHook(args.db!) : undefined;
+      const aedes = await Aedes.createBroker({ id: kind, ...(authenticate && { authenticate }) });
       const server = mqttTcpServer(aedes);
       const port = await listen(server, 0, '127.0.0.1', 4096, 'MQTT');
       close = async () => {
@@ -152,6 +155,27 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
     }
   });
   process.on('disconnect', () => setTimeout(() => process.exit(0), 200).unref());
+}
+
+type Authenticate = NonNullable<import('aedes').AedesOptions['authenticate']>;
+
+/**
+ * The floor for CONNECT authentication: a hook that does nothing but the one
+ * raw node:crypto ES256 verify the bench's "raw verify" figure times (split,
+ * decode, verify; no header checks, claims, revocation, ACL, session or
+ * metrics). No broker that checks a signature on the main thread can beat it.
+ */
+async function bareVerifyHook(db: string): Promise<Authenticate> {
+  const { verify } = await import('node:crypto');
+  const { openIssuer } = await import('../../provisioning/index.js');
+  const issuer = await openIssuer(db);
+  const key = [...issuer.keyring.verifyKeys.values()][0]!.key;
+  issuer.reg.close();
+  return (_client, _username, password, done) => {
+    const [h, p, s] = (password?.toString('utf8') ?? '').split('.') as [string, string, string];
+    const ok = verify('sha256', Buffer.from(`${h}.${p}`, 'latin1'), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(s ?? '', 'base64url'));
+    done(ok ? null : Object.assign(new Error('bad signature'), { returnCode: 4 }), ok);
+  };
 }
 
 if (process.argv[1] === SELF && process.argv[2] === '--broker-child') {
