@@ -7,7 +7,8 @@ interface Row { actor: Actor; action: string; deviceId: string | null; details: 
  * Audit rows and last-seen times from the CONNECT path, written in one
  * transaction every `intervalMs` instead of one write per connect. Bounded: past
  * `maxRows` per interval, rows are counted and summarised, not stored (a login
- * flood must not turn into a disk flood).
+ * flood must not turn into a disk flood). A failed flush keeps its rows for the
+ * next one.
  */
 export class AuditBuffer {
   private rows: Row[] = [];
@@ -43,7 +44,13 @@ export class AuditBuffer {
         for (const [id, at] of seen) this.reg.devices.touch(id as DeviceId, at);
       });
     } catch (err) {
-      this.log.error({ event: 'audit.flush_failed', err: (err as Error).message, rows: rows.length }, 'audit flush failed');
+      // Kept for the next flush (e.g. another writer held the registry past the busy
+      // timeout); still bounded by maxRows, the overflow counted as suppressed.
+      this.log.error({ event: 'audit.flush_failed', err: (err as Error).message, rows: rows.length }, 'audit flush failed; retrying');
+      const kept = rows.concat(this.rows);
+      this.rows = kept.slice(0, this.maxRows);
+      this.suppressed += suppressed + kept.length - this.rows.length;
+      for (const [id, at] of seen) if (!this.seen.has(id)) this.seen.set(id, at);
     }
   }
 
