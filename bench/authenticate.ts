@@ -34,8 +34,8 @@ export async function benchAuthenticateHook(fx: Fixture, runs = 3): Promise<Auth
     const blocks = Math.max(runs, 9);
     const slice = Math.floor(devs.length / (blocks + 1));
     let failures = 0;
-    // The hook may defer CONNECTs to later event-loop turns (its storm admission
-    // budget): time a block until every callback has come back.
+    // Timed until every callback has come back, so a hook that answered later
+    // (asynchronously) would be timed in full too.
     const hook = (from: number) => new Promise<number>((resolve) => {
       const t0 = now();
       let left = slice;

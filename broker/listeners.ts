@@ -22,6 +22,19 @@ export function listen(server: Listener, port: number, host: string, backlog: nu
   });
 }
 
+/**
+ * The kernel's cap on any listen backlog (Linux `net.core.somaxconn`), or null
+ * where it cannot be read. A backlog above it is silently cut down to it.
+ */
+export function kernelBacklogCap(): number | null {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
 export const mqttTcpServer = (aedes: Aedes): NetServer => createNetServer((socket) => aedes.handle(socket));
 
 export function mqttTlsServer(aedes: Aedes, config: BrokerConfig): NetServer {

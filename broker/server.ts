@@ -9,7 +9,7 @@ import { createAuthorizeSubscribe } from './authorize-subscribe.js';
 import type { BrokerConfig } from './config.js';
 import type { BrokerContext } from './context.js';
 import { createOpsServer } from './http.js';
-import { listen, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
+import { kernelBacklogCap, listen, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyedRateLimiter } from './rate-limit.js';
@@ -98,6 +98,11 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     throw err;
   }
   ready = true;
+  const cap = kernelBacklogCap();
+  if (cap !== null && cap < config.backlog) {
+    log.warn({ event: 'listener.backlog_capped', backlog: config.backlog, somaxconn: cap },
+      'the kernel caps the listen backlog below the configured one: a reconnect storm may overflow it (raise net.core.somaxconn)');
+  }
   log.info({ event: 'broker.started', ports, db: config.db }, 'credbroker listening');
 
   let closing: Promise<void> | null = null;

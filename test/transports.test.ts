@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { startBroker, validateConfig } from '../broker/index.js';
+import { kernelBacklogCap } from '../broker/listeners.js';
 import { CredbrokerError } from '../errors/index.js';
-import { connect, connectDevice, startTestBroker } from './helpers/broker.js';
+import { brokerLogLines, connect, connectDevice, startTestBroker } from './helpers/broker.js';
 import { makeDevCerts, makeDevCertsScript } from './helpers/dev-certs.js';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
@@ -172,4 +173,12 @@ t.test('startup failures are clear errors, not crashes', async (t) => {
   for (const key of ['mqttPort', 'wsPort', 'httpPort'] as const) {
     await t.rejects(startBroker(validateConfig({ ...base, [key]: busy })), { code: 'ERR_CONFIG', message: /already in use/ }, `${key} in use`);
   }
+});
+
+t.test('a listen backlog above the kernel cap is reported at start-up', { skip: kernelBacklogCap() === null && 'no /proc/sys/net/core/somaxconn' }, async (t) => {
+  const before = brokerLogLines.length;
+  const tb = await startTestBroker({ backlog: kernelBacklogCap()! + 1 });
+  t.teardown(() => tb.close());
+  const warning = brokerLogLines.slice(before).map((l) => JSON.parse(l) as { event?: string; somaxconn?: number }).find((l) => l.event === 'listener.backlog_capped');
+  t.equal(warning?.somaxconn, kernelBacklogCap(), 'warned, naming the cap');
 });
