@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { checkTokenStatus } from '../operations/check-token.js';
 import { Registry, type DeviceId, type Jti } from '../registry/index.js';
+import { rotateKeys } from '../tokens/index.js';
 import { jwtPayload, runCli } from './helpers/cli.js';
 
 interface Claims extends JWTPayload { sub: DeviceId; jti: Jti; iat: number; acl: { pub: string[]; sub: string[] } }
@@ -108,4 +109,17 @@ t.test('EdDSA registries mint tokens jose verifies', async (t) => {
   const { payload, protectedHeader } = await jwtVerify(token, set, { issuer: 'urn:credbroker', audience: 'credbroker-mqtt', algorithms: ['EdDSA'] });
   t.equal(protectedHeader.alg, 'EdDSA');
   t.equal(payload.sub, 'ed-1');
+});
+
+t.test('rotations racing each other leave exactly one active key', async (t) => {
+  const db = join(t.testdir(), 'registry.db');
+  const regs = [Registry.open(db), Registry.open(db), Registry.open(db)]; // as three CLI processes would
+  t.teardown(() => regs.forEach((r) => r.close()));
+  await rotateKeys(regs[0]!); // a key to retire
+  const rotations = await Promise.all(regs.map((r) => rotateKeys(r)));
+  const keys = regs[0]!.keys.usable(Date.now());
+  t.equal(keys.length, 4, 'the first key and three rotations');
+  const active = keys.filter((k) => k.status === 'active');
+  t.equal(active.length, 1, 'one active key');
+  t.ok(rotations.some((r) => r.activeKid === active[0]!.kid), 'the last rotation to commit');
 });

@@ -67,16 +67,21 @@ export class Keyring {
  * Generates a key pair and stores it as the active key. With `onlyIfNone`, a
  * concurrent first use by another process wins and this one is discarded.
  */
-async function addActiveKey(reg: Registry, alg: SigningAlg, now: number, onlyIfNone: boolean): Promise<Kid> {
+/** A fresh key pair, its thumbprint as `kid`, in the registry's stored form. */
+async function newKeyMaterial(alg: SigningAlg): Promise<{ kid: Kid; alg: SigningAlg; publicJwk: string; privateJwk: string }> {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
   const publicJwk = await exportJWK(publicKey);
   const kid = (await calculateJwkThumbprint(publicJwk)) as Kid;
-  const privateJwk = JSON.stringify(await exportJWK(privateKey));
+  return { kid, alg, publicJwk: JSON.stringify(publicJwk), privateJwk: JSON.stringify(await exportJWK(privateKey)) };
+}
+
+async function addActiveKey(reg: Registry, alg: SigningAlg, now: number, onlyIfNone: boolean): Promise<Kid> {
+  const key = await newKeyMaterial(alg);
   reg.write(() => {
     if (onlyIfNone && reg.keys.usable(now).some((k) => k.status === 'active')) return;
-    reg.keys.add({ kid, alg, publicJwk: JSON.stringify(publicJwk), privateJwk }, now);
+    reg.keys.add(key, now);
   });
-  return kid;
+  return key.kid;
 }
 
 export interface Rotation {
@@ -89,15 +94,17 @@ export interface Rotation {
  * until the last token it signed has expired (plus a minute of clock leeway).
  */
 export async function rotateKeys(reg: Registry, now = Date.now()): Promise<Rotation> {
-  const alg = reg.settings().alg;
-  const previous: SigningKeyRecord[] = reg.keys.usable(now).filter((k) => k.status === 'active');
-  const activeKid = await addActiveKey(reg, alg, now, false);
+  const key = await newKeyMaterial(reg.settings().alg);
+  // The keys to retire are chosen in the same transaction that adds the new one:
+  // two rotations at once still leave exactly one active key.
   const retired = reg.write(() => {
+    const previous: SigningKeyRecord[] = reg.keys.usable(now).filter((k) => k.status === 'active');
     const out = previous.map((k) => ({ kid: k.kid, verifyUntil: Math.max(reg.tokens.lastExpiryOf(k.kid) ?? now, now) + 60_000 }));
+    reg.keys.add(key, now);
     for (const r of out) reg.keys.retire(r.kid, r.verifyUntil, now);
     reg.changes.append('keys_rotated', null, null, now);
-    reg.audit.append('cli', 'keys.rotate', null, { activeKid, retired: out.map((r) => r.kid) }, now);
+    reg.audit.append('cli', 'keys.rotate', null, { activeKid: key.kid, retired: out.map((r) => r.kid) }, now);
     return out;
   });
-  return { activeKid, retired };
+  return { activeKid: key.kid, retired };
 }
