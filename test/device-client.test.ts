@@ -138,7 +138,8 @@ t.test('device client against a real broker', async (t) => {
   });
 
   t.test('offline past the token expiry: back through the refresh credential, credentials file updated (0600)', async (t) => {
-    const { creds, path } = await provisionTo('offline-1', 'sensor', { ttlMs: 2000 });
+    // 4 s: the first CONNECT must find over a second left (the client's minimum) even on a loaded CI box.
+    const { creds, path } = await provisionTo('offline-1', 'sensor', { ttlMs: 4000 });
     const dev = client(path);
     const first = once<{ via: string }>(dev, 'connected');
     await dev.start();
