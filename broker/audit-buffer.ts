@@ -31,27 +31,21 @@ export class AuditBuffer {
 
   flush(): void {
     if (!this.rows.length && !this.seen.size && !this.suppressed) return;
-    const rows = this.rows;
-    const seen = this.seen;
-    const suppressed = this.suppressed;
+    try {
+      this.reg.write(() => {
+        for (const r of this.rows) this.reg.audit.append(r.actor, r.action, r.deviceId, r.details, r.at);
+        if (this.suppressed) this.reg.audit.append('broker', 'audit.suppressed', null, { rows: this.suppressed });
+        for (const [id, at] of this.seen) this.reg.devices.touch(id as DeviceId, at);
+      });
+    } catch (err) {
+      // The buffer is emptied only once written: a refused flush (e.g. another writer
+      // held the registry past the busy timeout) is retried by the next one.
+      this.log.error({ event: 'audit.flush_failed', err: (err as Error).message, rows: this.rows.length }, 'audit flush failed; will retry');
+      return;
+    }
     this.rows = [];
     this.seen = new Map();
     this.suppressed = 0;
-    try {
-      this.reg.write(() => {
-        for (const r of rows) this.reg.audit.append(r.actor, r.action, r.deviceId, r.details, r.at);
-        if (suppressed) this.reg.audit.append('broker', 'audit.suppressed', null, { rows: suppressed });
-        for (const [id, at] of seen) this.reg.devices.touch(id as DeviceId, at);
-      });
-    } catch (err) {
-      // Kept for the next flush (e.g. another writer held the registry past the busy
-      // timeout); still bounded by maxRows, the overflow counted as suppressed.
-      this.log.error({ event: 'audit.flush_failed', err: (err as Error).message, rows: rows.length }, 'audit flush failed; retrying');
-      const kept = rows.concat(this.rows);
-      this.rows = kept.slice(0, this.maxRows);
-      this.suppressed += suppressed + kept.length - this.rows.length;
-      for (const [id, at] of seen) if (!this.seen.has(id)) this.seen.set(id, at);
-    }
   }
 
   close(): void {

@@ -63,10 +63,6 @@ export class Keyring {
   }
 }
 
-/**
- * Generates a key pair and stores it as the active key. With `onlyIfNone`, a
- * concurrent first use by another process wins and this one is discarded.
- */
 /** A fresh key pair, its thumbprint as `kid`, in the registry's stored form. */
 async function newKeyMaterial(alg: SigningAlg): Promise<{ kid: Kid; alg: SigningAlg; publicJwk: string; privateJwk: string }> {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
@@ -75,6 +71,10 @@ async function newKeyMaterial(alg: SigningAlg): Promise<{ kid: Kid; alg: Signing
   return { kid, alg, publicJwk: JSON.stringify(publicJwk), privateJwk: JSON.stringify(await exportJWK(privateKey)) };
 }
 
+/**
+ * Generates a key pair and stores it as the active key. With `onlyIfNone`, a
+ * concurrent first use by another process wins and this one is discarded.
+ */
 async function addActiveKey(reg: Registry, alg: SigningAlg, now: number, onlyIfNone: boolean): Promise<Kid> {
   const key = await newKeyMaterial(alg);
   reg.write(() => {
