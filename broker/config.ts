@@ -28,6 +28,10 @@ export interface BrokerConfig {
   readonly tlsKey: string | null;
   readonly wsPort: number | null;
   readonly httpPort: number | null;
+  /** The ops HTTP port has no authentication: loopback unless the operator says otherwise. */
+  readonly httpHost: string;
+  /** Browser origins allowed on the WebSocket listener; empty: any (a request without Origin, i.e. not a browser, is always allowed). */
+  readonly wsOrigins: readonly string[];
   /** Listen backlog of the MQTT listeners: a reconnect storm must not overflow it. */
   readonly backlog: number;
   readonly leewaySec: number;
@@ -60,6 +64,8 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   tlsKey: null,
   wsPort: 8083,
   httpPort: 9100,
+  httpHost: '127.0.0.1',
+  wsOrigins: [],
   backlog: 4096,
   leewaySec: 5,
   connectTimeoutMs: 10_000,
@@ -134,7 +140,7 @@ export function validate(raw: Raw): BrokerConfig {
 
 const PORTS = new Set(['mqttPort', 'tlsPort', 'wsPort', 'httpPort']);
 const DURATIONS = new Set(['connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs']);
-const STRINGS = new Set(['db', 'host', 'tlsCert', 'tlsKey', 'logLevel']);
+const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey', 'logLevel']);
 
 function coerce(key: keyof BrokerConfig, value: unknown): unknown {
   const bad = (why: string): never => {
@@ -150,10 +156,28 @@ function coerce(key: keyof BrokerConfig, value: unknown): unknown {
     if (value === null && (key === 'tlsCert' || key === 'tlsKey')) return null;
     return typeof value === 'string' && value.length > 0 ? value : bad('expected a non-empty string');
   }
+  if (key === 'wsOrigins') return origins(value, bad);
   if (key === 'deniedPublish') return value === 'disconnect' || value === 'drop' ? value : bad('expected "disconnect" or "drop"');
   if (DURATIONS.has(key) && typeof value === 'string' && /[a-z]$/.test(value)) return parseDuration(value, key);
   const n = toNumber(value);
   return Number.isFinite(n) && n >= 0 ? n : bad('expected a non-negative number');
+}
+
+/** A list of web origins (`https://app.example.com`): an array, or a comma-separated string (flag, environment). */
+function origins(value: unknown, bad: (why: string) => never): string[] {
+  const list: unknown = typeof value === 'string' ? value.split(',').map((o) => o.trim()).filter(Boolean) : value;
+  if (!Array.isArray(list)) return bad('expected a list of origins');
+  // An origin is scheme://host[:port] exactly, as a browser sends it: no path, no trailing slash.
+  return list.map((o: unknown) => (typeof o === 'string' && canonicalOrigin(o) === o.toLowerCase() ? o.toLowerCase() : bad(`${JSON.stringify(o)} is not an origin like https://app.example.com`)));
+}
+
+function canonicalOrigin(text: string): string | null {
+  try {
+    const origin = new URL(text).origin;
+    return origin === 'null' ? null : origin;
+  } catch {
+    return null;
+  }
 }
 
 /**

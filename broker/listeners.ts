@@ -1,11 +1,13 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { UsageError } from '../errors/index.js';
 import type { BrokerConfig } from './config.js';
+import { handshakeRefusal, MQTT_SUBPROTOCOLS, refuseUpgrade, type HandshakeRefusal } from './ws-handshake.js';
 
 export type Listener = NetServer | HttpServer;
 
@@ -49,21 +51,28 @@ export function mqttTlsServer(aedes: Aedes, config: BrokerConfig): NetServer {
   return createTlsServer({ cert, key, minVersion: 'TLSv1.2' }, (socket) => aedes.handle(socket));
 }
 
-/** MQTT over WebSocket (subprotocol `mqtt`), as browsers and MQTT.js `ws://` clients speak it. */
-export function mqttWsServer(aedes: Aedes, maxPayload: number): HttpServer {
+/**
+ * MQTT over WebSocket, as browsers and MQTT.js `ws://` clients speak it. The
+ * upgrade is refused without the `mqtt` subprotocol, or from a browser origin
+ * outside `origins` when that list is set (see ws-handshake.ts).
+ */
+export function mqttWsServer(aedes: Aedes, opts: { maxPayload: number; origins: readonly string[]; onRefused: (why: HandshakeRefusal) => void }): HttpServer {
   const http = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' });
     res.end('MQTT over WebSocket only\n');
   });
-  const wss = new WebSocketServer({ server: http, maxPayload, handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false) });
-  // ws re-emits the HTTP server's errors (EADDRINUSE at bind time included) on the
-  // WebSocketServer: without a listener there they would crash the process instead of
-  // reaching `listen`'s handler, which reports them on the HTTP server itself.
-  wss.on('error', () => {});
-  wss.on('connection', (ws, req) => {
-    const stream = createWebSocketStream(ws);
-    stream.on('error', () => stream.destroy());
-    aedes.handle(stream, req);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayload, handleProtocols: (offered) => MQTT_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false });
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refusal = handshakeRefusal(req, opts.origins);
+    if (refusal) {
+      opts.onRefused(refusal);
+      return refuseUpgrade(socket, refusal);
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const stream = createWebSocketStream(ws);
+      stream.on('error', () => stream.destroy());
+      aedes.handle(stream, req);
+    });
   });
   return http;
 }

@@ -76,10 +76,10 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   const watcher = new RevocationWatcher(ctx);
 
   const servers: Listener[] = [];
-  const bind = async (server: Listener, port: number | null, what: string) => {
+  const bind = async (server: Listener, port: number | null, what: string, host = config.host) => {
     if (port === null) return null;
     servers.push(server);
-    const bound = await listen(server, port, config.host, config.backlog, what);
+    const bound = await listen(server, port, host, config.backlog, what);
     // After binding, an accept error (e.g. out of file descriptors) is logged, never fatal.
     server.on('error', (err) => log.error({ event: 'listener.error', listener: what, err: err.message }, 'listener error'));
     return bound;
@@ -90,8 +90,11 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     ports = {
       mqtt: await bind(mqttTcpServer(aedes), config.mqttPort, 'MQTT'),
       tls: config.tlsPort === null ? null : await bind(mqttTlsServer(aedes, config), config.tlsPort, 'MQTT/TLS'),
-      ws: await bind(mqttWsServer(aedes, config.maxPasswordBytes + 64 * 1024), config.wsPort, 'WebSocket'),
-      http: await bind(createOpsServer(ctx, () => ready), config.httpPort, 'HTTP'),
+      ws: await bind(mqttWsServer(aedes, {
+        maxPayload: config.maxPasswordBytes + 64 * 1024, origins: config.wsOrigins,
+        onRefused: (why) => metrics.wsRefusals.inc({ reason: why }),
+      }), config.wsPort, 'WebSocket'),
+      http: await bind(createOpsServer(ctx, () => ready), config.httpPort, 'HTTP', config.httpHost),
     };
   } catch (err) {
     await shutdown();
@@ -103,7 +106,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     log.warn({ event: 'listener.backlog_capped', backlog: config.backlog, somaxconn: cap },
       'the kernel caps the listen backlog below the configured one: a reconnect storm may overflow it (raise net.core.somaxconn)');
   }
-  log.info({ event: 'broker.started', ports, db: config.db }, 'credbroker listening');
+  log.info({ event: 'broker.started', ports, host: config.host, httpHost: config.httpHost, db: config.db }, 'credbroker listening');
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 
 interface ServeFlags {
   db?: string; config?: string; host?: string; mqttPort?: string; tlsPort?: string; tlsCert?: string; tlsKey?: string;
-  wsPort?: string; httpPort?: string; deniedPublish?: string; logLevel?: string;
+  wsPort?: string; httpPort?: string; httpHost?: string; wsOrigins?: string; deniedPublish?: string; logLevel?: string;
 }
 
 /** `credbroker serve`: the broker on embedded defaults, configured by flags, environment and a config file. */
@@ -19,6 +19,8 @@ export function registerServe(program: Command): void {
     .option('--tls-key <file>', 'PEM server private key')
     .option('--ws-port <port>', 'MQTT over WebSocket, or "off" (default 8083)')
     .option('--http-port <port>', '/healthz, /readyz, /metrics, /.well-known/jwks.json, or "off" (default 9100)')
+    .option('--http-host <addr>', 'address of the ops HTTP port, which has no authentication (default 127.0.0.1)')
+    .option('--ws-origins <list>', 'browser origins allowed on the WebSocket port, comma-separated (default: any)')
     .option('--denied-publish <policy>', 'on a publish the ACL refuses: disconnect | drop (default disconnect)')
     .option('--log-level <level>', 'pino level: debug | info | warn | error (default info)')
     .addHelpText('after', `
