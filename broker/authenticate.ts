@@ -82,7 +82,7 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, ver
   const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(claims);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
   return {
-    deviceId, kind: 'token', jti: claims.jti as Jti, expiresAt: claims.exp * 1000, refreshHash: null, ended: null,
+    deviceId, kind: 'token', jti: claims.jti as Jti, connectedAt: Date.now(), expiresAt: claims.exp * 1000, refreshHash: null, ended: null,
     acl: sessionAcl(deviceId, claims.acl),
   };
 }
@@ -101,7 +101,7 @@ function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, 
     throw err;
   }
   return {
-    deviceId, kind: 'refresh', jti: null, expiresAt: Math.min(Date.now() + REFRESH_SESSION_MS, rec.expiresAt),
+    deviceId, kind: 'refresh', jti: null, connectedAt: Date.now(), expiresAt: Math.min(Date.now() + REFRESH_SESSION_MS, rec.expiresAt),
     refreshHash: rec.hash, ended: null, acl: sessionAcl(deviceId, null),
   };
 }

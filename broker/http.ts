@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { BrokerContext } from './context.js';
+import { listSessions, parseSessionQuery } from './session-list.js';
 
 /**
  * The operations port: `/healthz` (process up), `/readyz` (listening and registry
@@ -11,7 +12,10 @@ export function createOpsServer(ctx: BrokerContext, isReady: () => boolean): Ser
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
-    const path = (req.url ?? '/').split('?')[0];
+    // The path alone, parsed against a fixed base: an absolute or odd request target names no other host.
+    const url = URL.canParse(`http://ops${req.url ?? '/'}`) ? new URL(`http://ops${req.url ?? '/'}`) : null;
+    if (!url) return send(400, 'text/plain', 'bad request\n');
+    const path = url.pathname;
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
     switch (path) {
       case '/healthz':
@@ -31,6 +35,11 @@ export function createOpsServer(ctx: BrokerContext, isReady: () => boolean): Ser
           () => send(500, 'text/plain', 'metrics unavailable\n'),
         );
         return;
+      case '/sessions': {
+        const q = parseSessionQuery(url.searchParams);
+        if (typeof q === 'string') return send(400, 'application/json', `${JSON.stringify({ error: q })}\n`);
+        return send(200, 'application/json', `${JSON.stringify(listSessions(ctx.sessions, q))}\n`);
+      }
       case '/.well-known/jwks.json':
         return send(200, 'application/json', `${JSON.stringify(ctx.issuer.keyring.jwks())}\n`);
       default:

@@ -17,6 +17,8 @@ export interface Session {
   readonly deviceId: DeviceId;
   readonly kind: 'token' | 'refresh';
   jti: Jti | null;
+  /** ms; when the broker accepted the CONNECT (`credbroker sessions`). */
+  readonly connectedAt: number;
   /** ms; the session is closed at this instant plus the leeway unless renewed. */
   expiresAt: number;
   acl: CompiledAcl;

@@ -19,6 +19,7 @@ import { registerProvision } from './commands/provision.js';
 import { registerRestore } from './commands/restore.js';
 import { registerRevoke } from './commands/revoke.js';
 import { registerServe } from './commands/serve.js';
+import { registerSessions } from './commands/sessions.js';
 import { registerShow } from './commands/show.js';
 import { registerSim } from './commands/sim.js';
 import { registerToken } from './commands/token.js';
@@ -39,6 +40,7 @@ export const commandRegistrars: CommandRegistrar[] = [
   registerRestore,
   registerDevices,
   registerShow,
+  registerSessions,
   registerProfile,
   registerKeys,
   registerAudit,
@@ -71,7 +73,7 @@ export function buildProgram(registrars: readonly CommandRegistrar[] = commandRe
 Every command takes --db FILE (default ./data/credbroker.db, env CREDBROKER_DB).
 Durations: 30s, 15m, 1h, 7d. --json prints machine-readable output on stdout and nothing else there.
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 not found, 4 conflicting state,
-5 registry problem, 6 credential refused, 7 rate limited.
+5 registry problem, 6 credential refused, 7 rate limited, 8 broker unreachable (ops HTTP).
 Run "credbroker <command> --help" for a command's options and examples.
 `);
   for (const register of registrars) register(program);

@@ -34,7 +34,8 @@ export type ErrorCode =
   | 'ERR_CREDENTIAL_EXPIRED'
   | 'ERR_IDENTITY_MISMATCH'
   | 'ERR_CLIENT_ID_MISMATCH'
-  | 'ERR_RATE_LIMITED';
+  | 'ERR_RATE_LIMITED'
+  | 'ERR_BROKER_UNREACHABLE';
 
 export class CredbrokerError extends Error {
   readonly code: ErrorCode;

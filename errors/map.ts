@@ -31,6 +31,7 @@ const EXIT: Record<ErrorCode, number> = {
   ERR_IDENTITY_MISMATCH: 6,
   ERR_CLIENT_ID_MISMATCH: 6,
   ERR_RATE_LIMITED: 7,
+  ERR_BROKER_UNREACHABLE: 8,
 };
 
 export function exitCodeFor(err: unknown): number {

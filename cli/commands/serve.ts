@@ -18,7 +18,7 @@ export function registerServe(program: Command): void {
     .option('--tls-cert <file>', 'PEM server certificate (see certs/README.md)')
     .option('--tls-key <file>', 'PEM server private key')
     .option('--ws-port <port>', 'MQTT over WebSocket, or "off" (default 8083)')
-    .option('--http-port <port>', '/healthz, /readyz, /metrics, /.well-known/jwks.json, or "off" (default 9100)')
+    .option('--http-port <port>', '/healthz, /readyz, /metrics, /sessions, /.well-known/jwks.json, or "off" (default 9100)')
     .option('--http-host <addr>', 'address of the ops HTTP port, which has no authentication (default 127.0.0.1)')
     .option('--ws-origins <list>', 'browser origins allowed on the WebSocket port, comma-separated (default: any)')
     .option('--denied-publish <policy>', 'on a publish the ACL refuses: disconnect | drop (default disconnect)')

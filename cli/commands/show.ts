@@ -2,11 +2,12 @@ import type { Command } from 'commander';
 import type { AuditEvent } from '../../registry/audit.js';
 import { parseDeviceId } from '../../registry/ids.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
+import { DEFAULT_BROKER_HTTP, liveSession, parseBrokerUrl } from '../ops-http.js';
 import { iso, out, printJson, printTable, time } from '../output.js';
 import { deviceJson } from './devices.js';
 import { auditJson, formatDetails } from './audit.js';
 
-interface Opts { db: string; json?: boolean; events: string }
+interface Opts { db: string; json?: boolean; events: string; broker: string }
 
 export function registerShow(program: Command): void {
   addDbOption(program.command('show'))
@@ -14,12 +15,16 @@ export function registerShow(program: Command): void {
     .argument('<id>', 'device id')
     .option('--events <n>', 'how many recent audit events', '10')
     .option('--json', 'print the summary as JSON')
+    .option('--broker <url>', 'the broker\'s ops HTTP address, asked whether the device is connected (left out when it does not answer)', DEFAULT_BROKER_HTTP)
     .addHelpText('after', examples('credbroker show pump-0001', 'credbroker show pump-0001 --json | jq -r ".liveTokens[].jti"'))
     .action(async (id: string, opts: Opts) => {
       const deviceId = parseDeviceId(id);
+      const broker = parseBrokerUrl(opts.broker);
       const auditLimit = Math.min(Math.max(Number.parseInt(opts.events, 10) || 10, 1), 1000);
       const { deviceSummary } = await import('../../operations/show.js');
+      const live = liveSession(broker, deviceId); // asked while the registry is read
       const s = await withRegistry(opts.db, (reg) => deviceSummary(reg, deviceId, { auditLimit }), { mustExist: true });
+      const session = await live;
       if (opts.json) {
         printJson({
           device: deviceJson(s.device),
@@ -27,6 +32,8 @@ export function registerShow(program: Command): void {
           liveTokens: s.liveTokens.map((t) => ({ jti: t.jti, kid: t.kid, issuedAt: iso(t.issuedAt), expiresAt: iso(t.expiresAt) })),
           refreshCredentials: s.refreshCredentials.map((r) => ({ state: r.state, issuedAt: iso(r.issuedAt), expiresAt: iso(r.expiresAt), usedAt: iso(r.usedAt) })),
           recentAudit: s.recentAudit.map(auditJson),
+          // Present only when the broker answered: null = not connected.
+          ...(session === undefined ? {} : { session }),
         });
         return;
       }
@@ -39,6 +46,9 @@ export function registerShow(program: Command): void {
         ['last seen', time(d.lastSeenAt)],
         ['credential expires', time(d.credentialExpiresAt)],
       ];
+      if (session !== undefined) {
+        fields.push(['connected', session ? `yes, ${session.kind} session over ${session.transport} from ${session.address} since ${time(Date.parse(session.connectedAt))}, expires ${time(Date.parse(session.expiresAt))}` : 'no']);
+      }
       if (d.tokensValidAfter) fields.push(['tokens valid after', `${time(d.tokensValidAfter * 1000)} (restored: older tokens are refused)`]);
       const width = Math.max(...fields.map(([k]) => k.length));
       for (const [k, v] of fields) out(`${`${k}:`.padEnd(width + 1)}  ${v}`);
