@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors/index.js';
 import { defaultDbPath } from '../registry/index.js';
+import { didYouMean } from '../util/did-you-mean.js';
 import { parseDuration } from '../util/duration.js';
 
 /** What to do with a publish the ACL refuses: MQTT 3.1.1 has no negative ack. */
@@ -87,12 +88,22 @@ export const DEFAULT_CONFIG: BrokerConfig = {
 
 type Raw = Record<string, unknown>;
 
+/** How a setting was given, as the user wrote it (a flag, a variable, a config file key): errors name it so. */
+export interface SettingName {
+  readonly name: string;
+  /** Where it was written, when that is not in the name itself (a config file). */
+  readonly where?: string;
+}
+export type SettingNamer = (key: string) => SettingName;
+
+const envName = (key: string) => `CREDBROKER_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
 /** Environment variables read by `serve`: CREDBROKER_<FIELD> in upper snake case, e.g. CREDBROKER_MQTT_PORT. */
 function fromEnv(env: NodeJS.ProcessEnv): Raw {
   const out: Raw = {};
   for (const key of Object.keys(DEFAULT_CONFIG)) {
-    const name = `CREDBROKER_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-    if (env[name] !== undefined && key !== 'weaken') out[key] = env[name];
+    if (env[envName(key)] !== undefined && key !== 'weaken') out[key] = env[envName(key)];
   }
   if (env.CREDBROKER_DB) out.db = env.CREDBROKER_DB;
   return out;
@@ -101,35 +112,70 @@ function fromEnv(env: NodeJS.ProcessEnv): Raw {
 function fromFile(path: string): Raw {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
   } catch (err) {
     throw new UsageError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code}`, 'ERR_CONFIG');
   }
+  let obj: unknown;
   try {
-    const obj = JSON.parse(text) as unknown;
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('not an object');
-    return obj as Raw;
+    obj = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`config file ${path} is not a JSON object: ${(err as Error).message}`, 'ERR_CONFIG');
+    throw new UsageError(`config file ${path} is not valid JSON ${jsonErrorPlace(text, (err as Error).message)}`, 'ERR_CONFIG');
   }
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+    throw new UsageError(`config file ${path} must hold one JSON object of settings, e.g. {"mqttPort": 1883}`, 'ERR_CONFIG');
+  }
+  return obj as Raw;
+}
+
+/** `at line 3, column 1: Expected double-quoted property name (a trailing comma?)` from V8's "at position N". */
+function jsonErrorPlace(text: string, message: string): string {
+  const why = message.replace(/ in JSON at position \d+.*$/, '').replace(/^Unexpected end of JSON input$/, 'the file ends too early');
+  const m = / at position (\d+)/.exec(message);
+  if (!m) return `: ${why}`;
+  const pos = Number(m[1]);
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const column = pos - before.lastIndexOf('\n');
+  const trailingComma = /,\s*$/.test(before) && /^\s*[}\]]/.test(text.slice(pos));
+  return `at line ${line}, column ${column}: ${why}${trailingComma ? ' (a trailing comma before it?)' : ''}`;
 }
 
 /**
  * Builds the broker configuration: defaults < config file < environment < flags.
- * Every value is validated; an unknown key or a bad value is a one-line error.
+ * Every value is validated; an unknown key or a bad value is a one-line error that
+ * names the setting the way the user gave it (`--mqtt-port`, `CREDBROKER_MQTT_PORT`,
+ * or the key in the config file).
  */
 export function loadConfig(flags: Raw = {}, env: NodeJS.ProcessEnv = process.env): BrokerConfig {
-  const file = typeof flags.config === 'string' ? fromFile(flags.config) : {};
-  const merged: Raw = { ...file, ...fromEnv(env) };
-  for (const [k, v] of Object.entries(flags)) if (v !== undefined && k !== 'config') merged[k] = v;
-  return validate(merged);
+  return loadConfigWithSources(flags, env).config;
 }
 
-export function validate(raw: Raw): BrokerConfig {
+/** `loadConfig`, plus the settings that were given (by a flag, the environment or the config file) and how. */
+export function loadConfigWithSources(flags: Raw = {}, env: NodeJS.ProcessEnv = process.env): { config: BrokerConfig; given: ReadonlyMap<string, SettingName> } {
+  const given = new Map<string, SettingName>();
+  const file = typeof flags.config === 'string' ? fromFile(flags.config) : {};
+  for (const k of Object.keys(file)) given.set(k, { name: k, where: `config file ${String(flags.config)}` });
+  const fromEnvironment = fromEnv(env);
+  for (const k of Object.keys(fromEnvironment)) given.set(k, { name: k === 'db' ? 'CREDBROKER_DB' : envName(k) });
+  const merged: Raw = { ...file, ...fromEnvironment };
+  for (const [k, v] of Object.entries(flags)) {
+    if (v === undefined || k === 'config') continue;
+    merged[k] = v;
+    given.set(k, { name: flagName(k) });
+  }
+  return { config: validate(merged, (key) => given.get(key) ?? { name: key }), given };
+}
+
+export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key })): BrokerConfig {
   const out: Record<string, unknown> = { ...DEFAULT_CONFIG };
   for (const [key, value] of Object.entries(raw)) {
-    if (!(key in DEFAULT_CONFIG)) throw new UsageError(`unknown config setting "${key}"`, 'ERR_CONFIG');
-    out[key] = coerce(key as keyof BrokerConfig, value);
+    if (!(key in DEFAULT_CONFIG)) {
+      const { where } = named(key);
+      const hint = didYouMean(key, Object.keys(DEFAULT_CONFIG));
+      throw new UsageError(`unknown config setting "${key}"${where ? ` in ${where}` : ''}${hint ? `: did you mean "${hint}"?` : ' (see the settings table in README.md)'}`, 'ERR_CONFIG');
+    }
+    out[key] = coerce(key as keyof BrokerConfig, value, named(key));
   }
   const c = out as unknown as BrokerConfig;
   if ((c.tlsCert === null) !== (c.tlsKey === null)) throw new UsageError('TLS needs both --tls-cert and --tls-key', 'ERR_CONFIG');
@@ -140,11 +186,13 @@ export function validate(raw: Raw): BrokerConfig {
 
 const PORTS = new Set(['mqttPort', 'tlsPort', 'wsPort', 'httpPort']);
 const DURATIONS = new Set(['connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs']);
-const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey', 'logLevel']);
+const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey']);
+/** pino's levels. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-function coerce(key: keyof BrokerConfig, value: unknown): unknown {
+function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: SettingName): unknown {
   const bad = (why: string): never => {
-    throw new UsageError(`invalid ${key} ${JSON.stringify(value)}: ${why}`, 'ERR_CONFIG');
+    throw new UsageError(`${where ? `${where}: ` : ''}invalid ${name} ${JSON.stringify(value)}: ${why}`, 'ERR_CONFIG');
   };
   if (key === 'weaken') return typeof value === 'object' && value !== null ? value : bad('expected an object');
   if (PORTS.has(key)) {
@@ -158,7 +206,8 @@ function coerce(key: keyof BrokerConfig, value: unknown): unknown {
   }
   if (key === 'wsOrigins') return origins(value, bad);
   if (key === 'deniedPublish') return value === 'disconnect' || value === 'drop' ? value : bad('expected "disconnect" or "drop"');
-  if (DURATIONS.has(key) && typeof value === 'string' && /[a-z]$/.test(value)) return parseDuration(value, key);
+  if (key === 'logLevel') return typeof value === 'string' && LOG_LEVELS.includes(value) ? value : bad(`expected one of ${LOG_LEVELS.join(', ')}`);
+  if (DURATIONS.has(key) && typeof value === 'string' && /[a-z]$/.test(value)) return parseDuration(value, `${where ? `${where}: ` : ''}${name}`);
   const n = toNumber(value);
   return Number.isFinite(n) && n >= 0 ? n : bad('expected a non-negative number');
 }

@@ -106,7 +106,10 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     log.warn({ event: 'listener.backlog_capped', backlog: config.backlog, somaxconn: cap },
       'the kernel caps the listen backlog below the configured one: a reconnect storm may overflow it (raise net.core.somaxconn)');
   }
-  log.info({ event: 'broker.started', ports, host: config.host, httpHost: config.httpHost, db: config.db }, 'credbroker listening');
+  log.info({
+    event: 'broker.started', ports, host: config.host, httpHost: config.httpHost, db: config.db, devices: issuer.reg.devices.countByStatus(),
+    activeKid: issuer.keyring.signer?.kid ?? null, issuer: issuer.settings.issuer,
+  }, 'credbroker listening');
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {

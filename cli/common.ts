@@ -24,9 +24,9 @@ export function subcommand(parent: Command, nameAndArgs: string, description: st
 }
 
 /**
- * Refuses a registry file that does not exist yet: commands that only read or
- * change existing devices must not create a stray empty registry from a mistyped
- * --db. (init, provision, profile set and keys rotate create it on first use.)
+ * Refuses a registry file that does not exist yet: only `init` creates one (and
+ * `serve` on the embedded default path), so that a mistyped --db can never start
+ * a second, empty registry with its own signing key.
  * @throws RegistryError `ERR_REGISTRY`
  */
 export function requireExistingRegistry(db: string): void {
@@ -41,11 +41,15 @@ export function requireExistingRegistry(db: string): void {
   }
 }
 
-/** Opens the registry, runs `fn`, closes it (also on error). With `mustExist`, a missing file is refused. */
-export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Promise<T>, opts: { mustExist?: boolean } = {}): Promise<T> {
-  if (opts.mustExist) requireExistingRegistry(db);
+/**
+ * Opens the existing registry (see `requireExistingRegistry`), runs `fn`, closes it
+ * (also on error). Commands that only read pass `readonly`: they then work on a file
+ * the operator may only read, and never write to it.
+ */
+export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Promise<T>, opts: { readonly?: boolean } = {}): Promise<T> {
+  requireExistingRegistry(db);
   const { Registry } = await import('../registry/index.js');
-  const reg = Registry.open(db);
+  const reg = Registry.open(db, {}, { readonly: opts.readonly });
   try {
     return await fn(reg);
   } finally {
@@ -53,9 +57,9 @@ export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Pro
   }
 }
 
-/** Opens the registry with its signing keys (what minting needs), runs `fn`, closes it. */
-export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Promise<T>, opts: { mustExist?: boolean } = {}): Promise<T> {
-  if (opts.mustExist) requireExistingRegistry(db);
+/** Opens the existing registry with its signing keys (what minting needs), runs `fn`, closes it. */
+export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Promise<T>): Promise<T> {
+  requireExistingRegistry(db);
   const { openIssuer } = await import('../provisioning/issuer.js');
   const issuer = await openIssuer(db);
   try {

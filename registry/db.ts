@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { checkSchemaVersion, migrate } from './migrations.js';
+import { checkSchemaVersion, migrate, SCHEMA_VERSION } from './migrations.js';
 import { BUSY_TIMEOUT_MS } from './sqlite-errors.js';
 
 export { asRegistryError, BUSY_TIMEOUT_MS } from './sqlite-errors.js';
@@ -34,6 +34,27 @@ export function openDb(path: string): Db {
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     migrate(db);
+  } catch (err) {
+    if (db.open) db.close();
+    throw err;
+  }
+  return db;
+}
+
+/**
+ * Opens an existing registry read-only, for commands that only read: they work on a
+ * file the operator may only read (another user's registry, a backup copy) and can
+ * never write to it by accident. Returns null when the file has an older schema:
+ * it must be migrated first, which only a writable connection can do.
+ */
+export function openDbReadOnly(path: string): Db | null {
+  const db = new Database(resolve(path), { readonly: true, fileMustExist: true });
+  try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    if (checkSchemaVersion(db) < SCHEMA_VERSION) {
+      db.close();
+      return null;
+    }
   } catch (err) {
     if (db.open) db.close();
     throw err;

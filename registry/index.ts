@@ -1,4 +1,4 @@
-import { openDb, defaultDbPath, asRegistryError, type Db } from './db.js';
+import { openDb, openDbReadOnly, defaultDbPath, asRegistryError, type Db } from './db.js';
 import { Devices } from './devices.js';
 import { Profiles, DEFAULT_PROFILES } from './profiles.js';
 import { IssuedTokens } from './tokens.js';
@@ -60,10 +60,14 @@ export class Registry {
   /**
    * Opens the registry, creating and seeding it on first use (default settings and
    * the `sensor` and `observer` profiles), so the embedded default needs no set-up.
+   * With `readonly`, an existing file is opened for reading only (nothing is seeded);
+   * a file with an older schema is still opened for writing, to migrate it.
    */
-  static open(path = defaultDbPath(), init: Partial<Settings> = {}): Registry {
+  static open(path = defaultDbPath(), init: Partial<Settings> = {}, opts: { readonly?: boolean } = {}): Registry {
     let db: Db;
     try {
+      const ro = opts.readonly ? openDbReadOnly(path) : null;
+      if (ro) return new Registry(ro, path);
       db = openDb(path);
     } catch (err) {
       if (err instanceof CredbrokerError) throw err;

@@ -111,6 +111,7 @@ t.test('--skip-invalid provisions the good rows only', async (t) => {
   });
   const db = join(dir, 'registry.db');
   const out = join(dir, 'creds');
+  t.equal((await runCli(['init', '--db', db])).code, 0);
   const r = await runCli(['provision', '--batch', join(dir, 'batch.csv'), '--profile', 'sensor', '--out', out, '--skip-invalid', '--db', db]);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /provisioned 3, skipped \(already provisioned\) 0, invalid 4/);
@@ -126,6 +127,7 @@ t.test('--skip-invalid provisions the good rows only', async (t) => {
 t.test('a registry from a newer schema is refused and left untouched', async (t) => {
   const dir = t.testdir();
   const db = join(dir, 'registry.db');
+  t.equal((await runCli(['init', '--db', db])).code, 0);
   t.equal((await runCli(['provision', 'd-1', '--profile', 'sensor', '--out', join(dir, 'creds'), '--db', db])).code, 0);
   const conn = new Database(db);
   conn.pragma('user_version = 99');

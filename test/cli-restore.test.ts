@@ -9,6 +9,7 @@ import { runCli } from './helpers/cli.js';
 t.test('restore --out gives a revoked device a complete new credentials set', async (t) => {
   const dir = t.testdir();
   const db = join(dir, 'r.db');
+  t.equal((await runCli(['init', '--db', db])).code, 0);
   const first = await runCli(['provision', 'pump-1', '--profile', 'sensor', '--out', join(dir, 'creds'), '--db', db]);
   t.equal(first.code, 0, first.stderr);
   const old = readCredentialsFile(join(dir, 'creds', 'pump-1.json'));

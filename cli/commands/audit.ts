@@ -43,7 +43,7 @@ export function registerAudit(program: Command): void {
       }
       const deviceId = opts.device === undefined ? undefined : parseDeviceId(opts.device);
       const since = opts.since === undefined ? undefined : parseSince(opts.since);
-      const events = await withRegistry(opts.db, (reg) => reg.audit.query({ deviceId, since, limit }), { mustExist: true });
+      const events = await withRegistry(opts.db, (reg) => reg.audit.query({ deviceId, since, limit }), { readonly: true });
       if (opts.json) {
         printJson(events.map(auditJson));
         return;

@@ -26,7 +26,7 @@ export function registerDevices(program: Command): void {
       'credbroker devices --profile sensor --json | jq -r ".[].id"',
     ))
     .action(async (opts: Opts) => {
-      const list = await withRegistry(opts.db, (reg) => reg.devices.list({ status: opts.status, profile: opts.profile }), { mustExist: true });
+      const list = await withRegistry(opts.db, (reg) => reg.devices.list({ status: opts.status, profile: opts.profile }), { readonly: true });
       if (opts.json) {
         printJson(list.map(deviceJson));
         return;

@@ -23,9 +23,9 @@ export function registerKeys(program: Command): void {
       const now = Date.now();
       const { Keyring } = await import('../../tokens/keyring.js');
       const list = await withRegistry(opts.db, async (reg) => {
-        await Keyring.load(reg); // creates the first key on first use
+        await Keyring.load(reg);
         return reg.keys.all();
-      }, { mustExist: true });
+      }, { readonly: true });
       if (opts.json) {
         printJson(list.map((k) => ({ kid: k.kid, alg: k.alg, status: keyState(k, now), createdAt: iso(k.createdAt), retiredAt: iso(k.retiredAt), verifyUntil: iso(k.verifyUntil) })));
         return;
@@ -60,7 +60,7 @@ to any other verifier before devices start presenting tokens signed by the new k
     .addHelpText('after', examples('credbroker keys jwks > jwks.json', 'credbroker keys jwks | jq -r ".keys[].kid"'))
     .action(async (opts: Opts) => {
       const { Keyring } = await import('../../tokens/keyring.js');
-      const jwks = await withRegistry(opts.db, async (reg) => (await Keyring.load(reg)).jwks(), { mustExist: true });
+      const jwks = await withRegistry(opts.db, async (reg) => (await Keyring.load(reg)).jwks(), { readonly: true });
       printJson(jwks);
     });
 }

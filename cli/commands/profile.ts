@@ -51,7 +51,7 @@ were minted with until they are renewed.
     .option('--json', 'print the profiles as a JSON array')
     .addHelpText('after', examples('credbroker profile list', 'credbroker profile list --json | jq -r ".[].name"'))
     .action(async (opts: ListOpts) => {
-      const { list, usage } = await withRegistry(opts.db, (reg) => ({ list: reg.profiles.list(), usage: reg.devices.countByProfile() }), { mustExist: true });
+      const { list, usage } = await withRegistry(opts.db, (reg) => ({ list: reg.profiles.list(), usage: reg.devices.countByProfile() }), { readonly: true });
       if (opts.json) {
         printJson(list.map((p) => profileJson(p, usage.get(p.name) ?? 0)));
         return;
@@ -70,7 +70,7 @@ were minted with until they are renewed.
       const { p, devices } = await withRegistry(opts.db, (reg) => {
         const p = reg.profiles.require(name);
         return { p, devices: reg.devices.countByProfile().get(p.name) ?? 0 };
-      }, { mustExist: true });
+      }, { readonly: true });
       if (opts.json) {
         printJson(profileJson(p, devices));
         return;

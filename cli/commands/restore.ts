@@ -30,7 +30,7 @@ export function registerRestore(program: Command): void {
         const creds = opts.out ? await reissueCredentials(issuer, deviceId, { brokerUrl, ttlMs }) : null;
         const file = creds && opts.out ? writeCredentialsFile(opts.out, creds) : null;
         return { changed, creds, file };
-      }, { mustExist: true });
+      });
       if (opts.json) {
         printJson({ deviceId, restored: result.changed, wasRevoked: result.changed, ...(result.creds && { credentials: result.creds, file: result.file }) });
         return;

@@ -32,14 +32,14 @@ re-enables the device, which then needs a new token ("credbroker token ID").
       if (opts.token !== undefined) {
         const jti = opts.token;
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new UsageError(`invalid --token "${jti.slice(0, 64)}": give the token's jti (see: credbroker show ID), not the token itself`);
-        const r = await withRegistry(opts.db, (reg) => revokeToken(reg, jti as Jti), { mustExist: true });
+        const r = await withRegistry(opts.db, (reg) => revokeToken(reg, jti as Jti));
         if (opts.json) printJson({ token: { jti, deviceId: r.deviceId, revoked: r.changed, alreadyRevoked: !r.changed } });
         else out(r.changed ? `revoked token ${jti} of device ${r.deviceId}` : `token ${jti} of device ${r.deviceId} was already revoked; nothing changed`);
         return;
       }
 
       const deviceIds = deviceIdArgs(ids);
-      const results = await withRegistry(opts.db, (reg) => revokeDevices(reg, deviceIds, reason), { mustExist: true });
+      const results = await withRegistry(opts.db, (reg) => revokeDevices(reg, deviceIds, reason));
       const tokens = results.reduce((n, r) => n + r.tokensRevoked, 0);
       const changed = results.filter((r) => r.changed).length;
       if (opts.json) {

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { DEFAULT_DB, requireExistingRegistry } from '../common.js';
+import { count } from '../output.js';
 
 interface ServeFlags {
   db?: string; config?: string; host?: string; mqttPort?: string; tlsPort?: string; tlsCert?: string; tlsKey?: string;
@@ -10,7 +12,7 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the MQTT broker (TCP, TLS, WebSocket) and its ops HTTP port')
-    .option('--db <file>', 'registry file (env CREDBROKER_DB)')
+    .option('--db <file>', `registry file (env CREDBROKER_DB; default ${DEFAULT_DB}, created on the first start only at this default: any other registry is made with "credbroker init")`)
     .option('--config <file>', 'JSON config file (flags and environment override it)')
     .option('--host <addr>', 'address to listen on (default 0.0.0.0)')
     .option('--mqtt-port <port>', 'MQTT over TCP, or "off" (default 1883)')
@@ -31,11 +33,17 @@ Examples:
   credbroker serve --config /etc/credbroker.json    # keys as in the flags, camelCase: {"mqttPort": 1883, "deniedPublish": "drop"}`)
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at start-up: every other command stays fast to start.
-      const { loadConfig, startBroker } = await import('../../broker/index.js');
-      const config = loadConfig({ ...flags });
+      const { loadConfigWithSources, startBroker } = await import('../../broker/index.js');
+      const { config, given } = loadConfigWithSources({ ...flags });
+      // The quick start (`npm start`) creates the embedded default; a registry named by
+      // the user must exist, so that a typo cannot start a broker on a new, empty one.
+      if (given.has('db')) requireExistingRegistry(config.db);
       const broker = await startBroker(config);
       const p = broker.ports;
-      process.stderr.write(`credbroker: broker ready — mqtt ${p.mqtt ?? 'off'}, tls ${p.tls ?? 'off'}, ws ${p.ws ?? 'off'}, http ${p.http ?? 'off'}; registry ${config.db}\n`);
+      const { reg, keyring, settings } = broker.context.issuer;
+      const devices = reg.devices.countByStatus();
+      process.stderr.write(`credbroker: broker ready — mqtt ${p.mqtt ?? 'off'}, tls ${p.tls ?? 'off'}, ws ${p.ws ?? 'off'}, http ${p.http ?? 'off'}; `
+        + `registry ${config.db} (${count(devices.active)} active and ${count(devices.revoked)} revoked device(s), signing key ${keyring.signer?.kid ?? 'none'}, issuer ${settings.issuer})\n`);
       const stop = (signal: string) => {
         process.stderr.write(`credbroker: ${signal}: closing listeners and sessions\n`);
         broker.close().then(() => process.exit(0), () => process.exit(1));

@@ -23,7 +23,7 @@ export function registerShow(program: Command): void {
       const auditLimit = Math.min(Math.max(Number.parseInt(opts.events, 10) || 10, 1), 1000);
       const { deviceSummary } = await import('../../operations/show.js');
       const live = liveSession(broker, deviceId); // asked while the registry is read
-      const s = await withRegistry(opts.db, (reg) => deviceSummary(reg, deviceId, { auditLimit }), { mustExist: true });
+      const s = await withRegistry(opts.db, (reg) => deviceSummary(reg, deviceId, { auditLimit }), { readonly: true });
       const session = await live;
       if (opts.json) {
         printJson({

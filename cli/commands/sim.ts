@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { SimFlags } from '../../device-sim/index.js';
-import { DEFAULT_DB, examples } from '../common.js';
+import { DEFAULT_DB, examples, requireExistingRegistry } from '../common.js';
 
 /**
  * `credbroker sim`: a fleet of simulated devices against a running broker; a
@@ -51,6 +51,7 @@ its deliberate failures (--failed-auth-burst/--failed-auth-per-sec) and reports 
       // Loaded here, not at start-up: every other command stays fast to start.
       const { formatReport, parseSimFlags, runSimulation } = await import('../../device-sim/index.js');
       const opts = parseSimFlags(flags, process.env, DEFAULT_DB);
+      if (opts.db) requireExistingRegistry(opts.db);
       const report = await runSimulation(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
       if (!report.ok) {

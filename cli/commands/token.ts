@@ -33,6 +33,6 @@ It is a bearer secret: do not paste it into tickets or logs.
           out(t.token);
           note(`minted access token for ${deviceId}: jti ${t.jti}, expires ${time(t.expiresAt)}`);
         }
-      }, { mustExist: true });
+      });
     });
 }

@@ -17,6 +17,9 @@ export interface CliOptions {
   /** Written to the child's stdin (which is then closed). */
   readonly input?: string | Buffer;
   readonly cwd?: string;
+  /** Run as this user and group (the test runner must be root to switch). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 /**
@@ -38,7 +41,7 @@ function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.Proces
 
 /** Starts `node dist/cli/main.js ...args` (for tests that need the process, e.g. to kill it). */
 export function spawnCli(args: readonly string[], opts: CliOptions = {}): ChildProcess {
-  return spawn(process.execPath, [CLI_PATH, ...args], { cwd: opts.cwd, env: childEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [CLI_PATH, ...args], { cwd: opts.cwd, env: childEnv(opts.env), uid: opts.uid, gid: opts.gid, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** Runs the CLI to completion and collects its exit code and output. */
@@ -66,4 +69,44 @@ export function lines(text: string): string[] {
 /** Decodes a JWT's payload (no verification: for reading jti/sub in tests). */
 export function jwtPayload(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+}
+
+export interface ServingCli {
+  readonly child: ChildProcess;
+  /** stderr so far (the "broker ready" line, or the error that stopped it). */
+  stderr(): string;
+  /** stdout so far. */
+  stdout(): string;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Starts `credbroker serve ...args` and resolves once it printed "broker ready", or
+ * with the exit code when it stopped first (a refused start).
+ */
+export function serveCli(args: readonly string[], opts: CliOptions = {}): Promise<ServingCli | CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawnCli(['serve', ...args], opts);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (b: Buffer) => { out += b.toString('utf8'); });
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    child.on('error', reject);
+    child.stderr!.on('data', (b: Buffer) => {
+      err += b.toString('utf8');
+      if (/broker ready/.test(err)) {
+        resolve({
+          child,
+          stderr: () => err,
+          stdout: () => out,
+          stop: () => {
+            child.kill('SIGTERM');
+            return exited;
+          },
+        });
+      }
+    });
+    void exited.then((code) => resolve({ code, signal: child.signalCode, stdout: out, stderr: err }));
+  });
 }
