@@ -5,7 +5,7 @@
  * written into the repository).
  *
  * Environment:
- *   BENCH_ONLY=verify,connect,storm,throughput,memory,revocation,provision   subset
+ *   BENCH_ONLY=verify,connect,storm,throughput,forward,memory,revocation,provision   subset
  *   BENCH_RUNS=3             runs per figure (minimum 3; throughput takes at least 5)
  *   BENCH_CPU_PROF=DIR       write V8 CPU profiles of the credbroker children to DIR
  *   BENCH_NO_MOSQUITTO=1     skip the Mosquitto column even when it is installed
@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { benchAuthenticateHook } from './authenticate.js';
 import { benchConnectRate } from './connect-rate.js';
+import { benchForward } from './forward.js';
 import { createFixture } from './lib/fixture.js';
 import { mosquittoPath, prepareMosquitto } from './lib/mosquitto.js';
 import { fmt, now, ratio, table, verdict, type Row } from './lib/stats.js';
@@ -24,7 +25,7 @@ import { benchRevocation } from './revocation-latency.js';
 import { benchThroughput, type ThroughputMode } from './throughput.js';
 import { benchVerify } from './verify.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,throughput,memory,revocation').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,throughput,forward,memory,revocation').split(',').map((s) => s.trim()));
 const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
 // At least five: per-message costs of a few µs make these the noisiest ratios on shared cores.
 const throughputRuns = Math.max(runs, 5);
@@ -146,6 +147,21 @@ async function main(): Promise<void> {
         });
       }
       json.throughput = out;
+    });
+
+    if (only.has('forward')) await section('forward', async () => {
+      log('7. delivery ACL check (authorizeForward hook in-process)');
+      const f = await benchForward(fx, runs);
+      json.forward = f;
+      // aedes' own CPU per delivered message, QoS 0 to one subscriber, when measured in this run.
+      const tp = (json.throughput as { mode: { qos: number; sink: string }; kinds: Record<string, { cpuPerMsgUs: number }> }[] | undefined)
+        ?.find((r) => r.mode.qos === 0 && r.mode.sink === 'subscriber')?.kinds.aedes?.cpuPerMsgUs;
+      const share = tp ? f.checkUs / tp : NaN;
+      rows.push({ bench: '7 forward', metric: 'authorizeForward µs/delivery, ACL check on vs off', credbroker: fmt(f.onUs, 3), baseline: fmt(f.offUs, 3), ratio: ratio(f.onUs / f.offUs), target: 'info', verdict: 'info' });
+      rows.push({
+        bench: '7 forward', metric: 'ACL check µs/delivery (persistent or re-ACLed sessions only) vs aedes CPU/msg', credbroker: fmt(f.checkUs, 3), baseline: tp ? fmt(tp, 2) : 'n/a (throughput not run)',
+        ratio: Number.isFinite(share) ? `${(share * 100).toFixed(1)} %` : 'n/a', target: 'info', verdict: 'info',
+      });
     });
 
     if (only.has('memory')) await section('memory', async () => {

@@ -49,6 +49,8 @@ export function createAuthenticate(ctx: BrokerContext) {
       if (client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
       const secret = password.toString('utf8');
       const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, verifyTime);
+      // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
+      session.checkDelivery = client.clean === false;
       // Counted only for proven credentials: a stranger who knows a device id must not be able to lock it out.
       if (!ctx.deviceConnects.take(username)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'connect_rate');
       ctx.sessions.attach(client, session);
@@ -82,7 +84,7 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, ver
   const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(claims);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
   return {
-    deviceId, kind: 'token', jti: claims.jti as Jti, connectedAt: Date.now(), expiresAt: claims.exp * 1000, refreshHash: null, ended: null,
+    deviceId, kind: 'token', jti: claims.jti as Jti, connectedAt: Date.now(), expiresAt: claims.exp * 1000, refreshHash: null, ended: null, checkDelivery: false,
     acl: sessionAcl(deviceId, claims.acl),
   };
 }
@@ -102,7 +104,7 @@ function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, 
   }
   return {
     deviceId, kind: 'refresh', jti: null, connectedAt: Date.now(), expiresAt: Math.min(Date.now() + REFRESH_SESSION_MS, rec.expiresAt),
-    refreshHash: rec.hash, ended: null, acl: sessionAcl(deviceId, null),
+    refreshHash: rec.hash, ended: null, checkDelivery: false, acl: sessionAcl(deviceId, null),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { Client, PublishPacket } from 'aedes';
 import { issueAccessToken, reportRefreshReplay, rotateRefreshCredential, type Rotated } from '../operations/index.js';
 import type { BrokerContext } from './context.js';
-import { sessionAcl, type Session } from './session.js';
+import { sameSubscribeRules, sessionAcl, type Session } from './session.js';
 import { tokenTopics } from './token-topics.js';
 
 /** Codes a device may find in a `…/token/rejected` answer (documented in provisioning.md). */
@@ -106,7 +106,11 @@ export class RenewalResponder {
     session.jti = token.jti;
     if (session.kind === 'token') {
       ctx.sessions.extend(client, token.expiresAt);
-      session.acl = sessionAcl(session.deviceId, token.acl); // a profile change applies from this renewal on
+      // A profile change applies from this renewal on. Subscriptions granted under
+      // the old rules stay in aedes, so from now on every delivery is held to the new ones.
+      const acl = sessionAcl(session.deviceId, token.acl);
+      if (!sameSubscribeRules(session.acl, acl)) session.checkDelivery = true;
+      session.acl = acl;
     }
     ctx.metrics.renewals.inc({ result: 'accepted', reason: session.kind });
     this.answer(session.deviceId, tokenTopics(session.deviceId).accepted, {

@@ -22,6 +22,14 @@ export interface Session {
   /** ms; the session is closed at this instant plus the leeway unless renewed. */
   expiresAt: number;
   acl: CompiledAcl;
+  /**
+   * Hold every delivery to `acl` (authorizeForward). Set when subscriptions or
+   * queued messages may predate the current ACL: a persistent session (restored
+   * subscriptions, its offline queue) or one whose renewal changed the subscribe
+   * rules. Off otherwise: SUBSCRIBE already checked them, and the check costs
+   * per message.
+   */
+  checkDelivery: boolean;
   refreshHash: string | null;
   /** Set when the broker closes the session: no will, no more traffic. */
   ended: KickReason | null;
@@ -43,6 +51,11 @@ export function forgetWill(client: Client): void {
   const c = client as WithSession;
   c.will = null;
   c._will = null;
+}
+
+/** True when two compiled ACLs let a session receive exactly the same topics (same subscribe patterns). */
+export function sameSubscribeRules(a: CompiledAcl, b: CompiledAcl): boolean {
+  return a.sub.length === b.sub.length && a.sub.every((p, i) => p.source === b.sub[i]!.source);
 }
 
 /**

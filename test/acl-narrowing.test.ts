@@ -1,0 +1,81 @@
+import t from 'tap';
+import mqtt, { type MqttClient } from 'mqtt';
+import { issueAccessToken, setProfile } from '../operations/index.js';
+import type { DeviceId } from '../registry/index.js';
+import { connectDevice, startTestBroker, subscribeGranted } from './helpers/broker.js';
+import { renewalSession } from './helpers/renewal-session.js';
+
+// Issue 10 #6: a narrowed profile reaches sessions that were subscribed under the old,
+// wider ACL — after an in-band renewal, and when a persistent session is resumed.
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const WIDE = { name: 'watcher', publish: ['watchers/{device}/status'], subscribe: ['devices/#'] };
+const NARROW = { ...WIDE, subscribe: ['devices/{device}/commands/#'] };
+
+/** Every topic a client receives, in order (token answers left out). */
+function inbox(client: MqttClient): string[] {
+  const got: string[] = [];
+  client.on('message', (topic) => { if (!topic.startsWith('$devices/')) got.push(topic); });
+  return got;
+}
+
+t.test('narrowing an ACL reaches existing subscriptions', async (t) => {
+  const tb = await startTestBroker({ authFailBurst: 1000, authFailPerSec: 100 });
+  t.teardown(() => tb.close());
+  const clients: MqttClient[] = [];
+  t.teardown(() => { for (const c of clients) c.end(true); });
+  setProfile(tb.issuer.reg, WIDE);
+  const [ops] = await tb.provision(['nar-ops'], 'observer');
+  const sender = (await connectDevice(tb.url, ops!)).client!;
+  clients.push(sender);
+  const send = async (topic: string, retain = false) => { await sender.publishAsync(topic, 'x', { qos: 1, retain }); };
+
+  t.test('an in-band renewal under the narrowed profile stops deliveries outside it', async (t) => {
+    const [w] = await tb.provision(['nar-1'], 'watcher');
+    const s = await renewalSession(tb.url, 'nar-1', w!.accessToken);
+    clients.push(s.client!);
+    const got = inbox(s.client!);
+    t.equal(await subscribeGranted(s.client!, 'devices/#'), 1, 'the wide profile grants devices/#');
+    await send('devices/other/commands/a');
+    await sleep(300);
+    t.same(got, ['devices/other/commands/a'], 'before narrowing: another device\'s command arrives');
+
+    setProfile(tb.issuer.reg, NARROW);
+    t.equal((await s.request!()).kind, 'accepted', 'renewed in-band under the narrowed profile');
+    got.length = 0;
+    await send('devices/other/commands/b');
+    await send('devices/other/commands/retained', true);
+    await send('devices/nar-1/commands/c');
+    await sleep(500);
+    t.same(got, ['devices/nar-1/commands/c'], 'after renewal: only its own commands, through the same old subscription');
+    t.equal(await subscribeGranted(s.client!, 'devices/#'), 128, 'a new wide SUBSCRIBE is refused');
+    setProfile(tb.issuer.reg, WIDE);
+  });
+
+  t.test('a persistent session resumed under a narrower token gets neither restored subscriptions nor its queue outside the ACL', async (t) => {
+    const [w] = await tb.provision(['nar-2'], 'watcher');
+    const persistent = { clean: false } as const;
+    const first = (await connectDevice(tb.url, w!, persistent)).client!;
+    t.equal(await subscribeGranted(first, 'devices/#'), 1);
+    await new Promise<void>((r) => first.end(false, {}, () => r()));
+    await send('devices/other/commands/queued');     // queued for the offline session (QoS 1)
+    await send('devices/nar-2/commands/queued-own');
+
+    setProfile(tb.issuer.reg, NARROW);
+    const narrow = await issueAccessToken(tb.issuer, 'nar-2' as DeviceId);
+    // The queue is flushed right after CONNACK: listen before connecting.
+    const c = mqtt.connect(tb.url, { clientId: 'nar-2', username: 'nar-2', password: narrow.token, clean: false, reconnectPeriod: 0, protocolVersion: 4 });
+    clients.push(c);
+    const got = inbox(c);
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => { c.once('connect', resolve); c.once('error', reject); });
+    t.ok(connack.sessionPresent, 'the session was resumed');
+    await sleep(500);
+    t.ok(got.includes('devices/nar-2/commands/queued-own'), 'its own queued command is delivered');
+    t.equal(await subscribeGranted(c, 'devices/nar-2/commands/#'), 1, 'it subscribes within its new ACL');
+    await send('devices/other/commands/live');
+    await send('devices/nar-2/commands/live-own');
+    await sleep(500);
+    t.notOk(got.some((topic) => topic.startsWith('devices/other/')), `nothing of another device arrives, queued or live (got ${JSON.stringify(got)})`);
+    t.ok(got.includes('devices/nar-2/commands/live-own'), 'its own commands do');
+    setProfile(tb.issuer.reg, WIDE);
+  });
+});
