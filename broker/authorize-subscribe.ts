@@ -5,7 +5,8 @@ import { sessionOf } from './session.js';
 
 /**
  * The aedes `authorizeSubscribe` hook: a filter is granted only if every topic
- * it could match is in the session's subscribe ACL; otherwise SUBACK 0x80
+ * it could match is in the session's subscribe ACL, and the connection holds
+ * fewer than `maxSubscriptionsPerConnection` filters; otherwise SUBACK 0x80
  * (aedes sends 0x80 when the callback passes a null subscription).
  */
 export function createAuthorizeSubscribe(ctx: BrokerContext) {
@@ -16,9 +17,16 @@ export function createAuthorizeSubscribe(ctx: BrokerContext) {
       ctx.sessions.kick(client, 'expired');
       return callback(new Error('token expired'));
     }
-    if (ctx.config.weaken.skipSubscribeCheck || maySubscribe(s.acl, sub.topic)) return callback(null, sub);
-    ctx.metrics.aclDenials.inc({ action: 'subscribe' });
-    ctx.log.debug({ event: 'acl.subscribe_denied', device: s.deviceId }, 'subscribe refused');
-    callback(null, null);
+    if (!ctx.config.weaken.skipSubscribeCheck && !maySubscribe(s.acl, sub.topic)) {
+      ctx.metrics.aclDenials.inc({ action: 'subscribe' });
+      ctx.log.debug({ event: 'acl.subscribe_denied', device: s.deviceId }, 'subscribe refused');
+      return callback(null, null);
+    }
+    if (!ctx.subscriptions.admit(client, sub.topic)) {
+      ctx.metrics.limitRefusals.inc({ limit: 'subscriptions_per_connection' });
+      ctx.log.debug({ event: 'limit.subscriptions', device: s.deviceId, max: ctx.config.maxSubscriptionsPerConnection }, 'subscribe refused: too many subscriptions');
+      return callback(null, null);
+    }
+    callback(null, sub);
   };
 }

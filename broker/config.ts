@@ -52,6 +52,8 @@ export interface BrokerConfig {
   readonly revocationPollMs: number;
   readonly drainTimeoutMs: number;
   readonly maxInflightInbound: number;
+  /** Subscription filters one connection may hold; beyond it, SUBACK 0x80. */
+  readonly maxSubscriptionsPerConnection: number;
   readonly logLevel: string;
   readonly weaken: Weakening;
 }
@@ -82,6 +84,7 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   revocationPollMs: 50,
   drainTimeoutMs: 30_000,
   maxInflightInbound: 100,
+  maxSubscriptionsPerConnection: 100,
   logLevel: 'info',
   weaken: {},
 };

@@ -7,6 +7,7 @@ import type { BrokerMetrics } from './metrics.js';
 import type { KeyedRateLimiter } from './rate-limit.js';
 import type { RevocationState } from './revocation-state.js';
 import type { Sessions } from './sessions.js';
+import type { SubscriptionLimit } from './subscription-limit.js';
 
 /** Everything the aedes hooks share; built once by `startBroker`. */
 export interface BrokerContext {
@@ -21,5 +22,6 @@ export interface BrokerContext {
   readonly authFailures: KeyedRateLimiter;
   readonly deviceConnects: KeyedRateLimiter;
   readonly renewals: KeyedRateLimiter;
+  readonly subscriptions: SubscriptionLimit;
   aedes: Aedes | null;
 }

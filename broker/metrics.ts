@@ -13,6 +13,7 @@ export class BrokerMetrics {
   readonly aclDenials = new Counter({ name: 'credbroker_acl_denials_total', help: 'Refused publishes, subscribes and deliveries (deliver: a topic outside the session ACL)', labelNames: ['action'] as const, registers: [this.registry] });
   readonly renewals = new Counter({ name: 'credbroker_renewals_total', help: 'In-band token renewals by result', labelNames: ['result', 'reason'] as const, registers: [this.registry] });
   readonly kicks = new Counter({ name: 'credbroker_session_kicks_total', help: 'Sessions closed by the broker', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly limitRefusals = new Counter({ name: 'credbroker_limit_refusals_total', help: 'Requests refused because a resource limit was reached, by limit', labelNames: ['limit'] as const, registers: [this.registry] });
   readonly wsRefusals = new Counter({ name: 'credbroker_ws_handshake_refusals_total', help: 'WebSocket upgrades refused (no mqtt subprotocol, origin not allowed)', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly verifySeconds = new Histogram({
     name: 'credbroker_token_verify_seconds', help: 'Access token verification time', registers: [this.registry],

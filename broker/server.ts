@@ -17,6 +17,7 @@ import { RenewalResponder } from './renewal.js';
 import { RevocationState } from './revocation-state.js';
 import { RevocationWatcher } from './revocation-watcher.js';
 import { Sessions } from './sessions.js';
+import { SubscriptionLimit } from './subscription-limit.js';
 
 export interface RunningBroker {
   /** Bound ports (null for a disabled listener). */
@@ -48,6 +49,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     authFailures: new KeyedRateLimiter(config.authFailBurst, config.authFailPerSec),
     deviceConnects: new KeyedRateLimiter(config.deviceConnectBurst, config.deviceConnectPerSec),
     renewals: new KeyedRateLimiter(config.renewBurst, config.renewPerSec),
+    subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
   };
   const weakened = Object.entries(config.weaken).filter(([, on]) => on).map(([k]) => k);
   if (weakened.length) log.warn({ event: 'broker.weakened', weakened }, 'TEST-ONLY WEAKENING ENABLED: this broker is deliberately insecure');
@@ -71,6 +73,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   ctx.aedes = aedes;
   aedes.on('clientReady', (c) => ctx.sessions.ready(c));
   aedes.on('clientDisconnect', (c) => ctx.sessions.gone(c));
+  aedes.on('unsubscribe', (filters, c) => ctx.subscriptions.release(c, filters));
   aedes.on('clientError', (_c, err) => log.debug({ event: 'client.error', err: err.message }, 'client error'));
   aedes.on('connectionError', (_c, err) => log.debug({ event: 'connection.error', err: err.message }, 'connection error'));
   const watcher = new RevocationWatcher(ctx);
