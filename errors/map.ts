@@ -34,6 +34,12 @@ const EXIT: Record<ErrorCode, number> = {
   ERR_BROKER_UNREACHABLE: 8,
 };
 
+/**
+ * A run stopped by Ctrl-C (SIGINT) after keeping what it had done, e.g. a batch
+ * provision: 128 + SIGINT, as shells report a process killed by it.
+ */
+export const EXIT_INTERRUPTED = 130;
+
 export function exitCodeFor(err: unknown): number {
   return isCredbrokerError(err) ? EXIT[err.code] : 1;
 }

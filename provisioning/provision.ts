@@ -23,6 +23,12 @@ export interface ProvisionOptions extends IssueOptions {
   readonly chunkSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
   /**
+   * Stops the run between chunks (Ctrl-C): what has committed stays, with its
+   * files in place, and the result says `interrupted`; running the same batch
+   * again provisions the rest.
+   */
+  readonly signal?: AbortSignal;
+  /**
    * Fault-injection hook for crash tests: runs after a chunk's registry commit and
    * before its credentials files are renamed into place (throw to simulate a crash there).
    */
@@ -42,6 +48,9 @@ export interface ProvisionResult {
   readonly recovered: DeviceId[];
   /** Already provisioned, but `outDir` holds no credentials file for them (written elsewhere, or lost). */
   readonly missingFiles: DeviceId[];
+  /** Stopped by `signal` before the end: `remaining` devices of the batch were not provisioned. */
+  readonly interrupted: boolean;
+  readonly remaining: number;
 }
 
 interface Planned { readonly id: DeviceId; readonly profile: Profile }
@@ -102,8 +111,10 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
     opts.onProgress?.(0, todo.length);
     // Pipeline: chunk i+1 is signed on the thread pool while the main thread stores chunk i.
     let next = todo.length ? mintChunk(todo.slice(0, chunkSize)) : null;
+    let stoppedAt: number | null = null;
     for (let i = 0; i < todo.length; i += chunkSize) {
       const { sets, now } = await next!;
+      if (opts.signal?.aborted) { stoppedAt = i; break; } // the signed chunk is dropped: it never existed
       next = i + chunkSize < todo.length ? mintChunk(todo.slice(i + chunkSize, i + 2 * chunkSize)) : null;
       const stored = storeChunk(issuer, sets, now, outDir, opts.afterChunkCommit);
       for (const s of stored.committed) provisioned.push(s.file);
@@ -113,9 +124,11 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
     if (provisioned.length > 0 || skipped.length > 0) {
       reg.audit.append('cli', 'batch.provision', null, {
         provisioned: provisioned.length, skipped: skipped.length, invalid: invalid.length, recovered: recovered.length,
+        ...(stoppedAt === null ? {} : { interrupted: true }),
       });
     }
-    return { provisioned, skipped, invalid, recovered, missingFiles };
+    const remaining = stoppedAt === null ? 0 : todo.length - stoppedAt;
+    return { provisioned, skipped, invalid, recovered, missingFiles, interrupted: stoppedAt !== null, remaining };
   } finally {
     releaseLock();
   }

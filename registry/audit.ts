@@ -16,7 +16,12 @@ export interface AuditEvent {
 export interface AuditQuery {
   readonly deviceId?: string;
   readonly since?: number;
-  readonly limit?: number;
+  /** An exact action (`device.revoke`), or a prefix ending in `*` (`device.*`). */
+  readonly action?: string;
+  /** Only events older than this event id (the paging cursor: newest first). */
+  readonly before?: number;
+  /** Default 100; null for no limit. */
+  readonly limit?: number | null;
 }
 
 interface Row { id: number; at: number; actor: string; action: string; device_id: string | null; details: string | null }
@@ -39,8 +44,15 @@ export class AuditLog {
     const args: (string | number)[] = [];
     if (q.deviceId) { where.push('device_id = ?'); args.push(q.deviceId); }
     if (q.since !== undefined) { where.push('at >= ?'); args.push(q.since); }
-    const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    return (this.db.prepare(sql).all(...args, q.limit ?? 100) as Row[]).map((r) => ({
+    if (q.action !== undefined) {
+      if (q.action.endsWith('*')) { where.push("action LIKE ? ESCAPE '\\'"); args.push(`${q.action.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`)}%`); }
+      else { where.push('action = ?'); args.push(q.action); }
+    }
+    if (q.before !== undefined) { where.push('id < ?'); args.push(q.before); }
+    const limit = q.limit === undefined ? 100 : q.limit;
+    const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC${limit === null ? '' : ' LIMIT ?'}`;
+    if (limit !== null) args.push(limit);
+    return (this.db.prepare(sql).all(...args) as Row[]).map((r) => ({
       id: r.id, at: r.at, actor: r.actor, action: r.action, deviceId: r.device_id,
       details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
     }));

@@ -38,6 +38,11 @@ const toDevice = (r: Row): Device => ({
 export interface DeviceFilter {
   readonly status?: DeviceStatus;
   readonly profile?: string;
+  /** Only ids that start with this. */
+  readonly prefix?: string;
+  /** Only ids after this one (the paging cursor: the list is ordered by id). */
+  readonly after?: string;
+  readonly limit?: number | null;
 }
 
 export class Devices {
@@ -89,12 +94,21 @@ export class Devices {
     return found;
   }
 
+  /** Ordered by id. A prefix and a cursor are ranges on the primary key, so a page costs its own size. */
   list(filter: DeviceFilter = {}): Device[] {
     const where: string[] = [];
-    const args: string[] = [];
+    const args: (string | number)[] = [];
     if (filter.status) { where.push('status = ?'); args.push(filter.status); }
     if (filter.profile) { where.push('profile = ?'); args.push(filter.profile); }
-    const sql = `SELECT * FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`;
+    if (filter.prefix) {
+      // Ids are ASCII below DEL, so every id with the prefix sorts before prefix + DEL.
+      where.push('id >= ? AND id < ?');
+      args.push(filter.prefix, `${filter.prefix}\u007f`);
+    }
+    if (filter.after !== undefined) { where.push('id > ?'); args.push(filter.after); }
+    const limit = filter.limit ?? null;
+    const sql = `SELECT * FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id${limit === null ? '' : ' LIMIT ?'}`;
+    if (limit !== null) args.push(limit);
     return (this.db.prepare(sql).all(...args) as Row[]).map(toDevice);
   }
 

@@ -1,13 +1,17 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import type { AuditEvent } from '../../registry/audit.js';
-import { parseDeviceId } from '../../registry/ids.js';
+import { describe, parseDeviceId } from '../../registry/ids.js';
 import { parseSince } from '../../util/time.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
-import { iso, out, plural, printJson, time } from '../output.js';
+import { iso, out, plural, time } from '../output.js';
+import { addPagingOptions, fetchLimit, pageRequest, printPageFooter, printPageJson, toPage, type PagingFlags } from '../paging.js';
 import { printAudit } from './show.js';
 
-interface Opts { db: string; device?: string; since?: string; limit: string; json?: boolean }
+interface Opts extends PagingFlags { db: string; device?: string; since?: string; action?: string; json?: boolean }
+
+/** Shown when --limit is not given (the newest events are what an operator looks at first). */
+const DEFAULT_LIMIT = 100;
 
 export function auditJson(e: AuditEvent): Record<string, unknown> {
   return { id: e.id, at: iso(e.at), actor: e.actor, action: e.action, deviceId: e.deviceId, details: e.details };
@@ -24,31 +28,47 @@ export function formatDetails(details: Record<string, unknown> | null): string {
     .join(' ');
 }
 
+/** `--action`: an action name (`device.revoke`) or a prefix ending in `*` (`device.*`). */
+function parseAction(raw: string): string {
+  if (/^[A-Za-z0-9._-]{1,64}\*?$|^\*$/.test(raw)) return raw;
+  throw new UsageError(`invalid --action ${describe(raw)}: give an action such as device.revoke, or a prefix ending in * such as "device.*"`);
+}
+
+/** The `--after` cursor of the audit log: an event id. */
+function parseEventCursor(raw: string): string {
+  if (/^[1-9]\d{0,15}$/.test(raw)) return raw;
+  throw new UsageError(`invalid --after ${describe(raw)}: the cursor is an audit event id (the "next" of the previous page)`);
+}
+
 export function registerAudit(program: Command): void {
-  addDbOption(program.command('audit'))
+  const cmd = addDbOption(program.command('audit'))
     .description('show the audit log, newest first (provisioning, tokens, revocations, restores, key rotations, broker events)')
     .option('--device <id>', 'only events about this device')
-    .option('--since <time>', 'only events since TIME: ISO 8601 (2024-05-01T08:00:00Z) or a duration meaning that long ago (1h, 7d)')
-    .option('--limit <n>', 'at most N events', '100')
-    .option('--json', 'print the events as a JSON array')
+    .option('--action <action>', 'only events with this action (device.revoke), or a prefix ending in * ("device.*")')
+    .option('--since <time>', 'only events since TIME: ISO 8601 (2024-05-01T08:00:00Z) or a duration meaning that long ago (1h, 7d)');
+  addPagingOptions(cmd, 'events', DEFAULT_LIMIT, 'an event id: the page goes on with older events')
+    .option('--json', 'print the events as a JSON array (with --after: {"items": [...], "next": ...})')
     .addHelpText('after', examples(
       'credbroker audit --since 1h',
       'credbroker audit --device pump-0042 --limit 20',
+      'credbroker audit --action device.revoke --since 7d',
+      'credbroker audit --action "token.*" --limit 50 --after 1234',
       'credbroker audit --since 2024-05-01T00:00:00Z --json | jq ".[] | select(.action == \\"device.revoke\\")"',
     ))
     .action(async (opts: Opts) => {
-      const limit = Number(opts.limit);
-      if (!/^\d+$/.test(opts.limit) || !Number.isSafeInteger(limit) || limit < 1 || limit > 1_000_000) {
-        throw new UsageError(`invalid --limit "${opts.limit.slice(0, 20)}": use a whole number from 1 to 1000000`);
-      }
+      const req = pageRequest(opts, DEFAULT_LIMIT, parseEventCursor);
       const deviceId = opts.device === undefined ? undefined : parseDeviceId(opts.device);
       const since = opts.since === undefined ? undefined : parseSince(opts.since);
-      const events = await withRegistry(opts.db, (reg) => reg.audit.query({ deviceId, since, limit }), { readonly: true });
+      const action = opts.action === undefined ? undefined : parseAction(opts.action);
+      const before = req.after === null ? undefined : Number(req.after);
+      const events = await withRegistry(opts.db, (reg) => reg.audit.query({ deviceId, since, action, before, limit: fetchLimit(req) }), { readonly: true });
+      const page = toPage(events, req.limit, (e) => String(e.id));
       if (opts.json) {
-        printJson(events.map(auditJson));
+        printPageJson(page, req, auditJson, 'events');
         return;
       }
-      printAudit(events);
-      out(`${plural(events.length, 'event')}${events.length === limit ? ` (the newest ${limit}; use --limit for more)` : ''}`);
+      printAudit(page.items);
+      out(plural(page.items.length, 'event'));
+      printPageFooter(page, 'events');
     });
 }

@@ -1,9 +1,12 @@
 import { Option, type Command } from 'commander';
+import { UsageError } from '../../errors/index.js';
 import type { Device, DeviceStatus } from '../../registry/devices.js';
+import { describe, isDeviceId } from '../../registry/ids.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
-import { count, iso, out, printJson, printTable, time } from '../output.js';
+import { count, iso, out, printTable, time } from '../output.js';
+import { addPagingOptions, fetchLimit, pageRequest, printPageFooter, printPageJson, toPage, type PagingFlags } from '../paging.js';
 
-interface Opts { db: string; status?: DeviceStatus; profile?: string; json?: boolean }
+interface Opts extends PagingFlags { db: string; status?: DeviceStatus; profile?: string; search?: string; json?: boolean }
 
 /** The JSON form of a device (times as ISO 8601). */
 export function deviceJson(d: Device): Record<string, unknown> {
@@ -14,28 +17,52 @@ export function deviceJson(d: Device): Record<string, unknown> {
   };
 }
 
+/** A `--search` prefix: the start of a device id. */
+function parsePrefix(raw: string): string {
+  if (/^[A-Za-z0-9._:-]{1,128}$/.test(raw)) return raw;
+  throw new UsageError(`invalid --search ${describe(raw)}: give the start of a device id (letters, digits, '.', '_', ':' and '-')`);
+}
+
 export function registerDevices(program: Command): void {
-  addDbOption(program.command('devices'))
-    .description('list devices')
+  const cmd = addDbOption(program.command('devices'))
+    .description('list devices, ordered by id')
     .addOption(new Option('--status <status>', 'only devices with this status').choices(['active', 'revoked']))
     .option('--profile <name>', 'only devices with this profile')
-    .option('--json', 'print the devices as a JSON array')
+    .option('--search <prefix>', 'only devices whose id starts with PREFIX');
+  addPagingOptions(cmd, 'devices', null, 'a device id')
+    .option('--json', 'print the devices as a JSON array (with --after: {"items": [...], "next": ...})')
     .addHelpText('after', examples(
       'credbroker devices',
       'credbroker devices --status revoked',
+      'credbroker devices --search pump- --limit 50',
+      'credbroker devices --limit 50 --after pump-0050',
       'credbroker devices --profile sensor --json | jq -r ".[].id"',
-    ))
+    ) + `
+Paging in a script: start with --after "" and pass each page's "next" back until it is null:
+  cursor=""; while page=$(credbroker devices --json --limit 1000 --after "$cursor"); do
+    jq -r ".items[].id" <<<"$page"; cursor=$(jq -r ".next // empty" <<<"$page"); [ -n "$cursor" ] || break; done
+`)
     .action(async (opts: Opts) => {
-      const list = await withRegistry(opts.db, (reg) => reg.devices.list({ status: opts.status, profile: opts.profile }), { readonly: true });
+      const req = pageRequest(opts, null, (raw) => {
+        if (isDeviceId(raw)) return raw;
+        throw new UsageError(`invalid --after ${describe(raw)}: the cursor is a device id (the "next" of the previous page)`);
+      });
+      const prefix = opts.search === undefined ? undefined : parsePrefix(opts.search);
+      const list = await withRegistry(opts.db, (reg) => {
+        if (opts.profile !== undefined) reg.profiles.require(opts.profile); // a typo is "unknown profile", not an empty list
+        return reg.devices.list({ status: opts.status, profile: opts.profile, prefix, after: req.after ?? undefined, limit: fetchLimit(req) });
+      }, { readonly: true });
+      const page = toPage(list, req.limit, (d) => d.id);
       if (opts.json) {
-        printJson(list.map(deviceJson));
+        printPageJson(page, req, deviceJson, 'devices');
         return;
       }
       printTable(
         ['ID', 'PROFILE', 'STATUS', 'CREATED', 'LAST SEEN', 'CREDENTIAL EXPIRES', 'REVOKED REASON'],
-        list.map((d) => [d.id, d.profile, d.status, time(d.createdAt), time(d.lastSeenAt), time(d.credentialExpiresAt), d.revokedReason]),
+        page.items.map((d) => [d.id, d.profile, d.status, time(d.createdAt), time(d.lastSeenAt), time(d.credentialExpiresAt), d.revokedReason]),
       );
-      const revoked = list.filter((d) => d.status === 'revoked').length;
-      out(`${count(list.length)} device(s): ${count(list.length - revoked)} active, ${count(revoked)} revoked`);
+      const revoked = page.items.filter((d) => d.status === 'revoked').length;
+      out(`${count(page.items.length)} device(s): ${count(page.items.length - revoked)} active, ${count(revoked)} revoked`);
+      printPageFooter(page, 'devices');
     });
 }

@@ -57,6 +57,7 @@ to any other verifier before devices start presenting tokens signed by the new k
     });
 
   subcommand(keys, 'jwks', 'print the public keys as a JWKS (the same document the broker serves at /.well-known/jwks.json)')
+    .option('--json', 'accepted for symmetry with the other commands: the JWKS is JSON either way')
     .addHelpText('after', examples('credbroker keys jwks > jwks.json', 'credbroker keys jwks | jq -r ".keys[].kid"'))
     .action(async (opts: Opts) => {
       const { Keyring } = await import('../../tokens/keyring.js');

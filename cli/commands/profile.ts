@@ -7,7 +7,8 @@ import { count, iso, out, printJson, printTable, time } from '../output.js';
 interface SetOpts { db: string; pub?: string[]; sub?: string[]; ttl?: string; json?: boolean }
 interface ListOpts { db: string; json?: boolean }
 
-function profileJson(p: Profile, devices?: number): Record<string, unknown> {
+/** The one JSON form of a profile (`profile show/list/set --json`, and the profile in `show ID --json`). */
+export function profileJson(p: Profile, devices?: number): Record<string, unknown> {
   return {
     name: p.name, publish: p.publish, subscribe: p.subscribe, tokenTtl: formatDuration(p.tokenTtlMs), tokenTtlMs: p.tokenTtlMs,
     createdAt: iso(p.createdAt), updatedAt: iso(p.updatedAt), ...(devices === undefined ? {} : { devices }),

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
+import { EXIT_INTERRUPTED } from '../../errors/map.js';
 import { DEFAULT_BROKER_URL, parseBrokerUrl } from '../../provisioning/broker-url.js';
 import type { BatchRow } from '../../provisioning/batch-file.js';
 import type { ProvisionResult } from '../../provisioning/provision.js';
@@ -69,22 +70,46 @@ Either --out or --json is required: the refresh credentials are shown only once.
           }, cliProgress.Presets.shades_classic)
           : undefined;
         const started = performance.now();
+        const stop = stopOnCtrlC(() => bar?.stop());
         let result: ProvisionResult;
         try {
           result = await provisionDevices(issuer, rows, {
-            profile: opts.profile, outDir: opts.out, skipInvalid: opts.skipInvalid, brokerUrl, ttlMs, credentialTtlMs,
+            profile: opts.profile, outDir: opts.out, skipInvalid: opts.skipInvalid, brokerUrl, ttlMs, credentialTtlMs, signal: stop.signal,
             onProgress: bar && ((done, total) => {
+              if (stop.signal.aborted) return; // the bar was cleared for the note
               if (done === 0) bar.start(total, 0);
               else bar.update(done);
             }),
           });
         } finally {
+          stop.release();
           bar?.stop();
         }
         const seconds = (performance.now() - started) / 1000;
         report(result, seconds, opts);
+        if (result.interrupted) {
+          note(`credbroker: interrupted with ${count(result.remaining)} device(s) of the batch not provisioned; run the same command again to provision the rest (devices already provisioned are skipped)`);
+          process.exitCode = EXIT_INTERRUPTED;
+        }
       });
     });
+}
+
+/**
+ * The first Ctrl-C asks the run to stop after the chunk it is writing (what is
+ * committed keeps its files, and the summary is printed); a second one exits at
+ * once, which a re-run also recovers from (see provisionDevices).
+ */
+function stopOnCtrlC(beforeNote: () => void): { signal: AbortSignal; release: () => void } {
+  const ctl = new AbortController();
+  const onSigint = () => {
+    if (ctl.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    ctl.abort();
+    beforeNote();
+    note('credbroker: stopping after the devices being written (Ctrl-C again to stop at once; the batch can be resumed either way)');
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: ctl.signal, release: () => process.off('SIGINT', onSigint) };
 }
 
 const credentialsFilePath = (dir: string, id: string) => join(dir, `${id}.json`);

@@ -6,6 +6,7 @@ import { DEFAULT_BROKER_HTTP, liveSession, parseBrokerUrl } from '../ops-http.js
 import { iso, out, printJson, printTable, time } from '../output.js';
 import { deviceJson } from './devices.js';
 import { auditJson, formatDetails } from './audit.js';
+import { profileJson } from './profile.js';
 
 interface Opts { db: string; json?: boolean; events: string; broker: string }
 
@@ -28,7 +29,7 @@ export function registerShow(program: Command): void {
       if (opts.json) {
         printJson({
           device: deviceJson(s.device),
-          profile: s.profile ? { name: s.profile.name, publish: s.profile.publish, subscribe: s.profile.subscribe, tokenTtl: s.profile.tokenTtlMs / 1000 } : null,
+          profile: s.profile ? profileJson(s.profile) : null,
           liveTokens: s.liveTokens.map((t) => ({ jti: t.jti, kid: t.kid, issuedAt: iso(t.issuedAt), expiresAt: iso(t.expiresAt) })),
           refreshCredentials: s.refreshCredentials.map((r) => ({ state: r.state, issuedAt: iso(r.issuedAt), expiresAt: iso(r.expiresAt), usedAt: iso(r.usedAt) })),
           recentAudit: s.recentAudit.map(auditJson),
