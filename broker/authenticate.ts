@@ -93,7 +93,7 @@ function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, 
   if (ctx.revocation.isDeviceRevoked(deviceId)) throw new CredentialError('ERR_TOKEN_REVOKED', 'device_revoked');
   let rec;
   try {
-    rec = checkRefreshCredential(ctx.issuer, secret, deviceId);
+    rec = checkRefreshCredential(ctx.issuer, secret, deviceId, { graceMs: ctx.config.refreshGraceMs });
   } catch (err) {
     if (isCredbrokerError(err) && err.code === 'ERR_REFRESH_REPLAYED') {
       ctx.revocation.revokeDevice(deviceId);

@@ -49,6 +49,11 @@ export interface BrokerConfig {
   /** Renewals per device: burst, then refill rate. */
   readonly renewBurst: number;
   readonly renewPerSec: number;
+  /**
+   * How long a rotated-out (`previous`) refresh credential stays good after its
+   * rotation, for a device that lost the answer; presented later, it is theft.
+   */
+  readonly refreshGraceMs: number;
   readonly revocationPollMs: number;
   readonly drainTimeoutMs: number;
   readonly maxInflightInbound: number;
@@ -81,6 +86,7 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   deviceConnectPerSec: 0.5,
   renewBurst: 3,
   renewPerSec: 0.5,
+  refreshGraceMs: 600_000,
   revocationPollMs: 50,
   drainTimeoutMs: 30_000,
   maxInflightInbound: 100,
@@ -188,7 +194,7 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
 }
 
 const PORTS = new Set(['mqttPort', 'tlsPort', 'wsPort', 'httpPort']);
-const DURATIONS = new Set(['connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs']);
+const DURATIONS = new Set(['connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs', 'refreshGraceMs']);
 const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey']);
 /** pino's levels. */
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -7,18 +7,24 @@ import { revokeDevices } from './revoke.js';
 /**
  * Checks a refresh credential presented by `deviceId` (shape and checksum first,
  * without touching the database). Presenting a superseded credential is a theft
- * signal: the device is revoked and a theft event audited before refusing.
+ * signal: the device is revoked and a theft event audited before refusing. So is
+ * presenting the `previous` one (rotated out, its successor not used yet) more
+ * than `graceMs` after its rotation: a device that lost the answer comes back
+ * within minutes, while an online device may never use its successor, which
+ * would leave a stolen copy good for the credential's whole lifetime.
  *
  * @throws CredentialError ERR_REFRESH_MALFORMED | ERR_REFRESH_UNKNOWN | ERR_IDENTITY_MISMATCH |
  *   ERR_REFRESH_REPLAYED | ERR_TOKEN_REVOKED | ERR_CREDENTIAL_EXPIRED
  */
-export function checkRefreshCredential(issuer: Issuer, text: string, deviceId: DeviceId, now = Date.now()): RefreshRecord {
+export function checkRefreshCredential(issuer: Issuer, text: string, deviceId: DeviceId, opts: { graceMs?: number; now?: number } = {}): RefreshRecord {
+  const now = opts.now ?? Date.now();
   const hash = hashRefreshCredential(parseRefreshCredential(text));
   const rec = issuer.reg.refresh.find(hash);
   if (!rec) throw new CredentialError('ERR_REFRESH_UNKNOWN', 'refresh credential unknown');
   if (rec.deviceId !== deviceId) throw new CredentialError('ERR_IDENTITY_MISMATCH', 'refresh credential belongs to another device');
-  if (rec.state === 'superseded') {
-    reportRefreshReplay(issuer, deviceId, 'connect', now);
+  const graceOver = rec.state === 'previous' && rec.usedAt !== null && now - rec.usedAt > (opts.graceMs ?? Infinity);
+  if (rec.state === 'superseded' || graceOver) {
+    reportRefreshReplay(issuer, deviceId, 'connect', now, graceOver ? 'grace_expired' : 'superseded');
     throw new CredentialError('ERR_REFRESH_REPLAYED', 'refresh credential was already rotated: device revoked');
   }
   const device = issuer.reg.devices.require(deviceId);
@@ -27,10 +33,14 @@ export function checkRefreshCredential(issuer: Issuer, text: string, deviceId: D
   return rec;
 }
 
-/** The theft response: audit the replay and revoke the device, its tokens and credentials. */
-export function reportRefreshReplay(issuer: Issuer, deviceId: DeviceId, seenAt: 'connect' | 'renewal', now = Date.now()): void {
+/**
+ * The theft response: audit the replay and revoke the device, its tokens and
+ * credentials. `credential` says what was presented: one already superseded, or
+ * the previous one past its grace window.
+ */
+export function reportRefreshReplay(issuer: Issuer, deviceId: DeviceId, seenAt: 'connect' | 'renewal', now = Date.now(), credential: 'superseded' | 'grace_expired' = 'superseded'): void {
   issuer.reg.write(() => {
-    issuer.reg.audit.append('broker', 'security.refresh_replay', deviceId, { event: 'theft', seenAt, response: 'device revoked' }, now);
+    issuer.reg.audit.append('broker', 'security.refresh_replay', deviceId, { event: 'theft', seenAt, credential, response: 'device revoked' }, now);
     revokeDevices(issuer.reg, [deviceId], 'refresh credential replayed (possible theft)', 'broker', now);
   });
 }
@@ -43,7 +53,8 @@ export interface Rotated {
 
 /**
  * Rotates on use. Using the `current` credential makes it `previous` (still good
- * until its successor is used once) and retires any older `previous`. Using the
+ * until its successor is used once, within the grace window from now: its
+ * `used_at`) and retires any older `previous`. Using the
  * `previous` one means the device lost the answer: it gets a new `current`, and
  * the never-used one it replaces is superseded. Call inside `reg.write`.
  */

@@ -5,7 +5,8 @@ import type { DeviceId } from './ids.js';
  * Rotation states of a refresh credential (SPEC "Renewal"):
  * - `current`: the newest one handed out;
  * - `previous`: the one before it, still accepted until `current` has been used once
- *   (a device that lost the answer to its renewal must not be locked out);
+ *   (a device that lost the answer to its renewal must not be locked out), and at
+ *   most for the broker's grace window (`refreshGraceMs`) after its rotation (`usedAt`);
  * - `superseded`: replaced and no longer accepted; presenting it is a theft signal;
  * - `revoked`: killed with its device.
  */
