@@ -33,7 +33,7 @@ export async function benchForward(fx: Fixture, runs = 3): Promise<ForwardResult
     const session = (checkDelivery: boolean): Client => {
       const client = { id } as unknown as Client;
       const s: Session = {
-        deviceId: id, kind: 'token', jti: 'bench' as Jti, connectedAt: Date.now(), expiresAt: Date.now() + 3_600_000, refreshHash: null, ended: null, checkDelivery,
+        deviceId: id, kind: 'token', jti: 'bench' as Jti, kid: null, connectedAt: Date.now(), expiresAt: Date.now() + 3_600_000, refreshHash: null, ended: null, checkDelivery,
         acl: sessionAcl(id, { pub: ['devices/+/commands/#'], sub: ['devices/#'] }),
       };
       setSession(client, s);

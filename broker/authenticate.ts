@@ -3,7 +3,7 @@ import { connackCodeFor, CONNACK } from '../errors/map.js';
 import { CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
 import { checkRefreshCredential } from '../operations/index.js';
 import { isDeviceId, type DeviceId, type Jti } from '../registry/index.js';
-import { looksLikeRefreshCredential, verifyAccessToken } from '../tokens/index.js';
+import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, type VerifyOptions } from '../tokens/index.js';
 import { REFRESH_PREFIX } from '../tokens/index.js';
 import { remoteAddress } from './address.js';
 import type { BrokerContext } from './context.js';
@@ -34,6 +34,13 @@ export function createAuthenticate(ctx: BrokerContext) {
     refresh: ctx.metrics.authResults.labels('ok', 'refresh'),
   };
   const verifyTime = ctx.metrics.verifySeconds.labels();
+  // Built once per issuer (it is replaced when the keys rotate), not per CONNECT.
+  let optsFor = ctx.issuer;
+  let verifyOpts = registryVerifyOptions(optsFor.settings, ctx.config.leewaySec);
+  const options = (): VerifyOptions => {
+    if (ctx.issuer !== optsFor) verifyOpts = registryVerifyOptions((optsFor = ctx.issuer).settings, ctx.config.leewaySec);
+    return verifyOpts;
+  };
   return function authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: Done): void {
     // The peer address costs a system call: look it up only when a failure is on record or being recorded.
     let peer: string | undefined;
@@ -48,7 +55,7 @@ export function createAuthenticate(ctx: BrokerContext) {
       if (password.length > ctx.config.maxPasswordBytes) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'password_too_long');
       if (client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
       const secret = password.toString('utf8');
-      const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, verifyTime);
+      const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, options(), verifyTime);
       // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
       session.checkDelivery = client.clean === false;
       // Counted only for proven credentials: a stranger who knows a device id must not be able to lock it out.
@@ -71,12 +78,12 @@ export function createAuthenticate(ctx: BrokerContext) {
   };
 }
 
-function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, verifyTime: { observe(seconds: number): void }): Session {
+function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, opts: VerifyOptions, verifyTime: { observe(seconds: number): void }): Session {
   const started = performance.now();
-  const { settings, keyring } = ctx.issuer;
   let claims;
+  let kid;
   try {
-    ({ claims } = verifyAccessToken(token, keyring.verifyKeys, { issuer: settings.issuer, audience: settings.audience, leewaySec: ctx.config.leewaySec }));
+    ({ claims, kid } = verifyAccessToken(token, ctx.issuer.keyring.verifyKeys, opts));
   } finally {
     verifyTime.observe((performance.now() - started) / 1000);
   }
@@ -84,7 +91,7 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, ver
   const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(claims);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
   return {
-    deviceId, kind: 'token', jti: claims.jti as Jti, connectedAt: Date.now(), expiresAt: claims.exp * 1000, refreshHash: null, ended: null, checkDelivery: false,
+    deviceId, kind: 'token', jti: claims.jti as Jti, kid, connectedAt: Date.now(), expiresAt: claims.exp * 1000, refreshHash: null, ended: null, checkDelivery: false,
     acl: sessionAcl(deviceId, claims.acl),
   };
 }
@@ -103,7 +110,7 @@ function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, 
     throw err;
   }
   return {
-    deviceId, kind: 'refresh', jti: null, connectedAt: Date.now(), expiresAt: Math.min(Date.now() + REFRESH_SESSION_MS, rec.expiresAt),
+    deviceId, kind: 'refresh', jti: null, kid: null, connectedAt: Date.now(), expiresAt: Math.min(Date.now() + REFRESH_SESSION_MS, rec.expiresAt),
     refreshHash: rec.hash, ended: null, checkDelivery: false, acl: sessionAcl(deviceId, null),
   };
 }

@@ -105,6 +105,7 @@ export class RenewalResponder {
     if (session.ended) return;
     session.jti = token.jti;
     if (session.kind === 'token') {
+      session.kid = token.kid;
       ctx.sessions.extend(client, token.expiresAt);
       // A profile change applies from this renewal on. Subscriptions granted under
       // the old rules stay in aedes, so from now on every delivery is held to the new ones.

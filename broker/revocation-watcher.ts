@@ -1,5 +1,5 @@
-import { Keyring } from '../tokens/index.js';
 import type { BrokerContext } from './context.js';
+import type { KeyringRefresh } from './keyring-refresh.js';
 
 /**
  * Follows the registry's change feed so that `credbroker revoke` in another
@@ -12,7 +12,7 @@ export class RevocationWatcher {
   private dataVersion: number;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly ctx: BrokerContext) {
+  constructor(private readonly ctx: BrokerContext, private readonly keys: KeyringRefresh) {
     const { reg } = ctx.issuer;
     this.lastSeq = reg.changes.latest();
     this.dataVersion = this.readDataVersion();
@@ -58,21 +58,12 @@ export class RevocationWatcher {
           break;
         }
         case 'keys_rotated':
-          void this.reloadKeys();
+          void this.keys.reload();
           break;
       }
       ctx.log.info({ event: 'registry.change', kind: c.kind, device: c.deviceId, seq: c.seq }, 'registry change applied');
     }
     ctx.revocation.prune();
-  }
-
-  private async reloadKeys(): Promise<void> {
-    try {
-      const keyring = await Keyring.load(this.ctx.issuer.reg);
-      this.ctx.issuer = { ...this.ctx.issuer, keyring };
-    } catch (err) {
-      this.ctx.log.error({ event: 'keys.reload_failed', err: (err as Error).message }, 'signing keys reload failed');
-    }
   }
 
   close(): void {

@@ -12,6 +12,7 @@ import { createOpsServer } from './http.js';
 import { kernelBacklogCap, listen, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
+import { KeyringRefresh } from './keyring-refresh.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import { RenewalResponder } from './renewal.js';
 import { RevocationState } from './revocation-state.js';
@@ -76,7 +77,8 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   aedes.on('unsubscribe', (filters, c) => ctx.subscriptions.release(c, filters));
   aedes.on('clientError', (_c, err) => log.debug({ event: 'client.error', err: err.message }, 'client error'));
   aedes.on('connectionError', (_c, err) => log.debug({ event: 'connection.error', err: err.message }, 'connection error'));
-  const watcher = new RevocationWatcher(ctx);
+  const keys = new KeyringRefresh(ctx);
+  const watcher = new RevocationWatcher(ctx, keys);
 
   const servers: Listener[] = [];
   const bind = async (server: Listener, port: number | null, what: string, host = config.host) => {
@@ -118,6 +120,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   async function shutdown(): Promise<void> {
     ready = false;
     watcher.close();
+    keys.close();
     // Stop accepting first; `close` resolves once the remaining connections are gone.
     const stopped = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     for (const c of [...ctx.sessions.all()]) ctx.sessions.kick(c, 'shutdown');

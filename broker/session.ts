@@ -5,7 +5,7 @@ import { tokenTopics } from './token-topics.js';
 import type { DeviceId, Jti } from '../registry/index.js';
 
 /** Why the broker ended a session itself. */
-export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'acl_violation' | 'theft' | 'shutdown';
+export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'key_retired' | 'acl_violation' | 'theft' | 'shutdown';
 
 /**
  * What the broker knows about an authenticated connection, decided once at
@@ -19,6 +19,8 @@ export interface Session {
   jti: Jti | null;
   /** ms; when the broker accepted the CONNECT (`credbroker sessions`). */
   readonly connectedAt: number;
+  /** The signing key of the session's token (null on a refresh session): the session ends when the key stops verifying. */
+  kid: string | null;
   /** ms; the session is closed at this instant plus the leeway unless renewed. */
   expiresAt: number;
   acl: CompiledAcl;

@@ -93,6 +93,16 @@ export class Sessions {
     return false;
   }
 
+  /** Closes every token session whose signing key is no longer among `keys` (retired past its time, or killed by `keys rotate --now`). */
+  kickRetiredKeys(keys: ReadonlyMap<string, unknown>): number {
+    let n = 0;
+    for (const c of [...this.byDevice.values()]) {
+      const kid = sessionOf(c)?.kid;
+      if (kid && !keys.has(kid)) { this.kick(c, 'key_retired'); n++; }
+    }
+    return n;
+  }
+
   all(): IterableIterator<Client> {
     return this.byDevice.values();
   }

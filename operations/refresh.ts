@@ -39,7 +39,7 @@ export function checkRefreshCredential(issuer: Issuer, text: string, deviceId: D
  * the previous one past its grace window.
  */
 export function reportRefreshReplay(issuer: Issuer, deviceId: DeviceId, seenAt: 'connect' | 'renewal', now = Date.now(), credential: 'superseded' | 'grace_expired' = 'superseded'): void {
-  issuer.reg.write(() => {
+  issuer.reg.writeDurably(() => {
     issuer.reg.audit.append('broker', 'security.refresh_replay', deviceId, { event: 'theft', seenAt, credential, response: 'device revoked' }, now);
     revokeDevices(issuer.reg, [deviceId], 'refresh credential replayed (possible theft)', 'broker', now);
   });

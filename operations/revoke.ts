@@ -10,12 +10,13 @@ export interface RevokeResult {
 
 /**
  * Revokes devices in one transaction: status, every live token and refresh
- * credential, an audit row and a change-feed entry each. The broker (another
- * process) picks the change up from the feed and closes their sessions.
+ * credential, an audit row and a change-feed entry each, fsynced before it
+ * returns. The broker (another process) picks the change up from the feed and
+ * closes their sessions.
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND` (nothing is revoked then)
  */
 export function revokeDevices(reg: Registry, ids: readonly DeviceId[], reason: string, actor: Actor = 'cli', now = Date.now()): RevokeResult[] {
-  return reg.write(() =>
+  return reg.writeDurably(() =>
     ids.map((id) => {
       reg.devices.require(id);
       const changed = reg.devices.revoke(id, reason, now);
@@ -31,11 +32,11 @@ export function revokeDevices(reg: Registry, ids: readonly DeviceId[], reason: s
 }
 
 /**
- * Revokes one access token by jti.
+ * Revokes one access token by jti (fsynced before it returns).
  * @throws RegistryError `ERR_TOKEN_NOT_FOUND`
  */
 export function revokeToken(reg: Registry, jti: Jti, actor: Actor = 'cli', now = Date.now()): { deviceId: DeviceId; changed: boolean } {
-  return reg.write(() => {
+  return reg.writeDurably(() => {
     const token = reg.tokens.get(jti);
     if (!token) throw new RegistryError('ERR_TOKEN_NOT_FOUND', `no token with jti "${jti}" (see: credbroker show DEVICE)`);
     const changed = reg.tokens.revoke(jti, now);

@@ -14,6 +14,30 @@ export function defaultDbPath(): string {
 }
 
 /**
+ * WAL with NORMAL: a commit is fsynced at the next checkpoint, not at once, so a
+ * power loss may take the last commits. Right for renewals and audit rows (a
+ * commit on the broker's main thread would otherwise wait on the disk); wrong for
+ * a revocation, which `durably` commits with FULL.
+ */
+const EVERYDAY_SYNC = 'NORMAL';
+
+/**
+ * Runs `fn` (which commits) with synchronous=FULL: the WAL is fsynced before the
+ * commit returns, so what the caller then reports done survives a power loss,
+ * and so does every commit before it. SQLite refuses to change this inside a
+ * transaction: nested in another write, the outer one decides.
+ */
+export function durably<T>(db: Db, fn: () => T): T {
+  if (db.inTransaction) return fn();
+  db.pragma('synchronous = FULL');
+  try {
+    return fn();
+  } finally {
+    db.pragma(`synchronous = ${EVERYDAY_SYNC}`);
+  }
+}
+
+/**
  * Opens (creating on first use) the registry file with owner-only modes: the
  * folder 0700 and the file 0600, because it holds the private signing keys.
  * WAL lets the broker read while the CLI writes; the busy timeout makes a writer
@@ -31,7 +55,10 @@ export function openDb(path: string): Db {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     checkSchemaVersion(db);
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
+    db.pragma(`synchronous = ${EVERYDAY_SYNC}`);
+    // Deleted and overwritten content is zeroed, not left in free space: a retired
+    // private key must not outlive its wiping in the file's bytes.
+    db.pragma('secure_delete = ON');
     db.pragma('foreign_keys = ON');
     migrate(db);
   } catch (err) {

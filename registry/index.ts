@@ -1,4 +1,4 @@
-import { openDb, openDbReadOnly, defaultDbPath, asRegistryError, type Db } from './db.js';
+import { openDb, openDbReadOnly, defaultDbPath, asRegistryError, durably, type Db } from './db.js';
 import { Devices } from './devices.js';
 import { Profiles, DEFAULT_PROFILES } from './profiles.js';
 import { IssuedTokens } from './tokens.js';
@@ -98,6 +98,25 @@ export class Registry {
    */
   write<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * `write`, fsynced before it returns (synchronous=FULL): for what must survive a
+   * power loss once reported done — a revocation, a key killed by `keys rotate --now`.
+   */
+  writeDurably<T>(fn: () => T): T {
+    return durably(this.db, () => this.write(fn));
+  }
+
+  /**
+   * Copies the WAL into the main file and truncates the WAL to zero bytes, so
+   * that content already overwritten in place (a retired private key, zeroed by
+   * secure_delete) is gone from both files. False when a reader kept part of the
+   * WAL; the next checkpoint (at the latest when the last connection closes) takes it.
+   */
+  checkpoint(): boolean {
+    const [r] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    return r?.busy === 0;
   }
 
   close(): void {

@@ -33,9 +33,12 @@ export class SigningKeys {
       .run(k.kid, k.alg, k.publicJwk, k.privateJwk, now);
   }
 
-  /** Retires a key: it stops signing at once (its private half is wiped) and verifies until `verifyUntil`. */
+  /**
+   * Retires a key: it stops signing at once (its private half is wiped) and verifies until `verifyUntil`.
+   * On a key already retired, only `verifyUntil` moves (`keys rotate --now` ends it at once).
+   */
   retire(kid: Kid, verifyUntil: number, now: number): void {
-    this.db.prepare(`UPDATE signing_keys SET status = 'retired', private_jwk = NULL, retired_at = ?, verify_until = ? WHERE kid = ?`)
+    this.db.prepare(`UPDATE signing_keys SET status = 'retired', private_jwk = NULL, retired_at = coalesce(retired_at, ?), verify_until = ? WHERE kid = ?`)
       .run(now, verifyUntil, kid);
   }
 

@@ -10,7 +10,7 @@ import { openIssuer } from '../provisioning/index.js';
 import type { DeviceId } from '../registry/index.js';
 import { rotateKeys } from '../tokens/index.js';
 import { brokerLogLines, connectDevice, startTestBroker } from './helpers/broker.js';
-import { b64, breakChecksum, fakeRefresh, handmadeConnect, signDer, signHmac, signWith } from './helpers/hostile-jwt.js';
+import { b64, breakChecksum, fakeRefresh, handmadeConnect, respell, signDer, signHmac, signInput, signWith } from './helpers/hostile-jwt.js';
 import { authCount, connectPacket, rawConnack, sleep } from './helpers/hostile-util.js';
 
 const OVERRIDES = { authFailBurst: 10_000, authFailPerSec: 1000, deviceConnectBurst: 10_000, deviceConnectPerSec: 1000 };
@@ -43,6 +43,13 @@ t.test('hostile token corpus', async (t) => {
   const H = { alg: 'ES256', kid, typ: 'JWT' };
   const valid = signWith(priv, H, claims());
   const [vh, vp, vs] = valid.split('.') as [string, string, string];
+  // A payload whose base64url has spare bits in its last character (a length not a multiple of 4).
+  const spare = (() => {
+    for (let n = 0; ; n++) {
+      const p = b64(JSON.stringify(claims({ pad: 'x'.repeat(n) })));
+      if (p.length % 4 >= 2) return p;
+    }
+  })();
 
   // Revoked device, revoked jti (valid credentials that are not allowed: CONNACK 5).
   revokeDevices(tb.issuer.reg, ['rev' as DeviceId], 'hostile test');
@@ -125,6 +132,11 @@ t.test('hostile token corpus', async (t) => {
     d1c('leading space', ` ${valid}`),
     d1c('trailing newline', `${valid}\n`),
     d1c('DER-encoded ECDSA signature', signDer(priv, H, claims())),
+    // one token, one spelling: the same bytes written another way (validly signed where the signature covers the text)
+    d1c('signature with non-zero padding bits in its last char', `${vh}.${vp}.${respell(vs)}`),
+    d1c('header with non-zero padding bits, signed as spelled', signInput(priv, `${respell(vh)}.${vp}`)),
+    d1c('payload with non-zero padding bits, signed as spelled', signInput(priv, `${vh}.${respell(spare)}`)),
+    d1c('payload with a dangling sixth bit (length 4n+1), signed as spelled', signInput(priv, `${vh}.${vp}${'A'.repeat((5 - (vp.length % 4)) % 4)}`)),
     d1c('all-zero signature (psychic signature)', `${vh}.${vp}.${b64(Buffer.alloc(64))}`),
     d1c('attacker-signed with the real kid', signWith(attacker.privateKey, H, claims())),
     // sizes and bytes

@@ -1,6 +1,6 @@
-export { Keyring, rotateKeys, type VerifyKey, type SigningKey, type Rotation } from './keyring.js';
+export { Keyring, rotateKeys, type VerifyKey, type SigningKey, type Rotation, type RotateOptions } from './keyring.js';
 export { mintAccessToken, checkTtl, type MintedToken, type MintRequest } from './mint.js';
-export { verifyAccessToken, type VerifyOptions, type VerifiedToken } from './verify.js';
+export { verifyAccessToken, registryVerifyOptions, type VerifyOptions, type VerifiedToken } from './verify.js';
 export type { AccessTokenClaims, AclClaim } from './claims.js';
 export {
   newRefreshCredential, parseRefreshCredential, hashRefreshCredential, looksLikeRefreshCredential,

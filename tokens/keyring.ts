@@ -9,6 +9,10 @@ export interface VerifyKey {
   /** node:crypto form, for the synchronous hot-path verify. */
   readonly key: KeyObject;
   readonly jwk: JWK;
+  /** ms; Infinity while active. A token whose `iat` is after this (beyond the leeway) was not signed by us: refused. */
+  readonly retiredAt: number;
+  /** ms; Infinity while active. From this instant the key verifies nothing, in a running broker too. */
+  readonly verifyUntil: number;
 }
 
 export interface SigningKey {
@@ -44,7 +48,11 @@ export class Keyring {
     let signer: SigningKey | null = null;
     for (const r of records) {
       const jwk = JSON.parse(r.publicJwk) as JWK;
-      verifyKeys.set(r.kid, { kid: r.kid, alg: r.alg, jwk, key: createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }) });
+      verifyKeys.set(r.kid, {
+        kid: r.kid, alg: r.alg, jwk, key: createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }),
+        retiredAt: r.status === 'active' ? Infinity : r.retiredAt ?? 0,
+        verifyUntil: r.status === 'active' ? Infinity : r.verifyUntil ?? 0,
+      });
       if (r.status === 'active' && r.privateJwk) {
         const privateJwk = JSON.parse(r.privateJwk) as JWK;
         signer = {
@@ -55,6 +63,13 @@ export class Keyring {
       }
     }
     return new Keyring(signer, verifyKeys);
+  }
+
+  /** When the next retired key stops verifying (ms), or null when none will: the broker reloads then. */
+  nextExpiry(): number | null {
+    let next = Infinity;
+    for (const k of this.verifyKeys.values()) next = Math.min(next, k.verifyUntil);
+    return Number.isFinite(next) ? next : null;
   }
 
   /** The public JWKS (`keys jwks`, `/.well-known/jwks.json`). */
@@ -87,24 +102,36 @@ async function addActiveKey(reg: Registry, alg: SigningAlg, now: number, onlyIfN
 export interface Rotation {
   readonly activeKid: Kid;
   readonly retired: readonly { kid: Kid; verifyUntil: number }[];
+  /** False when a reader kept the WAL from being truncated: the wiped private key may stay in it until the next checkpoint. */
+  readonly scrubbed: boolean;
+}
+
+export interface RotateOptions {
+  /** Key compromise: every other key stops verifying now, so every token they signed is refused. */
+  readonly immediate?: boolean;
+  readonly now?: number;
 }
 
 /**
  * `keys rotate`: a new active key signs from now on; the old one keeps verifying
  * until the last token it signed has expired (plus a minute of clock leeway).
+ * With `immediate` (`keys rotate --now`), the old keys die at once instead.
+ * The retired private key is wiped from the file and the WAL (secure_delete, then a checkpoint).
  */
-export async function rotateKeys(reg: Registry, now = Date.now()): Promise<Rotation> {
+export async function rotateKeys(reg: Registry, opts: RotateOptions = {}): Promise<Rotation> {
+  const now = opts.now ?? Date.now();
   const key = await newKeyMaterial(reg.settings().alg);
   // The keys to retire are chosen in the same transaction that adds the new one:
   // two rotations at once still leave exactly one active key.
-  const retired = reg.write(() => {
-    const previous: SigningKeyRecord[] = reg.keys.usable(now).filter((k) => k.status === 'active');
-    const out = previous.map((k) => ({ kid: k.kid, verifyUntil: Math.max(reg.tokens.lastExpiryOf(k.kid) ?? now, now) + 60_000 }));
+  // Durable: a key reported killed must stay killed after a power loss.
+  const retired = reg.writeDurably(() => {
+    const previous: SigningKeyRecord[] = reg.keys.usable(now).filter((k) => opts.immediate || k.status === 'active');
+    const out = previous.map((k) => ({ kid: k.kid, verifyUntil: opts.immediate ? now : Math.max(reg.tokens.lastExpiryOf(k.kid) ?? now, now) + 60_000 }));
     reg.keys.add(key, now);
     for (const r of out) reg.keys.retire(r.kid, r.verifyUntil, now);
     reg.changes.append('keys_rotated', null, null, now);
-    reg.audit.append('cli', 'keys.rotate', null, { activeKid: key.kid, retired: out.map((r) => r.kid) }, now);
+    reg.audit.append('cli', 'keys.rotate', null, { activeKid: key.kid, retired: out.map((r) => r.kid), immediate: !!opts.immediate }, now);
     return out;
   });
-  return { activeKid: key.kid, retired };
+  return { activeKid: key.kid, retired, scrubbed: reg.checkpoint() };
 }

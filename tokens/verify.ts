@@ -1,7 +1,8 @@
 import { verify as cryptoVerify } from 'node:crypto';
 import { base64url, errors as joseErrors, UnsecuredJWT } from 'jose';
 import { CredentialError } from '../errors/index.js';
-import type { SigningAlg } from '../registry/index.js';
+import type { Settings, SigningAlg } from '../registry/index.js';
+import { isCanonicalBase64url } from '../util/base64url.js';
 import type { AccessTokenClaims } from './claims.js';
 import type { VerifyKey } from './keyring.js';
 
@@ -12,7 +13,18 @@ export interface VerifyOptions {
   readonly leewaySec?: number;
   /** Algorithms accepted (default ES256 and EdDSA). `none` and HMAC can never be allowed. */
   readonly algorithms?: readonly SigningAlg[];
+  /**
+   * The registry's cap on a token's lifetime (`exp − iat`), seconds: a token over it
+   * is refused whatever its signature says, and so is one whose `iat` lies ahead.
+   */
+  readonly maxLifetimeSec?: number;
   readonly now?: Date;
+}
+
+/** The options a registry's tokens are verified with: its issuer, audience and lifetime cap. */
+export function registryVerifyOptions(settings: Pick<Settings, 'issuer' | 'audience' | 'maxTokenTtlMs'>, leewaySec?: number): VerifyOptions {
+  // Minting rounds the lifetime up to whole seconds: a token of exactly the cap passes.
+  return { issuer: settings.issuer, audience: settings.audience, leewaySec, maxLifetimeSec: Math.ceil(settings.maxTokenTtlMs / 1000) };
 }
 
 export interface VerifiedToken {
@@ -20,7 +32,6 @@ export interface VerifiedToken {
   readonly kid: string;
 }
 
-const SEGMENT = /^[A-Za-z0-9_-]+$/;
 const NONE_HEADER = base64url.encode(JSON.stringify({ alg: 'none' }));
 const SIGNATURE_BYTES: Record<SigningAlg, number> = { ES256: 64, EdDSA: 64 };
 const DEFAULT_ALGS: readonly SigningAlg[] = ['ES256', 'EdDSA'];
@@ -66,9 +77,11 @@ function prepare(token: string, keys: ReadonlyMap<string, VerifyKey>, opts: Veri
   const parts = token.split('.');
   if (parts.length !== 3) fail('ERR_TOKEN_MALFORMED', 'not a JWS compact token');
   const [h, p, s] = parts as [string, string, string];
-  if (!SEGMENT.test(h) || !SEGMENT.test(p) || !SEGMENT.test(s)) fail('ERR_TOKEN_MALFORMED', 'token segment is not base64url');
+  if (!isCanonicalBase64url(h) || !isCanonicalBase64url(p) || !isCanonicalBase64url(s)) fail('ERR_TOKEN_MALFORMED', 'token segment is not canonical base64url');
   const key = keyForHeader(h, keys);
   if (!(opts.algorithms ?? DEFAULT_ALGS).includes(key.alg)) fail('ERR_TOKEN_ALG', 'token algorithm not allowed');
+  // Checked here as well as by the keyring's reload: exact at the instant, whatever the timers do.
+  if ((opts.now?.getTime() ?? Date.now()) >= key.verifyUntil) fail('ERR_TOKEN_KID', 'token signing key retired');
 
   const signature = Buffer.from(s, 'base64url');
   if (signature.length !== SIGNATURE_BYTES[key.alg]) fail('ERR_TOKEN_SIGNATURE', 'token signature invalid');
@@ -129,6 +142,8 @@ function claimsOf(t: Prepared, opts: VerifyOptions): VerifiedToken {
       audience: opts.audience,
       clockTolerance: opts.leewaySec ?? 5,
       requiredClaims: ['iat', 'exp', 'jti', 'sub'],
+      // Refuses an `iat` in the future (beyond the leeway); an age over the cap cannot pass the lifetime check below anyway.
+      maxTokenAge: opts.maxLifetimeSec,
       currentDate: opts.now,
     }).payload as unknown as AccessTokenClaims;
   } catch (err) {
@@ -139,6 +154,9 @@ function claimsOf(t: Prepared, opts: VerifyOptions): VerifiedToken {
   if (!isAclClaim(claims.acl) || typeof claims.jti !== 'string' || typeof claims.sub !== 'string') fail('ERR_TOKEN_MALFORMED', 'token acl claim is malformed');
   // `"exp": 1e400` parses to Infinity, which jose's numeric checks let through.
   if (!Number.isFinite(claims.exp) || !Number.isFinite(claims.iat)) fail('ERR_TOKEN_MALFORMED', 'token exp/iat is not a finite number');
+  if (opts.maxLifetimeSec !== undefined && claims.exp - claims.iat > opts.maxLifetimeSec) fail('ERR_TOKEN_CLAIM', 'token lifetime is above the registry cap');
+  // Its private half was wiped at retirement: a later token was signed by someone else.
+  if (claims.iat - (opts.leewaySec ?? 5) > t.key.retiredAt / 1000) fail('ERR_TOKEN_CLAIM', 'token issued after its signing key was retired');
   return { claims, kid: t.key.kid };
 }
 

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import type { SigningKeyRecord } from '../../registry/keys.js';
 import { examples, subcommand, withRegistry } from '../common.js';
-import { iso, out, printJson, printTable, time } from '../output.js';
+import { iso, note, out, printJson, printTable, time } from '../output.js';
 
-interface Opts { db: string; json?: boolean }
+interface Opts { db: string; json?: boolean; now?: boolean }
 
 /** active; retired (still verifying its tokens until verifyUntil); expired (verifies nothing any more). */
 function keyState(k: SigningKeyRecord, now: number): 'active' | 'retired' | 'expired' {
@@ -14,7 +14,7 @@ function keyState(k: SigningKeyRecord, now: number): 'active' | 'retired' | 'exp
 export function registerKeys(program: Command): void {
   const keys = program.command('keys')
     .description('manage the token signing keys (private keys are never printed)')
-    .addHelpText('after', examples('credbroker keys list', 'credbroker keys rotate', 'credbroker keys jwks > jwks.json'));
+    .addHelpText('after', examples('credbroker keys list', 'credbroker keys rotate', 'credbroker keys rotate --now', 'credbroker keys jwks > jwks.json'));
 
   subcommand(keys, 'list', 'list signing keys: the active one and retired ones with the time they verify until')
     .option('--json', 'print the keys (public information only) as a JSON array')
@@ -37,8 +37,9 @@ export function registerKeys(program: Command): void {
     });
 
   subcommand(keys, 'rotate', 'make a new active signing key; the old one keeps verifying until the last token it signed expires')
+    .option('--now', 'key compromise: every old key stops verifying at once; running brokers close the sessions of its tokens within a second and devices come back through their refresh credentials')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', examples('credbroker keys rotate') + `
+    .addHelpText('after', examples('credbroker keys rotate', 'credbroker keys rotate --now') + `
 The broker picks up the new key from the registry; publish the new JWKS ("credbroker keys jwks")
 to any other verifier before devices start presenting tokens signed by the new key.
 `)
@@ -46,14 +47,17 @@ to any other verifier before devices start presenting tokens signed by the new k
       const { Keyring, rotateKeys } = await import('../../tokens/keyring.js');
       const r = await withRegistry(opts.db, async (reg) => {
         await Keyring.load(reg);
-        return rotateKeys(reg);
+        return rotateKeys(reg, { immediate: !!opts.now });
       });
+      if (!r.scrubbed) note('warning: a reader held the registry\'s WAL: the retired private key leaves it at the next checkpoint (when the broker stops at the latest)');
       if (opts.json) {
         printJson({ activeKid: r.activeKid, retired: r.retired.map((k) => ({ kid: k.kid, verifyUntil: iso(k.verifyUntil) })) });
         return;
       }
       out(`new active signing key ${r.activeKid}`);
-      for (const k of r.retired) out(`retired ${k.kid}: verifies the tokens it signed until ${time(k.verifyUntil)}`);
+      for (const k of r.retired) {
+        out(opts.now ? `killed ${k.kid}: every token it signed is refused from now on` : `retired ${k.kid}: verifies the tokens it signed until ${time(k.verifyUntil)}`);
+      }
     });
 
   subcommand(keys, 'jwks', 'print the public keys as a JWKS (the same document the broker serves at /.well-known/jwks.json)')

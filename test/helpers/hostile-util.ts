@@ -133,7 +133,8 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
   return runProcess(process.execPath, [CLI, ...args], opts);
 }
 
-function runProcess(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string }): Promise<ChildResult> {
+/** Runs any command (cwd = project root). */
+export function runProcess(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string }): Promise<ChildResult> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -142,6 +143,7 @@ function runProcess(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
     child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
+    child.on('error', (err) => { clearTimeout(timer); resolve({ code: null, signal: null, stdout, stderr: stderr + err.message }); }); // e.g. the command is not installed
     child.stdin.end(opts.input ?? '');
   });
 }
