@@ -9,7 +9,7 @@ import type { Registry } from '../registry/index.js';
 import { parseDeviceId, type DeviceId } from '../registry/ids.js';
 import { parseDuration } from '../util/duration.js';
 import { RegistryError, UsageError } from '../errors/index.js';
-import { statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 
 export const DEFAULT_DB = './data/credbroker.db';
 
@@ -66,6 +66,25 @@ export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Prom
     return await fn(issuer);
   } finally {
     issuer.reg.close();
+  }
+}
+
+/**
+ * Makes sure `--out DIR` can take credentials files before anything is issued: a file
+ * in the way, or a folder without write permission, is a one-line usage error (exit 2)
+ * instead of a failure half-way through. Creates the folder (0700) when missing.
+ * @throws UsageError
+ */
+export function prepareOutDir(dir: string, flag = '--out'): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'EEXIST' });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new UsageError(`${flag} ${dir} is a file, not a folder: give a folder for the credentials files`);
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new UsageError(`cannot write to ${flag} ${dir}: permission denied (${code}); give a folder you can write to`);
+    throw new UsageError(`cannot use ${flag} ${dir}: ${code ?? (err as Error).message}`);
   }
 }
 

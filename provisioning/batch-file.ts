@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { UsageError } from '../errors/index.js';
+import { batchText, otherDelimiter, printable } from './batch-sniff.js';
 
 /** One row of a factory batch, with its line number for error reports. */
 export interface BatchRow {
@@ -17,13 +18,14 @@ export interface BatchRow {
  * sniffs the format from the first character.
  */
 export function readBatchFile(path: string): BatchRow[] {
-  let text: string;
+  let buf: Buffer;
   try {
-    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+    buf = readFileSync(path === '-' ? 0 : path);
   } catch (err) {
     throw new UsageError(`cannot read batch file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const jsonl = path.endsWith('.jsonl') || path.endsWith('.ndjson') || (path === '-' && text.trimStart().startsWith('{'));
+  const text = batchText(buf, path === '-' ? '(standard input)' : path);
+  const jsonl = path.endsWith('.jsonl') || path.endsWith('.ndjson') || ((path === '-' || path.endsWith('.json')) && text.trimStart().startsWith('{'));
   return jsonl ? parseJsonLines(text) : parseCsv(text);
 }
 
@@ -55,7 +57,11 @@ export function parseCsv(text: string): BatchRow[] {
   if (!header) return [];
   const columns = header.record.map((c) => c.toLowerCase());
   const idCol = columns.indexOf('id');
-  if (idCol < 0) throw new UsageError(`batch CSV has no "id" column in its header row (found: ${columns.join(', ') || 'nothing'})`, 'ERR_BATCH_INVALID');
+  const delimiter = otherDelimiter(columns);
+  if (idCol < 0 && delimiter) {
+    throw new UsageError(`batch CSV is separated by ${delimiter}, not commas (a spreadsheet saved in another locale?): save it as "CSV UTF-8 (comma delimited)"`, 'ERR_BATCH_INVALID');
+  }
+  if (idCol < 0) throw new UsageError(`batch CSV has no "id" column in its header row (found: ${columns.map(printable).join(', ') || 'nothing'})`, 'ERR_BATCH_INVALID');
   const profileCol = columns.indexOf('profile');
   return body.map(({ record, info }) => {
     if (record.length !== columns.length) return { line: info.lines, id: record[idCol], problem: `has ${record.length} field(s), the header has ${columns.length}` };

@@ -21,6 +21,9 @@ export function asRegistryError(err: unknown, path?: string): unknown {
     message = `${where}: the disk is full; the last transaction was rolled back`;
   } else if (code === 'SQLITE_NOTADB') {
     message = `${path ?? 'the file'} is not a credbroker registry (not an SQLite database)`;
+  } else if (code === 'SQLITE_READONLY_DIRECTORY') {
+    // Even a reader of a WAL-mode file needs its -shm file, created next to it on first open.
+    message = `${where} cannot be opened: its folder is read-only, and SQLite must create the registry's -shm file there to read it (WAL mode); make the folder writable for this user, or read a copy`;
   } else if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM')) {
     message = `${where} cannot be written (${code}): check the file and folder permissions`;
   } else if (code.startsWith('SQLITE_CORRUPT')) {

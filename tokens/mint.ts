@@ -26,10 +26,13 @@ export interface MintRequest {
   readonly now?: number;
 }
 
-/** @throws UsageError `ERR_TTL_TOO_LONG` above the registry's cap (default 24 h). */
-export function checkTtl(ttlMs: number, settings: Pick<Settings, 'maxTokenTtlMs'>): void {
+/**
+ * @param given the option as the user typed it (`--ttl 48h`): the error names it as written.
+ * @throws UsageError `ERR_TTL_TOO_LONG` above the registry's cap (default 24 h).
+ */
+export function checkTtl(ttlMs: number, settings: Pick<Settings, 'maxTokenTtlMs'>, given?: string): void {
   if (ttlMs > settings.maxTokenTtlMs) {
-    throw new UsageError(`token lifetime ${formatDuration(ttlMs)} is above the cap of ${formatDuration(settings.maxTokenTtlMs)}`, 'ERR_TTL_TOO_LONG');
+    throw new UsageError(`${given ?? `token lifetime ${formatDuration(ttlMs)}`} is above the cap of ${formatDuration(settings.maxTokenTtlMs)} on access token lifetimes`, 'ERR_TTL_TOO_LONG');
   }
 }
 

@@ -40,7 +40,11 @@ were minted with until they are renewed.
     .action(async (name: string, opts: SetOpts) => {
       const tokenTtlMs = durationOption(opts.ttl, '--ttl');
       const { setProfile } = await import('../../operations/profile.js');
-      const r = await withRegistry(opts.db, (reg) => setProfile(reg, { name, publish: opts.pub, subscribe: opts.sub, tokenTtlMs }));
+      const { checkTtl } = await import('../../tokens/mint.js');
+      const r = await withRegistry(opts.db, (reg) => {
+        if (tokenTtlMs !== undefined) checkTtl(tokenTtlMs, reg.settings(), `--ttl ${opts.ttl}`);
+        return setProfile(reg, { name, publish: opts.pub, subscribe: opts.sub, tokenTtlMs });
+      });
       if (opts.json) printJson(profileJson(r.profile));
       else {
         out(`${r.created ? 'created' : 'updated'} profile ${r.profile.name}: publish ${r.profile.publish.join(' ') || '-'}; subscribe ${r.profile.subscribe.join(' ') || '-'}; token ttl ${formatDuration(r.profile.tokenTtlMs)}`);

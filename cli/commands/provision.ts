@@ -6,7 +6,7 @@ import { EXIT_INTERRUPTED } from '../../errors/map.js';
 import { DEFAULT_BROKER_URL, parseBrokerUrl } from '../../provisioning/broker-url.js';
 import type { BatchRow } from '../../provisioning/batch-file.js';
 import type { ProvisionResult } from '../../provisioning/provision.js';
-import { addDbOption, deviceIdArgs, durationOption, examples, withIssuer } from '../common.js';
+import { addDbOption, deviceIdArgs, durationOption, examples, prepareOutDir, withIssuer } from '../common.js';
 import { count, note, out, printJson, printTable, time } from '../output.js';
 
 interface Opts {
@@ -60,9 +60,12 @@ Either --out or --json is required: the refresh credentials are shown only once.
         : deviceIdArgs(ids).map((id, k) => ({ line: k + 1, id }));
 
       const { provisionDevices } = await import('../../provisioning/provision.js');
+      const { checkTtl } = await import('../../tokens/mint.js');
       const cliProgress = !opts.json && process.stderr.isTTY ? (await import('cli-progress')).default : undefined;
       await withIssuer(opts.db, async (issuer) => {
         if (opts.profile) issuer.reg.profiles.require(opts.profile);
+        if (ttlMs !== undefined) checkTtl(ttlMs, issuer.settings, `--ttl ${opts.ttl}`);
+        if (opts.out) prepareOutDir(opts.out);
         const bar = cliProgress
           ? new cliProgress.SingleBar({
             stream: process.stderr, clearOnComplete: true, hideCursor: false,

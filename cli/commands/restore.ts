@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { parseDeviceId } from '../../registry/ids.js';
 import { DEFAULT_BROKER_URL, parseBrokerUrl } from '../../provisioning/broker-url.js';
-import { addDbOption, durationOption, examples, withIssuer } from '../common.js';
+import { addDbOption, durationOption, examples, prepareOutDir, withIssuer } from '../common.js';
 import { out, printJson } from '../output.js';
 
 interface Opts { db: string; json?: boolean; out?: string; brokerUrl: string; ttl?: string }
@@ -25,7 +25,10 @@ export function registerRestore(program: Command): void {
       const brokerUrl = parseBrokerUrl(opts.brokerUrl);
       const { restoreDevice, reissueCredentials } = await import('../../operations/index.js');
       const { writeCredentialsFile } = await import('../../provisioning/credentials-file.js');
+      const { checkTtl } = await import('../../tokens/mint.js');
       const result = await withIssuer(opts.db, async (issuer) => {
+        if (ttlMs !== undefined) checkTtl(ttlMs, issuer.settings, `--ttl ${opts.ttl}`);
+        if (opts.out) prepareOutDir(opts.out);
         const changed = restoreDevice(issuer.reg, deviceId);
         const creds = opts.out ? await reissueCredentials(issuer, deviceId, { brokerUrl, ttlMs }) : null;
         const file = creds && opts.out ? writeCredentialsFile(opts.out, creds) : null;

@@ -25,7 +25,7 @@ It is a bearer secret: do not paste it into tickets or logs.
       const { issueAccessToken } = await import('../../operations/token.js');
       const { checkTtl } = await import('../../tokens/mint.js');
       await withIssuer(opts.db, async (issuer) => {
-        if (ttlMs !== undefined) checkTtl(ttlMs, issuer.settings);
+        if (ttlMs !== undefined) checkTtl(ttlMs, issuer.settings, `--ttl ${opts.ttl}`);
         const t = await issueAccessToken(issuer, deviceId, { ttlMs });
         if (opts.json) {
           printJson({ deviceId, jti: t.jti, kid: t.kid, accessToken: t.token, accessTokenIssuedAt: iso(t.issuedAt), accessTokenExpiresAt: iso(t.expiresAt) });

@@ -41,7 +41,12 @@ function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.Proces
 
 /** Starts `node dist/cli/main.js ...args` (for tests that need the process, e.g. to kill it). */
 export function spawnCli(args: readonly string[], opts: CliOptions = {}): ChildProcess {
-  return spawn(process.execPath, [CLI_PATH, ...args], { cwd: opts.cwd, env: childEnv(opts.env), uid: opts.uid, gid: opts.gid, stdio: ['pipe', 'pipe', 'pipe'] });
+  // As another user, through env(1): tap's process-info hook adds NODE_OPTIONS to every child,
+  // which would make the CLI write into the runner's .tap folder (not writable for that user).
+  const [cmd, argv] = opts.uid === undefined
+    ? [process.execPath, [CLI_PATH, ...args]]
+    : ['/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, CLI_PATH, ...args]];
+  return spawn(cmd, argv, { cwd: opts.cwd, env: childEnv(opts.env), uid: opts.uid, gid: opts.gid, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** Runs the CLI to completion and collects its exit code and output. */
