@@ -59,6 +59,12 @@ export interface BrokerConfig {
   readonly maxInflightInbound: number;
   /** Subscription filters one connection may hold; beyond it, SUBACK 0x80. */
   readonly maxSubscriptionsPerConnection: number;
+  /** Audit events older than this are deleted by the broker's maintenance pass (0: kept for good). */
+  readonly auditRetentionMs: number;
+  /** Renewal events (one per renewal, the bulk of a steady fleet's log) older than this are deleted (0: as auditRetentionMs). */
+  readonly renewalAuditRetentionMs: number;
+  /** How often the broker prunes the registry, gives space back and refreshes the registry gauges. */
+  readonly maintenanceIntervalMs: number;
   readonly logLevel: string;
   readonly weaken: Weakening;
 }
@@ -91,6 +97,9 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   drainTimeoutMs: 30_000,
   maxInflightInbound: 100,
   maxSubscriptionsPerConnection: 100,
+  auditRetentionMs: 90 * 86_400_000,
+  renewalAuditRetentionMs: 7 * 86_400_000,
+  maintenanceIntervalMs: 60_000,
   logLevel: 'info',
   weaken: {},
 };
@@ -190,11 +199,15 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if ((c.tlsCert === null) !== (c.tlsKey === null)) throw new UsageError('TLS needs both --tls-cert and --tls-key', 'ERR_CONFIG');
   if (c.tlsCert && c.tlsPort === null) out.tlsPort = 8883;
   if (c.tlsPort !== null && !c.tlsCert) throw new UsageError('--tls-port needs --tls-cert and --tls-key', 'ERR_CONFIG');
+  if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid maintenanceIntervalMs ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
   return out as unknown as BrokerConfig;
 }
 
 const PORTS = new Set(['mqttPort', 'tlsPort', 'wsPort', 'httpPort']);
-const DURATIONS = new Set(['connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs', 'refreshGraceMs']);
+const DURATIONS = new Set([
+  'connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs', 'refreshGraceMs',
+  'auditRetentionMs', 'renewalAuditRetentionMs', 'maintenanceIntervalMs',
+]);
 const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey']);
 /** pino's levels. */
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export class BrokerMetrics {
   readonly registry = new Registry();
   private connectedCount: () => number = () => 0;
+  private registrySizes: () => { fileBytes: number; walBytes: number } = () => ({ fileBytes: 0, walBytes: 0 });
   // Read at scrape time: a gauge set on every CONNECT and disconnect is hot-path work nobody reads.
   readonly connected: Gauge = new Gauge({
     name: 'credbroker_connected_clients', help: 'Authenticated MQTT sessions', registers: [this.registry],
@@ -15,6 +16,17 @@ export class BrokerMetrics {
   readonly kicks = new Counter({ name: 'credbroker_session_kicks_total', help: 'Sessions closed by the broker', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly limitRefusals = new Counter({ name: 'credbroker_limit_refusals_total', help: 'Requests refused because a resource limit was reached, by limit', labelNames: ['limit'] as const, registers: [this.registry] });
   readonly wsRefusals = new Counter({ name: 'credbroker_ws_handshake_refusals_total', help: 'WebSocket upgrades refused (no mqtt subprotocol, origin not allowed)', labelNames: ['reason'] as const, registers: [this.registry] });
+  // File sizes are read at scrape time (a stat call); row counts at each maintenance pass (they read the tables).
+  readonly registryBytes: Gauge<'file'> = new Gauge({
+    name: 'credbroker_registry_bytes', help: 'Size of the registry file and of its write-ahead log', labelNames: ['file'] as const, registers: [this.registry],
+    collect: () => {
+      const s = this.registrySizes();
+      this.registryBytes.set({ file: 'db' }, s.fileBytes);
+      this.registryBytes.set({ file: 'wal' }, s.walBytes);
+    },
+  });
+  readonly registryRows = new Gauge({ name: 'credbroker_registry_rows', help: 'Rows per registry table, as of the last maintenance pass', labelNames: ['table'] as const, registers: [this.registry] });
+  readonly registryPruned = new Counter({ name: 'credbroker_registry_pruned_rows_total', help: 'Registry rows deleted by retention and expiry', labelNames: ['table'] as const, registers: [this.registry] });
   readonly verifySeconds = new Histogram({
     name: 'credbroker_token_verify_seconds', help: 'Access token verification time', registers: [this.registry],
     buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.02],
@@ -23,5 +35,10 @@ export class BrokerMetrics {
   /** Where `credbroker_connected_clients` reads its value from. */
   countConnectedWith(count: () => number): void {
     this.connectedCount = count;
+  }
+
+  /** Where `credbroker_registry_bytes` reads the file sizes from. */
+  sizeRegistryWith(sizes: () => { fileBytes: number; walBytes: number }): void {
+    this.registrySizes = sizes;
   }
 }

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
 import { KeyedRateLimiter } from './rate-limit.js';
+import { RegistryMaintenance } from './registry-maintenance.js';
 import { RenewalResponder } from './renewal.js';
 import { RevocationState } from './revocation-state.js';
 import { RevocationWatcher } from './revocation-watcher.js';
@@ -24,6 +25,8 @@ export interface RunningBroker {
   /** Bound ports (null for a disabled listener). */
   readonly ports: { mqtt: number | null; tls: number | null; ws: number | null; http: number | null };
   readonly context: BrokerContext;
+  /** The registry's pruning and space reclaim (runs on its own timer; `run()` forces a pass). */
+  readonly maintenance: RegistryMaintenance;
   /** Stops accepting, closes every session, flushes the audit and closes the registry. */
   close(): Promise<void>;
 }
@@ -79,6 +82,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   aedes.on('connectionError', (_c, err) => log.debug({ event: 'connection.error', err: err.message }, 'connection error'));
   const keys = new KeyringRefresh(ctx);
   const watcher = new RevocationWatcher(ctx, keys);
+  const maintenance = new RegistryMaintenance(ctx);
 
   const servers: Listener[] = [];
   const bind = async (server: Listener, port: number | null, what: string, host = config.host) => {
@@ -121,6 +125,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     ready = false;
     watcher.close();
     keys.close();
+    await maintenance.close();
     // Stop accepting first; `close` resolves once the remaining connections are gone.
     const stopped = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     for (const c of [...ctx.sessions.all()]) ctx.sessions.kick(c, 'shutdown');
@@ -135,6 +140,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   return {
     ports: ports!,
     context: ctx,
+    maintenance,
     close: () => {
       closing ??= shutdown().then(() => log.info({ event: 'broker.stopped' }, 'credbroker stopped'));
       return closing;

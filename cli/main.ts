@@ -68,6 +68,9 @@ export function buildProgram(registrars: readonly CommandRegistrar[] = commandRe
     .version(version(), '-V, --version')
     .configureOutput({ outputError: (str, write) => write(`credbroker: ${oneLine(str.replace(/^error: /, ''))}\n`) })
     .exitOverride()
+    // Options belong to the command they follow: `audit prune --db F` gives --db to
+    // `prune`, not to the `audit` listing (which has its own --db).
+    .enablePositionalOptions()
     .showSuggestionAfterError(true)
     .addHelpText('after', `
 Every command takes --db FILE (default ./data/credbroker.db, env CREDBROKER_DB).

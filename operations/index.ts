@@ -6,3 +6,4 @@ export { initRegistry, type InitOptions, type InitResult } from './init.js';
 export { setProfile, DEFAULT_PROFILE_TTL_MS, type ProfileChange } from './profile.js';
 export { checkRefreshCredential, reportRefreshReplay, rotateRefreshCredential, type Rotated } from './refresh.js';
 export { reissueCredentials } from './reissue.js';
+export { pruneRegistry, pruneAudit, RENEWAL_AUDIT_ACTIONS, type Retention, type Pruned } from './retention.js';

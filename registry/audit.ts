@@ -29,13 +29,26 @@ interface Row { id: number; at: number; actor: string; action: string; device_id
 export class AuditLog {
   private readonly db: Db;
   private readonly insertStmt;
+  private readonly pruneStmt;
+  private readonly pruneActionsStmt;
   constructor(db: Db) {
     this.db = db;
+    this.pruneStmt = db.prepare<[number, number]>('DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? LIMIT ?)');
+    this.pruneActionsStmt = db.prepare<[number, string, number]>(
+      'DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? AND action IN (SELECT value FROM json_each(?)) LIMIT ?)');
     this.insertStmt = db.prepare('INSERT INTO audit (at, actor, action, device_id, details) VALUES (?, ?, ?, ?, ?)');
   }
 
   append(actor: Actor, action: string, deviceId: string | null, details: Record<string, unknown> | null = null, at = Date.now()): void {
     this.insertStmt.run(at, actor, action, deviceId, details ? JSON.stringify(details) : null);
+  }
+
+  /**
+   * Deletes up to `limit` events older than `before` (ms) — only those with one
+   * of `actions` when given. Returns how many went.
+   */
+  prune(before: number, limit: number, actions?: readonly string[]): number {
+    return (actions ? this.pruneActionsStmt.run(before, JSON.stringify(actions), limit) : this.pruneStmt.run(before, limit)).changes;
   }
 
   /** Newest first. */

@@ -8,6 +8,8 @@ export { asRegistryError, BUSY_TIMEOUT_MS } from './sqlite-errors.js';
 
 export type Db = Database.Database;
 
+const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024;
+
 /** Default registry path; `--db` and `CREDBROKER_DB` override it. */
 export function defaultDbPath(): string {
   return process.env.CREDBROKER_DB || './data/credbroker.db';
@@ -54,11 +56,17 @@ export function openDb(path: string): Db {
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     checkSchemaVersion(db);
+    // Before WAL: only a file with no tables takes auto_vacuum at once; an existing
+    // one is converted by migrate's one-time VACUUM.
+    db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${EVERYDAY_SYNC}`);
     // Deleted and overwritten content is zeroed, not left in free space: a retired
     // private key must not outlive its wiping in the file's bytes.
     db.pragma('secure_delete = ON');
+    // A checkpoint that resets the WAL also truncates it to this size: one write
+    // burst (a batch, a vacuum) must not leave a WAL file of its size for good.
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     db.pragma('foreign_keys = ON');
     migrate(db);
   } catch (err) {

@@ -7,6 +7,7 @@ import { AuditLog } from './audit.js';
 import { ChangeFeed } from './changes.js';
 import { SigningKeys } from './keys.js';
 import { SettingsStore, type Settings } from './settings.js';
+import { RegistrySpace } from './space.js';
 import { CredbrokerError, RegistryError } from '../errors/index.js';
 
 export * from './ids.js';
@@ -18,6 +19,7 @@ export type { AuditEvent, AuditQuery, Actor } from './audit.js';
 export type { Change, ChangeKind } from './changes.js';
 export type { SigningKeyRecord, SigningAlg } from './keys.js';
 export type { Settings } from './settings.js';
+export type { RegistryStats } from './space.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { defaultDbPath, asRegistryError };
 export { DEFAULT_SETTINGS } from './settings.js';
@@ -43,6 +45,7 @@ export class Registry {
   readonly changes: ChangeFeed;
   readonly keys: SigningKeys;
   readonly settingsStore: SettingsStore;
+  readonly space: RegistrySpace;
 
   private constructor(db: Db, path: string) {
     this.db = db;
@@ -55,6 +58,7 @@ export class Registry {
     this.changes = new ChangeFeed(db);
     this.keys = new SigningKeys(db);
     this.settingsStore = new SettingsStore(db);
+    this.space = new RegistrySpace(db);
   }
 
   /**

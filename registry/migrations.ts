@@ -65,6 +65,9 @@ const MIGRATIONS: readonly string[] = [
      kind TEXT NOT NULL,
      device_id TEXT,
      jti TEXT);`,
+  // Pruning finds expired token records by expiry alone (tokens_device leads with the device).
+  // With this version the file also runs auto_vacuum=INCREMENTAL: see ensureIncrementalVacuum.
+  `CREATE INDEX tokens_expiry ON tokens(expires_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -89,11 +92,32 @@ export function checkSchemaVersion(db: Db): number {
 /** Brings the file up to this binary's schema; refuses a file written by a newer binary. */
 export function migrate(db: Db): void {
   const version = checkSchemaVersion(db);
-  if (version === SCHEMA_VERSION) return;
-  db.transaction(() => {
-    // Re-read under the write lock: another process may have migrated meanwhile.
-    const current = db.pragma('user_version', { simple: true }) as number;
-    for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  }).immediate();
+  if (version < SCHEMA_VERSION) {
+    db.transaction(() => {
+      // Re-read under the write lock: another process may have migrated meanwhile.
+      const current = db.pragma('user_version', { simple: true }) as number;
+      for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
+  }
+  ensureIncrementalVacuum(db);
+}
+
+const AUTO_VACUUM_INCREMENTAL = 2;
+
+/**
+ * A registry made before auto_vacuum=INCREMENTAL was set (schema 1) keeps its
+ * free pages for good: switching needs one full VACUUM, which cannot run inside
+ * the migration's transaction. Done once here, after it; a VACUUM that loses to
+ * another writer (SQLITE_BUSY past the busy timeout) is simply retried on the next open.
+ */
+function ensureIncrementalVacuum(db: Db): void {
+  if (db.pragma('auto_vacuum', { simple: true }) === AUTO_VACUUM_INCREMENTAL) return;
+  try {
+    db.pragma('auto_vacuum = INCREMENTAL');
+    db.exec('VACUUM');
+    db.pragma('wal_checkpoint(TRUNCATE)'); // VACUUM wrote the whole file into the WAL
+  } catch (err) {
+    if (!/^SQLITE_(BUSY|LOCKED)/.test((err as { code?: string }).code ?? '')) throw err;
+  }
 }

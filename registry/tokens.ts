@@ -27,7 +27,9 @@ export class IssuedTokens {
   private readonly revokedLiveStmt;
   private readonly maxExpStmt;
   private readonly revokedLiveOfStmt;
+  private readonly pruneStmt;
   constructor(db: Db) {
+    this.pruneStmt = db.prepare<[number, number]>('DELETE FROM tokens WHERE jti IN (SELECT jti FROM tokens WHERE expires_at < ? LIMIT ?)');
     this.revokedLiveOfStmt = db.prepare<[string, number], { jti: string; expires_at: number }>('SELECT jti, expires_at FROM tokens WHERE device_id = ? AND revoked_at IS NOT NULL AND expires_at > ?');
     this.insertStmt = db.prepare('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)');
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM tokens WHERE jti = ?');
@@ -68,6 +70,15 @@ export class IssuedTokens {
   revokedLive(now: number, deviceId?: string): { jti: Jti; expiresAt: number }[] {
     const rows = deviceId === undefined ? this.revokedLiveStmt.all(now) : this.revokedLiveOfStmt.all(deviceId, now);
     return rows.map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
+  }
+
+  /**
+   * Deletes up to `limit` records of tokens that expired before `before` (ms): no
+   * verifier accepts them any more, so neither revocation nor an audit needs
+   * them (the audit log keeps its own rows). Returns how many went.
+   */
+  pruneExpired(before: number, limit: number): number {
+    return this.pruneStmt.run(before, limit).changes;
   }
 
   /** When the last token signed by `kid` expires (ms), or null. */

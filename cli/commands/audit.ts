@@ -3,8 +3,8 @@ import { UsageError } from '../../errors/index.js';
 import type { AuditEvent } from '../../registry/audit.js';
 import { describe, parseDeviceId } from '../../registry/ids.js';
 import { parseSince } from '../../util/time.js';
-import { addDbOption, examples, withRegistry } from '../common.js';
-import { iso, out, plural, time } from '../output.js';
+import { addDbOption, durationOption, examples, subcommand, withRegistry } from '../common.js';
+import { iso, out, plural, printJson, time } from '../output.js';
 import { addPagingOptions, fetchLimit, pageRequest, printPageFooter, printPageJson, toPage, type PagingFlags } from '../paging.js';
 import { printAudit } from './show.js';
 
@@ -41,7 +41,8 @@ function parseEventCursor(raw: string): string {
 }
 
 export function registerAudit(program: Command): void {
-  const cmd = addDbOption(program.command('audit'))
+  // Positional options: `audit prune --db F` gives --db to prune, not to the listing.
+  const cmd = addDbOption(program.command('audit')).enablePositionalOptions()
     .description('show the audit log, newest first (provisioning, tokens, revocations, restores, key rotations, broker events)')
     .option('--device <id>', 'only events about this device')
     .option('--action <action>', 'only events with this action (device.revoke), or a prefix ending in * ("device.*")')
@@ -70,5 +71,21 @@ export function registerAudit(program: Command): void {
       printAudit(page.items);
       out(plural(page.items.length, 'event'));
       printPageFooter(page, 'events');
+    });
+  registerAuditPrune(cmd);
+}
+
+/** `credbroker audit prune --older-than D`: what the broker's `auditRetention` does, on demand. */
+function registerAuditPrune(audit: Command): void {
+  subcommand(audit, 'prune', 'delete audit events older than a duration and give the space back to the file system')
+    .requiredOption('--older-than <duration>', 'delete events older than this (30s, 15m, 1h, 7d)')
+    .option('--json', 'print {"pruned": N, "before": ISO} as JSON')
+    .addHelpText('after', examples('credbroker audit prune --older-than 90d', 'credbroker audit prune --older-than 7d --json'))
+    .action(async (opts: { db: string; olderThan: string; json?: boolean }) => {
+      const before = Date.now() - durationOption(opts.olderThan, '--older-than')!;
+      const { pruneAudit } = await import('../../operations/retention.js');
+      const res = await withRegistry(opts.db, (reg) => pruneAudit(reg, before));
+      if (opts.json) printJson({ pruned: res.audit, before: iso(before) });
+      else out(`pruned ${plural(res.audit, 'audit event')} older than ${iso(before)}`);
     });
 }

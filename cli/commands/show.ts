@@ -2,23 +2,30 @@ import type { Command } from 'commander';
 import type { AuditEvent } from '../../registry/audit.js';
 import { parseDeviceId } from '../../registry/ids.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
+import { UsageError } from '../../errors/index.js';
 import { DEFAULT_BROKER_HTTP, liveSession, parseBrokerUrl } from '../ops-http.js';
-import { iso, out, printJson, printTable, time } from '../output.js';
+import { count, iso, out, printJson, printTable, time } from '../output.js';
 import { deviceJson } from './devices.js';
 import { auditJson, formatDetails } from './audit.js';
 import { profileJson } from './profile.js';
 
-interface Opts { db: string; json?: boolean; events: string; broker: string }
+interface Opts { db: string; json?: boolean; events: string; broker: string; stats?: boolean }
 
 export function registerShow(program: Command): void {
   addDbOption(program.command('show'))
-    .description('show a device: status, profile, live tokens (jti and expiry), refresh credentials, recent audit events')
-    .argument('<id>', 'device id')
+    .description('show a device: status, profile, live tokens (jti and expiry), refresh credentials, recent audit events; or, with --stats, the registry itself')
+    .argument('[id]', 'device id')
     .option('--events <n>', 'how many recent audit events', '10')
+    .option('--stats', "the registry's size on disk and rows per table (instead of a device)")
     .option('--json', 'print the summary as JSON')
     .option('--broker <url>', 'the broker\'s ops HTTP address, asked whether the device is connected (left out when it does not answer)', DEFAULT_BROKER_HTTP)
-    .addHelpText('after', examples('credbroker show pump-0001', 'credbroker show pump-0001 --json | jq -r ".liveTokens[].jti"'))
-    .action(async (id: string, opts: Opts) => {
+    .addHelpText('after', examples('credbroker show pump-0001', 'credbroker show pump-0001 --json | jq -r ".liveTokens[].jti"', 'credbroker show --stats'))
+    .action(async (id: string | undefined, opts: Opts) => {
+      if (opts.stats) {
+        if (id !== undefined) throw new UsageError('--stats shows the registry, not a device: give no device id with it');
+        return showStats(opts);
+      }
+      if (id === undefined) throw new UsageError('give a device id (credbroker show ID), or --stats for the registry');
       const deviceId = parseDeviceId(id);
       const broker = parseBrokerUrl(opts.broker);
       const auditLimit = Math.min(Math.max(Number.parseInt(opts.events, 10) || 10, 1), 1000);
@@ -64,6 +71,21 @@ export function registerShow(program: Command): void {
       printAudit(s.recentAudit, false);
     });
 }
+
+/** `show --stats`: the registry's size (file and WAL), free pages and rows per table. */
+async function showStats(opts: Opts): Promise<void> {
+  const s = await withRegistry(opts.db, (reg) => reg.space.stats(), { readonly: true });
+  if (opts.json) {
+    printJson({ db: opts.db, ...s });
+    return;
+  }
+  out(`registry:   ${opts.db}`);
+  out(`size:       ${mib(s.fileBytes)} file + ${mib(s.walBytes)} WAL (${count(s.pages)} pages of ${s.pageSize} B, ${count(s.freePages)} free; auto_vacuum ${s.autoVacuum})`);
+  out();
+  printTable(['TABLE', 'ROWS'], Object.entries(s.rows).map(([table, n]) => [table, count(n)]));
+}
+
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`;
 
 export function printAudit(events: readonly AuditEvent[], withDevice = true): void {
   printTable(

@@ -1,0 +1,90 @@
+import type { Registry } from '../registry/index.js';
+
+/** The audit rows a steady fleet writes most: one per renewal. They may be kept for less time than the rest. */
+export const RENEWAL_AUDIT_ACTIONS: readonly string[] = ['token.renew', 'token.renew_refresh'];
+
+/**
+ * Change-feed rows are read by a running broker within one poll, and a broker that
+ * starts loads revocations from the tables, not the feed: a day is plenty.
+ */
+export const CHANGES_KEEP_MS = 86_400_000;
+
+/** Rows deleted per transaction: a CLI writer or a renewal waits at most one batch. */
+export const PRUNE_BATCH = 2000;
+
+/** Free pages given back per step (16 MiB at 4 KiB pages). */
+const RECLAIM_PAGES = 4096;
+
+export interface Retention {
+  /**
+   * How long after its expiry a token's record is kept: the verifier's leeway
+   * (until then the token can still be accepted, so revocation by jti needs it).
+   */
+  readonly tokenGraceMs: number;
+  /** Audit events older than this go (null: kept for good). */
+  readonly auditMs: number | null;
+  /** Renewal events (`RENEWAL_AUDIT_ACTIONS`) older than this go, when shorter than `auditMs`. */
+  readonly renewalAuditMs: number | null;
+}
+
+export interface Pruned {
+  readonly tokens: number;
+  readonly audit: number;
+  readonly changes: number;
+  /** Pages given back to the file system. */
+  readonly pages: number;
+}
+
+interface PruneOptions {
+  readonly now?: number;
+  readonly batch?: number;
+  /** Runs between batches: the broker yields its event loop there. */
+  readonly pause?: () => Promise<void>;
+}
+
+/**
+ * Deletes what the registry no longer needs — token records past expiry and
+ * grace, audit events past retention, old change-feed rows — then gives the
+ * freed pages back, so that the file's size levels off under a steady fleet.
+ */
+export async function pruneRegistry(reg: Registry, retention: Retention, opts: PruneOptions = {}): Promise<Pruned> {
+  const now = opts.now ?? Date.now();
+  const batch = opts.batch ?? PRUNE_BATCH;
+  const { auditMs, renewalAuditMs } = retention;
+  const tokens = await drain(reg, (n) => reg.tokens.pruneExpired(now - retention.tokenGraceMs, n), batch, opts.pause);
+  let audit = auditMs === null ? 0 : await drain(reg, (n) => reg.audit.prune(now - auditMs, n), batch, opts.pause);
+  if (renewalAuditMs !== null && (auditMs === null || renewalAuditMs < auditMs)) {
+    audit += await drain(reg, (n) => reg.audit.prune(now - renewalAuditMs, n, RENEWAL_AUDIT_ACTIONS), batch, opts.pause);
+  }
+  const changes = await drain(reg, (n) => reg.changes.prune(now - CHANGES_KEEP_MS, n), batch, opts.pause);
+  return { tokens, audit, changes, pages: await reclaim(reg, opts.pause) };
+}
+
+/**
+ * `credbroker audit prune --older-than D`: deletes audit events older than
+ * `before` (ms) and gives the space back.
+ */
+export async function pruneAudit(reg: Registry, before: number, opts: Omit<PruneOptions, 'now'> = {}): Promise<{ audit: number; pages: number }> {
+  const audit = await drain(reg, (n) => reg.audit.prune(before, n), opts.batch ?? PRUNE_BATCH, opts.pause);
+  return { audit, pages: await reclaim(reg, opts.pause) };
+}
+
+async function drain(reg: Registry, step: (limit: number) => number, batch: number, pause?: () => Promise<void>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = reg.write(() => step(batch));
+    total += n;
+    if (n < batch) return total;
+    await pause?.();
+  }
+}
+
+async function reclaim(reg: Registry, pause?: () => Promise<void>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = reg.space.reclaim(RECLAIM_PAGES);
+    total += n;
+    if (n < RECLAIM_PAGES) return total;
+    await pause?.();
+  }
+}
