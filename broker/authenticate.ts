@@ -68,7 +68,8 @@ export function createAuthenticate(ctx: BrokerContext) {
       // A throttled attempt was not checked, and a flapping device's credential was valid: neither is a failed login.
       if (refusal.reason !== 'throttled' && refusal.reason !== 'connect_rate') ctx.authFailures.take(address());
       ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
-      ctx.audit.add('broker', 'auth.refused', deviceForAudit, { reason: refusal.reason, address: address() });
+      // A throttled attempt is only counted: one summary row per address and window, not a row per attempt.
+      ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason, { reason: refusal.reason, address: address() }, refusal.reason !== 'throttled');
       ctx.log.debug({ event: 'auth.refused', reason: refusal.reason, address: address() }, 'connect refused');
       return done(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode }), false);
     }

@@ -59,6 +59,14 @@ export interface BrokerConfig {
   readonly maxInflightInbound: number;
   /** Subscription filters one connection may hold; beyond it, SUBACK 0x80. */
   readonly maxSubscriptionsPerConnection: number;
+  /** Refused logins (per address) and refused renewals (per device) written one by one per window; the rest are counted. */
+  readonly auditRowsPerKey: number;
+  /** Such rows per window for all addresses and devices together. */
+  readonly auditRowsPerWindow: number;
+  /** The window: one summary row per address (or device) and window for what was counted. */
+  readonly auditSummaryMs: number;
+  /** Renewals refused for rate on one session before the broker closes it. */
+  readonly renewAbuseLimit: number;
   /** Audit events older than this are deleted by the broker's maintenance pass (0: kept for good). */
   readonly auditRetentionMs: number;
   /** Renewal events (one per renewal, the bulk of a steady fleet's log) older than this are deleted (0: as auditRetentionMs). */
@@ -97,6 +105,10 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   drainTimeoutMs: 30_000,
   maxInflightInbound: 100,
   maxSubscriptionsPerConnection: 100,
+  auditRowsPerKey: 3,
+  auditRowsPerWindow: 600,
+  auditSummaryMs: 60_000,
+  renewAbuseLimit: 10,
   auditRetentionMs: 90 * 86_400_000,
   renewalAuditRetentionMs: 7 * 86_400_000,
   maintenanceIntervalMs: 60_000,
@@ -199,6 +211,7 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if ((c.tlsCert === null) !== (c.tlsKey === null)) throw new UsageError('TLS needs both --tls-cert and --tls-key', 'ERR_CONFIG');
   if (c.tlsCert && c.tlsPort === null) out.tlsPort = 8883;
   if (c.tlsPort !== null && !c.tlsCert) throw new UsageError('--tls-port needs --tls-cert and --tls-key', 'ERR_CONFIG');
+  if (c.auditSummaryMs < 100) throw new UsageError(`invalid auditSummaryMs ${c.auditSummaryMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid maintenanceIntervalMs ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
   return out as unknown as BrokerConfig;
 }
@@ -206,7 +219,7 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
 const PORTS = new Set(['mqttPort', 'tlsPort', 'wsPort', 'httpPort']);
 const DURATIONS = new Set([
   'connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs', 'refreshGraceMs',
-  'auditRetentionMs', 'renewalAuditRetentionMs', 'maintenanceIntervalMs',
+  'auditRetentionMs', 'renewalAuditRetentionMs', 'maintenanceIntervalMs', 'auditSummaryMs',
 ]);
 const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey']);
 /** pino's levels. */

@@ -1,6 +1,7 @@
 import type { Aedes } from 'aedes';
 import type { Issuer } from '../provisioning/index.js';
 import type { AuditBuffer } from './audit-buffer.js';
+import type { AuditTally } from './audit-tally.js';
 import type { BrokerConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
@@ -19,6 +20,8 @@ export interface BrokerContext {
   readonly metrics: BrokerMetrics;
   readonly log: Logger;
   readonly audit: AuditBuffer;
+  /** Floods of refused logins and renewals: counted, one summary row per address (device) and window. */
+  readonly tally: AuditTally;
   readonly authFailures: KeyedRateLimiter;
   readonly deviceConnects: KeyedRateLimiter;
   readonly renewals: KeyedRateLimiter;

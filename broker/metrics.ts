@@ -26,6 +26,7 @@ export class BrokerMetrics {
     },
   });
   readonly registryRows = new Gauge({ name: 'credbroker_registry_rows', help: 'Rows per registry table, as of the last maintenance pass', labelNames: ['table'] as const, registers: [this.registry] });
+  readonly auditSummarized = new Counter({ name: 'credbroker_audit_events_summarized_total', help: 'Audit events counted into a summary row instead of written one by one (refused logins, refused renewals)', labelNames: ['action'] as const, registers: [this.registry] });
   readonly registryPruned = new Counter({ name: 'credbroker_registry_pruned_rows_total', help: 'Registry rows deleted by retention and expiry', labelNames: ['table'] as const, registers: [this.registry] });
   readonly verifySeconds = new Histogram({
     name: 'credbroker_token_verify_seconds', help: 'Access token verification time', registers: [this.registry],

@@ -31,14 +31,17 @@ export class RenewalResponder {
    * would then be revoked as a thief on its next connect.
    */
   private readonly rotatedBy = new WeakMap<Session, Rotated>();
+  /** Renewals refused for rate, per session: past `renewAbuseLimit` the session is closed. */
+  private readonly overRateCount = new WeakMap<Session, number>();
 
   handle(client: Client, session: Session, topicDevice: string, packet: PublishPacket): void {
     const request = parseRequest(packet.payload);
     const requestId = request?.requestId ?? salvageRequestId(packet.payload);
     const reject = (code: RenewRejection, message: string) => this.reject(session, requestId, code, message);
+    // First: every request counts against the rate, malformed ones too (a flood of them is a flood).
+    if (!this.ctx.renewals.take(session.deviceId)) return this.overRate(client, session, requestId);
     if (topicDevice !== session.deviceId) return reject('ERR_FORBIDDEN_TOPIC', 'a device may only renew its own token');
     if (!request) return reject('ERR_BAD_REQUEST', 'payload must be JSON {"requestId": "..."} of at most 1 KiB');
-    if (!this.ctx.renewals.take(session.deviceId)) return reject('ERR_RATE_LIMITED', 'too many renewals: retry later');
     this.renew(client, session, request).catch((err: unknown) => {
       this.ctx.log.error({ event: 'renewal.failed', device: session.deviceId, err: (err as Error).message }, 'renewal failed');
       reject('ERR_INTERNAL', 'renewal failed on the broker');
@@ -130,9 +133,25 @@ export class RenewalResponder {
     this.ctx.sessions.kick(client, 'theft');
   }
 
+  /**
+   * Over the renewal rate: ERR_RATE_LIMITED, and after `renewAbuseLimit` of them
+   * on one session the session is closed (a device that keeps asking faster than
+   * the rate is broken or hostile; it comes back through the connect rate limit).
+   */
+  private overRate(client: Client, session: Session, requestId: string | null): void {
+    const n = (this.overRateCount.get(session) ?? 0) + 1;
+    this.overRateCount.set(session, n);
+    this.reject(session, requestId, 'ERR_RATE_LIMITED', 'too many renewals: retry later');
+    if (n === this.ctx.config.renewAbuseLimit) {
+      this.ctx.audit.add('broker', 'token.renew_abuse', session.deviceId, { refused: n });
+      this.ctx.sessions.kick(client, 'renew_abuse');
+    }
+  }
+
   private reject(session: Session, requestId: string | null, code: RenewRejection, message: string): void {
     this.ctx.metrics.renewals.inc({ result: 'rejected', reason: code });
-    this.ctx.audit.add('broker', 'token.renew_rejected', session.deviceId, { code });
+    // Counted, not written, past a few per device and window; rate refusals are only ever counted.
+    this.ctx.tally.event('token.renew_rejected', 'device', session.deviceId, session.deviceId, code, { code }, code !== 'ERR_RATE_LIMITED');
     this.answer(session.deviceId, tokenTopics(session.deviceId).rejected, { requestId, code, message });
   }
 

@@ -2,6 +2,7 @@ import { Aedes } from 'aedes';
 import type { Server as HttpServer } from 'node:http';
 import { openIssuer } from '../provisioning/index.js';
 import { AuditBuffer } from './audit-buffer.js';
+import { AuditTally } from './audit-tally.js';
 import { createAuthenticate } from './authenticate.js';
 import { createAuthorizeForward } from './authorize-forward.js';
 import { createAuthorizePublish } from './authorize-publish.js';
@@ -46,10 +47,12 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   const metrics = new BrokerMetrics();
   const revocation = new RevocationState();
   revocation.load(issuer.reg);
+  const audit = new AuditBuffer(issuer.reg, log);
   const ctx: BrokerContext = {
     config, issuer, revocation, metrics, log, aedes: null,
     sessions: new Sessions({ leewaySec: config.leewaySec, neverExpire: !!config.weaken.neverExpireSessions, metrics, log }),
-    audit: new AuditBuffer(issuer.reg, log),
+    audit,
+    tally: new AuditTally(audit, metrics, { rowsPerKey: config.auditRowsPerKey, rowsPerWindow: config.auditRowsPerWindow, windowMs: config.auditSummaryMs }),
     authFailures: new KeyedRateLimiter(config.authFailBurst, config.authFailPerSec),
     deviceConnects: new KeyedRateLimiter(config.deviceConnectBurst, config.deviceConnectPerSec),
     renewals: new KeyedRateLimiter(config.renewBurst, config.renewPerSec),
@@ -133,6 +136,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     for (const s of servers) (s as HttpServer).closeAllConnections?.();
     await Promise.race([Promise.all(stopped), new Promise((r) => setTimeout(r, 2000).unref())]);
     ctx.sessions.close();
+    ctx.tally.close();
     ctx.audit.close();
     for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals]) l.close();
     issuer.reg.close();

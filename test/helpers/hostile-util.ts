@@ -211,9 +211,10 @@ export function connectFrom(port: number, localAddress: string, opts: IClientOpt
 /**
  * Runs a login flood from a child process (so the attacker does not share the
  * broker's event loop): `attempts` raw CONNECTs cycling through `packets`,
- * `parallel` at a time, each awaiting its CONNACK. Returns counts by CONNACK code.
+ * `parallel` at a time, each awaiting its CONNACK, from `localAddress` (or several,
+ * in turn). Returns counts by CONNACK code.
  */
-export async function floodFromChild(port: number, packets: Buffer[], attempts: number, parallel: number, localAddress = '127.0.0.1'): Promise<{ codes: Record<string, number>; seconds: number; child: ChildResult }> {
+export async function floodFromChild(port: number, packets: Buffer[], attempts: number, parallel: number, localAddress: string | string[] = '127.0.0.1'): Promise<{ codes: Record<string, number>; seconds: number; child: ChildResult }> {
   const code = `
     import net from 'node:net';
     import mqttPacket from 'mqtt-packet';
@@ -222,8 +223,9 @@ export async function floodFromChild(port: number, packets: Buffer[], attempts: 
     const { port, packets, attempts, parallel, localAddress } = JSON.parse(input);
     const bufs = packets.map((p) => Buffer.from(p, 'base64'));
     const codes = {};
-    const one = (bytes) => new Promise((resolve) => {
-      const sock = net.connect({ port, host: '127.0.0.1', localAddress });
+    const addresses = [localAddress].flat();
+    const one = (bytes, i) => new Promise((resolve) => {
+      const sock = net.connect({ port, host: '127.0.0.1', localAddress: addresses[i % addresses.length] });
       const parser = mqttPacket.parser({ protocolVersion: 4 });
       let done = false;
       const finish = (c) => { if (done) return; done = true; clearTimeout(timer); sock.destroy(); codes[c] = (codes[c] ?? 0) + 1; resolve(); };
@@ -237,7 +239,7 @@ export async function floodFromChild(port: number, packets: Buffer[], attempts: 
     });
     const t0 = performance.now();
     let next = 0;
-    await Promise.all(Array.from({ length: parallel }, async () => { while (next < attempts) { const i = next++; await one(bufs[i % bufs.length]); } }));
+    await Promise.all(Array.from({ length: parallel }, async () => { while (next < attempts) { const i = next++; await one(bufs[i % bufs.length], i); } }));
     process.stdout.write(JSON.stringify({ codes, seconds: (performance.now() - t0) / 1000 }));
   `;
   const child = await runNode(code, { input: JSON.stringify({ port, packets: packets.map((p) => p.toString('base64')), attempts, parallel, localAddress }), timeoutMs: 300_000 });
