@@ -57,6 +57,9 @@ export interface BrokerConfig {
   readonly revocationPollMs: number;
   readonly drainTimeoutMs: number;
   readonly maxInflightInbound: number;
+  /** Sockets not yet authenticated, in total ("auto": a quarter of the open-files limit, at most 10,000) and per address. */
+  readonly maxUnauthenticated: number | 'auto';
+  readonly maxUnauthenticatedPerAddress: number;
   /** Subscription filters one connection may hold; beyond it, SUBACK 0x80. */
   readonly maxSubscriptionsPerConnection: number;
   /** Refused logins (per address) and refused renewals (per device) written one by one per window; the rest are counted. */
@@ -104,6 +107,8 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   revocationPollMs: 50,
   drainTimeoutMs: 30_000,
   maxInflightInbound: 100,
+  maxUnauthenticated: 'auto',
+  maxUnauthenticatedPerAddress: 256,
   maxSubscriptionsPerConnection: 100,
   auditRowsPerKey: 3,
   auditRowsPerWindow: 600,
@@ -240,6 +245,11 @@ function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: Settin
     return typeof value === 'string' && value.length > 0 ? value : bad('expected a non-empty string');
   }
   if (key === 'wsOrigins') return origins(value, bad);
+  if (key === 'maxUnauthenticated' && value === 'auto') return value;
+  if (key === 'maxUnauthenticated' || key === 'maxUnauthenticatedPerAddress') {
+    const n = toNumber(value);
+    return Number.isInteger(n) && n >= 1 ? n : bad(key === 'maxUnauthenticated' ? 'expected "auto" or a whole number ≥ 1' : 'expected a whole number ≥ 1');
+  }
   if (key === 'deniedPublish') return value === 'disconnect' || value === 'drop' ? value : bad('expected "disconnect" or "drop"');
   if (key === 'logLevel') return typeof value === 'string' && LOG_LEVELS.includes(value) ? value : bad(`expected one of ${LOG_LEVELS.join(', ')}`);
   if (DURATIONS.has(key) && typeof value === 'string' && /[a-z]$/.test(value)) return parseDuration(value, `${where ? `${where}: ` : ''}${name}`);

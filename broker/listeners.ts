@@ -37,7 +37,8 @@ export function kernelBacklogCap(): number | null {
   }
 }
 
-export const mqttTcpServer = (aedes: Aedes): NetServer => createNetServer((socket) => aedes.handle(socket));
+// A socket refused at accept (socket-limits.ts) is already destroyed here.
+export const mqttTcpServer = (aedes: Aedes): NetServer => createNetServer((socket) => { if (!socket.destroyed) aedes.handle(socket); });
 
 export function mqttTlsServer(aedes: Aedes, config: BrokerConfig): NetServer {
   let cert: Buffer;

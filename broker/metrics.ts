@@ -5,6 +5,7 @@ export class BrokerMetrics {
   readonly registry = new Registry();
   private connectedCount: () => number = () => 0;
   private registrySizes: () => { fileBytes: number; walBytes: number } = () => ({ fileBytes: 0, walBytes: 0 });
+  private unauthenticatedCount: () => number = () => 0;
   // Read at scrape time: a gauge set on every CONNECT and disconnect is hot-path work nobody reads.
   readonly connected: Gauge = new Gauge({
     name: 'credbroker_connected_clients', help: 'Authenticated MQTT sessions', registers: [this.registry],
@@ -14,6 +15,10 @@ export class BrokerMetrics {
   readonly aclDenials = new Counter({ name: 'credbroker_acl_denials_total', help: 'Refused publishes, subscribes and deliveries (deliver: a topic outside the session ACL)', labelNames: ['action'] as const, registers: [this.registry] });
   readonly renewals = new Counter({ name: 'credbroker_renewals_total', help: 'In-band token renewals by result', labelNames: ['result', 'reason'] as const, registers: [this.registry] });
   readonly kicks = new Counter({ name: 'credbroker_session_kicks_total', help: 'Sessions closed by the broker', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly unauthenticated: Gauge = new Gauge({
+    name: 'credbroker_unauthenticated_sockets', help: 'Accepted MQTT sockets (TCP, TLS, WebSocket) that have not authenticated yet', registers: [this.registry],
+    collect: () => { this.unauthenticated.set(this.unauthenticatedCount()); },
+  });
   readonly limitRefusals = new Counter({ name: 'credbroker_limit_refusals_total', help: 'Requests refused because a resource limit was reached, by limit', labelNames: ['limit'] as const, registers: [this.registry] });
   readonly wsRefusals = new Counter({ name: 'credbroker_ws_handshake_refusals_total', help: 'WebSocket upgrades refused (no mqtt subprotocol, origin not allowed)', labelNames: ['reason'] as const, registers: [this.registry] });
   // File sizes are read at scrape time (a stat call); row counts at each maintenance pass (they read the tables).
@@ -32,6 +37,11 @@ export class BrokerMetrics {
     name: 'credbroker_token_verify_seconds', help: 'Access token verification time', registers: [this.registry],
     buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.02],
   });
+
+  /** Where `credbroker_unauthenticated_sockets` reads its value from. */
+  countUnauthenticatedWith(count: () => number): void {
+    this.unauthenticatedCount = count;
+  }
 
   /** Where `credbroker_connected_clients` reads its value from. */
   countConnectedWith(count: () => number): void {

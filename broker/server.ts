@@ -7,9 +7,12 @@ import { createAuthenticate } from './authenticate.js';
 import { createAuthorizeForward } from './authorize-forward.js';
 import { createAuthorizePublish } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
+import { peerSocket } from './address.js';
 import type { BrokerConfig } from './config.js';
 import type { BrokerContext } from './context.js';
+import { raiseFdLimit } from './fd-limit.js';
 import { createOpsServer } from './http.js';
+import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
@@ -20,6 +23,7 @@ import { RenewalResponder } from './renewal.js';
 import { RevocationState } from './revocation-state.js';
 import { RevocationWatcher } from './revocation-watcher.js';
 import { Sessions } from './sessions.js';
+import { autoUnauthenticatedMax, UnauthenticatedSockets } from './socket-limits.js';
 import { SubscriptionLimit } from './subscription-limit.js';
 
 export interface RunningBroker {
@@ -61,6 +65,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   const weakened = Object.entries(config.weaken).filter(([, on]) => on).map(([k]) => k);
   if (weakened.length) log.warn({ event: 'broker.weakened', weakened }, 'TEST-ONLY WEAKENING ENABLED: this broker is deliberately insecure');
 
+  const unauth = unauthenticatedSockets(config, log, metrics);
   const renewal = new RenewalResponder(ctx);
   const aedes = await Aedes.createBroker({
     id: 'credbroker',
@@ -78,7 +83,10 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     authorizeForward: createAuthorizeForward(ctx),
   });
   ctx.aedes = aedes;
-  aedes.on('clientReady', (c) => ctx.sessions.ready(c));
+  aedes.on('clientReady', (c) => {
+    unauth.authenticated(peerSocket(c));
+    ctx.sessions.ready(c);
+  });
   aedes.on('clientDisconnect', (c) => ctx.sessions.gone(c));
   aedes.on('unsubscribe', (filters, c) => ctx.subscriptions.release(c, filters));
   aedes.on('clientError', (_c, err) => log.debug({ event: 'client.error', err: err.message }, 'client error'));
@@ -100,12 +108,12 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   let ports: RunningBroker['ports'];
   try {
     ports = {
-      mqtt: await bind(mqttTcpServer(aedes), config.mqttPort, 'MQTT'),
-      tls: config.tlsPort === null ? null : await bind(mqttTlsServer(aedes, config), config.tlsPort, 'MQTT/TLS'),
-      ws: await bind(mqttWsServer(aedes, {
+      mqtt: await bind(unauth.guard(mqttTcpServer(aedes)), config.mqttPort, 'MQTT'),
+      tls: config.tlsPort === null ? null : await bind(unauth.guard(mqttTlsServer(aedes, config)), config.tlsPort, 'MQTT/TLS'),
+      ws: await bind(unauth.guard(mqttWsServer(aedes, {
         maxPayload: config.maxPasswordBytes + 64 * 1024, origins: config.wsOrigins,
         onRefused: (why) => metrics.wsRefusals.inc({ reason: why }),
-      }), config.wsPort, 'WebSocket'),
+      })), config.wsPort, 'WebSocket'),
       http: await bind(createOpsServer(ctx, () => ready), config.httpPort, 'HTTP', config.httpHost),
     };
   } catch (err) {
@@ -150,4 +158,25 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
       return closing;
     },
   };
+}
+
+/**
+ * The cap on sockets that have not authenticated (socket-limits.ts), sized from
+ * the open-files limit, which is raised to its hard limit first.
+ */
+function unauthenticatedSockets(config: BrokerConfig, log: Logger, metrics: BrokerMetrics): UnauthenticatedSockets {
+  const fd = raiseFdLimit(log);
+  const max = config.maxUnauthenticated === 'auto' ? autoUnauthenticatedMax(fd) : config.maxUnauthenticated;
+  if (fd && config.maxConnections + max > fd.soft) {
+    log.warn({ event: 'broker.fd_limit_low', soft: fd.soft, maxConnections: config.maxConnections, maxUnauthenticated: max },
+      'the open-files limit is below maxConnections + maxUnauthenticated: descriptors run out first (raise LimitNOFILE / ulimit -n, or lower maxConnections)');
+  }
+  const limitLog = new LimitLog(log);
+  const gate = new UnauthenticatedSockets(max, config.maxUnauthenticatedPerAddress, (limit, address) => {
+    metrics.limitRefusals.inc({ limit: `unauthenticated_${limit}` });
+    limitLog.hit(`unauthenticated_${limit}`, address);
+  });
+  metrics.countUnauthenticatedWith(() => gate.size);
+  log.info({ event: 'broker.unauthenticated_limits', max, perAddress: config.maxUnauthenticatedPerAddress }, 'caps on sockets that have not authenticated');
+  return gate;
 }

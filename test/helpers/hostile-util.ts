@@ -111,7 +111,8 @@ export async function verifyCount(broker: RunningBroker): Promise<number> {
 
 /** Reads one sample from the broker's Prometheus endpoint over HTTP. */
 export async function scrape(httpPort: number, metric: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  // Bounded: a broker out of file descriptors never answers.
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
   let sum = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${metric}{`) && !line.startsWith(`${metric} `)) continue;
@@ -161,7 +162,7 @@ export interface BrokerChild {
  * Starts the compiled broker (dist/) in a child process on `db`, ephemeral
  * loopback ports; resolves once it prints its ports.
  */
-export function spawnBrokerChild(db: string, config: Record<string, unknown> = {}): Promise<BrokerChild> {
+export function spawnBrokerChild(db: string, config: Record<string, unknown> = {}, opts: { fdLimit?: number } = {}): Promise<BrokerChild> {
   const code = `
     import { startBroker, validateConfig, createLogger } from './dist/broker/index.js';
     const config = validateConfig({ db: process.argv[1], host: '127.0.0.1', mqttPort: 0, wsPort: null, httpPort: 0, logLevel: 'info', ...JSON.parse(process.argv[2]) });
@@ -169,7 +170,10 @@ export function spawnBrokerChild(db: string, config: Record<string, unknown> = {
     process.stdout.write(JSON.stringify({ port: broker.ports.mqtt, http: broker.ports.http }) + '\\n');
     process.on('SIGTERM', () => broker.close().then(() => process.exit(0)));
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code, '--', db, JSON.stringify(config)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [process.execPath, '--input-type=module', '-e', code, '--', db, JSON.stringify(config)];
+  // `ulimit -n` in sh sets the soft and the hard open-files limit, so the broker cannot raise it back.
+  const [cmd, ...args] = opts.fdLimit ? ['/bin/sh', '-c', `ulimit -n ${opts.fdLimit} && exec "$@"`, 'sh', ...argv] : argv;
+  const child = spawn(cmd!, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (c, s) => r({ code: c, signal: s })));
   return new Promise((resolve, reject) => {

@@ -1,0 +1,97 @@
+import type { Server, Socket } from 'node:net';
+import type { Endpoints } from './address.js';
+import type { FdLimit } from './fd-limit.js';
+
+/** The four-tuple that names one TCP connection: the same from the raw socket and from a TLS socket over it. */
+const keyOf = (s: Endpoints) => `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
+
+interface Pending {
+  readonly key: string;
+  readonly address: string;
+  readonly socket: Socket;
+}
+
+export type UnauthenticatedLimit = 'per_address' | 'total';
+
+/** Most unauthenticated sockets `auto` allows: each costs an aedes client and parser (a few KiB) besides its descriptor. */
+const AUTO_CEILING = 10_000;
+/** `auto` where the descriptor limit cannot be read (not Linux): a quarter of a common soft limit of 4096. */
+const AUTO_UNKNOWN = 1024;
+
+/** `maxUnauthenticated: "auto"`: a quarter of the open-files limit (the rest for authenticated devices and the registry), at most 10,000. */
+export function autoUnauthenticatedMax(fd: FdLimit | null): number {
+  return fd ? Math.max(1, Math.min(AUTO_CEILING, Math.floor(fd.soft / 4))) : AUTO_UNKNOWN;
+}
+
+/**
+ * Caps the sockets that have not authenticated yet (issue 10 #4: 19,980 idle
+ * sockets from 500 addresses took every file descriptor), counted from the TCP
+ * accept (before TLS or the WebSocket upgrade) until the session is ready.
+ * - Per address: a newcomer beyond `maxPerAddress` is reset at once.
+ * - In total: at `max`, the *oldest* pending socket is reset to make room, not
+ *   the newcomer. A device completes CONNECT in milliseconds while a flood's
+ *   sockets sit idle, so a device is pushed out only if `max` newer sockets
+ *   arrive before its CONNACK; refusing newcomers instead would shut every
+ *   device out for as long as the flood lasts.
+ * The total stays a share of the descriptor limit, so that the rest is left to
+ * authenticated devices and the registry.
+ */
+export class UnauthenticatedSockets {
+  /** By four-tuple, in order of arrival: the first entry is the oldest. */
+  private readonly pending = new Map<string, Pending>();
+  private readonly perAddress = new Map<string, number>();
+
+  constructor(
+    readonly max: number,
+    readonly maxPerAddress: number,
+    private readonly onLimit: (limit: UnauthenticatedLimit, address: string) => void,
+  ) {}
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Counts every connection `server` accepts, before its own handler (TLS, HTTP upgrade, MQTT) sees it. */
+  guard<T extends Server>(server: T): T {
+    server.prependListener('connection', (socket: Socket) => {
+      if (!this.admit(socket)) socket.resetAndDestroy();
+    });
+    return server;
+  }
+
+  /** At accept. False: the caller resets the socket. May reset the oldest pending socket to make room. */
+  admit(socket: Socket): boolean {
+    const address = socket.remoteAddress;
+    if (address === undefined) return false; // already gone
+    const n = this.perAddress.get(address) ?? 0;
+    if (n >= this.maxPerAddress) {
+      this.onLimit('per_address', address);
+      return false;
+    }
+    if (this.pending.size >= this.max) {
+      const oldest = this.pending.values().next().value!;
+      this.forget(oldest);
+      oldest.socket.resetAndDestroy();
+      this.onLimit('total', oldest.address);
+    }
+    const entry: Pending = { key: keyOf(socket), address, socket };
+    this.pending.set(entry.key, entry);
+    this.perAddress.set(address, n + 1);
+    socket.once('close', () => this.forget(entry));
+    return true;
+  }
+
+  /** The connection over `conn` (the raw socket, or a TLS socket over it) has authenticated: it no longer counts. */
+  authenticated(conn: Endpoints): void {
+    const entry = this.pending.get(keyOf(conn));
+    if (entry) this.forget(entry);
+  }
+
+  private forget(entry: Pending): void {
+    if (this.pending.get(entry.key) !== entry) return;
+    this.pending.delete(entry.key);
+    const n = (this.perAddress.get(entry.address) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(entry.address, n);
+    else this.perAddress.delete(entry.address);
+  }
+}
