@@ -3,8 +3,9 @@ import type { Registry } from '../registry/index.js';
 import type { AccessTokenClaims } from '../tokens/index.js';
 
 /**
- * The registry half of accepting an access token (its signature and claims are
- * checked by `verifyAccessToken`): refused with `ERR_TOKEN_REVOKED` when
+ * The registry half of accepting an access token (its spelling, signature, key
+ * life and claims are checked by `verifyAccessToken` with `registryVerifyOptions`,
+ * as the broker does): refused with `ERR_TOKEN_REVOKED` when
  * - its `jti` was revoked (`credbroker revoke --token`, or with its device),
  * - its device is revoked, or is not in the registry at all (fail closed),
  * - it was issued before the device's `tokensValidAfter` cut-off (set by `restore`:
@@ -14,7 +15,7 @@ import type { AccessTokenClaims } from '../tokens/index.js';
  *
  * @throws CredentialError `ERR_TOKEN_REVOKED`
  * @example
- * const { claims } = verifyAccessToken(token, keyring.verifyKeys, { issuer, audience });
+ * const { claims } = verifyAccessToken(token, keyring.verifyKeys, registryVerifyOptions(settings));
  * checkTokenStatus(reg, claims);
  */
 export function checkTokenStatus(reg: Registry, claims: Pick<AccessTokenClaims, 'sub' | 'jti' | 'iat'>): void {
