@@ -2,6 +2,7 @@ import type { AedesPublishPacket, Client } from 'aedes';
 import { mayReceive } from '../acl/index.js';
 import type { BrokerContext } from './context.js';
 import { BLACK_HOLE } from './authorize-publish.js';
+import type { OutboundQueues } from './outbound-queue.js';
 import { sessionOf } from './session.js';
 
 /**
@@ -12,8 +13,11 @@ import { sessionOf } from './session.js';
  * changed at renewal) gets only topics its current ACL lets it receive: live
  * subscriptions, its offline queue and retained messages alike. Other sessions
  * skip that check, whose per-message cost `npm run bench` reports ("forward").
+ * A client that is behind gets no more QoS 0 past its queue bounds, and is
+ * closed when it stays behind (`outbound` is null only when the limits are
+ * switched off for a benchmark).
  */
-export function createAuthorizeForward(ctx: BrokerContext) {
+export function createAuthorizeForward(ctx: BrokerContext, outbound: OutboundQueues | null) {
   const denied = ctx.metrics.aclDenials.labels('deliver');
   const checks = !ctx.config.weaken.skipSubscribeCheck;
   return function authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
@@ -24,6 +28,11 @@ export function createAuthorizeForward(ctx: BrokerContext) {
       denied.inc();
       return null;
     }
-    return packet;
+    if (!outbound) return packet;
+    const verdict = outbound.admit(client, packet);
+    if (verdict === 'forward') return packet;
+    if (verdict === 'disconnect') ctx.sessions.kick(client, 'slow_consumer');
+    else ctx.metrics.outboundDropped.inc({ reason: verdict === 'drop_messages' ? 'messages' : 'bytes' });
+    return null;
   };
 }

@@ -17,6 +17,8 @@ export interface Weakening {
   readonly skipPublishCheck?: boolean;
   readonly neverExpireSessions?: boolean;
   readonly ignoreRevocations?: boolean;
+  /** Every bound in broker/limits.ts off: only for `npm run bench` to measure what the limits cost. */
+  readonly noLimits?: boolean;
 }
 
 export interface BrokerConfig {
@@ -76,6 +78,13 @@ export interface BrokerConfig {
   readonly renewalAuditRetentionMs: number;
   /** How often the broker prunes the registry, gives space back and refreshes the registry gauges. */
   readonly maintenanceIntervalMs: number;
+  /** Largest packet an authenticated client may send (remaining length, bytes); see broker/limits.ts. */
+  readonly maxPacketBytes: number;
+  /** Per-client outbound bounds: past either, QoS 0 deliveries to that client are dropped. */
+  readonly maxQueuedMessages: number;
+  readonly maxQueuedBytes: number;
+  /** A client over maxQueuedBytes this long is disconnected. */
+  readonly queueStallMs: number;
   readonly logLevel: string;
   readonly weaken: Weakening;
 }
@@ -117,6 +126,10 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   auditRetentionMs: 90 * 86_400_000,
   renewalAuditRetentionMs: 7 * 86_400_000,
   maintenanceIntervalMs: 60_000,
+  maxPacketBytes: 256 * 1024,
+  maxQueuedMessages: 1000,
+  maxQueuedBytes: 4 * 1024 * 1024,
+  queueStallMs: 10_000,
   logLevel: 'info',
   weaken: {},
 };
@@ -218,17 +231,25 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if (c.tlsPort !== null && !c.tlsCert) throw new UsageError('--tls-port needs --tls-cert and --tls-key', 'ERR_CONFIG');
   if (c.auditSummaryMs < 100) throw new UsageError(`invalid auditSummaryMs ${c.auditSummaryMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid maintenanceIntervalMs ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
+  if (c.maxQueuedBytes < c.maxPacketBytes) throw new UsageError(`maxQueuedBytes (${c.maxQueuedBytes}) must be at least maxPacketBytes (${c.maxPacketBytes}): a client could not be sent one packet of the largest size`, 'ERR_CONFIG');
   return out as unknown as BrokerConfig;
 }
 
 const PORTS = new Set(['mqttPort', 'tlsPort', 'wsPort', 'httpPort']);
 const DURATIONS = new Set([
   'connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs', 'refreshGraceMs',
-  'auditRetentionMs', 'renewalAuditRetentionMs', 'maintenanceIntervalMs', 'auditSummaryMs',
+  'auditRetentionMs', 'renewalAuditRetentionMs', 'maintenanceIntervalMs', 'auditSummaryMs', 'queueStallMs',
 ]);
 const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey']);
 /** pino's levels. */
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** Settings that must be whole numbers within a range (a fraction of a byte or message means a typo). */
+const INTEGER_RANGES: Partial<Record<keyof BrokerConfig, readonly [number, number]>> = {
+  // MQTT 3.1.1 cannot encode more than 268,435,455; under 1 KiB not even a token fits.
+  maxPacketBytes: [1024, 268_435_455],
+  maxQueuedMessages: [1, 10_000_000],
+  maxQueuedBytes: [64 * 1024, 2 ** 40],
+};
 
 function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: SettingName): unknown {
   const bad = (why: string): never => {
@@ -254,6 +275,8 @@ function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: Settin
   if (key === 'logLevel') return typeof value === 'string' && LOG_LEVELS.includes(value) ? value : bad(`expected one of ${LOG_LEVELS.join(', ')}`);
   if (DURATIONS.has(key) && typeof value === 'string' && /[a-z]$/.test(value)) return parseDuration(value, `${where ? `${where}: ` : ''}${name}`);
   const n = toNumber(value);
+  const range = INTEGER_RANGES[key];
+  if (range) return Number.isInteger(n) && n >= range[0] && n <= range[1] ? n : bad(`expected a whole number from ${range[0]} to ${range[1]}`);
   return Number.isFinite(n) && n >= 0 ? n : bad('expected a non-negative number');
 }
 

@@ -1,6 +1,7 @@
 import { Aedes } from 'aedes';
 import type { Server as HttpServer } from 'node:http';
 import { openIssuer } from '../provisioning/index.js';
+import { remoteAddress } from './address.js';
 import { AuditBuffer } from './audit-buffer.js';
 import { AuditTally } from './audit-tally.js';
 import { createAuthenticate } from './authenticate.js';
@@ -14,14 +15,18 @@ import { raiseFdLimit } from './fd-limit.js';
 import { createOpsServer } from './http.js';
 import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
+import { queueLimits, wireLimits, wsMaxFrameBytes } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
+import { OutboundQueues } from './outbound-queue.js';
+import { guardConnections } from './packet-guard.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import { RegistryMaintenance } from './registry-maintenance.js';
 import { RenewalResponder } from './renewal.js';
 import { RevocationState } from './revocation-state.js';
 import { RevocationWatcher } from './revocation-watcher.js';
+import { sessionOf } from './session.js';
 import { Sessions } from './sessions.js';
 import { autoUnauthenticatedMax, UnauthenticatedSockets } from './socket-limits.js';
 import { SubscriptionLimit } from './subscription-limit.js';
@@ -80,9 +85,21 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     authenticate: createAuthenticate(ctx),
     authorizePublish: createAuthorizePublish(ctx, renewal),
     authorizeSubscribe: createAuthorizeSubscribe(ctx),
-    authorizeForward: createAuthorizeForward(ctx),
+    authorizeForward: createAuthorizeForward(ctx, config.weaken.noLimits ? null : new OutboundQueues(queueLimits(config))),
   });
   ctx.aedes = aedes;
+  const wire = wireLimits(config);
+  if (!config.weaken.noLimits) {
+    guardConnections(aedes, wire, {
+      authenticated: (client) => sessionOf(client) !== undefined,
+      onViolation: (client, v) => {
+        ctx.metrics.packetsRefused.inc({ reason: v.reason });
+        // debug: under a flood the metric is the signal, not one line per socket.
+        ctx.log.debug({ event: 'wire.refused', reason: v.reason, device: sessionOf(client)?.deviceId, address: remoteAddress(client), err: v.message }, 'connection closed: packet refused');
+      },
+      onBroken: (err) => ctx.log.error({ event: 'wire.guard_broken', err: err.message }, 'connection refused: packet guard cannot be installed'),
+    });
+  }
   aedes.on('clientReady', (c) => {
     unauth.authenticated(peerSocket(c));
     ctx.sessions.ready(c);
@@ -111,7 +128,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
       mqtt: await bind(unauth.guard(mqttTcpServer(aedes)), config.mqttPort, 'MQTT'),
       tls: config.tlsPort === null ? null : await bind(unauth.guard(mqttTlsServer(aedes, config)), config.tlsPort, 'MQTT/TLS'),
       ws: await bind(unauth.guard(mqttWsServer(aedes, {
-        maxPayload: config.maxPasswordBytes + 64 * 1024, origins: config.wsOrigins,
+        maxPayload: wsMaxFrameBytes(wire), origins: config.wsOrigins,
         onRefused: (why) => metrics.wsRefusals.inc({ reason: why }),
       })), config.wsPort, 'WebSocket'),
       http: await bind(createOpsServer(ctx, () => ready), config.httpPort, 'HTTP', config.httpHost),

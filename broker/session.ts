@@ -5,7 +5,7 @@ import { tokenTopics } from './token-topics.js';
 import type { DeviceId, Jti } from '../registry/index.js';
 
 /** Why the broker ended a session itself. */
-export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'key_retired' | 'acl_violation' | 'theft' | 'shutdown' | 'renew_abuse';
+export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'key_retired' | 'acl_violation' | 'theft' | 'shutdown' | 'renew_abuse' | 'slow_consumer';
 
 /**
  * What the broker knows about an authenticated connection, decided once at

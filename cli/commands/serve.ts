@@ -5,6 +5,7 @@ import { count } from '../output.js';
 interface ServeFlags {
   db?: string; config?: string; host?: string; mqttPort?: string; tlsPort?: string; tlsCert?: string; tlsKey?: string;
   wsPort?: string; httpPort?: string; httpHost?: string; wsOrigins?: string; deniedPublish?: string; logLevel?: string;
+  maxPacketBytes?: string; maxQueuedMessages?: string; maxQueuedBytes?: string;
 }
 
 /** `credbroker serve`: the broker on embedded defaults, configured by flags, environment and a config file. */
@@ -25,6 +26,9 @@ export function registerServe(program: Command): void {
     .option('--ws-origins <list>', 'browser origins allowed on the WebSocket port, comma-separated (default: any)')
     .option('--denied-publish <policy>', 'on a publish the ACL refuses: disconnect | drop (default disconnect)')
     .option('--log-level <level>', 'pino level: debug | info | warn | error (default info)')
+    .option('--max-packet-bytes <n>', 'largest packet an authenticated client may send; larger closes the connection (default 262144)')
+    .option('--max-queued-messages <n>', 'messages held for one slow client before QoS 0 to it is dropped (default 1000)')
+    .option('--max-queued-bytes <n>', 'bytes held for one slow client before QoS 0 to it is dropped (default 4194304)')
     .addHelpText('after', `
 Examples:
   credbroker serve                                   # embedded defaults: ./data/credbroker.db, ports 1883, 8083, 9100

@@ -1,7 +1,7 @@
 // Shared helpers for the hostile-* tests: a seeded PRNG, raw MQTT sockets,
 // metric reads, and child processes that run the compiled library from dist/.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { MqttClient, type IClientOptions } from 'mqtt';
@@ -153,6 +153,8 @@ export interface BrokerChild {
   readonly child: ChildProcess;
   readonly port: number;
   readonly httpPort: number;
+  /** The WebSocket listener's port (null unless the config sets `wsPort`). */
+  readonly wsPort: number | null;
   readonly output: () => string;
   /** Resolves when the process has exited. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -167,7 +169,7 @@ export function spawnBrokerChild(db: string, config: Record<string, unknown> = {
     import { startBroker, validateConfig, createLogger } from './dist/broker/index.js';
     const config = validateConfig({ db: process.argv[1], host: '127.0.0.1', mqttPort: 0, wsPort: null, httpPort: 0, logLevel: 'info', ...JSON.parse(process.argv[2]) });
     const broker = await startBroker(config, { logger: createLogger('info', process.stderr) });
-    process.stdout.write(JSON.stringify({ port: broker.ports.mqtt, http: broker.ports.http }) + '\\n');
+    process.stdout.write(JSON.stringify({ port: broker.ports.mqtt, http: broker.ports.http, ws: broker.ports.ws }) + '\\n');
     process.on('SIGTERM', () => broker.close().then(() => process.exit(0)));
   `;
   const argv = [process.execPath, '--input-type=module', '-e', code, '--', db, JSON.stringify(config)];
@@ -186,11 +188,21 @@ export function spawnBrokerChild(db: string, config: Record<string, unknown> = {
       const nl = line.indexOf('\n');
       if (nl < 0) return;
       clearTimeout(timer);
-      const { port, http } = JSON.parse(line.slice(0, nl)) as { port: number; http: number };
-      resolve({ child, port, httpPort: http, output: () => out, exited });
+      const { port, http, ws } = JSON.parse(line.slice(0, nl)) as { port: number; http: number; ws: number | null };
+      resolve({ child, port, httpPort: http, wsPort: ws, output: () => out, exited });
     });
     void exited.then(({ code: c, signal }) => { clearTimeout(timer); reject(new Error(`broker child exited (${c ?? signal}) before starting: ${out}`)); });
   });
+}
+
+/** Resident memory of another process, in MiB, from /proc (Linux; null elsewhere or once it is gone). */
+export function rssMiB(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

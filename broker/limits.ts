@@ -1,0 +1,74 @@
+import type { BrokerConfig } from './config.js';
+
+/**
+ * The broker's resource limits in one place: what each bound is, derived from
+ * the settings once at start-up. The mechanisms live in files of their own
+ * (`packet-guard.ts`, `outbound-queue.ts`); each counts in a metric when it bites.
+ */
+
+/**
+ * Room a CONNECT needs beyond its password: protocol name and flags (10 bytes),
+ * client id and username (128-character device ids, `claim:`/`grant:` names),
+ * and a small last will (topic and payload). A device's will is a status line,
+ * not a data upload: a larger one belongs in a PUBLISH after CONNACK.
+ */
+export const CONNECT_EXTRA_BYTES = 4096;
+
+/** An MQTT fixed header is at most 5 bytes (1 type byte, a 4-byte remaining length). */
+export const FIXED_HEADER_MAX_BYTES = 5;
+
+/** The largest remaining length MQTT 3.1.1 can encode (§2.2.3). */
+export const MQTT_MAX_REMAINING_LENGTH = 268_435_455;
+
+export interface WireLimits {
+  /** Remaining length allowed for any packet of an authenticated connection. */
+  readonly maxPacketBytes: number;
+  /**
+   * Remaining length allowed for every packet before the CONNECT has been
+   * accepted: the CONNECT itself and anything pipelined behind it. An
+   * unauthenticated socket can never make the broker buffer more than this.
+   */
+  readonly connectPacketBytes: number;
+}
+
+export interface QueueLimits {
+  /** Messages the broker holds for one client before it drops QoS 0 to it. */
+  readonly maxQueuedMessages: number;
+  /** Bytes the broker holds for one client before it drops QoS 0 to it. */
+  readonly maxQueuedBytes: number;
+  /** A client over `maxQueuedBytes` this long (ms) is disconnected. */
+  readonly queueStallMs: number;
+  /**
+   * A client over this many bytes is disconnected at once: QoS 1 and 2 are not
+   * dropped, so without a hard ceiling a QoS 1 flood would grow the queue at
+   * the publisher's rate for all of `queueStallMs`.
+   */
+  readonly hardQueuedBytes: number;
+}
+
+export function wireLimits(config: BrokerConfig): WireLimits {
+  return {
+    maxPacketBytes: config.maxPacketBytes,
+    connectPacketBytes: config.maxPasswordBytes + CONNECT_EXTRA_BYTES,
+  };
+}
+
+export function queueLimits(config: BrokerConfig): QueueLimits {
+  return {
+    maxQueuedMessages: config.maxQueuedMessages,
+    maxQueuedBytes: config.maxQueuedBytes,
+    queueStallMs: config.queueStallMs,
+    hardQueuedBytes: 2 * config.maxQueuedBytes,
+  };
+}
+
+/**
+ * The WebSocket frame cap: one frame may carry the largest packet allowed,
+ * header included (MQTT.js sends one packet per frame). Packets that span
+ * frames are bounded by the packet guard, which reads the MQTT fixed header
+ * across frames; this bound only stops one frame from being buffered whole
+ * before that header has been seen.
+ */
+export function wsMaxFrameBytes(limits: WireLimits): number {
+  return Math.max(limits.maxPacketBytes, limits.connectPacketBytes) + FIXED_HEADER_MAX_BYTES;
+}
