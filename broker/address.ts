@@ -16,5 +16,8 @@ export function peerSocket(client: Client): Endpoints {
 
 /** The peer address of an MQTT client, whatever the transport (TCP, TLS, WebSocket). */
 export function remoteAddress(client: Client): string {
-  return peerSocket(client).remoteAddress ?? 'unknown';
+  const address = peerSocket(client).remoteAddress ?? 'unknown';
+  // On a dual-stack listener (--host ::) an IPv4 peer shows as ::ffff:a.b.c.d: the same
+  // peer must have the same address (throttles, logs, audit) whichever --host is used.
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }

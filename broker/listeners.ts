@@ -11,11 +11,29 @@ import { handshakeRefusal, MQTT_SUBPROTOCOLS, refuseUpgrade, type HandshakeRefus
 
 export type Listener = NetServer | HttpServer;
 
-/** Binds and resolves with the bound port (useful with port 0). */
-export function listen(server: Listener, port: number, host: string, backlog: number, what: string): Promise<number> {
+/** A port that another process holds; `startBroker` reports every one at once (`portsInUse`). */
+export class PortInUseError extends UsageError {
+  constructor(readonly what: string, readonly port: number, readonly host: string, readonly flag: string) {
+    super(`${what} port ${port} on ${host} (${flag}) is already in use`, 'ERR_CONFIG');
+  }
+}
+
+/** One line for all the ports that could not be bound, naming the flag of each. */
+export function portsInUse(conflicts: readonly PortInUseError[]): UsageError {
+  const list = conflicts.map((c) => `${c.what} ${c.port} on ${c.host} (${c.flag})`).join(', ');
+  return new UsageError(
+    `${conflicts.length === 1 ? 'port' : 'ports'} already in use: ${list}; is another broker running? Stop it, or choose other ports with ${conflicts.map((c) => c.flag).join(', ')} ("off" disables a listener)`,
+    'ERR_CONFIG',
+  );
+}
+
+/**
+ * Binds and resolves with the bound port (useful with port 0).
+ * @throws PortInUseError when another process holds the port, naming `flag`.
+ */
+export function listen(server: Listener, port: number, host: string, backlog: number, what: string, flag: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? new UsageError(`${what} port ${port} on ${host} is already in use (choose another with its --*-port flag, or "off")`, 'ERR_CONFIG') : err);
+    const onError = (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new PortInUseError(what, port, host, flag) : err);
     server.once('error', onError);
     server.listen({ port, host, backlog }, () => {
       server.off('error', onError);

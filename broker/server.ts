@@ -14,7 +14,7 @@ import type { BrokerContext } from './context.js';
 import { raiseFdLimit } from './fd-limit.js';
 import { createOpsServer } from './http.js';
 import { LimitLog } from './limit-log.js';
-import { kernelBacklogCap, listen, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
+import { kernelBacklogCap, listen, portsInUse, PortInUseError, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
 import { queueLimits, wireLimits, wsMaxFrameBytes } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
@@ -113,10 +113,19 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   const maintenance = new RegistryMaintenance(ctx);
 
   const servers: Listener[] = [];
-  const bind = async (server: Listener, port: number | null, what: string, host = config.host) => {
+  const conflicts: PortInUseError[] = [];
+  const bind = async (server: Listener, port: number | null, what: string, flag: string, host = config.host) => {
     if (port === null) return null;
     servers.push(server);
-    const bound = await listen(server, port, host, config.backlog, what);
+    let bound: number;
+    try {
+      bound = await listen(server, port, host, config.backlog, what, flag);
+    } catch (err) {
+      // Every port in use is reported at once: a second broker would otherwise be fixed one flag per try.
+      if (!(err instanceof PortInUseError)) throw err;
+      conflicts.push(err);
+      return null;
+    }
     // After binding, an accept error (e.g. out of file descriptors) is logged, never fatal.
     server.on('error', (err) => log.error({ event: 'listener.error', listener: what, err: err.message }, 'listener error'));
     return bound;
@@ -125,14 +134,15 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   let ports: RunningBroker['ports'];
   try {
     ports = {
-      mqtt: await bind(unauth.guard(mqttTcpServer(aedes)), config.mqttPort, 'MQTT'),
-      tls: config.tlsPort === null ? null : await bind(unauth.guard(mqttTlsServer(aedes, config)), config.tlsPort, 'MQTT/TLS'),
+      mqtt: await bind(unauth.guard(mqttTcpServer(aedes)), config.mqttPort, 'MQTT', '--mqtt-port'),
+      tls: config.tlsPort === null ? null : await bind(unauth.guard(mqttTlsServer(aedes, config)), config.tlsPort, 'MQTT/TLS', '--tls-port'),
       ws: await bind(unauth.guard(mqttWsServer(aedes, {
         maxPayload: wsMaxFrameBytes(wire), origins: config.wsOrigins,
         onRefused: (why) => metrics.wsRefusals.inc({ reason: why }),
-      })), config.wsPort, 'WebSocket'),
-      http: await bind(createOpsServer(ctx, () => ready), config.httpPort, 'HTTP', config.httpHost),
+      })), config.wsPort, 'WebSocket', '--ws-port'),
+      http: await bind(createOpsServer(ctx, () => ready), config.httpPort, 'HTTP', '--http-port', config.httpHost),
     };
+    if (conflicts.length) throw portsInUse(conflicts);
   } catch (err) {
     await shutdown();
     throw err;

@@ -110,7 +110,8 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   }
 }
 
-if (isEntryPoint(import.meta.url)) {
+/** Runs the CLI as the `credbroker` process: sets the exit code when done. */
+export function run(): void {
   // `credbroker devices | head`: a closed pipe is not an error worth a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
@@ -122,3 +123,5 @@ if (isEntryPoint(import.meta.url)) {
     process.exitCode = reportError(err);
   });
 }
+
+if (isEntryPoint(import.meta.url)) run();

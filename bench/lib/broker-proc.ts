@@ -118,7 +118,7 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
       const authenticate = kind === 'verify-floor' ? await bareVerifyHook(args.db!) : undefined;
       const aedes = await Aedes.createBroker({ id: kind, ...(authenticate && { authenticate }) });
       const server = mqttTcpServer(aedes);
-      const port = await listen(server, 0, '127.0.0.1', 4096, 'MQTT');
+      const port = await listen(server, 0, '127.0.0.1', 4096, 'MQTT', '--mqtt-port');
       close = async () => {
         const stopped = new Promise<void>((r) => server.close(() => r()));
         await new Promise<void>((r) => aedes.close(() => r()));
