@@ -137,7 +137,7 @@ t.test('a registry the user may only read: read-only commands work, writers get 
   t.equal((await runCli(['provision', 'd-1', '--profile', 'sensor', '--json', '--db', db])).code, 0);
   chmodSync(db, 0o444);
   if (isRoot) chownSync(folder, 65534, 65534); // the folder is the reader's, the file is not
-  for (const args of [['devices'], ['show', 'd-1'], ['audit'], ['profile', 'list'], ['profile', 'show', 'sensor'], ['keys', 'list'], ['keys', 'jwks']]) {
+  for (const args of [['devices'], ['show', 'd-1'], ['show', '--stats'], ['audit'], ['profile', 'list'], ['profile', 'show', 'sensor'], ['keys', 'list'], ['keys', 'jwks']]) {
     const r = await runCli([...args, '--db', db], asOther);
     t.equal(r.code, 0, `${args.join(' ')} reads a read-only registry: ${r.stderr}`);
     t.equal(r.stderr, '', `${args.join(' ')}: nothing on stderr`);
