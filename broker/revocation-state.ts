@@ -12,6 +12,11 @@ export class RevocationState {
   private readonly revokedJtis = new Map<string, number>();
   /** device → iat cut-off (s) set by `restore`. */
   private readonly validAfter = new Map<string, number>();
+  /**
+   * Deleted devices: tokens issued before the deletion stay refused (a new device
+   * may take the id) until `forgetAt`, when the longest token could have expired.
+   */
+  private readonly deleted = new Map<string, { cutoffSec: number; forgetAt: number }>();
 
   load(reg: Registry, now = Date.now()): void {
     for (const d of reg.devices.restrictions()) {
@@ -28,6 +33,19 @@ export class RevocationState {
   restoreDevice(id: string, validAfterSec: number): void {
     this.revokedDevices.delete(id);
     this.validAfter.set(id, validAfterSec);
+  }
+
+  /**
+   * A device deleted from the registry (`devices delete`, a simulation's clean-up):
+   * it no longer needs a place among the revoked, but any token issued up to the
+   * deletion is refused until `maxTokenTtlMs` has passed.
+   */
+  forgetDevice(id: string, maxTokenTtlMs: number, now = Date.now()): void {
+    this.revokedDevices.delete(id);
+    this.validAfter.delete(id);
+    // iat has whole seconds: a token minted in the very second of the deletion is not caught here, and none
+    // can be: a deleted device was revoked first, or was a simulation device whose tokens only its ended run held.
+    this.deleted.set(id, { cutoffSec: Math.floor(now / 1000), forgetAt: now + maxTokenTtlMs + 60_000 });
   }
 
   revokeToken(jti: string, expiresAt: number): void {
@@ -48,11 +66,14 @@ export class RevocationState {
     if (this.isTokenRevoked(claims.jti)) return 'token_revoked';
     const cutoff = this.validAfter.get(claims.sub);
     if (cutoff !== undefined && claims.iat < cutoff) return 'token_revoked';
+    const deleted = this.deleted.get(claims.sub);
+    if (deleted !== undefined && claims.iat < deleted.cutoffSec) return 'device_revoked';
     return null;
   }
 
   /** Forgets revoked tokens that have expired: they are refused as expired now. */
   prune(now = Date.now()): void {
     for (const [jti, exp] of this.revokedJtis) if (exp + 60_000 < now) this.revokedJtis.delete(jti);
+    for (const [id, d] of this.deleted) if (d.forgetAt < now) this.deleted.delete(id);
   }
 }

@@ -60,6 +60,10 @@ export class RevocationWatcher {
         case 'keys_rotated':
           void this.keys.reload();
           break;
+        case 'device_deleted':
+          ctx.revocation.forgetDevice(c.deviceId!, ctx.issuer.settings.maxTokenTtlMs, c.at);
+          ctx.sessions.kickDevice(c.deviceId!, 'device_revoked');
+          break;
       }
       ctx.log.info({ event: 'registry.change', kind: c.kind, device: c.deviceId, seq: c.seq }, 'registry change applied');
     }

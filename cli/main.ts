@@ -69,7 +69,7 @@ export function buildProgram(registrars: readonly CommandRegistrar[] = commandRe
     .configureOutput({ outputError: (str, write) => write(`credbroker: ${oneLine(str.replace(/^error: /, ''))}\n`) })
     .exitOverride()
     // Options belong to the command they follow: `audit prune --db F` gives --db to
-    // `prune`, not to the `audit` listing (which has its own --db).
+    // `prune`, and `devices delete ID --db F` to `delete`, not to the listings (which have their own --db).
     .enablePositionalOptions()
     .showSuggestionAfterError(true)
     .addHelpText('after', `

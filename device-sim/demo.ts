@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, startBroker, validateConfig } from '../broker/index.js';
 import { formatReport } from './report.js';
-import { runSimulation } from './run.js';
+import { runSimulation } from './run-simulation.js';
 
 async function demo(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-demo-'));

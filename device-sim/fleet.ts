@@ -18,6 +18,8 @@ export interface Fleet {
   readonly issuer: Issuer | null;
   /** Where each device's credentials file lives (--credentials mode), to write rotated credentials back. */
   readonly files: ReadonlyMap<string, string>;
+  /** The ids this run provisioned (marked as simulation devices), the observer included: what the clean-up removes. */
+  readonly provisionedIds: readonly string[];
   readonly provisionMs: number;
   close(): void;
 }
@@ -28,10 +30,14 @@ export interface Fleet {
  * with the sensor ACL and `tokenTtlMs`), or reads a folder of credentials files.
  * With a registry it also provisions an observer device (profile `observer`).
  */
-export async function prepareFleet(opts: SimOptions, onProgress?: (done: number, total: number) => void): Promise<Fleet> {
+export async function prepareFleet(
+  opts: SimOptions, onProgress?: (done: number, total: number) => void,
+  beforeProvisioning?: (issuer: Issuer) => Promise<void>,
+): Promise<Fleet> {
   const started = Date.now();
   const issuer = opts.db ? await openIssuer(opts.db) : null;
   try {
+    if (issuer) await beforeProvisioning?.(issuer);
     const runTag = Date.now().toString(36);
     let devices: DeviceCredentials[];
     const files = new Map<string, string>();
@@ -43,7 +49,7 @@ export async function prepareFleet(opts: SimOptions, onProgress?: (done: number,
       reg.write(() => reg.profiles.set({ name: SIM_PROFILE as ProfileName, publish: sensor.publish, subscribe: sensor.subscribe, tokenTtlMs: opts.tokenTtlMs }));
       const width = String(opts.devices).length;
       const rows = Array.from({ length: opts.devices }, (_, i) => ({ line: i + 1, id: `${opts.idPrefix}-${runTag}-${String(i + 1).padStart(width, '0')}` }));
-      const res = await provisionDevices(issuer!, rows, { profile: SIM_PROFILE, brokerUrl: opts.url, chunkSize: 500, onProgress });
+      const res = await provisionDevices(issuer!, rows, { profile: SIM_PROFILE, brokerUrl: opts.url, chunkSize: 500, onProgress, simulation: true });
       devices = res.provisioned;
     }
     let observer: DeviceCredentials | null = null;
@@ -53,12 +59,13 @@ export async function prepareFleet(opts: SimOptions, onProgress?: (done: number,
         const obs = DEFAULT_PROFILES.find((p) => p.name === OBSERVER_PROFILE)!;
         reg.write(() => reg.profiles.set(obs));
       }
-      const res = await provisionDevices(issuer, [{ line: 1, id: `${opts.idPrefix}-${runTag}-observer` }], { profile: OBSERVER_PROFILE, brokerUrl: opts.url });
+      const res = await provisionDevices(issuer, [{ line: 1, id: `${opts.idPrefix}-${runTag}-observer` }], { profile: OBSERVER_PROFILE, brokerUrl: opts.url, simulation: true });
       observer = res.provisioned[0] ?? null;
     }
+    const provisionedIds = [...(opts.credentialsDir ? [] : devices.map((d) => d.deviceId)), ...(observer ? [observer.deviceId] : [])];
     return {
       devices: devices.map((d) => ({ ...d, brokerUrl: opts.url })),
-      observer, issuer, files,
+      observer, issuer, files, provisionedIds,
       provisionMs: Date.now() - started,
       close: () => issuer?.reg.close(),
     };

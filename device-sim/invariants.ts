@@ -1,4 +1,5 @@
 import type { SimOptions } from './options.js';
+import { registryMismatch } from './diagnosis.js';
 import type { DeviceRecord, Observations } from './state.js';
 
 export type Verdict = 'pass' | 'fail' | 'skipped';
@@ -208,6 +209,8 @@ function revokedKicked(obs: Observations, devices: DeviceRecord[], opts: SimOpti
 
 function noUnexpectedError(obs: Observations, devices: DeviceRecord[]): InvariantResult {
   const failures = [...obs.errors];
+  const mismatch = registryMismatch(devices);
+  if (mismatch) failures.unshift(mismatch);
   let refusals = 0;
   for (const d of devices) {
     for (const e of d.errors) failures.push(`${d.id}: ${e}`);
@@ -218,5 +221,5 @@ function noUnexpectedError(obs: Observations, devices: DeviceRecord[]): Invarian
     if (d.probe?.error) failures.push(`${d.id}: probe failed: ${d.probe.error}`);
     if (d.probe?.takeover != null && d.probe.takeover < 0) failures.push(`${d.id}: client-id probe got no CONNACK (${d.probe.takeover === -2 ? 'closed' : 'error or timeout'})`);
   }
-  return result('no-unexpected-error', 'no unexpected error', 1, failures, `${failures.length} errors (${refusals} unexpected refusals)`);
+  return result('no-unexpected-error', 'no unexpected error', 1, failures, mismatch ?? `${failures.length} errors (${refusals} unexpected refusals)`);
 }

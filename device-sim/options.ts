@@ -53,6 +53,14 @@ export interface SimOptions {
   readonly failedAuthPerSec: number;
   /** Device id prefix; a run tag is appended so that runs never collide in a registry. */
   readonly idPrefix: string;
+  /**
+   * The broker's ops HTTP address: before provisioning, the sim checks there
+   * (`/.well-known/jwks.json`) that the broker trusts this registry's signing key.
+   * Null: `http://<host of url>:9100`. When it does not answer, the check is skipped.
+   */
+  readonly opsUrl: string | null;
+  /** Leave the simulation devices and the sim-sensor profile in the registry after the run. */
+  readonly keep: boolean;
   /** Live progress on stderr: 'auto' = only when stderr is a TTY (and not --json). */
   readonly progress: boolean | 'auto';
   readonly json: boolean;
@@ -79,6 +87,8 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   failedAuthBurst: 10,
   failedAuthPerSec: 1,
   idPrefix: 'sim',
+  opsUrl: null,
+  keep: false,
   progress: 'auto',
   json: false,
 };
@@ -114,6 +124,7 @@ export function resolveSimOptions(partial: Partial<SimOptions> = {}): SimOptions
   if (!(o.failedAuthBurst >= 1 && o.failedAuthPerSec > 0)) fail('invalid failed-auth budget: burst ≥ 1 and rate > 0');
   if (o.deniedPublish !== 'disconnect' && o.deniedPublish !== 'drop') fail(`invalid --denied-publish "${o.deniedPublish}": expected disconnect or drop`);
   if (!/^[A-Za-z0-9._:-]{1,40}$/.test(o.idPrefix)) fail(`invalid --id-prefix "${o.idPrefix}": 1–40 chars of [A-Za-z0-9._:-]`);
+  if (o.opsUrl !== null && !/^https?:\/\/[^/?#]+\/?$/.test(o.opsUrl)) fail(`invalid --broker "${o.opsUrl.slice(0, 80)}": expected the broker's ops HTTP address, e.g. http://127.0.0.1:9100`);
   if (!o.db && !o.credentialsDir) fail('the sim needs --db FILE (it provisions its own devices in the registry the broker uses) or --credentials DIR');
   return o;
 }
@@ -124,7 +135,7 @@ export interface SimFlags {
   publishInterval?: string; offlineFraction?: string; revokeFraction?: string; probeFraction?: string;
   nonRenewingFraction?: string; leeway?: string; deniedPublish?: string; connectConcurrency?: string; seed?: string;
   revokedRetries?: string; failedAuthBurst?: string; failedAuthPerSec?: string; idPrefix?: string;
-  json?: boolean; progress?: boolean;
+  broker?: string; keep?: boolean; json?: boolean; progress?: boolean;
 }
 
 function num(name: string, v: string | undefined): number | undefined {
@@ -159,6 +170,8 @@ export function parseSimFlags(f: SimFlags, env: NodeJS.ProcessEnv = process.env,
     failedAuthBurst: num('failed-auth-burst', f.failedAuthBurst),
     failedAuthPerSec: num('failed-auth-per-sec', f.failedAuthPerSec),
     idPrefix: f.idPrefix,
+    opsUrl: f.broker ?? null,
+    keep: f.keep ?? false,
     json: f.json ?? false,
     progress: f.progress === false ? false : 'auto',
   });

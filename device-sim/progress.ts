@@ -45,6 +45,7 @@ export function createProgress(enabled: boolean | 'auto', json: boolean, stream:
     },
     stop() {
       if (started) bar.stop();
+      started = false;
     },
   };
 }

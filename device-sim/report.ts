@@ -1,5 +1,7 @@
 import { formatDuration } from '../util/duration.js';
+import type { SimCleanup } from './cleanup.js';
 import type { InvariantResult } from './invariants.js';
+import type { RegistryCheck } from './preflight.js';
 import type { Cohort } from './state.js';
 import type { Summary } from './stats.js';
 
@@ -22,7 +24,14 @@ export interface SimReport {
   readonly timings: { provisionMs: number; connectWaveMs: number; scenarioMs: number; totalMs: number };
   readonly simEventLoopDelayMs: { p50: number; p99: number; max: number } | null;
   readonly startedAt: string;
+  /** The sim's registry against the broker's (checked before provisioning), and what the run left there. */
+  readonly registry: { readonly check: RegistryCheck; readonly cleanup: SimCleanup };
+  /** Stopped early by Ctrl-C: verdicts cover the part that ran. */
+  readonly interrupted: boolean;
 }
+
+/** What the scenario engine reports; runSimulation adds the registry check and clean-up. */
+export type SimScenarioReport = Omit<SimReport, 'registry' | 'interrupted'>;
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
@@ -34,6 +43,8 @@ export function formatReport(r: SimReport): string {
   const out: string[] = [];
   out.push(`credbroker sim — ${s.devices} devices (${s.source}), ${formatDuration(s.durationMs)} scenario, token ttl ${s.tokenTtlMs ? formatDuration(s.tokenTtlMs) : 'from files'}, publish every ${formatDuration(s.publishIntervalMs)}, seed ${s.seed}`);
   out.push(`broker ${s.url} (leeway ${s.leewayMs} ms, denied publish: ${s.deniedPublish})`);
+  out.push(`registry: ${r.registry.check.result === 'match' ? 'same as the broker' : 'not checked'}: ${r.registry.check.detail}`);
+  if (r.interrupted) out.push('INTERRUPTED (Ctrl-C): the scenario was cut short; verdicts cover the part that ran');
   out.push(`cohorts: ${Object.entries(r.cohorts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   out.push('');
   const w = Math.max(...r.invariants.map((i) => i.name.length));
@@ -57,6 +68,7 @@ export function formatReport(r: SimReport): string {
   const t = r.timings;
   const el = r.simEventLoopDelayMs;
   out.push(`timings: provision ${t.provisionMs} ms, connect wave ${t.connectWaveMs} ms, scenario ${t.scenarioMs} ms, total ${t.totalMs} ms${el ? `; sim event-loop delay p99 ${el.p99} ms, max ${el.max} ms` : ''}`);
+  out.push(`clean-up: ${r.registry.cleanup.detail}`);
   const failed = r.invariants.filter((i) => i.verdict === 'fail');
   out.push(failed.length ? `RESULT: FAIL (${failed.map((i) => i.id).join(', ')})` : 'RESULT: PASS');
   return `${out.join('\n')}\n`;

@@ -5,14 +5,14 @@ import { revokeDevices } from '../operations/index.js';
 import type { DeviceCredentials } from '../provisioning/index.js';
 import type { DeviceId } from '../registry/index.js';
 import { FailedAuthBudget } from './budget.js';
-import { prepareFleet, saveCredentials, type Fleet } from './fleet.js';
+import { saveCredentials, type Fleet } from './fleet.js';
 import { evaluateInvariants } from './invariants.js';
 import { connectOnce } from './mqtt-once.js';
 import { Observer } from './observer.js';
-import { resolveSimOptions, type SimOptions } from './options.js';
+import type { SimOptions } from './options.js';
 import { runProbe } from './probes.js';
-import { createProgress, type Progress } from './progress.js';
-import type { SimReport } from './report.js';
+import type { Progress } from './progress.js';
+import type { SimScenarioReport } from './report.js';
 import { Rng } from './rng.js';
 import { newDeviceRecord, type Cohort, type DeviceRecord, type Observations } from './state.js';
 import { summarize } from './stats.js';
@@ -21,29 +21,6 @@ type Phase = 'connecting' | 'online' | 'away' | 'stopping';
 
 /** Extra time a non-kicked device's session may overrun before the watchdog flags it (its tick is 1 s). */
 const WATCHDOG_TICK_MS = 1000;
-
-/**
- * Runs a whole simulation: prepares the fleet (provisioning or credentials
- * files), connects it, plays the scenario (telemetry, renewals, offline
- * devices, revocations, ACL probes, non-renewing devices), stops everything and
- * returns the report with a verdict per invariant. It never exits the process.
- *
- * @example
- * const report = await runSimulation({ url: 'mqtt://127.0.0.1:1883', db: './data/credbroker.db', devices: 200, durationMs: 60_000 });
- * if (!report.ok) process.exitCode = 1;
- */
-export async function runSimulation(input: Partial<SimOptions>): Promise<SimReport> {
-  const opts = resolveSimOptions(input);
-  const started = Date.now();
-  const fleet = await prepareFleet(opts);
-  const progress = createProgress(opts.progress, opts.json);
-  try {
-    return await new Simulation(opts, fleet, progress).run(started);
-  } finally {
-    progress.stop();
-    fleet.close();
-  }
-}
 
 /** Device-sim: the scenario engine behind runSimulation. */
 export class Simulation {
@@ -64,7 +41,8 @@ export class Simulation {
   private endAt = 0;
   private connectWaveMs = 0;
 
-  constructor(private readonly opts: SimOptions, private readonly fleet: Fleet, private readonly progress: Progress) {
+  /** `stop` (Ctrl-C) ends the scenario early; the teardown and report run as usual. */
+  constructor(private readonly opts: SimOptions, private readonly fleet: Fleet, private readonly progress: Progress, private readonly stop?: AbortSignal) {
     this.rng = new Rng(opts.seed);
     this.budget = new FailedAuthBudget(opts.failedAuthBurst, opts.failedAuthPerSec);
     this.obs = {
@@ -112,7 +90,7 @@ export class Simulation {
     return this.obs.devices.get(id)!;
   }
 
-  async run(startedAt: number): Promise<SimReport> {
+  async run(startedAt: number): Promise<SimScenarioReport> {
     const { opts } = this;
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
@@ -128,11 +106,13 @@ export class Simulation {
       await this.connectWave();
       this.connectWaveMs = Date.now() - waveStart;
       this.obs.clockStartAt = Date.now();
-      this.endAt = this.obs.clockStartAt + opts.durationMs;
+      // No device got in (a broker on another registry, say): the scenario has nothing to show.
+      const anyone = [...this.obs.devices.values()].some((d) => d.connectMs !== null);
+      this.endAt = this.obs.clockStartAt + (anyone ? opts.durationMs : 0);
       this.schedule();
       clearInterval(ticker);
       const scenarioTicker = setInterval(() => this.reportProgress('run'), 250);
-      await new Promise<void>((r) => setTimeout(r, Math.max(0, this.endAt - Date.now())));
+      await sleepUnless(Math.max(0, this.endAt - Date.now()), this.stop);
       clearInterval(scenarioTicker);
       await this.teardown();
     } finally {
@@ -471,7 +451,7 @@ export class Simulation {
     });
   }
 
-  private report(startedAt: number): SimReport {
+  private report(startedAt: number): SimScenarioReport {
     const { opts, obs } = this;
     const invariants = evaluateInvariants(obs, opts);
     let unexpectedDisconnects = 0;
@@ -509,6 +489,16 @@ export class Simulation {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Sleeps `ms`, or less when `signal` aborts first. */
+function sleepUnless(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((r) => {
+    const done = () => { clearTimeout(t); signal?.removeEventListener('abort', done); r(); };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {

@@ -35,7 +35,11 @@ export type ErrorCode =
   | 'ERR_IDENTITY_MISMATCH'
   | 'ERR_CLIENT_ID_MISMATCH'
   | 'ERR_RATE_LIMITED'
-  | 'ERR_BROKER_UNREACHABLE';
+  | 'ERR_BROKER_UNREACHABLE'
+  | 'ERR_DEVICE_NOT_REVOKED'
+  | 'ERR_DEVICE_TOKENS_LIVE'
+  | 'ERR_PROFILE_IN_USE'
+  | 'ERR_REGISTRY_MISMATCH';
 
 export class CredbrokerError extends Error {
   readonly code: ErrorCode;

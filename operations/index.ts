@@ -7,3 +7,5 @@ export { setProfile, DEFAULT_PROFILE_TTL_MS, type ProfileChange } from './profil
 export { checkRefreshCredential, reportRefreshReplay, rotateRefreshCredential, type Rotated } from './refresh.js';
 export { reissueCredentials } from './reissue.js';
 export { pruneRegistry, pruneAudit, RENEWAL_AUDIT_ACTIONS, type Retention, type Pruned } from './retention.js';
+export { deleteDevices, removeSimulationDevices, TOKEN_GRACE_MS, type DeleteResult } from './delete-devices.js';
+export { deleteProfile } from './delete-profile.js';

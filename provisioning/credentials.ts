@@ -45,10 +45,10 @@ export async function mintCredentialSet(issuer: Issuer, deviceId: DeviceId, prof
   };
 }
 
-/** Stores a new device with its credential set; call inside `reg.write`. */
-export function storeCredentialSet(issuer: Issuer, set: CredentialSet, now: number): void {
+/** Stores a new device with its credential set; call inside `reg.write`. `simulation` marks a `credbroker sim` device. */
+export function storeCredentialSet(issuer: Issuer, set: CredentialSet, now: number, simulation = false): void {
   const { reg } = issuer;
-  reg.devices.insert(set.deviceId, set.profile.name, set.credentialExpiresAt, now);
+  reg.devices.insert(set.deviceId, set.profile.name, set.credentialExpiresAt, now, simulation);
   reg.tokens.record({ jti: set.token.jti, deviceId: set.deviceId, kid: set.token.kid, issuedAt: set.token.issuedAt, expiresAt: set.token.expiresAt });
   reg.refresh.add(set.refreshHash, set.deviceId, now, set.credentialExpiresAt);
   reg.audit.append('cli', 'device.provision', set.deviceId, { profile: set.profile.name, jti: set.token.jti }, now);

@@ -28,6 +28,8 @@ export interface ProvisionOptions extends IssueOptions {
    * again provisions the rest.
    */
   readonly signal?: AbortSignal;
+  /** Marks the devices as simulation devices (`credbroker sim`: removed when its run ends). */
+  readonly simulation?: boolean;
   /**
    * Fault-injection hook for crash tests: runs after a chunk's registry commit and
    * before its credentials files are renamed into place (throw to simulate a crash there).
@@ -116,7 +118,7 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
       const { sets, now } = await next!;
       if (opts.signal?.aborted) { stoppedAt = i; break; } // the signed chunk is dropped: it never existed
       next = i + chunkSize < todo.length ? mintChunk(todo.slice(i + chunkSize, i + 2 * chunkSize)) : null;
-      const stored = storeChunk(issuer, sets, now, outDir, opts.afterChunkCommit);
+      const stored = storeChunk(issuer, sets, now, outDir, opts.afterChunkCommit, opts.simulation ?? false);
       for (const s of stored.committed) provisioned.push(s.file);
       skipped.push(...stored.raced);
       opts.onProgress?.(Math.min(i + chunkSize, todo.length), todo.length);
@@ -140,7 +142,7 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
  */
 function storeChunk(
   issuer: Issuer, sets: readonly CredentialSet[], now: number, outDir: string | undefined,
-  afterCommit: ((ids: readonly DeviceId[]) => void) | undefined,
+  afterCommit: ((ids: readonly DeviceId[]) => void) | undefined, simulation: boolean,
 ): { committed: CredentialSet[]; raced: DeviceId[] } {
   const pending: string[] = [];
   let committedFlags: boolean[];
@@ -150,7 +152,7 @@ function storeChunk(
       const raced = issuer.reg.devices.existing(sets.map((s) => s.deviceId));
       return sets.map((s) => {
         if (raced.has(s.deviceId)) return false;
-        storeCredentialSet(issuer, s, now);
+        storeCredentialSet(issuer, s, now, simulation);
         return true;
       });
     });

@@ -4,7 +4,7 @@ import type { Db } from './db.js';
  * The change feed: a monotonic sequence another process (the broker) polls to
  * learn about revocations, restores and key rotations without scanning tables.
  */
-export type ChangeKind = 'device_revoked' | 'device_restored' | 'token_revoked' | 'keys_rotated';
+export type ChangeKind = 'device_revoked' | 'device_restored' | 'token_revoked' | 'keys_rotated' | 'device_deleted';
 
 export interface Change {
   readonly seq: number;

@@ -16,11 +16,13 @@ export interface Device {
   readonly credentialExpiresAt: number;
   readonly createdAt: number;
   readonly lastSeenAt: number | null;
+  /** Provisioned by `credbroker sim`: removed when the run ends (unless `--keep`). */
+  readonly simulation: boolean;
 }
 
 interface Row {
   id: string; profile: string; status: DeviceStatus; revoked_reason: string | null; revoked_at: number | null;
-  tokens_valid_after: number; credential_expires_at: number; created_at: number; last_seen_at: number | null;
+  tokens_valid_after: number; credential_expires_at: number; created_at: number; last_seen_at: number | null; simulation: number;
 }
 
 const toDevice = (r: Row): Device => ({
@@ -33,6 +35,7 @@ const toDevice = (r: Row): Device => ({
   credentialExpiresAt: r.credential_expires_at,
   createdAt: r.created_at,
   lastSeenAt: r.last_seen_at,
+  simulation: r.simulation === 1,
 });
 
 export interface DeviceFilter {
@@ -52,12 +55,14 @@ export class Devices {
   private readonly revokeStmt;
   private readonly restoreStmt;
   private readonly touchStmt;
+  private readonly deleteStmt;
   constructor(db: Db) {
     this.db = db;
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM devices WHERE id = ?');
     this.insertStmt = db.prepare(
-      `INSERT INTO devices (id, profile, status, credential_expires_at, created_at) VALUES (?, ?, 'active', ?, ?)`,
+      `INSERT INTO devices (id, profile, status, credential_expires_at, created_at, simulation) VALUES (?, ?, 'active', ?, ?, ?)`,
     );
+    this.deleteStmt = db.prepare('DELETE FROM devices WHERE id = ?');
     this.revokeStmt = db.prepare(
       `UPDATE devices SET status = 'revoked', revoked_reason = ?, revoked_at = ? WHERE id = ? AND status = 'active'`,
     );
@@ -79,8 +84,13 @@ export class Devices {
     return d;
   }
 
-  insert(id: DeviceId, profile: ProfileName, credentialExpiresAt: number, now: number): void {
-    this.insertStmt.run(id, profile, credentialExpiresAt, now);
+  insert(id: DeviceId, profile: ProfileName, credentialExpiresAt: number, now: number, simulation = false): void {
+    this.insertStmt.run(id, profile, credentialExpiresAt, now, simulation ? 1 : 0);
+  }
+
+  /** Removes the device row; its tokens and refresh credentials must be gone first (foreign keys). */
+  delete(id: DeviceId): boolean {
+    return this.deleteStmt.run(id).changes > 0;
   }
 
   /** Which of `ids` are already registered (one query per 500 ids). */

@@ -68,6 +68,8 @@ const MIGRATIONS: readonly string[] = [
   // Pruning finds expired token records by expiry alone (tokens_device leads with the device).
   // With this version the file also runs auto_vacuum=INCREMENTAL: see ensureIncrementalVacuum.
   `CREATE INDEX tokens_expiry ON tokens(expires_at);`,
+  // Devices that `credbroker sim` provisioned: listed as such, and removed when the run ends.
+  `ALTER TABLE devices ADD COLUMN simulation INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

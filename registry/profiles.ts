@@ -33,7 +33,9 @@ export class Profiles {
   private readonly getStmt;
   private readonly listStmt;
   private readonly upsertStmt;
+  private readonly deleteStmt;
   constructor(db: Db) {
+    this.deleteStmt = db.prepare('DELETE FROM profiles WHERE name = ?');
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM profiles WHERE name = ?');
     this.listStmt = db.prepare<[], Row>('SELECT * FROM profiles ORDER BY name');
     this.upsertStmt = db.prepare(
@@ -58,6 +60,11 @@ export class Profiles {
 
   list(): Profile[] {
     return this.listStmt.all().map(toProfile);
+  }
+
+  /** Removes the profile; the devices table's foreign key refuses it while a device uses it. */
+  delete(name: string): boolean {
+    return this.deleteStmt.run(name).changes > 0;
   }
 
   set(p: Pick<Profile, 'name' | 'publish' | 'subscribe' | 'tokenTtlMs'>, now = Date.now()): void {

@@ -30,12 +30,14 @@ export class RefreshCredentials {
   private readonly demoteStmt;
   private readonly revokeDeviceStmt;
   private readonly forDeviceStmt;
+  private readonly deleteDeviceStmt;
   constructor(db: Db) {
     this.forDeviceStmt = db.prepare<[string], Row>('SELECT * FROM refresh_credentials WHERE device_id = ? ORDER BY issued_at DESC, rowid DESC');
     this.insertStmt = db.prepare(`INSERT INTO refresh_credentials (hash, device_id, state, issued_at, expires_at) VALUES (?, ?, 'current', ?, ?)`);
     this.findStmt = db.prepare<[string], Row>('SELECT * FROM refresh_credentials WHERE hash = ?');
     this.setStateStmt = db.prepare('UPDATE refresh_credentials SET state = ?, used_at = coalesce(?, used_at) WHERE hash = ?');
     this.demoteStmt = db.prepare(`UPDATE refresh_credentials SET state = 'superseded' WHERE device_id = ? AND state = ? AND hash <> ?`);
+    this.deleteDeviceStmt = db.prepare('DELETE FROM refresh_credentials WHERE device_id = ?');
     this.revokeDeviceStmt = db.prepare(`UPDATE refresh_credentials SET state = 'revoked' WHERE device_id = ? AND state IN ('current', 'previous')`);
   }
 
@@ -60,6 +62,11 @@ export class RefreshCredentials {
 
   revokeAllOf(deviceId: DeviceId): void {
     this.revokeDeviceStmt.run(deviceId);
+  }
+
+  /** Forgets every credential record of a device (deleting it): an unknown credential is refused. */
+  deleteAllOf(deviceId: DeviceId): void {
+    this.deleteDeviceStmt.run(deviceId);
   }
 
   /** Every credential record of a device, newest first (hashes only: never the credential). */

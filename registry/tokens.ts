@@ -28,8 +28,12 @@ export class IssuedTokens {
   private readonly maxExpStmt;
   private readonly revokedLiveOfStmt;
   private readonly pruneStmt;
+  private readonly lastExpiryOfDeviceStmt;
+  private readonly deleteDeviceStmt;
   constructor(db: Db) {
     this.pruneStmt = db.prepare<[number, number]>('DELETE FROM tokens WHERE jti IN (SELECT jti FROM tokens WHERE expires_at < ? LIMIT ?)');
+    this.lastExpiryOfDeviceStmt = db.prepare<[string], { m: number | null }>('SELECT max(expires_at) AS m FROM tokens WHERE device_id = ?');
+    this.deleteDeviceStmt = db.prepare('DELETE FROM tokens WHERE device_id = ?');
     this.revokedLiveOfStmt = db.prepare<[string, number], { jti: string; expires_at: number }>('SELECT jti, expires_at FROM tokens WHERE device_id = ? AND revoked_at IS NOT NULL AND expires_at > ?');
     this.insertStmt = db.prepare('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)');
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM tokens WHERE jti = ?');
@@ -79,6 +83,16 @@ export class IssuedTokens {
    */
   pruneExpired(before: number, limit: number): number {
     return this.pruneStmt.run(before, limit).changes;
+  }
+
+  /** When the device's last token expires (ms), or null when it has none. */
+  lastExpiryOfDevice(deviceId: DeviceId): number | null {
+    return this.lastExpiryOfDeviceStmt.get(deviceId)?.m ?? null;
+  }
+
+  /** Forgets every token record of a device (deleting it). */
+  deleteAllOf(deviceId: DeviceId): number {
+    return this.deleteDeviceStmt.run(deviceId).changes;
   }
 
   /** When the last token signed by `kid` expires (ms), or null. */

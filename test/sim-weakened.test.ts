@@ -19,7 +19,7 @@ async function weakenedRun(weakening: keyof Weakening): Promise<SimReport> {
   const tb = await startTestBroker({ leewaySec: 1, logLevel: 'warn', weaken: { [weakening]: true } });
   try {
     return await runSimulation({
-      url: tb.url, db: tb.db, devices: 30, durationMs: 10_000, tokenTtlMs: 5_000, publishIntervalMs: 1_000,
+      url: tb.url, db: tb.db, opsUrl: `http://127.0.0.1:${tb.broker.ports.http}`, devices: 30, durationMs: 10_000, tokenTtlMs: 5_000, publishIntervalMs: 1_000,
       offlineFraction: 0, revokeFraction: 0.1, probeFraction: 0.1, nonRenewingFraction: 0.07,
       leewayMs: 1_000, seed: 11, progress: false,
     });

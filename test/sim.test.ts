@@ -12,7 +12,7 @@ t.test('a short simulation against a real broker: every invariant holds', async 
   const tb = await startTestBroker({ leewaySec: 1, logLevel: 'warn' });
   t.teardown(() => tb.close());
   const report = await runSimulation({
-    url: tb.url, db: tb.db, devices: 50, durationMs: 12_000, tokenTtlMs: 5_000, publishIntervalMs: 1_000,
+    url: tb.url, db: tb.db, opsUrl: `http://127.0.0.1:${tb.broker.ports.http}`, devices: 50, durationMs: 12_000, tokenTtlMs: 5_000, publishIntervalMs: 1_000,
     offlineFraction: 0.1, revokeFraction: 0.06, probeFraction: 0.06, nonRenewingFraction: 0.04,
     leewayMs: 1_000, seed: 7, progress: false,
   });
@@ -42,7 +42,7 @@ t.test('--credentials DIR: the folder drives the fleet and holds the current cre
   const before = new Map(ids.map((id) => [id, readCredentialsFile(join(dir, `${id}.json`))]));
 
   const report = await runSimulation({
-    url: tb.url, db: tb.db, credentialsDir: dir, devices: 10, durationMs: 10_000, tokenTtlMs: 4_000, publishIntervalMs: 1_000,
+    url: tb.url, db: tb.db, opsUrl: `http://127.0.0.1:${tb.broker.ports.http}`, credentialsDir: dir, devices: 10, durationMs: 10_000, tokenTtlMs: 4_000, publishIntervalMs: 1_000,
     offlineFraction: 0.3, revokeFraction: 0, probeFraction: 0, nonRenewingFraction: 0, leewayMs: 1_000, seed: 3, progress: false,
   });
   for (const i of report.invariants) t.not(i.verdict, 'fail', `${i.name}: ${i.detail}`);

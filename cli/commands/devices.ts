@@ -2,8 +2,8 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import type { Device, DeviceStatus } from '../../registry/devices.js';
 import { describe, isDeviceId } from '../../registry/ids.js';
-import { addDbOption, examples, withRegistry } from '../common.js';
-import { count, iso, out, printTable, time } from '../output.js';
+import { addDbOption, deviceIdArgs, examples, subcommand, withRegistry } from '../common.js';
+import { count, iso, out, plural, printJson, printTable, time } from '../output.js';
 import { addPagingOptions, fetchLimit, pageRequest, printPageFooter, printPageJson, toPage, type PagingFlags } from '../paging.js';
 
 interface Opts extends PagingFlags { db: string; status?: DeviceStatus; profile?: string; search?: string; json?: boolean }
@@ -14,6 +14,7 @@ export function deviceJson(d: Device): Record<string, unknown> {
     id: d.id, profile: d.profile, status: d.status, revokedReason: d.revokedReason, revokedAt: iso(d.revokedAt),
     tokensValidAfter: d.tokensValidAfter ? iso(d.tokensValidAfter * 1000) : null,
     credentialExpiresAt: iso(d.credentialExpiresAt), createdAt: iso(d.createdAt), lastSeenAt: iso(d.lastSeenAt),
+    simulation: d.simulation,
   };
 }
 
@@ -26,6 +27,7 @@ function parsePrefix(raw: string): string {
 export function registerDevices(program: Command): void {
   const cmd = addDbOption(program.command('devices'))
     .description('list devices, ordered by id')
+    .enablePositionalOptions() // options after "delete" are delete's own (see buildProgram)
     .addOption(new Option('--status <status>', 'only devices with this status').choices(['active', 'revoked']))
     .option('--profile <name>', 'only devices with this profile')
     .option('--search <prefix>', 'only devices whose id starts with PREFIX');
@@ -59,10 +61,39 @@ Paging in a script: start with --after "" and pass each page's "next" back until
       }
       printTable(
         ['ID', 'PROFILE', 'STATUS', 'CREATED', 'LAST SEEN', 'CREDENTIAL EXPIRES', 'REVOKED REASON'],
-        page.items.map((d) => [d.id, d.profile, d.status, time(d.createdAt), time(d.lastSeenAt), time(d.credentialExpiresAt), d.revokedReason]),
+        page.items.map((d) => [d.id, d.profile, d.simulation ? `${d.status} (simulation)` : d.status, time(d.createdAt), time(d.lastSeenAt), time(d.credentialExpiresAt), d.revokedReason]),
       );
       const revoked = page.items.filter((d) => d.status === 'revoked').length;
       out(`${count(page.items.length)} device(s): ${count(page.items.length - revoked)} active, ${count(revoked)} revoked`);
       printPageFooter(page, 'devices');
+    });
+  registerDelete(cmd);
+}
+
+interface DeleteOpts { db: string; json?: boolean }
+
+/** `devices delete ID...`: a thin shell over operations/deleteDevices. */
+function registerDelete(devices: Command): void {
+  subcommand(devices, 'delete', 'delete revoked devices from the registry (all or nothing; audited, the audit log keeps their history)')
+    .argument('<ids...>', 'device ids, each revoked and with every token expired')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', examples(
+      'credbroker devices delete pump-0042',
+      'credbroker devices --status revoked --json | jq -r ".[].id" | xargs credbroker devices delete',
+    ) + `
+Only a revoked device can be deleted, and only once its last token has expired (a minute
+after its expiry): a broker started later must still refuse a token within its lifetime.
+The id may then be provisioned again.
+`)
+    .action(async (ids: string[], opts: DeleteOpts) => {
+      const deviceIds = deviceIdArgs(ids);
+      const { deleteDevices } = await import('../../operations/delete-devices.js');
+      const deleted = await withRegistry(opts.db, (reg) => deleteDevices(reg, deviceIds));
+      if (opts.json) {
+        printJson({ deleted: deleted.map((d) => d.deviceId) });
+        return;
+      }
+      for (const d of deleted) out(`deleted ${d.deviceId} (profile ${d.profile})`);
+      out(`deleted ${plural(deleted.length, 'device')}`);
     });
 }

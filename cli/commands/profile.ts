@@ -68,6 +68,16 @@ were minted with until they are renewed.
       out(`${count(list.length)} profile(s)`);
     });
 
+  subcommand(profile, 'delete <name>', 'delete a profile that no device uses (audited)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', examples('credbroker profile delete valve', 'credbroker profile delete sim-sensor'))
+    .action(async (name: string, opts: ListOpts) => {
+      const { deleteProfile } = await import('../../operations/delete-profile.js');
+      await withRegistry(opts.db, (reg) => deleteProfile(reg, name));
+      if (opts.json) printJson({ deleted: name });
+      else out(`deleted profile ${name}`);
+    });
+
   subcommand(profile, 'show <name>', 'show one profile')
     .option('--json', 'print the profile as JSON')
     .addHelpText('after', examples('credbroker profile show sensor', 'credbroker profile show sensor --json'))

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { SimFlags } from '../../device-sim/index.js';
+import { EXIT_INTERRUPTED } from '../../errors/map.js';
 import { DEFAULT_DB, examples, requireExistingRegistry } from '../common.js';
+import { note } from '../output.js';
 
 /**
  * `credbroker sim`: a fleet of simulated devices against a running broker; a
@@ -30,6 +32,8 @@ export function registerSim(program: Command): void {
     .option('--failed-auth-burst <n>', 'pacing of deliberate failed logins from this host (keep below the broker authFailBurst)', '10')
     .option('--failed-auth-per-sec <r>', 'refill rate of that pacing (keep below the broker authFailPerSec)', '1')
     .option('--id-prefix <p>', 'device id prefix (a run tag is appended)', 'sim')
+    .option('--broker <url>', "the broker's ops HTTP address: before provisioning, the sim checks there that the broker trusts this registry's signing key (default: http://<--url host>:9100; skipped when it does not answer)")
+    .option('--keep', 'leave the simulation devices, the observer and the sim-sensor profile in the registry after the run')
     .option('--no-progress', 'no live progress line (it is only shown on a TTY anyway)')
     .option('--json', 'print the report as JSON on stdout')
     .addHelpText('after', examples(
@@ -41,8 +45,12 @@ export function registerSim(program: Command): void {
     ) + `
 The sim runs on the broker's host (or shares its registry file): it provisions its own devices
 (ids sim-<runtag>-<n>, profile sim-sensor = the sensor ACL with --token-ttl) and an observer
-(profile observer), and revokes devices through the registry, as "credbroker revoke" would.
-Revoked sim devices stay revoked. Exit code 0 when every invariant held, 1 when any failed.
+(profile observer), marked as simulation devices, and revokes devices through the registry, as
+"credbroker revoke" would. When the run ends (also on Ctrl-C) it removes them all and the
+sim-sensor profile, unless --keep. Before provisioning it checks that a broker listens at --url
+(exit 8: "cannot connect to mqtt://...: ECONNREFUSED") and that the broker's JWKS holds this
+registry's signing key (exit 2: "the broker and the sim use different registries").
+Exit code 0 when every invariant held, 1 when any failed, 130 when stopped by Ctrl-C.
 All sim devices connect from one address: the broker's per-address failed-login throttle
 (authFailBurst/authFailPerSec) would refuse every CONNECT from it once tripped, so the sim paces
 its deliberate failures (--failed-auth-burst/--failed-auth-per-sec) and reports those it skipped.
@@ -52,10 +60,21 @@ its deliberate failures (--failed-auth-burst/--failed-auth-per-sec) and reports 
       const { formatReport, parseSimFlags, runSimulation } = await import('../../device-sim/index.js');
       const opts = parseSimFlags(flags, process.env, DEFAULT_DB);
       if (opts.db) requireExistingRegistry(opts.db);
-      const report = await runSimulation(opts);
-      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
-      if (!report.ok) {
-        process.exitCode = 1;
+      const stop = new AbortController();
+      const onSigint = () => {
+        if (stop.signal.aborted) process.exit(EXIT_INTERRUPTED); // the second Ctrl-C: at once, devices left behind
+        stop.abort();
+        note('credbroker: stopping the simulation and removing its devices (Ctrl-C again to quit at once and leave them)');
+      };
+      process.on('SIGINT', onSigint);
+      let report;
+      try {
+        report = await runSimulation(opts, stop.signal);
+      } finally {
+        process.off('SIGINT', onSigint);
       }
+      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+      if (report.interrupted) process.exitCode = EXIT_INTERRUPTED;
+      else if (!report.ok) process.exitCode = 1;
     });
 }
