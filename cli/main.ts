@@ -76,7 +76,7 @@ export function buildProgram(registrars: readonly CommandRegistrar[] = commandRe
 Every command takes --db FILE (default ./data/credbroker.db, env CREDBROKER_DB).
 Durations: 30s, 15m, 1h, 7d. --json prints machine-readable output on stdout and nothing else there.
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 not found, 4 conflicting state,
-5 registry problem, 6 credential refused, 7 rate limited, 8 broker unreachable (ops HTTP),
+5 registry problem, 6 credential refused, 7 rate limited, 8 broker unreachable (ops HTTP, or sim --url),
 130 stopped by Ctrl-C (run it again to resume).
 Run "credbroker <command> --help" for a command's options and examples.
 `);

@@ -100,9 +100,10 @@ t.test('a registry made before auto_vacuum (schema 1) is upgraded in place, data
   const { provisionDevices } = await import('../provisioning/index.js');
   await provisionDevices(issuer, [{ line: 2, id: 'old-1' }], { profile: 'sensor', brokerUrl: 'mqtt://127.0.0.1:1883' });
   issuer.reg.close();
-  // What the previous release left on disk: schema 1, no expiry index, auto_vacuum off.
+  // What the previous release left on disk: schema 1, no expiry index (2), no simulation column (3), auto_vacuum off.
   const raw = new Database(db);
   raw.exec('DROP INDEX tokens_expiry');
+  raw.exec('ALTER TABLE devices DROP COLUMN simulation');
   raw.pragma('auto_vacuum = NONE');
   raw.exec('VACUUM');
   raw.pragma('user_version = 1');
