@@ -36,7 +36,7 @@ t.test(`${DEVICES} devices on ${TOKEN_TTL_S} s tokens for ${DURATION_S} s: the r
   t.teardown(() => clearInterval(sampler));
 
   const sim = await runCli([
-    'sim', '--url', tb.url, '--db', tb.db, '--devices', String(DEVICES), '--duration', `${DURATION_S}s`, '--token-ttl', `${TOKEN_TTL_S}s`,
+    'sim', '--url', tb.url, '--broker', `http://127.0.0.1:${tb.broker.ports.http}`, '--db', tb.db, '--devices', String(DEVICES), '--duration', `${DURATION_S}s`, '--token-ttl', `${TOKEN_TTL_S}s`,
     '--publish-interval', '30s', '--offline-fraction', '0', '--revoke-fraction', '0', '--probe-fraction', '0', '--non-renewing-fraction', '0',
     '--leeway', '1s', '--json',
   ]);
