@@ -3,12 +3,12 @@ import { resolve } from 'node:path';
 import { BatchError, CredbrokerError, UsageError, type BatchProblem } from '../errors/index.js';
 import { isCredbrokerError } from '../errors/index.js';
 import { parseDeviceId, type DeviceId, type Profile } from '../registry/index.js';
-import { checkTtl } from '../tokens/index.js';
+import { checkTtl, hashRefreshCredential, parseRefreshCredential } from '../tokens/index.js';
 import { formatDuration } from '../util/duration.js';
 import type { BatchRow } from './batch-file.js';
 import { mintCredentialSet, storeCredentialSet, type CredentialSet, type DeviceCredentials, type IssueOptions } from './credentials.js';
 import {
-  credentialsFileJti, credentialsFilePath, listCredentialsDir, removePendingFile, writePendingCredentialsFile,
+  credentialsFileJti, credentialsFilePath, listCredentialsDir, readCredentialsFile, removePendingFile, writePendingCredentialsFile,
 } from './credentials-file.js';
 import type { Issuer } from './issuer.js';
 
@@ -189,10 +189,7 @@ function recoverFiles(
     const candidates = listing.pending.get(id) ?? [];
     let kept: string | undefined;
     if (existing.has(id) && !listing.final.has(id)) {
-      kept = candidates.find((c) => {
-        const jti = credentialsFileJti(c);
-        return jti !== undefined && issuer.reg.tokens.get(jti)?.deviceId === id;
-      });
+      kept = candidates.find((c) => recordedFor(issuer, c, id));
       if (kept) {
         renameSync(kept, credentialsFilePath(outDir, id));
         recovered.push(id);
@@ -202,6 +199,22 @@ function recoverFiles(
     }
     for (const c of candidates) if (c !== kept) removePendingFile(c);
   }
+}
+
+/**
+ * Whether the registry holds this pending file's credentials for `id`: by its
+ * refresh credential (a record kept while the device lives), else by its access
+ * token's jti (a token record is pruned once the token has expired).
+ */
+function recordedFor(issuer: Issuer, path: string, id: DeviceId): boolean {
+  try {
+    const hash = hashRefreshCredential(parseRefreshCredential(readCredentialsFile(path).refreshCredential));
+    if (issuer.reg.refresh.find(hash)?.deviceId === id) return true;
+  } catch {
+    // unreadable or not a refresh credential: the jti may still tell
+  }
+  const jti = credentialsFileJti(path);
+  return jti !== undefined && issuer.reg.tokens.get(jti)?.deviceId === id;
 }
 
 /**

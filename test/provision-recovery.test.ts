@@ -2,6 +2,7 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openIssuer, provisionDevices, type BatchRow } from '../provisioning/index.js';
+import type { DeviceId } from '../registry/index.js';
 import { jwtPayload } from './helpers/cli.js';
 
 const rows = (n: number, prefix = 'r'): BatchRow[] => Array.from({ length: n }, (_, k) => ({ line: k + 2, id: `${prefix}-${k}` }));
@@ -38,6 +39,21 @@ t.test('a crash between the registry commit and the file renames is recovered on
     const token = issuer.reg.tokens.get(jwtPayload(c.accessToken).jti as string);
     if (token?.deviceId !== c.deviceId) t.fail(`${f} does not hold the registered token`);
   }
+});
+
+t.test('recovered after the pending files\' tokens expired and were pruned (matched by refresh credential)', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'creds');
+  const issuer = await openIssuer(join(dir, 'registry.db'));
+  t.teardown(() => issuer.reg.close());
+  const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 10 };
+  await t.rejects(provisionDevices(issuer, rows(10, 'late'), { ...base, afterChunkCommit: () => { throw new Error('simulated crash after commit'); } }), /simulated crash/);
+  // The factory re-runs the next day: the broker's maintenance has pruned the expired token records meanwhile.
+  issuer.reg.tokens.pruneExpired(Number.MAX_SAFE_INTEGER, 1000);
+  t.equal(issuer.reg.tokens.liveFor('late-0' as DeviceId, 0).length, 0, 'token records gone');
+  const r = await provisionDevices(issuer, rows(10, 'late'), base);
+  t.equal(r.recovered.length, 10, 'every pending file is still put in place');
+  t.same(r.missingFiles, []);
 });
 
 t.test('pending files that never committed are discarded, and missing files are reported', async (t) => {
