@@ -11,6 +11,11 @@ import { sessionAcl, type Session } from './session.js';
 
 type Done = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void;
 
+/** Refusals that are not failed logins: the credential was not checked (throttled, over the budget), or was valid (a flapping device). */
+const NOT_FAILED = new Set(['throttled', 'verify_budget', 'connect_rate']);
+/** Refusals of a flood, refused unchecked: only counted, into one summary row per address and window. */
+const FLOOD = new Set(['throttled', 'verify_budget']);
+
 /** How long a refresh-credential session may stay to renew. */
 const REFRESH_SESSION_MS = 120_000;
 
@@ -22,7 +27,8 @@ class Refusal extends Error {
 
 /**
  * The aedes `authenticate` hook (SPEC "Connecting"). Cheap checks first —
- * address throttle, sizes, client id, per-device rate — so that no signature
+ * address throttle, sizes, client id, the node-wide budget of checks for
+ * addresses that failed recently (verify-budget.ts) — so that no signature
  * work is spent on an address that is being throttled; then the token (or
  * refresh credential). Callback style on purpose: an async hook would turn a
  * throw into an unhandled rejection (moscajs/aedes#379).
@@ -54,6 +60,7 @@ export function createAuthenticate(ctx: BrokerContext) {
       if (!password || password.length === 0) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'no_password');
       if (password.length > ctx.config.maxPasswordBytes) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'password_too_long');
       if (client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
+      if (!ctx.verifyBudget.isEmpty() && !ctx.verifyBudget.allows(address())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'verify_budget');
       const secret = password.toString('utf8');
       const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, options(), verifyTime);
       // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
@@ -65,11 +72,12 @@ export function createAuthenticate(ctx: BrokerContext) {
       ctx.audit.seenNow(username);
     } catch (err) {
       const refusal = toRefusal(err);
-      // A throttled attempt was not checked, and a flapping device's credential was valid: neither is a failed login.
-      if (refusal.reason !== 'throttled' && refusal.reason !== 'connect_rate') ctx.authFailures.take(address());
+      if (!NOT_FAILED.has(refusal.reason)) {
+        ctx.authFailures.take(address());
+        ctx.verifyBudget.failed(address());
+      }
       ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
-      // A throttled attempt is only counted: one summary row per address and window, not a row per attempt.
-      ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason, { reason: refusal.reason, address: address() }, refusal.reason !== 'throttled');
+      ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason, { reason: refusal.reason, address: address() }, !FLOOD.has(refusal.reason));
       ctx.log.debug({ event: 'auth.refused', reason: refusal.reason, address: address() }, 'connect refused');
       return done(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode }), false);
     }

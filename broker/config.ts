@@ -62,6 +62,9 @@ export interface BrokerConfig {
   /** Sockets not yet authenticated, in total ("auto": a quarter of the open-files limit, at most 10,000) and per address. */
   readonly maxUnauthenticated: number | 'auto';
   readonly maxUnauthenticatedPerAddress: number;
+  /** Credential checks per second (and burst), node-wide, for addresses that failed one in the last minute. */
+  readonly verifyBudgetPerSec: number;
+  readonly verifyBudgetBurst: number;
   /** Subscription filters one connection may hold; beyond it, SUBACK 0x80. */
   readonly maxSubscriptionsPerConnection: number;
   /** Refused logins (per address) and refused renewals (per device) written one by one per window; the rest are counted. */
@@ -119,6 +122,8 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   maxUnauthenticated: 'auto',
   maxUnauthenticatedPerAddress: 256,
   maxSubscriptionsPerConnection: 100,
+  verifyBudgetPerSec: 200,
+  verifyBudgetBurst: 400,
   auditRowsPerKey: 3,
   auditRowsPerWindow: 600,
   auditSummaryMs: 60_000,

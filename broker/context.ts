@@ -9,6 +9,7 @@ import type { KeyedRateLimiter } from './rate-limit.js';
 import type { RevocationState } from './revocation-state.js';
 import type { Sessions } from './sessions.js';
 import type { SubscriptionLimit } from './subscription-limit.js';
+import type { VerifyBudget } from './verify-budget.js';
 
 /** Everything the aedes hooks share; built once by `startBroker`. */
 export interface BrokerContext {
@@ -26,5 +27,7 @@ export interface BrokerContext {
   readonly deviceConnects: KeyedRateLimiter;
   readonly renewals: KeyedRateLimiter;
   readonly subscriptions: SubscriptionLimit;
+  /** Credential checks for addresses that failed recently, node-wide. */
+  readonly verifyBudget: VerifyBudget;
   aedes: Aedes | null;
 }

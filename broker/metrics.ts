@@ -6,6 +6,7 @@ export class BrokerMetrics {
   private connectedCount: () => number = () => 0;
   private registrySizes: () => { fileBytes: number; walBytes: number } = () => ({ fileBytes: 0, walBytes: 0 });
   private unauthenticatedCount: () => number = () => 0;
+  private suspectCount: () => number = () => 0;
   // Read at scrape time: a gauge set on every CONNECT and disconnect is hot-path work nobody reads.
   readonly connected: Gauge = new Gauge({
     name: 'credbroker_connected_clients', help: 'Authenticated MQTT sessions', registers: [this.registry],
@@ -18,6 +19,10 @@ export class BrokerMetrics {
   readonly unauthenticated: Gauge = new Gauge({
     name: 'credbroker_unauthenticated_sockets', help: 'Accepted MQTT sockets (TCP, TLS, WebSocket) that have not authenticated yet', registers: [this.registry],
     collect: () => { this.unauthenticated.set(this.unauthenticatedCount()); },
+  });
+  readonly suspects: Gauge = new Gauge({
+    name: 'credbroker_suspect_addresses', help: 'Addresses with a failed credential check in the last minute: their checks share the verification budget', registers: [this.registry],
+    collect: () => { this.suspects.set(this.suspectCount()); },
   });
   readonly limitRefusals = new Counter({ name: 'credbroker_limit_refusals_total', help: 'Requests refused because a resource limit was reached, by limit', labelNames: ['limit'] as const, registers: [this.registry] });
   readonly wsRefusals = new Counter({ name: 'credbroker_ws_handshake_refusals_total', help: 'WebSocket upgrades refused (no mqtt subprotocol, origin not allowed)', labelNames: ['reason'] as const, registers: [this.registry] });
@@ -39,6 +44,11 @@ export class BrokerMetrics {
     name: 'credbroker_token_verify_seconds', help: 'Access token verification time', registers: [this.registry],
     buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.02],
   });
+
+  /** Where `credbroker_suspect_addresses` reads its value from. */
+  countSuspectsWith(count: () => number): void {
+    this.suspectCount = count;
+  }
 
   /** Where `credbroker_unauthenticated_sockets` reads its value from. */
   countUnauthenticatedWith(count: () => number): void {

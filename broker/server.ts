@@ -30,6 +30,7 @@ import { sessionOf } from './session.js';
 import { Sessions } from './sessions.js';
 import { autoUnauthenticatedMax, UnauthenticatedSockets } from './socket-limits.js';
 import { SubscriptionLimit } from './subscription-limit.js';
+import { VerifyBudget } from './verify-budget.js';
 
 export interface RunningBroker {
   /** Bound ports (null for a disabled listener). */
@@ -57,6 +58,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   const revocation = new RevocationState();
   revocation.load(issuer.reg);
   const audit = new AuditBuffer(issuer.reg, log);
+  const limitLog = new LimitLog(log);
   const ctx: BrokerContext = {
     config, issuer, revocation, metrics, log, aedes: null,
     sessions: new Sessions({ leewaySec: config.leewaySec, neverExpire: !!config.weaken.neverExpireSessions, metrics, log }),
@@ -66,11 +68,16 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     deviceConnects: new KeyedRateLimiter(config.deviceConnectBurst, config.deviceConnectPerSec),
     renewals: new KeyedRateLimiter(config.renewBurst, config.renewPerSec),
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
+    verifyBudget: new VerifyBudget(config.verifyBudgetPerSec, config.verifyBudgetBurst, (address) => {
+      metrics.limitRefusals.inc({ limit: 'verify_budget' });
+      limitLog.hit('verify_budget', address);
+    }),
   };
+  metrics.countSuspectsWith(() => ctx.verifyBudget.suspectCount);
   const weakened = Object.entries(config.weaken).filter(([, on]) => on).map(([k]) => k);
   if (weakened.length) log.warn({ event: 'broker.weakened', weakened }, 'TEST-ONLY WEAKENING ENABLED: this broker is deliberately insecure');
 
-  const unauth = unauthenticatedSockets(config, log, metrics);
+  const unauth = unauthenticatedSockets(config, log, metrics, limitLog);
   const renewal = new RenewalResponder(ctx);
   const aedes = await Aedes.createBroker({
     id: 'credbroker',
@@ -173,7 +180,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     ctx.sessions.close();
     ctx.tally.close();
     ctx.audit.close();
-    for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals]) l.close();
+    for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals, ctx.verifyBudget]) l.close();
     issuer.reg.close();
   }
   return {
@@ -191,14 +198,13 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
  * The cap on sockets that have not authenticated (socket-limits.ts), sized from
  * the open-files limit, which is raised to its hard limit first.
  */
-function unauthenticatedSockets(config: BrokerConfig, log: Logger, metrics: BrokerMetrics): UnauthenticatedSockets {
+function unauthenticatedSockets(config: BrokerConfig, log: Logger, metrics: BrokerMetrics, limitLog: LimitLog): UnauthenticatedSockets {
   const fd = raiseFdLimit(log);
   const max = config.maxUnauthenticated === 'auto' ? autoUnauthenticatedMax(fd) : config.maxUnauthenticated;
   if (fd && config.maxConnections + max > fd.soft) {
     log.warn({ event: 'broker.fd_limit_low', soft: fd.soft, maxConnections: config.maxConnections, maxUnauthenticated: max },
       'the open-files limit is below maxConnections + maxUnauthenticated: descriptors run out first (raise LimitNOFILE / ulimit -n, or lower maxConnections)');
   }
-  const limitLog = new LimitLog(log);
   const gate = new UnauthenticatedSockets(max, config.maxUnauthenticatedPerAddress, (limit, address) => {
     metrics.limitRefusals.inc({ limit: `unauthenticated_${limit}` });
     limitLog.hit(`unauthenticated_${limit}`, address);
