@@ -126,8 +126,8 @@ t.test('a suspect address waits its turn; an address with no failure is never he
   const issuer = await openIssuer(db);
   const [dev] = (await provisionDevices(issuer, [{ line: 2, id: 'budget-dev' }], { profile: 'sensor', brokerUrl: 'mqtt://127.0.0.1' })).provisioned;
   issuer.reg.close();
-  // A budget of 1 check a second (burst 1): easy to exhaust by hand.
-  const b = await spawnBrokerChild(db, { verifyBudgetPerSec: 1, verifyBudgetBurst: 1, deviceConnectBurst: 1000 });
+  // A budget of one check every 5 s (burst 1): exhausted by hand, and it stays so long enough to look.
+  const b = await spawnBrokerChild(db, { verifyBudgetPerSec: 0.2, verifyBudgetBurst: 1, deviceConnectBurst: 1000 });
   t.teardown(() => { b.child.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); });
   const login = (from: string, password: string) => connectFrom(b.port, from, { clientId: 'budget-dev', username: 'budget-dev', password });
 
@@ -141,7 +141,7 @@ t.test('a suspect address waits its turn; an address with no failure is never he
   valid.client?.end(true);
   const held = await login('127.0.5.1', dev!.accessToken);
   t.equal(held.code, 5, 'a valid device on a suspect address waits with it (CONNACK 5, like the per-address throttle)');
-  await sleep(1500);
+  await sleep(5500);
   const later = await login('127.0.5.1', dev!.accessToken);
   t.equal(later.code, 0, 'once the budget has refilled, it gets through');
   later.client?.end(true);
