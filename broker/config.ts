@@ -56,6 +56,10 @@ export interface BrokerConfig {
    * rotation, for a device that lost the answer; presented later, it is theft.
    */
   readonly refreshGraceMs: number;
+  /** A renewal request re-sent with the same requestId within this window gets the same answer (no second token). */
+  readonly renewRepeatWindowMs: number;
+  /** Bound on the answers kept for that (oldest dropped first). */
+  readonly renewRepeatMaxEntries: number;
   readonly revocationPollMs: number;
   readonly drainTimeoutMs: number;
   readonly maxInflightInbound: number;
@@ -116,6 +120,8 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   renewBurst: 3,
   renewPerSec: 0.5,
   refreshGraceMs: 600_000,
+  renewRepeatWindowMs: 60_000,
+  renewRepeatMaxEntries: 10_000,
   revocationPollMs: 50,
   drainTimeoutMs: 30_000,
   maxInflightInbound: 100,
@@ -244,6 +250,7 @@ const PORTS = new Set(['mqttPort', 'tlsPort', 'wsPort', 'httpPort']);
 const DURATIONS = new Set([
   'connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs', 'refreshGraceMs',
   'auditRetentionMs', 'renewalAuditRetentionMs', 'maintenanceIntervalMs', 'auditSummaryMs', 'queueStallMs',
+  'renewRepeatWindowMs',
 ]);
 const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey']);
 /** pino's levels. */

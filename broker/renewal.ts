@@ -1,6 +1,8 @@
 import type { Client, PublishPacket } from 'aedes';
 import { issueAccessToken, reportRefreshReplay, rotateRefreshCredential, type Rotated } from '../operations/index.js';
+import { isCredbrokerError } from '../errors/index.js';
 import type { BrokerContext } from './context.js';
+import { RenewalAnswers, type AcceptedRenewal } from './renewal-answers.js';
 import { sameSubscribeRules, sessionAcl, type Session } from './session.js';
 import { tokenTopics } from './token-topics.js';
 
@@ -17,10 +19,16 @@ interface RenewRequest { requestId: string; ttlSeconds?: number }
  * Answers `$devices/{id}/token/renew` (SPEC "Renewal"): a new access token on
  * `…/accepted` (plus a rotated refresh credential on a refresh session), or a
  * code and message on `…/rejected`. The live session's deadline moves to the new
- * token's expiry. Every answer is audited and counted.
+ * token's expiry. Every answer is audited and counted. A request re-sent with
+ * the same requestId within `renewRepeatWindowMs` gets the same answer again.
  */
 export class RenewalResponder {
-  constructor(private readonly ctx: BrokerContext) {}
+  private readonly answers: RenewalAnswers;
+
+  constructor(private readonly ctx: BrokerContext) {
+    const evicted = ctx.metrics.limitRefusals.labels('renew_answers');
+    this.answers = new RenewalAnswers({ windowMs: ctx.config.renewRepeatWindowMs, maxEntries: ctx.config.renewRepeatMaxEntries, onEvict: () => evicted.inc() });
+  }
 
   /**
    * The refresh credential handed out by a refresh session, kept for the life of
@@ -38,17 +46,51 @@ export class RenewalResponder {
     const request = parseRequest(packet.payload);
     const requestId = request?.requestId ?? salvageRequestId(packet.payload);
     const reject = (code: RenewRejection, message: string) => this.reject(session, requestId, code, message);
-    // First: every request counts against the rate, malformed ones too (a flood of them is a flood).
+    // First: every request counts against the rate, malformed ones and repeats too (a flood of them is a flood).
     if (!this.ctx.renewals.take(session.deviceId)) return this.overRate(client, session, requestId);
-    if (topicDevice !== session.deviceId) return reject('ERR_FORBIDDEN_TOPIC', 'a device may only renew its own token');
-    if (!request) return reject('ERR_BAD_REQUEST', 'payload must be JSON {"requestId": "..."} of at most 1 KiB');
-    this.renew(client, session, request).catch((err: unknown) => {
+    if (topicDevice !== session.deviceId) return void reject('ERR_FORBIDDEN_TOPIC', 'a device may only renew its own token');
+    if (!request) return void reject('ERR_BAD_REQUEST', 'payload must be JSON {"requestId": "..."} of at most 1 KiB');
+    const key = RenewalAnswers.key(session.deviceId, session.kind, request.requestId);
+    const earlier = this.answers.get(key);
+    const done = earlier ? this.repeat(client, session, request, key, earlier) : this.fresh(client, session, request, key);
+    done.catch((err: unknown) => {
       this.ctx.log.error({ event: 'renewal.failed', device: session.deviceId, err: (err as Error).message }, 'renewal failed');
       reject('ERR_INTERNAL', 'renewal failed on the broker');
     });
   }
 
-  private async renew(client: Client, session: Session, req: RenewRequest): Promise<void> {
+  /** A request not seen within the window: renewed; its outcome is kept for repeats. */
+  private async fresh(client: Client, session: Session, req: RenewRequest, key: string): Promise<void> {
+    const outcome = this.renew(client, session, req);
+    const kept = outcome.catch(() => null);
+    this.answers.set(key, kept);
+    // A rejection (or a failure) is not kept: a repeat is decided anew.
+    if (!(await kept)) this.answers.forget(key, kept);
+    await outcome; // a failure reaches handle(), which answers ERR_INTERNAL
+  }
+
+  /**
+   * The same requestId again: the same answer again, unless what it handed out
+   * has died meanwhile (revoked, expired, refresh credential rotated since), in
+   * which case the request is decided anew.
+   */
+  private async repeat(client: Client, session: Session, req: RenewRequest, key: string, earlier: Promise<AcceptedRenewal | null>): Promise<void> {
+    const a = await earlier;
+    const { ctx } = this;
+    const usable = a && !session.ended && a.expiresAt > Date.now()
+      && !ctx.revocation.isDeviceRevoked(session.deviceId) && !ctx.revocation.isTokenRevoked(a.jti)
+      && (a.refreshHash === null || ctx.issuer.reg.refresh.find(a.refreshHash)?.state === 'current');
+    if (!usable) {
+      this.answers.forget(key, earlier);
+      return this.fresh(client, session, req, key);
+    }
+    this.adopt(client, session, a);
+    ctx.metrics.renewals.inc({ result: 'repeated', reason: session.kind });
+    this.answer(session.deviceId, tokenTopics(session.deviceId).accepted, a.body);
+  }
+
+  /** Decides one request; resolves to what was handed out, or null when it was refused. */
+  private async renew(client: Client, session: Session, req: RenewRequest): Promise<AcceptedRenewal | null> {
     const { ctx } = this;
     const { reg } = ctx.issuer;
     const device = reg.devices.get(session.deviceId);
@@ -60,14 +102,12 @@ export class RenewalResponder {
       return this.reject(session, req.requestId, 'ERR_DEVICE_REVOKED', 'device is revoked');
     }
     if (session.kind === 'token' && session.jti) {
-      // A token revoked on its own (`revoke --token`) must not buy a successor in
+      // A token revoked (`revoke --token`, with its family) must not buy a successor in
       // the window before the watcher kicks its session: kick it now, no answer.
       const rec = reg.tokens.get(session.jti);
       if (rec?.revokedAt != null || ctx.revocation.isTokenRevoked(session.jti)) {
         if (rec) ctx.revocation.revokeToken(session.jti, rec.expiresAt);
-        ctx.metrics.renewals.inc({ result: 'rejected', reason: 'token_revoked' });
-        ctx.sessions.kick(client, 'token_revoked');
-        return;
+        return this.tokenRevoked(client);
       }
     }
     if (device.credentialExpiresAt <= now) return this.reject(session, req.requestId, 'ERR_CREDENTIAL_EXPIRED', 'device credential lifetime is over: re-provision the device');
@@ -80,22 +120,7 @@ export class RenewalResponder {
 
     let rotated: Rotated | null = null;
     if (session.kind === 'refresh' && session.refreshHash) {
-      const presented = session.refreshHash;
-      // Checked and rotated in one write transaction, so a `credbroker revoke` that
-      // commits in between cannot leave a fresh credential behind for a revoked device.
-      const outcome = reg.write((): Rotated | 'replayed' | 'revoked' => {
-        // session.refreshHash stays the credential presented at CONNECT: that is
-        // the one the device used, whatever this session has handed out since.
-        const rec = reg.refresh.find(presented);
-        if (!rec || (rec.state !== 'current' && rec.state !== 'previous')) {
-          // Superseded since CONNECT (its successor was used meanwhile): a replay.
-          return rec?.state === 'revoked' ? 'revoked' : 'replayed';
-        }
-        if (reg.devices.get(session.deviceId)?.status !== 'active') return 'revoked';
-        const earlier = this.rotatedBy.get(session);
-        if (earlier && reg.refresh.find(earlier.hash)?.state === 'current') return earlier; // same session, same successor
-        return rotateRefreshCredential(ctx.issuer, rec, now);
-      });
+      const outcome = this.rotate(session, session.refreshHash, now);
       if (outcome === 'replayed') return this.refused(client, session, req.requestId, 'ERR_REFRESH_REPLAYED');
       if (outcome === 'revoked') {
         ctx.revocation.revokeDevice(session.deviceId);
@@ -104,33 +129,80 @@ export class RenewalResponder {
       rotated = outcome;
       this.rotatedBy.set(session, rotated);
     }
-    const token = await issueAccessToken(ctx.issuer, session.deviceId, { ttlMs, actor: 'broker', action: session.kind === 'refresh' ? 'token.renew_refresh' : 'token.renew', now });
-    if (session.ended) return;
-    session.jti = token.jti;
-    if (session.kind === 'token') {
-      session.kid = token.kid;
-      ctx.sessions.extend(client, token.expiresAt);
-      // A profile change applies from this renewal on. Subscriptions granted under
-      // the old rules stay in aedes, so from now on every delivery is held to the new ones.
-      const acl = sessionAcl(session.deviceId, token.acl);
-      if (!sameSubscribeRules(session.acl, acl)) session.checkDelivery = true;
-      session.acl = acl;
+    let token;
+    try {
+      // A token session's renewal joins the family of the token it replaces.
+      const renews = session.kind === 'token' ? session.jti ?? undefined : undefined;
+      token = await issueAccessToken(ctx.issuer, session.deviceId, { ttlMs, actor: 'broker', action: session.kind === 'refresh' ? 'token.renew_refresh' : 'token.renew', now, renews });
+    } catch (err) {
+      if (isCredbrokerError(err) && err.code === 'ERR_TOKEN_REVOKED') return this.tokenRevoked(client); // revoked while it was being signed
+      throw err;
     }
+    if (session.ended) return null;
+    const accepted: AcceptedRenewal = {
+      jti: token.jti, kid: token.kid, expiresAt: token.expiresAt, acl: token.acl, refreshHash: rotated?.hash ?? null,
+      body: {
+        requestId: req.requestId,
+        accessToken: token.token,
+        accessTokenExpiresAt: new Date(token.expiresAt).toISOString(),
+        ...(rotated && { refreshCredential: rotated.credential, refreshCredentialExpiresAt: new Date(rotated.expiresAt).toISOString() }),
+      },
+    };
+    this.adopt(client, session, accepted);
     ctx.metrics.renewals.inc({ result: 'accepted', reason: session.kind });
-    this.answer(session.deviceId, tokenTopics(session.deviceId).accepted, {
-      requestId: req.requestId,
-      accessToken: token.token,
-      accessTokenExpiresAt: new Date(token.expiresAt).toISOString(),
-      ...(rotated && { refreshCredential: rotated.credential, refreshCredentialExpiresAt: new Date(rotated.expiresAt).toISOString() }),
+    this.answer(session.deviceId, tokenTopics(session.deviceId).accepted, accepted.body);
+    return accepted;
+  }
+
+  /**
+   * Checks the credential a refresh session connected with and rotates it, in one
+   * write transaction, so a `credbroker revoke` that commits in between cannot
+   * leave a fresh credential behind for a revoked device.
+   */
+  private rotate(session: Session, presented: string, now: number): Rotated | 'replayed' | 'revoked' {
+    const { reg } = this.ctx.issuer;
+    return reg.write(() => {
+      // session.refreshHash stays the credential presented at CONNECT: that is
+      // the one the device used, whatever this session has handed out since.
+      const rec = reg.refresh.find(presented);
+      if (!rec || (rec.state !== 'current' && rec.state !== 'previous')) {
+        // Superseded since CONNECT (its successor was used meanwhile): a replay.
+        return rec?.state === 'revoked' ? 'revoked' : 'replayed';
+      }
+      if (reg.devices.get(session.deviceId)?.status !== 'active') return 'revoked';
+      const earlier = this.rotatedBy.get(session);
+      if (earlier && reg.refresh.find(earlier.hash)?.state === 'current') return earlier; // same session, same successor
+      return rotateRefreshCredential(this.ctx.issuer, rec, now);
     });
   }
 
+  /** The session now holds the new token: its id, deadline and ACL (a profile change applies from here on). */
+  private adopt(client: Client, session: Session, a: AcceptedRenewal): void {
+    session.jti = a.jti;
+    if (session.kind !== 'token') return;
+    session.kid = a.kid;
+    this.ctx.sessions.extend(client, a.expiresAt);
+    // Subscriptions granted under the old rules stay in aedes: once the rules
+    // change, every delivery is held to the new ones (authorizeForward).
+    const acl = sessionAcl(session.deviceId, a.acl);
+    if (!sameSubscribeRules(session.acl, acl)) session.checkDelivery = true;
+    session.acl = acl;
+  }
+
+  /** The session's token (or its family) is revoked: no answer, the session is closed. */
+  private tokenRevoked(client: Client): null {
+    this.ctx.metrics.renewals.inc({ result: 'rejected', reason: 'token_revoked' });
+    this.ctx.sessions.kick(client, 'token_revoked');
+    return null;
+  }
+
   /** A replayed refresh credential at renewal: the same theft response as at CONNECT. */
-  private refused(client: Client, session: Session, requestId: string, code: 'ERR_REFRESH_REPLAYED'): void {
+  private refused(client: Client, session: Session, requestId: string, code: 'ERR_REFRESH_REPLAYED'): null {
     this.ctx.revocation.revokeDevice(session.deviceId);
     reportRefreshReplay(this.ctx.issuer, session.deviceId, 'renewal');
     this.reject(session, requestId, code, 'refresh credential was already rotated: device revoked');
     this.ctx.sessions.kick(client, 'theft');
+    return null;
   }
 
   /**
@@ -148,11 +220,12 @@ export class RenewalResponder {
     }
   }
 
-  private reject(session: Session, requestId: string | null, code: RenewRejection, message: string): void {
+  private reject(session: Session, requestId: string | null, code: RenewRejection, message: string): null {
     this.ctx.metrics.renewals.inc({ result: 'rejected', reason: code });
     // Counted, not written, past a few per device and window; rate refusals are only ever counted.
     this.ctx.tally.event('token.renew_rejected', 'device', session.deviceId, session.deviceId, code, { code }, code !== 'ERR_RATE_LIMITED');
     this.answer(session.deviceId, tokenTopics(session.deviceId).rejected, { requestId, code, message });
+    return null;
   }
 
   private answer(deviceId: string, topic: string, body: object): void {

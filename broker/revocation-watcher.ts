@@ -46,10 +46,16 @@ export class RevocationWatcher {
           ctx.revocation.revokeDevice(c.deviceId!);
           ctx.sessions.kickDevice(c.deviceId!, 'device_revoked');
           break;
-        case 'token_revoked':
-          ctx.revocation.revokeToken(c.jti!, reg.tokens.get(c.jti!)?.expiresAt ?? Date.now() + 86_400_000);
-          ctx.sessions.kickToken(c.jti!);
+        case 'token_revoked': {
+          // `revoke --token` revokes the token's whole family (renewals included): the
+          // entry names one jti, the registry holds which of its family are revoked and live.
+          const named = reg.tokens.get(c.jti!);
+          ctx.revocation.revokeToken(c.jti!, named?.expiresAt ?? Date.now() + 86_400_000);
+          const members = named ? reg.tokens.revokedLiveOfFamily(named.family, Date.now()) : [];
+          for (const m of members) ctx.revocation.revokeToken(m.jti, m.expiresAt);
+          ctx.sessions.kickTokens(c.deviceId!, new Set([c.jti!, ...members.map((m) => m.jti)]));
           break;
+        }
         case 'device_restored': {
           const d = reg.devices.get(c.deviceId!);
           if (d) ctx.revocation.restoreDevice(d.id, d.tokensValidAfter);

@@ -86,11 +86,13 @@ export class Sessions {
     return true;
   }
 
-  kickToken(jti: string): boolean {
-    for (const c of this.byDevice.values()) {
-      if (sessionOf(c)?.jti === jti) { this.kick(c, 'token_revoked'); return true; }
-    }
-    return false;
+  /** Closes the device's session if it holds one of `jtis` (a revoked token family). */
+  kickTokens(deviceId: string, jtis: ReadonlySet<string>): boolean {
+    const c = this.byDevice.get(deviceId);
+    const jti = c && sessionOf(c)?.jti;
+    if (!c || !jti || !jtis.has(jti)) return false;
+    this.kick(c, 'token_revoked');
+    return true;
   }
 
   /** Closes every token session whose signing key is no longer among `keys` (retired past its time, or killed by `keys rotate --now`). */

@@ -51,7 +51,9 @@ export async function pruneRegistry(reg: Registry, retention: Retention, opts: P
   const now = opts.now ?? Date.now();
   const batch = opts.batch ?? PRUNE_BATCH;
   const { auditMs, renewalAuditMs } = retention;
-  const tokens = await drain(reg, (n) => reg.tokens.pruneExpired(now - retention.tokenGraceMs, n), batch, opts.pause);
+  // Expired tokens of a family that is still live are kept as long as the renewal events that chain them.
+  const familyBefore = Math.max(0, now - (renewalAuditMs ?? auditMs ?? now));
+  const tokens = await drain(reg, (n) => reg.tokens.pruneExpired(now - retention.tokenGraceMs, n, familyBefore), batch, opts.pause);
   let audit = auditMs === null ? 0 : await drain(reg, (n) => reg.audit.prune(now - auditMs, n), batch, opts.pause);
   if (renewalAuditMs !== null && (auditMs === null || renewalAuditMs < auditMs)) {
     audit += await drain(reg, (n) => reg.audit.prune(now - renewalAuditMs, n, RENEWAL_AUDIT_ACTIONS), batch, opts.pause);

@@ -32,19 +32,23 @@ export function revokeDevices(reg: Registry, ids: readonly DeviceId[], reason: s
 }
 
 /**
- * Revokes one access token by jti (fsynced before it returns).
+ * Revokes one access token by jti, with its whole family: every token obtained
+ * by renewal from it, and the tokens it was itself renewed from. One change-feed
+ * entry names the jti; the broker reads the family from the registry and closes
+ * the session holding any of its tokens. Fsynced before it returns.
  * @throws RegistryError `ERR_TOKEN_NOT_FOUND`
  */
-export function revokeToken(reg: Registry, jti: Jti, actor: Actor = 'cli', now = Date.now()): { deviceId: DeviceId; changed: boolean } {
+export function revokeToken(reg: Registry, jti: Jti, actor: Actor = 'cli', now = Date.now()): { deviceId: DeviceId; changed: boolean; familyRevoked: number } {
   return reg.writeDurably(() => {
     const token = reg.tokens.get(jti);
     if (!token) throw new RegistryError('ERR_TOKEN_NOT_FOUND', `no token with jti "${jti}" (see: credbroker show DEVICE)`);
-    const changed = reg.tokens.revoke(jti, now);
+    const revoked = reg.tokens.revokeFamily(token.family, now);
+    const changed = revoked.length > 0;
     if (changed) {
       reg.changes.append('token_revoked', token.deviceId, jti, now);
-      reg.audit.append(actor, 'token.revoke', token.deviceId, { jti }, now);
+      reg.audit.append(actor, 'token.revoke', token.deviceId, { jti, family: token.family, tokensRevoked: revoked.length }, now);
     }
-    return { deviceId: token.deviceId, changed };
+    return { deviceId: token.deviceId, changed, familyRevoked: revoked.length };
   });
 }
 

@@ -1,5 +1,5 @@
-import { RegistryError } from '../errors/index.js';
-import type { DeviceId } from '../registry/index.js';
+import { CredentialError, RegistryError } from '../errors/index.js';
+import type { DeviceId, Jti } from '../registry/index.js';
 import { mintAccessToken, type MintedToken } from '../tokens/index.js';
 import type { Issuer } from '../provisioning/index.js';
 import type { Actor, Device } from '../registry/index.js';
@@ -18,16 +18,27 @@ export async function mintForDevice(issuer: Issuer, id: DeviceId, opts: { ttlMs?
 
 /**
  * Mints a fresh access token for an existing, active device and records it.
- * Used by `credbroker token` and by the broker's renewal responder.
- * @throws RegistryError `ERR_DEVICE_NOT_FOUND` | `ERR_DEVICE_REVOKED`; UsageError `ERR_TTL_TOO_LONG`
+ * Used by `credbroker token` and by the broker's renewal responder. A renewal
+ * names the token it replaces (`renews`): the new token joins that token's
+ * family, and is refused if that token was revoked meanwhile (checked in the
+ * same write transaction as the record, so a `revoke --token` that commits
+ * during the signing cannot leave a live member of a revoked family behind).
+ * @throws RegistryError `ERR_DEVICE_NOT_FOUND` | `ERR_DEVICE_REVOKED`; UsageError `ERR_TTL_TOO_LONG`;
+ *   CredentialError `ERR_TOKEN_REVOKED` (the replaced token was revoked)
  */
-export async function issueAccessToken(issuer: Issuer, id: DeviceId, opts: { ttlMs?: number; actor?: Actor; action?: string; now?: number } = {}): Promise<MintedToken> {
+export async function issueAccessToken(issuer: Issuer, id: DeviceId, opts: { ttlMs?: number; actor?: Actor; action?: string; now?: number; renews?: Jti } = {}): Promise<MintedToken> {
   const { reg } = issuer;
   const now = opts.now ?? Date.now();
   const { token } = await mintForDevice(issuer, id, { ttlMs: opts.ttlMs, now });
   reg.write(() => {
-    reg.tokens.record({ jti: token.jti, deviceId: id, kid: token.kid, issuedAt: token.issuedAt, expiresAt: token.expiresAt });
-    reg.audit.append(opts.actor ?? 'cli', opts.action ?? 'token.issue', id, { jti: token.jti, expiresAt: token.expiresAt }, now);
+    let family: Jti | undefined;
+    if (opts.renews) {
+      const replaced = reg.tokens.get(opts.renews);
+      if (replaced?.revokedAt != null) throw new CredentialError('ERR_TOKEN_REVOKED', 'token_revoked');
+      family = replaced?.family ?? opts.renews;
+    }
+    reg.tokens.record({ jti: token.jti, deviceId: id, kid: token.kid, issuedAt: token.issuedAt, expiresAt: token.expiresAt, family });
+    reg.audit.append(opts.actor ?? 'cli', opts.action ?? 'token.issue', id, { jti: token.jti, expiresAt: token.expiresAt, ...(family && { family }) }, now);
   });
   return token;
 }

@@ -70,6 +70,15 @@ const MIGRATIONS: readonly string[] = [
   `CREATE INDEX tokens_expiry ON tokens(expires_at);`,
   // Devices that `credbroker sim` provisioned: listed as such, and removed when the run ends.
   `ALTER TABLE devices ADD COLUMN simulation INTEGER NOT NULL DEFAULT 0;`,
+  // Token families (schema 4). A token obtained by renewal belongs to the family of the
+  // token it replaces: `family` is the jti of the family's first token (a first token's
+  // family is its own jti), so `revoke --token JTI` revokes every member. Records made
+  // before this version start families of their own. Pruning must keep a family's
+  // records while any member is live: delete an expired record only when no record of
+  // its family has expires_at in the future (tokens_family serves that lookup).
+  `ALTER TABLE tokens ADD COLUMN family TEXT;
+   UPDATE tokens SET family = jti;
+   CREATE INDEX tokens_family ON tokens(family, expires_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -9,13 +9,15 @@ export interface IssuedToken {
   readonly issuedAt: number;
   readonly expiresAt: number;
   readonly revokedAt: number | null;
+  /** The jti of the first token of its family: renewals stay in the family of the token they replace. */
+  readonly family: Jti;
 }
 
-interface Row { jti: string; device_id: string; kid: string; issued_at: number; expires_at: number; revoked_at: number | null }
+interface Row { jti: string; device_id: string; kid: string; issued_at: number; expires_at: number; revoked_at: number | null; family: string | null }
 
 const toToken = (r: Row): IssuedToken => ({
   jti: r.jti as Jti, deviceId: r.device_id as DeviceId, kid: r.kid as Kid,
-  issuedAt: r.issued_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
+  issuedAt: r.issued_at, expiresAt: r.expires_at, revokedAt: r.revoked_at, family: (r.family ?? r.jti) as Jti,
 });
 
 export class IssuedTokens {
@@ -30,12 +32,20 @@ export class IssuedTokens {
   private readonly pruneStmt;
   private readonly lastExpiryOfDeviceStmt;
   private readonly deleteDeviceStmt;
+  private readonly revokeFamilyStmt;
+  private readonly revokedLiveOfFamilyStmt;
   constructor(db: Db) {
-    this.pruneStmt = db.prepare<[number, number]>('DELETE FROM tokens WHERE jti IN (SELECT jti FROM tokens WHERE expires_at < ? LIMIT ?)');
+    // A record of a family with a live member stays (revoke --token by its jti reaches that member) until familyBefore.
+    this.pruneStmt = db.prepare<[{ before: number; familyBefore: number; limit: number }]>(`DELETE FROM tokens WHERE jti IN (
+      SELECT t.jti FROM tokens t WHERE t.expires_at < @before
+        AND (t.expires_at < @familyBefore OR NOT EXISTS (SELECT 1 FROM tokens f WHERE f.family = t.family AND f.expires_at >= @before))
+      LIMIT @limit)`);
     this.lastExpiryOfDeviceStmt = db.prepare<[string], { m: number | null }>('SELECT max(expires_at) AS m FROM tokens WHERE device_id = ?');
     this.deleteDeviceStmt = db.prepare('DELETE FROM tokens WHERE device_id = ?');
     this.revokedLiveOfStmt = db.prepare<[string, number], { jti: string; expires_at: number }>('SELECT jti, expires_at FROM tokens WHERE device_id = ? AND revoked_at IS NOT NULL AND expires_at > ?');
-    this.insertStmt = db.prepare('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)');
+    this.insertStmt = db.prepare('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at, family) VALUES (?, ?, ?, ?, ?, ?)');
+    this.revokeFamilyStmt = db.prepare<[number, string], { jti: string; expires_at: number }>('UPDATE tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL RETURNING jti, expires_at');
+    this.revokedLiveOfFamilyStmt = db.prepare<[string, number], { jti: string; expires_at: number }>('SELECT jti, expires_at FROM tokens WHERE family = ? AND revoked_at IS NOT NULL AND expires_at > ?');
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM tokens WHERE jti = ?');
     this.revokeStmt = db.prepare('UPDATE tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL');
     this.revokeDeviceStmt = db.prepare<[number, string, number]>('UPDATE tokens SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING jti');
@@ -44,8 +54,9 @@ export class IssuedTokens {
     this.maxExpStmt = db.prepare<[string], { m: number | null }>('SELECT max(expires_at) AS m FROM tokens WHERE kid = ?');
   }
 
-  record(t: Omit<IssuedToken, 'revokedAt'>): void {
-    this.insertStmt.run(t.jti, t.deviceId, t.kid, t.issuedAt, t.expiresAt);
+  /** Records a minted token; without `family` it starts a family of its own. */
+  record(t: Omit<IssuedToken, 'revokedAt' | 'family'> & { family?: Jti }): void {
+    this.insertStmt.run(t.jti, t.deviceId, t.kid, t.issuedAt, t.expiresAt, t.family ?? t.jti);
   }
 
   get(jti: string): IssuedToken | undefined {
@@ -56,6 +67,16 @@ export class IssuedTokens {
   /** @returns false when unknown or already revoked. */
   revoke(jti: Jti, now: number): boolean {
     return this.revokeStmt.run(now, jti).changes > 0;
+  }
+
+  /** Revokes every not yet revoked token of a family; returns them. */
+  revokeFamily(family: Jti, now: number): { jti: Jti; expiresAt: number }[] {
+    return this.revokeFamilyStmt.all(now, family).map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
+  }
+
+  /** The revoked tokens of a family that have not expired yet: what the broker must refuse. */
+  revokedLiveOfFamily(family: Jti, now: number): { jti: Jti; expiresAt: number }[] {
+    return this.revokedLiveOfFamilyStmt.all(family, now).map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
   }
 
   /** Revokes every live token of a device; returns their jtis. */
@@ -79,10 +100,14 @@ export class IssuedTokens {
   /**
    * Deletes up to `limit` records of tokens that expired before `before` (ms): no
    * verifier accepts them any more, so neither revocation nor an audit needs
-   * them (the audit log keeps its own rows). Returns how many went.
+   * them (the audit log keeps its own rows) — except while another token of the
+   * same family is live: `revoke --token` with the jti of a leaked, since expired
+   * token must still reach the renewals made from it. Those are kept until they
+   * expired before `familyBefore`, which bounds the records of a device that stays
+   * online and renews for years. Returns how many went.
    */
-  pruneExpired(before: number, limit: number): number {
-    return this.pruneStmt.run(before, limit).changes;
+  pruneExpired(before: number, limit: number, familyBefore = before): number {
+    return this.pruneStmt.run({ before, familyBefore, limit }).changes;
   }
 
   /** When the device's last token expires (ms), or null when it has none. */

@@ -11,7 +11,7 @@ export function registerRevoke(program: Command): void {
     .description('revoke devices (all their tokens and refresh credentials) or one token; the broker closes affected sessions within a second')
     .argument('[ids...]', 'device ids (all or nothing: one unknown id and none is revoked)')
     .option('--reason <text>', 'why (kept in the audit log)')
-    .option('--token <jti>', 'revoke only this access token (its jti, see: credbroker show ID)')
+    .option('--token <jti>', 'revoke this access token (its jti, see: credbroker show ID) and its family: the tokens renewed from it, and those it was renewed from')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', examples(
       'credbroker revoke pump-0042 --reason "reported stolen"',
@@ -33,8 +33,12 @@ re-enables the device, which then needs a new token ("credbroker token ID").
         const jti = opts.token;
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new UsageError(`invalid --token "${jti.slice(0, 64)}": give the token's jti (see: credbroker show ID), not the token itself`);
         const r = await withRegistry(opts.db, (reg) => revokeToken(reg, jti as Jti));
-        if (opts.json) printJson({ token: { jti, deviceId: r.deviceId, revoked: r.changed, alreadyRevoked: !r.changed } });
-        else out(r.changed ? `revoked token ${jti} of device ${r.deviceId}` : `token ${jti} of device ${r.deviceId} was already revoked; nothing changed`);
+        if (opts.json) printJson({ token: { jti, deviceId: r.deviceId, revoked: r.changed, alreadyRevoked: !r.changed, familyRevoked: r.familyRevoked } });
+        else if (!r.changed) out(`token ${jti} of device ${r.deviceId} was already revoked, with its family; nothing changed`);
+        else {
+          const others = r.familyRevoked - 1;
+          out(`revoked token ${jti} of device ${r.deviceId}${others > 0 ? ` and ${plural(others, 'other token')} of its family (renewed from it or it from them)` : ''}; the broker closes the session holding any of them within a second`);
+        }
         return;
       }
 

@@ -1,0 +1,78 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { revokeToken } from '../operations/index.js';
+import type { DeviceId, Jti } from '../registry/index.js';
+import { connectDevice, startTestBroker } from './helpers/broker.js';
+import { jtiOf, renewalSession } from './helpers/renewal-session.js';
+
+// Issue 10 #7: tokens obtained by renewal belong to the family of the token they replace;
+// revoking any token revokes its family; renewal is idempotent per requestId.
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('token families and idempotent renewal', async (t) => {
+  const tb = await startTestBroker({ authFailBurst: 1000, authFailPerSec: 100, renewBurst: 10 });
+  t.teardown(() => tb.close());
+  const reg = tb.issuer.reg;
+
+  t.test('revoking the first token of a family closes the session that renewed from it, and kills every renewal', async (t) => {
+    const [creds] = await tb.provision(['fam-1']);
+    const t0 = creds!.accessToken;
+    const s = await renewalSession(tb.url, 'fam-1', t0);
+    t.teardown(() => s.client?.end(true));
+    const t1 = (await s.request!()).body.accessToken as string;
+    const t2 = (await s.request!()).body.accessToken as string;
+    t.equal(reg.tokens.get(jtiOf(t1))?.family, jtiOf(t0), 'a renewal joins the family of the token it replaces');
+    t.equal(reg.tokens.get(jtiOf(t2))?.family, jtiOf(t0), '... and so does a renewal of a renewal');
+
+    const closed = new Promise<number>((r) => s.client!.once('close', () => r(Date.now())));
+    const at = Date.now();
+    const r = revokeToken(reg, jtiOf(t0) as Jti); // as the CLI does, from its own registry connection
+    t.same(r, { deviceId: 'fam-1', changed: true, familyRevoked: 3 }, 'the whole family is revoked');
+    t.ok((await closed) - at < 1000, `the session holding the newest token is closed within a second (${Date.now() - at} ms)`);
+    for (const [name, token] of [['T1', t1], ['T2', t2]] as const) {
+      t.equal((await connectDevice(tb.url, { deviceId: 'fam-1', accessToken: token })).code, 5, `${name} (renewed from the revoked token) gets CONNACK 5`);
+    }
+    t.match(reg.audit.query({ deviceId: 'fam-1' }).find((e) => e.action === 'token.revoke')?.details, { jti: jtiOf(t0), family: jtiOf(t0), tokensRevoked: 3 });
+  });
+
+  t.test('revoking a renewed token revokes its ancestors too, and a token from another family lives on', async (t) => {
+    const [creds] = await tb.provision(['fam-2']);
+    const other = await renewalSession(tb.url, 'fam-2', creds!.refreshCredential); // a new family: from the refresh credential
+    const fresh = (await other.request!()).body.accessToken as string;
+    await other.client!.endAsync();
+    t.not(reg.tokens.get(jtiOf(fresh))?.family, jtiOf(creds!.accessToken), 'a token from a refresh session starts a family of its own');
+    const s = await renewalSession(tb.url, 'fam-2', creds!.accessToken);
+    t.teardown(() => s.client?.end(true));
+    const t1 = (await s.request!()).body.accessToken as string;
+    const closed = new Promise<void>((r) => s.client!.once('close', () => r()));
+    revokeToken(reg, jtiOf(t1) as Jti);
+    await closed;
+    t.equal((await connectDevice(tb.url, { deviceId: 'fam-2', accessToken: creds!.accessToken })).code, 5, 'the token it was renewed from is revoked too');
+    const ok = await connectDevice(tb.url, { deviceId: 'fam-2', accessToken: fresh });
+    t.equal(ok.code, 0, 'the other family is untouched');
+    ok.client?.end(true);
+  });
+
+  t.test('the same requestId re-sent gets the same answer, and no second token is minted', async (t) => {
+    const [creds] = await tb.provision(['idem-1']);
+    const s = await renewalSession(tb.url, 'idem-1', creds!.accessToken);
+    t.teardown(() => s.client?.end(true));
+    const tokensBefore = reg.tokens.liveFor('idem-1' as DeviceId, Date.now()).length;
+    const body = { requestId: randomBytes(16).toString('base64url') };
+    const first = await s.request!(body);
+    const again = await s.request!(body);
+    t.equal(first.kind, 'accepted');
+    t.same(again.body, first.body, 're-sent afterwards: the same answer, byte for byte');
+    // Two copies back to back: the second arrives while the first is being decided.
+    const twin = { requestId: randomBytes(16).toString('base64url') };
+    s.client!.publish('$devices/idem-1/token/renew', JSON.stringify(twin), { qos: 1 });
+    s.client!.publish('$devices/idem-1/token/renew', JSON.stringify(twin), { qos: 1 });
+    for (let i = 0; i < 50 && s.answers.filter((a) => a.body.requestId === twin.requestId).length < 2; i++) await sleep(100);
+    const twins = s.answers.filter((a) => a.body.requestId === twin.requestId);
+    t.equal(twins.length, 2, 'both copies are answered');
+    t.equal(twins[0]?.body.accessToken, twins[1]?.body.accessToken, 'with the same token');
+    t.equal(reg.tokens.liveFor('idem-1' as DeviceId, Date.now()).length, tokensBefore + 2, 'two requestIds, four requests: two tokens minted');
+    const fresh = await s.request!();
+    t.not(fresh.body.accessToken, first.body.accessToken, 'a new requestId gets a new token');
+  });
+});
