@@ -77,7 +77,7 @@ export class RenewalResponder {
   private async repeat(client: Client, session: Session, req: RenewRequest, key: string, earlier: Promise<AcceptedRenewal | null>): Promise<void> {
     const a = await earlier;
     const { ctx } = this;
-    const usable = a && !session.ended && a.expiresAt > Date.now()
+    const usable = a && !session.ended && a.expiresAt > Date.now() && ctx.issuer.keyring.verifyKeys.has(a.kid)
       && !ctx.revocation.isDeviceRevoked(session.deviceId) && !ctx.revocation.isTokenRevoked(a.jti)
       && (a.refreshHash === null || ctx.issuer.reg.refresh.find(a.refreshHash)?.state === 'current');
     if (!usable) {

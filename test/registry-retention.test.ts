@@ -100,10 +100,13 @@ t.test('a registry made before auto_vacuum (schema 1) is upgraded in place, data
   const { provisionDevices } = await import('../provisioning/index.js');
   await provisionDevices(issuer, [{ line: 2, id: 'old-1' }], { profile: 'sensor', brokerUrl: 'mqtt://127.0.0.1:1883' });
   issuer.reg.close();
-  // What the previous release left on disk: schema 1, no expiry index (2), no simulation column (3), auto_vacuum off.
+  // What the previous release left on disk: schema 1, no expiry index (2), no simulation column (3),
+  // no token families (4), auto_vacuum off.
   const raw = new Database(db);
   raw.exec('DROP INDEX tokens_expiry');
   raw.exec('ALTER TABLE devices DROP COLUMN simulation');
+  raw.exec('DROP INDEX tokens_family');
+  raw.exec('ALTER TABLE tokens DROP COLUMN family');
   raw.pragma('auto_vacuum = NONE');
   raw.exec('VACUUM');
   raw.pragma('user_version = 1');
@@ -116,5 +119,7 @@ t.test('a registry made before auto_vacuum (schema 1) is upgraded in place, data
   t.equal(reg.space.stats().autoVacuum, 'incremental', 'converted to auto_vacuum=INCREMENTAL (one VACUUM)');
   t.ok(reg.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'tokens_expiry'").get(), 'the expiry index exists');
   t.equal(reg.devices.get('old-1')?.status, 'active', 'the devices are still there');
-  t.equal(reg.tokens.liveFor('old-1' as DeviceId, Date.now()).length, 1, 'and their tokens');
+  const [token] = reg.tokens.liveFor('old-1' as DeviceId, Date.now());
+  t.ok(token, 'and their tokens');
+  t.equal(token?.family, token?.jti, 'an old token record starts a family of its own');
 });

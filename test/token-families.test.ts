@@ -1,7 +1,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { revokeToken } from '../operations/index.js';
-import type { DeviceId, Jti } from '../registry/index.js';
+import type { DeviceId, Jti, Kid } from '../registry/index.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { jtiOf, renewalSession } from './helpers/renewal-session.js';
 
@@ -51,6 +51,19 @@ t.test('token families and idempotent renewal', async (t) => {
     const ok = await connectDevice(tb.url, { deviceId: 'fam-2', accessToken: fresh });
     t.equal(ok.code, 0, 'the other family is untouched');
     ok.client?.end(true);
+  });
+
+  t.test('pruning keeps an expired token while its family has a live member (bounded by familyBefore)', async (t) => {
+    const now = Date.now();
+    const rec = (jti: string, expiresAt: number, family?: string) =>
+      reg.tokens.record({ jti: jti as Jti, deviceId: 'fam-1' as DeviceId, kid: 'k' as Kid, issuedAt: expiresAt - 3_600_000, expiresAt, family: family as Jti | undefined });
+    reg.write(() => { rec('pf-root', now - 3_600_000); rec('pf-live', now + 3_600_000, 'pf-root'); rec('pf-lone', now - 3_600_000); });
+    reg.write(() => reg.tokens.pruneExpired(now, 1000, now - 86_400_000));
+    t.ok(reg.tokens.get('pf-root'), 'the expired first token of a live family stays: revoke --token can still reach its renewals');
+    t.notOk(reg.tokens.get('pf-lone'), 'an expired token of a dead family goes');
+    reg.write(() => reg.tokens.pruneExpired(now, 1000, now));
+    t.notOk(reg.tokens.get('pf-root'), 'past familyBefore it goes too');
+    t.ok(reg.tokens.get('pf-live'), 'the live one stays');
   });
 
   t.test('the same requestId re-sent gets the same answer, and no second token is minted', async (t) => {
