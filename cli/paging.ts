@@ -9,8 +9,9 @@
  *   tested on a small registry does not break on a large one:
  *   - without `--after`: the bare array that `--json` always printed (nothing
  *     reshaped); when it was cut off, stderr says so and names the cursor;
- *   - with `--after`: `{"items": [...], "next": "CURSOR" | null}`; `next` is null
- *     on the last page.
+ *   - with `--after`: `{"<what>": [...], "next": "CURSOR" | null}` — `devices`,
+ *     `events`, `sessions`: the key names the rows, as `sessions` (which has no
+ *     older array form) always prints; `next` is null on the last page.
  * Cursors are the listing's own key (a device id, an audit event id): readable,
  * and stable while rows are added.
  */
@@ -25,7 +26,7 @@ export const MAX_LIMIT = 1_000_000;
 export interface PageRequest {
   readonly limit: number | null;
   readonly after: string | null;
-  /** `--after` was given (even empty): print the `{items, next}` object under --json. */
+  /** `--after` was given (even empty): print the `{"<what>": [...], next}` object under --json. */
   readonly paged: boolean;
 }
 
@@ -37,11 +38,11 @@ export interface Page<T> {
 
 export interface PagingFlags { limit?: string; after?: string }
 
-/** Adds `--limit N` and `--after CURSOR`; `what` names the rows ("devices"), `defaultLimit` is shown in help. */
+/** Adds `--limit N` and `--after CURSOR`; `what` names the rows ("devices", also the JSON key), `defaultLimit` is shown in help. */
 export function addPagingOptions(cmd: Command, what: string, defaultLimit: number | null, cursorHelp: string): Command {
   return cmd
     .option('--limit <n>', `at most N ${what}${defaultLimit === null ? ' (default: all)' : ` (default ${defaultLimit})`}`)
-    .option('--after <cursor>', `continue after this cursor: the "next" of the previous page (${cursorHelp}); "" = the first page, and --json then prints {"items": [...], "next": CURSOR|null}`);
+    .option('--after <cursor>', `continue after this cursor: the "next" of the previous page (${cursorHelp}); "" = the first page, and --json then prints {"${what}": [...], "next": CURSOR|null}`);
 }
 
 /** @throws UsageError for a limit that is not a whole number from 1 to MAX_LIMIT. */
@@ -75,15 +76,15 @@ export function fetchLimit(req: PageRequest): number | null {
   return req.limit === null ? null : req.limit + 1;
 }
 
-/** `--json`: the bare array (no `--after`) or `{items, next}` (with `--after`); see the module comment. */
+/** `--json`: the bare array (no `--after`) or `{"<what>": [...], next}` (with `--after`); see the module comment. */
 export function printPageJson<T>(page: Page<T>, req: PageRequest, toJson: (row: T) => unknown, what: string): void {
   const items = page.items.map(toJson);
   if (req.paged) {
-    printJson({ items, next: page.next });
+    printJson({ [what]: items, next: page.next });
     return;
   }
   printJson(items);
-  if (page.next !== null) note(`credbroker: cut off at ${count(page.items.length)} ${what}; the rest with --after ${page.next} (add --after "" to get {"items", "next"} as JSON)`);
+  if (page.next !== null) note(`credbroker: cut off at ${count(page.items.length)} ${what}; the rest with --after ${page.next} (add --after "" to get {"${what}": [...], "next": ...} as JSON)`);
 }
 
 /** Text output: the line under a cut-off table that says how to get the rest. */

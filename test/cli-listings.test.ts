@@ -15,7 +15,8 @@ function refused(t: Test, r: CliResult, code: number, message: RegExp): void {
 
 interface Dev { id: string }
 interface Ev { id: number; action: string; deviceId: string | null }
-interface PageOf<T> { items: T[]; next: string | null }
+interface Devices { devices: Dev[]; next: string | null }
+interface Events { events: Ev[]; next: string | null }
 
 t.test('listings: --limit/--after, filters, one JSON shape per flag set', async (t) => {
   const dir = t.testdir();
@@ -52,23 +53,23 @@ t.test('listings: --limit/--after, filters, one JSON shape per flag set', async 
     t.match(r.stderr, /^credbroker: cut off at 10 devices; the rest with --after pump-08/);
   });
 
-  t.test('devices --json --after "": {items, next} pages that add up to the whole list', async (t) => {
+  t.test('devices --json --after "": {devices, next} pages that add up to the whole list', async (t) => {
     const seen: string[] = [];
     let cursor = '';
     for (let pages = 0; pages < 10; pages++) {
       const r = await cli('devices', '--json', '--limit', '7', '--after', cursor);
       t.equal(r.code, 0, r.stderr);
       t.equal(r.stderr, '', 'nothing on stderr: the page says it all');
-      const page = JSON.parse(r.stdout) as PageOf<Dev>;
-      t.same(Object.keys(page), ['items', 'next']);
-      seen.push(...page.items.map((d) => d.id));
+      const page = JSON.parse(r.stdout) as Devices;
+      t.same(Object.keys(page), ['devices', 'next']);
+      seen.push(...page.devices.map((d) => d.id));
       if (page.next === null) break;
       cursor = page.next;
     }
     t.same(seen, all, 'every device once, in order');
-    const end = JSON.parse((await cli('devices', '--json', '--after', '')).stdout) as PageOf<Dev>;
+    const end = JSON.parse((await cli('devices', '--json', '--after', '')).stdout) as Devices;
     t.equal(end.next, null, 'no --limit: one complete page');
-    t.equal(end.items.length, all.length);
+    t.equal(end.devices.length, all.length);
   });
 
   t.test('devices --search PREFIX, combined with --status', async (t) => {
@@ -100,8 +101,8 @@ t.test('listings: --limit/--after, filters, one JSON shape per flag set', async 
     const seen: number[] = [];
     let cursor = '';
     for (let pages = 0; pages < 20; pages++) {
-      const page = JSON.parse((await cli('audit', '--json', '--limit', '4', '--after', cursor)).stdout) as PageOf<Ev>;
-      seen.push(...page.items.map((e) => e.id));
+      const page = JSON.parse((await cli('audit', '--json', '--limit', '4', '--after', cursor)).stdout) as Events;
+      seen.push(...page.events.map((e) => e.id));
       if (page.next === null) break;
       cursor = page.next;
     }

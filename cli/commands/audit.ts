@@ -48,7 +48,7 @@ export function registerAudit(program: Command): void {
     .option('--action <action>', 'only events with this action (device.revoke), or a prefix ending in * ("device.*")')
     .option('--since <time>', 'only events since TIME: ISO 8601 (2024-05-01T08:00:00Z) or a duration meaning that long ago (1h, 7d)');
   addPagingOptions(cmd, 'events', DEFAULT_LIMIT, 'an event id: the page goes on with older events')
-    .option('--json', 'print the events as a JSON array (with --after: {"items": [...], "next": ...})')
+    .option('--json', 'print the events as a JSON array (with --after: {"events": [...], "next": ...})')
     .addHelpText('after', examples(
       'credbroker audit --since 1h',
       'credbroker audit --device pump-0042 --limit 20',

@@ -32,7 +32,7 @@ export function registerDevices(program: Command): void {
     .option('--profile <name>', 'only devices with this profile')
     .option('--search <prefix>', 'only devices whose id starts with PREFIX');
   addPagingOptions(cmd, 'devices', null, 'a device id')
-    .option('--json', 'print the devices as a JSON array (with --after: {"items": [...], "next": ...})')
+    .option('--json', 'print the devices as a JSON array (with --after: {"devices": [...], "next": ...})')
     .addHelpText('after', examples(
       'credbroker devices',
       'credbroker devices --status revoked',
@@ -42,7 +42,7 @@ export function registerDevices(program: Command): void {
     ) + `
 Paging in a script: start with --after "" and pass each page's "next" back until it is null:
   cursor=""; while page=$(credbroker devices --json --limit 1000 --after "$cursor"); do
-    jq -r ".items[].id" <<<"$page"; cursor=$(jq -r ".next // empty" <<<"$page"); [ -n "$cursor" ] || break; done
+    jq -r ".devices[].id" <<<"$page"; cursor=$(jq -r ".next // empty" <<<"$page"); [ -n "$cursor" ] || break; done
 `)
     .action(async (opts: Opts) => {
       const req = pageRequest(opts, null, (raw) => {
