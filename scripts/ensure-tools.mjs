@@ -1,0 +1,33 @@
+// The third-party programs the tests drive (Debian packages), installed when missing,
+// so that `npm test` on a fresh machine runs every test instead of skipping some.
+// Used by `npm test` and `.ci/run`: one list. Where nothing can be installed (not root,
+// no apt-get, no network), it says which tests will skip and why, and goes on.
+import { spawnSync } from 'node:child_process';
+
+// A program is there when it can be started at all (some print their usage with exit 1).
+const runs = (cmd, args) => !spawnSync(cmd, args, { stdio: 'ignore' }).error;
+// [Debian package, is it usable?, what needs it]
+const tools = [
+  ['mosquitto-clients', () => runs('mosquitto_pub', ['--help']), 'interop tests (mosquitto_pub/_sub)'],
+  ['mosquitto', () => runs('mosquitto', ['-h']), 'the Mosquitto baseline in npm run bench'],
+  ['openssl', () => runs('openssl', ['version']), 'TLS tests (development CA)'],
+  ['python3-paho-mqtt', () => spawnSync('/usr/bin/python3', ['-c', 'import paho.mqtt.client'], { stdio: 'ignore' }).status === 0, 'interop test with Python paho-mqtt'],
+  ['strace', () => runs('strace', ['-V']), 'the revocation fsync test'],
+  ['systemd', () => runs('systemd-analyze', ['--version']), 'systemd-analyze verify of deploy/credbroker.service'],
+];
+
+const missing = tools.filter(([, ok]) => !ok());
+if (missing.length > 0) {
+  const names = missing.map(([pkg]) => pkg);
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  const canApt = root && runs('apt-get', ['--version']);
+  if (canApt) {
+    process.stderr.write(`installing test tools: ${names.join(' ')}\n`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env });
+    spawnSync('apt-get', ['install', '-y', '-qq', ...names], { stdio: 'ignore', env });
+  }
+  for (const [pkg, ok, what] of missing) {
+    if (!ok()) process.stderr.write(`warning: ${pkg} is not installed${canApt ? ' (apt-get failed)' : ' (run as root, or: apt-get install ' + pkg + ')'}: ${what} will be skipped and say so\n`);
+  }
+}
