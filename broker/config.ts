@@ -237,12 +237,17 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
     out[key] = coerce(key as keyof BrokerConfig, value, named(key));
   }
   const c = out as unknown as BrokerConfig;
-  if ((c.tlsCert === null) !== (c.tlsKey === null)) throw new UsageError('TLS needs both --tls-cert and --tls-key', 'ERR_CONFIG');
+  // A setting in a rule between two settings, named as the user gave it (its flag when not given, or given to `validate` directly).
+  const label = (key: string) => {
+    const n = named(key);
+    return n.where ? `${n.name} (${n.where})` : n.name === key ? flagName(key) : n.name;
+  };
+  if ((c.tlsCert === null) !== (c.tlsKey === null)) throw new UsageError(`TLS needs both ${label('tlsCert')} and ${label('tlsKey')}`, 'ERR_CONFIG');
   if (c.tlsCert && c.tlsPort === null) out.tlsPort = 8883;
-  if (c.tlsPort !== null && !c.tlsCert) throw new UsageError('--tls-port needs --tls-cert and --tls-key', 'ERR_CONFIG');
-  if (c.auditSummaryMs < 100) throw new UsageError(`invalid auditSummaryMs ${c.auditSummaryMs}: at least 100 ms`, 'ERR_CONFIG');
-  if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid maintenanceIntervalMs ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
-  if (c.maxQueuedBytes < c.maxPacketBytes) throw new UsageError(`maxQueuedBytes (${c.maxQueuedBytes}) must be at least maxPacketBytes (${c.maxPacketBytes}): a client could not be sent one packet of the largest size`, 'ERR_CONFIG');
+  if (c.tlsPort !== null && !c.tlsCert) throw new UsageError(`${label('tlsPort')} needs ${label('tlsCert')} and ${label('tlsKey')}`, 'ERR_CONFIG');
+  if (c.auditSummaryMs < 100) throw new UsageError(`invalid ${label('auditSummaryMs')} ${c.auditSummaryMs}: at least 100 ms`, 'ERR_CONFIG');
+  if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid ${label('maintenanceIntervalMs')} ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
+  if (c.maxQueuedBytes < c.maxPacketBytes) throw new UsageError(`${label('maxQueuedBytes')} (${c.maxQueuedBytes}) must be at least ${label('maxPacketBytes')} (${c.maxPacketBytes}): a client could not be sent one packet of the largest size`, 'ERR_CONFIG');
   return out as unknown as BrokerConfig;
 }
 

@@ -59,15 +59,21 @@ export function kernelBacklogCap(): number | null {
 export const mqttTcpServer = (aedes: Aedes): NetServer => createNetServer((socket) => { if (!socket.destroyed) aedes.handle(socket); });
 
 export function mqttTlsServer(aedes: Aedes, config: BrokerConfig): NetServer {
-  let cert: Buffer;
-  let key: Buffer;
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`cannot read TLS certificate or key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} on the ${what} ${path} (see certs/README.md)`, 'ERR_CONFIG');
+    }
+  };
+  const cert = read(config.tlsCert!, 'certificate');
+  const key = read(config.tlsKey!, 'key');
   try {
-    cert = readFileSync(config.tlsCert!);
-    key = readFileSync(config.tlsKey!);
+    return createTlsServer({ cert, key, minVersion: 'TLSv1.2' }, (socket) => aedes.handle(socket));
   } catch (err) {
-    throw new UsageError(`cannot read TLS certificate or key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (see certs/README.md)`, 'ERR_CONFIG');
+    // Not PEM, a key of another certificate, an encrypted key: OpenSSL's reason, on one line.
+    throw new UsageError(`TLS certificate ${config.tlsCert} and key ${config.tlsKey} are not usable: ${(err as Error).message.split('\n')[0]} (see certs/README.md)`, 'ERR_CONFIG');
   }
-  return createTlsServer({ cert, key, minVersion: 'TLSv1.2' }, (socket) => aedes.handle(socket));
 }
 
 /**

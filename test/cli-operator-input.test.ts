@@ -43,6 +43,7 @@ t.test('bad input is exit 2 with one line', async (t) => {
     'typo.json': '{"mqtPort": 1883}\n',
     'bad-port.json': '{"mqttPort": "abc"}\n',
     'array.json': '[1883]\n',
+    'cert-only.json': '{"tlsCert": "/etc/credbroker/tls/server.crt"}\n',
   });
   const db = join(dir, 'registry.db');
   t.equal((await runCli(['init', '--db', db])).code, 0);
@@ -63,6 +64,9 @@ t.test('bad input is exit 2 with one line', async (t) => {
     { name: 'config file with a trailing comma', args: ['serve', '--config', join(dir, 'trailing-comma.json')], message: /config file .*trailing-comma\.json is not valid JSON at line 4, column 1: .*\(a trailing comma before it\?\)/ },
     { name: 'config file holding an array', args: ['serve', '--config', join(dir, 'array.json')], message: /must hold one JSON object of settings/ },
     { name: 'unknown config key', args: ['serve', '--config', join(dir, 'typo.json')], message: /unknown config setting "mqtPort" in config file .*typo\.json: did you mean "mqttPort"\?/ },
+    { name: 'tlsCert without tlsKey in the config file', args: ['serve', '--config', join(dir, 'cert-only.json')], message: /TLS needs both tlsCert \(config file .*cert-only\.json\) and --tls-key/ },
+    { name: 'a TLS certificate that is not PEM', args: ['serve', '--tls-cert', join(dir, 'a-file'), '--tls-key', join(dir, 'a-file'), '--tls-port', '0', '--mqtt-port', 'off', '--ws-port', 'off', '--http-port', 'off', '--db', db], message: /TLS certificate .*a-file and key .*a-file are not usable: .*PEM/ },
+    { name: 'a TLS key that is not there', args: ['serve', '--tls-cert', join(dir, 'a-file'), '--tls-key', join(dir, 'nope.key'), '--tls-port', '0', '--mqtt-port', 'off', '--ws-port', 'off', '--http-port', 'off', '--db', db], message: /cannot read TLS certificate or key: ENOENT on the key .*nope\.key/ },
     { name: 'missing config file', args: ['serve', '--config', join(dir, 'nope.json')], message: /cannot read config file .*nope\.json: ENOENT/ },
     // --ttl: named as typed, never restated
     { name: 'token --ttl 48h', args: ['token', 'd-1', '--ttl', '48h'], message: /--ttl 48h is above the cap of 24h/, not: /2d/ },
@@ -89,7 +93,7 @@ t.test('bad input is exit 2 with one line', async (t) => {
         });
         assertOneLine(t, r, c.code ?? 2, c.message);
         if (c.not) t.notMatch(r.stderr, c.not);
-        t.equal(r.stdout, '', 'nothing on stdout');
+        if (c.args[0] !== 'serve') t.equal(r.stdout, '', 'nothing on stdout'); // a broker that got as far as binding has logged
       });
     }
   });
