@@ -17,13 +17,16 @@ import { signWith } from './helpers/hostile-jwt.js';
 import { connectFrom, connectPacket, floodFromChild, hasCli, scrape, sleep, SOAK, spawnBrokerChild } from './helpers/hostile-util.js';
 
 const ADDRESSES = 500;
-const ATTEMPTS = SOAK ? 300_000 : 20_000;
+// Soak: about five minutes of flood on this kind of host (650–850 attempts/s).
+const ATTEMPTS = SOAK ? 200_000 : 20_000;
 const PARALLEL = 100;
 const DEVICES = 40;
 /** Stated bound (the issue's target): at least 95 % of valid devices connected within 5 s of their first attempt. */
 const SUCCESS_RATE = 0.95;
 const CONNECT_WITHIN_MS = 5_000;
 const { verifyBudgetPerSec: PER_SEC, verifyBudgetBurst: BURST } = DEFAULT_CONFIG;
+const TIMEOUT_MS = SOAK ? 1_200_000 : 300_000;
+t.setTimeout(TIMEOUT_MS);
 
 /** CPU seconds a process has used (Linux /proc; NaN elsewhere). */
 function cpuSeconds(pid: number): number {
@@ -56,7 +59,7 @@ async function deviceConnects(port: number, from: string, creds: DeviceCredentia
   return { ok: false, ms: performance.now() - t0, attempts, code: last };
 }
 
-t.test(`forged-token flood over ${ADDRESSES} addresses: bounded signature work, ≥ ${SUCCESS_RATE * 100} % of valid devices in within ${CONNECT_WITHIN_MS / 1000} s`, { skip: !hasCli() && 'needs npm run build (dist/)' }, async (t) => {
+t.test(`forged-token flood over ${ADDRESSES} addresses: bounded signature work, ≥ ${SUCCESS_RATE * 100} % of valid devices in within ${CONNECT_WITHIN_MS / 1000} s`, { skip: !hasCli() && 'needs npm run build (dist/)', timeout: TIMEOUT_MS }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-forged-'));
   const db = join(dir, 'registry.db');
   const issuer = await openIssuer(db);

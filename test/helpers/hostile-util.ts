@@ -258,7 +258,7 @@ export async function floodFromChild(port: number, packets: Buffer[], attempts: 
     await Promise.all(Array.from({ length: parallel }, async () => { while (next < attempts) { const i = next++; await one(bufs[i % bufs.length], i); } }));
     process.stdout.write(JSON.stringify({ codes, seconds: (performance.now() - t0) / 1000 }));
   `;
-  const child = await runNode(code, { input: JSON.stringify({ port, packets: packets.map((p) => p.toString('base64')), attempts, parallel, localAddress }), timeoutMs: 300_000 });
+  const child = await runNode(code, { input: JSON.stringify({ port, packets: packets.map((p) => p.toString('base64')), attempts, parallel, localAddress }), timeoutMs: SOAK ? 1_200_000 : 300_000 });
   const out = JSON.parse(child.stdout || '{}') as { codes?: Record<string, number>; seconds?: number };
   return { codes: out.codes ?? {}, seconds: out.seconds ?? NaN, child };
 }
