@@ -7,6 +7,7 @@ import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, t
 import { REFRESH_PREFIX } from '../tokens/index.js';
 import { remoteAddress } from './address.js';
 import type { BrokerContext } from './context.js';
+import { clearRetainedOf } from './retained.js';
 import { sessionAcl, type Session } from './session.js';
 
 type Done = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void;
@@ -114,6 +115,7 @@ function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, 
     if (isCredbrokerError(err) && err.code === 'ERR_REFRESH_REPLAYED') {
       ctx.revocation.revokeDevice(deviceId);
       ctx.sessions.kickDevice(deviceId, 'theft');
+      clearRetainedOf(ctx, deviceId); // revoked here, by this process: its own feed entry reaches it later
       ctx.log.warn({ event: 'security.refresh_replay', device: deviceId, address: address() }, 'superseded refresh credential replayed: device revoked');
     }
     throw err;

@@ -42,8 +42,24 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
       return drop(packet, callback);
     }
     if (!ctx.config.weaken.skipPublishCheck && !mayPublish(s.acl, packet.topic)) return deny(client, packet, callback, 'not in ACL');
+    if (packet.retain) keepWithinCaps(ctx, s.deviceId, packet);
     callback(null);
   };
+}
+
+/**
+ * A retained publish past the device's retained caps (count, bytes, payload
+ * size) is delivered to current subscribers but not kept for later ones, as
+ * EMQX does past its retained limits: MQTT 3.1.1 has no way to refuse only the
+ * retain part, and dropping the message would lose live data.
+ */
+function keepWithinCaps(ctx: BrokerContext, deviceId: string, packet: PublishPacket): void {
+  const bytes = typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
+  const refused = ctx.retained.publish(deviceId, packet.topic, bytes);
+  if (!refused) return;
+  packet.retain = false;
+  ctx.metrics.limitRefusals.inc({ limit: refused });
+  ctx.log.debug({ event: 'retained.refused', device: deviceId, reason: refused, bytes }, 'retained message not kept: over the device\'s retained caps');
 }
 
 /** Acknowledges the publish normally but routes it nowhere. */

@@ -92,6 +92,10 @@ export interface BrokerConfig {
   readonly maxQueuedBytes: number;
   /** A client over maxQueuedBytes this long is disconnected. */
   readonly queueStallMs: number;
+  /** Retained messages per device (the last retained publish on a topic owns it), their bytes, and the largest retained payload; see broker/limits.ts. */
+  readonly maxRetainedPerDevice: number;
+  readonly maxRetainedBytesPerDevice: number;
+  readonly maxRetainedPayloadBytes: number;
   readonly logLevel: string;
   readonly weaken: Weakening;
 }
@@ -140,6 +144,9 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   maxPacketBytes: 256 * 1024,
   maxQueuedMessages: 1000,
   maxQueuedBytes: 4 * 1024 * 1024,
+  maxRetainedPerDevice: 100,
+  maxRetainedBytesPerDevice: 1024 * 1024,
+  maxRetainedPayloadBytes: 64 * 1024,
   queueStallMs: 10_000,
   logLevel: 'info',
   weaken: {},
@@ -266,6 +273,9 @@ const INTEGER_RANGES: Partial<Record<keyof BrokerConfig, readonly [number, numbe
   maxPacketBytes: [1024, 268_435_455],
   maxQueuedMessages: [1, 10_000_000],
   maxQueuedBytes: [64 * 1024, 2 ** 40],
+  maxRetainedPerDevice: [0, 10_000_000],
+  maxRetainedBytesPerDevice: [0, 2 ** 40],
+  maxRetainedPayloadBytes: [0, 268_435_455],
 };
 
 function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: SettingName): unknown {

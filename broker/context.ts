@@ -6,6 +6,7 @@ import type { BrokerConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { KeyedRateLimiter } from './rate-limit.js';
+import type { RetainedLedger } from './retained.js';
 import type { RevocationState } from './revocation-state.js';
 import type { Sessions } from './sessions.js';
 import type { SubscriptionLimit } from './subscription-limit.js';
@@ -27,6 +28,8 @@ export interface BrokerContext {
   readonly deviceConnects: KeyedRateLimiter;
   readonly renewals: KeyedRateLimiter;
   readonly subscriptions: SubscriptionLimit;
+  /** Who owns each retained message: the per-device caps, and clearing a revoked device's. */
+  readonly retained: RetainedLedger;
   /** Credential checks for addresses that failed recently, node-wide. */
   readonly verifyBudget: VerifyBudget;
   aedes: Aedes | null;

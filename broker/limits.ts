@@ -3,7 +3,7 @@ import type { BrokerConfig } from './config.js';
 /**
  * The broker's resource limits in one place: what each bound is, derived from
  * the settings once at start-up. The mechanisms live in files of their own
- * (`packet-guard.ts`, `outbound-queue.ts`); each counts in a metric when it bites.
+ * (`packet-guard.ts`, `outbound-queue.ts`, `retained.ts`); each counts in a metric when it bites.
  */
 
 /**
@@ -71,4 +71,21 @@ export function queueLimits(config: BrokerConfig): QueueLimits {
  */
 export function wsMaxFrameBytes(limits: WireLimits): number {
   return Math.max(limits.maxPacketBytes, limits.connectPacketBytes) + FIXED_HEADER_MAX_BYTES;
+}
+
+export interface RetainedLimits {
+  /** Retained messages one device may own (the last retained publish on a topic owns it). */
+  readonly perDevice: number;
+  /** Bytes of retained payload one device may own. */
+  readonly bytesPerDevice: number;
+  /** Largest payload kept as a retained message. */
+  readonly payloadBytes: number;
+}
+
+export function retainedLimits(config: BrokerConfig): RetainedLimits {
+  return {
+    perDevice: config.maxRetainedPerDevice,
+    bytesPerDevice: config.maxRetainedBytesPerDevice,
+    payloadBytes: config.maxRetainedPayloadBytes,
+  };
 }

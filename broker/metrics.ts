@@ -24,6 +24,12 @@ export class BrokerMetrics {
     name: 'credbroker_suspect_addresses', help: 'Addresses with a failed credential check in the last minute: their checks share the verification budget', registers: [this.registry],
     collect: () => { this.suspects.set(this.suspectCount()); },
   });
+  readonly retainedCleared = new Counter({ name: 'credbroker_retained_cleared_total', help: 'Retained messages deleted because the device that owned them was revoked', registers: [this.registry] });
+  private retainedCount: () => number = () => 0;
+  readonly retained: Gauge = new Gauge({
+    name: 'credbroker_retained_messages', help: 'Retained messages held (published by devices)', registers: [this.registry],
+    collect: () => { this.retained.set(this.retainedCount()); },
+  });
   readonly limitRefusals = new Counter({ name: 'credbroker_limit_refusals_total', help: 'Requests refused because a resource limit was reached, by limit', labelNames: ['limit'] as const, registers: [this.registry] });
   readonly wsRefusals = new Counter({ name: 'credbroker_ws_handshake_refusals_total', help: 'WebSocket upgrades refused (no mqtt subprotocol, origin not allowed)', labelNames: ['reason'] as const, registers: [this.registry] });
   // File sizes are read at scrape time (a stat call); row counts at each maintenance pass (they read the tables).
@@ -53,6 +59,11 @@ export class BrokerMetrics {
   /** Where `credbroker_unauthenticated_sockets` reads its value from. */
   countUnauthenticatedWith(count: () => number): void {
     this.unauthenticatedCount = count;
+  }
+
+  /** Where `credbroker_retained_messages` reads its value from. */
+  countRetainedWith(count: () => number): void {
+    this.retainedCount = count;
   }
 
   /** Where `credbroker_connected_clients` reads its value from. */

@@ -3,6 +3,7 @@ import { issueAccessToken, reportRefreshReplay, rotateRefreshCredential, type Ro
 import { isCredbrokerError } from '../errors/index.js';
 import type { BrokerContext } from './context.js';
 import { RenewalAnswers, type AcceptedRenewal } from './renewal-answers.js';
+import { clearRetainedOf } from './retained.js';
 import { sameSubscribeRules, sessionAcl, type Session } from './session.js';
 import { tokenTopics } from './token-topics.js';
 
@@ -202,6 +203,7 @@ export class RenewalResponder {
     reportRefreshReplay(this.ctx.issuer, session.deviceId, 'renewal');
     this.reject(session, requestId, code, 'refresh credential was already rotated: device revoked');
     this.ctx.sessions.kick(client, 'theft');
+    clearRetainedOf(this.ctx, session.deviceId);
     return null;
   }
 

@@ -1,4 +1,5 @@
 import type { BrokerContext } from './context.js';
+import { clearRetainedOf } from './retained.js';
 import type { KeyringRefresh } from './keyring-refresh.js';
 
 /**
@@ -56,6 +57,9 @@ export class RevocationWatcher {
           ctx.sessions.kickTokens(c.deviceId!, new Set([c.jti!, ...members.map((m) => m.jti)]));
           break;
         }
+        case 'retained_clear':
+          clearRetainedOf(ctx, c.deviceId!);
+          break;
         case 'device_restored': {
           const d = reg.devices.get(c.deviceId!);
           if (d) ctx.revocation.restoreDevice(d.id, d.tokensValidAfter);

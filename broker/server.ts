@@ -15,7 +15,7 @@ import { raiseFdLimit } from './fd-limit.js';
 import { createOpsServer } from './http.js';
 import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, portsInUse, PortInUseError, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
-import { queueLimits, wireLimits, wsMaxFrameBytes } from './limits.js';
+import { queueLimits, retainedLimits, wireLimits, wsMaxFrameBytes } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
@@ -29,6 +29,7 @@ import { RevocationWatcher } from './revocation-watcher.js';
 import { sessionOf } from './session.js';
 import { Sessions } from './sessions.js';
 import { autoUnauthenticatedMax, UnauthenticatedSockets } from './socket-limits.js';
+import { RetainedLedger } from './retained.js';
 import { SubscriptionLimit } from './subscription-limit.js';
 import { VerifyBudget } from './verify-budget.js';
 
@@ -68,12 +69,14 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     deviceConnects: new KeyedRateLimiter(config.deviceConnectBurst, config.deviceConnectPerSec),
     renewals: new KeyedRateLimiter(config.renewBurst, config.renewPerSec),
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
+    retained: new RetainedLedger(retainedLimits(config)),
     verifyBudget: new VerifyBudget(config.verifyBudgetPerSec, config.verifyBudgetBurst, (address) => {
       metrics.limitRefusals.inc({ limit: 'verify_budget' });
       limitLog.hit('verify_budget', address);
     }),
   };
   metrics.countSuspectsWith(() => ctx.verifyBudget.suspectCount);
+  metrics.countRetainedWith(() => ctx.retained.size);
   const weakened = Object.entries(config.weaken).filter(([, on]) => on).map(([k]) => k);
   if (weakened.length) log.warn({ event: 'broker.weakened', weakened }, 'TEST-ONLY WEAKENING ENABLED: this broker is deliberately insecure');
 

@@ -6,16 +6,23 @@ export interface RevokeResult {
   /** False when the device was already revoked (nothing changed). */
   readonly changed: boolean;
   readonly tokensRevoked: number;
+  /** Whether the broker was asked to delete the retained messages the device published. */
+  readonly retainedCleared: boolean;
 }
 
 /**
  * Revokes devices in one transaction: status, every live token and refresh
  * credential, an audit row and a change-feed entry each, fsynced before it
  * returns. The broker (another process) picks the change up from the feed and
- * closes their sessions.
+ * closes their sessions. Unless `keepRetained`, a `retained_clear` entry per
+ * device asks the broker to delete the retained messages the device published
+ * (they live in the broker, not the registry): a stolen device's last words must
+ * not keep reaching every new subscriber. Given for a device already revoked, it
+ * clears them then.
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND` (nothing is revoked then)
  */
-export function revokeDevices(reg: Registry, ids: readonly DeviceId[], reason: string, actor: Actor = 'cli', now = Date.now()): RevokeResult[] {
+export function revokeDevices(reg: Registry, ids: readonly DeviceId[], reason: string, actor: Actor = 'cli', now = Date.now(), opts: { keepRetained?: boolean } = {}): RevokeResult[] {
+  const retainedCleared = !opts.keepRetained;
   return reg.writeDurably(() =>
     ids.map((id) => {
       reg.devices.require(id);
@@ -24,9 +31,10 @@ export function revokeDevices(reg: Registry, ids: readonly DeviceId[], reason: s
       reg.refresh.revokeAllOf(id);
       if (changed) {
         reg.changes.append('device_revoked', id, null, now);
-        reg.audit.append(actor, 'device.revoke', id, { reason, tokensRevoked: jtis.length }, now);
+        reg.audit.append(actor, 'device.revoke', id, { reason, tokensRevoked: jtis.length, retained: retainedCleared ? 'cleared' : 'kept' }, now);
       }
-      return { deviceId: id, changed, tokensRevoked: jtis.length };
+      if (retainedCleared) reg.changes.append('retained_clear', id, null, now);
+      return { deviceId: id, changed, tokensRevoked: jtis.length, retainedCleared };
     }),
   );
 }

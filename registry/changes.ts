@@ -4,7 +4,8 @@ import type { Db } from './db.js';
  * The change feed: a monotonic sequence another process (the broker) polls to
  * learn about revocations, restores and key rotations without scanning tables.
  */
-export type ChangeKind = 'device_revoked' | 'device_restored' | 'token_revoked' | 'keys_rotated' | 'device_deleted';
+/** `retained_clear`: the broker deletes the retained messages the device published (revoke without --keep-retained). */
+export type ChangeKind = 'device_revoked' | 'device_restored' | 'token_revoked' | 'keys_rotated' | 'device_deleted' | 'retained_clear';
 
 export interface Change {
   readonly seq: number;

@@ -4,7 +4,7 @@ import type { Jti } from '../../registry/ids.js';
 import { addDbOption, deviceIdArgs, examples, withRegistry } from '../common.js';
 import { count, out, plural, printJson } from '../output.js';
 
-interface Opts { db: string; reason?: string; token?: string; json?: boolean }
+interface Opts { db: string; reason?: string; token?: string; keepRetained?: boolean; json?: boolean }
 
 export function registerRevoke(program: Command): void {
   addDbOption(program.command('revoke'))
@@ -12,19 +12,23 @@ export function registerRevoke(program: Command): void {
     .argument('[ids...]', 'device ids (all or nothing: one unknown id and none is revoked)')
     .option('--reason <text>', 'why (kept in the audit log)')
     .option('--token <jti>', 'revoke this access token (its jti, see: credbroker show ID) and its family: the tokens renewed from it, and those it was renewed from')
+    .option('--keep-retained', 'keep the retained messages the devices published (by default the broker deletes them)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', examples(
       'credbroker revoke pump-0042 --reason "reported stolen"',
       'credbroker revoke pump-0042 pump-0043 pump-0044 --reason "decommissioned line 3"',
       'credbroker revoke --token 3q2-7wEzC9uS2Cz1xTv0Gg',
     ) + `
-A revoked device's tokens and refresh credential stay dead for good; "credbroker restore ID"
+The broker also deletes the retained messages the revoked devices published, so new
+subscribers no longer get them (--keep-retained keeps them; revoking again without it
+clears them later). A revoked device's tokens and refresh credential stay dead for good; "credbroker restore ID"
 re-enables the device, which then needs a new token ("credbroker token ID").
 `)
     .action(async (ids: string[], opts: Opts) => {
       if (opts.token !== undefined && ids.length) throw new UsageError('give device ids or --token JTI, not both');
       if (opts.token === undefined && !ids.length) throw new UsageError('give one or more device ids, or --token JTI');
       if (opts.token !== undefined && opts.reason !== undefined) throw new UsageError('--reason applies to revoking devices, not --token');
+      if (opts.token !== undefined && opts.keepRetained) throw new UsageError('--keep-retained applies to revoking devices, not --token');
       const reason = (opts.reason ?? 'revoked by operator').trim();
       if (!reason || reason.length > 500 || /[\x00-\x1f\x7f]/.test(reason)) throw new UsageError('--reason must be one line of 1-500 characters');
 
@@ -43,11 +47,11 @@ re-enables the device, which then needs a new token ("credbroker token ID").
       }
 
       const deviceIds = deviceIdArgs(ids);
-      const results = await withRegistry(opts.db, (reg) => revokeDevices(reg, deviceIds, reason));
+      const results = await withRegistry(opts.db, (reg) => revokeDevices(reg, deviceIds, reason, 'cli', Date.now(), { keepRetained: opts.keepRetained }));
       const tokens = results.reduce((n, r) => n + r.tokensRevoked, 0);
       const changed = results.filter((r) => r.changed).length;
       if (opts.json) {
-        printJson({ devices: results.map((r) => ({ deviceId: r.deviceId, revoked: r.changed, alreadyRevoked: !r.changed, tokensRevoked: r.tokensRevoked })), tokensRevoked: tokens });
+        printJson({ devices: results.map((r) => ({ deviceId: r.deviceId, revoked: r.changed, alreadyRevoked: !r.changed, tokensRevoked: r.tokensRevoked, retainedCleared: r.retainedCleared })), tokensRevoked: tokens });
         return;
       }
       for (const r of results) {
@@ -56,6 +60,7 @@ re-enables the device, which then needs a new token ("credbroker token ID").
           : `${r.deviceId} was already revoked${r.tokensRevoked ? ` (${plural(r.tokensRevoked, 'live token')} revoked)` : ''}`);
       }
       out(`revoked ${plural(changed, 'device')}${results.length > changed ? ` (${count(results.length - changed)} already revoked)` : ''}, ${plural(tokens, 'token')}`
-        + (changed || tokens ? '; the broker closes their sessions within a second' : ''));
+        + (changed || tokens ? '; the broker closes their sessions within a second' : '')
+        + (opts.keepRetained ? '; their retained messages are kept' : '; the broker deletes the retained messages they published'));
     });
 }
