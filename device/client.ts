@@ -130,6 +130,13 @@ export class DeviceClient extends EventEmitter {
   #wake: (() => void) | null = null;
   #renewTimer: NodeJS.Timeout | null = null;
   #renewFailures = 0;
+  /**
+   * The access token the broker called invalid (CONNACK 4): never presented again.
+   * Each try of a dead token is a failed login from this address; after a key
+   * compromise (`keys rotate --now`) a fleet behind one NAT would spend the
+   * address's failed-login budget on them and starve its own refresh CONNECTs.
+   */
+  #deadToken: string | null = null;
   readonly #pending = new Map<string, Pending>();
   readonly #late = new Map<string, number>();
   /** The application's subscriptions: made again after every reconnect. */
@@ -258,11 +265,12 @@ export class DeviceClient extends EventEmitter {
   /** One pass: the access token if it is still good, else (or if the broker calls it invalid) the refresh credential. */
   async #attempt(justRefreshed: boolean): Promise<Outcome> {
     const left = Date.parse(this.#creds.accessTokenExpiresAt) - Date.now();
-    if (justRefreshed || left > MIN_USABLE_TOKEN_MS) {
+    if (justRefreshed || (left > MIN_USABLE_TOKEN_MS && this.#creds.accessToken !== this.#deadToken)) {
       const r = await this.#open(this.#creds.accessToken);
       if (this.#stopped) return r.ok ? this.#discard(r.conn) : 'stopped';
       if (r.ok) return (await this.#tokenSession(r.conn, justRefreshed ? 'refresh' : 'token')) ? 'session-ended' : 'retry';
       if (r.connack !== 4 && r.connack !== 5) return 'retry'; // network trouble or server unavailable
+      if (r.connack === 4) this.#deadToken = this.#creds.accessToken;
       if (justRefreshed) {
         // A token minted seconds ago is refused: refreshing again would only rotate credentials in a loop.
         this.#refused(r.connack);

@@ -149,6 +149,22 @@ t.test('keys rotate --now: sessions of the old key closed within 1 s, its tokens
   t.equal(list.find((k) => k.kid === oldKid)?.status, 'expired', 'keys list shows the old key as verifying nothing');
 });
 
+t.test('after keys rotate --now, devices behind one throttled address still come back (a dead token is not tried again)', async (t) => {
+  // One address, a failed-login budget of 1 refilled every 2 s: a NAT'd fleet after a key compromise.
+  const tb = await startTestBroker({ authFailBurst: 1, authFailPerSec: 0.5, deviceConnectBurst: 10_000, deviceConnectPerSec: 1000 });
+  t.teardown(() => tb.close());
+  const creds = await tb.provision(['nat-1', 'nat-2']);
+  const clients = creds.map((c) => new DeviceClient({ credentialsPath: writeCredentialsFile(tb.dir, c), backoff: { initialMs: 50, maxMs: 1000 } }));
+  t.teardown(async () => { for (const c of clients) await c.stop(); });
+  for (const c of clients) await c.start();
+  const back = clients.map((c) => new Promise<void>((resolve) => c.on('connected', (info) => info.via === 'refresh' && resolve())));
+  await rotateKeys(tb.issuer.reg, { immediate: true });
+  const all = await within(Promise.all(back), 40_000);
+  t.not(all, null, 'both devices came back through their refresh credentials');
+  t.ok(await authCount(tb.broker, { reason: 'unknown_kid' }) <= 2, 'each dead token was presented at most once');
+  for (const [i, c] of clients.entries()) t.equal(await c.subscribe(`devices/nat-${i + 1}/commands/#`, { qos: 1 }), 1, `nat-${i + 1} has a full session`);
+});
+
 /** Every file of the registry (main, WAL, shared memory) as bytes. */
 function registryBytes(db: string): Buffer {
   const dir = join(db, '..');
