@@ -40,6 +40,22 @@ export function durably<T>(db: Db, fn: () => T): T {
 }
 
 /**
+ * Creates the file with 0600 before SQLite creates it with 0644, and never opens
+ * one that exists: closing any descriptor of a file drops every POSIX lock this
+ * process holds on it, including the SQLite connections' own. Another process
+ * could then take the file as unused, checkpoint and delete the WAL and shared
+ * memory under them (seen: SQLITE_IOERR_SHORT_READ, with a broker and a second
+ * connection in one process).
+ */
+function createPrivate(file: string): void {
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+/**
  * Opens (creating on first use) the registry file with owner-only modes: the
  * folder 0700 and the file 0600, because it holds the private signing keys.
  * WAL lets the broker read while the CLI writes; the busy timeout makes a writer
@@ -51,7 +67,7 @@ export function durably<T>(db: Db, fn: () => T): T {
 export function openDb(path: string): Db {
   const file = resolve(path);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  closeSync(openSync(file, 'a', 0o600)); // create with 0600 before SQLite creates it with 0644
+  createPrivate(file);
   const db = new Database(file);
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
