@@ -56,7 +56,8 @@ export interface SimOptions {
   /**
    * The broker's ops HTTP address: before provisioning, the sim checks there
    * (`/.well-known/jwks.json`) that the broker trusts this registry's signing key.
-   * Null: `http://<host of url>:9100`. When it does not answer, the check is skipped.
+   * Null: `http://<host of url>:9100` when `url` is on port 1883 (serve's default
+   * pair), otherwise no check. When it does not answer, the check is skipped.
    */
   readonly opsUrl: string | null;
   /** Leave the simulation devices and the sim-sensor profile in the registry after the run. */

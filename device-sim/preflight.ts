@@ -35,9 +35,17 @@ export function checkBrokerListening(url: string, timeoutMs = REACH_TIMEOUT_MS):
   });
 }
 
-/** The ops HTTP address the sim asks when none is given: the MQTT host, port 9100. */
-export function defaultOpsUrl(mqttUrl: string): string {
-  return `http://${new URL(mqttUrl).host.replace(/:\d+$/, '')}:9100`;
+/**
+ * The ops HTTP address the sim asks when none is given: port 9100 on the MQTT
+ * host, but only for a broker on the default MQTT port (`serve`'s defaults pair
+ * 1883 with 9100). A broker on another port may not own 9100 there: asking
+ * another broker's JWKS would report a mismatch that is not there.
+ * @returns null when there is no safe guess
+ */
+export function defaultOpsUrl(mqttUrl: string): string | null {
+  const u = new URL(mqttUrl);
+  const port = u.port ? Number(u.port) : (DEFAULT_PORTS[u.protocol] ?? 0);
+  return port === 1883 ? `http://${u.host.replace(/:\d+$/, '')}:9100` : null;
 }
 
 /** What the registry check found: `match`, or `unchecked` with the reason (the broker's ops port did not answer). */

@@ -25,7 +25,10 @@ export async function runSimulation(input: Partial<SimOptions>, stop?: AbortSign
   await checkBrokerListening(opts.url);
   let check: RegistryCheck = { result: 'unchecked', detail: 'no registry (--db): nothing to compare' };
   const fleet = await prepareFleet(opts, undefined, async (issuer) => {
-    check = await checkSameRegistry(opts.opsUrl ?? defaultOpsUrl(opts.url), issuer.keyring, opts.db!, opts.opsUrl === null);
+    const ops = opts.opsUrl ?? defaultOpsUrl(opts.url);
+    check = ops === null
+      ? { result: 'unchecked', detail: 'the broker is not on the default MQTT port: give --broker its ops HTTP address to check that it uses this registry' }
+      : await checkSameRegistry(ops, issuer.keyring, opts.db!, opts.opsUrl === null);
   });
   const progress = createProgress(opts.progress, opts.json);
   const provisionedProfile = !opts.credentialsDir;

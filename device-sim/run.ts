@@ -131,7 +131,7 @@ export class Simulation {
     const first = (d: DeviceCredentials) => (this.rec(d.deviceId).cohort === 'nonRenewing' ? 0 : 1);
     const queue = [...this.fleet.devices].sort((a, b) => first(a) - first(b));
     const worker = async () => {
-      for (let c = queue.shift(); c; c = queue.shift()) {
+      for (let c = queue.shift(); c && !this.stop?.aborted; c = queue.shift()) { // Ctrl-C: no more CONNECTs
         if (this.rec(c.deviceId).cohort === 'nonRenewing') await this.connectRaw(c);
         else await this.connectClient(c);
       }

@@ -176,3 +176,11 @@ t.test('the broker\'s memory of a deleted device: old tokens refused, new ones a
   s.prune(now + 3_600_000 + 61_000);
   t.equal(s.refusal(claims('d', 'a', Math.floor(now / 1000) - 10)), null, 'forgotten once any token of it would have expired');
 });
+
+t.test('the ops address is guessed only next to serve\'s default MQTT port', async (t) => {
+  const { defaultOpsUrl } = await import('../device-sim/preflight.js');
+  t.equal(defaultOpsUrl('mqtt://127.0.0.1:1883'), 'http://127.0.0.1:9100');
+  t.equal(defaultOpsUrl('mqtt://broker.example.com'), 'http://broker.example.com:9100');
+  t.equal(defaultOpsUrl('mqtt://127.0.0.1:18831'), null, 'another port: 9100 may belong to another broker');
+  t.equal(defaultOpsUrl('mqtts://broker.example.com:8883'), null);
+});

@@ -32,7 +32,7 @@ export function registerSim(program: Command): void {
     .option('--failed-auth-burst <n>', 'pacing of deliberate failed logins from this host (keep below the broker authFailBurst)', '10')
     .option('--failed-auth-per-sec <r>', 'refill rate of that pacing (keep below the broker authFailPerSec)', '1')
     .option('--id-prefix <p>', 'device id prefix (a run tag is appended)', 'sim')
-    .option('--broker <url>', "the broker's ops HTTP address: before provisioning, the sim checks there that the broker trusts this registry's signing key (default: http://<--url host>:9100; skipped when it does not answer)")
+    .option('--broker <url>', "the broker's ops HTTP address: before provisioning, the sim checks there that the broker trusts this registry's signing key (default: http://<--url host>:9100 when --url is on port 1883; skipped when it does not answer)")
     .option('--keep', 'leave the simulation devices, the observer and the sim-sensor profile in the registry after the run')
     .option('--no-progress', 'no live progress line (it is only shown on a TTY anyway)')
     .option('--json', 'print the report as JSON on stdout')
