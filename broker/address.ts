@@ -16,8 +16,31 @@ export function peerSocket(client: Client): Endpoints {
 
 /** The peer address of an MQTT client, whatever the transport (TCP, TLS, WebSocket). */
 export function remoteAddress(client: Client): string {
-  const address = peerSocket(client).remoteAddress ?? 'unknown';
-  // On a dual-stack listener (--host ::) an IPv4 peer shows as ::ffff:a.b.c.d: the same
-  // peer must have the same address (throttles, logs, audit) whichever --host is used.
+  return plainIpv4(peerSocket(client).remoteAddress ?? 'unknown');
+}
+
+/**
+ * On a dual-stack listener (--host ::) an IPv4 peer shows as ::ffff:a.b.c.d: the same
+ * peer must have the same address (throttles, logs, audit) whichever --host is used.
+ */
+function plainIpv4(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/**
+ * What a per-address limit counts: an IPv4 address, or the /64 prefix of an IPv6 one.
+ * One host or subscriber is handed a whole /64 (RFC 6177), so counting IPv6
+ * addresses one by one would let it through 2^64 times.
+ */
+export function addressKey(address: string): string {
+  const plain = plainIpv4(address);
+  if (!plain.includes(':')) return plain;
+  const bare = plain.split('%')[0]!; // zone index of a link-local address
+  const [head = '', tail] = bare.split('::');
+  const groups = head ? head.split(':') : [];
+  if (tail !== undefined && groups.length < 4) {
+    const rest = tail ? tail.split(':') : [];
+    groups.push(...Array<string>(Math.max(0, 8 - groups.length - rest.length)).fill('0'), ...rest);
+  }
+  return `${groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':')}::/64`;
 }

@@ -1,5 +1,5 @@
 import type { Server, Socket } from 'node:net';
-import type { Endpoints } from './address.js';
+import { addressKey, type Endpoints } from './address.js';
 import type { FdLimit } from './fd-limit.js';
 
 /** The four-tuple that names one TCP connection: the same from the raw socket and from a TLS socket over it. */
@@ -27,7 +27,7 @@ export function autoUnauthenticatedMax(fd: FdLimit | null): number {
  * Caps the sockets that have not authenticated yet (issue 10 #4: 19,980 idle
  * sockets from 500 addresses took every file descriptor), counted from the TCP
  * accept (before TLS or the WebSocket upgrade) until the session is ready.
- * - Per address: a newcomer beyond `maxPerAddress` is reset at once.
+ * - Per address (an IPv6 /64 counts as one): a newcomer beyond `maxPerAddress` is reset at once.
  * - In total: at `max`, the *oldest* pending socket is reset to make room, not
  *   the newcomer. A device completes CONNECT in milliseconds while a flood's
  *   sockets sit idle, so a device is pushed out only if `max` newer sockets
@@ -61,8 +61,8 @@ export class UnauthenticatedSockets {
 
   /** At accept. False: the caller resets the socket. May reset the oldest pending socket to make room. */
   admit(socket: Socket): boolean {
-    const address = socket.remoteAddress;
-    if (address === undefined) return false; // already gone
+    if (socket.remoteAddress === undefined) return false; // already gone
+    const address = addressKey(socket.remoteAddress);
     const n = this.perAddress.get(address) ?? 0;
     if (n >= this.maxPerAddress) {
       this.onLimit('per_address', address);

@@ -1,3 +1,5 @@
+import { addressKey } from './address.js';
+
 /** How long an address stays suspect after its last failed (or refused) credential check. */
 const SUSPECT_MS = 60_000;
 /** Most suspect addresses remembered; the longest-quiet ones are forgotten first. */
@@ -10,7 +12,8 @@ const MAX_SUSPECTS = 100_000;
  * throttle alone lets N addresses through N times over; this bucket is shared by
  * all of them. An address with no recent failure is never held by it, so a
  * valid device on its own address is verified at once while the flood waits its
- * turn. A flooding address keeps itself suspect: a refusal renews it.
+ * turn. A flooding address keeps itself suspect: a refusal renews it. An IPv6
+ * /64 counts as one address.
  *
  * @example
  * if (!budget.isEmpty() && !budget.allows(address)) refuse('verify_budget');
@@ -39,15 +42,17 @@ export class VerifyBudget {
   }
 
   /** True when a credential check may be spent on `address` now (taking one from the budget when it is suspect). */
-  allows(address: string, now = Date.now()): boolean {
+  allows(peer: string, now = Date.now()): boolean {
+    const address = addressKey(peer);
     const last = this.suspects.get(address);
     if (last === undefined) return true;
     if (now - last > SUSPECT_MS) {
       this.suspects.delete(address);
       return true;
     }
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) * this.perSecond) / 1000);
-    this.at = now;
+    // max(): a clock that steps back must not take tokens away.
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.at) * this.perSecond) / 1000);
+    this.at = Math.max(this.at, now);
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return true;
@@ -58,8 +63,8 @@ export class VerifyBudget {
   }
 
   /** A credential check from `address` failed. */
-  failed(address: string, now = Date.now()): void {
-    this.mark(address, now);
+  failed(peer: string, now = Date.now()): void {
+    this.mark(addressKey(peer), now);
   }
 
   private mark(address: string, now: number): void {
