@@ -6,6 +6,7 @@ import { isDeviceId, type DeviceId, type Jti } from '../registry/index.js';
 import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, type VerifyOptions } from '../tokens/index.js';
 import { REFRESH_PREFIX } from '../tokens/index.js';
 import { remoteAddress } from './address.js';
+import { alreadyLogged } from './logged-error.js';
 import type { BrokerContext } from './context.js';
 import { clearRetainedOf } from './retained.js';
 import { sessionAcl, type Session } from './session.js';
@@ -79,13 +80,18 @@ export function createAuthenticate(ctx: BrokerContext) {
       }
       ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
       ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason, { reason: refusal.reason, address: address() }, !FLOOD.has(refusal.reason));
-      ctx.log.debug({ event: 'auth.refused', reason: refusal.reason, address: address() }, 'connect refused');
-      return done(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode }), false);
+      ctx.refusals.refused({ device: claimedDevice(username), reason: refusal.reason, address: address(), connack: refusal.returnCode });
+      return done(alreadyLogged(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode })), false);
     }
     // Outside the try: aedes continues the CONNECT synchronously inside `done`, and
     // a throw from there must not be mistaken for a refusal (a second callback).
     done(null, true);
   };
+}
+
+/** The user name when it is a well-formed device id, for the log line: never a credential put in the wrong field. */
+function claimedDevice(username: string | undefined): string | null {
+  return isDeviceId(username) && !username.startsWith(REFRESH_PREFIX) ? username : null;
 }
 
 function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, opts: VerifyOptions, verifyTime: { observe(seconds: number): void }): Session {

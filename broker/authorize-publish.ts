@@ -1,6 +1,7 @@
 import type { Client, PublishPacket } from 'aedes';
 import { mayPublish } from '../acl/index.js';
 import type { BrokerContext } from './context.js';
+import { alreadyLogged } from './logged-error.js';
 import type { RenewalResponder } from './renewal.js';
 import { sessionOf } from './session.js';
 import { renewTopicDevice } from './token-topics.js';
@@ -22,19 +23,20 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
     ctx.log.debug({ event: 'acl.publish_denied', device: s?.deviceId, why }, 'publish refused');
     if (ctx.config.deniedPublish === 'drop' && !s?.ended) return drop(packet, callback);
     if (s && !s.ended) ctx.sessions.kick(client, 'acl_violation');
-    callback(new Error(`publish refused: ${why}`));
+    callback(alreadyLogged(new Error(`publish refused: ${why}`)));
   };
   return function authorizePublish(client: Client | null, packet: PublishPacket, callback: (err?: Error | null) => void): void {
     const s = sessionOf(client);
     if (!client || !s) return callback(new Error('no session'));
-    if (s.ended) return callback(new Error('session ended'));
+    // After a kick, which has its own log line.
+    if (s.ended) return callback(alreadyLogged(new Error('session ended')));
     if (ctx.sessions.expired(s)) {
       ctx.sessions.kick(client, 'expired');
-      return callback(new Error('token expired'));
+      return callback(alreadyLogged(new Error('token expired')));
     }
     if (!ctx.config.weaken.ignoreRevocations && ctx.revocation.isDeviceRevoked(s.deviceId)) {
       ctx.sessions.kick(client, 'device_revoked');
-      return callback(new Error('device revoked'));
+      return callback(alreadyLogged(new Error('device revoked')));
     }
     const renewFor = renewTopicDevice(packet.topic);
     if (renewFor !== null) {

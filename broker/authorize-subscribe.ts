@@ -1,6 +1,7 @@
 import type { Client, Subscription } from 'aedes';
 import { maySubscribe } from '../acl/index.js';
 import type { BrokerContext } from './context.js';
+import { alreadyLogged } from './logged-error.js';
 import { sessionOf } from './session.js';
 
 /**
@@ -12,10 +13,11 @@ import { sessionOf } from './session.js';
 export function createAuthorizeSubscribe(ctx: BrokerContext) {
   return function authorizeSubscribe(client: Client, sub: Subscription, callback: (err: Error | null, sub?: Subscription | null) => void): void {
     const s = sessionOf(client);
-    if (!s || s.ended) return callback(new Error('no session'));
+    if (!s) return callback(new Error('no session'));
+    if (s.ended) return callback(alreadyLogged(new Error('session ended'))); // kicked: logged then
     if (ctx.sessions.expired(s)) {
       ctx.sessions.kick(client, 'expired');
-      return callback(new Error('token expired'));
+      return callback(alreadyLogged(new Error('token expired')));
     }
     if (!ctx.config.weaken.skipSubscribeCheck && !maySubscribe(s.acl, sub.topic)) {
       ctx.metrics.aclDenials.inc({ action: 'subscribe' });

@@ -3,6 +3,7 @@ import { UsageError } from '../errors/index.js';
 import { defaultDbPath } from '../registry/index.js';
 import { didYouMean } from '../util/did-you-mean.js';
 import { parseDuration } from '../util/duration.js';
+import type { LogFormat } from './logger.js';
 
 /** What to do with a publish the ACL refuses: MQTT 3.1.1 has no negative ack. */
 export type DeniedPublishPolicy = 'disconnect' | 'drop';
@@ -97,6 +98,12 @@ export interface BrokerConfig {
   readonly maxRetainedBytesPerDevice: number;
   readonly maxRetainedPayloadBytes: number;
   readonly logLevel: string;
+  /** `pretty` on a terminal by default, JSON otherwise. */
+  readonly logFormat: LogFormat;
+  /** Refused-CONNECT log lines per address: burst, then rate; and all addresses together per second. */
+  readonly refusalLogBurst: number;
+  readonly refusalLogPerSec: number;
+  readonly refusalLogMaxPerSec: number;
   readonly weaken: Weakening;
 }
 
@@ -149,6 +156,10 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   maxRetainedPayloadBytes: 64 * 1024,
   queueStallMs: 10_000,
   logLevel: 'info',
+  logFormat: 'auto',
+  refusalLogBurst: 5,
+  refusalLogPerSec: 0.1,
+  refusalLogMaxPerSec: 10,
   weaken: {},
 };
 
@@ -255,6 +266,8 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if (c.auditSummaryMs < 100) throw new UsageError(`invalid ${label('auditSummaryMs')} ${c.auditSummaryMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid ${label('maintenanceIntervalMs')} ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maxQueuedBytes < c.maxPacketBytes) throw new UsageError(`${label('maxQueuedBytes')} (${c.maxQueuedBytes}) must be at least ${label('maxPacketBytes')} (${c.maxPacketBytes}): a client could not be sent one packet of the largest size`, 'ERR_CONFIG');
+  // A bucket that never refills is never swept: one per address would be kept for good.
+  for (const k of ['refusalLogPerSec', 'refusalLogMaxPerSec'] as const) if (!(c[k] > 0)) throw new UsageError(`invalid ${label(k)} ${c[k]}: expected a rate above 0`, 'ERR_CONFIG');
   return out as unknown as BrokerConfig;
 }
 
@@ -298,6 +311,7 @@ function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: Settin
     const n = toNumber(value);
     return Number.isInteger(n) && n >= 1 ? n : bad(key === 'maxUnauthenticated' ? 'expected "auto" or a whole number ≥ 1' : 'expected a whole number ≥ 1');
   }
+  if (key === 'logFormat') return value === 'auto' || value === 'json' || value === 'pretty' ? value : bad('expected "pretty", "json" or "auto"');
   if (key === 'deniedPublish') return value === 'disconnect' || value === 'drop' ? value : bad('expected "disconnect" or "drop"');
   if (key === 'logLevel') return typeof value === 'string' && LOG_LEVELS.includes(value) ? value : bad(`expected one of ${LOG_LEVELS.join(', ')}`);
   if (DURATIONS.has(key) && typeof value === 'string' && /[a-z]$/.test(value)) return parseDuration(value, `${where ? `${where}: ` : ''}${name}`);

@@ -6,6 +6,7 @@ import type { BrokerConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { KeyedRateLimiter } from './rate-limit.js';
+import type { RefusalLog } from './refusal-log.js';
 import type { RetainedLedger } from './retained.js';
 import type { RevocationState } from './revocation-state.js';
 import type { Sessions } from './sessions.js';
@@ -32,5 +33,6 @@ export interface BrokerContext {
   readonly retained: RetainedLedger;
   /** Credential checks for addresses that failed recently, node-wide. */
   readonly verifyBudget: VerifyBudget;
+  readonly refusals: RefusalLog;
   aedes: Aedes | null;
 }

@@ -42,10 +42,11 @@ export class RevocationWatcher {
     for (const c of reg.changes.since(this.lastSeq)) {
       this.lastSeq = c.seq;
       if (ctx.config.weaken.ignoreRevocations && c.kind !== 'keys_rotated') continue;
+      let closed: boolean | null = null; // set for a revocation: whether it closed a live session
       switch (c.kind) {
         case 'device_revoked':
           ctx.revocation.revokeDevice(c.deviceId!);
-          ctx.sessions.kickDevice(c.deviceId!, 'device_revoked');
+          closed = ctx.sessions.kickDevice(c.deviceId!, 'device_revoked');
           break;
         case 'token_revoked': {
           // `revoke --token` revokes the token's whole family (renewals included): the
@@ -54,7 +55,7 @@ export class RevocationWatcher {
           ctx.revocation.revokeToken(c.jti!, named?.expiresAt ?? Date.now() + 86_400_000);
           const members = named ? reg.tokens.revokedLiveOfFamily(named.family, Date.now()) : [];
           for (const m of members) ctx.revocation.revokeToken(m.jti, m.expiresAt);
-          ctx.sessions.kickTokens(c.deviceId!, new Set([c.jti!, ...members.map((m) => m.jti)]));
+          closed = ctx.sessions.kickTokens(c.deviceId!, new Set([c.jti!, ...members.map((m) => m.jti)]));
           break;
         }
         case 'retained_clear':
@@ -75,7 +76,8 @@ export class RevocationWatcher {
           ctx.sessions.kickDevice(c.deviceId!, 'device_revoked');
           break;
       }
-      ctx.log.info({ event: 'registry.change', kind: c.kind, device: c.deviceId, seq: c.seq }, 'registry change applied');
+      if (closed === null) ctx.log.info({ event: 'registry.change', kind: c.kind, device: c.deviceId, seq: c.seq }, 'registry change applied');
+      else ctx.log.info({ event: 'revocation.applied', kind: c.kind, device: c.deviceId, jti: c.jti, sessionClosed: closed, seq: c.seq }, 'revocation applied');
     }
     ctx.revocation.prune();
   }

@@ -21,8 +21,10 @@ import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
 import { OutboundQueues } from './outbound-queue.js';
 import { guardConnections } from './packet-guard.js';
+import { wasLogged } from './logged-error.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import { RegistryMaintenance } from './registry-maintenance.js';
+import { RefusalLog } from './refusal-log.js';
 import { RenewalResponder } from './renewal.js';
 import { RevocationState } from './revocation-state.js';
 import { RevocationWatcher } from './revocation-watcher.js';
@@ -53,7 +55,7 @@ export interface RunningBroker {
  * await broker.close();
  */
 export async function startBroker(config: BrokerConfig, opts: { logger?: Logger } = {}): Promise<RunningBroker> {
-  const log = opts.logger ?? createLogger(config.logLevel);
+  const log = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   const issuer = await openIssuer(config.db);
   const metrics = new BrokerMetrics();
   const revocation = new RevocationState();
@@ -74,6 +76,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
       metrics.limitRefusals.inc({ limit: 'verify_budget' });
       limitLog.hit('verify_budget', address);
     }),
+    refusals: new RefusalLog(log, metrics, { burst: config.refusalLogBurst, perSec: config.refusalLogPerSec, maxPerSec: config.refusalLogMaxPerSec }),
   };
   metrics.countSuspectsWith(() => ctx.verifyBudget.suspectCount);
   metrics.countRetainedWith(() => ctx.retained.size);
@@ -116,8 +119,9 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   });
   aedes.on('clientDisconnect', (c) => ctx.sessions.gone(c));
   aedes.on('unsubscribe', (filters, c) => ctx.subscriptions.release(c, filters));
-  aedes.on('clientError', (_c, err) => log.debug({ event: 'client.error', err: err.message }, 'client error'));
-  aedes.on('connectionError', (_c, err) => log.debug({ event: 'connection.error', err: err.message }, 'connection error'));
+  // A refusal or kick has its own line already; aedes re-emits its error here.
+  aedes.on('clientError', (_c, err) => { if (!wasLogged(err)) log.debug({ event: 'client.error', err: err.message }, 'client error'); });
+  aedes.on('connectionError', (_c, err) => { if (!wasLogged(err)) log.debug({ event: 'connection.error', err: err.message }, 'connection error'); });
   const keys = new KeyringRefresh(ctx);
   const watcher = new RevocationWatcher(ctx, keys);
   const maintenance = new RegistryMaintenance(ctx);
@@ -176,6 +180,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     await maintenance.close();
     // Stop accepting first; `close` resolves once the remaining connections are gone.
     const stopped = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    log.info({ event: 'broker.stopping', sessions: ctx.sessions.size }, 'closing listeners and sessions');
     for (const c of [...ctx.sessions.all()]) ctx.sessions.kick(c, 'shutdown');
     await new Promise<void>((r) => aedes.close(() => r()));
     for (const s of servers) (s as HttpServer).closeAllConnections?.();
@@ -183,6 +188,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
     ctx.sessions.close();
     ctx.tally.close();
     ctx.audit.close();
+    ctx.refusals.close();
     for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals, ctx.verifyBudget]) l.close();
     issuer.reg.close();
   }

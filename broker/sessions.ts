@@ -1,4 +1,6 @@
 import type { Client } from 'aedes';
+import { remoteAddress } from './address.js';
+import { transportOf } from './transport.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import { DeadlineWheel } from './deadlines.js';
@@ -36,6 +38,8 @@ export class Sessions {
     if (!s) return;
     if (s.ended) { client.close(); return; }
     this.byDevice.set(s.deviceId, client);
+    // Debug, not info: a fleet reconnecting after an outage would write a line per device (refusals and kicks are at info).
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ event: 'session.open', device: s.deviceId, kind: s.kind, transport: transportOf(client), address: remoteAddress(client) }, 'session opened');
   }
 
   gone(client: Client): void {
@@ -75,7 +79,8 @@ export class Sessions {
     if ((client as { closed?: boolean }).closed) return; // it left on its own before the deadline fired
     forgetWill(client);
     this.metrics.kicks.inc({ reason });
-    this.log.info({ event: 'session.kick', device: s.deviceId, reason }, 'session closed by broker');
+    // At shutdown every session is closed: one `broker.stopping` line says how many, not one line each.
+    this.log[reason === 'shutdown' ? 'debug' : 'info']({ event: 'session.kick', device: s.deviceId, reason, kind: s.kind, address: remoteAddress(client) }, 'session closed by broker');
     client.close();
   }
 

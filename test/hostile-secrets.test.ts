@@ -11,6 +11,7 @@ import type { DeviceId, Jti } from '../registry/index.js';
 import { brokerLogLines, connect, connectDevice, startTestBroker } from './helpers/broker.js';
 import { breakChecksum, signWith } from './helpers/hostile-jwt.js';
 import { hasCli, runCli, runNode, sleep, type ChildResult } from './helpers/hostile-util.js';
+import { startServe } from './helpers/serve-process.js';
 
 interface Answer { topic: string; body: Record<string, string> }
 
@@ -27,7 +28,8 @@ async function renew(client: MqttClient, id: string): Promise<Answer> {
 
 t.test('no token, refresh credential or private key in logs, audit, CLI output or the registry file', async (t) => {
   // No grace for a rotated-out refresh credential (refreshGraceMs): the replay below must count as theft at once.
-  const tb = await startTestBroker({ refreshGraceMs: 1 });
+  // Every refusal gets its own log line (no rate limit on them), so that each is scanned.
+  const tb = await startTestBroker({ refreshGraceMs: 1, refusalLogBurst: 1000 });
   t.teardown(() => tb.close());
   const tokens: string[] = [];
   const refresh: string[] = [];
@@ -74,6 +76,8 @@ t.test('no token, refresh credential or private key in logs, audit, CLI output o
     ['s3', 's3', s1.refreshCredential],
     ['nobody', 'nobody', s1.accessToken],
     ['s1', 's3', s1.accessToken], // client id of another device
+    [s1.refreshCredential, 's1', s1.accessToken], // a credential typed into the user name field
+    [s1.accessToken, 's1', s1.refreshCredential],
   ];
   for (const [username, clientId, password] of refusals) {
     const r = await connect(tb.url, { username, clientId, password });
@@ -138,4 +142,31 @@ t.test('no token, refresh credential or private key in logs, audit, CLI output o
   t.same(fileLeaks(), [], 'registry file and WAL: no raw token or refresh credential while open');
   tb.issuer.reg.db.pragma('wal_checkpoint(TRUNCATE)');
   t.same(fileLeaks(), [], 'registry file: none after a checkpoint either');
+});
+
+t.test('the real serve process, pretty and at debug: no secret in its output', { skip: !hasCli() && 'CLI not built' }, async (t) => {
+  const serve = await startServe(['--log-format', 'pretty', '--log-level', 'debug']);
+  t.teardown(() => serve.stop());
+  const url = `mqtt://127.0.0.1:${serve.mqttPort}`;
+  const [a, b] = await serve.provision(['p1', 'p2']);
+  const secrets: [string, string][] = [['token', a!.accessToken], ['token', b!.accessToken], ['refresh credential', a!.refreshCredential], ['refresh credential', b!.refreshCredential]];
+  const ok = await connectDevice(url, a!);
+  t.equal(ok.code, 0, 'p1 connects');
+  const renewed = await renew(ok.client!, 'p1');
+  secrets.push(['renewed token', renewed.body.accessToken!]);
+  ok.client!.publish('devices/p2/telemetry', 'not mine'); // an ACL kick
+  const viaRefresh = await connect(url, { clientId: 'p2', username: 'p2', password: b!.refreshCredential });
+  t.equal(viaRefresh.code, 0, 'p2 connects with its refresh credential');
+  const rotated = await renew(viaRefresh.client!, 'p2');
+  secrets.push(['rotated refresh credential', rotated.body.refreshCredential!], ['renewed token', rotated.body.accessToken!]);
+  viaRefresh.client!.end(true);
+  for (const [username, password] of [[b!.refreshCredential, 'x'], ['p1', `${a!.accessToken}x`], [a!.accessToken, a!.accessToken], ['p2', breakChecksum(b!.refreshCredential)]] as const) {
+    t.not((await connect(url, { clientId: username === 'p1' ? 'p1' : 'p2', username, password })).code, 0, 'refused');
+  }
+  await sleep(300);
+  t.equal(await serve.stop(), 0, 'serve stopped');
+  const output = `${serve.lines().join('\n')}\n${serve.stderr()}`;
+  t.ok(output.includes('connect refused') && output.includes('session closed by broker'), `scanned ${serve.lines().length} pretty log lines, with refusals and kicks`);
+  const leaks = secrets.filter(([, s]) => output.includes(s) || output.includes(s.split('.')[2] ?? s.slice(5, 48))).map(([what]) => what);
+  t.same(leaks, [], 'no token or refresh credential in the pretty log');
 });

@@ -92,22 +92,27 @@ t.test('100 connected devices: GET /sessions pages, credbroker sessions, show', 
 
   // The CLI: --json, text pages with the cursor, one device, show.
   const brokerFlag = ['--broker', base];
-  const all = await runCli(['sessions', ...brokerFlag, '--limit', '1000', '--json']);
+  const all = await runCli(['sessions', ...brokerFlag, '--json']);
   t.equal(all.code, 0, 'sessions --json exits 0');
-  const allPage = JSON.parse(all.stdout) as SessionPage;
-  t.equal(allPage.sessions.length, 100, 'sessions --json lists the 100 connected devices');
-  t.equal(allPage.next, null, 'not cut off: next is null');
+  const allRows = JSON.parse(all.stdout) as SessionPage['sessions'];
+  t.same(allRows.map((s) => s.deviceId), ids, 'sessions --json lists the 100 connected devices (default --limit 100)');
+  t.equal(all.stderr, '', 'not cut off: nothing on stderr');
+  const paged = await runCli(['sessions', ...brokerFlag, '--json', '--limit', '99', '--after', '']);
+  t.match(JSON.parse(paged.stdout), { next: 'dev-098' }, '--after "": {sessions, next}, cut off after 99');
 
   const first = await runCli(['sessions', ...brokerFlag, '--limit', '40']);
   t.equal(first.code, 0);
   const firstLines = first.stdout.trim().split('\n');
   t.match(firstLines[0], /^DEVICE\s+KIND\s+TRANSPORT\s+ADDRESS\s+CONNECTED\s+EXPIRES$/, 'table header');
-  t.equal(firstLines.length, 42, 'header, 40 rows, the summary line');
-  t.equal(firstLines.at(-1), '40 sessions (more: credbroker sessions --after dev-039)', 'the cut-off line names the cursor');
+  t.equal(firstLines.length, 43, 'header, 40 rows, the count, the cut-off line');
+  t.same(firstLines.slice(-2), ['40 sessions', 'more sessions after these 40: add --after dev-039'], 'the cut-off line names the cursor');
   const second = await runCli(['sessions', ...brokerFlag, '--limit', '40', '--after', 'dev-039', '--json']);
   const secondPage = JSON.parse(second.stdout) as SessionPage;
   t.equal(secondPage.sessions[0]!.deviceId, 'dev-040', '--after continues where the first page stopped');
   t.equal(secondPage.next, 'dev-079', 'and states where it was cut off');
+  const cut = await runCli(['sessions', ...brokerFlag, '--limit', '30', '--json']);
+  t.equal((JSON.parse(cut.stdout) as unknown[]).length, 30, 'without --after: the bare array');
+  t.match(cut.stderr, /cut off at 30 sessions; the rest with --after dev-029/, 'and stderr says it was cut off');
 
   const dev = await runCli(['sessions', ...brokerFlag, '--device', 'dev-007']);
   t.equal(dev.code, 0);
@@ -149,8 +154,8 @@ t.test('credbroker sessions: one line and a non-zero exit when it cannot ask', a
 
   for (const [args, line] of [
     [['--broker', 'localhost:9100'], /^credbroker: invalid --broker "localhost:9100": expected the broker's ops HTTP address/],
-    [['--limit', '5000'], /^credbroker: invalid --limit "5000": use a whole number from 1 to 1000\n$/],
-    [['--after', 'a/b'], /^credbroker: invalid --after "a\/b"/],
+    [['--limit', '0'], /^credbroker: invalid --limit "0": use a whole number from 1 to/],
+    [['--after', 'a/b'], /^credbroker: invalid --after "a\/b": the cursor is a device id/],
     [['--device', 'a#b'], /^credbroker: invalid device id "a#b"/],
   ] as const) {
     const u = await runCli(['sessions', ...args]);

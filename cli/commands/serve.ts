@@ -4,7 +4,7 @@ import { count } from '../output.js';
 
 interface ServeFlags {
   db?: string; config?: string; host?: string; mqttPort?: string; tlsPort?: string; tlsCert?: string; tlsKey?: string;
-  wsPort?: string; httpPort?: string; httpHost?: string; wsOrigins?: string; deniedPublish?: string; logLevel?: string;
+  wsPort?: string; httpPort?: string; httpHost?: string; wsOrigins?: string; deniedPublish?: string; logLevel?: string; logFormat?: string;
   maxPacketBytes?: string; maxQueuedMessages?: string; maxQueuedBytes?: string;
 }
 
@@ -26,6 +26,7 @@ export function registerServe(program: Command): void {
     .option('--ws-origins <list>', 'browser origins allowed on the WebSocket port, comma-separated (default: any)')
     .option('--denied-publish <policy>', 'on a publish the ACL refuses: disconnect | drop (default disconnect)')
     .option('--log-level <level>', 'pino level: debug | info | warn | error (default info)')
+    .option('--log-format <format>', 'pretty | json (default: pretty on a terminal, json otherwise)')
     .option('--max-packet-bytes <n>', 'largest packet an authenticated client may send; larger closes the connection (default 262144)')
     .option('--max-queued-messages <n>', 'messages held for one slow client before QoS 0 to it is dropped (default 1000)')
     .option('--max-queued-bytes <n>', 'bytes held for one slow client before QoS 0 to it is dropped (default 4194304)')
