@@ -47,6 +47,19 @@ export async function settle(b: BrokerHandle, ms = 400): Promise<void> {
   await sleep(ms);
 }
 
+/** One measured run on a started broker: `warm` connects first (JIT, buffers), then `packets`, each with DISCONNECT after its CONNACK. */
+export async function measureConnects(b: BrokerHandle, packets: readonly Buffer[], warm: readonly Buffer[], inflight: number): Promise<ConnectRun> {
+  const w = await connectMany(b.port, warm, inflight, false);
+  await w.drained;
+  await settle(b);
+  const before = await b.stats();
+  const out = await connectMany(b.port, packets, inflight, false);
+  await out.drained;
+  await settle(b);
+  const after = await b.stats();
+  return { rate: (out.ok * 1000) / out.ms, cpuPerConnectUs: (after.cpuUs - before.cpuUs) / packets.length, ok: out.ok, refused: out.refused, errors: out.errors };
+}
+
 export async function benchConnectRate(t: Targets, rawVerifyUs: number, opts: { n?: number; inflight?: number; runs?: number; warmup?: number } = {}): Promise<ConnectRateResult> {
   const n = Math.min(opts.n ?? 5000, t.fx.connects.length);
   const inflight = opts.inflight ?? 200;
@@ -56,15 +69,7 @@ export async function benchConnectRate(t: Targets, rawVerifyUs: number, opts: { 
   const results = await interleaved(t, opts.runs ?? 3, async (kind, run) => {
     const b = await startTarget(kind, t, `connect-${run}`);
     try {
-      const w = await connectMany(b.port, warm, inflight, false);
-      await w.drained;
-      await settle(b);
-      const before = await b.stats();
-      const out = await connectMany(b.port, packets, inflight, false);
-      await out.drained;
-      await settle(b);
-      const after = await b.stats();
-      return { rate: (out.ok * 1000) / out.ms, cpuPerConnectUs: (after.cpuUs - before.cpuUs) / n, ok: out.ok, refused: out.refused, errors: out.errors };
+      return await measureConnects(b, packets, warm, inflight);
     } finally {
       await b.close();
     }

@@ -5,7 +5,7 @@
  * written into the repository).
  *
  * Environment:
- *   BENCH_ONLY=verify,connect,storm,throughput,forward,memory,revocation,provision   subset
+ *   BENCH_ONLY=verify,connect,storm,throughput,forward,memory,revocation,limits,provision   subset
  *   BENCH_RUNS=3             runs per figure (minimum 3; throughput takes at least 5)
  *   BENCH_CPU_PROF=DIR       write V8 CPU profiles of the credbroker children to DIR
  *   BENCH_NO_MOSQUITTO=1     skip the Mosquitto column even when it is installed
@@ -16,8 +16,9 @@ import { benchAuthenticateHook } from './authenticate.js';
 import { benchConnectRate } from './connect-rate.js';
 import { benchForward } from './forward.js';
 import { createFixture } from './lib/fixture.js';
+import { benchLimitsCost } from './limits-cost.js';
 import { mosquittoPath, prepareMosquitto } from './lib/mosquitto.js';
-import { fmt, now, ratio, table, verdict, type Row } from './lib/stats.js';
+import { fmt, median, now, ratio, table, verdict, type Row } from './lib/stats.js';
 import type { Targets } from './lib/targets.js';
 import { benchMemory } from './memory.js';
 import { benchReconnectStorm } from './reconnect-storm.js';
@@ -25,7 +26,7 @@ import { benchRevocation } from './revocation-latency.js';
 import { benchThroughput, type ThroughputMode } from './throughput.js';
 import { benchVerify } from './verify.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,throughput,forward,memory,revocation').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,throughput,forward,memory,revocation,limits').split(',').map((s) => s.trim()));
 const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
 // At least five: per-message costs of a few µs make these the noisiest ratios on shared cores.
 const throughputRuns = Math.max(runs, 5);
@@ -181,6 +182,28 @@ async function main(): Promise<void> {
       rows.push({ bench: '6 revocation', metric: `p99 revoke-exit → socket close (ms)`, credbroker: fmt(r.p99, 1), baseline: '', ratio: '', target: '≤ 1000 (250)', verdict: verdict(r.p99 <= 1000) });
       rows.push({ bench: '6 revocation', metric: 'p99 revoke-spawn → socket close (ms; incl. Node start-up)', credbroker: fmt(r.p99FromSpawn, 1), baseline: '', ratio: '', target: 'info', verdict: 'info' });
       rows.push({ bench: '6 revocation', metric: `revoke process run time (ms) via ${r.via}`, credbroker: fmt(r.processMs), baseline: '', ratio: '', target: 'info', verdict: 'info' });
+    });
+
+    if (only.has('limits')) await section('limits', async () => {
+      const l = await benchLimitsCost(t, { pairs: throughputRuns, log });
+      json.limitsCost = l;
+      const m = (xs: { rate: number }[]) => fmt(median(xs.map((x) => x.rate)));
+      const c = l.connect;
+      rows.push({ bench: '8 limits', metric: `connects/s, limits on vs off (${c.n}, ${c.inflight} in flight; ${l.pairs} pairs)`, credbroker: m(c.on), baseline: m(c.off), ratio: ratio(c.rateRatio), target: '≥ 0.98×', verdict: verdict(c.rateRatio >= 0.98) });
+      rows.push({ bench: '8 limits', metric: '  broker CPU per CONNECT, limits on vs off', credbroker: fmt(median(c.on.map((x) => x.cpuPerConnectUs)), 1), baseline: fmt(median(c.off.map((x) => x.cpuPerConnectUs)), 1), ratio: ratio(c.cpuRatio), target: '≤ 1.02×', verdict: verdict(c.cpuRatio <= 1.02) });
+      for (const r of l.throughput) {
+        const incomplete = r.on.some((x) => x.delivered < x.expected) || r.off.some((x) => x.delivered < x.expected);
+        rows.push({ bench: '8 limits', metric: `QoS ${r.mode.qos} msgs/s → 1 sub, limits on vs off${incomplete ? ' [incomplete]' : ''}`, credbroker: m(r.on), baseline: m(r.off), ratio: ratio(r.rateRatio), target: '≥ 0.98×', verdict: verdict(r.rateRatio >= 0.98) });
+        rows.push({ bench: '8 limits', metric: `  QoS ${r.mode.qos}: broker CPU µs per message, on vs off`, credbroker: fmt(median(r.on.map((x) => x.cpuPerMsgUs)), 2), baseline: fmt(median(r.off.map((x) => x.cpuPerMsgUs)), 2), ratio: ratio(r.cpuRatio), target: '≤ 1.02×', verdict: verdict(r.cpuRatio <= 1.02) });
+      }
+      // What the limit code itself costs per operation (in-process, CPU time), against the broker's CPU per operation without limits.
+      const u = l.micro;
+      const perMsg = u.parseUs + u.admitBehindUs;
+      const msgCpu = median(l.throughput[0]!.off.map((x) => x.cpuPerMsgUs));
+      const connCpu = median(c.off.map((x) => x.cpuPerConnectUs));
+      const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)} %` : 'n/a');
+      rows.push({ bench: '8 limits', metric: `guard + queue check µs/message in-process (parse ${fmt(u.parseUs, 3)}, queue ${fmt(u.admitBehindUs, 3)}) vs broker CPU/msg`, credbroker: fmt(perMsg, 3), baseline: fmt(msgCpu, 2), ratio: pct(perMsg / msgCpu), target: '≤ 2 %', verdict: verdict(perMsg / msgCpu <= 0.02) });
+      rows.push({ bench: '8 limits', metric: 'guard set-up µs/connection in-process vs broker CPU/CONNECT', credbroker: fmt(u.connectUs, 2), baseline: fmt(connCpu, 1), ratio: pct(u.connectUs / connCpu), target: '≤ 2 %', verdict: verdict(u.connectUs / connCpu <= 0.02) });
     });
   } finally {
     fx.close();

@@ -31,7 +31,7 @@ const PAYLOAD = Buffer.alloc(64, 0x61);
  * Messages per publisher, per mode: enough for a measured batch of 1.5-2 s here.
  * Sub-second batches swung the ratio by ±15% from run to run on shared cores.
  */
-const PER_PUBLISHER: Record<`${ThroughputMode['qos']}-${Sink}`, number> = {
+export const PER_PUBLISHER: Record<`${ThroughputMode['qos']}-${Sink}`, number> = {
   '0-subscriber': 12_000, '0-nowhere': 30_000, '1-subscriber': 8_000, '1-nowhere': 16_000,
 };
 
@@ -104,7 +104,8 @@ function counter(sub: RawClient): { count: () => number; reset: () => void; reac
   };
 }
 
-async function oneRun(b: BrokerHandle, t: Targets, mode: ThroughputMode, publishers: number, perPublisher: number): Promise<ThroughputRun> {
+/** One measured run (after a warm-up) on a started broker. */
+export async function oneRun(b: BrokerHandle, t: Targets, mode: ThroughputMode, publishers: number, perPublisher: number): Promise<ThroughputRun> {
   const devs = t.fx.devices.slice(0, publishers);
   const pubs = await Promise.all(devs.map((d) => RawClient.connect(b.port, connectPacket(credsOf(d)))));
   let sub: RawClient | null = null;

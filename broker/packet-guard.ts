@@ -89,8 +89,8 @@ function refuse(parser: Parser, v: WireViolation): void {
   parser._emitError(v);
 }
 
-/** Installs the guard on a new aedes client's parser, or closes the connection if the parser is not the one it knows. */
-function guard(client: Client, limits: WireLimits, hooks: GuardHooks): void {
+/** Installs the guard on an aedes client's parser; throws if the parser is not the one it knows. */
+export function guardClient(client: Client, limits: WireLimits, hooks: GuardHooks): void {
   const parser = (client as unknown as { _parser?: Parser })._parser;
   if (!parser || typeof parser._parseLength !== 'function' || typeof parser._parseString !== 'function' || !('_list' in parser)) {
     throw new Error('aedes/mqtt-packet internals changed: the packet guard cannot bound this connection');
@@ -112,7 +112,7 @@ export function guardConnections(aedes: Aedes, limits: WireLimits, hooks: GuardH
   aedes.handle = (conn, req) => {
     const client = handle(conn, req);
     try {
-      guard(client, limits, hooks);
+      guardClient(client, limits, hooks);
     } catch (err) {
       hooks.onBroken(err as Error);
       conn.destroy();

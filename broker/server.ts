@@ -84,6 +84,8 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   if (weakened.length) log.warn({ event: 'broker.weakened', weakened }, 'TEST-ONLY WEAKENING ENABLED: this broker is deliberately insecure');
 
   const unauth = unauthenticatedSockets(config, log, metrics, limitLog);
+  // `weaken.noLimits` (bench only: what the limits cost) leaves the listeners ungated.
+  const gate = <T extends Parameters<typeof unauth.guard>[0]>(server: T): T => (config.weaken.noLimits ? server : unauth.guard(server));
   const renewal = new RenewalResponder(ctx);
   const aedes = await Aedes.createBroker({
     id: 'credbroker',
@@ -148,9 +150,9 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   let ports: RunningBroker['ports'];
   try {
     ports = {
-      mqtt: await bind(unauth.guard(mqttTcpServer(aedes)), config.mqttPort, 'MQTT', '--mqtt-port'),
-      tls: config.tlsPort === null ? null : await bind(unauth.guard(mqttTlsServer(aedes, config)), config.tlsPort, 'MQTT/TLS', '--tls-port'),
-      ws: await bind(unauth.guard(mqttWsServer(aedes, {
+      mqtt: await bind(gate(mqttTcpServer(aedes)), config.mqttPort, 'MQTT', '--mqtt-port'),
+      tls: config.tlsPort === null ? null : await bind(gate(mqttTlsServer(aedes, config)), config.tlsPort, 'MQTT/TLS', '--tls-port'),
+      ws: await bind(gate(mqttWsServer(aedes, {
         maxPayload: wsMaxFrameBytes(wire), origins: config.wsOrigins,
         onRefused: (why) => metrics.wsRefusals.inc({ reason: why }),
       })), config.wsPort, 'WebSocket', '--ws-port'),
