@@ -1,5 +1,6 @@
 import type { Jti, Kid } from '../registry/index.js';
 import type { AclClaim } from '../tokens/index.js';
+import type { Session } from './session.js';
 
 /** An accepted renewal: what the device was sent, and what the session adopted. */
 export interface AcceptedRenewal {
@@ -10,6 +11,9 @@ export interface AcceptedRenewal {
   readonly acl: AclClaim;
   /** Hash of the refresh credential handed out with it (refresh sessions), else null. */
   readonly refreshHash: string | null;
+  /** The session that asked, and the credential it asked with (token jti, or refresh credential hash). */
+  readonly session: Session;
+  readonly from: string | null;
   /** The `…/token/accepted` payload, sent again as it was. */
   readonly body: Readonly<Record<string, unknown>>;
 }

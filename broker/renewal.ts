@@ -71,14 +71,17 @@ export class RenewalResponder {
   }
 
   /**
-   * The same requestId again: the same answer again, unless what it handed out
-   * has died meanwhile (revoked, expired, refresh credential rotated since), in
-   * which case the request is decided anew.
+   * The same requestId again: the same answer again when it can have been lost —
+   * on the session that asked, or on a new one that still holds the credential
+   * the request was made with — and what it handed out is still good (not
+   * revoked, expired, its key alive, its refresh credential not rotated since).
+   * Otherwise (e.g. firmware that sends one requestId for ever, already holding
+   * the answer's token) the request is decided anew.
    */
   private async repeat(client: Client, session: Session, req: RenewRequest, key: string, earlier: Promise<AcceptedRenewal | null>): Promise<void> {
     const a = await earlier;
     const { ctx } = this;
-    const usable = a && !session.ended && a.expiresAt > Date.now() && ctx.issuer.keyring.verifyKeys.has(a.kid)
+    const usable = a && !session.ended && (a.session === session || a.from === credentialOf(session)) && a.expiresAt > Date.now() && ctx.issuer.keyring.verifyKeys.has(a.kid)
       && !ctx.revocation.isDeviceRevoked(session.deviceId) && !ctx.revocation.isTokenRevoked(a.jti)
       && (a.refreshHash === null || ctx.issuer.reg.refresh.find(a.refreshHash)?.state === 'current');
     if (!usable) {
@@ -93,6 +96,7 @@ export class RenewalResponder {
   /** Decides one request; resolves to what was handed out, or null when it was refused. */
   private async renew(client: Client, session: Session, req: RenewRequest): Promise<AcceptedRenewal | null> {
     const { ctx } = this;
+    const from = credentialOf(session);
     const { reg } = ctx.issuer;
     const device = reg.devices.get(session.deviceId);
     const now = Date.now();
@@ -141,7 +145,7 @@ export class RenewalResponder {
     }
     if (session.ended) return null;
     const accepted: AcceptedRenewal = {
-      jti: token.jti, kid: token.kid, expiresAt: token.expiresAt, acl: token.acl, refreshHash: rotated?.hash ?? null,
+      jti: token.jti, kid: token.kid, expiresAt: token.expiresAt, acl: token.acl, refreshHash: rotated?.hash ?? null, session, from,
       body: {
         requestId: req.requestId,
         accessToken: token.token,
@@ -235,6 +239,11 @@ export class RenewalResponder {
       if (err) this.ctx.log.warn({ event: 'renewal.answer_failed', device: deviceId }, 'could not publish renewal answer');
     });
   }
+}
+
+/** What a session proved itself with: its token's jti, or its refresh credential's hash. */
+function credentialOf(session: Session): string | null {
+  return session.kind === 'token' ? session.jti : session.refreshHash;
 }
 
 /** The requestId of a request that is otherwise invalid, so the device can match the rejection. */

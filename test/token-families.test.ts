@@ -87,5 +87,17 @@ t.test('token families and idempotent renewal', async (t) => {
     t.equal(reg.tokens.liveFor('idem-1' as DeviceId, Date.now()).length, tokensBefore + 2, 'two requestIds, four requests: two tokens minted');
     const fresh = await s.request!();
     t.not(fresh.body.accessToken, first.body.accessToken, 'a new requestId gets a new token');
+    await s.client!.endAsync();
+
+    // The connection broke before the answer arrived: back with the old token, same requestId.
+    const lost = await renewalSession(tb.url, 'idem-1', creds!.accessToken);
+    t.same((await lost.request!(body)).body, first.body, 'on a new connection with the token it asked with: the same answer');
+    await lost.client!.endAsync();
+    // A device that already holds the answer's token and sends the same requestId again is renewed anew.
+    const holder = await renewalSession(tb.url, 'idem-1', first.body.accessToken as string);
+    t.teardown(() => holder.client?.end(true));
+    const anew = await holder.request!(body);
+    t.equal(anew.kind, 'accepted');
+    t.not(anew.body.accessToken, first.body.accessToken, 'from the token it was given: a new token (firmware with one requestId for ever still renews)');
   });
 });
