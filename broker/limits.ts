@@ -1,9 +1,11 @@
 import type { BrokerConfig } from './config.js';
+import type { FdLimit } from './fd-limit.js';
 
 /**
  * The broker's resource limits in one place: what each bound is, derived from
  * the settings once at start-up. The mechanisms live in files of their own
- * (`packet-guard.ts`, `outbound-queue.ts`, `retained.ts`); each counts in a metric when it bites.
+ * (`packet-guard.ts`, `outbound-queue.ts`, `retained.ts`, `socket-limits.ts`,
+ * `verify-budget.ts`, `subscription-limit.ts`); each counts in a metric when it bites.
  */
 
 /**
@@ -88,4 +90,24 @@ export function retainedLimits(config: BrokerConfig): RetainedLimits {
     bytesPerDevice: config.maxRetainedBytesPerDevice,
     payloadBytes: config.maxRetainedPayloadBytes,
   };
+}
+
+// ---- Sockets that have not authenticated yet (socket-limits.ts)
+
+/** Most unauthenticated sockets `auto` allows: each costs an aedes client and parser (a few KiB) besides its descriptor. */
+const AUTO_CEILING = 10_000;
+/** `auto` where the descriptor limit cannot be read (not Linux): a quarter of a common soft limit of 4096. */
+const AUTO_UNKNOWN = 1024;
+
+export interface UnauthenticatedLimits {
+  /** Pending sockets in total; at the cap the oldest gives way. */
+  readonly max: number;
+  /** Pending sockets per address (IPv6: per /64). */
+  readonly perAddress: number;
+}
+
+/** `maxUnauthenticated: "auto"` is a quarter of the open-files limit (the rest for authenticated devices and the registry), at most 10,000. */
+export function unauthenticatedLimits(config: BrokerConfig, fd: FdLimit | null): UnauthenticatedLimits {
+  const auto = fd ? Math.max(1, Math.min(AUTO_CEILING, Math.floor(fd.soft / 4))) : AUTO_UNKNOWN;
+  return { max: config.maxUnauthenticated === 'auto' ? auto : config.maxUnauthenticated, perAddress: config.maxUnauthenticatedPerAddress };
 }

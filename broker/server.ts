@@ -1,21 +1,20 @@
 import { Aedes } from 'aedes';
 import type { Server as HttpServer } from 'node:http';
 import { openIssuer } from '../provisioning/index.js';
-import { remoteAddress } from './address.js';
+import { peerSocket, remoteAddress } from './address.js';
 import { AuditBuffer } from './audit-buffer.js';
 import { AuditTally } from './audit-tally.js';
 import { createAuthenticate } from './authenticate.js';
 import { createAuthorizeForward } from './authorize-forward.js';
 import { createAuthorizePublish } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
-import { peerSocket } from './address.js';
 import type { BrokerConfig } from './config.js';
 import type { BrokerContext } from './context.js';
 import { raiseFdLimit } from './fd-limit.js';
 import { createOpsServer } from './http.js';
 import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, portsInUse, PortInUseError, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
-import { queueLimits, retainedLimits, wireLimits, wsMaxFrameBytes } from './limits.js';
+import { queueLimits, retainedLimits, unauthenticatedLimits, wireLimits, wsMaxFrameBytes } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
@@ -30,7 +29,7 @@ import { RevocationState } from './revocation-state.js';
 import { RevocationWatcher } from './revocation-watcher.js';
 import { sessionOf } from './session.js';
 import { Sessions } from './sessions.js';
-import { autoUnauthenticatedMax, UnauthenticatedSockets } from './socket-limits.js';
+import { UnauthenticatedSockets } from './socket-limits.js';
 import { RetainedLedger } from './retained.js';
 import { SubscriptionLimit } from './subscription-limit.js';
 import { VerifyBudget } from './verify-budget.js';
@@ -211,16 +210,16 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
  */
 function unauthenticatedSockets(config: BrokerConfig, log: Logger, metrics: BrokerMetrics, limitLog: LimitLog): UnauthenticatedSockets {
   const fd = raiseFdLimit(log);
-  const max = config.maxUnauthenticated === 'auto' ? autoUnauthenticatedMax(fd) : config.maxUnauthenticated;
+  const { max, perAddress } = unauthenticatedLimits(config, fd);
   if (fd && config.maxConnections + max > fd.soft) {
     log.warn({ event: 'broker.fd_limit_low', soft: fd.soft, maxConnections: config.maxConnections, maxUnauthenticated: max },
       'the open-files limit is below maxConnections + maxUnauthenticated: descriptors run out first (raise LimitNOFILE / ulimit -n, or lower maxConnections)');
   }
-  const gate = new UnauthenticatedSockets(max, config.maxUnauthenticatedPerAddress, (limit, address) => {
+  const gate = new UnauthenticatedSockets(max, perAddress, (limit, address) => {
     metrics.limitRefusals.inc({ limit: `unauthenticated_${limit}` });
     limitLog.hit(`unauthenticated_${limit}`, address);
   });
   metrics.countUnauthenticatedWith(() => gate.size);
-  log.info({ event: 'broker.unauthenticated_limits', max, perAddress: config.maxUnauthenticatedPerAddress }, 'caps on sockets that have not authenticated');
+  log.info({ event: 'broker.unauthenticated_limits', max, perAddress }, 'caps on sockets that have not authenticated');
   return gate;
 }

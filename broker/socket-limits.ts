@@ -1,6 +1,5 @@
 import type { Server, Socket } from 'node:net';
 import { addressKey, type Endpoints } from './address.js';
-import type { FdLimit } from './fd-limit.js';
 
 /** The four-tuple that names one TCP connection: the same from the raw socket and from a TLS socket over it. */
 const keyOf = (s: Endpoints) => `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
@@ -12,16 +11,6 @@ interface Pending {
 }
 
 export type UnauthenticatedLimit = 'per_address' | 'total';
-
-/** Most unauthenticated sockets `auto` allows: each costs an aedes client and parser (a few KiB) besides its descriptor. */
-const AUTO_CEILING = 10_000;
-/** `auto` where the descriptor limit cannot be read (not Linux): a quarter of a common soft limit of 4096. */
-const AUTO_UNKNOWN = 1024;
-
-/** `maxUnauthenticated: "auto"`: a quarter of the open-files limit (the rest for authenticated devices and the registry), at most 10,000. */
-export function autoUnauthenticatedMax(fd: FdLimit | null): number {
-  return fd ? Math.max(1, Math.min(AUTO_CEILING, Math.floor(fd.soft / 4))) : AUTO_UNKNOWN;
-}
 
 /**
  * Caps the sockets that have not authenticated yet (issue 10 #4: 19,980 idle
