@@ -3,6 +3,8 @@ import type { MqttClient } from 'mqtt';
 import { revokeDevices } from '../operations/index.js';
 import type { DeviceId } from '../registry/index.js';
 import { connectDevice, startTestBroker, type TestBroker } from './helpers/broker.js';
+import { runCli } from './helpers/cli.js';
+import { hasCli } from './helpers/hostile-util.js';
 
 // Issue 10 #8: retained messages are capped per device (count, bytes, payload size), and
 // revoking a device clears the retained messages it published unless --keep-retained.
@@ -75,5 +77,22 @@ t.test('retained messages per device', async (t) => {
     revokeDevices(tb.issuer.reg, ['ret-5' as DeviceId], 'decommissioned'); // again, without --keep-retained: cleared now
     await sleep(1000);
     t.equal((await retainedFor(tb, ops!, 'devices/ret-5/#')).size, 0, 'revoking again without --keep-retained clears them');
+  });
+
+  t.test('credbroker revoke, in another process: --keep-retained, then without it', { skip: !hasCli() && 'dist/ not built' }, async (t) => {
+    const [d] = await tb.provision(['ret-6']);
+    const c = (await connectDevice(tb.url, d!)).client!;
+    t.teardown(() => c.end(true));
+    await publishRetained(c, 'devices/ret-6/events/state', 10);
+    const kept = await runCli(['revoke', 'ret-6', '--keep-retained', '--json', '--db', tb.db]);
+    t.equal(kept.code, 0, kept.stderr);
+    t.match(JSON.parse(kept.stdout), { devices: [{ deviceId: 'ret-6', revoked: true, retainedCleared: false }] });
+    await sleep(1000);
+    t.equal((await retainedFor(tb, ops!, 'devices/ret-6/#')).size, 1, 'kept');
+    const cleared = await runCli(['revoke', 'ret-6', '--db', tb.db]);
+    t.equal(cleared.code, 0, cleared.stderr);
+    t.match(cleared.stdout, /the broker deletes the retained messages they published/);
+    await sleep(1000);
+    t.equal((await retainedFor(tb, ops!, 'devices/ret-6/#')).size, 0, 'cleared by the broker, told through the registry');
   });
 });

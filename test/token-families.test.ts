@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { revokeToken } from '../operations/index.js';
 import type { DeviceId, Jti, Kid } from '../registry/index.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
+import { runCli } from './helpers/cli.js';
+import { hasCli } from './helpers/hostile-util.js';
 import { jtiOf, renewalSession } from './helpers/renewal-session.js';
 
 // Issue 10 #7: tokens obtained by renewal belong to the family of the token they replace;
@@ -51,6 +53,19 @@ t.test('token families and idempotent renewal', async (t) => {
     const ok = await connectDevice(tb.url, { deviceId: 'fam-2', accessToken: fresh });
     t.equal(ok.code, 0, 'the other family is untouched');
     ok.client?.end(true);
+  });
+
+  t.test('credbroker revoke --token, in another process, names the family it revoked', { skip: !hasCli() && 'dist/ not built' }, async (t) => {
+    const [creds] = await tb.provision(['fam-3']);
+    const s = await renewalSession(tb.url, 'fam-3', creds!.accessToken);
+    t.teardown(() => s.client?.end(true));
+    await s.request!();
+    const closed = new Promise<void>((r) => s.client!.once('close', () => r()));
+    const r = await runCli(['revoke', '--token', jtiOf(creds!.accessToken), '--db', tb.db]);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /revoked token \S+ of device fam-3 and 1 other token of its family/);
+    await closed;
+    t.pass('the session holding the renewed token is closed');
   });
 
   t.test('pruning keeps an expired token while its family has a live member (bounded by familyBefore)', async (t) => {
