@@ -69,7 +69,11 @@ export function mqttTlsServer(aedes: Aedes, config: BrokerConfig): NetServer {
   const cert = read(config.tlsCert!, 'certificate');
   const key = read(config.tlsKey!, 'key');
   try {
-    return createTlsServer({ cert, key, minVersion: 'TLSv1.2' }, (socket) => aedes.handle(socket));
+    // A handshake that never completes is given the CONNECT timeout, not Node's 120 s: it holds a descriptor all along.
+    const server = createTlsServer({ cert, key, minVersion: 'TLSv1.2', handshakeTimeout: config.connectTimeoutMs }, (socket) => aedes.handle(socket));
+    // Node reports a failed or timed-out handshake here but leaves the socket open (seen on Node 20): close it.
+    server.on('tlsClientError', (_err, socket) => socket.destroy());
+    return server;
   } catch (err) {
     // Not PEM, a key of another certificate, an encrypted key: OpenSSL's reason, on one line.
     throw new UsageError(`TLS certificate ${config.tlsCert} and key ${config.tlsKey} are not usable: ${(err as Error).message.split('\n')[0]} (see certs/README.md)`, 'ERR_CONFIG');
@@ -81,8 +85,10 @@ export function mqttTlsServer(aedes: Aedes, config: BrokerConfig): NetServer {
  * upgrade is refused without the `mqtt` subprotocol, or from a browser origin
  * outside `origins` when that list is set (see ws-handshake.ts).
  */
-export function mqttWsServer(aedes: Aedes, opts: { maxPayload: number; origins: readonly string[]; onRefused: (why: HandshakeRefusal) => void }): HttpServer {
-  const http = createHttpServer((_req, res) => {
+export function mqttWsServer(aedes: Aedes, opts: { maxPayload: number; origins: readonly string[]; connectTimeoutMs: number; onRefused: (why: HandshakeRefusal) => void }): HttpServer {
+  // A socket that never completes its upgrade request is closed at the CONNECT timeout (Node's default: 60 s, checked every 30 s).
+  const timeouts = { headersTimeout: opts.connectTimeoutMs, requestTimeout: opts.connectTimeoutMs, connectionsCheckingInterval: Math.min(1000, opts.connectTimeoutMs) };
+  const http = createHttpServer(timeouts, (_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' });
     res.end('MQTT over WebSocket only\n');
   });

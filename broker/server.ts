@@ -152,7 +152,7 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
       mqtt: await bind(gate(mqttTcpServer(aedes)), config.mqttPort, 'MQTT', '--mqtt-port'),
       tls: config.tlsPort === null ? null : await bind(gate(mqttTlsServer(aedes, config)), config.tlsPort, 'MQTT/TLS', '--tls-port'),
       ws: await bind(gate(mqttWsServer(aedes, {
-        maxPayload: wsMaxFrameBytes(wire), origins: config.wsOrigins,
+        maxPayload: wsMaxFrameBytes(wire), origins: config.wsOrigins, connectTimeoutMs: config.connectTimeoutMs,
         onRefused: (why) => metrics.wsRefusals.inc({ reason: why }),
       })), config.wsPort, 'WebSocket', '--ws-port'),
       http: await bind(createOpsServer(ctx, () => ready), config.httpPort, 'HTTP', '--http-port', config.httpHost),
