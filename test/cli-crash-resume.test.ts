@@ -1,27 +1,14 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { jwtPayload, runCli, spawnCli } from './helpers/cli.js';
+import { deviceCount } from './helpers/device-count.js';
 
 const N = 20_000;
 
-/** Device count seen by a read-only connection, or -1 while the registry is not there yet. */
-function deviceCount(db: string): number {
-  if (!existsSync(db)) return -1;
-  let conn: Database.Database | undefined;
-  try {
-    conn = new Database(db, { readonly: true, fileMustExist: true });
-    conn.pragma('busy_timeout = 1000');
-    return conn.prepare('SELECT count(*) AS n FROM devices').pluck().get() as number;
-  } catch {
-    return -1; // not created or not migrated yet
-  } finally {
-    conn?.close();
-  }
-}
 
 t.test('a batch killed part way and run again: every device provisioned exactly once', async (t) => {
   const dir = t.testdir();

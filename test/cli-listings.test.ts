@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
 import { lines, runCli, spawnCli, type CliResult } from './helpers/cli.js';
+import { deviceCount } from './helpers/device-count.js';
 
 /** A refused command: the exit code, one `credbroker: ...` line on stderr, nothing on stdout. */
 function refused(t: Test, r: CliResult, code: number, message: RegExp): void {
@@ -134,20 +134,6 @@ t.test('listings: --limit/--after, filters, one JSON shape per flag set', async 
   });
 });
 
-/** Device count seen by a read-only connection, or -1 while the registry is not readable. */
-function deviceCount(db: string): number {
-  if (!existsSync(db)) return -1;
-  let conn: Database.Database | undefined;
-  try {
-    conn = new Database(db, { readonly: true, fileMustExist: true });
-    conn.pragma('busy_timeout = 1000');
-    return conn.prepare('SELECT count(*) AS n FROM devices').pluck().get() as number;
-  } catch {
-    return -1;
-  } finally {
-    conn?.close();
-  }
-}
 
 t.test('Ctrl-C during a batch: stops after the chunk in hand and says how to resume', async (t) => {
   const N = 10_000;
