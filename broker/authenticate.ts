@@ -5,7 +5,7 @@ import { checkRefreshCredential } from '../operations/index.js';
 import { isDeviceId, type DeviceId, type Jti } from '../registry/index.js';
 import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, type VerifyOptions } from '../tokens/index.js';
 import { REFRESH_PREFIX } from '../tokens/index.js';
-import { remoteAddress } from './address.js';
+import { addressKey, remoteAddress } from './address.js';
 import { alreadyLogged } from './logged-error.js';
 import type { BrokerContext } from './context.js';
 import { clearRetainedOf } from './retained.js';
@@ -53,10 +53,12 @@ export function createAuthenticate(ctx: BrokerContext) {
     // The peer address costs a system call: look it up only when a failure is on record or being recorded.
     let peer: string | undefined;
     const address = () => (peer ??= remoteAddress(client));
+    // The failed-login throttle counts an IPv6 /64 as one address, as the socket caps do.
+    const throttleKey = () => addressKey(address());
     let deviceForAudit: string | null = null;
     try {
-      if (!ctx.authFailures.isEmpty() && !ctx.authFailures.allows(address())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'throttled');
-      if (ctx.aedes && ctx.sessions.size >= ctx.config.maxConnections) throw new Refusal(3, 'connection_cap');
+      if (!ctx.authFailures.isEmpty() && !ctx.authFailures.allows(throttleKey())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'throttled');
+      if (ctx.aedes && ctx.sessions.size >= ctx.config.maxConnections) throw new Refusal(CONNACK.SERVER_UNAVAILABLE, 'connection_cap');
       if (!isDeviceId(username) || username.startsWith(REFRESH_PREFIX)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad_username');
       deviceForAudit = username;
       if (!password || password.length === 0) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'no_password');
@@ -75,7 +77,7 @@ export function createAuthenticate(ctx: BrokerContext) {
     } catch (err) {
       const refusal = toRefusal(err);
       if (!NOT_FAILED.has(refusal.reason)) {
-        ctx.authFailures.take(address());
+        ctx.authFailures.take(throttleKey());
         ctx.verifyBudget.failed(address());
       }
       ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });

@@ -50,6 +50,8 @@ export function exitCodeFor(err: unknown): number {
 
 /** MQTT 3.1.1 CONNACK return codes used by the broker. */
 export const CONNACK = {
+  /** The node is at its connection cap: try again later (or another node). */
+  SERVER_UNAVAILABLE: 3,
   BAD_USERNAME_OR_PASSWORD: 4,
   NOT_AUTHORIZED: 5,
 } as const;
