@@ -76,7 +76,7 @@ export class OutboundQueues {
 }
 
 /** The size of a PUBLISH on the wire (topic length taken as bytes: an estimate for non-ASCII topics). */
-function publishBytes(p: AedesPublishPacket): number {
+export function publishBytes(p: Pick<AedesPublishPacket, 'topic' | 'qos' | 'payload'>): number {
   const body = 2 + p.topic.length + (p.qos > 0 ? 2 : 0) + (p.payload?.length ?? 0);
   return 1 + (body < 128 ? 1 : body < 16_384 ? 2 : body < 2_097_152 ? 3 : 4) + body;
 }

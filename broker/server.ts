@@ -19,6 +19,7 @@ import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
 import { OutboundQueues } from './outbound-queue.js';
+import { boundedPersistence } from './offline-queue.js';
 import { guardConnections } from './packet-guard.js';
 import { wasLogged } from './logged-error.js';
 import { KeyedRateLimiter } from './rate-limit.js';
@@ -88,6 +89,8 @@ export async function startBroker(config: BrokerConfig, opts: { logger?: Logger 
   const renewal = new RenewalResponder(ctx);
   const aedes = await Aedes.createBroker({
     id: 'credbroker',
+    // Persistent sessions' stored queues bounded too (aedes' default store has no limit).
+    ...(config.weaken.noLimits ? {} : { persistence: boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason })) }),
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
     maxInflightInbound: config.maxInflightInbound,

@@ -1,0 +1,79 @@
+import memoryModule, { type AedesMemoryPersistence } from 'aedes-persistence';
+import type { AedesPublishPacket as Packet } from 'aedes';
+import { publishBytes } from './outbound-queue.js';
+import type { QueueLimits } from './limits.js';
+
+// The package is CommonJS: its module.exports is the factory, which the types call `default`.
+const memory = memoryModule as unknown as () => AedesMemoryPersistence;
+type Sub = { clientId: string };
+/** The promise form aedes 1.x calls (the package's types declare only the callback form). */
+interface Outgoing {
+  outgoingEnqueueCombi(subs: Sub[], packet: Packet): Promise<void>;
+  outgoingClearMessageId(client: { id: string }, packet: Packet): Promise<Packet | undefined>;
+}
+
+/** Why a message for an offline session was not stored. */
+export type OfflineDrop = 'offline_messages' | 'offline_bytes';
+
+/**
+ * aedes' in-memory persistence with each client id's stored QoS 1/2 queue
+ * bounded by `maxQueuedMessages` / `maxQueuedBytes`: aedes stores every
+ * message for every persistent session (clean=false) and the store has no
+ * limit of its own, so one observer on devices/# that went away would grow
+ * the heap for ever. Past the bound, a new message for a client that is not
+ * connected is dropped and the queue keeps its oldest (Mosquitto's
+ * `max_queued_messages`). A connected client's copies are always stored:
+ * aedes reads them back to send them, and its socket is bounded by
+ * OutboundQueues.
+ *
+ * The counts follow the store: up on every stored copy, down on every copy
+ * the store gives back from `outgoingClearMessageId` (the PUBACK/PUBCOMP
+ * path, and the path aedes drains a queue through when a session is cleaned).
+ * An id's entry is deleted when it reaches zero.
+ */
+export function boundedPersistence(
+  limits: Pick<QueueLimits, 'maxQueuedMessages' | 'maxQueuedBytes'>,
+  onDrop: (reason: OfflineDrop) => void,
+): AedesMemoryPersistence {
+  const p = memory();
+  const inner = p as unknown as Outgoing;
+  const enqueueCombi = inner.outgoingEnqueueCombi.bind(p);
+  const clear = inner.outgoingClearMessageId.bind(p);
+  const counts = new Map<string, { messages: number; bytes: number }>();
+  // The broker the store was set up with; `clients` (connected ones, by id) is public in aedes but not in its types.
+  const isConnected = (id: string) => (p as unknown as { broker?: { clients: Record<string, unknown> } }).broker?.clients[id] !== undefined;
+
+  const admit = (clientId: string, size: number): boolean => {
+    const c = counts.get(clientId);
+    if (c && !isConnected(clientId)) {
+      const reason = c.messages >= limits.maxQueuedMessages ? 'offline_messages' : c.bytes + size > limits.maxQueuedBytes ? 'offline_bytes' : null;
+      if (reason) {
+        onDrop(reason);
+        return false;
+      }
+    }
+    if (c) { c.messages++; c.bytes += size; } else counts.set(clientId, { messages: 1, bytes: size });
+    return true;
+  };
+
+  const store = async (subs: Sub[], packet: Packet): Promise<void> => {
+    const size = publishBytes(packet);
+    const kept = subs.filter((s) => admit(s.clientId, size));
+    if (kept.length) await enqueueCombi(kept, packet);
+  };
+  Object.assign(p, {
+    outgoingEnqueue: (sub: Sub, packet: Packet) => store([sub], packet),
+    outgoingEnqueueCombi: store,
+    outgoingClearMessageId: async (client: { id: string }, packet: Packet) => {
+      const gone = await clear(client, packet);
+      const c = gone ? counts.get(client.id) : undefined;
+      if (gone && c) {
+        c.messages--;
+        c.bytes -= publishBytes(gone);
+        if (c.messages <= 0) counts.delete(client.id);
+      }
+      return gone;
+    },
+  });
+  return p;
+}
