@@ -3,9 +3,12 @@
 // Used by `npm test` and `.ci/run`: one list. Where nothing can be installed (not root,
 // no apt-get, no network), it says which tests will skip and why, and goes on.
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 
 // A program is there when it can be started at all (some print their usage with exit 1).
 const runs = (cmd, args) => !spawnSync(cmd, args, { stdio: 'ignore' }).error;
+// Debian's postgresql keeps initdb/pg_ctl out of PATH, under /usr/lib/postgresql/<major>/bin.
+const hasPostgres = () => existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`));
 // [Debian package, is it usable?, what needs it]
 const tools = [
   ['mosquitto-clients', () => runs('mosquitto_pub', ['--help']), 'interop tests (mosquitto_pub/_sub)'],
@@ -13,6 +16,8 @@ const tools = [
   ['openssl', () => runs('openssl', ['version']), 'TLS tests (development CA)'],
   ['python3-paho-mqtt', () => spawnSync('/usr/bin/python3', ['-c', 'import paho.mqtt.client'], { stdio: 'ignore' }).status === 0, 'interop test with Python paho-mqtt'],
   ['strace', () => runs('strace', ['-V']), 'the revocation fsync test'],
+  ['redis-server', () => runs('redis-server', ['--version']), 'the Redis bus tests (serve --workers/--bus) and the cluster bench'],
+  ['postgresql', hasPostgres, 'the PostgreSQL registry tests and bench'],
   ['systemd', () => runs('systemd-analyze', ['--version']), 'systemd-analyze verify of deploy/credbroker.service'],
 ];
 
