@@ -10,20 +10,29 @@ export interface ServeProcess {
   readonly issuer: Issuer;
   readonly mqttPort: number;
   readonly httpPort: number;
+  /** The serve process (with --workers, the primary). */
+  readonly pid: number;
   /** stdout so far, line by line (the logs). */
   lines(): string[];
   /** The stdout lines that parse as JSON (a JSON-format log). */
   records(): Record<string, unknown>[];
   stderr(): string;
   provision(ids: string[], opts?: { ttlMs?: number }): Promise<DeviceCredentials[]>;
+  /** Resolves with the first stdout or stderr line matching `pattern` (seen already or to come); rejects after `withinMs`. */
+  waitForLine(pattern: RegExp, withinMs?: number): Promise<string>;
   /** SIGTERM, then resolves with the exit code once the process is gone. */
   stop(): Promise<number | null>;
 }
 
-/** A registry in a temp folder and `serve` on it, on ephemeral loopback ports. */
-export async function startServe(args: string[] = [], env: Record<string, string> = {}): Promise<ServeProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'credbroker-serve-'));
-  const db = join(dir, 'registry.db');
+export interface ServeOptions {
+  /** Serve this registry (another node's, say) instead of a new one in a temp folder; it is left in place on stop. */
+  readonly db?: string;
+}
+
+/** A registry in a temp folder (or the one given) and `serve` on it, on ephemeral loopback ports. */
+export async function startServe(args: string[] = [], env: Record<string, string> = {}, opts: ServeOptions = {}): Promise<ServeProcess> {
+  const dir = opts.db ? null : mkdtempSync(join(tmpdir(), 'credbroker-serve-'));
+  const db = opts.db ?? join(dir!, 'registry.db');
   const issuer = await openIssuer(db);
   const child = spawnCli(['serve', '--db', db, '--host', '127.0.0.1', '--mqtt-port', '0', '--ws-port', 'off', '--http-port', '0', ...args], { env });
   let out = '';
@@ -46,13 +55,21 @@ export async function startServe(args: string[] = [], env: Record<string, string
   const lines = () => out.split('\n').filter(Boolean);
   let stopping: Promise<number | null> | null = null;
   return {
-    db, issuer, mqttPort: ports.mqtt, httpPort: ports.http,
+    db, issuer, mqttPort: ports.mqtt, httpPort: ports.http, pid: child.pid!,
     lines,
     records: () => lines().flatMap((l) => { try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; } }),
     stderr: () => err,
     async provision(ids, opts = {}) {
       const res = await provisionDevices(issuer, ids.map((id, i) => ({ line: i + 2, id })), { profile: 'sensor', brokerUrl: `mqtt://127.0.0.1:${ports.mqtt}`, ...opts });
       return res.provisioned;
+    },
+    async waitForLine(pattern, withinMs = 30_000) {
+      for (const end = Date.now() + withinMs; ;) {
+        const hit = [...lines(), ...err.split('\n')].find((l) => pattern.test(l));
+        if (hit !== undefined) return hit;
+        if (Date.now() > end) throw new Error(`serve wrote no line matching ${pattern} within ${withinMs} ms: ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
     },
     stop() {
       stopping ??= (async () => {
@@ -61,7 +78,7 @@ export async function startServe(args: string[] = [], env: Record<string, string
         const code = await exited;
         clearTimeout(timer);
         issuer.reg.close();
-        rmSync(dir, { recursive: true, force: true });
+        if (dir) rmSync(dir, { recursive: true, force: true });
         return code;
       })();
       return stopping;
