@@ -1,4 +1,4 @@
-import type { Actor, DeviceId, Registry } from '../registry/index.js';
+import type { Actor, DeviceId, SyncRegistry } from '../registry/index.js';
 import type { Logger } from './logger.js';
 
 interface Row { actor: Actor; action: string; deviceId: string | null; details: Record<string, unknown> | null; at: number }
@@ -16,7 +16,7 @@ export class AuditBuffer {
   private suppressed = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly reg: Registry, private readonly log: Logger, intervalMs = 250, private readonly maxRows = 2000) {
+  constructor(private readonly reg: SyncRegistry, private readonly log: Logger, intervalMs = 250, private readonly maxRows = 2000) {
     this.timer = setInterval(() => this.flush(), intervalMs).unref();
   }
 

@@ -1,4 +1,4 @@
-import type { DeviceId, Registry } from '../registry/index.js';
+import type { DeviceId, SyncRegistry } from '../registry/index.js';
 import type { AccessTokenClaims } from '../tokens/index.js';
 
 /**
@@ -18,7 +18,7 @@ export class RevocationState {
    */
   private readonly deleted = new Map<string, { cutoffSec: number; forgetAt: number }>();
 
-  load(reg: Registry, now = Date.now()): void {
+  load(reg: SyncRegistry, now = Date.now()): void {
     for (const d of reg.devices.restrictions()) {
       if (d.status === 'revoked') this.revokedDevices.add(d.id);
       if (d.tokensValidAfter > 0) this.validAfter.set(d.id, d.tokensValidAfter);

@@ -5,7 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { Issuer } from '../provisioning/issuer.js';
-import type { Registry } from '../registry/index.js';
+import type { SyncRegistry } from '../registry/index.js';
 import { parseDeviceId, type DeviceId } from '../registry/ids.js';
 import { parseDuration } from '../util/duration.js';
 import { RegistryError, UsageError } from '../errors/index.js';
@@ -46,10 +46,10 @@ export function requireExistingRegistry(db: string): void {
  * (also on error). Commands that only read pass `readonly`: they then work on a file
  * the operator may only read, and never write to it.
  */
-export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Promise<T>, opts: { readonly?: boolean } = {}): Promise<T> {
+export async function withRegistry<T>(db: string, fn: (reg: SyncRegistry) => T | Promise<T>, opts: { readonly?: boolean } = {}): Promise<T> {
   requireExistingRegistry(db);
-  const { Registry } = await import('../registry/index.js');
-  const reg = Registry.open(db, {}, { readonly: opts.readonly });
+  const { SyncRegistry } = await import('../registry/index.js');
+  const reg = SyncRegistry.open(db, {}, { readonly: opts.readonly });
   try {
     return await fn(reg);
   } finally {

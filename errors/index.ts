@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'ERR_BATCH_INVALID'
   | 'ERR_SCHEMA_TOO_NEW'
   | 'ERR_REGISTRY'
+  | 'ERR_REGISTRY_UNAVAILABLE'
   | 'ERR_TOKEN_MALFORMED'
   | 'ERR_TOKEN_ALG'
   | 'ERR_TOKEN_KID'
@@ -59,6 +60,17 @@ export class UsageError extends CredbrokerError {
 
 /** Something the registry refused: unknown device, existing device, newer schema... */
 export class RegistryError extends CredbrokerError {}
+
+/**
+ * The registry's storage cannot be reached at all (a database server down or
+ * restarting): nothing was changed, and the same request may succeed later.
+ * The broker answers renewals `ERR_UNAVAILABLE` meanwhile; the CLI exits 5.
+ */
+export class RegistryUnavailableError extends RegistryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_REGISTRY_UNAVAILABLE', message, options);
+  }
+}
 
 /** A rejected access token or refresh credential (the reason is in `code`). */
 export class CredentialError extends CredbrokerError {}

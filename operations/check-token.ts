@@ -1,5 +1,5 @@
 import { CredentialError } from '../errors/index.js';
-import type { Registry } from '../registry/index.js';
+import type { SyncRegistry } from '../registry/index.js';
 import type { AccessTokenClaims } from '../tokens/index.js';
 
 /**
@@ -18,7 +18,7 @@ import type { AccessTokenClaims } from '../tokens/index.js';
  * const { claims } = verifyAccessToken(token, keyring.verifyKeys, registryVerifyOptions(settings));
  * checkTokenStatus(reg, claims);
  */
-export function checkTokenStatus(reg: Registry, claims: Pick<AccessTokenClaims, 'sub' | 'jti' | 'iat'>): void {
+export function checkTokenStatus(reg: SyncRegistry, claims: Pick<AccessTokenClaims, 'sub' | 'jti' | 'iat'>): void {
   const device = reg.devices.get(claims.sub);
   if (!device) throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: device "${claims.sub}" is not in the registry`);
   if (device.status === 'revoked') throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: device "${device.id}" is revoked`);

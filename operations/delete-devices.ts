@@ -1,5 +1,5 @@
 import { RegistryError } from '../errors/index.js';
-import type { Actor, Device, DeviceId, Registry } from '../registry/index.js';
+import type { Actor, Device, DeviceId, SyncRegistry } from '../registry/index.js';
 
 /**
  * How long after its expiry a token still counts as live: above any broker's
@@ -24,7 +24,7 @@ export interface DeleteResult {
  * provisioned again).
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND` | `ERR_DEVICE_NOT_REVOKED` | `ERR_DEVICE_TOKENS_LIVE`
  */
-export function deleteDevices(reg: Registry, ids: readonly DeviceId[], actor: Actor = 'cli', now = Date.now()): DeleteResult[] {
+export function deleteDevices(reg: SyncRegistry, ids: readonly DeviceId[], actor: Actor = 'cli', now = Date.now()): DeleteResult[] {
   return reg.write(() => ids.map((id) => {
     const d = reg.devices.require(id);
     if (d.status !== 'revoked') {
@@ -46,7 +46,7 @@ export function deleteDevices(reg: Registry, ids: readonly DeviceId[], actor: Ac
  * Devices not marked as simulation devices, or already gone, are left alone.
  * @returns the ids removed
  */
-export function removeSimulationDevices(reg: Registry, ids: readonly string[], now = Date.now()): DeviceId[] {
+export function removeSimulationDevices(reg: SyncRegistry, ids: readonly string[], now = Date.now()): DeviceId[] {
   return reg.write(() => {
     const removed: DeviceId[] = [];
     for (const id of ids) {
@@ -62,7 +62,7 @@ export function removeSimulationDevices(reg: Registry, ids: readonly string[], n
 }
 
 /** Deletes one device's rows (inside `reg.write`) and tells the broker through the change feed. */
-function remove(reg: Registry, d: Device, actor: Actor, now: number, audit = true): DeleteResult {
+function remove(reg: SyncRegistry, d: Device, actor: Actor, now: number, audit = true): DeleteResult {
   reg.refresh.deleteAllOf(d.id);
   reg.tokens.deleteAllOf(d.id);
   reg.devices.delete(d.id);

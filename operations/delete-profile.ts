@@ -1,12 +1,12 @@
 import { RegistryError } from '../errors/index.js';
-import type { Registry } from '../registry/index.js';
+import type { SyncRegistry } from '../registry/index.js';
 
 /**
  * `credbroker profile delete`: removes a profile that no device uses (a device's
  * renewals mint tokens from its profile). Audited as `profile.delete`.
  * @throws RegistryError `ERR_PROFILE_NOT_FOUND` | `ERR_PROFILE_IN_USE`
  */
-export function deleteProfile(reg: Registry, name: string, now = Date.now()): void {
+export function deleteProfile(reg: SyncRegistry, name: string, now = Date.now()): void {
   reg.write(() => {
     const p = reg.profiles.require(name);
     const users = reg.devices.countByProfile().get(p.name) ?? 0;

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { CredbrokerError, UsageError } from '../errors/index.js';
-import { Registry, type Settings, type SigningAlg } from '../registry/index.js';
+import { SyncRegistry, type Settings, type SigningAlg } from '../registry/index.js';
 import { Keyring } from '../tokens/index.js';
 
 export interface InitOptions {
@@ -30,7 +30,7 @@ export async function initRegistry(path: string, opts: InitOptions = {}): Promis
     ...(opts.alg ? { alg: opts.alg } : {}),
     ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
   };
-  const reg = Registry.open(path, init);
+  const reg = SyncRegistry.open(path, init);
   try {
     const settings = reg.settings();
     const conflicts: string[] = [];

@@ -1,6 +1,6 @@
 import { AclPatternError, validatePattern } from '../acl/index.js';
 import { UsageError } from '../errors/index.js';
-import { parseProfileName, type Profile, type Registry } from '../registry/index.js';
+import { parseProfileName, type Profile, type SyncRegistry } from '../registry/index.js';
 import { checkTtl } from '../tokens/index.js';
 
 export interface ProfileChange {
@@ -20,7 +20,7 @@ export const DEFAULT_PROFILE_TTL_MS = 3_600_000;
  * Tokens already issued keep the ACL they were minted with until they are renewed.
  * @throws UsageError `ERR_PROFILE_INVALID` | `ERR_TTL_TOO_LONG`
  */
-export function setProfile(reg: Registry, change: ProfileChange, now = Date.now()): { created: boolean; profile: Profile } {
+export function setProfile(reg: SyncRegistry, change: ProfileChange, now = Date.now()): { created: boolean; profile: Profile } {
   const name = parseProfileName(change.name);
   for (const p of [...(change.publish ?? []), ...(change.subscribe ?? [])]) {
     try {

@@ -1,4 +1,4 @@
-import type { Registry } from '../registry/index.js';
+import type { SyncRegistry } from '../registry/index.js';
 
 /** The audit rows a steady fleet writes most: one per renewal. They may be kept for less time than the rest. */
 export const RENEWAL_AUDIT_ACTIONS: readonly string[] = ['token.renew', 'token.renew_refresh'];
@@ -47,7 +47,7 @@ interface PruneOptions {
  * grace, audit events past retention, old change-feed rows — then gives the
  * freed pages back, so that the file's size levels off under a steady fleet.
  */
-export async function pruneRegistry(reg: Registry, retention: Retention, opts: PruneOptions = {}): Promise<Pruned> {
+export async function pruneRegistry(reg: SyncRegistry, retention: Retention, opts: PruneOptions = {}): Promise<Pruned> {
   const now = opts.now ?? Date.now();
   const batch = opts.batch ?? PRUNE_BATCH;
   const { auditMs, renewalAuditMs } = retention;
@@ -66,12 +66,12 @@ export async function pruneRegistry(reg: Registry, retention: Retention, opts: P
  * `credbroker audit prune --older-than D`: deletes audit events older than
  * `before` (ms) and gives the space back.
  */
-export async function pruneAudit(reg: Registry, before: number, opts: Omit<PruneOptions, 'now'> = {}): Promise<{ audit: number; pages: number }> {
+export async function pruneAudit(reg: SyncRegistry, before: number, opts: Omit<PruneOptions, 'now'> = {}): Promise<{ audit: number; pages: number }> {
   const audit = await drain(reg, (n) => reg.audit.prune(before, n), opts.batch ?? PRUNE_BATCH, opts.pause);
   return { audit, pages: await reclaim(reg, opts.pause) };
 }
 
-async function drain(reg: Registry, step: (limit: number) => number, batch: number, pause?: () => Promise<void>): Promise<number> {
+async function drain(reg: SyncRegistry, step: (limit: number) => number, batch: number, pause?: () => Promise<void>): Promise<number> {
   let total = 0;
   for (;;) {
     const n = reg.write(() => step(batch));
@@ -81,7 +81,7 @@ async function drain(reg: Registry, step: (limit: number) => number, batch: numb
   }
 }
 
-async function reclaim(reg: Registry, pause?: () => Promise<void>): Promise<number> {
+async function reclaim(reg: SyncRegistry, pause?: () => Promise<void>): Promise<number> {
   let total = 0;
   for (;;) {
     const n = reg.space.reclaim(RECLAIM_PAGES);

@@ -1,5 +1,5 @@
 import { RegistryError } from '../errors/index.js';
-import type { Actor, DeviceId, Jti, Registry } from '../registry/index.js';
+import type { Actor, DeviceId, Jti, SyncRegistry } from '../registry/index.js';
 
 export interface RevokeResult {
   readonly deviceId: DeviceId;
@@ -21,7 +21,7 @@ export interface RevokeResult {
  * clears them then.
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND` (nothing is revoked then)
  */
-export function revokeDevices(reg: Registry, ids: readonly DeviceId[], reason: string, actor: Actor = 'cli', now = Date.now(), opts: { keepRetained?: boolean } = {}): RevokeResult[] {
+export function revokeDevices(reg: SyncRegistry, ids: readonly DeviceId[], reason: string, actor: Actor = 'cli', now = Date.now(), opts: { keepRetained?: boolean } = {}): RevokeResult[] {
   const retainedCleared = !opts.keepRetained;
   return reg.writeDurably(() =>
     ids.map((id) => {
@@ -46,7 +46,7 @@ export function revokeDevices(reg: Registry, ids: readonly DeviceId[], reason: s
  * the session holding any of its tokens. Fsynced before it returns.
  * @throws RegistryError `ERR_TOKEN_NOT_FOUND`
  */
-export function revokeToken(reg: Registry, jti: Jti, actor: Actor = 'cli', now = Date.now()): { deviceId: DeviceId; changed: boolean; familyRevoked: number } {
+export function revokeToken(reg: SyncRegistry, jti: Jti, actor: Actor = 'cli', now = Date.now()): { deviceId: DeviceId; changed: boolean; familyRevoked: number } {
   return reg.writeDurably(() => {
     const token = reg.tokens.get(jti);
     if (!token) throw new RegistryError('ERR_TOKEN_NOT_FOUND', `no token with jti "${jti}" (see: credbroker show DEVICE)`);
@@ -64,7 +64,7 @@ export function revokeToken(reg: Registry, jti: Jti, actor: Actor = 'cli', now =
  * Re-enables a revoked device. Its old tokens stay dead (they were revoked, and
  * any token issued before now is refused); it needs a new token (`credbroker token`).
  */
-export function restoreDevice(reg: Registry, id: DeviceId, now = Date.now()): boolean {
+export function restoreDevice(reg: SyncRegistry, id: DeviceId, now = Date.now()): boolean {
   return reg.write(() => {
     reg.devices.require(id);
     const changed = reg.devices.restore(id, now);

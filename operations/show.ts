@@ -1,4 +1,4 @@
-import type { AuditEvent, Device, IssuedToken, Profile, RefreshState, Registry } from '../registry/index.js';
+import type { AuditEvent, Device, IssuedToken, Profile, RefreshState, SyncRegistry } from '../registry/index.js';
 
 export interface DeviceSummary {
   readonly device: Device;
@@ -17,7 +17,7 @@ export interface DeviceSummary {
  * expiry, its refresh credentials' states and its recent audit events.
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND`
  */
-export function deviceSummary(reg: Registry, id: string, opts: { now?: number; auditLimit?: number } = {}): DeviceSummary {
+export function deviceSummary(reg: SyncRegistry, id: string, opts: { now?: number; auditLimit?: number } = {}): DeviceSummary {
   const now = opts.now ?? Date.now();
   const device = reg.devices.require(id);
   return {

@@ -1,28 +1,7 @@
 import type { Db } from './db.js';
+import type { Actor, AuditEvent, AuditQuery, NewAuditEvent } from './types.js';
 
-/** Who did it: `cli` (an operator or factory line), `broker`, or a device (`device:<id>`). */
-export type Actor = 'cli' | 'broker' | `device:${string}`;
-
-export interface AuditEvent {
-  readonly id: number;
-  readonly at: number;
-  readonly actor: string;
-  readonly action: string;
-  readonly deviceId: string | null;
-  /** Free-form facts: reasons, jtis, counts. Never a token, key or refresh credential. */
-  readonly details: Record<string, unknown> | null;
-}
-
-export interface AuditQuery {
-  readonly deviceId?: string;
-  readonly since?: number;
-  /** An exact action (`device.revoke`), or a prefix ending in `*` (`device.*`). */
-  readonly action?: string;
-  /** Only events older than this event id (the paging cursor: newest first). */
-  readonly before?: number;
-  /** Default 100; null for no limit. */
-  readonly limit?: number | null;
-}
+export type { Actor, AuditEvent, AuditQuery } from './types.js';
 
 interface Row { id: number; at: number; actor: string; action: string; device_id: string | null; details: string | null }
 
@@ -41,6 +20,11 @@ export class AuditLog {
 
   append(actor: Actor, action: string, deviceId: string | null, details: Record<string, unknown> | null = null, at = Date.now()): void {
     this.insertStmt.run(at, actor, action, deviceId, details ? JSON.stringify(details) : null);
+  }
+
+  appendMany(rows: readonly NewAuditEvent[]): void {
+    const now = Date.now();
+    for (const r of rows) this.append(r.actor, r.action, r.deviceId, r.details ?? null, r.at ?? now);
   }
 
   /**

@@ -1,22 +1,14 @@
 import type { Db } from './db.js';
+import type { Change, ChangeKind } from './types.js';
+
+export type { Change, ChangeKind } from './types.js';
+
+interface Row { seq: number; at: number; kind: ChangeKind; device_id: string | null; jti: string | null }
 
 /**
  * The change feed: a monotonic sequence another process (the broker) polls to
  * learn about revocations, restores and key rotations without scanning tables.
  */
-/** `retained_clear`: the broker deletes the retained messages the device published (revoke without --keep-retained). */
-export type ChangeKind = 'device_revoked' | 'device_restored' | 'token_revoked' | 'keys_rotated' | 'device_deleted' | 'retained_clear';
-
-export interface Change {
-  readonly seq: number;
-  readonly at: number;
-  readonly kind: ChangeKind;
-  readonly deviceId: string | null;
-  readonly jti: string | null;
-}
-
-interface Row { seq: number; at: number; kind: ChangeKind; device_id: string | null; jti: string | null }
-
 export class ChangeFeed {
   private readonly insertStmt;
   private readonly sinceStmt;

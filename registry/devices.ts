@@ -1,24 +1,9 @@
 import type { Db } from './db.js';
 import type { DeviceId, ProfileName } from './ids.js';
 import { RegistryError } from '../errors/index.js';
+import type { Device, DeviceFilter, DeviceStatus, ProvisionedDevice } from './types.js';
 
-export type DeviceStatus = 'active' | 'revoked';
-
-export interface Device {
-  readonly id: DeviceId;
-  readonly profile: ProfileName;
-  readonly status: DeviceStatus;
-  readonly revokedReason: string | null;
-  readonly revokedAt: number | null;
-  /** Tokens issued (iat, seconds) before this are dead: set by `restore`. */
-  readonly tokensValidAfter: number;
-  /** End of the device's credential lifetime (ms): no renewal past it. */
-  readonly credentialExpiresAt: number;
-  readonly createdAt: number;
-  readonly lastSeenAt: number | null;
-  /** Provisioned by `credbroker sim`: removed when the run ends (unless `--keep`). */
-  readonly simulation: boolean;
-}
+export type { Device, DeviceFilter, DeviceStatus } from './types.js';
 
 interface Row {
   id: string; profile: string; status: DeviceStatus; revoked_reason: string | null; revoked_at: number | null;
@@ -38,16 +23,6 @@ const toDevice = (r: Row): Device => ({
   simulation: r.simulation === 1,
 });
 
-export interface DeviceFilter {
-  readonly status?: DeviceStatus;
-  readonly profile?: string;
-  /** Only ids that start with this. */
-  readonly prefix?: string;
-  /** Only ids after this one (the paging cursor: the list is ordered by id). */
-  readonly after?: string;
-  readonly limit?: number | null;
-}
-
 export class Devices {
   private readonly db: Db;
   private readonly getStmt;
@@ -56,8 +31,15 @@ export class Devices {
   private readonly restoreStmt;
   private readonly touchStmt;
   private readonly deleteStmt;
+  private readonly provisionTokenStmt;
+  private readonly provisionRefreshStmt;
+  private readonly provisionAuditStmt;
   constructor(db: Db) {
     this.db = db;
+    // The same rows as IssuedTokens.record, RefreshCredentials.add and AuditLog.append write.
+    this.provisionTokenStmt = db.prepare('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at, family) VALUES (?, ?, ?, ?, ?, ?)');
+    this.provisionRefreshStmt = db.prepare(`INSERT INTO refresh_credentials (hash, device_id, state, issued_at, expires_at) VALUES (?, ?, 'current', ?, ?)`);
+    this.provisionAuditStmt = db.prepare(`INSERT INTO audit (at, actor, action, device_id, details) VALUES (?, 'cli', 'device.provision', ?, ?)`);
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM devices WHERE id = ?');
     this.insertStmt = db.prepare(
       `INSERT INTO devices (id, profile, status, credential_expires_at, created_at, simulation) VALUES (?, ?, 'active', ?, ?, ?)`,
@@ -147,6 +129,20 @@ export class Devices {
 
   touch(id: DeviceId, now: number): void {
     this.touchStmt.run(now, id);
+  }
+
+  touchMany(seen: ReadonlyMap<DeviceId, number>): void {
+    for (const [id, at] of seen) this.touchStmt.run(at, id);
+  }
+
+  /** Inserts provisioned devices with their first token, refresh credential and audit row; call inside a write. */
+  provision(rows: readonly ProvisionedDevice[], now: number): void {
+    for (const r of rows) {
+      this.insert(r.deviceId, r.profile, r.credentialExpiresAt, now, r.simulation);
+      this.provisionTokenStmt.run(r.token.jti, r.deviceId, r.token.kid, r.token.issuedAt, r.token.expiresAt, r.token.jti);
+      this.provisionRefreshStmt.run(r.refreshHash, r.deviceId, now, r.credentialExpiresAt);
+      this.provisionAuditStmt.run(now, r.deviceId, JSON.stringify({ profile: r.profile, jti: r.token.jti }));
+    }
   }
 
   /** Devices whose state the broker must hold in memory: revoked, or restored with a token cut-off. */

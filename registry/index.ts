@@ -10,31 +10,52 @@ import { SettingsStore, type Settings } from './settings.js';
 import { RegistrySpace } from './space.js';
 import { CredbrokerError, RegistryError } from '../errors/index.js';
 
+import type { OpenOptions, Registry as AsyncRegistry, RegistryEngine } from './interface.js';
+import { parseRegistryTarget, redactSecrets } from './location.js';
+import { SqliteRegistry } from './sqlite/registry.js';
+
 export * from './ids.js';
-export type { Device, DeviceStatus, DeviceFilter } from './devices.js';
-export type { Profile } from './profiles.js';
-export type { IssuedToken } from './tokens.js';
-export type { RefreshRecord, RefreshState } from './refresh.js';
-export type { AuditEvent, AuditQuery, Actor } from './audit.js';
-export type { Change, ChangeKind } from './changes.js';
-export type { SigningKeyRecord, SigningAlg } from './keys.js';
-export type { Settings } from './settings.js';
-export type { RegistryStats } from './space.js';
+export type * from './types.js';
+export type * from './interface.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { defaultDbPath, asRegistryError };
-export { DEFAULT_SETTINGS } from './settings.js';
-export { DEFAULT_PROFILES } from './profiles.js';
+export { DEFAULT_SETTINGS, DEFAULT_PROFILES } from './defaults.js';
+export { parseRegistryTarget, localRegistryPath, redactSecrets, type RegistryTarget } from './location.js';
 
 /**
- * The SQLite registry: one file shared by the CLI (writer) and the broker
- * (reader, and writer of renewals). Each table family has its own store.
+ * Opens the registry at `target` — a file path or `sqlite:PATH` (SQLite), or
+ * `postgres://USER@HOST:PORT/DB` (PostgreSQL) — creating and seeding it on first
+ * use unless `opts.readonly`. The engine is loaded on demand: a SQLite user never
+ * loads the PostgreSQL driver.
+ */
+export async function openRegistry(target: string = defaultDbPath(), opts: OpenOptions = {}): Promise<AsyncRegistry> {
+  const where = parseRegistryTarget(target);
+  const engine = where.engine === 'postgres' ? await loadEngine('./postgres/index.js', target) : await loadEngine('./sqlite/index.js', target);
+  return engine.open(where.engine === 'postgres' ? where.url : where.path, opts);
+}
+
+/** The module path is a variable so that an engine is compiled and loaded only when present and asked for. */
+async function loadEngine(module: string, target: string): Promise<RegistryEngine> {
+  try {
+    return ((await import(module)) as { engine: RegistryEngine }).engine;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new RegistryError('ERR_REGISTRY', `registry ${redactSecrets(target)}: this credbroker build has no engine for it`, { cause: err });
+  }
+}
+
+/**
+ * The SQLite registry's synchronous form: one file shared by the CLI (writer) and
+ * the broker (reader, and writer of renewals), one store per table family.
+ * Being replaced by the async `Registry` contract (`openRegistry`): callers moved
+ * onto it reach this connection through `api`; the SQLite engine wraps this class.
  *
  * @example
- * const reg = Registry.open('./data/credbroker.db');
+ * const reg = SyncRegistry.open('./data/credbroker.db');
  * reg.devices.require('pump-0001');
  * reg.close();
  */
-export class Registry {
+export class SyncRegistry {
   readonly db: Db;
   readonly path: string;
   readonly devices: Devices;
@@ -46,6 +67,7 @@ export class Registry {
   readonly keys: SigningKeys;
   readonly settingsStore: SettingsStore;
   readonly space: RegistrySpace;
+  private asyncView: AsyncRegistry | null = null;
 
   private constructor(db: Db, path: string) {
     this.db = db;
@@ -67,11 +89,11 @@ export class Registry {
    * With `readonly`, an existing file is opened for reading only (nothing is seeded);
    * a file with an older schema is still opened for writing, to migrate it.
    */
-  static open(path = defaultDbPath(), init: Partial<Settings> = {}, opts: { readonly?: boolean } = {}): Registry {
+  static open(path = defaultDbPath(), init: Partial<Settings> = {}, opts: { readonly?: boolean } = {}): SyncRegistry {
     let db: Db;
     try {
       const ro = opts.readonly ? openDbReadOnly(path) : null;
-      if (ro) return new Registry(ro, path);
+      if (ro) return new SyncRegistry(ro, path);
       db = openDb(path);
     } catch (err) {
       if (err instanceof CredbrokerError) throw err;
@@ -79,7 +101,7 @@ export class Registry {
       if (mapped instanceof CredbrokerError) throw mapped;
       throw new RegistryError('ERR_REGISTRY', `cannot open registry ${path}: ${(err as Error).message}`, { cause: err });
     }
-    const reg = new Registry(db, path);
+    const reg = new SyncRegistry(db, path);
     try {
       reg.write(() => {
         reg.settingsStore.seed(init);
@@ -90,6 +112,14 @@ export class Registry {
       throw asRegistryError(err, path);
     }
     return reg;
+  }
+
+  /**
+   * The same connection behind the async contract, for callers already moved
+   * onto it while others still use this class (the migration to the async registry).
+   */
+  get api(): AsyncRegistry {
+    return this.asyncView ??= new SqliteRegistry(this);
   }
 
   settings(): Settings {
@@ -112,15 +142,9 @@ export class Registry {
     return durably(this.db, () => this.write(fn));
   }
 
-  /**
-   * Copies the WAL into the main file and truncates the WAL to zero bytes, so
-   * that content already overwritten in place (a retired private key, zeroed by
-   * secure_delete) is gone from both files. False when a reader kept part of the
-   * WAL; the next checkpoint (at the latest when the last connection closes) takes it.
-   */
+  /** See RegistrySpace.scrub. */
   checkpoint(): boolean {
-    const [r] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
-    return r?.busy === 0;
+    return this.space.scrub();
   }
 
   close(): void {

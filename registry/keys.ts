@@ -1,19 +1,8 @@
 import type { Db } from './db.js';
 import type { Kid } from './ids.js';
+import type { SigningAlg, SigningKeyRecord } from './types.js';
 
-export type SigningAlg = 'ES256' | 'EdDSA';
-
-/** A signing key as stored: the private JWK is present only while the key is active. */
-export interface SigningKeyRecord {
-  readonly kid: Kid;
-  readonly alg: SigningAlg;
-  readonly status: 'active' | 'retired';
-  readonly publicJwk: string;
-  readonly privateJwk: string | null;
-  readonly createdAt: number;
-  readonly retiredAt: number | null;
-  readonly verifyUntil: number | null;
-}
+export type { SigningAlg, SigningKeyRecord } from './types.js';
 
 interface Row { kid: string; alg: SigningAlg; status: 'active' | 'retired'; public_jwk: string; private_jwk: string | null; created_at: number; retired_at: number | null; verify_until: number | null }
 

@@ -1,16 +1,10 @@
 import type { Db } from './db.js';
 import type { ProfileName } from './ids.js';
-import { RegistryError } from '../errors/index.js';
+import type { Profile } from './types.js';
 
-/** A named ACL template: patterns may use `{device}`, `+` and `#`. */
-export interface Profile {
-  readonly name: ProfileName;
-  readonly publish: readonly string[];
-  readonly subscribe: readonly string[];
-  readonly tokenTtlMs: number;
-  readonly createdAt: number;
-  readonly updatedAt: number;
-}
+export type { Profile } from './types.js';
+export { DEFAULT_PROFILES } from './defaults.js';
+import { RegistryError } from '../errors/index.js';
 
 interface Row { name: string; publish: string; subscribe: string; token_ttl_ms: number; created_at: number; updated_at: number }
 
@@ -22,12 +16,6 @@ const toProfile = (r: Row): Profile => ({
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
-
-/** The profiles seeded by `init` (SPEC "ACLs"). */
-export const DEFAULT_PROFILES: readonly Pick<Profile, 'name' | 'publish' | 'subscribe' | 'tokenTtlMs'>[] = [
-  { name: 'sensor' as ProfileName, publish: ['devices/{device}/telemetry', 'devices/{device}/events/#'], subscribe: ['devices/{device}/commands/#'], tokenTtlMs: 3_600_000 },
-  { name: 'observer' as ProfileName, publish: ['devices/+/commands/#'], subscribe: ['devices/#'], tokenTtlMs: 3_600_000 },
-];
 
 export class Profiles {
   private readonly getStmt;

@@ -1,25 +1,8 @@
 import type { Db } from './db.js';
 import type { DeviceId } from './ids.js';
+import type { RefreshRecord, RefreshState } from './types.js';
 
-/**
- * Rotation states of a refresh credential (SPEC "Renewal"):
- * - `current`: the newest one handed out;
- * - `previous`: the one before it, still accepted until `current` has been used once
- *   (a device that lost the answer to its renewal must not be locked out), and at
- *   most for the broker's grace window (`refreshGraceMs`) after its rotation (`usedAt`);
- * - `superseded`: replaced and no longer accepted; presenting it is a theft signal;
- * - `revoked`: killed with its device.
- */
-export type RefreshState = 'current' | 'previous' | 'superseded' | 'revoked';
-
-export interface RefreshRecord {
-  readonly hash: string;
-  readonly deviceId: DeviceId;
-  readonly state: RefreshState;
-  readonly issuedAt: number;
-  readonly expiresAt: number;
-  readonly usedAt: number | null;
-}
+export type { RefreshRecord, RefreshState } from './types.js';
 
 interface Row { hash: string; device_id: string; state: RefreshState; issued_at: number; expires_at: number; used_at: number | null }
 
@@ -49,6 +32,11 @@ export class RefreshCredentials {
   find(hash: string): RefreshRecord | undefined {
     const r = this.findStmt.get(hash);
     return r && { hash: r.hash, deviceId: r.device_id as DeviceId, state: r.state, issuedAt: r.issued_at, expiresAt: r.expires_at, usedAt: r.used_at };
+  }
+
+  /** `find` under the write lock a write transaction (BEGIN IMMEDIATE) already holds: nothing to add in SQLite. */
+  findForUpdate(hash: string): RefreshRecord | undefined {
+    return this.find(hash);
   }
 
   setState(hash: string, state: RefreshState, usedAt: number | null = null): void {

@@ -1,26 +1,9 @@
 import type { Db } from './db.js';
-import type { SigningAlg } from './keys.js';
+import type { Settings } from './types.js';
+import { DEFAULT_SETTINGS } from './defaults.js';
 
-/** Registry-wide settings chosen at `init` (or defaulted on first use). */
-export interface Settings {
-  /** `iss` of every token. */
-  readonly issuer: string;
-  /** `aud` of every token: the broker. */
-  readonly audience: string;
-  readonly alg: SigningAlg;
-  /** Upper bound on any access token's lifetime (ms), enforced at minting. */
-  readonly maxTokenTtlMs: number;
-  /** Default lifetime of a device's refresh credential (ms). */
-  readonly credentialTtlMs: number;
-}
-
-export const DEFAULT_SETTINGS: Settings = {
-  issuer: 'urn:credbroker',
-  audience: 'credbroker-mqtt',
-  alg: 'ES256',
-  maxTokenTtlMs: 24 * 3_600_000,
-  credentialTtlMs: 365 * 86_400_000,
-};
+export type { Settings } from './types.js';
+export { DEFAULT_SETTINGS } from './defaults.js';
 
 export class SettingsStore {
   private readonly db: Db;

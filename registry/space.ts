@@ -1,19 +1,8 @@
 import { statSync } from 'node:fs';
 import type { Db } from './db.js';
+import type { RegistryStats } from './types.js';
 
-/** What `credbroker show --stats` and the broker's registry gauges report. */
-export interface RegistryStats {
-  /** Bytes of the registry file and of its write-ahead log (0 when there is none). */
-  readonly fileBytes: number;
-  readonly walBytes: number;
-  readonly pageSize: number;
-  readonly pages: number;
-  /** Pages inside the file that hold nothing (given back by `reclaim`). */
-  readonly freePages: number;
-  readonly autoVacuum: 'none' | 'full' | 'incremental';
-  /** Rows per table, by table name. */
-  readonly rows: Readonly<Record<string, number>>;
-}
+export type { RegistryStats } from './types.js';
 
 const AUTO_VACUUM = ['none', 'full', 'incremental'] as const;
 
@@ -59,6 +48,21 @@ export class RegistrySpace {
     this.db.pragma('wal_checkpoint(PASSIVE)');
     return before - after;
   }
+
+  scrub(): boolean {
+    return scrubWal(this.db);
+  }
+}
+
+/**
+ * Copies the WAL into the main file and truncates the WAL to zero bytes, so
+ * that content already overwritten in place (a retired private key, zeroed by
+ * secure_delete) is gone from both files. False when a reader kept part of the
+ * WAL; the next checkpoint (at the latest when the last connection closes) takes it.
+ */
+export function scrubWal(db: Db): boolean {
+  const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+  return r?.busy === 0;
 }
 
 function sizeOf(path: string): number {

@@ -1,17 +1,8 @@
 import type { Db } from './db.js';
 import type { DeviceId, Jti, Kid } from './ids.js';
+import type { IssuedToken } from './types.js';
 
-/** What the registry remembers of a minted access token: never the token itself. */
-export interface IssuedToken {
-  readonly jti: Jti;
-  readonly deviceId: DeviceId;
-  readonly kid: Kid;
-  readonly issuedAt: number;
-  readonly expiresAt: number;
-  readonly revokedAt: number | null;
-  /** The jti of the first token of its family: renewals stay in the family of the token they replace. */
-  readonly family: Jti;
-}
+export type { IssuedToken } from './types.js';
 
 interface Row { jti: string; device_id: string; kid: string; issued_at: number; expires_at: number; revoked_at: number | null; family: string | null }
 

@@ -8,13 +8,13 @@ import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { AuditBuffer } from '../broker/audit-buffer.js';
 import { createLogger } from '../broker/index.js';
-import { Registry } from '../registry/index.js';
+import { SyncRegistry } from '../registry/index.js';
 
 t.test('rows survive a flush refused by a locked registry', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-audit-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const db = join(dir, 'registry.db');
-  const reg = Registry.open(db);
+  const reg = SyncRegistry.open(db);
   t.teardown(() => reg.close());
   reg.db.pragma('busy_timeout = 50'); // the broker waits 10 s; the test need not
   const logged: string[] = [];

@@ -2,7 +2,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { checkTokenStatus } from '../operations/check-token.js';
-import { Registry, type DeviceId, type Jti } from '../registry/index.js';
+import { SyncRegistry, type DeviceId, type Jti } from '../registry/index.js';
 import { rotateKeys } from '../tokens/index.js';
 import { jwtPayload, runCli } from './helpers/cli.js';
 
@@ -64,7 +64,7 @@ t.test('CLI tokens verify against the JWKS, across a key rotation; revocation is
     A: jwtPayload(tokenA) as unknown as Claims, B: jwtPayload(tokenB) as unknown as Claims, C: jwtPayload(tokenC) as unknown as Claims,
   };
   const status = (c: Claims) => {
-    const reg = Registry.open(db);
+    const reg = SyncRegistry.open(db);
     try {
       checkTokenStatus(reg, c);
       return 'ok';
@@ -113,7 +113,7 @@ t.test('EdDSA registries mint tokens jose verifies', async (t) => {
 
 t.test('rotations racing each other leave exactly one active key', async (t) => {
   const db = join(t.testdir(), 'registry.db');
-  const regs = [Registry.open(db), Registry.open(db), Registry.open(db)]; // as three CLI processes would
+  const regs = [SyncRegistry.open(db), SyncRegistry.open(db), SyncRegistry.open(db)]; // as three CLI processes would
   t.teardown(() => regs.forEach((r) => r.close()));
   await rotateKeys(regs[0]!); // a key to retire
   const rotations = await Promise.all(regs.map((r) => rotateKeys(r)));

@@ -86,8 +86,8 @@ t.test(`batch of ${BATCH} + ${VICTIMS} revocations while ${RENEWERS} devices ren
   const revoker = (async () => {
     const results: ChildResult[] = [];
     const loopIds = hasCli() ? victimIds.slice(CLI_VICTIMS) : victimIds;
-    const loop = runNode(`import { Registry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
-        const reg = Registry.open(process.argv[1]);
+    const loop = runNode(`import { SyncRegistry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
+        const reg = SyncRegistry.open(process.argv[1]);
         for (const id of JSON.parse(process.argv[2])) { revokeDevices(reg, [id], 'contention test'); await new Promise((r) => setTimeout(r, 20)); }
         reg.close();`, { args: [tb.db, JSON.stringify(loopIds)], timeoutMs: 300_000 });
     if (hasCli()) {

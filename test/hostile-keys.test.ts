@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { revokeDevices } from '../operations/index.js';
 import { openIssuer, writeCredentialsFile } from '../provisioning/index.js';
-import { Registry, type DeviceId } from '../registry/index.js';
+import { SyncRegistry, type DeviceId } from '../registry/index.js';
 import { rotateKeys } from '../tokens/index.js';
 import { DeviceClient } from '../device/index.js';
 import { closed, connectDevice, startTestBroker, subscribeGranted, type TestBroker } from './helpers/broker.js';
@@ -186,7 +186,7 @@ function inRegistryBytes(db: string, needles: readonly string[]): boolean[] {
 }
 
 function activePrivateD(db: string): string {
-  const reg = Registry.open(db);
+  const reg = SyncRegistry.open(db);
   try {
     const k = reg.keys.all().find((r) => r.status === 'active')!;
     return (JSON.parse(k.privateJwk!) as { d: string }).d;

@@ -92,8 +92,8 @@ t.test('no token, refresh credential or private key in logs, audit, CLI output o
       cliRuns.push(await runCli([...args, '--db', tb.db]));
     }
   } else {
-    cliRuns.push(await runNode(`import { Registry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
-      const reg = Registry.open(process.argv[1]); console.log(JSON.stringify(revokeDevices(reg, ['s4'], 'secrets test'))); reg.close();`, { args: [tb.db] }));
+    cliRuns.push(await runNode(`import { SyncRegistry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
+      const reg = SyncRegistry.open(process.argv[1]); console.log(JSON.stringify(revokeDevices(reg, ['s4'], 'secrets test'))); reg.close();`, { args: [tb.db] }));
   }
   t.ok(cliRuns.every((r) => r.code === 0), `CLI runs exited 0 ${cliRuns.map((r) => r.stderr).join(' ')}`);
   revokeDevices(tb.issuer.reg, ['s3' as DeviceId], 'secrets test');

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RevocationState } from '../broker/revocation-state.js';
 import { runSimulation, SIM_PROFILE } from '../device-sim/index.js';
 import { deleteDevices, revokeDevices } from '../operations/index.js';
-import { Registry, type DeviceId, type Jti } from '../registry/index.js';
+import { SyncRegistry, type DeviceId, type Jti } from '../registry/index.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { lines, runCli, spawnCli, type CliResult } from './helpers/cli.js';
 
@@ -26,7 +26,7 @@ async function closedPort(): Promise<number> {
 }
 
 function simDevices(db: string): { id: string; simulation: boolean }[] {
-  const reg = Registry.open(db, {}, { readonly: true });
+  const reg = SyncRegistry.open(db, {}, { readonly: true });
   try {
     return reg.devices.list().filter((d) => d.simulation).map((d) => ({ id: d.id, simulation: d.simulation }));
   } finally {
@@ -35,7 +35,7 @@ function simDevices(db: string): { id: string; simulation: boolean }[] {
 }
 
 /** Moves the recorded expiry of tokens into the past, as if their lifetime had run out. */
-function expireTokens(reg: Registry, deviceId?: string): void {
+function expireTokens(reg: SyncRegistry, deviceId?: string): void {
   reg.write(() => reg.db.prepare(`UPDATE tokens SET expires_at = 0${deviceId ? ' WHERE device_id = ?' : ''}`).run(...(deviceId ? [deviceId] : [])));
 }
 

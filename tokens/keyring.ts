@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import type { Kid, Registry, SigningAlg, SigningKeyRecord } from '../registry/index.js';
+import type { Kid, SyncRegistry, SigningAlg, SigningKeyRecord } from '../registry/index.js';
 
 /** A public key the verifier accepts, imported once and cached by `kid`. */
 export interface VerifyKey {
@@ -41,7 +41,7 @@ export class Keyring {
   }
 
   /** Loads the keys, generating the first signing key on first use. */
-  static async load(reg: Registry, now = Date.now()): Promise<Keyring> {
+  static async load(reg: SyncRegistry, now = Date.now()): Promise<Keyring> {
     if (!reg.keys.usable(now).some((k) => k.status === 'active')) await addActiveKey(reg, reg.settings().alg, now, true);
     const records = reg.keys.usable(now);
     const verifyKeys = new Map<string, VerifyKey>();
@@ -90,7 +90,7 @@ async function newKeyMaterial(alg: SigningAlg): Promise<{ kid: Kid; alg: Signing
  * Generates a key pair and stores it as the active key. With `onlyIfNone`, a
  * concurrent first use by another process wins and this one is discarded.
  */
-async function addActiveKey(reg: Registry, alg: SigningAlg, now: number, onlyIfNone: boolean): Promise<Kid> {
+async function addActiveKey(reg: SyncRegistry, alg: SigningAlg, now: number, onlyIfNone: boolean): Promise<Kid> {
   const key = await newKeyMaterial(alg);
   reg.write(() => {
     if (onlyIfNone && reg.keys.usable(now).some((k) => k.status === 'active')) return;
@@ -118,7 +118,7 @@ export interface RotateOptions {
  * With `immediate` (`keys rotate --now`), the old keys die at once instead.
  * The retired private key is wiped from the file and the WAL (secure_delete, then a checkpoint).
  */
-export async function rotateKeys(reg: Registry, opts: RotateOptions = {}): Promise<Rotation> {
+export async function rotateKeys(reg: SyncRegistry, opts: RotateOptions = {}): Promise<Rotation> {
   const now = opts.now ?? Date.now();
   const key = await newKeyMaterial(reg.settings().alg);
   // The keys to retire are chosen in the same transaction that adds the new one:

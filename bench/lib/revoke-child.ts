@@ -4,10 +4,10 @@
  * ID...` would. Usage: node revoke-child.js DB ID...
  */
 import { revokeDevices } from '../../operations/index.js';
-import { Registry, type DeviceId } from '../../registry/index.js';
+import { SyncRegistry, type DeviceId } from '../../registry/index.js';
 
 const [db, ...ids] = process.argv.slice(2);
-const reg = Registry.open(db);
+const reg = SyncRegistry.open(db);
 try {
   revokeDevices(reg, ids as DeviceId[], 'bench');
 } finally {

@@ -1,0 +1,200 @@
+import type { DeviceId, Jti, Kid, ProfileName } from './ids.js';
+
+/**
+ * The registry's records as every engine returns them (SQLite and PostgreSQL
+ * alike): times are epoch milliseconds unless a field says otherwise, and no
+ * record ever holds a token, a refresh credential or (outside SigningKeyRecord)
+ * a private key.
+ */
+
+export type DeviceStatus = 'active' | 'revoked';
+
+export interface Device {
+  readonly id: DeviceId;
+  readonly profile: ProfileName;
+  readonly status: DeviceStatus;
+  readonly revokedReason: string | null;
+  readonly revokedAt: number | null;
+  /** Tokens issued (iat, seconds) before this are dead: set by `restore`. */
+  readonly tokensValidAfter: number;
+  /** End of the device's credential lifetime (ms): no renewal past it. */
+  readonly credentialExpiresAt: number;
+  readonly createdAt: number;
+  readonly lastSeenAt: number | null;
+  /** Provisioned by `credbroker sim`: removed when the run ends (unless `--keep`). */
+  readonly simulation: boolean;
+}
+
+export interface DeviceFilter {
+  readonly status?: DeviceStatus;
+  readonly profile?: string;
+  /** Only ids that start with this. */
+  readonly prefix?: string;
+  /** Only ids after this one (the paging cursor: the list is ordered by id). */
+  readonly after?: string;
+  readonly limit?: number | null;
+}
+
+/** What the broker holds in memory per restricted device: revoked, or restored with a token cut-off. */
+export type DeviceRestriction = Pick<Device, 'id' | 'status' | 'tokensValidAfter'>;
+
+/** A named ACL template: patterns may use `{device}`, `+` and `#`. */
+export interface Profile {
+  readonly name: ProfileName;
+  readonly publish: readonly string[];
+  readonly subscribe: readonly string[];
+  readonly tokenTtlMs: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export type ProfileInput = Pick<Profile, 'name' | 'publish' | 'subscribe' | 'tokenTtlMs'>;
+
+/** What the registry remembers of a minted access token: never the token itself. */
+export interface IssuedToken {
+  readonly jti: Jti;
+  readonly deviceId: DeviceId;
+  readonly kid: Kid;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
+  /** The jti of the first token of its family: renewals stay in the family of the token they replace. */
+  readonly family: Jti;
+}
+
+/** A token to record; without `family` it starts a family of its own. */
+export type NewToken = Omit<IssuedToken, 'revokedAt' | 'family'> & { readonly family?: Jti };
+
+/** A revoked token that has not expired yet: what the broker must refuse. */
+export interface RevokedToken {
+  readonly jti: Jti;
+  readonly expiresAt: number;
+}
+
+/**
+ * Rotation states of a refresh credential (SPEC "Renewal"):
+ * - `current`: the newest one handed out;
+ * - `previous`: the one before it, still accepted until `current` has been used once
+ *   (a device that lost the answer to its renewal must not be locked out), and at
+ *   most for the broker's grace window (`refreshGraceMs`) after its rotation (`usedAt`);
+ * - `superseded`: replaced and no longer accepted; presenting it is a theft signal;
+ * - `revoked`: killed with its device.
+ */
+export type RefreshState = 'current' | 'previous' | 'superseded' | 'revoked';
+
+export interface RefreshRecord {
+  /** SHA-256 of the credential: the credential itself is never stored. */
+  readonly hash: string;
+  readonly deviceId: DeviceId;
+  readonly state: RefreshState;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+}
+
+/** Who did it: `cli` (an operator or factory line), `broker`, or a device (`device:<id>`). */
+export type Actor = 'cli' | 'broker' | `device:${string}`;
+
+export interface AuditEvent {
+  readonly id: number;
+  readonly at: number;
+  readonly actor: string;
+  readonly action: string;
+  readonly deviceId: string | null;
+  /** Free-form facts: reasons, jtis, counts. Never a token, key or refresh credential. */
+  readonly details: Record<string, unknown> | null;
+}
+
+/** An audit row to append (`at` defaults to now). */
+export interface NewAuditEvent {
+  readonly actor: Actor;
+  readonly action: string;
+  readonly deviceId: string | null;
+  readonly details?: Record<string, unknown> | null;
+  readonly at?: number;
+}
+
+export interface AuditQuery {
+  readonly deviceId?: string;
+  readonly since?: number;
+  /** An exact action (`device.revoke`), or a prefix ending in `*` (`device.*`). */
+  readonly action?: string;
+  /** Only events older than this event id (the paging cursor: newest first). */
+  readonly before?: number;
+  /** Default 100; null for no limit. */
+  readonly limit?: number | null;
+}
+
+/** `retained_clear`: the broker deletes the retained messages the device published (revoke without --keep-retained). */
+export type ChangeKind = 'device_revoked' | 'device_restored' | 'token_revoked' | 'keys_rotated' | 'device_deleted' | 'retained_clear';
+
+/** One entry of the change feed: a monotonic sequence that never reuses a pruned number. */
+export interface Change {
+  readonly seq: number;
+  readonly at: number;
+  readonly kind: ChangeKind;
+  readonly deviceId: string | null;
+  readonly jti: string | null;
+}
+
+export type SigningAlg = 'ES256' | 'EdDSA';
+
+/** A signing key as stored: the private JWK is present only while the key is active. */
+export interface SigningKeyRecord {
+  readonly kid: Kid;
+  readonly alg: SigningAlg;
+  readonly status: 'active' | 'retired';
+  readonly publicJwk: string;
+  readonly privateJwk: string | null;
+  readonly createdAt: number;
+  readonly retiredAt: number | null;
+  readonly verifyUntil: number | null;
+}
+
+export type NewSigningKey = Pick<SigningKeyRecord, 'kid' | 'alg' | 'publicJwk' | 'privateJwk'>;
+
+/** Registry-wide settings chosen at `init` (or defaulted on first use). */
+export interface Settings {
+  /** `iss` of every token. */
+  readonly issuer: string;
+  /** `aud` of every token: the broker. */
+  readonly audience: string;
+  readonly alg: SigningAlg;
+  /** Upper bound on any access token's lifetime (ms), enforced at minting. */
+  readonly maxTokenTtlMs: number;
+  /** Default lifetime of a device's refresh credential (ms). */
+  readonly credentialTtlMs: number;
+}
+
+/**
+ * A freshly provisioned device with its first token and refresh credential:
+ * one row of a factory batch. The engine writes all of it (device, token record,
+ * refresh credential, `device.provision` audit row) in the caller's transaction,
+ * in bulk where it can (PostgreSQL: COPY).
+ */
+export interface ProvisionedDevice {
+  readonly deviceId: DeviceId;
+  readonly profile: ProfileName;
+  readonly credentialExpiresAt: number;
+  readonly simulation: boolean;
+  readonly token: { readonly jti: Jti; readonly kid: Kid; readonly issuedAt: number; readonly expiresAt: number };
+  readonly refreshHash: string;
+}
+
+/**
+ * What `credbroker show --stats` and the broker's registry gauges report. The
+ * field names are a contract (`show --stats --json`); an engine without a
+ * notion fills it as its comment says.
+ */
+export interface RegistryStats {
+  /** Bytes of the registry on disk (PostgreSQL: pg_database_size) and of its write-ahead log (0 where the engine has none of its own). */
+  readonly fileBytes: number;
+  readonly walBytes: number;
+  readonly pageSize: number;
+  readonly pages: number;
+  /** Pages inside the file that hold nothing (given back by `reclaim`); 0 where the engine reclaims by itself. */
+  readonly freePages: number;
+  readonly autoVacuum: 'none' | 'full' | 'incremental';
+  /** Rows per table, by table name. */
+  readonly rows: Readonly<Record<string, number>>;
+}

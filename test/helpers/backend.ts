@@ -1,0 +1,31 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * The registry engine a test run uses: `CREDBROKER_TEST_BACKEND=postgres` runs
+ * the same test files against PostgreSQL (a throwaway cluster per test file,
+ * test/helpers/postgres.ts); anything else against SQLite files. Tests that open
+ * a registry get its location from `freshRegistryTarget` and never name an engine.
+ */
+export type TestBackend = 'sqlite' | 'postgres';
+export const TEST_BACKEND: TestBackend = process.env.CREDBROKER_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
+
+interface Teardown { teardown(fn: () => void | Promise<void>): void }
+
+/** Where the PostgreSQL fixture lives: imported only by a postgres run. */
+const POSTGRES_FIXTURE = './postgres.js';
+
+/**
+ * A new, empty registry location for one test: a file in a fresh temp folder
+ * (removed at the test's end), or a new database on this file's cluster.
+ */
+export async function freshRegistryTarget(t: Teardown, name = 'registry.db'): Promise<string> {
+  if (TEST_BACKEND === 'postgres') {
+    const { sharedPostgres } = (await import(POSTGRES_FIXTURE)) as { sharedPostgres(): Promise<{ newDatabase(): Promise<string> }> };
+    return (await sharedPostgres()).newDatabase();
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'credbroker-reg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, name);
+}
