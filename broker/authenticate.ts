@@ -122,7 +122,7 @@ function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, 
   } catch (err) {
     if (isCredbrokerError(err) && err.code === 'ERR_REFRESH_REPLAYED') {
       ctx.revocation.revokeDevice(deviceId);
-      ctx.sessions.kickDevice(deviceId, 'theft');
+      ctx.kicks.kickDevice(deviceId, 'theft');
       clearRetainedOf(ctx, deviceId); // revoked here, by this process: its own feed entry reaches it later
       ctx.log.warn({ event: 'security.refresh_replay', device: deviceId, address: address() }, 'superseded refresh credential replayed: device revoked');
     }

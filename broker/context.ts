@@ -5,11 +5,11 @@ import type { AuditTally } from './audit-tally.js';
 import type { BrokerConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
-import type { KeyedRateLimiter } from './rate-limit.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
 import type { RetainedLedger } from './retained.js';
 import type { RevocationState } from './revocation-state.js';
-import type { Sessions } from './sessions.js';
+import type { DeviceKicks, Sessions } from './sessions.js';
 import type { SubscriptionLimit } from './subscription-limit.js';
 import type { VerifyBudget } from './verify-budget.js';
 
@@ -25,9 +25,15 @@ export interface BrokerContext {
   readonly audit: AuditBuffer;
   /** Floods of refused logins and renewals: counted, one summary row per address (device) and window. */
   readonly tally: AuditTally;
-  readonly authFailures: KeyedRateLimiter;
-  readonly deviceConnects: KeyedRateLimiter;
-  readonly renewals: KeyedRateLimiter;
+  /** Per-process, or shared by the workers on a bus (startBroker's `limiters` option). */
+  readonly authFailures: RateLimiter;
+  readonly deviceConnects: RateLimiter;
+  readonly renewals: RateLimiter;
+  /**
+   * The theft response's kick. Local: the revocation it follows is in the registry,
+   * whose change feed every worker's and node's watcher follows and kicks from.
+   */
+  readonly kicks: DeviceKicks;
   readonly subscriptions: SubscriptionLimit;
   /** Who owns each retained message: the per-device caps, and clearing a revoked device's. */
   readonly retained: RetainedLedger;

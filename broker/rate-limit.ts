@@ -1,9 +1,35 @@
+import type { BrokerMetrics } from './metrics.js';
+
+/**
+ * What the hooks ask of a per-key limit. One process: a KeyedRateLimiter. A worker
+ * on a bus: the same, shared with the other workers (cluster/shared-limits.ts),
+ * so that N workers do not grant N times the limit.
+ */
+export interface RateLimiter {
+  /** True when no key is being limited: lets callers skip computing a key. */
+  isEmpty(): boolean;
+  /** True when `key` still has a token (without taking one). */
+  allows(key: string, now?: number): boolean;
+  /** Takes a token; false (and nothing taken) when there is none. */
+  take(key: string, now?: number): boolean;
+  close(): void;
+}
+
+/** The broker's three per-key limits (BrokerContext). */
+export type LimiterName = 'authFailures' | 'deviceConnects' | 'renewals';
+
+/** Builds each of the three limits from its burst and rate (startBroker's `limiters` option); `metrics` for what it counts. */
+export type LimiterFactory = (name: LimiterName, burst: number, perSecond: number, metrics: BrokerMetrics) => RateLimiter;
+
+/** The default: each process counts on its own. */
+export const localLimiters: LimiterFactory = (_name, burst, perSecond) => new KeyedRateLimiter(burst, perSecond);
+
 /**
  * Token buckets keyed by a string (an address, a device id). Memory is bounded:
  * a bucket that has refilled completely is indistinguishable from a new one, so
  * full buckets are swept away periodically.
  */
-export class KeyedRateLimiter {
+export class KeyedRateLimiter implements RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly burst: number;
   private readonly perMs: number;

@@ -22,7 +22,7 @@ import { OutboundQueues } from './outbound-queue.js';
 import { boundedPersistence } from './offline-queue.js';
 import { guardConnections } from './packet-guard.js';
 import { wasLogged } from './logged-error.js';
-import { KeyedRateLimiter } from './rate-limit.js';
+import { localLimiters, type LimiterFactory } from './rate-limit.js';
 import { RegistryMaintenance } from './registry-maintenance.js';
 import { RefusalLog } from './refusal-log.js';
 import { RenewalResponder } from './renewal.js';
@@ -34,6 +34,12 @@ import { UnauthenticatedSockets } from './socket-limits.js';
 import { RetainedLedger } from './retained.js';
 import { SubscriptionLimit } from './subscription-limit.js';
 import { VerifyBudget } from './verify-budget.js';
+
+export interface StartOptions {
+  readonly logger?: Logger;
+  /** How the per-key limits are built: per process by default; a worker on a bus shares them (cluster/shared-limits.ts). */
+  readonly limiters?: LimiterFactory;
+}
 
 export interface RunningBroker {
   /** Bound ports (null for a disabled listener). */
@@ -54,22 +60,25 @@ export interface RunningBroker {
  * // ... mqtt.connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username, password, clientId })
  * await broker.close();
  */
-export async function startBroker(config: BrokerConfig, opts: { logger?: Logger } = {}): Promise<RunningBroker> {
+export async function startBroker(config: BrokerConfig, opts: StartOptions = {}): Promise<RunningBroker> {
   const log = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
+  const limiter = opts.limiters ?? localLimiters;
   const issuer = await openIssuer(config.db);
   const metrics = new BrokerMetrics();
   const revocation = new RevocationState();
   revocation.load(issuer.reg);
   const audit = new AuditBuffer(issuer.reg, log);
   const limitLog = new LimitLog(log);
+  const sessions = new Sessions({ leewaySec: config.leewaySec, neverExpire: !!config.weaken.neverExpireSessions, metrics, log });
   const ctx: BrokerContext = {
     config, issuer, revocation, metrics, log, aedes: null,
-    sessions: new Sessions({ leewaySec: config.leewaySec, neverExpire: !!config.weaken.neverExpireSessions, metrics, log }),
+    sessions,
+    kicks: sessions,
     audit,
     tally: new AuditTally(audit, metrics, { rowsPerKey: config.auditRowsPerKey, rowsPerWindow: config.auditRowsPerWindow, windowMs: config.auditSummaryMs }),
-    authFailures: new KeyedRateLimiter(config.authFailBurst, config.authFailPerSec),
-    deviceConnects: new KeyedRateLimiter(config.deviceConnectBurst, config.deviceConnectPerSec),
-    renewals: new KeyedRateLimiter(config.renewBurst, config.renewPerSec),
+    authFailures: limiter('authFailures', config.authFailBurst, config.authFailPerSec, metrics),
+    deviceConnects: limiter('deviceConnects', config.deviceConnectBurst, config.deviceConnectPerSec, metrics),
+    renewals: limiter('renewals', config.renewBurst, config.renewPerSec, metrics),
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
     retained: new RetainedLedger(retainedLimits(config)),
     verifyBudget: new VerifyBudget(config.verifyBudgetPerSec, config.verifyBudgetBurst, (address) => {

@@ -6,11 +6,17 @@ import type { BrokerMetrics } from './metrics.js';
 import { DeadlineWheel } from './deadlines.js';
 import { forgetWill, sessionOf, setSession, type KickReason, type Session } from './session.js';
 
+/** Closing a device's session wherever it is held (BrokerContext.kicks). */
+export interface DeviceKicks {
+  /** True when a session was closed here. */
+  kickDevice(deviceId: string, reason: KickReason): boolean;
+}
+
 /**
  * Live sessions by device, each closed at its token's expiry plus leeway
  * (a deadline wheel: no timer per session, no periodic scan of all sessions).
  */
-export class Sessions {
+export class Sessions implements DeviceKicks {
   private readonly byDevice = new Map<string, Client>();
   private readonly deadlines = new DeadlineWheel<Client>((c) => this.kick(c, 'expired'));
   private readonly leewayMs: number;

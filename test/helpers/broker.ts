@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startBroker, validateConfig, createLogger, type BrokerConfig, type RunningBroker } from '../../broker/index.js';
+import { startBroker, validateConfig, createLogger, type BrokerConfig, type RunningBroker, type StartOptions } from '../../broker/index.js';
 import { openIssuer, provisionDevices, type DeviceCredentials, type Issuer } from '../../provisioning/index.js';
 
 /** Every log line any test broker wrote: the secrets scan reads this. */
@@ -20,14 +20,20 @@ export interface TestBroker {
   close(): Promise<void>;
 }
 
-/** A real broker on ephemeral loopback ports over a real SQLite file in a temp folder. */
-export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'credbroker-test-'));
-  const db = join(dir, 'registry.db');
+export interface TestBrokerOptions extends Omit<StartOptions, 'logger'> {
+  /** Serve another broker's registry (as a second worker or node would); left in place on close. */
+  readonly db?: string;
+}
+
+/** A real broker on ephemeral loopback ports over a real SQLite file in a temp folder (or the one given). */
+export async function startTestBroker(overrides: Partial<BrokerConfig> = {}, opts: TestBrokerOptions = {}): Promise<TestBroker> {
+  const { db: shared, ...start } = opts;
+  const dir = shared ? dirname(shared) : mkdtempSync(join(tmpdir(), 'credbroker-test-'));
+  const db = shared ?? join(dir, 'registry.db');
   const issuer = await openIssuer(db);
   const sink = new Writable({ write(chunk, _enc, cb) { brokerLogLines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
   const config = validateConfig({ db, host: '127.0.0.1', mqttPort: 0, wsPort: null, httpPort: 0, logLevel: 'debug', ...overrides });
-  const broker = await startBroker(config, { logger: createLogger('debug', sink) });
+  const broker = await startBroker(config, { ...start, logger: createLogger('debug', sink) });
   const url = `mqtt://127.0.0.1:${broker.ports.mqtt}`;
   return {
     broker, dir, db, url, issuer,
@@ -38,7 +44,7 @@ export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Pr
     async close() {
       await broker.close();
       issuer.reg.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (!shared) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
