@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { makeDevCerts } from './dev-certs.js';
 
 /**
  * A throwaway PostgreSQL cluster (Debian's `postgresql`, no mocks): initdb into a temp
@@ -19,6 +20,8 @@ export interface PgCluster {
   readonly password: string;
   /** The application role (not a superuser), owner of every database made by `newDatabase`. */
   readonly user: string;
+  /** The CA that signed the server's certificate (TLS is on; plain connections are accepted too). */
+  readonly caCert: string;
   /** `postgres://user:password@127.0.0.1:PORT/db`. */
   url(db: string): string;
   /** A fresh empty database owned by the application role; returns its URL. */
@@ -76,13 +79,18 @@ export async function startPostgres(): Promise<PgCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-pg-'));
   const data = join(dir, 'data');
   const log = join(dir, 'postgres.log');
+  // TLS with a development CA, so that sslmode in the URL can be exercised.
+  const certs = makeDevCerts();
+  const tls = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), ca: join(dir, 'ca.crt') };
+  for (const [from, to] of [[certs.serverCert, tls.cert], [certs.serverKey, tls.key], [certs.caCert, tls.ca]] as const) writeFileSync(to, readFileSync(from), { mode: 0o600 });
+  certs.remove();
   if (isRoot()) {
     const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
     const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
     if (!Number.isInteger(uid) || uid <= 0) throw new Error('running as root but there is no `postgres` user to run initdb as (Debian\'s postgresql package creates it)');
-    chownSync(dir, uid, gid);
+    for (const f of [dir, tls.cert, tls.key]) chownSync(f, uid, gid);
   }
-  chmodSync(dir, 0o700);
+  chmodSync(dir, 0o711); // the CA certificate inside is read by the tests' own user
   const user = 'credbroker';
   // Not URL-special, so URLs need no escaping; distinctive, so a leak is easy to grep.
   const password = `pw${randomBytes(12).toString('hex')}`;
@@ -94,6 +102,7 @@ export async function startPostgres(): Promise<PgCluster> {
   const opts = () => [
     `-c port=${port}`, "-c listen_addresses='127.0.0.1'", `-c unix_socket_directories='${dir}'`,
     '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off',
+    `-c ssl=on -c ssl_cert_file='${tls.cert}' -c ssl_key_file='${tls.key}'`,
     '-c shared_buffers=32MB', '-c max_connections=200', '-c log_min_messages=warning',
   ].join(' ');
   const pgCtl = (args: string[], allowFail = false) => asPostgres(join(bin, 'pg_ctl'), ['-D', data, ...args], { allowFail });
@@ -131,7 +140,7 @@ export async function startPostgres(): Promise<PgCluster> {
   let dbs = 0;
 
   return {
-    port, password, user,
+    port, password, user, caCert: tls.ca,
     get running() { return running; },
     url: (db) => `postgres://${user}:${password}@127.0.0.1:${port}/${db}`,
     admin,

@@ -1,0 +1,151 @@
+import { RegistryError } from '../../errors/index.js';
+import type { DeviceId, ProfileName } from '../ids.js';
+import type { DeviceStore } from '../interface.js';
+import type { Device, DeviceFilter, DeviceRestriction, DeviceStatus, ProvisionedDevice } from '../types.js';
+import { LOCKS } from './migrations.js';
+import type { Sql } from './pool.js';
+
+interface Row {
+  id: string; profile: string; status: DeviceStatus; revoked_reason: string | null; revoked_at: number | null;
+  tokens_valid_after: number; credential_expires_at: number; created_at: number; last_seen_at: number | null; simulation: boolean;
+}
+
+const toDevice = (r: Row): Device => ({
+  id: r.id as DeviceId,
+  profile: r.profile as ProfileName,
+  status: r.status,
+  revokedReason: r.revoked_reason,
+  revokedAt: r.revoked_at,
+  tokensValidAfter: r.tokens_valid_after,
+  credentialExpiresAt: r.credential_expires_at,
+  createdAt: r.created_at,
+  lastSeenAt: r.last_seen_at,
+  simulation: r.simulation,
+});
+
+export class PgDevices implements DeviceStore {
+  constructor(private readonly sql: Sql) {}
+
+  async get(id: string): Promise<Device | undefined> {
+    const [row] = await this.sql.rows<Row>('SELECT * FROM devices WHERE id = $1', [id]);
+    return row && toDevice(row);
+  }
+
+  async require(id: string): Promise<Device> {
+    const d = await this.get(id);
+    if (!d) throw new RegistryError('ERR_DEVICE_NOT_FOUND', `no device "${id}" in the registry (see: credbroker devices)`);
+    return d;
+  }
+
+  async insert(id: DeviceId, profile: ProfileName, credentialExpiresAt: number, now: number, simulation = false): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO devices (id, profile, status, credential_expires_at, created_at, simulation) VALUES ($1, $2, 'active', $3, $4, $5)`,
+      [id, profile, credentialExpiresAt, now, simulation],
+    );
+  }
+
+  /**
+   * A factory chunk in four statements whatever its size: each table gets its rows
+   * as arrays, unnested server-side (a multi-row insert without a statement per row).
+   */
+  async provision(rows: readonly ProvisionedDevice[], now: number): Promise<void> {
+    if (rows.length === 0) return;
+    const ids = rows.map((r) => r.deviceId);
+    await this.sql.run(
+      `INSERT INTO devices (id, profile, status, credential_expires_at, created_at, simulation)
+       SELECT id, profile, 'active', exp, $4, sim FROM unnest($1::text[], $2::text[], $3::bigint[], $5::boolean[]) AS r(id, profile, exp, sim)`,
+      [ids, rows.map((r) => r.profile), rows.map((r) => r.credentialExpiresAt), now, rows.map((r) => r.simulation)],
+    );
+    await this.sql.run(
+      `INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at, family)
+       SELECT jti, dev, kid, iat, exp, jti FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS r(jti, dev, kid, iat, exp)`,
+      [rows.map((r) => r.token.jti), ids, rows.map((r) => r.token.kid), rows.map((r) => r.token.issuedAt), rows.map((r) => r.token.expiresAt)],
+    );
+    await this.sql.run(
+      `INSERT INTO refresh_credentials (hash, device_id, state, issued_at, expires_at)
+       SELECT hash, dev, 'current', $3, exp FROM unnest($1::text[], $2::text[], $4::bigint[]) AS r(hash, dev, exp)`,
+      [rows.map((r) => r.refreshHash), ids, now, rows.map((r) => r.credentialExpiresAt)],
+    );
+    await this.sql.run(
+      `INSERT INTO audit (at, actor, action, device_id, details)
+       SELECT $1, 'cli', 'device.provision', dev, details FROM unnest($2::text[], $3::text[]) AS r(dev, details)`,
+      [now, ids, rows.map((r) => JSON.stringify({ profile: r.profile, jti: r.token.jti }))],
+    );
+  }
+
+  async delete(id: DeviceId): Promise<boolean> {
+    return (await this.sql.run('DELETE FROM devices WHERE id = $1', [id])) > 0;
+  }
+
+  /**
+   * In a transaction this also takes the provisioning lock first, so that two
+   * stations provisioning the same ids are serialized as on SQLite: the second
+   * sees the first one's devices (and skips them) instead of failing on a duplicate key.
+   */
+  async existing(ids: readonly string[]): Promise<Set<string>> {
+    if (this.sql.client) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.provision})`);
+    const found = new Set<string>();
+    for (let i = 0; i < ids.length; i += 10_000) {
+      const rows = await this.sql.rows<{ id: string }>('SELECT id FROM devices WHERE id = ANY($1::text[])', [ids.slice(i, i + 10_000)]);
+      for (const r of rows) found.add(r.id);
+    }
+    return found;
+  }
+
+  async list(filter: DeviceFilter = {}): Promise<Device[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const arg = (v: unknown) => `$${args.push(v)}`;
+    if (filter.status) where.push(`status = ${arg(filter.status)}`);
+    if (filter.profile) where.push(`profile = ${arg(filter.profile)}`);
+    // Ids are ASCII below DEL and compare bytewise (COLLATE "C"): every id with the prefix sorts before prefix + DEL.
+    if (filter.prefix) where.push(`id >= ${arg(filter.prefix)} AND id < ${arg(`${filter.prefix}\u007f`)}`);
+    if (filter.after !== undefined) where.push(`id > ${arg(filter.after)}`);
+    const limit = filter.limit ?? null;
+    const sql = `SELECT * FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id${limit === null ? '' : ` LIMIT ${arg(limit)}`}`;
+    return (await this.sql.rows<Row>(sql, args)).map(toDevice);
+  }
+
+  async revoke(id: DeviceId, reason: string, now: number): Promise<boolean> {
+    return (await this.sql.run(
+      `UPDATE devices SET status = 'revoked', revoked_reason = $1, revoked_at = $2 WHERE id = $3 AND status = 'active'`, [reason, now, id],
+    )) > 0;
+  }
+
+  async restore(id: DeviceId, now: number): Promise<boolean> {
+    return (await this.sql.run(
+      `UPDATE devices SET status = 'active', revoked_reason = NULL, revoked_at = NULL, tokens_valid_after = $1 WHERE id = $2 AND status = 'revoked'`,
+      [Math.floor(now / 1000), id],
+    )) > 0;
+  }
+
+  async countByProfile(): Promise<Map<string, number>> {
+    const rows = await this.sql.rows<{ profile: string; n: number }>('SELECT profile, count(*) AS n FROM devices GROUP BY profile');
+    return new Map(rows.map((r) => [r.profile, r.n]));
+  }
+
+  async countByStatus(): Promise<Record<DeviceStatus, number>> {
+    const out: Record<DeviceStatus, number> = { active: 0, revoked: 0 };
+    for (const r of await this.sql.rows<{ status: DeviceStatus; n: number }>('SELECT status, count(*) AS n FROM devices GROUP BY status')) out[r.status] = r.n;
+    return out;
+  }
+
+  async touch(id: DeviceId, now: number): Promise<void> {
+    await this.sql.run('UPDATE devices SET last_seen_at = $1 WHERE id = $2', [now, id]);
+  }
+
+  async touchMany(seen: ReadonlyMap<DeviceId, number>): Promise<void> {
+    if (seen.size === 0) return;
+    // Sorted, so that two nodes touching overlapping devices tend to lock rows in one order.
+    const entries = [...seen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    await this.sql.run(
+      'UPDATE devices d SET last_seen_at = v.at FROM unnest($1::text[], $2::bigint[]) AS v(id, at) WHERE d.id = v.id',
+      [entries.map(([id]) => id), entries.map(([, at]) => at)],
+    );
+  }
+
+  async restrictions(): Promise<DeviceRestriction[]> {
+    const rows = await this.sql.rows<Row>(`SELECT id, status, tokens_valid_after FROM devices WHERE status = 'revoked' OR tokens_valid_after > 0`);
+    return rows.map((r) => ({ id: r.id as DeviceId, status: r.status, tokensValidAfter: r.tokens_valid_after }));
+  }
+}

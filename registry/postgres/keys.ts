@@ -1,0 +1,34 @@
+import type { Kid } from '../ids.js';
+import type { KeyStore } from '../interface.js';
+import type { NewSigningKey, SigningAlg, SigningKeyRecord } from '../types.js';
+import type { Sql } from './pool.js';
+
+interface Row { kid: string; alg: SigningAlg; status: 'active' | 'retired'; public_jwk: string; private_jwk: string | null; created_at: number; retired_at: number | null; verify_until: number | null }
+
+const toKey = (r: Row): SigningKeyRecord => ({
+  kid: r.kid as Kid, alg: r.alg, status: r.status, publicJwk: r.public_jwk, privateJwk: r.private_jwk,
+  createdAt: r.created_at, retiredAt: r.retired_at, verifyUntil: r.verify_until,
+});
+
+export class PgSigningKeys implements KeyStore {
+  constructor(private readonly sql: Sql) {}
+
+  async add(k: NewSigningKey, now: number): Promise<void> {
+    await this.sql.run(`INSERT INTO signing_keys (kid, alg, status, public_jwk, private_jwk, created_at) VALUES ($1, $2, 'active', $3, $4, $5)`,
+      [k.kid, k.alg, k.publicJwk, k.privateJwk, now]);
+  }
+
+  async retire(kid: Kid, verifyUntil: number, now: number): Promise<void> {
+    await this.sql.run(
+      `UPDATE signing_keys SET status = 'retired', private_jwk = NULL, retired_at = coalesce(retired_at, $1), verify_until = $2 WHERE kid = $3`,
+      [now, verifyUntil, kid]);
+  }
+
+  async usable(now: number): Promise<SigningKeyRecord[]> {
+    return (await this.sql.rows<Row>(`SELECT * FROM signing_keys WHERE status = 'active' OR verify_until > $1 ORDER BY created_at, kid`, [now])).map(toKey);
+  }
+
+  async all(): Promise<SigningKeyRecord[]> {
+    return (await this.sql.rows<Row>('SELECT * FROM signing_keys ORDER BY created_at, kid')).map(toKey);
+  }
+}

@@ -1,0 +1,94 @@
+import pg from 'pg';
+import { RegistryError } from '../../errors/index.js';
+import { asPgRegistryError } from './errors.js';
+
+/**
+ * Where every store sends its SQL: the pool (each statement its own autocommit
+ * transaction) or one transaction's client. Failures come out mapped
+ * (`asPgRegistryError`), with the driver's error as `cause`.
+ */
+export interface Sql {
+  rows<T>(text: string, params?: readonly unknown[]): Promise<T[]>;
+  /** Runs a statement; resolves to the number of rows it touched. */
+  run(text: string, params?: readonly unknown[]): Promise<number>;
+  /** The transaction's client (COPY needs one connection); null on the pool. */
+  readonly client: pg.ClientBase | null;
+}
+
+const INT8 = 20;
+/**
+ * BIGINT columns hold epoch milliseconds and counts: as numbers (exact up to 2^53),
+ * not the strings node-postgres returns by default.
+ */
+export const PG_TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+/** How long a new connection may take before the registry counts as unavailable. */
+const CONNECT_TIMEOUT_MS = 5_000;
+const POOL_SIZE = 10;
+
+/**
+ * The pool for a `postgres://` URL. `sslmode` follows libpq (disable, prefer,
+ * require, verify-ca, verify-full; `sslrootcert`, `sslcert`, `sslkey` name PEM
+ * files), which is what an operator's other tools read from the same URL.
+ */
+export function connectionConfig(url: string, opts: { readonly?: boolean } = {}): pg.ClientConfig {
+  let connectionString = url;
+  if (/[?&]sslmode=/i.test(url) && !/[?&]uselibpqcompat=/i.test(url)) connectionString += `${url.includes('?') ? '&' : '?'}uselibpqcompat=true`;
+  return {
+    connectionString,
+    application_name: 'credbroker',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    types: PG_TYPES,
+    // A read-only command cannot write by accident, as SQLite's read-only open.
+    ...(opts.readonly ? { options: '-c default_transaction_read_only=on' } : {}),
+  };
+}
+
+export function createPool(url: string, opts: { readonly?: boolean } = {}): pg.Pool {
+  const pool = new pg.Pool({ ...connectionConfig(url, opts), max: POOL_SIZE, idleTimeoutMillis: 30_000 });
+  // An idle connection dropped by the server (a restart) is discarded; the next
+  // query opens a new one. Without a listener the process would die of it.
+  pool.on('error', () => {});
+  return pool;
+}
+
+function mapped(where: string) {
+  return (err: unknown): never => {
+    throw asPgRegistryError(err, where);
+  };
+}
+
+export class PoolSql implements Sql {
+  readonly client = null;
+  constructor(private readonly pool: pg.Pool, private readonly where: string) {}
+  async rows<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+    const r = await this.pool.query(text, params as unknown[]).catch(mapped(this.where));
+    return r.rows as T[];
+  }
+  async run(text: string, params: readonly unknown[] = []): Promise<number> {
+    const r = await this.pool.query(text, params as unknown[]).catch(mapped(this.where));
+    return r.rowCount ?? 0;
+  }
+}
+
+export class ClientSql implements Sql {
+  constructor(readonly client: pg.ClientBase, private readonly where: string) {}
+  async rows<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+    const r = await this.client.query(text, params as unknown[]).catch(mapped(this.where));
+    return r.rows as T[];
+  }
+  async run(text: string, params: readonly unknown[] = []): Promise<number> {
+    const r = await this.client.query(text, params as unknown[]).catch(mapped(this.where));
+    return r.rowCount ?? 0;
+  }
+}
+
+/** For the stores that need one connection (COPY): refused outside a transaction. */
+export function requireClient(sql: Sql, what: string): pg.ClientBase {
+  if (!sql.client) throw new RegistryError('ERR_REGISTRY', `${what} must run in a registry transaction`);
+  return sql.client;
+}
