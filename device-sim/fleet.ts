@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { UsageError } from '../errors/index.js';
 import { openIssuer, provisionDevices, readCredentialsFile, writeCredentialsFile, type DeviceCredentials, type Issuer } from '../provisioning/index.js';
 import { DEFAULT_PROFILES, type ProfileName } from '../registry/index.js';
-import type { SimOptions } from './options.js';
+import { brokerUrls, type SimOptions } from './options.js';
 
 /** The profile the sim provisions its devices under: the `sensor` ACL with the run's token lifetime. */
 export const SIM_PROFILE = 'sim-sensor';
 export const OBSERVER_PROFILE = 'observer';
 
 export interface Fleet {
-  /** Credentials of the simulated devices, in a stable order. */
+  /** Credentials of the simulated devices, in a stable order; `brokerUrl`: the one of --url's list each connects to. */
   readonly devices: DeviceCredentials[];
   /** The observer's credentials (null without a registry). */
   readonly observer: DeviceCredentials | null;
@@ -35,6 +35,7 @@ export async function prepareFleet(
   beforeProvisioning?: (issuer: Issuer) => Promise<void>,
 ): Promise<Fleet> {
   const started = Date.now();
+  const urls = brokerUrls(opts.url);
   const issuer = opts.db ? await openIssuer(opts.db) : null;
   try {
     if (issuer) await beforeProvisioning?.(issuer);
@@ -49,7 +50,7 @@ export async function prepareFleet(
       reg.write(() => reg.profiles.set({ name: SIM_PROFILE as ProfileName, publish: sensor.publish, subscribe: sensor.subscribe, tokenTtlMs: opts.tokenTtlMs }));
       const width = String(opts.devices).length;
       const rows = Array.from({ length: opts.devices }, (_, i) => ({ line: i + 1, id: `${opts.idPrefix}-${runTag}-${String(i + 1).padStart(width, '0')}` }));
-      const res = await provisionDevices(issuer!, rows, { profile: SIM_PROFILE, brokerUrl: opts.url, chunkSize: 500, onProgress, simulation: true });
+      const res = await provisionDevices(issuer!, rows, { profile: SIM_PROFILE, brokerUrl: urls[0]!, chunkSize: 500, onProgress, simulation: true });
       devices = res.provisioned;
     }
     let observer: DeviceCredentials | null = null;
@@ -59,12 +60,12 @@ export async function prepareFleet(
         const obs = DEFAULT_PROFILES.find((p) => p.name === OBSERVER_PROFILE)!;
         reg.write(() => reg.profiles.set(obs));
       }
-      const res = await provisionDevices(issuer, [{ line: 1, id: `${opts.idPrefix}-${runTag}-observer` }], { profile: OBSERVER_PROFILE, brokerUrl: opts.url, simulation: true });
+      const res = await provisionDevices(issuer, [{ line: 1, id: `${opts.idPrefix}-${runTag}-observer` }], { profile: OBSERVER_PROFILE, brokerUrl: urls[0]!, simulation: true });
       observer = res.provisioned[0] ?? null;
     }
     const provisionedIds = [...(opts.credentialsDir ? [] : devices.map((d) => d.deviceId)), ...(observer ? [observer.deviceId] : [])];
     return {
-      devices: devices.map((d) => ({ ...d, brokerUrl: opts.url })),
+      devices: devices.map((d, k) => ({ ...d, brokerUrl: urls[k % urls.length]! })),
       observer, issuer, files, provisionedIds,
       provisionMs: Date.now() - started,
       close: () => issuer?.reg.close(),

@@ -9,7 +9,10 @@ export type SimDeniedPublish = 'disconnect' | 'drop';
  * `resolveSimOptions({...})`; the CLI with `parseSimFlags(flags)`.
  */
 export interface SimOptions {
-  /** Broker URL the devices connect to. */
+  /**
+   * Broker URL the devices connect to, or several separated by commas (the nodes
+   * of a cluster): the fleet is spread over them, device k on URL k mod n.
+   */
   readonly url: string;
   /**
    * Registry file shared with the broker. With it the sim provisions its own
@@ -102,11 +105,16 @@ function checkFraction(name: string, v: number): void {
   if (!(Number.isFinite(v) && v >= 0 && v <= 1)) fail(`invalid --${name} ${v}: expected a fraction between 0 and 1`);
 }
 
+/** The URLs of `--url` (one, or several separated by commas), in order. */
+export function brokerUrls(url: string): string[] {
+  return url.split(',').map((u) => u.trim());
+}
+
 /** Fills in defaults and validates (a bad value is a one-line UsageError). */
 export function resolveSimOptions(partial: Partial<SimOptions> = {}): SimOptions {
   const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
   const o: SimOptions = { ...DEFAULT_SIM_OPTIONS, seed: (Date.now() % 2_147_483_647) >>> 0, ...defined };
-  if (!/^(mqtts?|wss?|tcp|tls):\/\//.test(o.url)) fail(`invalid --url "${o.url}": expected mqtt://HOST:PORT (or mqtts://, ws://, wss://)`);
+  for (const u of brokerUrls(o.url)) if (!/^(mqtts?|wss?|tcp|tls):\/\/[^,\s]+$/.test(u)) fail(`invalid --url "${u}": expected mqtt://HOST:PORT (or mqtts://, ws://, wss://), several separated by commas`);
   if (!Number.isInteger(o.devices) || o.devices < 1 || o.devices > 100_000) fail(`invalid --devices ${o.devices}: expected an integer 1–100000`);
   for (const [name, v] of [['duration', o.durationMs], ['token-ttl', o.tokenTtlMs], ['publish-interval', o.publishIntervalMs]] as const) {
     if (!(Number.isFinite(v) && v > 0)) fail(`invalid --${name}: must be greater than zero`);

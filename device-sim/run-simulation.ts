@@ -1,6 +1,6 @@
 import { cleanUpFleet } from './cleanup.js';
 import { prepareFleet } from './fleet.js';
-import { resolveSimOptions, type SimOptions } from './options.js';
+import { brokerUrls, resolveSimOptions, type SimOptions } from './options.js';
 import { checkBrokerListening, checkSameRegistry, defaultOpsUrl, type RegistryCheck } from './preflight.js';
 import { createProgress } from './progress.js';
 import type { SimReport } from './report.js';
@@ -22,10 +22,11 @@ import { Simulation } from './run.js';
 export async function runSimulation(input: Partial<SimOptions>, stop?: AbortSignal): Promise<SimReport> {
   const opts = resolveSimOptions(input);
   const started = Date.now();
-  await checkBrokerListening(opts.url);
+  const urls = brokerUrls(opts.url);
+  for (const url of urls) await checkBrokerListening(url);
   let check: RegistryCheck = { result: 'unchecked', detail: 'no registry (--db): nothing to compare' };
   const fleet = await prepareFleet(opts, undefined, async (issuer) => {
-    const ops = opts.opsUrl ?? defaultOpsUrl(opts.url);
+    const ops = opts.opsUrl ?? defaultOpsUrl(urls[0]!);
     check = ops === null
       ? { result: 'unchecked', detail: 'the broker is not on the default MQTT port: give --broker its ops HTTP address to check that it uses this registry' }
       : await checkSameRegistry(ops, issuer.keyring, opts.db!, opts.opsUrl === null);

@@ -97,7 +97,7 @@ export class Simulation {
     const ticker = setInterval(() => this.reportProgress('connect'), 250);
     try {
       if (this.fleet.observer) {
-        this.observer = new Observer(this.fleet.observer, opts.url, this.obs.observer, new Set(this.creds.keys()), (m) => this.obs.errors.push(m));
+        this.observer = new Observer(this.fleet.observer, this.fleet.observer.brokerUrl, this.obs.observer, new Set(this.creds.keys()), (m) => this.obs.errors.push(m));
         await this.observer.start();
       } else {
         this.obs.observer.unavailableReason = 'no registry (--db) to provision an observer in';
@@ -140,7 +140,7 @@ export class Simulation {
   }
 
   private newClient(creds: DeviceCredentials): DeviceClient {
-    return new DeviceClient({ credentials: creds, url: this.opts.url, backoff: { initialMs: 500, maxMs: 5000 } });
+    return new DeviceClient({ credentials: creds, url: creds.brokerUrl, backoff: { initialMs: 500, maxMs: 5000 } });
   }
 
   private async connectClient(creds: DeviceCredentials): Promise<void> {
@@ -166,7 +166,7 @@ export class Simulation {
   private async connectRaw(creds: DeviceCredentials): Promise<void> {
     const rec = this.rec(creds.deviceId);
     rec.nonRenew = { connectedAt: null, expAt: Date.parse(creds.accessTokenExpiresAt), closedAt: null };
-    const res = await connectOnce(this.opts.url, { clientId: rec.id, username: rec.id, password: creds.accessToken, keepalive: 60 });
+    const res = await connectOnce(creds.brokerUrl, { clientId: rec.id, username: rec.id, password: creds.accessToken, keepalive: 60 });
     if (res.code !== 0 || !res.client) {
       rec.connectError = `CONNACK ${res.code}`;
       return;
@@ -382,7 +382,7 @@ export class Simulation {
       if (this.ending) { r.retriesSkipped += this.opts.revokedRetries - k; return; }
       const secret = k % 2 === 0 ? 'token' : 'refresh';
       // Priority: every revoked device's first retry before the probes (1), then the further retries.
-      const res = await this.budget.run(k === 0 ? 0 : k + 1, () => connectOnce(this.opts.url, { clientId: rec.id, username: rec.id, password: secret === 'token' ? creds.accessToken : creds.refreshCredential }, 5000));
+      const res = await this.budget.run(k === 0 ? 0 : k + 1, () => connectOnce(this.creds.get(rec.id)!.brokerUrl, { clientId: rec.id, username: rec.id, password: secret === 'token' ? creds.accessToken : creds.refreshCredential }, 5000));
       if (res === null) { r.retriesSkipped += this.opts.revokedRetries - k; return; }
       r.retries.push({ secret, code: res.code });
       if (res.code === 0) {
@@ -401,7 +401,7 @@ export class Simulation {
       return;
     }
     await runProbe({
-      client, record: rec.probe!, url: this.opts.url, budget: this.budget,
+      client, record: rec.probe!, url: this.creds.get(id)!.brokerUrl, budget: this.budget,
       onSubscribeDenied: () => this.obs.counts.subscribeDenials++,
     });
   }

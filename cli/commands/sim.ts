@@ -13,7 +13,7 @@ export function registerSim(program: Command): void {
   program
     .command('sim')
     .description('simulate a device fleet against a running broker and check every invariant (renewal, ACLs, offline recovery, revocation)')
-    .option('--url <url>', 'broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--url <url>', 'broker URL, or several separated by commas (the nodes of a cluster): the fleet is spread over them', 'mqtt://127.0.0.1:1883')
     .option('--db <file>', `registry shared with the broker: the sim provisions its devices and an observer there and revokes through it (env CREDBROKER_DB; default ${DEFAULT_DB} unless --credentials is given)`)
     .option('--credentials <dir>', 'use a folder of credentials files (<deviceId>.json) instead of provisioning; rotated credentials are written back')
     .option('--devices <n>', 'number of devices', '100')
