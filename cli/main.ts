@@ -16,6 +16,7 @@ import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
 import { registerProfile } from './commands/profile.js';
 import { registerProvision } from './commands/provision.js';
+import { registerRegistry } from './commands/registry.js';
 import { registerRestore } from './commands/restore.js';
 import { registerRevoke } from './commands/revoke.js';
 import { registerServe } from './commands/serve.js';
@@ -45,6 +46,7 @@ export const commandRegistrars: CommandRegistrar[] = [
   registerKeys,
   registerAudit,
   registerSim,
+  registerRegistry,
 ];
 
 const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();

@@ -89,6 +89,8 @@ export class PgRegistry implements Registry {
     try {
       const version = await schemaVersion(reg.sql);
       if (version > PG_SCHEMA_VERSION) throw tooNew(version, where);
+      // As SQLite's read-only open of a missing file: a command that only reads never creates a registry.
+      if (opts.readonly && version === 0) throw new RegistryError('ERR_REGISTRY', `no registry in ${where}: create it with "credbroker init --db URL"`);
       if (opts.readonly && version === PG_SCHEMA_VERSION) {
         await reg.close();
         reg = new PgRegistry(createPool(url, { readonly: true }), config, url);
