@@ -3,6 +3,7 @@ import { UsageError } from '../errors/index.js';
 import { defaultDbPath } from '../registry/index.js';
 import { didYouMean } from '../util/did-you-mean.js';
 import { parseDuration } from '../util/duration.js';
+import { redactUrl } from '../util/redact-url.js';
 import type { LogFormat } from './logger.js';
 
 /** What to do with a publish the ACL refuses: MQTT 3.1.1 has no negative ack. */
@@ -20,6 +21,11 @@ export interface Weakening {
   readonly ignoreRevocations?: boolean;
   /** Every bound in broker/limits.ts off: only for `npm run bench` to measure what the limits cost. */
   readonly noLimits?: boolean;
+  /**
+   * On a bus, aedes' own takeover: every CONNECT announced to every broker on the bus
+   * (cluster/ownership.ts replaces it). Only for `npm run bench`, to show the before and after.
+   */
+  readonly broadcastTakeover?: boolean;
 }
 
 export interface BrokerConfig {
@@ -104,6 +110,10 @@ export interface BrokerConfig {
   readonly refusalLogBurst: number;
   readonly refusalLogPerSec: number;
   readonly refusalLogMaxPerSec: number;
+  /** Broker processes on this host sharing the listeners ("auto": one per CPU); above 1 needs `bus`. */
+  readonly workers: number | 'auto';
+  /** `redis://HOST:PORT[/DB]`: the bus that joins workers and nodes (null: one process, no Redis). */
+  readonly bus: string | null;
   readonly weaken: Weakening;
 }
 
@@ -160,6 +170,8 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   refusalLogBurst: 5,
   refusalLogPerSec: 0.1,
   refusalLogMaxPerSec: 10,
+  workers: 1,
+  bus: null,
   weaken: {},
 };
 
@@ -266,6 +278,7 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if (c.auditSummaryMs < 100) throw new UsageError(`invalid ${label('auditSummaryMs')} ${c.auditSummaryMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid ${label('maintenanceIntervalMs')} ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maxQueuedBytes < c.maxPacketBytes) throw new UsageError(`${label('maxQueuedBytes')} (${c.maxQueuedBytes}) must be at least ${label('maxPacketBytes')} (${c.maxPacketBytes}): a client could not be sent one packet of the largest size`, 'ERR_CONFIG');
+  if (c.workers !== 1 && c.bus === null) throw new UsageError(`${label('workers')} ${c.workers} needs ${label('bus')} redis://HOST:PORT: workers share delivery, sessions and retained messages through it`, 'ERR_CONFIG');
   // A bucket that never refills is never swept: one per address would be kept for good.
   for (const k of ['refusalLogPerSec', 'refusalLogMaxPerSec'] as const) if (!(c[k] > 0)) throw new UsageError(`invalid ${label(k)} ${c[k]}: expected a rate above 0`, 'ERR_CONFIG');
   return out as unknown as BrokerConfig;
@@ -306,6 +319,13 @@ function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: Settin
     return typeof value === 'string' && value.length > 0 ? value : bad('expected a non-empty string');
   }
   if (key === 'wsOrigins') return origins(value, bad);
+  if (key === 'workers') {
+    if (value === 'auto') return value;
+    const n = toNumber(value);
+    return Number.isInteger(n) && n >= 1 && n <= 1024 ? n : bad('expected "auto" or a whole number from 1 to 1024');
+  }
+  // The URL may hold Redis' password: the error line shows it masked.
+  if (key === 'bus') return value === null ? null : busUrl(value, (why) => { throw new UsageError(`${where ? `${where}: ` : ''}invalid ${name} ${JSON.stringify(typeof value === 'string' ? redactUrl(value) : value)}: ${why}`, 'ERR_CONFIG'); });
   if (key === 'maxUnauthenticated' && value === 'auto') return value;
   if (key === 'maxUnauthenticated' || key === 'maxUnauthenticatedPerAddress') {
     const n = toNumber(value);
@@ -327,6 +347,15 @@ function origins(value: unknown, bad: (why: string) => never): string[] {
   if (!Array.isArray(list)) return bad('expected a list of origins');
   // An origin is scheme://host[:port] exactly, as a browser sends it: no path, no trailing slash.
   return list.map((o: unknown) => (typeof o === 'string' && canonicalOrigin(o) === o.toLowerCase() ? o.toLowerCase() : bad(`${JSON.stringify(o)} is not an origin like https://app.example.com`)));
+}
+
+/** `redis://[user:password@]HOST[:PORT][/DB]` (or `rediss://`, Redis over TLS), as ioredis reads it. */
+function busUrl(value: unknown, bad: (why: string) => never): string {
+  const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : null;
+  const hint = 'expected redis://HOST:PORT[/DB]';
+  if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname || url.search || url.hash) return bad(hint);
+  if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d{1,5}$/.test(url.pathname)) return bad(`${hint} (DB is a database number)`);
+  return value as string;
 }
 
 function canonicalOrigin(text: string): string | null {

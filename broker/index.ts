@@ -1,5 +1,6 @@
-export { startBroker, type RunningBroker, type StartOptions } from './server.js';
+export { startBroker, type RunningBroker, type StartOptions, type SharedState } from './server.js';
 export { KeyedRateLimiter, localLimiters, type LimiterFactory, type LimiterName, type RateLimiter } from './rate-limit.js';
+export type { OpsAnswer } from './http.js';
 export { loadConfig, loadConfigWithSources, validate as validateConfig, DEFAULT_CONFIG, type BrokerConfig, type Weakening, type DeniedPublishPolicy } from './config.js';
 export { createLogger, type Logger } from './logger.js';
 export { tokenTopics } from './token-topics.js';

@@ -1,4 +1,5 @@
 import { Aedes } from 'aedes';
+import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import { openIssuer } from '../provisioning/index.js';
 import { peerSocket, remoteAddress } from './address.js';
@@ -11,7 +12,7 @@ import { createAuthorizeSubscribe } from './authorize-subscribe.js';
 import type { BrokerConfig } from './config.js';
 import type { BrokerContext } from './context.js';
 import { raiseFdLimit } from './fd-limit.js';
-import { createOpsServer } from './http.js';
+import { answerOps, createOpsServer, type OpsAnswer } from './http.js';
 import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, portsInUse, PortInUseError, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
 import { queueLimits, retainedLimits, unauthenticatedLimits, wireLimits, wsMaxFrameBytes } from './limits.js';
@@ -39,6 +40,8 @@ export interface StartOptions {
   readonly logger?: Logger;
   /** How the per-key limits are built: per process by default; a worker on a bus shares them (cluster/shared-limits.ts). */
   readonly limiters?: LimiterFactory;
+  /** What it shares with the other brokers of a bus (cluster/bus.ts); alone, none. */
+  readonly shared?: SharedState;
 }
 
 export interface RunningBroker {
@@ -47,8 +50,25 @@ export interface RunningBroker {
   readonly context: BrokerContext;
   /** The registry's pruning and space reclaim (runs on its own timer; `run()` forces a pass). */
   readonly maintenance: RegistryMaintenance;
+  /** Answers a request of the operations port (`/readyz`, `/sessions?…`) without HTTP: a cluster's primary asks its workers. */
+  ops(method: string, target: string): Promise<OpsAnswer>;
   /** Stops accepting, closes every session, flushes the audit and closes the registry. */
   close(): Promise<void>;
+}
+
+/**
+ * What a broker shares with others when it is one of several (cluster/): as
+ * aedes takes them, an emitter that carries publishes between brokers and a
+ * persistence that holds sessions and retained messages. Alone, the broker
+ * makes its own in memory.
+ */
+export interface SharedState {
+  /** aedes' `id`: unique per broker (a moved device's old session is closed by it). */
+  readonly id: string;
+  readonly mq: unknown;
+  readonly persistence: unknown;
+  /** False while what is shared is unreachable: `/readyz` says not ready. */
+  ready(): boolean;
 }
 
 /**
@@ -96,10 +116,12 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   // `weaken.noLimits` (bench only: what the limits cost) leaves the listeners ungated.
   const gate = <T extends Parameters<typeof unauth.guard>[0]>(server: T): T => (config.weaken.noLimits ? server : unauth.guard(server));
   const renewal = new RenewalResponder(ctx);
+  const shared = opts.shared;
   const aedes = await Aedes.createBroker({
-    id: 'credbroker',
+    id: shared?.id ?? `credbroker-${randomBytes(4).toString('hex')}`,
     // Persistent sessions' stored queues bounded too (aedes' default store has no limit).
-    ...(config.weaken.noLimits ? {} : { persistence: boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason })) }),
+    ...(shared ? { mq: shared.mq, persistence: shared.persistence }
+      : config.weaken.noLimits ? {} : { persistence: boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason })) }),
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
     maxInflightInbound: config.maxInflightInbound,
@@ -135,6 +157,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   // A refusal or kick has its own line already; aedes re-emits its error here.
   aedes.on('clientError', (_c, err) => { if (!wasLogged(err)) log.debug({ event: 'client.error', err: err.message }, 'client error'); });
   aedes.on('connectionError', (_c, err) => { if (!wasLogged(err)) log.debug({ event: 'connection.error', err: err.message }, 'connection error'); });
+  // A shared persistence can fail (its store unreachable); aedes reports it here, and an 'error' with no listener would end the process.
+  (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ event: 'broker.error', err: err.message }, 'broker error (its shared store?)'));
   const keys = new KeyringRefresh(ctx);
   const watcher = new RevocationWatcher(ctx, keys);
   const maintenance = new RegistryMaintenance(ctx);
@@ -158,6 +182,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     return bound;
   };
   let ready = false;
+  const isReady = () => ready && (shared?.ready() ?? true);
   let ports: RunningBroker['ports'];
   try {
     ports = {
@@ -167,7 +192,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
         maxPayload: wsMaxFrameBytes(wire), origins: config.wsOrigins, connectTimeoutMs: config.connectTimeoutMs,
         onRefused: (why) => metrics.wsRefusals.inc({ reason: why }),
       })), config.wsPort, 'WebSocket', '--ws-port'),
-      http: await bind(createOpsServer(ctx, () => ready), config.httpPort, 'HTTP', '--http-port', config.httpHost),
+      http: await bind(createOpsServer(ctx, isReady), config.httpPort, 'HTTP', '--http-port', config.httpHost),
     };
     if (conflicts.length) throw portsInUse(conflicts);
   } catch (err) {
@@ -209,6 +234,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     ports: ports!,
     context: ctx,
     maintenance,
+    ops: (method, target) => answerOps(ctx, isReady, method, target),
     close: () => {
       closing ??= shutdown().then(() => log.info({ event: 'broker.stopped' }, 'credbroker stopped'));
       return closing;

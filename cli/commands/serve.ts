@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { Command } from 'commander';
 import { DEFAULT_DB, requireExistingRegistry } from '../common.js';
 import { count } from '../output.js';
@@ -5,7 +6,7 @@ import { count } from '../output.js';
 interface ServeFlags {
   db?: string; config?: string; host?: string; mqttPort?: string; tlsPort?: string; tlsCert?: string; tlsKey?: string;
   wsPort?: string; httpPort?: string; httpHost?: string; wsOrigins?: string; deniedPublish?: string; logLevel?: string; logFormat?: string;
-  maxPacketBytes?: string; maxQueuedMessages?: string; maxQueuedBytes?: string;
+  maxPacketBytes?: string; maxQueuedMessages?: string; maxQueuedBytes?: string; workers?: string; bus?: string;
 }
 
 /** `credbroker serve`: the broker on embedded defaults, configured by flags, environment and a config file. */
@@ -30,19 +31,26 @@ export function registerServe(program: Command): void {
     .option('--max-packet-bytes <n>', 'largest packet an authenticated client may send; larger closes the connection (default 262144)')
     .option('--max-queued-messages <n>', 'messages held for one slow client before QoS 0 to it is dropped (default 1000)')
     .option('--max-queued-bytes <n>', 'bytes held for one slow client before QoS 0 to it is dropped (default 4194304)')
+    .option('--workers <n>', 'broker processes sharing the listeners, or "auto" (one per CPU); above 1 needs --bus (default 1)')
+    .option('--bus <url>', 'redis://HOST:PORT[/DB]: the Redis that joins this node\'s workers and other nodes (default: none, one process)')
     .addHelpText('after', `
 Examples:
   credbroker serve                                   # embedded defaults: ./data/credbroker.db, ports 1883, 8083, 9100
   credbroker serve --tls-cert certs/out/server.crt --tls-key certs/out/server.key
   CREDBROKER_MQTT_PORT=11883 credbroker serve --http-port off
-  credbroker serve --config /etc/credbroker.json    # keys as in the flags, camelCase: {"mqttPort": 1883, "deniedPublish": "drop"}`)
+  credbroker serve --config /etc/credbroker.json    # keys as in the flags, camelCase: {"mqttPort": 1883, "deniedPublish": "drop"}
+  credbroker serve --workers auto --bus redis://127.0.0.1:6379   # every core, on a Redis bus (see "Scaling out" in README.md)`)
     .action(async (flags: ServeFlags) => {
+      // A node's worker runs this command again (node:cluster): it takes the config its primary resolved.
+      if (cluster.isWorker) return (await import('../serve-node.js')).serveWorker();
       // Loaded here, not at start-up: every other command stays fast to start.
       const { loadConfigWithSources, startBroker } = await import('../../broker/index.js');
       const { config, given } = loadConfigWithSources({ ...flags });
       // The quick start (`npm start`) creates the embedded default; a registry named by
       // the user must exist, so that a typo cannot start a broker on a new, empty one.
       if (given.has('db')) requireExistingRegistry(config.db);
+      // On a bus, a node of workers; without one, today's single process with no Redis client loaded.
+      if (config.bus !== null) return (await import('../serve-node.js')).serveNode(config);
       const broker = await startBroker(config);
       const p = broker.ports;
       const { reg, keyring, settings } = broker.context.issuer;

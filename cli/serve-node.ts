@@ -1,0 +1,44 @@
+/**
+ * `credbroker serve --bus …`: a node (a primary and its workers, cluster/), and
+ * the worker side of the same command. Kept apart from serve.ts so that a broker
+ * without a bus never loads the Redis client.
+ */
+import { createLogger, validateConfig, type BrokerConfig } from '../broker/index.js';
+import { startNode, WorkerStartError, WORKER_CONFIG_ENV, WORKER_INDEX_ENV } from '../cluster/primary.js';
+import { runWorker } from '../cluster/worker.js';
+import { openIssuer } from '../provisioning/index.js';
+import { redactUrl } from '../util/redact-url.js';
+import { count } from './output.js';
+
+export async function serveNode(config: BrokerConfig): Promise<void> {
+  // Created (the quick-start default) or migrated once here, before the workers open it side by side.
+  const issuer = await openIssuer(config.db);
+  const devices = issuer.reg.devices.countByStatus();
+  const { keyring, settings } = issuer;
+  issuer.reg.close();
+  const log = createLogger(config.logLevel, undefined, config.logFormat).child({ worker: 'primary' });
+  let node;
+  try {
+    node = await startNode(config, log);
+  } catch (err) {
+    // The worker has written its one line on stderr already.
+    if (err instanceof WorkerStartError) { process.exitCode = err.exitCode; return; }
+    throw err;
+  }
+  const p = node.ports;
+  process.stderr.write(`credbroker: broker ready — mqtt ${p.mqtt ?? 'off'}, tls ${p.tls ?? 'off'}, ws ${p.ws ?? 'off'}, http ${p.http ?? 'off'}; `
+    + `${node.workers} worker(s) on bus ${redactUrl(config.bus!)}; `
+    + `registry ${config.db} (${count(devices.active)} active and ${count(devices.revoked)} revoked device(s), signing key ${keyring.signer?.kid ?? 'none'}, issuer ${settings.issuer})\n`);
+  const stop = (signal: string) => {
+    process.stderr.write(`credbroker: ${signal}: draining ${node.workers} worker(s)\n`);
+    node.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/** In a forked worker: the config and index its primary gave it. */
+export async function serveWorker(): Promise<void> {
+  const config = validateConfig(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? '{}') as Record<string, unknown>);
+  await runWorker(config, Number(process.env[WORKER_INDEX_ENV] ?? 0));
+}

@@ -1,0 +1,70 @@
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+
+/** What a store write that failed (Redis unreachable) turns into instead of an error: counted, and the message still delivered live. */
+export type Degraded = 'retained' | 'offline_queue' | 'clean_session' | 'queued_read';
+
+/** The promise form of the methods wrapped here (aedes 1.x calls them without a callback). */
+interface AsyncStore {
+  storeRetained(packet: unknown): Promise<void>;
+  outgoingEnqueue(sub: unknown, packet: unknown): Promise<void>;
+  outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<void>;
+  cleanSubscriptions(client: unknown): Promise<unknown>;
+  cleanIncoming(client: unknown): Promise<void>;
+  outgoingStream(client: unknown): AsyncIterable<unknown>;
+  putWill(client: unknown, packet: unknown): Promise<void>;
+  getWill(client: unknown): Promise<unknown>;
+  delWill(client: unknown): Promise<unknown>;
+  streamWill(brokers: unknown): AsyncIterable<unknown>;
+}
+
+// CommonJS with no types of its own: module.exports is the factory.
+const redisPersistence = createRequire(import.meta.url)('aedes-persistence-redis') as (opts: { conn: Redis; maxSessionDelivery?: number }) => { asyncPersistence: AsyncStore };
+
+/**
+ * aedes-persistence-redis 12 on `conn`, as the brokers of a bus use it:
+ *
+ * - **Wills are not stored in Redis.** aedes keeps a client's will in memory and
+ *   publishes it from there; the Redis copy only serves to publish the wills of a
+ *   broker that died, with no session to hold them to the ACL (credbroker's
+ *   authorizePublish refuses a will without one), so they would never be sent and
+ *   would fail again every few minutes. A crashed process's wills are lost, as
+ *   they are without a bus. Three Redis commands fewer per CONNECT.
+ * - **A write that fails during a Redis outage degrades** instead of failing the
+ *   publish or the CONNECT: a retained message is delivered but not kept, a
+ *   message for an offline persistent session is not queued, a clean session's
+ *   leftovers are not wiped, a queue read ends early. Each is counted
+ *   (`onDegraded`). Reading a persistent session (clean=false) still fails its
+ *   CONNECT: without its subscriptions the broker would answer sessionPresent
+ *   wrongly.
+ */
+export function busPersistence(conn: Redis, onDegraded: (what: Degraded) => void): unknown {
+  const p = redisPersistence({ conn });
+  const a = p.asyncPersistence;
+  const soften = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, what: Degraded, fallback: R) =>
+    (...args: A): Promise<R> => fn.apply(a, args).catch(() => { onDegraded(what); return fallback; });
+  const storeRetained = soften(a.storeRetained, 'retained', undefined);
+  const enqueue = soften(a.outgoingEnqueue, 'offline_queue', undefined);
+  const enqueueCombi = soften(a.outgoingEnqueueCombi, 'offline_queue', undefined);
+  const cleanSubscriptions = soften(a.cleanSubscriptions, 'clean_session', undefined);
+  const cleanIncoming = soften(a.cleanIncoming, 'clean_session', undefined);
+  const outgoingStream = a.outgoingStream;
+  Object.assign(a, {
+    storeRetained, outgoingEnqueue: enqueue, outgoingEnqueueCombi: enqueueCombi, cleanSubscriptions, cleanIncoming,
+    outgoingStream: (client: unknown) => endOnError(outgoingStream.call(a, client), () => onDegraded('queued_read')),
+    putWill: async () => {},
+    getWill: async () => null,
+    delWill: async () => null,
+    streamWill: () => endOnError((async function* none() {})(), () => {}),
+  });
+  return p;
+}
+
+/** The items of `source` until it ends or fails (a failure ends it quietly, after `onError`). */
+async function* endOnError<T>(source: AsyncIterable<T>, onError: () => void): AsyncGenerator<T> {
+  try {
+    yield* source;
+  } catch {
+    onError();
+  }
+}

@@ -1,0 +1,171 @@
+import { createRequire } from 'node:module';
+import { Counter, Gauge } from 'prom-client';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { MQEmitter } from 'mqemitter';
+import type { Logger, RunningBroker, SharedState } from '../broker/index.js';
+import { redactUrl } from '../util/redact-url.js';
+import { busPersistence, type Degraded } from './bus-persistence.js';
+import { announcement, Ownership, type TakeoverEvent } from './ownership.js';
+
+type Packet = { topic: string; payload: Buffer | string } & Record<string, unknown>;
+/** mqemitter-redis 7: an MQEmitter plus its `state` emitter and the plain local emit it keeps as `_emit`. */
+interface RedisEmitter extends MQEmitter {
+  readonly state: NodeJS.EventEmitter;
+  _emit(packet: Packet, done: (err?: Error) => void): void;
+}
+// CommonJS; its types use `export =` with a constructor-shaped interface.
+const MQEmitterRedis = createRequire(import.meta.url)('mqemitter-redis') as (opts: object) => RedisEmitter;
+
+/** How often, at most, an unreachable Redis is logged again while it stays down. */
+const DOWN_LOG_MS = 30_000;
+
+/**
+ * The bus a cluster's brokers share, on one Redis: mqemitter-redis carries the
+ * publishes (`mq`), aedes-persistence-redis keeps sessions and retained messages
+ * (`persistence`), and client-id ownership (ownership.ts) replaces aedes'
+ * per-CONNECT broadcast.
+ *
+ * Faults, by design:
+ * - **Redis missing at start**: `connect` waits and retries (backoff up to 2 s),
+ *   logging while it waits; the node's `/readyz` says not ready until then. It
+ *   never gives up: an orchestrator that starts Redis after the broker works.
+ * - **A Redis error never ends the process**: every connection and
+ *   mqemitter-redis' `state` emitter (its issue #15) have an error handler.
+ * - **Redis outage**: the brokers stay up; `ready()` is false (so is `/readyz`);
+ *   a publish reaches the subscribers on this broker only; writes degrade (see
+ *   bus-persistence.ts); CONNECTs of clean sessions still succeed, persistent
+ *   ones are refused until Redis is back. The connections reconnect by
+ *   themselves and resubscribe, and `ready()` turns true again.
+ */
+export class Bus {
+  readonly mq: BusEmitter;
+  readonly persistence: unknown;
+  private readonly conns: { sub: Redis; pub: Redis; store: Redis };
+  private readonly ownership: Ownership | null;
+  private readonly gauge: Gauge;
+  private readonly degraded: Counter<'what'>;
+  private readonly takeovers: Counter<'event'>;
+  private up = false;
+  private downLoggedAt = 0;
+  private closed = false;
+
+  private constructor(readonly id: string, private readonly url: string, private readonly log: Logger, opts: { broadcastTakeover: boolean }) {
+    // Commands fail at once while Redis is away (no unbounded offline queue), except
+    // subscriptions: those wait and go out on reconnect, so that none is lost.
+    const base: RedisOptions = { retryStrategy: (n) => Math.min(50 * 2 ** n, 2000), connectionName: `credbroker:${id}` };
+    const failFast: RedisOptions = { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 0 };
+    this.conns = { sub: new Redis(url, { ...base, maxRetriesPerRequest: null }), pub: new Redis(url, failFast), store: new Redis(url, failFast) };
+    for (const [name, conn] of Object.entries(this.conns)) {
+      conn.on('error', (err: Error) => this.down(`${name}: ${err.message}`));
+      conn.on('close', () => this.down(`${name}: connection closed`));
+      conn.on('ready', () => this.check());
+    }
+    const inner = MQEmitterRedis({ subConn: this.conns.sub, pubConn: this.conns.pub, concurrency: 0, matchEmptyLevels: true });
+    inner.state.on('error', (err: Error) => this.down(`bus: ${err.message}`));
+    this.gauge = new Gauge({ name: 'credbroker_bus_connected', help: 'Redis bus reachable (1) or not (0); over a node\'s workers, the lowest', registers: [], aggregator: 'min', collect: () => this.gauge.set(this.ready() ? 1 : 0) });
+    this.degraded = new Counter({ name: 'credbroker_bus_degraded_total', help: 'Store writes and reads skipped while Redis was unreachable (retained not kept, offline message not queued, clean-session wipe skipped, queue read cut short, publish delivered on this broker only)', labelNames: ['what'] as const, registers: [] });
+    this.takeovers = new Counter({ name: 'credbroker_bus_takeovers_total', help: 'Client-id takeovers across brokers: sent to the previous owner, received and closed, received for a session already gone (stale), or a claim Redis did not take', labelNames: ['event'] as const, registers: [] });
+    const quiet = opts.broadcastTakeover ? null : announcement(id);
+    this.mq = new BusEmitter(inner, this.conns.pub, this.conns.sub, quiet, () => this.degraded.inc({ what: 'local_only' }));
+    this.persistence = busPersistence(this.conns.store, (what: Degraded) => this.degraded.inc({ what }));
+    this.ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
+  }
+
+  /**
+   * Connects to Redis, waiting as long as it takes (logged while it waits).
+   * @param id the aedes id of the broker that will use this bus
+   */
+  static async connect(url: string, id: string, log: Logger, opts: { broadcastTakeover?: boolean } = {}): Promise<Bus> {
+    const bus = new Bus(id, url, log, { broadcastTakeover: !!opts.broadcastTakeover });
+    await Promise.all(Object.values(bus.conns).map((c) => (c.status === 'ready' ? null : new Promise((r) => c.once('ready', r)))));
+    bus.check();
+    return bus;
+  }
+
+  /** What the broker takes (broker/server.ts `SharedState`). */
+  get shared(): SharedState {
+    return { id: this.id, mq: this.mq, persistence: this.persistence, ready: () => this.ready() };
+  }
+
+  ready(): boolean {
+    return !this.closed && Object.values(this.conns).every((c) => c.status === 'ready');
+  }
+
+  /** Once the broker runs on this bus: takeovers, and the bus metrics on the broker's registry. */
+  async attach(broker: RunningBroker): Promise<void> {
+    const registry = broker.context.metrics.registry;
+    registry.registerMetric(this.gauge);
+    registry.registerMetric(this.degraded);
+    registry.registerMetric(this.takeovers);
+    if (this.ownership && broker.context.aedes) await this.ownership.attach(broker.context.aedes);
+  }
+
+  /** After the broker has closed (its clients' claims released): the connections. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(Object.values(this.conns).map((c) => c.quit().catch(() => c.disconnect())));
+  }
+
+  private down(why: string): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (this.up || now - this.downLoggedAt >= DOWN_LOG_MS) {
+      this.log.warn({ event: this.up ? 'bus.down' : 'bus.unreachable', bus: redactUrl(this.url), err: why },
+        this.up ? 'Redis bus lost: serving this broker\'s clients only until it is back' : 'Redis bus unreachable: retrying');
+      this.downLoggedAt = now;
+    }
+    this.up = false;
+  }
+
+  private check(): void {
+    if (this.up || !this.ready()) return;
+    this.up = true;
+    this.log.info({ event: 'bus.up', bus: redactUrl(this.url), id: this.id }, 'Redis bus connected');
+  }
+}
+
+/**
+ * mqemitter-redis as aedes' `mq`, with two changes: aedes' announcements of
+ * every CONNECT and disconnect stay off the bus when ownership replaces them, and
+ * while Redis is unreachable a publish is delivered to this broker's own
+ * subscribers (mqemitter-redis alone would deliver it to nobody: it hears its
+ * own publishes back from Redis).
+ */
+class BusEmitter {
+  constructor(
+    private readonly inner: RedisEmitter,
+    private readonly pub: Redis,
+    private readonly sub: Redis,
+    private readonly quiet: RegExp | null,
+    private readonly localOnly: () => void,
+  ) {}
+
+  on(topic: string, fn: (packet: Packet, done: () => void) => void, done?: () => void): this {
+    this.inner.on(topic, fn as never, done);
+    return this;
+  }
+
+  removeListener(topic: string, fn: (packet: Packet, done: () => void) => void, done?: () => void): void {
+    this.inner.removeListener(topic, fn as never, done);
+  }
+
+  emit(packet: Packet, done: (err?: Error) => void = () => {}): void {
+    if (this.quiet?.test(packet.topic)) return done();
+    if (this.pub.status !== 'ready') {
+      this.localOnly();
+      return this.inner._emit(packet, done);
+    }
+    this.inner.emit(packet, (err?: Error) => {
+      // Not sent, or sent while this broker cannot hear it back: its own subscribers get it directly.
+      if (err || this.sub.status !== 'ready') {
+        this.localOnly();
+        return this.inner._emit(packet, done);
+      }
+      done();
+    });
+  }
+
+  close(done: () => void): void {
+    this.inner.close(done);
+  }
+}

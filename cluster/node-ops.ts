@@ -1,0 +1,79 @@
+import type { Worker } from 'node:cluster';
+import { createServer, type Server } from 'node:http';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { OpsAnswer } from '../broker/index.js';
+import { parseSessionQuery, type SessionPage, type SessionView } from '../broker/session-list.js';
+import type { WorkerAsker } from './ipc.js';
+
+/** How long the primary waits for a worker's answer. */
+const ASK_MS = 3000;
+
+/**
+ * A node's operations port, served by its primary for all its workers:
+ * `/metrics` adds the workers' metrics up (prom-client's AggregatorRegistry) and
+ * appends the primary's own; `/readyz` is ready only when every expected worker
+ * answers ready (its broker listens, its registry reads, its bus is connected);
+ * `/sessions` merges the workers' pages; `/.well-known/jwks.json` is one
+ * worker's answer; `/healthz` is the primary's.
+ */
+export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: number; asker: WorkerAsker; own: Registry }): Server {
+  const aggregator = new AggregatorRegistry();
+  const askAll = (target: string) => Promise.all(opts.workers().map((w) => opts.asker.ask(w, 'GET', target, ASK_MS)));
+  const answer = async (method: string, target: string): Promise<OpsAnswer> => {
+    const send = (status: number, type: string, body: string): OpsAnswer => ({ status, type, body });
+    const url = URL.canParse(`http://ops${target}`) ? new URL(`http://ops${target}`) : null;
+    if (!url) return send(400, 'text/plain', 'bad request\n');
+    if (method !== 'GET' && method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+    switch (url.pathname) {
+      case '/healthz':
+        return send(200, 'application/json', '{"status":"ok"}\n');
+      case '/readyz': {
+        const answers = await askAll('/readyz');
+        const ready = answers.filter((a) => a?.status === 200).length;
+        const sessions = answers.reduce((n, a) => n + (a ? (JSON.parse(a.body) as { sessions: number }).sessions : 0), 0);
+        const ok = ready === opts.expected;
+        return send(ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: ok ? 'ready' : 'not ready', sessions, workers: { ready, expected: opts.expected } })}\n`);
+      }
+      case '/metrics':
+        try {
+          const [workers, own] = await Promise.all([aggregator.clusterMetrics(), opts.own.metrics()]);
+          return send(200, aggregator.contentType, `${workers}\n${own}`);
+        } catch {
+          return send(500, 'text/plain', 'metrics unavailable\n');
+        }
+      case '/sessions': {
+        const q = parseSessionQuery(url.searchParams);
+        if (typeof q === 'string') return send(400, 'application/json', `${JSON.stringify({ error: q })}\n`);
+        const pages = (await askAll(target)).flatMap((a) => (a?.status === 200 ? [JSON.parse(a.body) as SessionPage] : []));
+        return send(200, 'application/json', `${JSON.stringify(mergePages(pages, q.limit))}\n`);
+      }
+      default: {
+        const w = opts.workers()[0];
+        const a = w ? await opts.asker.ask(w, method, target, ASK_MS) : null;
+        return a ?? send(503, 'text/plain', 'no worker answered\n');
+      }
+    }
+  };
+  return createServer((req, res) => {
+    void answer(req.method ?? 'GET', req.url ?? '/').then((a) => {
+      res.writeHead(a.status, { 'content-type': a.type, 'cache-control': 'no-store' });
+      res.end(a.body);
+    });
+  });
+}
+
+/**
+ * The node's page from its workers' pages of the same query: by device id, the
+ * first `limit`; a device seen on two workers (a takeover in progress) once.
+ */
+export function mergePages(pages: SessionPage[], limit: number): SessionPage {
+  const byDevice = new Map<string, SessionView>();
+  for (const p of pages) for (const s of p.sessions) {
+    const seen = byDevice.get(s.deviceId);
+    if (!seen || s.connectedAt > seen.connectedAt) byDevice.set(s.deviceId, s);
+  }
+  const ids = [...byDevice.keys()].sort();
+  const page = ids.slice(0, limit);
+  const more = ids.length > limit || pages.some((p) => p.next !== null);
+  return { sessions: page.map((id) => byDevice.get(id)!), next: more && page.length ? page[page.length - 1]! : null };
+}

@@ -1,0 +1,127 @@
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { Server } from 'node:http';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { BrokerConfig, Logger, RunningBroker } from '../broker/index.js';
+import { listen } from '../broker/listeners.js';
+import { redactUrl } from '../util/redact-url.js';
+import { isToPrimary, WorkerAsker } from './ipc.js';
+import { createNodeOpsServer } from './node-ops.js';
+
+/** Environment of a forked worker: its config (as the primary resolved it, so that a restarted worker never reads a config file edited since) and its index. */
+export const WORKER_CONFIG_ENV = 'CREDBROKER_CLUSTER_CONFIG';
+export const WORKER_INDEX_ENV = 'CREDBROKER_CLUSTER_WORKER';
+
+/** Restart backoff: doubles per crash in a row, from 250 ms up to 30 s; a worker up for a minute resets it. */
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 30_000;
+const STABLE_MS = 60_000;
+/** How long a stopping worker has to drain before it is killed. */
+const STOP_GRACE_MS = 30_000;
+
+/** A worker failed while the node started; it said why on stderr, and its exit code is the node's. */
+export class WorkerStartError extends Error {
+  constructor(readonly exitCode: number) {
+    super(`a worker exited with code ${exitCode} while the node started`);
+  }
+}
+
+export interface RunningNode {
+  readonly workers: number;
+  readonly ports: RunningBroker['ports'];
+  /** Stops every worker (each drains its sessions), then the ops port. */
+  close(): Promise<void>;
+}
+
+/** `workers` as a count ("auto": one per CPU the process may use). */
+export function workerCount(workers: BrokerConfig['workers']): number {
+  return workers === 'auto' ? availableParallelism() : workers;
+}
+
+/**
+ * A node: the primary process of `serve --bus`. It forks the workers
+ * (cluster/worker.ts), which share the MQTT listeners through node:cluster;
+ * restarts one that dies, with backoff, and logs it; serves the node's
+ * operations port (node-ops.ts). Resolves once every worker listens; a worker
+ * that fails before then (a port in use, a bad certificate) stops the node with
+ * that worker's exit code, which it has explained on stderr.
+ */
+export async function startNode(config: BrokerConfig, log: Logger): Promise<RunningNode> {
+  const expected = workerCount(config.workers);
+  const asker = new WorkerAsker();
+  const own = new Registry();
+  const restarts = new Counter({ name: 'credbroker_worker_restarts_total', help: 'Workers of this node restarted after they died', registers: [own] });
+  const slots: (Worker | null)[] = Array.from({ length: expected }, () => null);
+  new Gauge({ name: 'credbroker_workers', help: 'Workers of this node alive (forked and not exited)', registers: [own], collect() { this.set(slots.filter(Boolean).length); } });
+  let stopping = false;
+  let started = false;
+  const crashes = new Array<number>(expected).fill(0);
+  let ports: RunningBroker['ports'] | null = null;
+  let startup!: { resolve: () => void; reject: (code: number) => void };
+  const up = new Promise<void>((resolve, reject) => { startup = { resolve, reject: (code) => reject(new WorkerStartError(code)) }; });
+  const readyOnce = new Set<number>();
+
+  cluster.setupPrimary({ silent: false });
+  const fork = (index: number) => {
+    const w = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config), [WORKER_INDEX_ENV]: String(index) });
+    const forkedAt = Date.now();
+    slots[index] = w;
+    w.on('message', (m: unknown) => {
+      if (!isToPrimary(m)) return;
+      asker.received(m);
+      if (m.credbroker !== 'ready') return;
+      ports ??= m.ports;
+      readyOnce.add(index);
+      log.info({ event: 'cluster.worker_ready', worker: index, pid: w.process.pid }, 'worker ready');
+      if (!started && readyOnce.size === expected) { started = true; startup.resolve(); }
+    });
+    w.on('exit', (code, signal) => {
+      slots[index] = null;
+      if (stopping) return;
+      if (!started) { stopping = true; stopAll(); startup.reject(code || 1); return; }
+      crashes[index] = Date.now() - forkedAt >= STABLE_MS ? 1 : crashes[index]! + 1;
+      const delay = Math.min(BACKOFF_MIN_MS * 2 ** (crashes[index]! - 1), BACKOFF_MAX_MS);
+      restarts.inc();
+      log.error({ event: 'cluster.worker_exited', worker: index, pid: w.process.pid, code, signal, restartInMs: delay }, 'worker died: restarting it');
+      setTimeout(() => { if (!stopping) fork(index); }, delay).unref();
+    });
+  };
+  const live = () => slots.filter((w): w is Worker => w !== null && w.isConnected());
+  const stopAll = () => { for (const w of slots) if (w?.isConnected()) w.send({ credbroker: 'stop' }); };
+
+  let http: Server | null = null;
+  let httpPort: number | null = null;
+  try {
+    for (let i = 0; i < expected; i++) fork(i);
+    await up;
+    if (config.httpPort !== null) {
+      http = createNodeOpsServer({ workers: live, expected, asker, own });
+      httpPort = await listen(http, config.httpPort, config.httpHost, 511, 'HTTP', '--http-port');
+    }
+  } catch (err) {
+    stopping = true;
+    stopAll();
+    throw err;
+  }
+  log.info({ event: 'cluster.started', workers: expected, bus: redactUrl(config.bus ?? ''), ports: { ...ports!, http: httpPort } }, 'credbroker node listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    workers: expected,
+    ports: { ...ports!, http: httpPort },
+    close: () => {
+      closing ??= (async () => {
+        stopping = true;
+        const gone = slots.filter((w): w is Worker => w !== null).map((w) => new Promise<void>((r) => {
+          if (w.isDead()) return r();
+          w.once('exit', () => r());
+          setTimeout(() => w.process.kill('SIGKILL'), STOP_GRACE_MS).unref();
+        }));
+        stopAll();
+        await Promise.all(gone);
+        if (http) await new Promise<void>((r) => http!.close(() => r()));
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { AggregatorRegistry } from 'prom-client';
+import { createLogger, startBroker, type BrokerConfig } from '../broker/index.js';
+import { Bus } from './bus.js';
+import { isToWorker, type ToPrimary } from './ipc.js';
+
+/**
+ * One worker of a node (node:cluster): a broker on the bus, sharing the node's
+ * listeners with the other workers. The primary serves the node's operations
+ * port, so the worker has none of its own: it answers the primary's questions
+ * over IPC, and its metrics are read by prom-client's aggregator.
+ *
+ * Reports `ready` (with its ports) once it listens; stops on the primary's
+ * `stop`, on SIGTERM/SIGINT, or when the primary goes away.
+ */
+export async function runWorker(config: BrokerConfig, index: number): Promise<void> {
+  const log = createLogger(config.logLevel, undefined, config.logFormat).child({ worker: index });
+  const send = (m: ToPrimary) => { if (process.connected) process.send!(m); };
+  // Unique per process: aedes keys its brokers, its $SYS topics and its stored packets by it.
+  const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  let stopping = false;
+  let stop: () => void = () => process.exit(0); // before the broker runs there is nothing to close
+  const onStop = () => { if (!stopping) { stopping = true; stop(); } };
+  process.once('SIGTERM', onStop);
+  process.once('SIGINT', onStop);
+  process.once('disconnect', onStop);
+
+  const bus = await Bus.connect(config.bus!, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover });
+  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared });
+  await bus.attach(broker);
+  // The primary's /metrics asks each worker for this registry; prom-client answers
+  // only once an AggregatorRegistry has been made in the worker (it adds its listener then).
+  AggregatorRegistry.setRegistries([broker.context.metrics.registry]);
+  new AggregatorRegistry();
+  stop = () => {
+    broker.close().then(() => bus.close()).then(() => process.exit(0), (err: Error) => {
+      log.error({ event: 'worker.stop_failed', err: err.message }, 'worker did not stop cleanly');
+      process.exit(1);
+    });
+  };
+  if (stopping) return stop();
+  process.on('message', (m: unknown) => {
+    if (!isToWorker(m)) return;
+    if (m.credbroker === 'stop') onStop();
+    else if (m.credbroker === 'ask') void broker.ops(m.method, m.target).then((answer) => send({ credbroker: 'answer', id: m.id, answer }));
+  });
+  send({ credbroker: 'ready', ports: broker.ports });
+}
