@@ -4,6 +4,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { createLogger, startBroker, type BrokerConfig } from '../broker/index.js';
 import { Bus } from './bus.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
+import { SharedLimits } from './shared-limits.js';
 
 /**
  * One worker of a node (node:cluster): a broker on the bus, sharing the node's
@@ -27,14 +28,15 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   process.once('disconnect', onStop);
 
   const bus = await Bus.connect(config.bus!, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover });
-  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared });
+  const limits = new SharedLimits(config.bus!, log);
+  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters });
   await bus.attach(broker);
   // The primary's /metrics asks each worker for this registry; prom-client answers
   // only once an AggregatorRegistry has been made in the worker (it adds its listener then).
   AggregatorRegistry.setRegistries([broker.context.metrics.registry]);
   new AggregatorRegistry();
   stop = () => {
-    broker.close().then(() => bus.close()).then(() => process.exit(0), (err: Error) => {
+    broker.close().then(() => Promise.all([bus.close(), limits.close()])).then(() => process.exit(0), (err: Error) => {
       log.error({ event: 'worker.stop_failed', err: err.message }, 'worker did not stop cleanly');
       process.exit(1);
     });

@@ -3,30 +3,12 @@
 // client-id takeover across workers (one connection survives, also when both
 // arrive at once), and revocation closing sessions on every worker.
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { provisionDevices } from '../provisioning/index.js';
 import { closed, connectDevice } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';
+import { startRedis } from './helpers/redis.js';
 import { startServe } from './helpers/serve-process.js';
-
-const REDIS = '/usr/bin/redis-server';
-
-/** A redis-server of this test's own on a free loopback port, nothing saved. */
-async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
-  });
-  const child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 15_000);
-    child.stdout!.on('data', (d: Buffer) => { out += d; if (out.includes('Ready to accept connections')) { clearTimeout(timer); resolve(); } });
-    child.on('exit', () => reject(new Error(`redis-server exited: ${out}`)));
-  });
-  return { url: `redis://127.0.0.1:${port}`, child };
-}
 
 const until = async (what: string, check: () => boolean | Promise<boolean>, ms = 15_000) => {
   for (const end = Date.now() + ms; Date.now() < end;) {
@@ -37,8 +19,7 @@ const until = async (what: string, check: () => boolean | Promise<boolean>, ms =
 };
 
 t.test('two workers on a Redis bus behave as one broker', async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => { redis.child.kill('SIGKILL'); });
+  const redis = await startRedis(t);
   const serve = await startServe(['--workers', '2', '--bus', redis.url, '--log-format', 'json']);
   t.teardown(() => serve.stop());
   const url = `mqtt://127.0.0.1:${serve.mqttPort}`;
