@@ -10,7 +10,7 @@
  *   BENCH_CPU_PROF=DIR       write V8 CPU profiles of the credbroker children to DIR
  *   BENCH_NO_MOSQUITTO=1     skip the Mosquitto column even when it is installed
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { benchAuthenticateHook } from './authenticate.js';
 import { benchConnectRate } from './connect-rate.js';
@@ -34,10 +34,19 @@ const t00 = now();
 const log = (msg: string) => process.stderr.write(`[bench ${((now() - t00) / 1000).toFixed(0).padStart(3)}s] ${msg}\n`);
 const kib = (b: number | null | undefined) => (b === null || b === undefined || !Number.isFinite(b) ? 'n/a' : `${(b / 1024).toFixed(2)} KiB`);
 
+/** Whether node_modules holds the install-time aedes patches (scripts/patch-aedes.mjs): every broker's figures depend on it. */
+function aedesPatched(): boolean {
+  try {
+    return readFileSync(new URL('./lib/handlers/connect.js', import.meta.resolve('aedes')), 'utf8').includes('credbroker patch');
+  } catch {
+    return false;
+  }
+}
+
 async function main(): Promise<void> {
   const started = now();
   const rows: Row[] = [];
-  const json: Record<string, unknown> = { node: process.version, runs, startedAt: new Date().toISOString() };
+  const json: Record<string, unknown> = { node: process.version, runs, aedesPatched: aedesPatched(), startedAt: new Date().toISOString() };
 
   // bench/provision.ts is written by another engineer: run it when it is there.
   const provisionJs = fileURLToPath(new URL('./provision.js', import.meta.url));
@@ -210,7 +219,8 @@ async function main(): Promise<void> {
   }
 
   json.totalSeconds = (now() - started) / 1000;
-  process.stdout.write(`\ncredbroker benchmark — Node ${process.version}, medians of ${runs} runs (throughput: ${throughputRuns}); baseline = plain aedes (no auth) unless stated; ratio = credbroker / baseline\n\n`);
+  process.stdout.write(`\ncredbroker benchmark — Node ${process.version}, medians of ${runs} runs (throughput: ${throughputRuns}); baseline = plain aedes (no auth) unless stated; ratio = credbroker / baseline\n`);
+  process.stdout.write(json.aedesPatched ? 'aedes: patched at install (scripts/patch-aedes.mjs)\n\n' : 'aedes: NOT patched (run `npm ci` or `node scripts/patch-aedes.mjs`): every broker pays ≈ 100 µs more per CONNECT\n\n');
   process.stdout.write(table(rows) + '\n');
   if (!mosquitto) process.stdout.write('\nMosquitto column skipped (not installed).\n');
   process.stdout.write('\nNotes: a negative revocation latency means the broker closed the session before the revoking process had exited\n' +

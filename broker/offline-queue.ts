@@ -56,24 +56,28 @@ export function boundedPersistence(
     return true;
   };
 
-  const store = async (subs: Sub[], packet: Packet): Promise<void> => {
+  // The common cases cost no extra promise: a topic with no persistent subscriber
+  // (aedes stores nothing), and a PUBACK from a client with nothing counted (a clean session).
+  const store = (subs: Sub[], packet: Packet): Promise<void> => {
+    if (subs.length === 0) return enqueueCombi(subs, packet);
     const size = publishBytes(packet);
     const kept = subs.filter((s) => admit(s.clientId, size));
-    if (kept.length) await enqueueCombi(kept, packet);
+    return kept.length ? enqueueCombi(kept, packet) : Promise.resolve();
+  };
+  const cleared = (id: string, gone: Packet | undefined): Packet | undefined => {
+    const c = gone ? counts.get(id) : undefined;
+    if (gone && c) {
+      c.messages--;
+      c.bytes -= publishBytes(gone);
+      if (c.messages <= 0) counts.delete(id);
+    }
+    return gone;
   };
   Object.assign(p, {
     outgoingEnqueue: (sub: Sub, packet: Packet) => store([sub], packet),
     outgoingEnqueueCombi: store,
-    outgoingClearMessageId: async (client: { id: string }, packet: Packet) => {
-      const gone = await clear(client, packet);
-      const c = gone ? counts.get(client.id) : undefined;
-      if (gone && c) {
-        c.messages--;
-        c.bytes -= publishBytes(gone);
-        if (c.messages <= 0) counts.delete(client.id);
-      }
-      return gone;
-    },
+    outgoingClearMessageId: (client: { id: string }, packet: Packet) =>
+      counts.has(client.id) ? clear(client, packet).then((gone) => cleared(client.id, gone)) : clear(client, packet),
   });
   return p;
 }
