@@ -1,179 +1,26 @@
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
+import { startPostgres, type PgCluster } from '../../bench/lib/postgres-cluster.js';
 import { makeDevCerts } from './dev-certs.js';
 
+export { postgresBinDir, startPostgres, type PgCluster } from '../../bench/lib/postgres-cluster.js';
+
+let shared: Promise<PgCluster & { readonly caCert: string }> | null = null;
+
 /**
- * A throwaway PostgreSQL cluster (Debian's `postgresql`, no mocks): initdb into a temp
- * folder, one postmaster on a free 127.0.0.1 port with its unix socket in that folder,
- * fsync off (the tests never pull the plug on it). Started once per test file
- * (`sharedPostgres`): startup costs about a second on a small box, a database per test
- * (`newDatabase`) a few tens of milliseconds.
+ * One throwaway cluster (bench/lib/postgres-cluster.ts) for the whole test file
+ * (each tap file is its own process), removed when the process exits; a database
+ * per test (`newDatabase`). It serves TLS with a development CA (`caCert`), so
+ * that sslmode can be exercised. Tests that stop it must start it again before
+ * they end. Throws (never skips) when PostgreSQL is not installed.
  */
-export interface PgCluster {
-  readonly port: number;
-  /** The application role's password: tests assert it never shows up in logs or errors. */
-  readonly password: string;
-  /** The application role (not a superuser), owner of every database made by `newDatabase`. */
-  readonly user: string;
-  /** The CA that signed the server's certificate (TLS is on; plain connections are accepted too). */
-  readonly caCert: string;
-  /** `postgres://user:password@127.0.0.1:PORT/db`. */
-  url(db: string): string;
-  /** A fresh empty database owned by the application role; returns its URL. */
-  newDatabase(name?: string): Promise<string>;
-  /** Runs SQL as the superuser (over the unix socket) in `db`. */
-  admin<T extends pg.QueryResultRow = pg.QueryResultRow>(db: string, sql: string, params?: unknown[]): Promise<pg.QueryResult<T>>;
-  /** Fast shutdown (clients are disconnected): an outage. */
-  stop(): Promise<void>;
-  /** Starts it again on the same port and data. */
-  start(): Promise<void>;
-  readonly running: boolean;
-  /** Stops it and removes its folder. */
-  destroy(): void;
-}
-
-const PG_ROOT = '/usr/lib/postgresql';
-
-/** The newest installed major version's bin folder; throws (never skips) when there is none. */
-export function postgresBinDir(): string {
-  const versions = existsSync(PG_ROOT)
-    ? readdirSync(PG_ROOT).filter((v) => existsSync(join(PG_ROOT, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a))
-    : [];
-  if (versions.length === 0) {
-    throw new Error(`PostgreSQL is not installed (no ${PG_ROOT}/<version>/bin/initdb): apt-get install postgresql (scripts/ensure-tools.mjs does it for npm test)`);
-  }
-  return join(PG_ROOT, versions[0]!, 'bin');
-}
-
-const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
-
-/** initdb and postgres refuse to run as root: as root, everything runs as the `postgres` user. */
-function asPostgres(bin: string, args: string[], opts: { allowFail?: boolean } = {}): string {
-  const [cmd, argv] = isRoot() ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 120_000 });
-  if (!opts.allowFail && (r.error || r.status !== 0)) {
-    throw new Error(`${bin} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}): ${r.stderr}${r.stdout}`);
-  }
-  return `${r.stdout}${r.stderr}`;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts a new cluster. Prefer `sharedPostgres()` in tests. */
-export async function startPostgres(): Promise<PgCluster> {
-  const bin = postgresBinDir();
-  const dir = mkdtempSync(join(tmpdir(), 'credbroker-pg-'));
-  const data = join(dir, 'data');
-  const log = join(dir, 'postgres.log');
-  // TLS with a development CA, so that sslmode in the URL can be exercised.
-  const certs = makeDevCerts();
-  const tls = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), ca: join(dir, 'ca.crt') };
-  for (const [from, to] of [[certs.serverCert, tls.cert], [certs.serverKey, tls.key], [certs.caCert, tls.ca]] as const) writeFileSync(to, readFileSync(from), { mode: 0o600 });
-  certs.remove();
-  if (isRoot()) {
-    const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-    const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-    if (!Number.isInteger(uid) || uid <= 0) throw new Error('running as root but there is no `postgres` user to run initdb as (Debian\'s postgresql package creates it)');
-    for (const f of [dir, tls.cert, tls.key]) chownSync(f, uid, gid);
-  }
-  chmodSync(dir, 0o711); // the CA certificate inside is read by the tests' own user
-  const user = 'credbroker';
-  // Not URL-special, so URLs need no escaping; distinctive, so a leak is easy to grep.
-  const password = `pw${randomBytes(12).toString('hex')}`;
-  asPostgres(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale', 'C', '--no-sync']);
-  // Loopback TCP needs the password (redaction is exercised); the unix socket in our own folder is trusted (admin).
-  writeFileSync(join(data, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n');
-  let port = 0;
-  let running = false;
-  const opts = () => [
-    `-c port=${port}`, "-c listen_addresses='127.0.0.1'", `-c unix_socket_directories='${dir}'`,
-    '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off',
-    `-c ssl=on -c ssl_cert_file='${tls.cert}' -c ssl_key_file='${tls.key}'`,
-    '-c shared_buffers=32MB', '-c max_connections=200', '-c log_min_messages=warning',
-  ].join(' ');
-  const pgCtl = (args: string[], allowFail = false) => asPostgres(join(bin, 'pg_ctl'), ['-D', data, ...args], { allowFail });
-  const startOnce = () => pgCtl(['-l', log, '-w', '-t', '60', '-o', opts(), 'start']);
-  const cleanup = () => {
-    if (running) pgCtl(['-m', 'immediate', '-w', 'stop'], true);
-    running = false;
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', cleanup);
-
-  // A port found free can be taken before the postmaster binds it: try another.
-  for (let attempt = 1; ; attempt++) {
-    port = await freePort();
+export function sharedPostgres(): Promise<PgCluster & { readonly caCert: string }> {
+  shared ??= (async () => {
+    const certs = makeDevCerts();
     try {
-      startOnce();
-      running = true;
-      break;
-    } catch (err) {
-      const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
-      if (attempt >= 3 || !/could not bind|Address already in use/i.test(text)) { cleanup(); throw new Error(`${(err as Error).message}\n${text}`); }
-    }
-  }
-
-  const admin = async <T extends pg.QueryResultRow>(db: string, sql: string, params: unknown[] = []) => {
-    const c = new pg.Client({ host: dir, port, user: 'postgres', database: db });
-    await c.connect();
-    try {
-      return await c.query<T>(sql, params);
+      const cluster = await startPostgres({ tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.caCert } });
+      return cluster as PgCluster & { readonly caCert: string };
     } finally {
-      await c.end();
+      certs.remove();
     }
-  };
-  await admin('postgres', `CREATE ROLE ${user} LOGIN PASSWORD '${password}'`);
-  let dbs = 0;
-
-  return {
-    port, password, user, caCert: tls.ca,
-    get running() { return running; },
-    url: (db) => `postgres://${user}:${password}@127.0.0.1:${port}/${db}`,
-    admin,
-    async newDatabase(name) {
-      const db = name ?? `t${process.pid}_${++dbs}`;
-      if (!/^[a-z0-9_]+$/.test(db)) throw new Error(`database name ${db}: use [a-z0-9_]`);
-      await admin('postgres', `CREATE DATABASE ${db} OWNER ${user}`);
-      return `postgres://${user}:${password}@127.0.0.1:${port}/${db}`;
-    },
-    async stop() {
-      if (!running) return;
-      pgCtl(['-m', 'fast', '-w', 'stop']);
-      running = false;
-    },
-    async start() {
-      if (running) return;
-      startOnce();
-      running = true;
-    },
-    destroy() {
-      process.removeListener('exit', cleanup);
-      cleanup();
-    },
-  };
-}
-
-let shared: Promise<PgCluster> | null = null;
-
-/**
- * One cluster for the whole test file (each tap file is its own process), removed when
- * the process exits. Tests that stop it must start it again before they end.
- */
-export function sharedPostgres(): Promise<PgCluster> {
-  shared ??= startPostgres();
+  })();
   return shared;
 }
