@@ -11,6 +11,7 @@ import { isCredbrokerError } from '../errors/index.js';
 import { exitCodeFor } from '../errors/map.js';
 import { asRegistryError } from '../registry/sqlite-errors.js';
 import { registerAudit } from './commands/audit.js';
+import { registerClaim } from './commands/claim.js';
 import { registerDevices } from './commands/devices.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
@@ -43,6 +44,7 @@ export const commandRegistrars: CommandRegistrar[] = [
   registerShow,
   registerSessions,
   registerProfile,
+  registerClaim,
   registerKeys,
   registerAudit,
   registerSim,

@@ -40,7 +40,15 @@ export type ErrorCode =
   | 'ERR_DEVICE_NOT_REVOKED'
   | 'ERR_DEVICE_TOKENS_LIVE'
   | 'ERR_PROFILE_IN_USE'
-  | 'ERR_REGISTRY_MISMATCH';
+  | 'ERR_REGISTRY_MISMATCH'
+  | 'ERR_CLAIM_NOT_FOUND'
+  | 'ERR_CLAIM_EXISTS'
+  | 'ERR_CLAIM_MALFORMED'
+  | 'ERR_CLAIM_UNKNOWN'
+  | 'ERR_CLAIM_EXPIRED'
+  | 'ERR_CLAIM_REVOKED'
+  | 'ERR_CLAIM_ID_NOT_ALLOWED'
+  | 'ERR_CLAIM_QUOTA';
 
 export class CredbrokerError extends Error {
   readonly code: ErrorCode;

@@ -37,6 +37,14 @@ const EXIT: Record<ErrorCode, number> = {
   ERR_CLIENT_ID_MISMATCH: 6,
   ERR_RATE_LIMITED: 7,
   ERR_BROKER_UNREACHABLE: 8,
+  ERR_CLAIM_NOT_FOUND: 3,
+  ERR_CLAIM_EXISTS: 4,
+  ERR_CLAIM_REVOKED: 4,
+  ERR_CLAIM_QUOTA: 4,
+  ERR_CLAIM_ID_NOT_ALLOWED: 2,
+  ERR_CLAIM_MALFORMED: 6,
+  ERR_CLAIM_UNKNOWN: 6,
+  ERR_CLAIM_EXPIRED: 6,
 };
 
 /**
@@ -51,6 +59,8 @@ export function exitCodeFor(err: unknown): number {
 
 /** MQTT 3.1.1 CONNACK return codes used by the broker. */
 export const CONNACK = {
+  /** A client id the broker will not take (a claim for an id that is not a valid device id). */
+  IDENTIFIER_REJECTED: 2,
   /** The node is at its connection cap: try again later (or another node). */
   SERVER_UNAVAILABLE: 3,
   BAD_USERNAME_OR_PASSWORD: 4,
@@ -61,7 +71,9 @@ export type ConnackCode = (typeof CONNACK)[keyof typeof CONNACK];
 /**
  * CONNACK 4 for a credential that is itself invalid (forged, expired, malformed,
  * for another user name); CONNACK 5 for a valid credential that is not allowed
- * (revoked, wrong client id, throttled). Anything unexpected is "not authorized".
+ * (revoked, wrong client id, throttled; a claim for an id that is already a
+ * device); CONNACK 2 for a claim whose client id is no valid device id.
+ * Anything unexpected is "not authorized".
  */
 export function connackCodeFor(err: unknown): ConnackCode {
   if (!isCredbrokerError(err)) return CONNACK.NOT_AUTHORIZED;
@@ -76,7 +88,12 @@ export function connackCodeFor(err: unknown): ConnackCode {
     case 'ERR_REFRESH_UNKNOWN':
     case 'ERR_CREDENTIAL_EXPIRED':
     case 'ERR_IDENTITY_MISMATCH':
+    case 'ERR_CLAIM_MALFORMED':
+    case 'ERR_CLAIM_UNKNOWN':
+    case 'ERR_CLAIM_EXPIRED':
       return CONNACK.BAD_USERNAME_OR_PASSWORD;
+    case 'ERR_INVALID_DEVICE_ID':
+      return CONNACK.IDENTIFIER_REJECTED;
     default:
       return CONNACK.NOT_AUTHORIZED;
   }

@@ -9,3 +9,7 @@ export { reissueCredentials } from './reissue.js';
 export { pruneRegistry, pruneAudit, RENEWAL_AUDIT_ACTIONS, type Retention, type Pruned } from './retention.js';
 export { deleteDevices, removeSimulationDevices, TOKEN_GRACE_MS, type DeleteResult } from './delete-devices.js';
 export { deleteProfile } from './delete-profile.js';
+export {
+  createClaim, listClaims, showClaim, claimSummary, revokeClaim, extendClaim, removeSimulationClaim, authenticateClaim, provisionByClaim,
+  DEFAULT_CLAIM_MAX_DEVICES, DEFAULT_CLAIM_TTL_MS, type CreateClaimInput, type ClaimSummary, type ClaimState, type ClaimRequest,
+} from './claim.js';

@@ -4,7 +4,7 @@ declare const brand: unique symbol;
 /** A value of type T that has been checked to be a `Name`. */
 export type Branded<T, Name extends string> = T & { readonly [brand]: Name };
 
-/** A validated device id: 1–128 chars of `[A-Za-z0-9._:-]`. */
+/** A validated device id: 1–128 chars of `[A-Za-z0-9._:-]`, not starting with a reserved prefix. */
 export type DeviceId = Branded<string, 'DeviceId'>;
 /** A token id (the `jti` claim). */
 export type Jti = Branded<string, 'Jti'>;
@@ -15,13 +15,26 @@ export type ProfileName = Branded<string, 'ProfileName'>;
 
 const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const PROFILE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** Claim names (and grant names) have the profile-name shape: they follow `claim:` in an MQTT user name. */
+const CLAIM_NAME = PROFILE_NAME;
+
+/**
+ * User names of sessions that are not devices (SPEC "Identifiers"): `claim:NAME`
+ * (provisioning by claim) and `grant:NAME`. No device id may start with them, so
+ * a device can never be mistaken for one of those sessions, nor they for it.
+ */
+export const RESERVED_ID_PREFIXES = ['claim:', 'grant:'] as const;
+const reserved = (text: string) => RESERVED_ID_PREFIXES.find((p) => text.startsWith(p));
+
+/** A claim's name (`credbroker claim create NAME`). */
+export type ClaimName = Branded<string, 'ClaimName'>;
 
 /**
  * Why so strict: a device id is substituted into ACL topic patterns, so `+`, `#`
  * or `/` in an id would widen that device's rights (ACL injection).
  */
 export function isDeviceId(text: unknown): text is DeviceId {
-  return typeof text === 'string' && DEVICE_ID.test(text);
+  return typeof text === 'string' && DEVICE_ID.test(text) && reserved(text) === undefined;
 }
 
 /** @throws UsageError `ERR_INVALID_DEVICE_ID` with the reason, for display. */
@@ -34,6 +47,8 @@ function deviceIdProblem(text: unknown): string {
   if (typeof text !== 'string') return text === undefined || text === null ? 'it is missing' : `it is a ${typeof text}, not a string`;
   if (text.length === 0) return 'it is empty';
   if (text.length > 128) return `it is ${text.length} characters long (at most 128)`;
+  const prefix = reserved(text);
+  if (prefix !== undefined && DEVICE_ID.test(text)) return `ids starting with "${prefix}" are reserved for ${prefix === 'claim:' ? 'claim' : 'grant'} sessions`;
   const bad = [...text].find((c) => !/[A-Za-z0-9._:-]/.test(c)) ?? '';
   return `character ${describe(bad)} is not allowed (use letters, digits, '.', '_', ':' and '-')`;
 }
@@ -48,4 +63,13 @@ export function describe(text: unknown): string {
 export function parseProfileName(text: unknown): ProfileName {
   if (typeof text === 'string' && PROFILE_NAME.test(text)) return text as ProfileName;
   throw new UsageError(`invalid profile name ${describe(text)}: use 1–64 letters, digits, '.', '_' or '-'`);
+}
+
+export function isClaimName(text: unknown): text is ClaimName {
+  return typeof text === 'string' && CLAIM_NAME.test(text);
+}
+
+export function parseClaimName(text: unknown): ClaimName {
+  if (isClaimName(text)) return text;
+  throw new UsageError(`invalid claim name ${describe(text)}: use 1–64 letters, digits, '.', '_' or '-'`);
 }

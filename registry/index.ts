@@ -8,6 +8,7 @@ import { ChangeFeed } from './changes.js';
 import { SigningKeys } from './keys.js';
 import { SettingsStore, type Settings } from './settings.js';
 import { RegistrySpace } from './space.js';
+import { Claims } from './claims.js';
 import { CredbrokerError, RegistryError } from '../errors/index.js';
 
 import type { OpenOptions, Registry as AsyncRegistry, RegistryEngine } from './interface.js';
@@ -17,6 +18,7 @@ import { SqliteRegistry } from './sqlite/registry.js';
 export * from './ids.js';
 export type * from './types.js';
 export type * from './interface.js';
+export type { Claim, ClaimedDevice, NewClaim } from './claims.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { defaultDbPath, asRegistryError };
 export { DEFAULT_SETTINGS, DEFAULT_PROFILES } from './defaults.js';
@@ -67,6 +69,7 @@ export class SyncRegistry {
   readonly keys: SigningKeys;
   readonly settingsStore: SettingsStore;
   readonly space: RegistrySpace;
+  readonly claims: Claims;
   private asyncView: AsyncRegistry | null = null;
 
   private constructor(db: Db, path: string) {
@@ -81,6 +84,7 @@ export class SyncRegistry {
     this.keys = new SigningKeys(db);
     this.settingsStore = new SettingsStore(db);
     this.space = new RegistrySpace(db);
+    this.claims = new Claims(db);
   }
 
   /**

@@ -79,6 +79,32 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE tokens ADD COLUMN family TEXT;
    UPDATE tokens SET family = jti;
    CREATE INDEX tokens_family ON tokens(family, expires_at);`,
+  // Provisioning by claim (schema 5). A claim holds the hash of its claim credential and
+  // its rules; claim_allowed is its optional allow-list; claim_devices records every
+  // device provisioned through it (the quota counts these rows, which outlive a deleted
+  // device: a quota is spent, not lent). No foreign key to devices, for that reason.
+  `CREATE TABLE claims (
+     name TEXT PRIMARY KEY,
+     profile TEXT NOT NULL REFERENCES profiles(name),
+     hash TEXT NOT NULL UNIQUE,      -- SHA-256 of the claim credential; the credential itself is never stored
+     max_devices INTEGER NOT NULL,
+     id_pattern TEXT,                -- anchored regular expression source, or NULL for any device id
+     has_allow_list INTEGER NOT NULL DEFAULT 0,
+     expires_at INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     revoked_at INTEGER,
+     revoked_reason TEXT,
+     simulation INTEGER NOT NULL DEFAULT 0);  -- made by \`credbroker sim --claim\`: its devices are simulation devices
+   CREATE TABLE claim_allowed (
+     claim TEXT NOT NULL REFERENCES claims(name),
+     device_id TEXT NOT NULL,
+     PRIMARY KEY (claim, device_id)) WITHOUT ROWID;
+   CREATE TABLE claim_devices (
+     device_id TEXT PRIMARY KEY,
+     claim TEXT NOT NULL REFERENCES claims(name),
+     claimed_at INTEGER NOT NULL,
+     address TEXT);
+   CREATE INDEX claim_devices_claim ON claim_devices(claim, claimed_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,3 +6,7 @@ export {
   newRefreshCredential, parseRefreshCredential, hashRefreshCredential, looksLikeRefreshCredential,
   REFRESH_PREFIX, type RefreshCredential,
 } from './refresh-credential.js';
+export {
+  newClaimCredential, parseClaimCredential, hashClaimCredential, looksLikeClaimCredential,
+  CLAIM_CREDENTIAL_PREFIX, type ClaimCredential,
+} from './claim-credential.js';

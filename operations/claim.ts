@@ -1,0 +1,221 @@
+import { timingSafeEqual } from 'node:crypto';
+import { CredentialError, RegistryError, UsageError } from '../errors/index.js';
+import type { Actor, Claim, ClaimedDevice, ClaimName, DeviceId, Registry } from '../registry/index.js';
+import { parseClaimName, parseDeviceId, describe } from '../registry/index.js';
+import { hashClaimCredential, newClaimCredential, parseClaimCredential, type ClaimCredential } from '../tokens/index.js';
+import { mintCredentialSet, storeCredentialSet, type DeviceCredentials, type Issuer } from '../provisioning/index.js';
+import { formatDuration } from '../util/duration.js';
+
+/** Quota of a claim created without --max-devices (and without an allow-list, whose size is the default then). */
+export const DEFAULT_CLAIM_MAX_DEVICES = 1000;
+export const DEFAULT_CLAIM_TTL_MS = 90 * 86_400_000;
+/** Longest claim lifetime: a claim credential is flashed into a batch, not into a product line for ever. */
+export const MAX_CLAIM_TTL_MS = 3650 * 86_400_000;
+const MAX_PATTERN_CHARS = 256;
+
+export interface CreateClaimInput {
+  readonly name: string;
+  readonly profile: string;
+  readonly maxDevices?: number;
+  readonly ttlMs?: number;
+  /** A regular expression a claimed id must match whole (it is anchored). */
+  readonly idPattern?: string;
+  /** The factory's list of serials: only these ids may be claimed. */
+  readonly allowList?: readonly string[];
+  /** Made by `credbroker sim`: devices claimed through it are simulation devices. */
+  readonly simulation?: boolean;
+  readonly now?: number;
+}
+
+export type ClaimState = 'active' | 'expired' | 'revoked' | 'exhausted';
+
+export interface ClaimSummary {
+  readonly claim: Claim;
+  readonly used: number;
+  readonly left: number;
+  readonly allowListSize: number | null;
+  readonly state: ClaimState;
+}
+
+/**
+ * `credbroker claim create`: a claim and its credential, which is returned once
+ * and stored only as a hash. Audited as `claim.create` (rules only).
+ * @throws UsageError (bad name, pattern, quota, lifetime, allow-list) | RegistryError `ERR_PROFILE_NOT_FOUND` | `ERR_CLAIM_EXISTS`
+ */
+export function createClaim(reg: Registry, input: CreateClaimInput): { claim: Claim; credential: ClaimCredential } {
+  const now = input.now ?? Date.now();
+  const name = parseClaimName(input.name);
+  const idPattern = input.idPattern === undefined ? null : checkIdPattern(input.idPattern);
+  const allowList = input.allowList === undefined ? null : checkAllowList(input.allowList, idPattern);
+  const maxDevices = input.maxDevices ?? allowList?.length ?? DEFAULT_CLAIM_MAX_DEVICES;
+  if (!Number.isInteger(maxDevices) || maxDevices < 1 || maxDevices > 10_000_000) throw new UsageError(`invalid --max-devices ${maxDevices}: expected a whole number from 1 to 10000000`);
+  const ttlMs = checkClaimTtl(input.ttlMs ?? DEFAULT_CLAIM_TTL_MS);
+  const credential = newClaimCredential();
+  return reg.write(() => {
+    const profile = reg.profiles.require(input.profile);
+    if (reg.claims.get(name)) throw new RegistryError('ERR_CLAIM_EXISTS', `claim "${name}" exists already (claim names are never reused: pick another, or see credbroker claim show ${name})`);
+    reg.claims.insert({ name, profile: profile.name, hash: hashClaimCredential(credential), maxDevices, idPattern, expiresAt: now + ttlMs, createdAt: now, simulation: input.simulation ?? false }, allowList);
+    reg.audit.append('cli', 'claim.create', null, {
+      claim: name, profile: profile.name, maxDevices, idPattern, allowList: allowList?.length ?? null, expiresAt: now + ttlMs,
+    }, now);
+    return { claim: reg.claims.require(name), credential };
+  });
+}
+
+/** A claim with what its quota has spent, and whether it still provisions. */
+export function claimSummary(reg: Registry, claim: Claim, used = reg.claims.used(claim.name), now = Date.now()): ClaimSummary {
+  const left = Math.max(0, claim.maxDevices - used);
+  const state: ClaimState = claim.revokedAt !== null ? 'revoked' : claim.expiresAt <= now ? 'expired' : left === 0 ? 'exhausted' : 'active';
+  return { claim, used, left, allowListSize: claim.hasAllowList ? reg.claims.allowListSize(claim.name) : null, state };
+}
+
+export function listClaims(reg: Registry, now = Date.now()): ClaimSummary[] {
+  const used = reg.claims.usedByClaim();
+  return reg.claims.list().map((c) => claimSummary(reg, c, used.get(c.name) ?? 0, now));
+}
+
+/** `claim show`: the summary and the devices provisioned through it (at most `limit`). */
+export function showClaim(reg: Registry, name: string, limit = 1000): ClaimSummary & { devices: ClaimedDevice[] } {
+  const claim = reg.claims.require(name);
+  return { ...claimSummary(reg, claim), devices: reg.claims.devices(claim.name, limit) };
+}
+
+/**
+ * `claim revoke`: no further claims. Devices already provisioned through it
+ * are ordinary devices and keep working. Durable before it returns.
+ * @returns false when it was already revoked
+ */
+export function revokeClaim(reg: Registry, name: string, reason: string, now = Date.now()): boolean {
+  return reg.writeDurably(() => {
+    const claim = reg.claims.require(name);
+    const changed = reg.claims.revoke(claim.name, reason, now);
+    if (changed) reg.audit.append('cli', 'claim.revoke', null, { claim: claim.name, reason, used: reg.claims.used(claim.name) }, now);
+    return changed;
+  });
+}
+
+/**
+ * `claim extend`: the claim now expires `ttlMs` from now (an expired claim
+ * opens again). A revoked claim stays revoked.
+ * @throws RegistryError `ERR_CLAIM_NOT_FOUND` | `ERR_CLAIM_REVOKED`
+ */
+export function extendClaim(reg: Registry, name: string, ttlMs: number, now = Date.now()): Claim {
+  checkClaimTtl(ttlMs);
+  return reg.write(() => {
+    const claim = reg.claims.require(name);
+    if (claim.revokedAt !== null) throw new RegistryError('ERR_CLAIM_REVOKED', `claim "${claim.name}" is revoked: create a new claim instead`);
+    reg.claims.setExpiry(claim.name, now + ttlMs);
+    reg.audit.append('cli', 'claim.extend', null, { claim: claim.name, from: claim.expiresAt, to: now + ttlMs }, now);
+    return reg.claims.require(claim.name);
+  });
+}
+
+/** Removes a simulation's claim (its device records go with it; the devices are removed by the sim's clean-up). */
+export function removeSimulationClaim(reg: Registry, name: string): boolean {
+  return reg.write(() => {
+    const c = reg.claims.get(name);
+    if (!c?.simulation) return false;
+    reg.claims.delete(c.name);
+    return true;
+  });
+}
+
+/**
+ * The CONNECT check of a claim session (SPEC "Provisioning by claim"): the
+ * credential's shape and checksum (no lookup for a typo), then the claim's
+ * hash, expiry and revocation. The hash comparison takes constant time.
+ * @throws CredentialError `ERR_CLAIM_MALFORMED` | `ERR_CLAIM_UNKNOWN` | `ERR_CLAIM_EXPIRED` (CONNACK 4);
+ *   `ERR_CLAIM_REVOKED` (CONNACK 5)
+ */
+export function authenticateClaim(reg: Registry, name: ClaimName, secret: string, now = Date.now()): Claim {
+  const hash = hashClaimCredential(parseClaimCredential(secret));
+  const claim = reg.claims.get(name);
+  if (!claim || !timingSafeEqual(Buffer.from(claim.hash, 'hex'), Buffer.from(hash, 'hex'))) throw new CredentialError('ERR_CLAIM_UNKNOWN', 'unknown claim or wrong claim credential');
+  if (claim.revokedAt !== null) throw new CredentialError('ERR_CLAIM_REVOKED', 'claim is revoked');
+  if (claim.expiresAt <= now) throw new CredentialError('ERR_CLAIM_EXPIRED', 'claim has expired');
+  return claim;
+}
+
+export interface ClaimRequest {
+  readonly claim: ClaimName;
+  readonly deviceId: DeviceId;
+  /** Written into the credentials set: where the device connects next. */
+  readonly brokerUrl: string;
+  /** Where the claim came from (audit only). */
+  readonly address?: string | null;
+  readonly actor?: Actor;
+}
+
+/**
+ * Issues a credentials set under a claim's rules. The rules are checked first
+ * (so a refusal costs no signature), then the set is minted, then checked again
+ * and stored in ONE write transaction (BEGIN IMMEDIATE): concurrent claims are
+ * serialised there, so a quota of N yields exactly N devices however many race,
+ * and an id that exists is never issued a second set.
+ * @throws CredentialError `ERR_CLAIM_UNKNOWN` | `ERR_CLAIM_EXPIRED` | `ERR_CLAIM_REVOKED`;
+ *   RegistryError `ERR_CLAIM_ID_NOT_ALLOWED` | `ERR_DEVICE_EXISTS` | `ERR_CLAIM_QUOTA`
+ */
+export async function provisionByClaim(issuer: Issuer, req: ClaimRequest): Promise<DeviceCredentials> {
+  const { reg } = issuer;
+  const first = checkRules(reg, req, Date.now());
+  const profile = reg.profiles.require(first.profile);
+  const set = await mintCredentialSet(issuer, req.deviceId, profile, { brokerUrl: req.brokerUrl });
+  const now = Date.now();
+  reg.write(() => {
+    const claim = checkRules(reg, req, now);
+    const details = { claim: claim.name, ...(req.address ? { address: req.address } : {}) };
+    storeCredentialSet(issuer, set, now, claim.simulation, { actor: req.actor ?? 'broker', details });
+    reg.claims.recordDevice(req.deviceId, claim.name, now, req.address ?? null);
+  });
+  return set.file;
+}
+
+/** Every rule of a claim for one id, in the order of the wire codes' precedence. */
+function checkRules(reg: Registry, req: ClaimRequest, now: number): Claim {
+  const claim = reg.claims.get(req.claim);
+  if (!claim) throw new CredentialError('ERR_CLAIM_UNKNOWN', 'unknown claim');
+  if (claim.revokedAt !== null) throw new CredentialError('ERR_CLAIM_REVOKED', 'the claim is revoked');
+  if (claim.expiresAt <= now) throw new CredentialError('ERR_CLAIM_EXPIRED', 'the claim has expired');
+  if (claim.idPattern !== null && !compiled(claim.idPattern).test(req.deviceId)) {
+    throw new RegistryError('ERR_CLAIM_ID_NOT_ALLOWED', 'the device id does not match the claim\'s id pattern');
+  }
+  if (claim.hasAllowList && !reg.claims.allows(claim.name, req.deviceId)) throw new RegistryError('ERR_CLAIM_ID_NOT_ALLOWED', 'the device id is not on the claim\'s allow-list');
+  if (reg.devices.get(req.deviceId)) throw new RegistryError('ERR_DEVICE_EXISTS', 'the device id is already a device');
+  if (reg.claims.used(claim.name) >= claim.maxDevices) throw new RegistryError('ERR_CLAIM_QUOTA', 'the claim\'s device quota is used up');
+  return claim;
+}
+
+/** Compiled id patterns by source: a claim is checked on every request, its pattern compiled once. Bounded: claims are few. */
+const patterns = new Map<string, RegExp>();
+function compiled(source: string): RegExp {
+  let re = patterns.get(source);
+  if (!re) {
+    if (patterns.size >= 256) patterns.clear();
+    re = new RegExp(`^(?:${source})$`);
+    patterns.set(source, re);
+  }
+  return re;
+}
+
+function checkIdPattern(source: string): string {
+  if (source.length === 0 || source.length > MAX_PATTERN_CHARS) throw new UsageError(`invalid --id-pattern: give 1–${MAX_PATTERN_CHARS} characters`);
+  try {
+    compiled(source);
+  } catch (err) {
+    throw new UsageError(`invalid --id-pattern ${describe(source)}: ${(err as Error).message.replace(/^Invalid regular expression: \/.*\/\w*: /, '')}`);
+  }
+  return source;
+}
+
+function checkAllowList(ids: readonly string[], idPattern: string | null): string[] {
+  if (ids.length === 0) throw new UsageError('the allow-list is empty: give at least one device id (or leave out --allow-list)');
+  const out = [...new Set(ids.map((id) => parseDeviceId(id)))];
+  const outside = idPattern === null ? [] : out.filter((id) => !compiled(idPattern).test(id));
+  if (outside.length) throw new UsageError(`${outside.length} id(s) of the allow-list do not match --id-pattern (e.g. ${describe(outside[0])}): they could never be claimed`);
+  return out;
+}
+
+function checkClaimTtl(ttlMs: number): number {
+  if (!(ttlMs > 0) || ttlMs > MAX_CLAIM_TTL_MS) throw new UsageError(`invalid --ttl ${formatDuration(ttlMs)}: a claim lives at most ${formatDuration(MAX_CLAIM_TTL_MS)}`, 'ERR_TTL_TOO_LONG');
+  return ttlMs;
+}

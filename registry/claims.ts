@@ -1,0 +1,148 @@
+import type { Db } from './db.js';
+import type { ClaimName, DeviceId, ProfileName } from './ids.js';
+import { RegistryError } from '../errors/index.js';
+
+/** A claim (SPEC "Provisioning by claim"): the rules under which units of a batch provision themselves. */
+export interface Claim {
+  readonly name: ClaimName;
+  readonly profile: ProfileName;
+  /** SHA-256 of the claim credential (never the credential). */
+  readonly hash: string;
+  readonly maxDevices: number;
+  /** Source of the regular expression a claimed id must match whole; null: any device id. */
+  readonly idPattern: string | null;
+  readonly hasAllowList: boolean;
+  readonly expiresAt: number;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
+  readonly revokedReason: string | null;
+  /** Made by `credbroker sim`: devices provisioned through it are simulation devices, removed with the run. */
+  readonly simulation: boolean;
+}
+
+/** A device provisioned through a claim. */
+export interface ClaimedDevice {
+  readonly deviceId: DeviceId;
+  readonly claim: ClaimName;
+  readonly claimedAt: number;
+  /** The address the claim came from (for the audit trail). */
+  readonly address: string | null;
+}
+
+interface Row {
+  name: string; profile: string; hash: string; max_devices: number; id_pattern: string | null; has_allow_list: number;
+  expires_at: number; created_at: number; revoked_at: number | null; revoked_reason: string | null; simulation: number;
+}
+
+const toClaim = (r: Row): Claim => ({
+  name: r.name as ClaimName, profile: r.profile as ProfileName, hash: r.hash, maxDevices: r.max_devices, idPattern: r.id_pattern,
+  hasAllowList: r.has_allow_list === 1, expiresAt: r.expires_at, createdAt: r.created_at, revokedAt: r.revoked_at, revokedReason: r.revoked_reason,
+  simulation: r.simulation === 1,
+});
+
+export type NewClaim = Pick<Claim, 'name' | 'profile' | 'hash' | 'maxDevices' | 'idPattern' | 'expiresAt' | 'createdAt' | 'simulation'>;
+
+/** The claims tables: `claims`, their allow-lists and the devices provisioned through them. */
+export class Claims {
+  private readonly getStmt;
+  private readonly listStmt;
+  private readonly insertStmt;
+  private readonly allowStmt;
+  private readonly allowedStmt;
+  private readonly allowCountStmt;
+  private readonly revokeStmt;
+  private readonly extendStmt;
+  private readonly usedStmt;
+  private readonly usedAllStmt;
+  private readonly recordStmt;
+  private readonly devicesStmt;
+  private readonly deleteStmts;
+  constructor(db: Db) {
+    this.getStmt = db.prepare<[string], Row>('SELECT * FROM claims WHERE name = ?');
+    this.listStmt = db.prepare<[], Row>('SELECT * FROM claims ORDER BY name');
+    this.insertStmt = db.prepare(
+      'INSERT INTO claims (name, profile, hash, max_devices, id_pattern, has_allow_list, expires_at, created_at, simulation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.allowStmt = db.prepare('INSERT OR IGNORE INTO claim_allowed (claim, device_id) VALUES (?, ?)');
+    this.allowedStmt = db.prepare<[string, string], number>('SELECT 1 FROM claim_allowed WHERE claim = ? AND device_id = ?').pluck();
+    this.allowCountStmt = db.prepare<[string], number>('SELECT count(*) FROM claim_allowed WHERE claim = ?').pluck();
+    this.revokeStmt = db.prepare('UPDATE claims SET revoked_at = ?, revoked_reason = ? WHERE name = ? AND revoked_at IS NULL');
+    this.extendStmt = db.prepare('UPDATE claims SET expires_at = ? WHERE name = ?');
+    this.usedStmt = db.prepare<[string], number>('SELECT count(*) FROM claim_devices WHERE claim = ?').pluck();
+    this.usedAllStmt = db.prepare<[], { claim: string; n: number }>('SELECT claim, count(*) AS n FROM claim_devices GROUP BY claim');
+    this.recordStmt = db.prepare('INSERT INTO claim_devices (device_id, claim, claimed_at, address) VALUES (?, ?, ?, ?)');
+    this.devicesStmt = db.prepare<[string, number], { device_id: string; claim: string; claimed_at: number; address: string | null }>(
+      'SELECT * FROM claim_devices WHERE claim = ? ORDER BY claimed_at, device_id LIMIT ?',
+    );
+    this.deleteStmts = ['claim_allowed WHERE claim', 'claim_devices WHERE claim', 'claims WHERE name'].map((t) => db.prepare(`DELETE FROM ${t} = ?`));
+  }
+
+  get(name: string): Claim | undefined {
+    const r = this.getStmt.get(name);
+    return r && toClaim(r);
+  }
+
+  /** @throws RegistryError `ERR_CLAIM_NOT_FOUND` */
+  require(name: string): Claim {
+    const c = this.get(name);
+    if (!c) throw new RegistryError('ERR_CLAIM_NOT_FOUND', `no claim "${name}" in the registry (see: credbroker claim list)`);
+    return c;
+  }
+
+  list(): Claim[] {
+    return this.listStmt.all().map(toClaim);
+  }
+
+  /** Stores a new claim and its allow-list (call inside `reg.write`). */
+  insert(c: NewClaim, allowList: readonly string[] | null): void {
+    this.insertStmt.run(c.name, c.profile, c.hash, c.maxDevices, c.idPattern, allowList ? 1 : 0, c.expiresAt, c.createdAt, c.simulation ? 1 : 0);
+    for (const id of allowList ?? []) this.allowStmt.run(c.name, id);
+  }
+
+  /** Whether `deviceId` is on the claim's allow-list (an index lookup: lists of a whole production run are fine). */
+  allows(name: string, deviceId: string): boolean {
+    return this.allowedStmt.get(name, deviceId) !== undefined;
+  }
+
+  allowListSize(name: string): number {
+    return this.allowCountStmt.get(name) ?? 0;
+  }
+
+  /** @returns false when the claim was already revoked. */
+  revoke(name: string, reason: string, now: number): boolean {
+    return this.revokeStmt.run(now, reason, name).changes > 0;
+  }
+
+  setExpiry(name: string, expiresAt: number): void {
+    this.extendStmt.run(expiresAt, name);
+  }
+
+  /** Devices provisioned through the claim so far: what its quota has spent. */
+  used(name: string): number {
+    return this.usedStmt.get(name) ?? 0;
+  }
+
+  usedByClaim(): Map<string, number> {
+    return new Map(this.usedAllStmt.all().map((r) => [r.claim, r.n]));
+  }
+
+  /** Records a device provisioned through the claim (call inside the transaction that stores the device). */
+  recordDevice(deviceId: DeviceId, claim: ClaimName, now: number, address: string | null): void {
+    this.recordStmt.run(deviceId, claim, now, address);
+  }
+
+  /** The devices provisioned through the claim, oldest first (at most `limit`). */
+  devices(name: string, limit = 1000): ClaimedDevice[] {
+    return this.devicesStmt.all(name, limit).map((r) => ({ deviceId: r.device_id as DeviceId, claim: r.claim as ClaimName, claimedAt: r.claimed_at, address: r.address }));
+  }
+
+  /** Names of the claims that provision under `profile` (such a profile cannot be deleted). */
+  usingProfile(profile: string): string[] {
+    return this.list().filter((c) => c.profile === profile).map((c) => c.name);
+  }
+
+  /** Removes a claim with its allow-list and device records (the devices themselves stay). */
+  delete(name: string): void {
+    for (const stmt of this.deleteStmts) stmt.run(name);
+  }
+}
