@@ -4,7 +4,9 @@ import { CredentialError, isCredbrokerError, type ErrorCode } from '../errors/in
 import { checkRefreshCredential } from '../operations/index.js';
 import { isDeviceId, type DeviceId, type Jti } from '../registry/index.js';
 import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, type VerifyOptions } from '../tokens/index.js';
-import { REFRESH_PREFIX } from '../tokens/index.js';
+import { looksLikeClaimCredential, REFRESH_PREFIX } from '../tokens/index.js';
+import { claimNameOf } from '../protocol/claim.js';
+import { claimSession } from './claim-session.js';
 import { addressKey, remoteAddress } from './address.js';
 import { alreadyLogged } from './logged-error.js';
 import type { BrokerContext } from './context.js';
@@ -40,6 +42,7 @@ export function createAuthenticate(ctx: BrokerContext) {
   const accepted = {
     token: ctx.metrics.authResults.labels('ok', 'token'),
     refresh: ctx.metrics.authResults.labels('ok', 'refresh'),
+    claim: ctx.metrics.authResults.labels('ok', 'claim'),
   };
   const verifyTime = ctx.metrics.verifySeconds.labels();
   // Built once per issuer (it is replaced when the keys rotate), not per CONNECT.
@@ -56,24 +59,35 @@ export function createAuthenticate(ctx: BrokerContext) {
     // The failed-login throttle counts an IPv6 /64 as one address, as the socket caps do.
     const throttleKey = () => addressKey(address());
     let deviceForAudit: string | null = null;
+    let claimForAudit: string | null = null;
     try {
       if (!ctx.authFailures.isEmpty() && !ctx.authFailures.allows(throttleKey())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'throttled');
       if (ctx.aedes && ctx.sessions.size >= ctx.config.maxConnections) throw new Refusal(CONNACK.SERVER_UNAVAILABLE, 'connection_cap');
-      if (!isDeviceId(username) || username.startsWith(REFRESH_PREFIX)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad_username');
-      deviceForAudit = username;
+      // `claim:NAME`: a claim session, whose client id is the device id it claims (claim-session.ts).
+      const claim = claimNameOf(username);
+      if (claim === null && (!isDeviceId(username) || username.startsWith(REFRESH_PREFIX))) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad_username');
+      deviceForAudit = claim === null ? username! : isDeviceId(client.id) ? client.id : null;
+      if (claim !== null) claimForAudit = claim;
       if (!password || password.length === 0) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'no_password');
       if (password.length > ctx.config.maxPasswordBytes) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'password_too_long');
-      if (client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
+      if (claim === null && client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
       if (!ctx.verifyBudget.isEmpty() && !ctx.verifyBudget.allows(address())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'verify_budget');
       const secret = password.toString('utf8');
-      const session = looksLikeRefreshCredential(secret) ? refreshSession(ctx, username, secret, address) : tokenSession(ctx, username, secret, options(), verifyTime);
-      // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
-      session.checkDelivery = client.clean === false;
-      // Counted only for proven credentials: a stranger who knows a device id must not be able to lock it out.
-      if (!ctx.deviceConnects.take(username)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'connect_rate');
+      // A claim credential is no device password: refused before any other work.
+      if (claim === null && looksLikeClaimCredential(secret)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'claim_credential_as_password');
+      const session = claim !== null ? claimSession(ctx, client.id, claim, secret)
+        : looksLikeRefreshCredential(secret) ? refreshSession(ctx, username as DeviceId, secret, address) : tokenSession(ctx, username as DeviceId, secret, options(), verifyTime);
+      if (session.kind !== 'claim') {
+        // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
+        session.checkDelivery = client.clean === false;
+        // Counted only for proven credentials: a stranger who knows a device id must not be able to lock it out.
+        if (!ctx.deviceConnects.take(session.deviceId)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'connect_rate');
+      }
       ctx.sessions.attach(client, session);
       accepted[session.kind].inc();
-      ctx.audit.seenNow(username);
+      // A leaked claim credential could be used for a flood of accepted CONNECTs: summarised per address like refusals.
+      if (session.kind === 'claim') ctx.tally.event('claim.connect', 'address', throttleKey(), session.deviceId, 'accepted', { claim: session.claim, address: address() });
+      else ctx.audit.seenNow(session.deviceId);
     } catch (err) {
       const refusal = toRefusal(err);
       if (!NOT_FAILED.has(refusal.reason)) {
@@ -81,7 +95,8 @@ export function createAuthenticate(ctx: BrokerContext) {
         ctx.verifyBudget.failed(address());
       }
       ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
-      ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason, { reason: refusal.reason, address: address() }, !FLOOD.has(refusal.reason));
+      ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason,
+        { reason: refusal.reason, address: address(), ...(claimForAudit !== null && { claim: claimForAudit }) }, !FLOOD.has(refusal.reason));
       ctx.refusals.refused({ device: claimedDevice(username), reason: refusal.reason, address: address(), connack: refusal.returnCode });
       return done(alreadyLogged(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode })), false);
     }
@@ -139,6 +154,8 @@ const REASONS: Partial<Record<ErrorCode, string>> = {
   ERR_TOKEN_EXPIRED: 'expired', ERR_TOKEN_CLAIM: 'bad_claim', ERR_IDENTITY_MISMATCH: 'identity_mismatch',
   ERR_REFRESH_MALFORMED: 'refresh_malformed', ERR_REFRESH_UNKNOWN: 'refresh_unknown', ERR_REFRESH_REPLAYED: 'refresh_replayed',
   ERR_CREDENTIAL_EXPIRED: 'credential_expired', ERR_DEVICE_NOT_FOUND: 'unknown_device',
+  ERR_CLAIM_MALFORMED: 'claim_malformed', ERR_CLAIM_UNKNOWN: 'claim_unknown', ERR_CLAIM_EXPIRED: 'claim_expired',
+  ERR_CLAIM_REVOKED: 'claim_revoked', ERR_DEVICE_EXISTS: 'id_exists', ERR_INVALID_DEVICE_ID: 'bad_client_id',
 };
 
 function toRefusal(err: unknown): Refusal {

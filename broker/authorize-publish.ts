@@ -2,6 +2,8 @@ import type { Client, PublishPacket } from 'aedes';
 import { mayPublish } from '../acl/index.js';
 import type { BrokerContext } from './context.js';
 import { alreadyLogged } from './logged-error.js';
+import type { ClaimResponder } from './claim.js';
+import { claimTopics } from '../protocol/claim.js';
 import type { RenewalResponder } from './renewal.js';
 import { sessionOf } from './session.js';
 import { renewTopicDevice } from './token-topics.js';
@@ -12,11 +14,13 @@ export const BLACK_HOLE = '$credbroker/dropped';
 /**
  * The aedes `authorizePublish` hook: expiry and revocation are checked again
  * here (a timer can be late), then the ACL. Renewal requests are consumed here
- * and answered by the renewal responder. `$SYS` is never publishable (the ACL
+ * and answered by the renewal responder; a claim session may publish its
+ * provision request and nothing else (anything else closes it, whatever the
+ * denied-publish policy). `$SYS` is never publishable (the ACL
  * refuses it whatever the patterns). Also called by aedes for the will on an
  * unclean disconnect: a kicked session's will is refused.
  */
-export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalResponder) {
+export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalResponder, claims: ClaimResponder) {
   const deny = (client: Client, packet: PublishPacket, callback: (err?: Error | null) => void, why: string) => {
     ctx.metrics.aclDenials.inc({ action: 'publish' });
     const s = sessionOf(client);
@@ -37,6 +41,16 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
     if (!ctx.config.weaken.ignoreRevocations && ctx.revocation.isDeviceRevoked(s.deviceId)) {
       ctx.sessions.kick(client, 'device_revoked');
       return callback(alreadyLogged(new Error('device revoked')));
+    }
+    if (s.kind === 'claim') {
+      if (packet.topic === claimTopics(s.deviceId).provision) {
+        claims.handle(client, s, packet);
+        return drop(packet, callback);
+      }
+      ctx.metrics.aclDenials.inc({ action: 'publish' });
+      ctx.log.debug({ event: 'acl.publish_denied', device: s.deviceId, claim: s.claim }, 'claim session publish refused');
+      ctx.sessions.kick(client, 'acl_violation');
+      return callback(alreadyLogged(new Error('publish refused: claim session')));
     }
     const renewFor = renewTopicDevice(packet.topic);
     if (renewFor !== null) {

@@ -55,6 +55,12 @@ export interface BrokerConfig {
   /** Connects per device (flapping guard): burst, then refill rate. */
   readonly deviceConnectBurst: number;
   readonly deviceConnectPerSec: number;
+  /** Claim requests per claim (all its devices together): burst, then refill rate. */
+  readonly claimBurst: number;
+  readonly claimPerSec: number;
+  /** Claim requests per address (IPv6: per /64): burst, then refill rate. */
+  readonly claimAddressBurst: number;
+  readonly claimAddressPerSec: number;
   /** Renewals per device: burst, then refill rate. */
   readonly renewBurst: number;
   readonly renewPerSec: number;
@@ -138,6 +144,10 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   authFailPerSec: 2,
   deviceConnectBurst: 10,
   deviceConnectPerSec: 0.5,
+  claimBurst: 200,
+  claimPerSec: 20,
+  claimAddressBurst: 100,
+  claimAddressPerSec: 10,
   renewBurst: 3,
   renewPerSec: 0.5,
   refreshGraceMs: 600_000,
@@ -280,7 +290,7 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if (c.maxQueuedBytes < c.maxPacketBytes) throw new UsageError(`${label('maxQueuedBytes')} (${c.maxQueuedBytes}) must be at least ${label('maxPacketBytes')} (${c.maxPacketBytes}): a client could not be sent one packet of the largest size`, 'ERR_CONFIG');
   if (c.workers !== 1 && c.bus === null) throw new UsageError(`${label('workers')} ${c.workers} needs ${label('bus')} redis://HOST:PORT: workers share delivery, sessions and retained messages through it`, 'ERR_CONFIG');
   // A bucket that never refills is never swept: one per address would be kept for good.
-  for (const k of ['refusalLogPerSec', 'refusalLogMaxPerSec'] as const) if (!(c[k] > 0)) throw new UsageError(`invalid ${label(k)} ${c[k]}: expected a rate above 0`, 'ERR_CONFIG');
+  for (const k of ['refusalLogPerSec', 'refusalLogMaxPerSec', 'claimPerSec', 'claimAddressPerSec'] as const) if (!(c[k] > 0)) throw new UsageError(`invalid ${label(k)} ${c[k]}: expected a rate above 0`, 'ERR_CONFIG');
   return out as unknown as BrokerConfig;
 }
 
@@ -302,6 +312,9 @@ const INTEGER_RANGES: Partial<Record<keyof BrokerConfig, readonly [number, numbe
   maxRetainedPerDevice: [0, 10_000_000],
   maxRetainedBytesPerDevice: [0, 2 ** 40],
   maxRetainedPayloadBytes: [0, 268_435_455],
+  // A burst of 0 would refuse every claim for good.
+  claimBurst: [1, 10_000_000],
+  claimAddressBurst: [1, 10_000_000],
 };
 
 function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: SettingName): unknown {

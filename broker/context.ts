@@ -34,6 +34,9 @@ export interface BrokerContext {
    * whose change feed every worker's and node's watcher follows and kicks from.
    */
   readonly kicks: DeviceKicks;
+  /** Claim requests per claim name, and per address (claim.ts). */
+  readonly claimRequests: RateLimiter;
+  readonly claimAddresses: RateLimiter;
   readonly subscriptions: SubscriptionLimit;
   /** Who owns each retained message: the per-device caps, and clearing a revoked device's. */
   readonly retained: RetainedLedger;

@@ -111,3 +111,10 @@ export function unauthenticatedLimits(config: BrokerConfig, fd: FdLimit | null):
   const auto = fd ? Math.max(1, Math.min(AUTO_CEILING, Math.floor(fd.soft / 4))) : AUTO_UNKNOWN;
   return { max: config.maxUnauthenticated === 'auto' ? auto : config.maxUnauthenticated, perAddress: config.maxUnauthenticatedPerAddress };
 }
+
+// ---- Claim sessions (claim-session.ts, claim.ts)
+
+/** A claim session is closed this long after its CONNECT at the latest (SPEC "Provisioning by claim"). */
+export const CLAIM_SESSION_MS = 60_000;
+/** After its answer, a claim session is closed once this has passed (the answer's delivery must not be cut off). */
+export const CLAIM_ANSWER_GRACE_MS = 2_000;

@@ -15,6 +15,7 @@ export class BrokerMetrics {
   readonly authResults = new Counter({ name: 'credbroker_auth_results_total', help: 'CONNECT authentication results by reason', labelNames: ['result', 'reason'] as const, registers: [this.registry] });
   readonly aclDenials = new Counter({ name: 'credbroker_acl_denials_total', help: 'Refused publishes, subscribes and deliveries (deliver: a topic outside the session ACL)', labelNames: ['action'] as const, registers: [this.registry] });
   readonly renewals = new Counter({ name: 'credbroker_renewals_total', help: 'In-band token renewals by result', labelNames: ['result', 'reason'] as const, registers: [this.registry] });
+  readonly claims = new Counter({ name: 'credbroker_claims_total', help: 'Provisioning requests by claim: accepted, or rejected with the wire code (rate_limited: a claim rate limit bit)', labelNames: ['result', 'reason'] as const, registers: [this.registry] });
   readonly kicks = new Counter({ name: 'credbroker_session_kicks_total', help: 'Sessions closed by the broker', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly unauthenticated: Gauge = new Gauge({
     name: 'credbroker_unauthenticated_sockets', help: 'Accepted MQTT sockets (TCP, TLS, WebSocket) that have not authenticated yet', registers: [this.registry],

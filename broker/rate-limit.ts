@@ -15,10 +15,10 @@ export interface RateLimiter {
   close(): void;
 }
 
-/** The broker's three per-key limits (BrokerContext). */
-export type LimiterName = 'authFailures' | 'deviceConnects' | 'renewals';
+/** The broker's per-key limits (BrokerContext). */
+export type LimiterName = 'authFailures' | 'deviceConnects' | 'renewals' | 'claimRequests' | 'claimAddresses';
 
-/** Builds each of the three limits from its burst and rate (startBroker's `limiters` option); `metrics` for what it counts. */
+/** Builds each of the limits from its burst and rate (startBroker's `limiters` option); `metrics` for what it counts. */
 export type LimiterFactory = (name: LimiterName, burst: number, perSecond: number, metrics: BrokerMetrics) => RateLimiter;
 
 /** The default: each process counts on its own. */

@@ -3,6 +3,7 @@ import { issueAccessToken, reportRefreshReplay, rotateRefreshCredential, type Ro
 import { isCredbrokerError } from '../errors/index.js';
 import type { BrokerContext } from './context.js';
 import { RenewalAnswers, type AcceptedRenewal } from './renewal-answers.js';
+import { parseRequestObject, requestIdOf, salvageRequestId } from './request-payload.js';
 import { clearRetainedOf } from './retained.js';
 import { sameSubscribeRules, sessionAcl, type Session } from './session.js';
 import { tokenTopics } from './token-topics.js';
@@ -11,8 +12,6 @@ import { tokenTopics } from './token-topics.js';
 export type RenewRejection =
   | 'ERR_BAD_REQUEST' | 'ERR_FORBIDDEN_TOPIC' | 'ERR_RATE_LIMITED' | 'ERR_DEVICE_REVOKED'
   | 'ERR_CREDENTIAL_EXPIRED' | 'ERR_REFRESH_REPLAYED' | 'ERR_INTERNAL';
-
-const MAX_REQUEST_BYTES = 1024;
 
 interface RenewRequest { requestId: string; ttlSeconds?: number }
 
@@ -246,27 +245,11 @@ function credentialOf(session: Session): string | null {
   return session.kind === 'token' ? session.jti : session.refreshHash;
 }
 
-/** The requestId of a request that is otherwise invalid, so the device can match the rejection. */
-function salvageRequestId(payload: Buffer | string): string | null {
-  if (payload.length > MAX_REQUEST_BYTES) return null;
-  try {
-    const id = (JSON.parse(payload.toString()) as { requestId?: unknown } | null)?.requestId;
-    return typeof id === 'string' && id.length > 0 && id.length <= 128 ? id : null;
-  } catch {
-    return null;
-  }
-}
-
 function parseRequest(payload: Buffer | string): RenewRequest | null {
-  if (payload.length > MAX_REQUEST_BYTES) return null;
-  try {
-    const obj = JSON.parse(payload.toString()) as unknown;
-    if (obj === null || typeof obj !== 'object') return null;
-    const { requestId, ttlSeconds } = obj as Record<string, unknown>;
-    if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 128) return null;
-    if (ttlSeconds !== undefined && !(typeof ttlSeconds === 'number' && ttlSeconds > 0)) return null;
-    return { requestId, ttlSeconds: ttlSeconds as number | undefined };
-  } catch {
-    return null;
-  }
+  const obj = parseRequestObject(payload);
+  const requestId = requestIdOf(obj);
+  if (!obj || requestId === null) return null;
+  const { ttlSeconds } = obj;
+  if (ttlSeconds !== undefined && !(typeof ttlSeconds === 'number' && ttlSeconds > 0)) return null;
+  return { requestId, ttlSeconds: ttlSeconds as number | undefined };
 }

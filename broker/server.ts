@@ -6,6 +6,7 @@ import { peerSocket, remoteAddress } from './address.js';
 import { AuditBuffer } from './audit-buffer.js';
 import { AuditTally } from './audit-tally.js';
 import { createAuthenticate } from './authenticate.js';
+import { ClaimResponder } from './claim.js';
 import { createAuthorizeForward } from './authorize-forward.js';
 import { createAuthorizePublish } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
@@ -99,6 +100,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     authFailures: limiter('authFailures', config.authFailBurst, config.authFailPerSec, metrics),
     deviceConnects: limiter('deviceConnects', config.deviceConnectBurst, config.deviceConnectPerSec, metrics),
     renewals: limiter('renewals', config.renewBurst, config.renewPerSec, metrics),
+    claimRequests: limiter('claimRequests', config.claimBurst, config.claimPerSec, metrics),
+    claimAddresses: limiter('claimAddresses', config.claimAddressBurst, config.claimAddressPerSec, metrics),
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
     retained: new RetainedLedger(retainedLimits(config)),
     verifyBudget: new VerifyBudget(config.verifyBudgetPerSec, config.verifyBudgetBurst, (address) => {
@@ -117,6 +120,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const gate = <T extends Parameters<typeof unauth.guard>[0]>(server: T): T => (config.weaken.noLimits ? server : unauth.guard(server));
   const renewal = new RenewalResponder(ctx);
   const shared = opts.shared;
+  const claims = new ClaimResponder(ctx);
   const aedes = await Aedes.createBroker({
     id: shared?.id ?? `credbroker-${randomBytes(4).toString('hex')}`,
     // Persistent sessions' stored queues bounded too (aedes' default store has no limit).
@@ -131,7 +135,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     // (seen here; moscajs/aedes#193). Per-client queues and drainTimeout bound memory.
     concurrency: 0,
     authenticate: createAuthenticate(ctx),
-    authorizePublish: createAuthorizePublish(ctx, renewal),
+    authorizePublish: createAuthorizePublish(ctx, renewal, claims),
     authorizeSubscribe: createAuthorizeSubscribe(ctx),
     authorizeForward: createAuthorizeForward(ctx, config.weaken.noLimits ? null : new OutboundQueues(queueLimits(config))),
   });
@@ -227,7 +231,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     ctx.tally.close();
     ctx.audit.close();
     ctx.refusals.close();
-    for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals, ctx.verifyBudget]) l.close();
+    for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals, ctx.claimRequests, ctx.claimAddresses, ctx.verifyBudget]) l.close();
     issuer.reg.close();
   }
   return {

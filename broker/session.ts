@@ -5,17 +5,21 @@ import { tokenTopics } from './token-topics.js';
 import type { DeviceId, Jti } from '../registry/index.js';
 
 /** Why the broker ended a session itself. */
-export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'key_retired' | 'acl_violation' | 'theft' | 'shutdown' | 'renew_abuse' | 'slow_consumer';
+export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'key_retired' | 'acl_violation' | 'theft' | 'shutdown' | 'renew_abuse' | 'slow_consumer' | 'claim_answered';
 
 /**
  * What the broker knows about an authenticated connection, decided once at
  * CONNECT (the ACL is compiled there and kept here).
  * - `token`: connected with an access token; full ACL.
  * - `refresh`: connected with a refresh credential; token topics only.
+ * - `claim`: connected with a claim credential to provision the device id it
+ *   names (its client id); its claim topics only (broker/claim-session.ts).
  */
 export interface Session {
   readonly deviceId: DeviceId;
-  readonly kind: 'token' | 'refresh';
+  readonly kind: 'token' | 'refresh' | 'claim';
+  /** The claim a `claim` session provisions through. */
+  readonly claim?: string;
   jti: Jti | null;
   /** ms; when the broker accepted the CONNECT (`credbroker sessions`). */
   readonly connectedAt: number;

@@ -16,6 +16,8 @@ const MAX_PATTERN_CHARS = 256;
 export interface CreateClaimInput {
   readonly name: string;
   readonly profile: string;
+  /** Written into every credentials set issued through the claim (checked by the caller: `parseBrokerUrl`). */
+  readonly brokerUrl: string;
   readonly maxDevices?: number;
   readonly ttlMs?: number;
   /** A regular expression a claimed id must match whole (it is anchored). */
@@ -54,7 +56,7 @@ export function createClaim(reg: Registry, input: CreateClaimInput): { claim: Cl
   return reg.write(() => {
     const profile = reg.profiles.require(input.profile);
     if (reg.claims.get(name)) throw new RegistryError('ERR_CLAIM_EXISTS', `claim "${name}" exists already (claim names are never reused: pick another, or see credbroker claim show ${name})`);
-    reg.claims.insert({ name, profile: profile.name, hash: hashClaimCredential(credential), maxDevices, idPattern, expiresAt: now + ttlMs, createdAt: now, simulation: input.simulation ?? false }, allowList);
+    reg.claims.insert({ name, profile: profile.name, hash: hashClaimCredential(credential), maxDevices, idPattern, brokerUrl: input.brokerUrl, expiresAt: now + ttlMs, createdAt: now, simulation: input.simulation ?? false }, allowList);
     reg.audit.append('cli', 'claim.create', null, {
       claim: name, profile: profile.name, maxDevices, idPattern, allowList: allowList?.length ?? null, expiresAt: now + ttlMs,
     }, now);
@@ -139,8 +141,6 @@ export function authenticateClaim(reg: Registry, name: ClaimName, secret: string
 export interface ClaimRequest {
   readonly claim: ClaimName;
   readonly deviceId: DeviceId;
-  /** Written into the credentials set: where the device connects next. */
-  readonly brokerUrl: string;
   /** Where the claim came from (audit only). */
   readonly address?: string | null;
   readonly actor?: Actor;
@@ -159,7 +159,7 @@ export async function provisionByClaim(issuer: Issuer, req: ClaimRequest): Promi
   const { reg } = issuer;
   const first = checkRules(reg, req, Date.now());
   const profile = reg.profiles.require(first.profile);
-  const set = await mintCredentialSet(issuer, req.deviceId, profile, { brokerUrl: req.brokerUrl });
+  const set = await mintCredentialSet(issuer, req.deviceId, profile, { brokerUrl: first.brokerUrl });
   const now = Date.now();
   reg.write(() => {
     const claim = checkRules(reg, req, now);

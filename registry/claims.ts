@@ -12,6 +12,8 @@ export interface Claim {
   /** Source of the regular expression a claimed id must match whole; null: any device id. */
   readonly idPattern: string | null;
   readonly hasAllowList: boolean;
+  /** The broker address written into each credentials set issued through the claim. */
+  readonly brokerUrl: string;
   readonly expiresAt: number;
   readonly createdAt: number;
   readonly revokedAt: number | null;
@@ -30,17 +32,17 @@ export interface ClaimedDevice {
 }
 
 interface Row {
-  name: string; profile: string; hash: string; max_devices: number; id_pattern: string | null; has_allow_list: number;
+  name: string; profile: string; hash: string; max_devices: number; id_pattern: string | null; has_allow_list: number; broker_url: string;
   expires_at: number; created_at: number; revoked_at: number | null; revoked_reason: string | null; simulation: number;
 }
 
 const toClaim = (r: Row): Claim => ({
   name: r.name as ClaimName, profile: r.profile as ProfileName, hash: r.hash, maxDevices: r.max_devices, idPattern: r.id_pattern,
-  hasAllowList: r.has_allow_list === 1, expiresAt: r.expires_at, createdAt: r.created_at, revokedAt: r.revoked_at, revokedReason: r.revoked_reason,
+  hasAllowList: r.has_allow_list === 1, brokerUrl: r.broker_url, expiresAt: r.expires_at, createdAt: r.created_at, revokedAt: r.revoked_at, revokedReason: r.revoked_reason,
   simulation: r.simulation === 1,
 });
 
-export type NewClaim = Pick<Claim, 'name' | 'profile' | 'hash' | 'maxDevices' | 'idPattern' | 'expiresAt' | 'createdAt' | 'simulation'>;
+export type NewClaim = Pick<Claim, 'name' | 'profile' | 'hash' | 'maxDevices' | 'idPattern' | 'brokerUrl' | 'expiresAt' | 'createdAt' | 'simulation'>;
 
 /** The claims tables: `claims`, their allow-lists and the devices provisioned through them. */
 export class Claims {
@@ -61,7 +63,7 @@ export class Claims {
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM claims WHERE name = ?');
     this.listStmt = db.prepare<[], Row>('SELECT * FROM claims ORDER BY name');
     this.insertStmt = db.prepare(
-      'INSERT INTO claims (name, profile, hash, max_devices, id_pattern, has_allow_list, expires_at, created_at, simulation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO claims (name, profile, hash, max_devices, id_pattern, has_allow_list, broker_url, expires_at, created_at, simulation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.allowStmt = db.prepare('INSERT OR IGNORE INTO claim_allowed (claim, device_id) VALUES (?, ?)');
     this.allowedStmt = db.prepare<[string, string], number>('SELECT 1 FROM claim_allowed WHERE claim = ? AND device_id = ?').pluck();
@@ -95,7 +97,7 @@ export class Claims {
 
   /** Stores a new claim and its allow-list (call inside `reg.write`). */
   insert(c: NewClaim, allowList: readonly string[] | null): void {
-    this.insertStmt.run(c.name, c.profile, c.hash, c.maxDevices, c.idPattern, allowList ? 1 : 0, c.expiresAt, c.createdAt, c.simulation ? 1 : 0);
+    this.insertStmt.run(c.name, c.profile, c.hash, c.maxDevices, c.idPattern, allowList ? 1 : 0, c.brokerUrl, c.expiresAt, c.createdAt, c.simulation ? 1 : 0);
     for (const id of allowList ?? []) this.allowStmt.run(c.name, id);
   }
 

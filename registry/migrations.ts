@@ -90,6 +90,7 @@ const MIGRATIONS: readonly string[] = [
      max_devices INTEGER NOT NULL,
      id_pattern TEXT,                -- anchored regular expression source, or NULL for any device id
      has_allow_list INTEGER NOT NULL DEFAULT 0,
+     broker_url TEXT NOT NULL,       -- written into every credentials set issued through the claim
      expires_at INTEGER NOT NULL,
      created_at INTEGER NOT NULL,
      revoked_at INTEGER,

@@ -45,9 +45,9 @@ t.test('operations: every rule, and exactly the quota under a race', async (t) =
   t.teardown(() => issuer.reg.close());
   const reg = issuer.reg;
   const brokerUrl = 'mqtt://127.0.0.1:1883';
-  const req = (claim: string, id: string) => ({ claim: claim as ClaimName, deviceId: id as DeviceId, brokerUrl, address: '127.0.0.1' });
+  const req = (claim: string, id: string) => ({ claim: claim as ClaimName, deviceId: id as DeviceId, address: '127.0.0.1' });
 
-  const { claim, credential } = createClaim(reg, { name: 'lot', profile: 'sensor', maxDevices: 10, idPattern: 'pump-[0-9]+' });
+  const { claim, credential } = createClaim(reg, { brokerUrl, name: 'lot', profile: 'sensor', maxDevices: 10, idPattern: 'pump-[0-9]+' });
   t.equal(claim.maxDevices, 10);
   t.notOk(JSON.stringify(claim).includes(credential), 'the stored claim holds no credential');
   t.equal(claim.hash, hashClaimCredential(credential));
@@ -73,7 +73,7 @@ t.test('operations: every rule, and exactly the quota under a race', async (t) =
   const row = reg.audit.query({ deviceId: provisioned[0]!, action: 'device.provision' })[0];
   t.match(row, { actor: 'broker', details: { claim: 'lot', address: '127.0.0.1' } }, 'audited with the claim and the address');
 
-  const { credential: c2 } = createClaim(reg, { name: 'lot2', profile: 'sensor', maxDevices: 5 });
+  const { credential: c2 } = createClaim(reg, { brokerUrl, name: 'lot2', profile: 'sensor', maxDevices: 5 });
   t.equal(await codeOf(provisionByClaim(issuer, req('lot2', provisioned[0]!))), 'ERR_DEVICE_EXISTS', 'an id that exists is never re-issued, through any claim');
   const dev = await provisionByClaim(issuer, req('lot2', 'gw-1'));
   t.equal(dev.deviceId, 'gw-1');
@@ -87,19 +87,19 @@ t.test('operations: every rule, and exactly the quota under a race', async (t) =
   t.equal(reg.devices.require('gw-1').status, 'active', 'a device provisioned through a revoked claim keeps working');
   t.equal(await codeOf(() => extendClaim(reg, 'lot2', 86_400_000)), 'ERR_CLAIM_REVOKED', 'a revoked claim cannot be extended');
 
-  const { credential: c3 } = createClaim(reg, { name: 'old', profile: 'sensor', ttlMs: 1000, now: Date.now() - 5000 });
+  const { credential: c3 } = createClaim(reg, { brokerUrl, name: 'old', profile: 'sensor', ttlMs: 1000, now: Date.now() - 5000 });
   t.equal(await codeOf(provisionByClaim(issuer, req('old', 'x-1'))), 'ERR_CLAIM_EXPIRED');
   t.equal(await codeOf(() => authenticateClaim(reg, 'old' as ClaimName, c3)), 'ERR_CLAIM_EXPIRED');
   extendClaim(reg, 'old', 86_400_000);
   t.equal(await codeOf(provisionByClaim(issuer, req('old', 'x-1'))), 'ok', 'extended: it opens again');
 
-  createClaim(reg, { name: 'listed', profile: 'sensor', allowList: ['a-1', 'a-2'] });
+  createClaim(reg, { brokerUrl, name: 'listed', profile: 'sensor', allowList: ['a-1', 'a-2'] });
   t.equal(showClaim(reg, 'listed').claim.maxDevices, 2, 'quota defaults to the allow-list size');
   t.equal(await codeOf(provisionByClaim(issuer, req('listed', 'a-3'))), 'ERR_CLAIM_ID_NOT_ALLOWED', 'not on the allow-list');
   t.equal(await codeOf(provisionByClaim(issuer, req('listed', 'a-2'))), 'ok');
-  t.equal(await codeOf(() => createClaim(reg, { name: 'both', profile: 'sensor', idPattern: 'a-[0-9]', allowList: ['a-1', 'b-1'] })), 'ERR_USAGE', 'allow-list ids outside the pattern');
+  t.equal(await codeOf(() => createClaim(reg, { brokerUrl, name: 'both', profile: 'sensor', idPattern: 'a-[0-9]', allowList: ['a-1', 'b-1'] })), 'ERR_USAGE', 'allow-list ids outside the pattern');
   setProfile(reg, { name: 'valve', publish: ['devices/{device}/state'], subscribe: [] });
-  createClaim(reg, { name: 'valves', profile: 'valve' });
+  createClaim(reg, { brokerUrl, name: 'valves', profile: 'valve' });
   t.equal(await codeOf(() => deleteProfile(reg, 'valve')), 'ERR_PROFILE_IN_USE', 'a profile a claim provisions under cannot go');
 });
 

@@ -17,7 +17,7 @@ function claimJson(s: ClaimSummary): Record<string, unknown> {
   const c = s.claim;
   return {
     name: c.name, profile: c.profile, state: s.state, maxDevices: c.maxDevices, used: s.used, left: s.left,
-    idPattern: c.idPattern, allowList: s.allowListSize, expiresAt: iso(c.expiresAt), createdAt: iso(c.createdAt),
+    idPattern: c.idPattern, allowList: s.allowListSize, brokerUrl: c.brokerUrl, expiresAt: iso(c.expiresAt), createdAt: iso(c.createdAt),
     revokedAt: iso(c.revokedAt), revokedReason: c.revokedReason,
   };
 }
@@ -109,17 +109,17 @@ claim:<NAME> and the credential as password, and receives its own credentials se
         const file = opts.out ? reserveClaimFile(opts.out) : null;
         let made;
         try {
-          made = createClaim(reg, { name, profile: opts.profile!, maxDevices, ttlMs, idPattern: opts.idPattern, allowList });
+          made = createClaim(reg, { name, profile: opts.profile!, brokerUrl, maxDevices, ttlMs, idPattern: opts.idPattern, allowList });
         } catch (err) {
           file?.abandon();
           throw err;
         }
-        file?.write(claimFileText(made.claim.name, made.credential, brokerUrl));
+        file?.write(claimFileText(made.claim.name, made.credential, made.claim.brokerUrl));
         return { summary: claimSummary(reg, made.claim, 0), credential: made.credential };
       });
       const c = r.summary.claim;
       if (opts.json) {
-        printJson({ ...claimJson(r.summary), ...(opts.out ? { file: opts.out } : { claimCredential: r.credential, brokerUrl }) });
+        printJson({ ...claimJson(r.summary), ...(opts.out ? { file: opts.out } : { claimCredential: r.credential }) });
         return;
       }
       out(`created claim ${c.name}: profile ${c.profile}, quota ${count(c.maxDevices)} device(s), expires ${time(c.expiresAt)}`
@@ -165,6 +165,7 @@ claim:<NAME> and the credential as password, and receives its own credentials se
       out(`profile:     ${c.profile}`);
       out(`quota:       ${count(s.used)} of ${count(c.maxDevices)} used, ${count(s.left)} left`);
       out(`id pattern:  ${c.idPattern ?? '(any device id)'}`);
+      out(`broker url:  ${c.brokerUrl}`);
       out(`allow-list:  ${s.allowListSize === null ? '(none)' : `${count(s.allowListSize)} id(s)`}`);
       out(`created:     ${time(c.createdAt)}`);
       out(`expires:     ${time(c.expiresAt)}${s.state === 'active' ? ` (in ${formatDuration(Math.max(60_000, Math.round((c.expiresAt - Date.now()) / 60_000) * 60_000))})` : ''}`);

@@ -1,0 +1,84 @@
+import type { Client, PublishPacket } from 'aedes';
+import { isCredbrokerError, type ErrorCode } from '../errors/index.js';
+import { provisionByClaim } from '../operations/index.js';
+import { claimTopics, type ClaimAcceptedBody, type ClaimRejectedBody, type ClaimRejectionCode } from '../protocol/claim.js';
+import type { ClaimName } from '../registry/index.js';
+import { addressKey, remoteAddress } from './address.js';
+import type { BrokerContext } from './context.js';
+import { CLAIM_ANSWER_GRACE_MS } from './limits.js';
+import { parseRequestObject, requestIdOf } from './request-payload.js';
+import type { Session } from './session.js';
+
+/** Refusals of provisionByClaim, as the wire codes of `…/provision/rejected`; anything else is `unavailable`. */
+const WIRE: Partial<Record<ErrorCode, ClaimRejectionCode>> = {
+  ERR_CLAIM_ID_NOT_ALLOWED: 'id_not_allowed',
+  ERR_DEVICE_EXISTS: 'id_exists',
+  ERR_CLAIM_QUOTA: 'quota_exhausted',
+  ERR_CLAIM_EXPIRED: 'claim_expired',
+  ERR_CLAIM_REVOKED: 'claim_revoked',
+  // Deleted since the CONNECT (a simulation's claim at the end of its run): as good as revoked.
+  ERR_CLAIM_UNKNOWN: 'claim_revoked',
+};
+
+/**
+ * Answers `$claims/{id}/provision` (SPEC "Provisioning by claim"): a
+ * credentials set on `…/accepted`, or a code and message on `…/rejected`. One
+ * request per session: the session is closed after its answer (once
+ * CLAIM_ANSWER_GRACE_MS has let the answer reach the device). Requests are
+ * rate-limited per claim and per address; every answer is counted and
+ * audited (`device.provision` by the broker, with the claim and the address,
+ * or `claim.rejected`, floods summarised). Never a secret in either.
+ */
+export class ClaimResponder {
+  private readonly asked = new WeakSet<Session>();
+
+  constructor(private readonly ctx: BrokerContext) {}
+
+  handle(client: Client, session: Session, packet: PublishPacket): void {
+    const { ctx } = this;
+    const obj = parseRequestObject(packet.payload);
+    const requestId = requestIdOf(obj);
+    const address = remoteAddress(client);
+    const reject = (code: ClaimRejectionCode, message: string) => this.answerRejected(client, session, address, { requestId, code, message });
+    if (this.asked.has(session)) return reject('bad_request', 'one claim per session: connect again');
+    this.asked.add(session);
+    // Both buckets are charged: one claim's burst must not drain another's, nor one address a whole line's.
+    const claimOk = ctx.claimRequests.take(session.claim!);
+    const addressOk = ctx.claimAddresses.take(addressKey(address));
+    if (!claimOk || !addressOk) return reject('rate_limited', `too many claims ${claimOk ? 'from this address' : 'through this claim'}: retry later`);
+    if (requestId === null) return reject('bad_request', 'payload must be JSON {"requestId": "..."} of at most 1 KiB');
+    provisionByClaim(ctx.issuer, { claim: session.claim as ClaimName, deviceId: session.deviceId, address }).then(
+      (file) => {
+        ctx.metrics.claims.inc({ result: 'accepted', reason: 'provisioned' });
+        ctx.log.info({ event: 'claim.accepted', device: session.deviceId, claim: session.claim, address }, 'device provisioned by claim');
+        const body: ClaimAcceptedBody = { requestId, ...file };
+        this.answer(client, session, claimTopics(session.deviceId).accepted, body);
+      },
+      (err: unknown) => {
+        const code = isCredbrokerError(err) ? WIRE[err.code] : undefined;
+        if (code) return reject(code, (err as Error).message);
+        ctx.log.error({ event: 'claim.failed', device: session.deviceId, claim: session.claim, err: (err as Error).message }, 'claim failed');
+        reject('unavailable', 'the broker could not provision the device now: retry later');
+      },
+    );
+  }
+
+  private answerRejected(client: Client, session: Session, address: string, body: ClaimRejectedBody): void {
+    this.ctx.metrics.claims.inc({ result: 'rejected', reason: body.code });
+    // Counted, not written, past a few per address and window; rate refusals are only ever counted.
+    this.ctx.tally.event('claim.rejected', 'address', addressKey(address), session.deviceId, body.code,
+      { claim: session.claim, code: body.code, address }, body.code !== 'rate_limited');
+    this.answer(client, session, claimTopics(session.deviceId).rejected, body);
+  }
+
+  /** Publishes the answer (QoS 1), then closes the session once it has had time to reach the device. */
+  private answer(client: Client, session: Session, topic: string, body: object): void {
+    const { ctx } = this;
+    const close = () => setTimeout(() => ctx.sessions.kick(client, 'claim_answered'), CLAIM_ANSWER_GRACE_MS).unref();
+    if (session.ended || !ctx.aedes) return;
+    ctx.aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, (err) => {
+      if (err) ctx.log.warn({ event: 'claim.answer_failed', device: session.deviceId }, 'could not publish claim answer');
+      close();
+    });
+  }
+}
