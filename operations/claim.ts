@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { CredentialError, RegistryError, UsageError } from '../errors/index.js';
-import type { Actor, Claim, ClaimedDevice, ClaimName, DeviceId, Registry } from '../registry/index.js';
+import type { Actor, Claim, ClaimedDevice, ClaimName, DeviceId, SyncRegistry } from '../registry/index.js';
 import { parseClaimName, parseDeviceId, describe } from '../registry/index.js';
 import { hashClaimCredential, newClaimCredential, parseClaimCredential, type ClaimCredential } from '../tokens/index.js';
 import { mintCredentialSet, storeCredentialSet, type DeviceCredentials, type Issuer } from '../provisioning/index.js';
@@ -44,7 +44,7 @@ export interface ClaimSummary {
  * and stored only as a hash. Audited as `claim.create` (rules only).
  * @throws UsageError (bad name, pattern, quota, lifetime, allow-list) | RegistryError `ERR_PROFILE_NOT_FOUND` | `ERR_CLAIM_EXISTS`
  */
-export function createClaim(reg: Registry, input: CreateClaimInput): { claim: Claim; credential: ClaimCredential } {
+export function createClaim(reg: SyncRegistry, input: CreateClaimInput): { claim: Claim; credential: ClaimCredential } {
   const now = input.now ?? Date.now();
   const name = parseClaimName(input.name);
   const idPattern = input.idPattern === undefined ? null : checkIdPattern(input.idPattern);
@@ -65,19 +65,19 @@ export function createClaim(reg: Registry, input: CreateClaimInput): { claim: Cl
 }
 
 /** A claim with what its quota has spent, and whether it still provisions. */
-export function claimSummary(reg: Registry, claim: Claim, used = reg.claims.used(claim.name), now = Date.now()): ClaimSummary {
+export function claimSummary(reg: SyncRegistry, claim: Claim, used = reg.claims.used(claim.name), now = Date.now()): ClaimSummary {
   const left = Math.max(0, claim.maxDevices - used);
   const state: ClaimState = claim.revokedAt !== null ? 'revoked' : claim.expiresAt <= now ? 'expired' : left === 0 ? 'exhausted' : 'active';
   return { claim, used, left, allowListSize: claim.hasAllowList ? reg.claims.allowListSize(claim.name) : null, state };
 }
 
-export function listClaims(reg: Registry, now = Date.now()): ClaimSummary[] {
+export function listClaims(reg: SyncRegistry, now = Date.now()): ClaimSummary[] {
   const used = reg.claims.usedByClaim();
   return reg.claims.list().map((c) => claimSummary(reg, c, used.get(c.name) ?? 0, now));
 }
 
 /** `claim show`: the summary and the devices provisioned through it (at most `limit`). */
-export function showClaim(reg: Registry, name: string, limit = 1000): ClaimSummary & { devices: ClaimedDevice[] } {
+export function showClaim(reg: SyncRegistry, name: string, limit = 1000): ClaimSummary & { devices: ClaimedDevice[] } {
   const claim = reg.claims.require(name);
   return { ...claimSummary(reg, claim), devices: reg.claims.devices(claim.name, limit) };
 }
@@ -87,7 +87,7 @@ export function showClaim(reg: Registry, name: string, limit = 1000): ClaimSumma
  * are ordinary devices and keep working. Durable before it returns.
  * @returns false when it was already revoked
  */
-export function revokeClaim(reg: Registry, name: string, reason: string, now = Date.now()): boolean {
+export function revokeClaim(reg: SyncRegistry, name: string, reason: string, now = Date.now()): boolean {
   return reg.writeDurably(() => {
     const claim = reg.claims.require(name);
     const changed = reg.claims.revoke(claim.name, reason, now);
@@ -101,7 +101,7 @@ export function revokeClaim(reg: Registry, name: string, reason: string, now = D
  * opens again). A revoked claim stays revoked.
  * @throws RegistryError `ERR_CLAIM_NOT_FOUND` | `ERR_CLAIM_REVOKED`
  */
-export function extendClaim(reg: Registry, name: string, ttlMs: number, now = Date.now()): Claim {
+export function extendClaim(reg: SyncRegistry, name: string, ttlMs: number, now = Date.now()): Claim {
   checkClaimTtl(ttlMs);
   return reg.write(() => {
     const claim = reg.claims.require(name);
@@ -113,7 +113,7 @@ export function extendClaim(reg: Registry, name: string, ttlMs: number, now = Da
 }
 
 /** Removes a simulation's claim (its device records go with it; the devices are removed by the sim's clean-up). */
-export function removeSimulationClaim(reg: Registry, name: string): boolean {
+export function removeSimulationClaim(reg: SyncRegistry, name: string): boolean {
   return reg.write(() => {
     const c = reg.claims.get(name);
     if (!c?.simulation) return false;
@@ -129,7 +129,7 @@ export function removeSimulationClaim(reg: Registry, name: string): boolean {
  * @throws CredentialError `ERR_CLAIM_MALFORMED` | `ERR_CLAIM_UNKNOWN` | `ERR_CLAIM_EXPIRED` (CONNACK 4);
  *   `ERR_CLAIM_REVOKED` (CONNACK 5)
  */
-export function authenticateClaim(reg: Registry, name: ClaimName, secret: string, now = Date.now()): Claim {
+export function authenticateClaim(reg: SyncRegistry, name: ClaimName, secret: string, now = Date.now()): Claim {
   const hash = hashClaimCredential(parseClaimCredential(secret));
   const claim = reg.claims.get(name);
   if (!claim || !timingSafeEqual(Buffer.from(claim.hash, 'hex'), Buffer.from(hash, 'hex'))) throw new CredentialError('ERR_CLAIM_UNKNOWN', 'unknown claim or wrong claim credential');
@@ -171,7 +171,7 @@ export async function provisionByClaim(issuer: Issuer, req: ClaimRequest): Promi
 }
 
 /** Every rule of a claim for one id, in the order of the wire codes' precedence. */
-function checkRules(reg: Registry, req: ClaimRequest, now: number): Claim {
+function checkRules(reg: SyncRegistry, req: ClaimRequest, now: number): Claim {
   const claim = reg.claims.get(req.claim);
   if (!claim) throw new CredentialError('ERR_CLAIM_UNKNOWN', 'unknown claim');
   if (claim.revokedAt !== null) throw new CredentialError('ERR_CLAIM_REVOKED', 'the claim is revoked');

@@ -1,35 +1,9 @@
 import type { Db } from './db.js';
 import type { ClaimName, DeviceId, ProfileName } from './ids.js';
+import type { Claim, ClaimedDevice, NewClaim } from './types.js';
 import { RegistryError } from '../errors/index.js';
 
-/** A claim (SPEC "Provisioning by claim"): the rules under which units of a batch provision themselves. */
-export interface Claim {
-  readonly name: ClaimName;
-  readonly profile: ProfileName;
-  /** SHA-256 of the claim credential (never the credential). */
-  readonly hash: string;
-  readonly maxDevices: number;
-  /** Source of the regular expression a claimed id must match whole; null: any device id. */
-  readonly idPattern: string | null;
-  readonly hasAllowList: boolean;
-  /** The broker address written into each credentials set issued through the claim. */
-  readonly brokerUrl: string;
-  readonly expiresAt: number;
-  readonly createdAt: number;
-  readonly revokedAt: number | null;
-  readonly revokedReason: string | null;
-  /** Made by `credbroker sim`: devices provisioned through it are simulation devices, removed with the run. */
-  readonly simulation: boolean;
-}
-
-/** A device provisioned through a claim. */
-export interface ClaimedDevice {
-  readonly deviceId: DeviceId;
-  readonly claim: ClaimName;
-  readonly claimedAt: number;
-  /** The address the claim came from (for the audit trail). */
-  readonly address: string | null;
-}
+export type { Claim, ClaimedDevice, NewClaim } from './types.js';
 
 interface Row {
   name: string; profile: string; hash: string; max_devices: number; id_pattern: string | null; has_allow_list: number; broker_url: string;
@@ -41,8 +15,6 @@ const toClaim = (r: Row): Claim => ({
   hasAllowList: r.has_allow_list === 1, brokerUrl: r.broker_url, expiresAt: r.expires_at, createdAt: r.created_at, revokedAt: r.revoked_at, revokedReason: r.revoked_reason,
   simulation: r.simulation === 1,
 });
-
-export type NewClaim = Pick<Claim, 'name' | 'profile' | 'hash' | 'maxDevices' | 'idPattern' | 'brokerUrl' | 'expiresAt' | 'createdAt' | 'simulation'>;
 
 /** The claims tables: `claims`, their allow-lists and the devices provisioned through them. */
 export class Claims {

@@ -18,7 +18,6 @@ import { SqliteRegistry } from './sqlite/registry.js';
 export * from './ids.js';
 export type * from './types.js';
 export type * from './interface.js';
-export type { Claim, ClaimedDevice, NewClaim } from './claims.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { defaultDbPath, asRegistryError };
 export { DEFAULT_SETTINGS, DEFAULT_PROFILES } from './defaults.js';

@@ -1,4 +1,4 @@
-import type { DeviceId, Jti, Kid, ProfileName } from './ids.js';
+import type { ClaimName, DeviceId, Jti, Kid, ProfileName } from './ids.js';
 
 /**
  * The registry's records as every engine returns them (SQLite and PostgreSQL
@@ -198,3 +198,34 @@ export interface RegistryStats {
   /** Rows per table, by table name. */
   readonly rows: Readonly<Record<string, number>>;
 }
+
+/** A claim (SPEC "Provisioning by claim"): the rules under which units of a batch provision themselves. */
+export interface Claim {
+  readonly name: ClaimName;
+  readonly profile: ProfileName;
+  /** SHA-256 of the claim credential (never the credential). */
+  readonly hash: string;
+  readonly maxDevices: number;
+  /** Source of the regular expression a claimed id must match whole; null: any device id. */
+  readonly idPattern: string | null;
+  readonly hasAllowList: boolean;
+  /** The broker address written into each credentials set issued through the claim. */
+  readonly brokerUrl: string;
+  readonly expiresAt: number;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
+  readonly revokedReason: string | null;
+  /** Made by `credbroker sim`: devices provisioned through it are simulation devices, removed with the run. */
+  readonly simulation: boolean;
+}
+
+/** A device provisioned through a claim. */
+export interface ClaimedDevice {
+  readonly deviceId: DeviceId;
+  readonly claim: ClaimName;
+  readonly claimedAt: number;
+  /** The address the claim came from (for the audit trail). */
+  readonly address: string | null;
+}
+
+export type NewClaim = Pick<Claim, 'name' | 'profile' | 'hash' | 'maxDevices' | 'idPattern' | 'brokerUrl' | 'expiresAt' | 'createdAt' | 'simulation'>;

@@ -82,6 +82,29 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE tokens ADD COLUMN family TEXT COLLATE "C";
    UPDATE tokens SET family = jti;
    CREATE INDEX tokens_family ON tokens(family, expires_at);`,
+  `CREATE TABLE claims (
+     name TEXT COLLATE "C" PRIMARY KEY,
+     profile TEXT COLLATE "C" NOT NULL REFERENCES profiles(name),
+     hash TEXT NOT NULL UNIQUE,
+     max_devices BIGINT NOT NULL,
+     id_pattern TEXT,
+     has_allow_list BOOLEAN NOT NULL DEFAULT false,
+     broker_url TEXT NOT NULL,
+     expires_at BIGINT NOT NULL,
+     created_at BIGINT NOT NULL,
+     revoked_at BIGINT,
+     revoked_reason TEXT,
+     simulation BOOLEAN NOT NULL DEFAULT false);
+   CREATE TABLE claim_allowed (
+     claim TEXT COLLATE "C" NOT NULL REFERENCES claims(name),
+     device_id TEXT COLLATE "C" NOT NULL,
+     PRIMARY KEY (claim, device_id));
+   CREATE TABLE claim_devices (
+     device_id TEXT COLLATE "C" PRIMARY KEY,
+     claim TEXT COLLATE "C" NOT NULL REFERENCES claims(name),
+     claimed_at BIGINT NOT NULL,
+     address TEXT);
+   CREATE INDEX claim_devices_claim ON claim_devices(claim, claimed_at);`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
