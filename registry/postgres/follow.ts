@@ -9,9 +9,14 @@ import { ClientSql } from './pool.js';
 export const CHANGES_CHANNEL = 'credbroker_changes';
 
 const RECONNECT_MIN_MS = 250;
-const RECONNECT_MAX_MS = 5_000;
-/** The catch-up read's period without a notification: a safety net, and how a silently dead connection is noticed. */
+const RECONNECT_MAX_MS = 2_000;
+/**
+ * The catch-up read's period without a notification: a safety net, and how a
+ * silently dead connection is noticed. `pollMs` below the floor is raised to it
+ * (the broker passes its SQLite poll period, 50 ms): NOTIFY already brings changes at once.
+ */
 const DEFAULT_POLL_MS = 1_000;
+const MIN_POLL_MS = 500;
 
 /**
  * Follows the change feed on a connection of its own: LISTEN for speed (a NOTIFY
@@ -20,7 +25,7 @@ const DEFAULT_POLL_MS = 1_000;
  * was down — or a notification lost with it — is ever skipped. Changes commit in
  * seq order (PgChanges.append), so reading `seq > position` is complete.
  * The server down: `onError` per failed attempt, reconnecting with backoff
- * (250 ms doubling to 5 s); `onRecover` once it has caught up again.
+ * (250 ms doubling to 2 s); `onRecover` once it has caught up again.
  */
 export class PgFollower implements ChangeFollower {
   private pos: number;
@@ -41,7 +46,7 @@ export class PgFollower implements ChangeFollower {
     private readonly opts: FollowOptions, private readonly onClose: () => void,
   ) {
     this.pos = fromSeq;
-    this.pollTimer = setInterval(() => this.pull(), opts.pollMs ?? DEFAULT_POLL_MS).unref();
+    this.pollTimer = setInterval(() => this.pull(), Math.max(opts.pollMs ?? DEFAULT_POLL_MS, MIN_POLL_MS)).unref();
     void this.connect();
   }
 
