@@ -6,9 +6,11 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { BrokerHandle, BrokerStats } from './broker-proc.js';
+import { freePort } from './free-port.js';
+import { cpuUs, rssBytes } from './proc-stat.js';
 import { sleep } from './stats.js';
 
 export function mosquittoPath(): string | null {
@@ -49,17 +51,6 @@ export function prepareMosquitto(dir: string, users: readonly { username: string
   return { bin, dir, passwordFile, aclFile };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitListening(port: number, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) throw new Error(`mosquitto exited with code ${child.exitCode}`);
@@ -73,14 +64,8 @@ async function waitListening(port: number, child: ChildProcess): Promise<void> {
   throw new Error('mosquitto did not start listening');
 }
 
-const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; } })();
-
 function procStats(pid: number): BrokerStats {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
-  return { cpuUs: (ticks * 1e6) / CLK_TCK, rss: rssKb * 1024, heapUsed: null, clients: null };
+  return { cpuUs: cpuUs(pid), rss: rssBytes(pid), heapUsed: null, clients: null };
 }
 
 export async function startMosquitto(setup: MosquittoSetup, tag = 'run'): Promise<BrokerHandle> {

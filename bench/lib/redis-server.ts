@@ -1,0 +1,103 @@
+/**
+ * A redis-server of one's own (Debian's package) on a free loopback port,
+ * keeping nothing on disk: the bus for the cluster bench, and for the tests
+ * (test/helpers/redis.ts adds the clean-up on test teardown).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './free-port.js';
+
+/** Debian's package (scripts/ensure-tools.mjs installs it for `npm test` and `.ci/run`). */
+const REDIS_SERVER = '/usr/bin/redis-server';
+
+export interface RedisServer {
+  /** `redis://127.0.0.1:PORT`: what `serve --bus` takes. */
+  readonly url: string;
+  readonly port: number;
+  /** The running server's pid (null while it is stopped): for its CPU time, and for kill -9. */
+  pid(): number | null;
+  /** Stops it (SIGTERM, or the signal given): an outage. Resolves once the process is gone. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port (empty: nothing was saved), once it answers PING. */
+  restart(): Promise<void>;
+  /** Stops it and removes its folder. */
+  close(): Promise<void>;
+}
+
+/** The redis-server binary, or a loud error saying how to get it. */
+export function redisServerPath(): string {
+  if (existsSync(REDIS_SERVER)) return REDIS_SERVER;
+  const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
+  const found = which.status === 0 ? which.stdout.trim() : '';
+  if (found) return found;
+  throw new Error('redis-server is not installed: the Redis bus needs it (apt-get install redis-server, or run `node scripts/ensure-tools.mjs` as root)');
+}
+
+/** Starts a redis-server with no RDB and no AOF (a restart is an empty Redis) and resolves once it answers PING. */
+export async function startRedisServer(): Promise<RedisServer> {
+  const bin = redisServerPath();
+  const dir = mkdtempSync(join(tmpdir(), 'credbroker-redis-'));
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+
+  const launch = async (): Promise<void> => {
+    let log = '';
+    const c = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout!.on('data', (d: Buffer) => (log += d));
+    c.stderr!.on('data', (d: Buffer) => (log += d));
+    child = c;
+    const exited = new Promise<never>((_, reject) => c.once('exit', (code) => reject(new Error(`redis-server on port ${port} exited (${code}): ${log.trim()}`))));
+    exited.catch(() => {}); // only awaited while starting
+    await Promise.race([waitForPong(port, 15_000), exited]);
+  };
+
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    const c = child;
+    child = null;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const gone = new Promise<void>((r) => c.once('exit', () => r()));
+    c.kill(signal);
+    const timer = setTimeout(() => c.kill('SIGKILL'), 10_000);
+    await gone;
+    clearTimeout(timer);
+  };
+
+  let closing: Promise<void> | null = null;
+  await launch();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    pid: () => (child?.pid ?? null),
+    stop,
+    async restart() {
+      await stop();
+      await launch();
+    },
+    close: () => (closing ??= stop().then(() => rmSync(dir, { recursive: true, force: true }))),
+  };
+}
+
+/** Resolves once a PING on `port` is answered with PONG. */
+async function waitForPong(port: number, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    if (await pingOnce(port)) return;
+    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING within ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function pingOnce(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ host: '127.0.0.1', port });
+    let got = '';
+    const done = (ok: boolean) => { sock.destroy(); resolve(ok); };
+    sock.setTimeout(1000, () => done(false));
+    sock.once('error', () => done(false));
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d: Buffer) => { got += d; if (got.includes('\r\n')) done(got.startsWith('+PONG')); });
+  });
+}
