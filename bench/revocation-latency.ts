@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startBrokerProc } from './lib/broker-proc.js';
+import { startBrokerProc, type BrokerHandle } from './lib/broker-proc.js';
 import { credsOf } from './lib/fixture.js';
 import { RawClient, connectPacket } from './lib/raw-client.js';
 import { median, now, percentile, sleep } from './lib/stats.js';
@@ -32,17 +32,22 @@ function runRevoke(db: string, ids: readonly string[], useCli: boolean): Promise
   });
 }
 
-export async function benchRevocation(t: Targets, opts: { devices?: number; runs?: number } = {}): Promise<RevocationResult> {
+/**
+ * @param opts.start the broker to revoke on (default: one credbroker process)
+ * @param opts.first the first of the fixture's revocable devices to use (each is revoked once per bench)
+ */
+export async function benchRevocation(t: Targets, opts: { devices?: number; runs?: number; start?: () => Promise<BrokerHandle>; first?: number } = {}): Promise<RevocationResult> {
   const d = opts.devices ?? 100;
   const runs = opts.runs ?? 3;
-  if (t.fx.revocable.length < d * runs) throw new Error('not enough revocable devices in the fixture');
-  const b = await startBrokerProc('credbroker', { db: t.fx.db });
+  const first = opts.first ?? 0;
+  if (t.fx.revocable.length < first + d * runs) throw new Error('not enough revocable devices in the fixture');
+  const b = await (opts.start ?? (() => startBrokerProc('credbroker', { db: t.fx.db })))();
   const out: RevocationRun[] = [];
   let useCli = existsSync(CLI);
   let cliProblem = '';
   try {
     for (let r = 0; r < runs; r++) {
-      const devs = t.fx.revocable.slice(r * d, (r + 1) * d);
+      const devs = t.fx.revocable.slice(first + r * d, first + (r + 1) * d);
       const clients = await Promise.all(devs.map((x) => RawClient.connect(b.port, connectPacket(credsOf(x)))));
       await sleep(300);
       let rev = await runRevoke(t.fx.db, devs.map((x) => x.deviceId), useCli);

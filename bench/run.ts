@@ -5,7 +5,9 @@
  * written into the repository).
  *
  * Environment:
- *   BENCH_ONLY=verify,connect,storm,throughput,forward,memory,revocation,limits,provision   subset
+ *   BENCH_ONLY=verify,connect,storm,throughput,forward,memory,revocation,limits,provision,cluster   subset
+ *   BENCH_WORKERS=1,2        worker counts of the cluster section (serve --workers N --bus)
+ *   BENCH_LOAD_PROCS=N       load-generator processes of the cluster section (default: half the cores, 2 to 8)
  *   BENCH_RUNS=3             runs per figure (minimum 3; throughput takes at least 5)
  *   BENCH_CPU_PROF=DIR       write V8 CPU profiles of the credbroker children to DIR
  *   BENCH_NO_MOSQUITTO=1     skip the Mosquitto column even when it is installed
@@ -13,6 +15,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { benchAuthenticateHook } from './authenticate.js';
+import { benchCluster, broadcastKind, SINGLE, workersKind } from './cluster.js';
 import { benchConnectRate } from './connect-rate.js';
 import { benchForward } from './forward.js';
 import { createFixture } from './lib/fixture.js';
@@ -26,7 +29,7 @@ import { benchRevocation } from './revocation-latency.js';
 import { benchThroughput, type ThroughputMode } from './throughput.js';
 import { benchVerify } from './verify.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,throughput,forward,memory,revocation,limits').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,throughput,forward,memory,revocation,limits,cluster').split(',').map((s) => s.trim()));
 const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
 // At least five: per-message costs of a few µs make these the noisiest ratios on shared cores.
 const throughputRuns = Math.max(runs, 5);
@@ -69,8 +72,10 @@ async function main(): Promise<void> {
     }
   }
 
-  log('provisioning the benchmark registry (5,300 devices)');
-  const fx = await createFixture({ devices: 5000, revocable: 100 * runs });
+  // Each revocation measurement (one process; the cluster's) revokes 100 devices per run.
+  const revocationBenches = Number(only.has('revocation')) + Number(only.has('cluster'));
+  log(`provisioning the benchmark registry (${(5001 + 100 * runs * revocationBenches).toLocaleString('en-US')} devices)`);
+  const fx = await createFixture({ devices: 5000, revocable: 100 * runs * revocationBenches });
   json.fixture = { devices: fx.devices.length + fx.revocable.length + 1, provisionMs: fx.provisionMs };
   let mosquitto = null;
   if (!process.env.BENCH_NO_MOSQUITTO && mosquittoPath()) {
@@ -213,6 +218,46 @@ async function main(): Promise<void> {
       const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)} %` : 'n/a');
       rows.push({ bench: '8 limits', metric: `guard + queue check µs/message in-process (parse ${fmt(u.parseUs, 3)}, queue ${fmt(u.admitBehindUs, 3)}) vs broker CPU/msg`, credbroker: fmt(perMsg, 3), baseline: fmt(msgCpu, 2), ratio: pct(perMsg / msgCpu), target: '≤ 2 %', verdict: verdict(perMsg / msgCpu <= 0.02) });
       rows.push({ bench: '8 limits', metric: 'guard set-up µs/connection in-process vs broker CPU/CONNECT', credbroker: fmt(u.connectUs, 2), baseline: fmt(connCpu, 1), ratio: pct(u.connectUs / connCpu), target: '≤ 2 %', verdict: verdict(u.connectUs / connCpu <= 0.02) });
+    });
+
+    if (only.has('cluster')) await section('cluster', async () => {
+      const c = await benchCluster(t, { runs, log, revocationFirst: only.has('revocation') ? 100 * runs : 0 });
+      json.cluster = c;
+      const single = c.kinds[SINGLE]!;
+      const cpu = (k: { cpuPerConnectUs: number; redisCpuPerConnectUs: number }) => k.cpuPerConnectUs + k.redisCpuPerConnectUs;
+      const head = `${c.n} CONNECTs, ${c.inflight} in flight from ${c.loadProcs} processes, ${c.cpus} cores`;
+      rows.push({ bench: '9 cluster', metric: `connects/s, ${SINGLE} (${head})`, credbroker: fmt(single.rate), baseline: '', mosquitto: mq(fmt(c.kinds.mosquitto?.rate ?? NaN)), ratio: '', target: 'info', verdict: 'info' });
+      let previous: { name: string; rate: number } | null = null;
+      for (const w of c.workerCounts) {
+        const name = workersKind(w);
+        const k = c.kinds[name]!;
+        const r = c.ratioToSingle[name]!;
+        // One worker on a bus against today's process; each larger count against the one before it.
+        const [base, ratioNow, target, ok] = previous === null
+          ? [single.rate, r, '≥ 0.90× (noise)', r >= 0.9]
+          : [previous.rate, k.rate / previous.rate, `≥ 0.90× ${previous.name}`, k.rate / previous.rate >= 0.9];
+        rows.push({ bench: '9 cluster', metric: `connects/s, ${name}`, credbroker: fmt(k.rate), baseline: fmt(base), ratio: ratio(ratioNow), target, verdict: verdict(ok) });
+        rows.push({ bench: '9 cluster', metric: `  broker CPU µs/CONNECT, ${name}: workers + Redis (Redis alone)`, credbroker: `${fmt(cpu(k), 1)} (${fmt(k.redisCpuPerConnectUs, 1)})`, baseline: fmt(single.cpuPerConnectUs, 1), ratio: ratio(cpu(k) / single.cpuPerConnectUs), target: '≤ 1.25× (16 cores)', verdict: 'info' });
+        if (k.runs.some((x) => x.refused || x.errors)) log(`cluster connect failures (${name}): ${JSON.stringify(k.runs.map((x) => [x.refused, x.errors]))}`);
+        previous = { name, rate: k.rate };
+      }
+      const most = c.workerCounts[c.workerCounts.length - 1]!;
+      const bc = c.kinds[broadcastKind(most)];
+      const targeted = c.kinds[workersKind(most)]!;
+      if (bc) {
+        rows.push({ bench: '9 cluster', metric: `connects/s, ${most} workers: targeted takeover vs the old broadcast`, credbroker: fmt(targeted.rate), baseline: fmt(bc.rate), ratio: ratio(targeted.rate / bc.rate), target: 'info', verdict: 'info' });
+        rows.push({ bench: '9 cluster', metric: `  Redis CPU µs/CONNECT: targeted vs broadcast`, credbroker: fmt(targeted.redisCpuPerConnectUs, 1), baseline: fmt(bc.redisCpuPerConnectUs, 1), ratio: ratio(targeted.redisCpuPerConnectUs / bc.redisCpuPerConnectUs), target: 'info', verdict: 'info' });
+        rows.push({ bench: '9 cluster', metric: `  workers CPU µs/CONNECT: targeted vs broadcast`, credbroker: fmt(targeted.cpuPerConnectUs, 1), baseline: fmt(bc.cpuPerConnectUs, 1), ratio: ratio(targeted.cpuPerConnectUs / bc.cpuPerConnectUs), target: 'info', verdict: 'info' });
+      }
+      if (c.kinds.mosquitto) rows.push({ bench: '9 cluster', metric: `connects/s, ${workersKind(most)} vs Mosquitto (password file), same load`, credbroker: fmt(targeted.rate), baseline: fmt(c.kinds.mosquitto.rate), ratio: ratio(targeted.rate / c.kinds.mosquitto.rate), target: '≥ 1.5× (8 workers, 16 cores)', verdict: 'info' });
+      for (const tp of c.throughput) {
+        const incomplete = !tp.single.complete || !tp.cluster.complete ? ' [incomplete]' : '';
+        rows.push({ bench: '9 cluster', metric: `QoS ${tp.mode.qos} msgs/s → 1 sub, 8 pubs over ${tp.workers} workers vs one process${incomplete}`, credbroker: fmt(tp.cluster.rate), baseline: fmt(tp.single.rate), ratio: ratio(tp.ratio), target: tp.mode.qos === 0 ? '≥ 1× (16 cores)' : 'info', verdict: 'info' });
+        rows.push({ bench: '9 cluster', metric: `  QoS ${tp.mode.qos}: CPU µs/msg, workers + Redis (Redis alone) vs one process`, credbroker: `${fmt(tp.cluster.cpuPerMsgUs + tp.cluster.redisCpuPerMsgUs, 2)} (${fmt(tp.cluster.redisCpuPerMsgUs, 2)})`, baseline: fmt(tp.single.cpuPerMsgUs, 2), ratio: ratio((tp.cluster.cpuPerMsgUs + tp.cluster.redisCpuPerMsgUs) / tp.single.cpuPerMsgUs), target: 'info', verdict: 'info' });
+      }
+      const rv = c.revocation;
+      rows.push({ bench: '9 cluster', metric: `p50 revoke-exit → socket close (ms), ${rv.devices} devs over ${rv.workers} workers`, credbroker: fmt(rv.p50, 1), baseline: '', ratio: '', target: '—', verdict: 'info' });
+      rows.push({ bench: '9 cluster', metric: `p99 revoke-exit → socket close (ms), ${rv.workers} workers`, credbroker: fmt(rv.p99, 1), baseline: '', ratio: '', target: '≤ 1000 (250)', verdict: verdict(rv.p99 <= 1000) });
     });
   } finally {
     fx.close();
