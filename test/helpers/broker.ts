@@ -55,10 +55,14 @@ export interface ConnectResult {
   readonly code: number;
 }
 
-/** Connects once (no reconnect) and reports the CONNACK code. */
-export function connect(url: string, opts: IClientOptions): Promise<ConnectResult> {
+/**
+ * Connects once (no reconnect) and reports the CONNACK code.
+ * @param early called with the client before it connects (e.g. to catch messages a resumed session gets at once)
+ */
+export function connect(url: string, opts: IClientOptions, early?: (client: MqttClient) => void): Promise<ConnectResult> {
   return new Promise((resolve) => {
     const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4, ...opts });
+    early?.(client);
     client.once('connect', () => resolve({ client, code: 0 }));
     client.once('error', (err: Error & { code?: number }) => {
       client.end(true);
