@@ -3,7 +3,7 @@ import { connackCodeFor, CONNACK } from '../errors/map.js';
 import { CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
 import { checkRefreshCredential } from '../operations/index.js';
 import { isDeviceId, type DeviceId, type Jti } from '../registry/index.js';
-import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, type VerifyOptions } from '../tokens/index.js';
+import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, type VerifiedToken, type VerifyKey, type VerifyOptions } from '../tokens/index.js';
 import { looksLikeClaimCredential, REFRESH_PREFIX } from '../tokens/index.js';
 import { claimNameOf } from '../protocol/claim.js';
 import { claimSession } from './claim-session.js';
@@ -12,6 +12,7 @@ import { alreadyLogged } from './logged-error.js';
 import type { BrokerContext } from './context.js';
 import { clearRetainedOf } from './retained.js';
 import { sessionAcl, type Session } from './session.js';
+import type { AcceptedToken } from './verified-tokens.js';
 
 type Done = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void;
 
@@ -76,7 +77,7 @@ export function createAuthenticate(ctx: BrokerContext) {
       // A claim credential is no device password: refused before any other work.
       if (claim === null && looksLikeClaimCredential(secret)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'claim_credential_as_password');
       const session = claim !== null ? claimSession(ctx, client.id, claim, secret)
-        : looksLikeRefreshCredential(secret) ? refreshSession(ctx, username as DeviceId, secret, address) : tokenSession(ctx, username as DeviceId, secret, options(), verifyTime);
+        : looksLikeRefreshCredential(secret) ? refreshSession(ctx, username as DeviceId, secret, address) : tokenSession(ctx, username as DeviceId, password, secret, options(), verifyTime);
       if (session.kind !== 'claim') {
         // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
         session.checkDelivery = client.clean === false;
@@ -111,22 +112,45 @@ function claimedDevice(username: string | undefined): string | null {
   return isDeviceId(username) && !username.startsWith(REFRESH_PREFIX) ? username : null;
 }
 
-function tokenSession(ctx: BrokerContext, deviceId: DeviceId, token: string, opts: VerifyOptions, verifyTime: { observe(seconds: number): void }): Session {
+/**
+ * A token session. The verification may come from the verified-token cache (a
+ * token this broker accepted before, under the same keys and rules); the
+ * identity and revocation checks below run on every CONNECT either way.
+ */
+function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, token: string, opts: VerifyOptions, verifyTime: { observe(seconds: number): void }): Session {
+  const keys = ctx.issuer.keyring.verifyKeys;
+  const digest = ctx.verifiedTokens.digestOf(password);
+  const cached = digest === null ? undefined : ctx.verifiedTokens.get(digest, keys, opts);
+  const accepted = cached ?? acceptedToken(deviceId, timedVerify(token, keys, opts, verifyTime));
+  // Again for a cached token: it was accepted for its own device, and may be presented for another.
+  sameDevice(accepted.sub, deviceId);
+  const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(accepted);
+  if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
+  if (digest !== null && cached === undefined) ctx.verifiedTokens.remember(digest, accepted, keys, opts);
+  return {
+    deviceId, kind: 'token', jti: accepted.jti, kid: accepted.kid, connectedAt: Date.now(), expiresAt: accepted.exp * 1000, refreshHash: null, ended: null, checkDelivery: false,
+    acl: sessionAcl(deviceId, accepted.acl),
+  };
+}
+
+/** What a session needs of a verified token, once it is known to be this device's (what the cache keeps of it). */
+function acceptedToken(deviceId: DeviceId, { claims, kid }: VerifiedToken): AcceptedToken {
+  sameDevice(claims.sub, deviceId);
+  // `deviceId`, not the equal `claims.sub`: the session holds that string already, so the entry holds no copy.
+  return { sub: deviceId, jti: claims.jti as Jti, iat: claims.iat, exp: claims.exp, kid, acl: claims.acl };
+}
+
+function sameDevice(sub: string, deviceId: DeviceId): void {
+  if (sub !== deviceId) throw new CredentialError('ERR_IDENTITY_MISMATCH', 'token is for another device');
+}
+
+function timedVerify(token: string, keys: ReadonlyMap<string, VerifyKey>, opts: VerifyOptions, verifyTime: { observe(seconds: number): void }): VerifiedToken {
   const started = performance.now();
-  let claims;
-  let kid;
   try {
-    ({ claims, kid } = verifyAccessToken(token, ctx.issuer.keyring.verifyKeys, opts));
+    return verifyAccessToken(token, keys, opts);
   } finally {
     verifyTime.observe((performance.now() - started) / 1000);
   }
-  if (claims.sub !== deviceId) throw new CredentialError('ERR_IDENTITY_MISMATCH', 'token is for another device');
-  const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(claims);
-  if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
-  return {
-    deviceId, kind: 'token', jti: claims.jti as Jti, kid, connectedAt: Date.now(), expiresAt: claims.exp * 1000, refreshHash: null, ended: null, checkDelivery: false,
-    acl: sessionAcl(deviceId, claims.acl),
-  };
 }
 
 function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, address: () => string): Session {

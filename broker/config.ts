@@ -84,6 +84,8 @@ export interface BrokerConfig {
   readonly verifyBudgetBurst: number;
   /** Subscription filters one connection may hold; beyond it, SUBACK 0x80. */
   readonly maxSubscriptionsPerConnection: number;
+  /** Accepted access tokens whose verification is remembered for reconnects (verified-tokens.ts); 0: off. */
+  readonly verifiedTokenCache: number;
   /** Refused logins (per address) and refused renewals (per device) written one by one per window; the rest are counted. */
   readonly auditRowsPerKey: number;
   /** Such rows per window for all addresses and devices together. */
@@ -159,6 +161,7 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   maxUnauthenticated: 'auto',
   maxUnauthenticatedPerAddress: 256,
   maxSubscriptionsPerConnection: 100,
+  verifiedTokenCache: 100_000,
   verifyBudgetPerSec: 200,
   verifyBudgetBurst: 400,
   auditRowsPerKey: 3,
@@ -315,6 +318,7 @@ const INTEGER_RANGES: Partial<Record<keyof BrokerConfig, readonly [number, numbe
   // A burst of 0 would refuse every claim for good.
   claimBurst: [1, 10_000_000],
   claimAddressBurst: [1, 10_000_000],
+  verifiedTokenCache: [0, 10_000_000],
 };
 
 function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: SettingName): unknown {

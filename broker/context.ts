@@ -11,6 +11,7 @@ import type { RetainedLedger } from './retained.js';
 import type { RevocationState } from './revocation-state.js';
 import type { DeviceKicks, Sessions } from './sessions.js';
 import type { SubscriptionLimit } from './subscription-limit.js';
+import type { VerifiedTokens } from './verified-tokens.js';
 import type { VerifyBudget } from './verify-budget.js';
 
 /** Everything the aedes hooks share; built once by `startBroker`. */
@@ -42,6 +43,8 @@ export interface BrokerContext {
   readonly retained: RetainedLedger;
   /** Credential checks for addresses that failed recently, node-wide. */
   readonly verifyBudget: VerifyBudget;
+  /** Accepted access tokens, so that a reconnect with the same token skips the signature check. */
+  readonly verifiedTokens: VerifiedTokens;
   readonly refusals: RefusalLog;
   aedes: Aedes | null;
 }

@@ -31,6 +31,7 @@ export class KeyringRefresh {
       const keyring = await Keyring.load(this.ctx.issuer.reg);
       if (seq !== this.started || this.closed) return;
       this.ctx.issuer = { ...this.ctx.issuer, keyring };
+      this.ctx.verifiedTokens.keysChanged(keyring.verifyKeys);
       const kicked = this.ctx.sessions.kickRetiredKeys(keyring.verifyKeys);
       this.ctx.log.info({ event: 'keys.reloaded', kids: [...keyring.verifyKeys.keys()], kicked }, 'signing keys reloaded');
     } catch (err) {

@@ -5,7 +5,7 @@ import type { FdLimit } from './fd-limit.js';
  * The broker's resource limits in one place: what each bound is, derived from
  * the settings once at start-up. The mechanisms live in files of their own
  * (`packet-guard.ts`, `outbound-queue.ts`, `retained.ts`, `socket-limits.ts`,
- * `verify-budget.ts`, `subscription-limit.ts`); each counts in a metric when it bites.
+ * `verify-budget.ts`, `subscription-limit.ts`, `verified-tokens.ts`); each counts in a metric when it bites.
  */
 
 /**
@@ -118,3 +118,14 @@ export function unauthenticatedLimits(config: BrokerConfig, fd: FdLimit | null):
 export const CLAIM_SESSION_MS = 60_000;
 /** After its answer, a claim session is closed once this has passed (the answer's delivery must not be cut off). */
 export const CLAIM_ANSWER_GRACE_MS = 2_000;
+
+// ---- Verified-token cache (verified-tokens.ts)
+
+/**
+ * Entries of the verified-token cache: one per accepted access token, about
+ * 0.5 KiB each (the token's claims and a 32-byte digest). The default covers
+ * `maxConnections`, so a whole fleet reconnecting after a blip finds its tokens.
+ */
+export function verifiedTokenCacheEntries(config: BrokerConfig): number {
+  return config.verifiedTokenCache;
+}

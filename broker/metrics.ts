@@ -49,6 +49,13 @@ export class BrokerMetrics {
   readonly outboundDropped = new Counter({ name: 'credbroker_outbound_dropped_total', help: 'Deliveries dropped because the client was over its queue bound: QoS 0 to a connected client (messages, bytes), or any message stored for an offline persistent session (offline_messages, offline_bytes)', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly sharedLimitFallbacks = new Counter({ name: 'credbroker_shared_limit_fallbacks_total', help: 'Rate-limit counts a worker could not share over the bus (Redis down, slow, or too many keys waiting): for those, each worker limited on its own', labelNames: ['limit'] as const, registers: [this.registry] });
   readonly logSuppressed = new Counter({ name: 'credbroker_log_lines_suppressed_total', help: 'Log lines held back by a rate limit (counted in a summary line instead)', labelNames: ['event'] as const, registers: [this.registry] });
+  private verifiedTokenCount: () => number = () => 0;
+  readonly verifiedTokens: Gauge = new Gauge({
+    name: 'credbroker_verified_token_cache_entries', help: 'Accepted access tokens whose verification is remembered for reconnects', registers: [this.registry],
+    collect: () => { this.verifiedTokens.set(this.verifiedTokenCount()); },
+  });
+  readonly verifiedTokenLookups = new Counter({ name: 'credbroker_verified_token_cache_lookups_total', help: 'Access-token CONNECTs answered from the verified-token cache (hit) or verified (miss)', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly verifiedTokenEvictions = new Counter({ name: 'credbroker_verified_token_cache_evictions_total', help: 'Entries dropped from the verified-token cache: capacity (the bound), expired, key (its key retired, killed or changed), settings, clock (stepped back)', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly verifySeconds = new Histogram({
     name: 'credbroker_token_verify_seconds', help: 'Access token verification time', registers: [this.registry],
     buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.02],
@@ -67,6 +74,11 @@ export class BrokerMetrics {
   /** Where `credbroker_retained_messages` reads its value from. */
   countRetainedWith(count: () => number): void {
     this.retainedCount = count;
+  }
+
+  /** Where `credbroker_verified_token_cache_entries` reads its value from. */
+  countVerifiedTokensWith(count: () => number): void {
+    this.verifiedTokenCount = count;
   }
 
   /** Where `credbroker_connected_clients` reads its value from. */

@@ -16,7 +16,7 @@ import { raiseFdLimit } from './fd-limit.js';
 import { answerOps, createOpsServer, type OpsAnswer } from './http.js';
 import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, portsInUse, PortInUseError, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
-import { queueLimits, retainedLimits, unauthenticatedLimits, wireLimits, wsMaxFrameBytes } from './limits.js';
+import { queueLimits, retainedLimits, unauthenticatedLimits, verifiedTokenCacheEntries, wireLimits, wsMaxFrameBytes } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
@@ -35,6 +35,7 @@ import { Sessions } from './sessions.js';
 import { UnauthenticatedSockets } from './socket-limits.js';
 import { RetainedLedger } from './retained.js';
 import { SubscriptionLimit } from './subscription-limit.js';
+import { VerifiedTokens } from './verified-tokens.js';
 import { VerifyBudget } from './verify-budget.js';
 
 export interface StartOptions {
@@ -109,6 +110,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
       limitLog.hit('verify_budget', address);
     }),
     refusals: new RefusalLog(log, metrics, { burst: config.refusalLogBurst, perSec: config.refusalLogPerSec, maxPerSec: config.refusalLogMaxPerSec }),
+    verifiedTokens: verifiedTokens(config, metrics),
   };
   metrics.countSuspectsWith(() => ctx.verifyBudget.suspectCount);
   metrics.countRetainedWith(() => ctx.retained.size);
@@ -231,7 +233,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     ctx.tally.close();
     ctx.audit.close();
     ctx.refusals.close();
-    for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals, ctx.claimRequests, ctx.claimAddresses, ctx.verifyBudget]) l.close();
+    for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals, ctx.claimRequests, ctx.claimAddresses, ctx.verifyBudget, ctx.verifiedTokens]) l.close();
     issuer.reg.close();
   }
   return {
@@ -244,6 +246,19 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
       return closing;
     },
   };
+}
+
+/** The verified-token cache, counted in its metrics (label children bound once: a lookup is on every CONNECT). */
+function verifiedTokens(config: BrokerConfig, metrics: BrokerMetrics): VerifiedTokens {
+  const hit = metrics.verifiedTokenLookups.labels('hit');
+  const miss = metrics.verifiedTokenLookups.labels('miss');
+  const cache = new VerifiedTokens(verifiedTokenCacheEntries(config), {
+    hit: () => hit.inc(),
+    miss: () => miss.inc(),
+    evicted: (reason, n) => metrics.verifiedTokenEvictions.inc({ reason }, n),
+  });
+  metrics.countVerifiedTokensWith(() => cache.size);
+  return cache;
 }
 
 /**

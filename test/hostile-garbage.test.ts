@@ -5,7 +5,7 @@ import t from 'tap';
 import net from 'node:net';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
-import { connectPacket, pool, Rng, SOAK, sleep } from './helpers/hostile-util.js';
+import { connectPacket, pool, Rng, scrape, SOAK, sleep } from './helpers/hostile-util.js';
 
 const SEED = Number(process.env.CREDBROKER_FUZZ_SEED ?? 20240611);
 const CONNECTIONS = SOAK ? 5000 : 500;
@@ -104,6 +104,15 @@ t.test(`fuzz: ${CONNECTIONS} connections × ${PER_CONNECTION} packets (seed ${SE
   const [live, obs] = await tb.provision(['live-1', 'obs-1'].slice(0, 1)).then(async (a) => [...a, ...(await tb.provision(['obs-1'], 'observer'))]);
   const fuzzCreds = await tb.provision(Array.from({ length: FUZZ_DEVICES }, (_, i) => `fz-${i}`));
   const tokens = new Map(fuzzCreds.map((c) => [c.deviceId, c.accessToken]));
+  // The verified-token cache warm (issue #12): every fuzz device's token accepted once before
+  // the fuzz, so the fuzz's valid CONNECTs and its mutations of them meet the cache.
+  for (const c of fuzzCreds) {
+    const w = await connectDevice(tb.url, c);
+    t.equal(w.code, 0, `warm-up: ${c.deviceId} accepted`);
+    w.client?.end(true);
+  }
+  const cacheHits = () => scrape(tb.broker.ports.http!, 'credbroker_verified_token_cache_lookups_total', { result: 'hit' });
+  const hitsBefore = await cacheHits();
 
   // The valid device publishes throughout; the observer counts what arrives.
   const o = await connectDevice(tb.url, obs!);
@@ -187,6 +196,7 @@ t.test(`fuzz: ${CONNECTIONS} connections × ${PER_CONNECTION} packets (seed ${SE
   after.client?.end(true);
   await sleep(200);
   t.ok(tb.broker.context.sessions.size <= 2 + FUZZ_DEVICES, `no session leak (${tb.broker.context.sessions.size} live sessions)`);
+  t.ok(await cacheHits() - hitsBefore > 0, `the fuzz ran with the cache warm (${await cacheHits() - hitsBefore} CONNECTs answered from it)`);
   p.client!.end(true);
   o.client!.end(true);
 });

@@ -11,14 +11,17 @@ import type { DeviceId } from '../registry/index.js';
 import { rotateKeys } from '../tokens/index.js';
 import { brokerLogLines, connectDevice, startTestBroker } from './helpers/broker.js';
 import { b64, breakChecksum, fakeRefresh, handmadeConnect, respell, signDer, signHmac, signInput, signWith } from './helpers/hostile-jwt.js';
-import { authCount, connectPacket, rawConnack, sleep } from './helpers/hostile-util.js';
+import { authCount, connectPacket, rawConnack, scrape, sleep } from './helpers/hostile-util.js';
 
 const OVERRIDES = { authFailBurst: 10_000, authFailPerSec: 1000, deviceConnectBurst: 10_000, deviceConnectPerSec: 1000 };
 
 interface Case { name: string; username?: string; clientId?: string; password?: string | Buffer; raw?: Buffer; code: number | 'refused' }
 
-t.test('hostile token corpus', async (t) => {
-  const tb = await startTestBroker(OVERRIDES);
+// Run twice (issue #12): with the verified-token cache off, and warm — every valid token
+// used below (d1, d2, the revoked device's, the revoked jti, the control) accepted once
+// before the corpus, so a hostile case that reuses or alters one meets it in the cache.
+for (const cache of ['off', 'warm'] as const) t.test(`hostile token corpus, verified-token cache ${cache}`, async (t) => {
+  const tb = await startTestBroker({ ...OVERRIDES, ...(cache === 'off' ? { verifiedTokenCache: 0 } : {}) });
   t.teardown(() => tb.close());
   const port = tb.broker.ports.mqtt!;
   const [d1, d2, rev, , okDev] = await tb.provision(['d1', 'd2', 'rev', 'jt', 'ok-1']);
@@ -52,8 +55,15 @@ t.test('hostile token corpus', async (t) => {
   })();
 
   // Revoked device, revoked jti (valid credentials that are not allowed: CONNACK 5).
-  revokeDevices(tb.issuer.reg, ['rev' as DeviceId], 'hostile test');
   const jtTok = await issueAccessToken(tb.issuer, 'jt' as DeviceId);
+  const hits = () => scrape(tb.broker.ports.http!, 'credbroker_verified_token_cache_lookups_total', { result: 'hit' });
+  if (cache === 'warm') {
+    for (const [id, token] of [['d1', d1!.accessToken], ['d1', valid], ['d2', d2!.accessToken], ['rev', rev!.accessToken], ['jt', jtTok.token], [okDev!.deviceId, okDev!.accessToken]] as const) {
+      t.equal((await rawConnack(port, connectPacket({ clientId: id, username: id, password: token }))).code, 0, `warm-up: ${id} accepted`);
+    }
+    t.equal(await scrape(tb.broker.ports.http!, 'credbroker_verified_token_cache_entries'), 6, 'the cache holds the six accepted tokens');
+  }
+  revokeDevices(tb.issuer.reg, ['rev' as DeviceId], 'hostile test');
   revokeToken(tb.issuer.reg, jtTok.jti);
   await sleep(400);
 
@@ -183,6 +193,7 @@ t.test('hostile token corpus', async (t) => {
 
   t.equal((await rawConnack(port, connectPacket({ clientId: 'd1', username: 'd1', password: valid }))).code, 0, 'control: the untampered hand-signed token connects');
   const okBefore = await authCount(tb.broker, { result: 'ok' });
+  const hitsBefore = await hits();
   let failedLiveness = 0;
   for (const c of cases) {
     const bytes = c.raw ?? connectPacket({ clientId: c.clientId ?? '', username: c.username, password: c.password });
@@ -194,6 +205,10 @@ t.test('hostile token corpus', async (t) => {
   t.equal(failedLiveness, 0, 'the valid device connected after every hostile case');
   t.equal(await authCount(tb.broker, { result: 'ok' }) - okBefore, validConnects, 'no hostile case was ever authenticated');
   t.notOk(brokerLogLines.some((l) => l.includes(valid) || l.includes(vs)), 'no token reached a log line');
+  // Cases that present a cached token's exact bytes (another username, a revoked device or jti)
+  // were answered from the cache and still refused; the valid device's checks between cases were hits too.
+  if (cache === 'warm') t.ok(await hits() - hitsBefore - validConnects >= 4, `hostile cases met the warm cache (${await hits() - hitsBefore - validConnects} hits besides the liveness checks)`);
+  else t.equal(await hits(), 0, 'cache off: no hits');
 
   t.test('a token signed by a retired key past verify_until is refused after a restart', async (t) => {
     const oldTok = await issueAccessToken(tb.issuer, 'd1' as DeviceId);
