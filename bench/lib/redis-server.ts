@@ -36,11 +36,14 @@ export function redisServerPath(): string {
   throw new Error('redis-server is not installed: the Redis bus needs it (apt-get install redis-server, or run `node scripts/ensure-tools.mjs` as root)');
 }
 
-/** Starts a redis-server with no RDB and no AOF (a restart is an empty Redis) and resolves once it answers PING. */
-export async function startRedisServer(): Promise<RedisServer> {
+/**
+ * Starts a redis-server with no RDB and no AOF (a restart is an empty Redis) and resolves once it answers PING.
+ * @param port where (default: a free port): a broker already waiting for its bus there, say
+ */
+export async function startRedisServer(port?: number): Promise<RedisServer> {
   const bin = redisServerPath();
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-redis-'));
-  const port = await freePort();
+  port ??= await freePort();
   let child: ChildProcess | null = null;
 
   const launch = async (): Promise<void> => {

@@ -6,12 +6,12 @@ export { freePort } from '../../bench/lib/free-port.js';
 export type TestRedis = RedisServer;
 
 /**
- * Starts a redis-server for one test (`t`), stopped and removed on the test's
+ * Starts a redis-server for one test (`t`), on `port` or a free one, stopped and removed on the test's
  * teardown. A missing redis-server is an error, never a silent skip: the
  * cluster's tests would pass having proven nothing.
  */
-export async function startRedis(t: { teardown(fn: () => unknown): void }): Promise<TestRedis> {
-  const redis = await startRedisServer();
+export async function startRedis(t: { teardown(fn: () => unknown): void }, port?: number): Promise<TestRedis> {
+  const redis = await startRedisServer(port);
   t.teardown(() => redis.close());
   return redis;
 }
