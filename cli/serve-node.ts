@@ -16,7 +16,7 @@ export async function serveNode(config: BrokerConfig): Promise<void> {
   const devices = issuer.reg.devices.countByStatus();
   const { keyring, settings } = issuer;
   issuer.reg.close();
-  const log = createLogger(config.logLevel, undefined, config.logFormat).child({ worker: 'primary' });
+  const log = createLogger(config.logLevel, undefined, config.logFormat).child({ role: 'primary' });
   let node;
   try {
     node = await startNode(config, log);

@@ -66,7 +66,7 @@ export class Bus {
     this.degraded = new Counter({ name: 'credbroker_bus_degraded_total', help: 'Store writes and reads skipped while Redis was unreachable (retained not kept, offline message not queued, clean-session wipe skipped, queue read cut short, publish delivered on this broker only)', labelNames: ['what'] as const, registers: [] });
     this.takeovers = new Counter({ name: 'credbroker_bus_takeovers_total', help: 'Client-id takeovers across brokers: sent to the previous owner, received and closed, received for a session already gone (stale), or a claim Redis did not take', labelNames: ['event'] as const, registers: [] });
     const quiet = opts.broadcastTakeover ? null : announcement(id);
-    this.mq = new BusEmitter(inner, this.conns.pub, this.conns.sub, quiet, () => this.degraded.inc({ what: 'local_only' }));
+    this.mq = new BusEmitter(inner, this.conns.pub, this.conns.sub, quiet, () => this.degraded.inc({ what: 'local_only' }), () => { this.closed = true; });
     this.persistence = busPersistence(this.conns.store, (what: Degraded) => this.degraded.inc({ what }));
     this.ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
   }
@@ -138,6 +138,7 @@ class BusEmitter {
     private readonly sub: Redis,
     private readonly quiet: RegExp | null,
     private readonly localOnly: () => void,
+    private readonly closing: () => void,
   ) {}
 
   on(topic: string, fn: (packet: Packet, done: () => void) => void, done?: () => void): this {
@@ -165,7 +166,9 @@ class BusEmitter {
     });
   }
 
+  /** aedes closes its `mq` as it stops: the connections end then, on purpose. */
   close(done: () => void): void {
+    this.closing();
     this.inner.close(done);
   }
 }

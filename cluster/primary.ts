@@ -89,16 +89,14 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
   const live = () => slots.filter((w): w is Worker => w !== null && w.isConnected());
   const stopAll = () => { for (const w of slots) if (w?.isConnected()) w.send({ credbroker: 'stop' }); };
 
-  let http: Server | null = null;
-  let httpPort: number | null = null;
+  // The ops port first: while the workers wait for Redis, /readyz answers "not ready" (503) rather than nothing.
+  const http: Server | null = config.httpPort === null ? null : createNodeOpsServer({ workers: live, expected, asker, own });
+  const httpPort = http ? await listen(http, config.httpPort!, config.httpHost, 511, 'HTTP', '--http-port') : null;
   try {
     for (let i = 0; i < expected; i++) fork(i);
     await up;
-    if (config.httpPort !== null) {
-      http = createNodeOpsServer({ workers: live, expected, asker, own });
-      httpPort = await listen(http, config.httpPort, config.httpHost, 511, 'HTTP', '--http-port');
-    }
   } catch (err) {
+    http?.close();
     stopping = true;
     stopAll();
     throw err;
