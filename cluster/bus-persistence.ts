@@ -7,8 +7,7 @@ export type Degraded = 'retained' | 'offline_queue' | 'clean_session' | 'queued_
 /** The promise form of the methods wrapped here (aedes 1.x calls them without a callback). */
 interface AsyncStore {
   storeRetained(packet: unknown): Promise<void>;
-  outgoingEnqueue(sub: unknown, packet: unknown): Promise<void>;
-  outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<void>;
+  outgoingEnqueueCombi(subs: { clientId: string }[], packet: unknown): Promise<void>;
   cleanSubscriptions(client: unknown): Promise<unknown>;
   cleanIncoming(client: unknown): Promise<void>;
   outgoingStream(client: unknown): AsyncIterable<unknown>;
@@ -17,6 +16,9 @@ interface AsyncStore {
   delWill(client: unknown): Promise<unknown>;
   streamWill(brokers: unknown): AsyncIterable<unknown>;
 }
+
+/** aedes-persistence-redis 12's key for a client's stored queue (a list of packet keys). */
+const queueKey = (clientId: string) => `outgoing:${encodeURIComponent(clientId)}`;
 
 // CommonJS with no types of its own: module.exports is the factory.
 const redisPersistence = createRequire(import.meta.url)('aedes-persistence-redis') as (opts: { conn: Redis; maxSessionDelivery?: number }) => { asyncPersistence: AsyncStore };
@@ -37,15 +39,46 @@ const redisPersistence = createRequire(import.meta.url)('aedes-persistence-redis
  *   (`onDegraded`). Reading a persistent session (clean=false) still fails its
  *   CONNECT: without its subscriptions the broker would answer sessionPresent
  *   wrongly.
+ * - **A persistent session's stored queue is bounded** by `maxQueuedMessages`
+ *   while its client is connected to no broker (no ownership claim in Redis), as
+ *   broker/offline-queue.ts bounds it in one process: past it a newer message for
+ *   that client id is not stored, the oldest are kept (`onDrop`). The count is
+ *   Redis' own (the queue's length), so every broker of the bus sees the same;
+ *   one round trip per stored message. The check and the store are two steps, so
+ *   publishes in flight at once can pass the bound by their number; bytes are
+ *   bounded through the count and `maxPacketBytes`.
  */
-export function busPersistence(conn: Redis, onDegraded: (what: Degraded) => void): unknown {
+export function busPersistence(
+  conn: Redis,
+  opts: { maxQueuedMessages: number; claimKey: (clientId: string) => string },
+  onDegraded: (what: Degraded) => void,
+  onDrop: () => void,
+): unknown {
   const p = redisPersistence({ conn });
   const a = p.asyncPersistence;
+  const store = a.outgoingEnqueueCombi.bind(a);
+  const within = async (subs: { clientId: string }[]) => {
+    if (!Number.isFinite(opts.maxQueuedMessages)) return subs;
+    const pipe = conn.pipeline();
+    for (const sub of subs) pipe.exists(opts.claimKey(sub.clientId)).llen(queueKey(sub.clientId));
+    const res = (await pipe.exec()) ?? [];
+    return subs.filter((_, i) => {
+      const [online, queued] = [res[2 * i]?.[1], res[2 * i + 1]?.[1]];
+      if (online === 1 || (queued as number) < opts.maxQueuedMessages) return true;
+      onDrop();
+      return false;
+    });
+  };
+  const enqueueBounded = async (subs: { clientId: string }[], packet: unknown) => {
+    if (!subs?.length) return;
+    const kept = await within(subs);
+    if (kept.length) await store(kept, packet);
+  };
   const soften = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, what: Degraded, fallback: R) =>
     (...args: A): Promise<R> => fn.apply(a, args).catch(() => { onDegraded(what); return fallback; });
   const storeRetained = soften(a.storeRetained, 'retained', undefined);
-  const enqueue = soften(a.outgoingEnqueue, 'offline_queue', undefined);
-  const enqueueCombi = soften(a.outgoingEnqueueCombi, 'offline_queue', undefined);
+  const enqueue = soften((sub: { clientId: string }, packet: unknown) => enqueueBounded([sub], packet), 'offline_queue', undefined);
+  const enqueueCombi = soften(enqueueBounded, 'offline_queue', undefined);
   const cleanSubscriptions = soften(a.cleanSubscriptions, 'clean_session', undefined);
   const cleanIncoming = soften(a.cleanIncoming, 'clean_session', undefined);
   const outgoingStream = a.outgoingStream;

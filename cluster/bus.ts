@@ -5,7 +5,7 @@ import type { MQEmitter } from 'mqemitter';
 import type { Logger, RunningBroker, SharedState } from '../broker/index.js';
 import { redactUrl } from '../util/redact-url.js';
 import { busPersistence, type Degraded } from './bus-persistence.js';
-import { announcement, Ownership, type TakeoverEvent } from './ownership.js';
+import { announcement, claimKey, Ownership, type TakeoverEvent } from './ownership.js';
 
 type Packet = { topic: string; payload: Buffer | string } & Record<string, unknown>;
 /** mqemitter-redis 7: an MQEmitter plus its `state` emitter and the plain local emit it keeps as `_emit`. */
@@ -15,6 +15,13 @@ interface RedisEmitter extends MQEmitter {
 }
 // CommonJS; its types use `export =` with a constructor-shaped interface.
 const MQEmitterRedis = createRequire(import.meta.url)('mqemitter-redis') as (opts: object) => RedisEmitter;
+
+export interface BusOptions {
+  /** aedes' own broadcast of every CONNECT instead of ownership (bench only). */
+  readonly broadcastTakeover: boolean;
+  /** The bound on a disconnected persistent session's stored queue (broker config `maxQueuedMessages`). */
+  readonly maxQueuedMessages: number;
+}
 
 /** How often, at most, an unreachable Redis is logged again while it stays down. */
 const DOWN_LOG_MS = 30_000;
@@ -45,11 +52,13 @@ export class Bus {
   private readonly gauge: Gauge;
   private readonly degraded: Counter<'what'>;
   private readonly takeovers: Counter<'event'>;
+  /** The broker's `credbroker_outbound_dropped_total`, once attached. */
+  private dropped: RunningBroker['context']['metrics']['outboundDropped'] | null = null;
   private up = false;
   private downLoggedAt = 0;
   private closed = false;
 
-  private constructor(readonly id: string, private readonly url: string, private readonly log: Logger, opts: { broadcastTakeover: boolean }) {
+  private constructor(readonly id: string, private readonly url: string, private readonly log: Logger, opts: BusOptions) {
     // Commands fail at once while Redis is away (no unbounded offline queue), except
     // subscriptions: those wait and go out on reconnect, so that none is lost.
     const base: RedisOptions = { retryStrategy: (n) => Math.min(50 * 2 ** n, 2000), connectionName: `credbroker:${id}` };
@@ -67,7 +76,8 @@ export class Bus {
     this.takeovers = new Counter({ name: 'credbroker_bus_takeovers_total', help: 'Client-id takeovers across brokers: sent to the previous owner, received and closed, received for a session already gone (stale), or a claim Redis did not take', labelNames: ['event'] as const, registers: [] });
     const quiet = opts.broadcastTakeover ? null : announcement(id);
     this.mq = new BusEmitter(inner, this.conns.pub, this.conns.sub, quiet, () => this.degraded.inc({ what: 'local_only' }), () => { this.closed = true; });
-    this.persistence = busPersistence(this.conns.store, (what: Degraded) => this.degraded.inc({ what }));
+    this.persistence = busPersistence(this.conns.store, { maxQueuedMessages: opts.maxQueuedMessages, claimKey },
+      (what: Degraded) => this.degraded.inc({ what }), () => this.dropped?.inc({ reason: 'offline_messages' }));
     this.ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
   }
 
@@ -75,8 +85,8 @@ export class Bus {
    * Connects to Redis, waiting as long as it takes (logged while it waits).
    * @param id the aedes id of the broker that will use this bus
    */
-  static async connect(url: string, id: string, log: Logger, opts: { broadcastTakeover?: boolean } = {}): Promise<Bus> {
-    const bus = new Bus(id, url, log, { broadcastTakeover: !!opts.broadcastTakeover });
+  static async connect(url: string, id: string, log: Logger, opts: BusOptions): Promise<Bus> {
+    const bus = new Bus(id, url, log, opts);
     await Promise.all(Object.values(bus.conns).map((c) => (c.status === 'ready' ? null : new Promise((r) => c.once('ready', r)))));
     bus.check();
     return bus;
@@ -97,6 +107,7 @@ export class Bus {
     registry.registerMetric(this.gauge);
     registry.registerMetric(this.degraded);
     registry.registerMetric(this.takeovers);
+    this.dropped = broker.context.metrics.outboundDropped;
     if (this.ownership && broker.context.aedes) await this.ownership.attach(broker.context.aedes);
   }
 

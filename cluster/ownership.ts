@@ -11,7 +11,8 @@ export interface TakeoverChannel {
   emit(packet: { topic: string; payload: Buffer }, done?: (err?: Error) => void): void;
 }
 
-const KEY_PREFIX = 'credbroker:owner:';
+/** The Redis key of a client id's claim: present while the client is connected to some broker of the bus. */
+export const claimKey = (clientId: string) => `credbroker:owner:${clientId}`;
 // Deletes the key only while it still names this claim: a newer one (here or on another broker) stays.
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
 
@@ -68,7 +69,7 @@ export class Ownership {
   private claim(client: Client): void {
     const claim = `${this.brokerId}|${++this.seq}`;
     this.claims.set(client, claim);
-    this.redis.set(KEY_PREFIX + client.id, claim, 'GET').then((previous) => {
+    this.redis.set(claimKey(client.id), claim, 'GET').then((previous) => {
       if (!previous) return;
       const owner = previous.slice(0, previous.lastIndexOf('|'));
       if (owner === this.brokerId) return; // aedes closed that one here already
@@ -82,7 +83,7 @@ export class Ownership {
     if (!claim) return;
     this.claims.delete(client);
     (this.redis as unknown as { credbrokerRelease(key: string, claim: string): Promise<number> })
-      .credbrokerRelease(KEY_PREFIX + client.id, claim)
+      .credbrokerRelease(claimKey(client.id), claim)
       .catch(() => {}); // Redis down: the next claim of this id overwrites the key
   }
 

@@ -27,7 +27,7 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   process.once('SIGINT', onStop);
   process.once('disconnect', onStop);
 
-  const bus = await Bus.connect(config.bus!, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover });
+  const bus = await Bus.connect(config.bus!, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover, maxQueuedMessages: config.weaken.noLimits ? Infinity : config.maxQueuedMessages });
   const limits = new SharedLimits(config.bus!, log);
   const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters });
   await bus.attach(broker);
