@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 
 /** What a store write that failed (Redis unreachable) turns into instead of an error: counted, and the message still delivered live. */
-export type Degraded = 'retained' | 'offline_queue' | 'clean_session' | 'queued_read';
+export type Degraded = 'retained' | 'retained_read' | 'offline_queue' | 'clean_session' | 'queued_read';
 
 /** The promise form of the methods wrapped here (aedes 1.x calls them without a callback). */
 interface AsyncStore {
@@ -11,6 +11,7 @@ interface AsyncStore {
   cleanSubscriptions(client: unknown): Promise<unknown>;
   cleanIncoming(client: unknown): Promise<void>;
   outgoingStream(client: unknown): AsyncIterable<unknown>;
+  createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown>;
   putWill(client: unknown, packet: unknown): Promise<void>;
   getWill(client: unknown): Promise<unknown>;
   delWill(client: unknown): Promise<unknown>;
@@ -35,7 +36,8 @@ const redisPersistence = createRequire(import.meta.url)('aedes-persistence-redis
  * - **A write that fails during a Redis outage degrades** instead of failing the
  *   publish or the CONNECT: a retained message is delivered but not kept, a
  *   message for an offline persistent session is not queued, a clean session's
- *   leftovers are not wiped, a queue read ends early. Each is counted
+ *   leftovers are not wiped, a queue read ends early, a new subscription gets no
+ *   retained messages. Each is counted
  *   (`onDegraded`). Reading a persistent session (clean=false) still fails its
  *   CONNECT: without its subscriptions the broker would answer sessionPresent
  *   wrongly.
@@ -82,9 +84,11 @@ export function busPersistence(
   const cleanSubscriptions = soften(a.cleanSubscriptions, 'clean_session', undefined);
   const cleanIncoming = soften(a.cleanIncoming, 'clean_session', undefined);
   const outgoingStream = a.outgoingStream;
+  const retainedStream = a.createRetainedStreamCombi;
   Object.assign(a, {
     storeRetained, outgoingEnqueue: enqueue, outgoingEnqueueCombi: enqueueCombi, cleanSubscriptions, cleanIncoming,
     outgoingStream: (client: unknown) => endOnError(outgoingStream.call(a, client), () => onDegraded('queued_read')),
+    createRetainedStreamCombi: (patterns: string[]) => endOnError(retainedStream.call(a, patterns), () => onDegraded('retained_read')),
     putWill: async () => {},
     getWill: async () => null,
     delWill: async () => null,

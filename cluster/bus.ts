@@ -12,6 +12,8 @@ type Packet = { topic: string; payload: Buffer | string } & Record<string, unkno
 interface RedisEmitter extends MQEmitter {
   readonly state: NodeJS.EventEmitter;
   _emit(packet: Packet, done: (err?: Error) => void): void;
+  /** MQEmitter's own close (the local side), which mqemitter-redis keeps before overriding it. */
+  _close(done: () => void): void;
 }
 // CommonJS; its types use `export =` with a constructor-shaped interface.
 const MQEmitterRedis = createRequire(import.meta.url)('mqemitter-redis') as (opts: object) => RedisEmitter;
@@ -114,7 +116,7 @@ export class Bus {
   /** After the broker has closed (its clients' claims released): the connections. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(Object.values(this.conns).map((c) => c.quit().catch(() => c.disconnect())));
+    await Promise.all(Object.values(this.conns).map(endConnection));
   }
 
   private down(why: string): void {
@@ -135,6 +137,17 @@ export class Bus {
   }
 }
 
+/** QUIT when Redis answers (within a second), else drop the connection: never waits for a Redis that is away. */
+export async function endConnection(c: Redis): Promise<void> {
+  if (c.status === 'end') return;
+  if (c.status === 'ready') {
+    const quit = c.quit().then(() => true, () => false);
+    const late = new Promise<boolean>((r) => setTimeout(() => r(false), 1000).unref());
+    if (await Promise.race([quit, late])) return;
+  }
+  c.disconnect();
+}
+
 /**
  * mqemitter-redis as aedes' `mq`, with two changes: aedes' announcements of
  * every CONNECT and disconnect stay off the bus when ownership replaces them, and
@@ -153,7 +166,11 @@ class BusEmitter {
   ) {}
 
   on(topic: string, fn: (packet: Packet, done: () => void) => void, done?: () => void): this {
-    this.inner.on(topic, fn as never, done);
+    // While Redis is away the Redis side of a new subscription waits in the queue for the
+    // reconnect; the local side works now, so the SUBACK need not wait for Redis.
+    const ready = this.sub.status === 'ready';
+    this.inner.on(topic, fn as never, ready ? done : undefined);
+    if (!ready && done) setImmediate(done);
     return this;
   }
 
@@ -177,9 +194,15 @@ class BusEmitter {
     });
   }
 
-  /** aedes closes its `mq` as it stops: the connections end then, on purpose. */
+  /**
+   * aedes closes its `mq` as it stops: the connections end then, on purpose.
+   * Not mqemitter-redis' own close: it QUITs without catching, and with Redis away
+   * that rejection would end the process (seen here), or the QUIT would wait for
+   * ever in the subscriber's offline queue.
+   */
   close(done: () => void): void {
     this.closing();
-    this.inner.close(done);
+    (this.inner as unknown as { closing: boolean }).closing = true;
+    void Promise.all([endConnection(this.sub), endConnection(this.pub)]).then(() => this.inner._close(done));
   }
 }

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { endConnection } from './bus.js';
 import type { Logger } from '../broker/logger.js';
 import type { BrokerMetrics } from '../broker/metrics.js';
 import { KeyedRateLimiter, type LimiterFactory, type LimiterName, type RateLimiter } from '../broker/rate-limit.js';
@@ -113,7 +114,8 @@ export class SharedLimits {
   }
 
   async close(): Promise<void> {
-    for (const conn of [this.sub, this.redis]) await conn.quit().catch(() => conn.disconnect());
+    // Not a plain QUIT: with Redis away, the subscriber's would wait in its offline queue.
+    await Promise.all([this.sub, this.redis].map(endConnection));
   }
 }
 

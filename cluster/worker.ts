@@ -6,6 +6,9 @@ import { Bus } from './bus.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
 import { SharedLimits } from './shared-limits.js';
 
+/** How long a stopping worker may take to drain before it exits anyway (its primary kills it a little later). */
+const STOP_LIMIT_MS = 25_000;
+
 /**
  * One worker of a node (node:cluster): a broker on the bus, sharing the node's
  * listeners with the other workers. The primary serves the node's operations
@@ -36,6 +39,8 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   AggregatorRegistry.setRegistries([broker.context.metrics.registry]);
   new AggregatorRegistry();
   stop = () => {
+    // A close that hangs (a socket that will not end) must not keep a stopping node alive.
+    setTimeout(() => { log.error({ event: 'worker.stop_timeout' }, 'worker did not stop in time: exiting'); process.exit(1); }, STOP_LIMIT_MS).unref();
     broker.close().then(() => Promise.all([bus.close(), limits.close()])).then(() => process.exit(0), (err: Error) => {
       log.error({ event: 'worker.stop_failed', err: err.message }, 'worker did not stop cleanly');
       process.exit(1);
