@@ -48,6 +48,7 @@ export class BrokerMetrics {
   readonly packetsRefused = new Counter({ name: 'credbroker_packets_refused_total', help: 'Connections closed for a packet over its size bound or with ill-formed UTF-8, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly outboundDropped = new Counter({ name: 'credbroker_outbound_dropped_total', help: 'Deliveries dropped because the client was over its queue bound: QoS 0 to a connected client (messages, bytes), or any message stored for an offline persistent session (offline_messages, offline_bytes)', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly sharedLimitFallbacks = new Counter({ name: 'credbroker_shared_limit_fallbacks_total', help: 'Rate-limit counts a worker could not share over the bus (Redis down, slow, or too many keys waiting): for those, each worker limited on its own', labelNames: ['limit'] as const, registers: [this.registry] });
+  readonly connectsDeferred = new Counter({ name: 'credbroker_connects_deferred_total', help: 'CONNECTs that waited for a later event-loop turn so that the listeners could accept meanwhile (a storm of CONNECTs)', registers: [this.registry] });
   readonly logSuppressed = new Counter({ name: 'credbroker_log_lines_suppressed_total', help: 'Log lines held back by a rate limit (counted in a summary line instead)', labelNames: ['event'] as const, registers: [this.registry] });
   private verifiedTokenCount: () => number = () => 0;
   readonly verifiedTokens: Gauge = new Gauge({

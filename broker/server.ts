@@ -7,6 +7,7 @@ import { AuditBuffer } from './audit-buffer.js';
 import { AuditTally } from './audit-tally.js';
 import { createAuthenticate } from './authenticate.js';
 import { ClaimResponder } from './claim.js';
+import { CONNECT_SLICE_MS, ConnectSlices } from './connect-slices.js';
 import { createAuthorizeForward } from './authorize-forward.js';
 import { createAuthorizePublish } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
@@ -136,7 +137,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     // once) queues messages whose release recurses until the stack overflows
     // (seen here; moscajs/aedes#193). Per-client queues and drainTimeout bound memory.
     concurrency: 0,
-    authenticate: createAuthenticate(ctx),
+    // In slices of an event-loop turn, so that a storm of CONNECTs cannot keep the listeners from accepting.
+    authenticate: new ConnectSlices(CONNECT_SLICE_MS, () => metrics.connectsDeferred.inc()).wrap(createAuthenticate(ctx)),
     authorizePublish: createAuthorizePublish(ctx, renewal, claims),
     authorizeSubscribe: createAuthorizeSubscribe(ctx),
     authorizeForward: createAuthorizeForward(ctx, config.weaken.noLimits ? null : new OutboundQueues(queueLimits(config))),
