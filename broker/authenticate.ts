@@ -2,13 +2,14 @@ import type { Client } from 'aedes';
 import { connackCodeFor, CONNACK } from '../errors/map.js';
 import { CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
 import { checkRefreshCredential } from '../operations/index.js';
-import { isDeviceId, type DeviceId, type Jti } from '../registry/index.js';
+import { GRANT_PREFIX, isDeviceId, type DeviceId, type Jti } from '../registry/index.js';
 import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, type VerifiedToken, type VerifyKey, type VerifyOptions } from '../tokens/index.js';
 import { looksLikeClaimCredential, REFRESH_PREFIX } from '../tokens/index.js';
 import { claimNameOf } from '../protocol/claim.js';
 import { claimSession } from './claim-session.js';
 import { addressKey, remoteAddress } from './address.js';
 import { alreadyLogged } from './logged-error.js';
+import { auditGrantConnect, grantSession } from './grant-session.js';
 import type { BrokerContext } from './context.js';
 import { clearRetainedOf } from './retained.js';
 import { sessionAcl, type Session } from './session.js';
@@ -44,6 +45,7 @@ export function createAuthenticate(ctx: BrokerContext) {
     token: ctx.metrics.authResults.labels('ok', 'token'),
     refresh: ctx.metrics.authResults.labels('ok', 'refresh'),
     claim: ctx.metrics.authResults.labels('ok', 'claim'),
+    grant: ctx.metrics.authResults.labels('ok', 'grant'),
   };
   const verifyTime = ctx.metrics.verifySeconds.labels();
   // Built once per issuer (it is replaced when the keys rotate), not per CONNECT.
@@ -77,7 +79,9 @@ export function createAuthenticate(ctx: BrokerContext) {
       // A claim credential is no device password: refused before any other work.
       if (claim === null && looksLikeClaimCredential(secret)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'claim_credential_as_password');
       const session = claim !== null ? claimSession(ctx, client.id, claim, secret)
-        : looksLikeRefreshCredential(secret) ? refreshSession(ctx, username as DeviceId, secret, address) : tokenSession(ctx, username as DeviceId, password, secret, options(), verifyTime);
+        // A grant has no refresh credential: its user name takes a token only.
+        : looksLikeRefreshCredential(secret) && !username!.startsWith(GRANT_PREFIX) ? refreshSession(ctx, username as DeviceId, secret, address)
+          : tokenSession(ctx, username as DeviceId, password, secret, options(), verifyTime);
       if (session.kind !== 'claim') {
         // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
         session.checkDelivery = client.clean === false;
@@ -88,6 +92,7 @@ export function createAuthenticate(ctx: BrokerContext) {
       accepted[session.kind].inc();
       // A leaked claim credential could be used for a flood of accepted CONNECTs: summarised per address like refusals.
       if (session.kind === 'claim') ctx.tally.event('claim.connect', 'address', throttleKey(), session.deviceId, 'accepted', { claim: session.claim, address: address() });
+      else if (session.grant) auditGrantConnect(ctx, session, address());
       else ctx.audit.seenNow(session.deviceId);
     } catch (err) {
       const refusal = toRefusal(err);
@@ -127,6 +132,7 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, 
   const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(accepted);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
   if (digest !== null && cached === undefined) ctx.verifiedTokens.remember(digest, accepted, keys, opts);
+  if (deviceId.startsWith(GRANT_PREFIX)) return grantSession(deviceId, accepted);
   return {
     deviceId, kind: 'token', jti: accepted.jti, kid: accepted.kid, connectedAt: Date.now(), expiresAt: accepted.exp * 1000, refreshHash: null, ended: null, checkDelivery: false,
     acl: sessionAcl(deviceId, accepted.acl),
@@ -137,7 +143,7 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, 
 function acceptedToken(deviceId: DeviceId, { claims, kid }: VerifiedToken): AcceptedToken {
   sameDevice(claims.sub, deviceId);
   // `deviceId`, not the equal `claims.sub`: the session holds that string already, so the entry holds no copy.
-  return { sub: deviceId, jti: claims.jti as Jti, iat: claims.iat, exp: claims.exp, kid, acl: claims.acl };
+  return { sub: deviceId, jti: claims.jti as Jti, iat: claims.iat, exp: claims.exp, kid, acl: claims.acl, ...(typeof claims.reason === 'string' && { reason: claims.reason }) };
 }
 
 function sameDevice(sub: string, deviceId: DeviceId): void {

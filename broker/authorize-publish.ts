@@ -4,6 +4,7 @@ import type { BrokerContext } from './context.js';
 import { alreadyLogged } from './logged-error.js';
 import type { ClaimResponder } from './claim.js';
 import { claimTopics } from '../protocol/claim.js';
+import { auditGrantDenied } from './grant-session.js';
 import type { RenewalResponder } from './renewal.js';
 import { sessionOf } from './session.js';
 import { renewTopicDevice } from './token-topics.js';
@@ -25,6 +26,7 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
     ctx.metrics.aclDenials.inc({ action: 'publish' });
     const s = sessionOf(client);
     ctx.log.debug({ event: 'acl.publish_denied', device: s?.deviceId, why }, 'publish refused');
+    if (s?.grant && !s.ended) auditGrantDenied(ctx, s, 'publish', packet.topic);
     if (ctx.config.deniedPublish === 'drop' && !s?.ended) return drop(packet, callback);
     if (s && !s.ended) ctx.sessions.kick(client, 'acl_violation');
     callback(alreadyLogged(new Error(`publish refused: ${why}`)));
@@ -53,7 +55,8 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
       return callback(alreadyLogged(new Error('publish refused: claim session')));
     }
     const renewFor = renewTopicDevice(packet.topic);
-    if (renewFor !== null) {
+    // A grant is never renewed: its renewal topic is one more topic outside its ACL.
+    if (renewFor !== null && s.kind !== 'grant') {
       renewal.handle(client, s, renewFor, packet);
       return drop(packet, callback);
     }

@@ -2,6 +2,7 @@ import type { Client, Subscription } from 'aedes';
 import { maySubscribe } from '../acl/index.js';
 import type { BrokerContext } from './context.js';
 import { alreadyLogged } from './logged-error.js';
+import { auditGrantDenied } from './grant-session.js';
 import { sessionOf } from './session.js';
 
 /**
@@ -22,6 +23,7 @@ export function createAuthorizeSubscribe(ctx: BrokerContext) {
     if (!ctx.config.weaken.skipSubscribeCheck && !maySubscribe(s.acl, sub.topic)) {
       ctx.metrics.aclDenials.inc({ action: 'subscribe' });
       ctx.log.debug({ event: 'acl.subscribe_denied', device: s.deviceId }, 'subscribe refused');
+      if (s.grant) auditGrantDenied(ctx, s, 'subscribe', sub.topic);
       return callback(null, null);
     }
     if (!ctx.subscriptions.admit(client, sub.topic)) {

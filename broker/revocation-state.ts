@@ -23,7 +23,7 @@ export class RevocationState {
       if (d.status === 'revoked') this.revokedDevices.add(d.id);
       if (d.tokensValidAfter > 0) this.validAfter.set(d.id, d.tokensValidAfter);
     }
-    for (const t of reg.tokens.revokedLive(now)) this.revokedJtis.set(t.jti, t.expiresAt);
+    for (const t of [...reg.tokens.revokedLive(now), ...reg.grants.revokedLive(now)]) this.revokedJtis.set(t.jti, t.expiresAt);
   }
 
   revokeDevice(id: string): void {

@@ -58,6 +58,12 @@ export class RevocationWatcher {
           closed = ctx.sessions.kickTokens(c.deviceId!, new Set([c.jti!, ...members.map((m) => m.jti)]));
           break;
         }
+        case 'grant_revoked': {
+          const grant = reg.grants.get(c.jti!);
+          ctx.revocation.revokeToken(c.jti!, grant?.expiresAt ?? Date.now() + 86_400_000);
+          closed = ctx.sessions.kickTokens(c.deviceId!, new Set([c.jti!]), 'grant_revoked');
+          break;
+        }
         case 'retained_clear':
           clearRetainedOf(ctx, c.deviceId!);
           break;

@@ -8,6 +8,7 @@ import { AuditTally } from './audit-tally.js';
 import { createAuthenticate } from './authenticate.js';
 import { ClaimResponder } from './claim.js';
 import { CONNECT_SLICE_MS, ConnectSlices } from './connect-slices.js';
+import { auditGrantKick } from './grant-session.js';
 import { createAuthorizeForward } from './authorize-forward.js';
 import { createAuthorizePublish } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
@@ -92,7 +93,10 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   revocation.load(issuer.reg);
   const audit = new AuditBuffer(issuer.reg, log);
   const limitLog = new LimitLog(log);
-  const sessions = new Sessions({ leewaySec: config.leewaySec, neverExpire: !!config.weaken.neverExpireSessions, metrics, log });
+  const sessions = new Sessions({
+    leewaySec: config.leewaySec, neverExpire: !!config.weaken.neverExpireSessions, metrics, log,
+    onKick: (s, reason) => { if (s.grant) auditGrantKick(ctx, s, reason); },
+  });
   const ctx: BrokerContext = {
     config, issuer, revocation, metrics, log, aedes: null,
     sessions,

@@ -8,7 +8,7 @@ import { transportOf, type Transport } from './transport.js';
 /** One live session as `GET /sessions` and `credbroker sessions` show it. */
 export interface SessionView {
   readonly deviceId: string;
-  /** `device` (access token), `refresh` (refresh-credential session: renewal topics only). */
+  /** `device` (access token), `refresh` (refresh-credential session: renewal topics only), `grant` (a grant's token: `grant:NAME`). */
   readonly kind: string;
   readonly transport: Transport;
   readonly address: string;

@@ -5,7 +5,7 @@ import { tokenTopics } from './token-topics.js';
 import type { DeviceId, Jti } from '../registry/index.js';
 
 /** Why the broker ended a session itself. */
-export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'key_retired' | 'acl_violation' | 'theft' | 'shutdown' | 'renew_abuse' | 'slow_consumer' | 'claim_answered';
+export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'key_retired' | 'acl_violation' | 'theft' | 'shutdown' | 'renew_abuse' | 'slow_consumer' | 'claim_answered' | 'grant_revoked';
 
 /**
  * What the broker knows about an authenticated connection, decided once at
@@ -14,12 +14,15 @@ export type KickReason = 'expired' | 'device_revoked' | 'token_revoked' | 'key_r
  * - `refresh`: connected with a refresh credential; token topics only.
  * - `claim`: connected with a claim credential to provision the device id it
  *   names (its client id); its claim topics only (broker/claim-session.ts).
+ * - `grant`: a grant's token (`grant:NAME`); exactly its ACL, no token topics.
  */
 export interface Session {
   readonly deviceId: DeviceId;
-  readonly kind: 'token' | 'refresh' | 'claim';
+  readonly kind: 'token' | 'refresh' | 'claim' | 'grant';
   /** The claim a `claim` session provisions through. */
   readonly claim?: string;
+  /** A grant session's name and reason, for its audit rows. */
+  readonly grant?: { readonly name: string; readonly reason: string | null };
   jti: Jti | null;
   /** ms; when the broker accepted the CONNECT (`credbroker sessions`). */
   readonly connectedAt: number;

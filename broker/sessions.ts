@@ -23,13 +23,16 @@ export class Sessions implements DeviceKicks {
   private readonly neverExpire: boolean;
   private readonly metrics: BrokerMetrics;
   private readonly log: Logger;
+  private readonly onKick: ((s: Session, reason: KickReason) => void) | undefined;
 
-  constructor(opts: { leewaySec: number; neverExpire: boolean; metrics: BrokerMetrics; log: Logger }) {
+  /** `onKick`: told of every session the broker closes (a grant's kicks are audited there). */
+  constructor(opts: { leewaySec: number; neverExpire: boolean; metrics: BrokerMetrics; log: Logger; onKick?: (s: Session, reason: KickReason) => void }) {
     this.leewayMs = opts.leewaySec * 1000;
     this.neverExpire = opts.neverExpire;
     this.metrics = opts.metrics;
     this.metrics.countConnectedWith(() => this.byDevice.size);
     this.log = opts.log;
+    this.onKick = opts.onKick;
   }
 
   /** Called from authenticate, before CONNACK. */
@@ -87,6 +90,7 @@ export class Sessions implements DeviceKicks {
     this.metrics.kicks.inc({ reason });
     // At shutdown every session is closed: one `broker.stopping` line says how many, not one line each.
     this.log[reason === 'shutdown' ? 'debug' : 'info']({ event: 'session.kick', device: s.deviceId, reason, kind: s.kind, address: remoteAddress(client) }, 'session closed by broker');
+    this.onKick?.(s, reason);
     client.close();
   }
 
@@ -97,12 +101,12 @@ export class Sessions implements DeviceKicks {
     return true;
   }
 
-  /** Closes the device's session if it holds one of `jtis` (a revoked token family). */
-  kickTokens(deviceId: string, jtis: ReadonlySet<string>): boolean {
+  /** Closes the device's (or grant's) session if it holds one of `jtis` (a revoked token family, a revoked grant). */
+  kickTokens(deviceId: string, jtis: ReadonlySet<string>, reason: KickReason = 'token_revoked'): boolean {
     const c = this.byDevice.get(deviceId);
     const jti = c && sessionOf(c)?.jti;
     if (!c || !jti || !jtis.has(jti)) return false;
-    this.kick(c, 'token_revoked');
+    this.kick(c, reason);
     return true;
   }
 

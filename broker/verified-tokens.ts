@@ -22,6 +22,8 @@ export interface AcceptedToken extends Cacheable {
   readonly jti: Jti;
   readonly iat: number;
   readonly acl: AclClaim;
+  /** A grant's reason (tokens/claims.ts), for its audit rows. */
+  readonly reason?: string;
 }
 
 /** Why entries left the cache (`credbroker_verified_token_cache_evictions_total{reason}`). */

@@ -13,6 +13,8 @@ import { asRegistryError } from '../registry/sqlite-errors.js';
 import { registerAudit } from './commands/audit.js';
 import { registerClaim } from './commands/claim.js';
 import { registerDevices } from './commands/devices.js';
+import { registerGrant } from './commands/grant.js';
+import { registerGrants } from './commands/grants.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
 import { registerProfile } from './commands/profile.js';
@@ -40,6 +42,8 @@ export const commandRegistrars: CommandRegistrar[] = [
   registerToken,
   registerRevoke,
   registerRestore,
+  registerGrant,
+  registerGrants,
   registerDevices,
   registerShow,
   registerSessions,

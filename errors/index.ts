@@ -48,7 +48,10 @@ export type ErrorCode =
   | 'ERR_CLAIM_EXPIRED'
   | 'ERR_CLAIM_REVOKED'
   | 'ERR_CLAIM_ID_NOT_ALLOWED'
-  | 'ERR_CLAIM_QUOTA';
+  | 'ERR_CLAIM_QUOTA'
+  | 'ERR_GRANT_INVALID'
+  | 'ERR_GRANT_NOT_FOUND'
+  | 'ERR_GRANT_EXISTS';
 
 export class CredbrokerError extends Error {
   readonly code: ErrorCode;

@@ -13,3 +13,4 @@ export {
   createClaim, listClaims, showClaim, claimSummary, revokeClaim, extendClaim, removeSimulationClaim, authenticateClaim, provisionByClaim,
   DEFAULT_CLAIM_MAX_DEVICES, DEFAULT_CLAIM_TTL_MS, type CreateClaimInput, type ClaimSummary, type ClaimState, type ClaimRequest,
 } from './claim.js';
+export { issueGrant, revokeGrant, MAX_GRANT_REASON, type GrantRequest, type IssuedGrant } from './grant.js';

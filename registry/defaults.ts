@@ -8,6 +8,7 @@ export const DEFAULT_SETTINGS: Settings = {
   alg: 'ES256',
   maxTokenTtlMs: 24 * 3_600_000,
   credentialTtlMs: 365 * 86_400_000,
+  maxGrantTtlMs: 24 * 3_600_000,
 };
 
 /** The profiles seeded on first use (SPEC "ACLs"). */

@@ -12,6 +12,8 @@ export type Jti = Branded<string, 'Jti'>;
 export type Kid = Branded<string, 'Kid'>;
 /** A profile name. */
 export type ProfileName = Branded<string, 'ProfileName'>;
+/** A grant's name (`NAME` of the principal `grant:NAME`). */
+export type GrantName = Branded<string, 'GrantName'>;
 
 const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const PROFILE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
@@ -58,6 +60,27 @@ export function describe(text: unknown): string {
   const s = typeof text === 'string' ? text : String(text);
   const shown = JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
   return shown.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The user name (and client id, and token `sub`) of a grant's sessions. */
+export const GRANT_PREFIX = 'grant:';
+
+/** A grant's name: as a profile name, it lands only in `grant:NAME`, never in a topic. */
+export function parseGrantName(text: unknown): GrantName {
+  if (typeof text === 'string' && PROFILE_NAME.test(text)) return text as GrantName;
+  throw new UsageError(`invalid grant name ${describe(text)}: use 1–64 letters, digits, '.', '_' or '-'`);
+}
+
+/** `grant:NAME` for a grant's name. */
+export function grantPrincipal(name: GrantName): DeviceId {
+  return `${GRANT_PREFIX}${name}` as DeviceId;
+}
+
+/** The grant's name when `principal` is `grant:NAME`, else null. */
+export function grantNameOf(principal: string): GrantName | null {
+  if (!principal.startsWith(GRANT_PREFIX)) return null;
+  const name = principal.slice(GRANT_PREFIX.length);
+  return PROFILE_NAME.test(name) ? (name as GrantName) : null;
 }
 
 export function parseProfileName(text: unknown): ProfileName {

@@ -2,6 +2,7 @@ import { openDb, openDbReadOnly, defaultDbPath, asRegistryError, durably, type D
 import { Devices } from './devices.js';
 import { Profiles, DEFAULT_PROFILES } from './profiles.js';
 import { IssuedTokens } from './tokens.js';
+import { Grants } from './grants.js';
 import { RefreshCredentials } from './refresh.js';
 import { AuditLog } from './audit.js';
 import { ChangeFeed } from './changes.js';
@@ -21,6 +22,7 @@ export type * from './interface.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { defaultDbPath, asRegistryError };
 export { DEFAULT_SETTINGS, DEFAULT_PROFILES } from './defaults.js';
+export { grantStatus } from './grants.js';
 export { parseRegistryTarget, localRegistryPath, redactSecrets, type RegistryTarget } from './location.js';
 
 /**
@@ -62,6 +64,7 @@ export class SyncRegistry {
   readonly devices: Devices;
   readonly profiles: Profiles;
   readonly tokens: IssuedTokens;
+  readonly grants: Grants;
   readonly refresh: RefreshCredentials;
   readonly audit: AuditLog;
   readonly changes: ChangeFeed;
@@ -77,6 +80,7 @@ export class SyncRegistry {
     this.devices = new Devices(db);
     this.profiles = new Profiles(db);
     this.tokens = new IssuedTokens(db);
+    this.grants = new Grants(db);
     this.refresh = new RefreshCredentials(db);
     this.audit = new AuditLog(db);
     this.changes = new ChangeFeed(db);

@@ -1,7 +1,7 @@
-import type { DeviceId, Jti, Kid, ProfileName } from './ids.js';
+import type { DeviceId, GrantName, Jti, Kid, ProfileName } from './ids.js';
 import type {
-  Actor, AuditEvent, AuditQuery, Change, ChangeKind, Device, DeviceFilter, DeviceRestriction, DeviceStatus, IssuedToken,
-  NewAuditEvent, NewSigningKey, NewToken, Profile, ProfileInput, ProvisionedDevice, RefreshRecord, RefreshState,
+  Actor, AuditEvent, AuditQuery, Change, ChangeKind, Device, DeviceFilter, DeviceRestriction, DeviceStatus, Grant, IssuedToken,
+  NewAuditEvent, NewGrant, NewSigningKey, NewToken, Profile, ProfileInput, ProvisionedDevice, RefreshRecord, RefreshState,
   RegistryStats, RevokedToken, Settings, SigningKeyRecord,
 } from './types.js';
 
@@ -100,6 +100,23 @@ export interface TokenStore {
   deleteAllOf(deviceId: DeviceId): Promise<number>;
   /** When the last token signed by `kid` expires (ms), or null. */
   lastExpiryOf(kid: Kid): Promise<number | null>;
+}
+
+export interface GrantStore {
+  record(g: NewGrant): Promise<void>;
+  get(jti: string): Promise<Grant | undefined>;
+  /** The grant of this name that is neither expired nor revoked, if any (minting refuses a second). */
+  liveOf(name: GrantName, now: number): Promise<Grant | undefined>;
+  /** The last grant minted under this name, live or not. */
+  latestOf(name: GrantName): Promise<Grant | undefined>;
+  /** Every grant on record (with `activeAt`: only those live then), by name then issue time. */
+  list(opts?: { activeAt?: number }): Promise<Grant[]>;
+  /** Revokes the live grant of this name; returns it (none when nothing was live). */
+  revokeLive(name: GrantName, now: number): Promise<Grant[]>;
+  /** Revoked grants whose token has not expired: the broker's deny list at start. */
+  revokedLive(now: number): Promise<RevokedToken[]>;
+  /** Deletes up to `limit` grants that expired before `before`; returns how many went. */
+  pruneExpired(before: number, limit: number): Promise<number>;
 }
 
 export interface RefreshStore {
@@ -209,6 +226,7 @@ export interface Stores {
   readonly devices: DeviceStore;
   readonly profiles: ProfileStore;
   readonly tokens: TokenStore;
+  readonly grants: GrantStore;
   readonly refresh: RefreshStore;
   readonly audit: AuditStore;
   readonly changes: ChangeStore;

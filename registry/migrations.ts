@@ -106,6 +106,21 @@ const MIGRATIONS: readonly string[] = [
      claimed_at INTEGER NOT NULL,
      address TEXT);
    CREATE INDEX claim_devices_claim ON claim_devices(claim, claimed_at);`,
+  // Grants (schema 6, SPEC "Grants"): short-lived tokens for `grant:NAME`, one row per token minted
+  // (never the token). Not in `tokens`: a grant names no device.
+  `CREATE TABLE grants (
+     jti TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     publish TEXT NOT NULL,          -- JSON array of patterns, as in the token
+     subscribe TEXT NOT NULL,
+     reason TEXT,
+     within TEXT,                    -- the device whose ACL bounded it (--within)
+     kid TEXT NOT NULL,
+     issued_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     revoked_at INTEGER);
+   CREATE INDEX grants_name ON grants(name, expires_at);
+   CREATE INDEX grants_expiry ON grants(expires_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

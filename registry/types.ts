@@ -1,4 +1,4 @@
-import type { ClaimName, DeviceId, Jti, Kid, ProfileName } from './ids.js';
+import type { ClaimName, DeviceId, GrantName, Jti, Kid, ProfileName } from './ids.js';
 
 /**
  * The registry's records as every engine returns them (SQLite and PostgreSQL
@@ -65,6 +65,23 @@ export interface IssuedToken {
 /** A token to record; without `family` it starts a family of its own. */
 export type NewToken = Omit<IssuedToken, 'revokedAt' | 'family'> & { readonly family?: Jti };
 
+/** What the registry remembers of a grant (SPEC "Grants"): never its token. */
+export interface Grant {
+  readonly jti: Jti;
+  readonly name: GrantName;
+  readonly publish: readonly string[];
+  readonly subscribe: readonly string[];
+  readonly reason: string | null;
+  /** The device whose ACL the grant was checked against (`--within`), if any. */
+  readonly within: string | null;
+  readonly kid: Kid;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
+}
+
+export type NewGrant = Omit<Grant, 'revokedAt'>;
+
 /** A revoked token that has not expired yet: what the broker must refuse. */
 export interface RevokedToken {
   readonly jti: Jti;
@@ -125,8 +142,11 @@ export interface AuditQuery {
   readonly limit?: number | null;
 }
 
-/** `retained_clear`: the broker deletes the retained messages the device published (revoke without --keep-retained). */
-export type ChangeKind = 'device_revoked' | 'device_restored' | 'token_revoked' | 'keys_rotated' | 'device_deleted' | 'retained_clear';
+/**
+ * `retained_clear`: the broker deletes the retained messages the device published (revoke without --keep-retained).
+ * `grant_revoked`: `deviceId` is the principal `grant:NAME`, `jti` the grant's token.
+ */
+export type ChangeKind = 'device_revoked' | 'device_restored' | 'token_revoked' | 'keys_rotated' | 'device_deleted' | 'retained_clear' | 'grant_revoked';
 
 /** One entry of the change feed: a monotonic sequence that never reuses a pruned number. */
 export interface Change {
@@ -164,6 +184,8 @@ export interface Settings {
   readonly maxTokenTtlMs: number;
   /** Default lifetime of a device's refresh credential (ms). */
   readonly credentialTtlMs: number;
+  /** Upper bound on a grant's lifetime (ms), enforced at `credbroker grant` (never above maxTokenTtlMs). */
+  readonly maxGrantTtlMs: number;
 }
 
 /**

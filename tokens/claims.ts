@@ -15,4 +15,9 @@ export interface AccessTokenClaims {
   readonly exp: number;
   readonly jti: Jti;
   readonly acl: AclClaim;
+  /**
+   * A grant's token only (`sub` = `grant:NAME`): why it was granted, for the
+   * broker's audit rows. Not secret: the holder can read it.
+   */
+  readonly reason?: string;
 }

@@ -1,5 +1,5 @@
 export { Keyring, rotateKeys, type VerifyKey, type SigningKey, type Rotation, type RotateOptions } from './keyring.js';
-export { mintAccessToken, checkTtl, type MintedToken, type MintRequest } from './mint.js';
+export { mintAccessToken, mintToken, checkTtl, type MintedToken, type MintRequest } from './mint.js';
 export { verifyAccessToken, registryVerifyOptions, type VerifyOptions, type VerifiedToken } from './verify.js';
 export type { AccessTokenClaims, AclClaim } from './claims.js';
 export {

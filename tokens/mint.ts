@@ -77,6 +77,20 @@ function signCompact(signer: SigningKey, header: object, payload: object): Promi
  * registry.tokens.record({ jti: t.jti, deviceId, kid: t.kid, issuedAt: t.issuedAt, expiresAt: t.expiresAt });
  */
 export async function mintAccessToken(keyring: Keyring, settings: Settings, req: MintRequest): Promise<MintedToken> {
+  const acl = {
+    pub: req.profile.publish.map((p) => substituteDevice(p, req.deviceId)),
+    sub: req.profile.subscribe.map((p) => substituteDevice(p, req.deviceId)),
+  };
+  return mintToken(keyring, settings, { sub: req.deviceId, acl, ttlMs: req.ttlMs, now: req.now });
+}
+
+/**
+ * Signs an access token for `sub` carrying exactly `acl`: a device's token
+ * (mintAccessToken) or a grant's (`sub` = `grant:NAME`, with its `reason`).
+ */
+export async function mintToken(
+  keyring: Keyring, settings: Settings, req: { sub: DeviceId; acl: AclClaim; ttlMs: number; now?: number; reason?: string },
+): Promise<MintedToken> {
   checkTtl(req.ttlMs, settings);
   const signer = keyring.signer;
   if (!signer) throw new CredbrokerError('ERR_REGISTRY', 'the registry has no active signing key: run credbroker keys rotate');
@@ -84,11 +98,9 @@ export async function mintAccessToken(keyring: Keyring, settings: Settings, req:
   const iat = Math.floor(now / 1000);
   const exp = iat + Math.ceil(req.ttlMs / 1000);
   const jti = randomBytesPooled(16).toString('base64url') as Jti;
-  const acl = {
-    pub: req.profile.publish.map((p) => substituteDevice(p, req.deviceId)),
-    sub: req.profile.subscribe.map((p) => substituteDevice(p, req.deviceId)),
+  const claims: AccessTokenClaims = {
+    iss: settings.issuer, aud: settings.audience, sub: req.sub, iat, exp, jti, acl: req.acl, ...(req.reason !== undefined && { reason: req.reason }),
   };
-  const claims: AccessTokenClaims = { iss: settings.issuer, aud: settings.audience, sub: req.deviceId, iat, exp, jti, acl };
   const token = await signCompact(signer, { alg: signer.alg, kid: signer.kid, typ: 'JWT' }, claims);
-  return { token, jti, kid: signer.kid, issuedAt: iat * 1000, expiresAt: exp * 1000, acl };
+  return { token, jti, kid: signer.kid, issuedAt: iat * 1000, expiresAt: exp * 1000, acl: req.acl };
 }

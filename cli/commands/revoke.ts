@@ -4,20 +4,22 @@ import type { Jti } from '../../registry/ids.js';
 import { addDbOption, deviceIdArgs, examples, withRegistry } from '../common.js';
 import { count, out, plural, printJson } from '../output.js';
 
-interface Opts { db: string; reason?: string; token?: string; keepRetained?: boolean; json?: boolean }
+interface Opts { db: string; reason?: string; token?: string; grant?: string; keepRetained?: boolean; json?: boolean }
 
 export function registerRevoke(program: Command): void {
   addDbOption(program.command('revoke'))
-    .description('revoke devices (all their tokens and refresh credentials) or one token; the broker closes affected sessions within a second')
+    .description('revoke devices (all their tokens and refresh credentials), one token, or a grant; the broker closes affected sessions within a second')
     .argument('[ids...]', 'device ids (all or nothing: one unknown id and none is revoked)')
     .option('--reason <text>', 'why (kept in the audit log)')
     .option('--token <jti>', 'revoke this access token (its jti, see: credbroker show ID) and its family: the tokens renewed from it, and those it was renewed from')
+    .option('--grant <name>', 'revoke this grant (see: credbroker grants); its session is closed within a second')
     .option('--keep-retained', 'keep the retained messages the devices published (by default the broker deletes them)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', examples(
       'credbroker revoke pump-0042 --reason "reported stolen"',
       'credbroker revoke pump-0042 pump-0043 pump-0044 --reason "decommissioned line 3"',
       'credbroker revoke --token 3q2-7wEzC9uS2Cz1xTv0Gg',
+      'credbroker revoke --grant tech-anna --reason "inspection done"',
     ) + `
 The broker also deletes the retained messages the revoked devices published, so new
 subscribers no longer get them (--keep-retained keeps them; revoking again without it
@@ -25,12 +27,12 @@ clears them later). A revoked device's tokens and refresh credential stay dead f
 re-enables the device, which then needs a new token ("credbroker token ID").
 `)
     .action(async (ids: string[], opts: Opts) => {
-      if (opts.token !== undefined && ids.length) throw new UsageError('give device ids or --token JTI, not both');
-      if (opts.token === undefined && !ids.length) throw new UsageError('give one or more device ids, or --token JTI');
-      if (opts.token !== undefined && opts.reason !== undefined) throw new UsageError('--reason applies to revoking devices, not --token');
+      if ([ids.length > 0, opts.token !== undefined, opts.grant !== undefined].filter(Boolean).length > 1) throw new UsageError('give device ids, --token JTI or --grant NAME: one of them');
+      if (opts.grant !== undefined) return revokeGrantCommand(opts);
+      if (opts.token === undefined && !ids.length) throw new UsageError('give one or more device ids, --token JTI or --grant NAME');
+      if (opts.token !== undefined && opts.reason !== undefined) throw new UsageError('--reason applies to revoking devices or a grant, not --token');
       if (opts.token !== undefined && opts.keepRetained) throw new UsageError('--keep-retained applies to revoking devices, not --token');
-      const reason = (opts.reason ?? 'revoked by operator').trim();
-      if (!reason || reason.length > 500 || /[\x00-\x1f\x7f]/.test(reason)) throw new UsageError('--reason must be one line of 1-500 characters');
+      const reason = revokeReason(opts);
 
       const { revokeDevices, revokeToken } = await import('../../operations/revoke.js');
       if (opts.token !== undefined) {
@@ -63,4 +65,21 @@ re-enables the device, which then needs a new token ("credbroker token ID").
         + (changed || tokens ? '; the broker closes their sessions within a second' : '')
         + (opts.keepRetained ? '; their retained messages are kept' : '; the broker deletes the retained messages they published'));
     });
+}
+
+function revokeReason(opts: Opts): string {
+  const reason = (opts.reason ?? 'revoked by operator').trim();
+  if (!reason || reason.length > 500 || /[\x00-\x1f\x7f]/.test(reason)) throw new UsageError('--reason must be one line of 1-500 characters');
+  return reason;
+}
+
+/** `revoke --grant NAME`: the live grant of that name dies; the broker closes its session within a second. */
+async function revokeGrantCommand(opts: Opts): Promise<void> {
+  if (opts.keepRetained) throw new UsageError('--keep-retained applies to revoking devices, not --grant');
+  const why = revokeReason(opts);
+  const { revokeGrant } = await import('../../operations/grant.js');
+  const r = await withRegistry(opts.db, (reg) => revokeGrant(reg, opts.grant!, { why }));
+  if (opts.json) printJson({ grant: { name: r.grant.name, jti: r.grant.jti, revoked: r.changed, alreadyOver: !r.changed } });
+  else if (!r.changed) out(`grant ${r.grant.name} was already ${r.grant.revokedAt !== null ? 'revoked' : 'expired'}; nothing changed`);
+  else out(`revoked grant ${r.grant.name} (jti ${r.grant.jti}); the broker closes its session within a second`);
 }

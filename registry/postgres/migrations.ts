@@ -105,6 +105,19 @@ const MIGRATIONS: readonly string[] = [
      claimed_at BIGINT NOT NULL,
      address TEXT);
    CREATE INDEX claim_devices_claim ON claim_devices(claim, claimed_at);`,
+  `CREATE TABLE grants (
+     jti TEXT COLLATE "C" PRIMARY KEY,
+     name TEXT COLLATE "C" NOT NULL,
+     publish TEXT NOT NULL,
+     subscribe TEXT NOT NULL,
+     reason TEXT,
+     within TEXT COLLATE "C",
+     kid TEXT NOT NULL,
+     issued_at BIGINT NOT NULL,
+     expires_at BIGINT NOT NULL,
+     revoked_at BIGINT);
+   CREATE INDEX grants_name ON grants(name, expires_at);
+   CREATE INDEX grants_expiry ON grants(expires_at);`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

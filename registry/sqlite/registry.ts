@@ -1,6 +1,6 @@
 import type { SyncRegistry } from '../index.js';
 import type {
-  AuditStore, ChangeFeed, ChangeFollower, ChangeStore, DeviceStore, FollowOptions, KeyStore, ProfileStore, RefreshStore,
+  AuditStore, ChangeFeed, ChangeFollower, ChangeStore, DeviceStore, FollowOptions, GrantStore, KeyStore, ProfileStore, RefreshStore,
   Registry, RegistryTx, SettingsStore, SpaceStore, Stores, TokenStore, TransactionOptions,
 } from '../interface.js';
 import type { Change } from '../types.js';
@@ -27,7 +27,7 @@ function asyncStore<T extends object>(store: T, run: Runner): Asyncified<T> {
 }
 
 interface StoreSet {
-  devices: DeviceStore; profiles: ProfileStore; tokens: TokenStore; refresh: RefreshStore;
+  devices: DeviceStore; profiles: ProfileStore; tokens: TokenStore; grants: GrantStore; refresh: RefreshStore;
   audit: AuditStore; changes: ChangeStore; keys: KeyStore; settings: SettingsStore;
 }
 
@@ -36,6 +36,7 @@ function storesOf(sync: SyncRegistry, run: Runner): StoreSet {
     devices: asyncStore(sync.devices, run),
     profiles: asyncStore(sync.profiles, run),
     tokens: asyncStore(sync.tokens, run),
+    grants: asyncStore(sync.grants, run),
     refresh: asyncStore(sync.refresh, run),
     audit: asyncStore(sync.audit, run),
     changes: asyncStore(sync.changes, run),
@@ -69,6 +70,7 @@ export class SqliteRegistry implements Registry {
   readonly devices: DeviceStore;
   readonly profiles: ProfileStore;
   readonly tokens: TokenStore;
+  readonly grants: GrantStore;
   readonly refresh: RefreshStore;
   readonly audit: AuditStore;
   readonly changes: ChangeFeed;
@@ -93,6 +95,7 @@ export class SqliteRegistry implements Registry {
     this.devices = stores.devices;
     this.profiles = stores.profiles;
     this.tokens = stores.tokens;
+    this.grants = stores.grants;
     this.refresh = stores.refresh;
     this.audit = stores.audit;
     this.keys = stores.keys;
@@ -158,7 +161,7 @@ export class SqliteRegistry implements Registry {
       },
     });
     const tx: Stores = {
-      devices: guard(s.devices), profiles: guard(s.profiles), tokens: guard(s.tokens), refresh: guard(s.refresh),
+      devices: guard(s.devices), profiles: guard(s.profiles), tokens: guard(s.tokens), grants: guard(s.grants), refresh: guard(s.refresh),
       audit: guard(s.audit), changes: guard(s.changes), keys: guard(s.keys), settings: guard(s.settings),
       transaction: (fn) => fn(tx),
     };

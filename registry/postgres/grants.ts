@@ -1,0 +1,61 @@
+import type { GrantName, Jti, Kid } from '../ids.js';
+import type { GrantStore } from '../interface.js';
+import type { Grant, NewGrant, RevokedToken } from '../types.js';
+import type { Sql } from './pool.js';
+
+interface Row {
+  jti: string; name: string; publish: string; subscribe: string; reason: string | null; within: string | null; kid: string;
+  issued_at: number; expires_at: number; revoked_at: number | null;
+}
+
+const toGrant = (r: Row): Grant => ({
+  jti: r.jti as Jti, name: r.name as GrantName, publish: JSON.parse(r.publish) as string[], subscribe: JSON.parse(r.subscribe) as string[],
+  reason: r.reason, within: r.within, kid: r.kid as Kid, issuedAt: r.issued_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
+});
+
+/** The twin of registry/grants.ts. */
+export class PgGrants implements GrantStore {
+  constructor(private readonly sql: Sql) {}
+
+  async record(g: NewGrant): Promise<void> {
+    await this.sql.run(`INSERT INTO grants (jti, name, publish, subscribe, reason, within, kid, issued_at, expires_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [g.jti, g.name, JSON.stringify(g.publish), JSON.stringify(g.subscribe), g.reason, g.within, g.kid, g.issuedAt, g.expiresAt]);
+  }
+
+  async get(jti: string): Promise<Grant | undefined> {
+    const [row] = await this.sql.rows<Row>('SELECT * FROM grants WHERE jti = $1', [jti]);
+    return row && toGrant(row);
+  }
+
+  async liveOf(name: GrantName, now: number): Promise<Grant | undefined> {
+    const [row] = await this.sql.rows<Row>('SELECT * FROM grants WHERE name = $1 AND expires_at > $2 AND revoked_at IS NULL', [name, now]);
+    return row && toGrant(row);
+  }
+
+  async latestOf(name: GrantName): Promise<Grant | undefined> {
+    const [row] = await this.sql.rows<Row>('SELECT * FROM grants WHERE name = $1 ORDER BY issued_at DESC LIMIT 1', [name]);
+    return row && toGrant(row);
+  }
+
+  async list(opts: { activeAt?: number } = {}): Promise<Grant[]> {
+    const rows = opts.activeAt === undefined
+      ? await this.sql.rows<Row>('SELECT * FROM grants ORDER BY name, issued_at')
+      : await this.sql.rows<Row>('SELECT * FROM grants WHERE expires_at > $1 AND revoked_at IS NULL ORDER BY name, issued_at', [opts.activeAt]);
+    return rows.map(toGrant);
+  }
+
+  async revokeLive(name: GrantName, now: number): Promise<Grant[]> {
+    return (await this.sql.rows<Row>(
+      'UPDATE grants SET revoked_at = $1 WHERE name = $2 AND expires_at > $1 AND revoked_at IS NULL RETURNING *', [now, name])).map(toGrant);
+  }
+
+  async revokedLive(now: number): Promise<RevokedToken[]> {
+    return (await this.sql.rows<{ jti: string; expires_at: number }>(
+      'SELECT jti, expires_at FROM grants WHERE revoked_at IS NOT NULL AND expires_at > $1', [now])).map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
+  }
+
+  async pruneExpired(before: number, limit: number): Promise<number> {
+    return this.sql.run('DELETE FROM grants WHERE jti IN (SELECT jti FROM grants WHERE expires_at < $1 LIMIT $2)', [before, limit]);
+  }
+}
