@@ -38,6 +38,7 @@ export class RegistryMaintenance {
         renewalAuditMs: config.renewalAuditRetentionMs || null,
       }, { pause: async () => { await yieldToEventLoop(); if (this.closed) throw new Error('broker closing'); } });
       metrics.registryPruned.inc({ table: 'tokens' }, pruned.tokens);
+      metrics.registryPruned.inc({ table: 'grants' }, pruned.grants);
       metrics.registryPruned.inc({ table: 'audit' }, pruned.audit);
       metrics.registryPruned.inc({ table: 'changes' }, pruned.changes);
       const stats = reg.space.stats();

@@ -29,6 +29,8 @@ export interface Retention {
 
 export interface Pruned {
   readonly tokens: number;
+  /** Grants expired longer ago than the audit retention (their audit rows are gone too); kept for good without one. */
+  readonly grants: number;
   readonly audit: number;
   readonly changes: number;
   /** Pages given back to the file system. */
@@ -44,7 +46,7 @@ interface PruneOptions {
 
 /**
  * Deletes what the registry no longer needs — token records past expiry and
- * grace, audit events past retention, old change-feed rows — then gives the
+ * grace, audit events and expired grants past retention, old change-feed rows — then gives the
  * freed pages back, so that the file's size levels off under a steady fleet.
  */
 export async function pruneRegistry(reg: SyncRegistry, retention: Retention, opts: PruneOptions = {}): Promise<Pruned> {
@@ -58,8 +60,9 @@ export async function pruneRegistry(reg: SyncRegistry, retention: Retention, opt
   if (renewalAuditMs !== null && (auditMs === null || renewalAuditMs < auditMs)) {
     audit += await drain(reg, (n) => reg.audit.prune(now - renewalAuditMs, n, RENEWAL_AUDIT_ACTIONS), batch, opts.pause);
   }
+  const grants = auditMs === null ? 0 : await drain(reg, (n) => reg.grants.pruneExpired(now - auditMs, n), batch, opts.pause);
   const changes = await drain(reg, (n) => reg.changes.prune(now - CHANGES_KEEP_MS, n), batch, opts.pause);
-  return { tokens, audit, changes, pages: await reclaim(reg, opts.pause) };
+  return { tokens, grants, audit, changes, pages: await reclaim(reg, opts.pause) };
 }
 
 /**

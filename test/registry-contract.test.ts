@@ -1,7 +1,7 @@
 // The registry contract (registry/interface.ts), run on the engine the test run
 // picks (test/helpers/backend.ts): the same assertions for SQLite and PostgreSQL.
 import t, { type Test } from 'tap';
-import { openRegistry, type DeviceId, type Jti, type Kid, type ProfileName, type Registry } from '../registry/index.js';
+import { openRegistry, type DeviceId, type GrantName, type Jti, type Kid, type ProfileName, type Registry } from '../registry/index.js';
 import { freshRegistryTarget } from './helpers/backend.js';
 
 const D = (s: string) => s as DeviceId;
@@ -93,6 +93,27 @@ t.test('tokens: families, revocation, live and revoked lists, pruning', async (t
   t.same((await reg.tokens.revokedLive(now)).map((x) => x.jti), ['t2']);
   t.equal(await reg.tokens.lastExpiryOf(KID), now + 60_000);
   t.equal(await reg.tokens.lastExpiryOfDevice(D('d')), now + 60_000);
+});
+
+t.test('grants: record, live and latest of a name, list, revoke the live one, revoked list, pruning', async (t) => {
+  const reg = await fresh(t);
+  const now = Date.now();
+  const G = (name: string, jti: string, issuedAt: number, expiresAt: number) => ({
+    jti: J(jti), name: name as GrantName, publish: ['a/b'], subscribe: ['c/#'], reason: 'why', within: null, kid: KID, issuedAt, expiresAt,
+  });
+  await reg.grants.record(G('tech', 'g-old', now - 2 * DAY, now - DAY));
+  await reg.grants.record(G('tech', 'g-1', now, now + 3_600_000));
+  await reg.grants.record(G('other', 'g-2', now, now + 3_600_000));
+  t.same((await reg.grants.get('g-1'))?.subscribe, ['c/#']);
+  t.equal((await reg.grants.liveOf('tech' as GrantName, now))?.jti, 'g-1');
+  t.equal((await reg.grants.latestOf('tech' as GrantName))?.jti, 'g-1');
+  t.same((await reg.grants.list()).map((g) => g.jti), ['g-2', 'g-old', 'g-1'], 'by name, then issue time');
+  t.same((await reg.grants.list({ activeAt: now })).map((g) => g.jti), ['g-2', 'g-1']);
+  t.same((await reg.grants.revokeLive('tech' as GrantName, now)).map((g) => g.jti), ['g-1']);
+  t.same(await reg.grants.revokeLive('tech' as GrantName, now), [], 'nothing live left');
+  t.equal(await reg.grants.liveOf('tech' as GrantName, now), undefined);
+  t.same(await reg.grants.revokedLive(now), [{ jti: 'g-1', expiresAt: now + 3_600_000 }]);
+  t.equal(await reg.grants.pruneExpired(now, 10), 1, 'the expired one goes');
 });
 
 t.test('refresh check-and-rotate: of two racing rotations of one credential, exactly one wins', async (t) => {
