@@ -2,7 +2,7 @@ import type { Client } from 'aedes';
 import { connackCodeFor, CONNACK } from '../errors/map.js';
 import { CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
 import { checkRefreshCredential } from '../operations/index.js';
-import { GRANT_PREFIX, isDeviceId, type DeviceId, type Jti } from '../registry/index.js';
+import { GRANT_PREFIX, isDeviceId, isGrantPrincipal, type DeviceId, type Jti } from '../registry/index.js';
 import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, type VerifiedToken, type VerifyKey, type VerifyOptions } from '../tokens/index.js';
 import { looksLikeClaimCredential, REFRESH_PREFIX } from '../tokens/index.js';
 import { claimNameOf } from '../protocol/claim.js';
@@ -68,7 +68,7 @@ export function createAuthenticate(ctx: BrokerContext) {
       if (ctx.aedes && ctx.sessions.size >= ctx.config.maxConnections) throw new Refusal(CONNACK.SERVER_UNAVAILABLE, 'connection_cap');
       // `claim:NAME`: a claim session, whose client id is the device id it claims (claim-session.ts).
       const claim = claimNameOf(username);
-      if (claim === null && (!isDeviceId(username) || username.startsWith(REFRESH_PREFIX))) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad_username');
+      if (claim === null && !isUser(username)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad_username');
       deviceForAudit = claim === null ? username! : isDeviceId(client.id) ? client.id : null;
       if (claim !== null) claimForAudit = claim;
       if (!password || password.length === 0) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'no_password');
@@ -112,9 +112,14 @@ export function createAuthenticate(ctx: BrokerContext) {
   };
 }
 
+/** A device id or a grant's `grant:NAME`, and no credential put in the wrong field. */
+function isUser(username: string | undefined): username is DeviceId {
+  return (isDeviceId(username) || isGrantPrincipal(username)) && !username.startsWith(REFRESH_PREFIX);
+}
+
 /** The user name when it is a well-formed device id, for the log line: never a credential put in the wrong field. */
 function claimedDevice(username: string | undefined): string | null {
-  return isDeviceId(username) && !username.startsWith(REFRESH_PREFIX) ? username : null;
+  return isUser(username) ? username : null;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Client } from 'aedes';
-import { isDeviceId } from '../registry/index.js';
+import { isDeviceId, isGrantPrincipal } from '../registry/index.js';
 import { remoteAddress } from './address.js';
 import { sessionOf } from './session.js';
 import type { Sessions } from './sessions.js';
@@ -78,7 +78,7 @@ export function parseSessionQuery(params: URLSearchParams): { limit: number; aft
   const after = params.get('after') ?? undefined;
   const device = params.get('device') ?? undefined;
   for (const [name, v] of [['after', after], ['device', device]] as const) {
-    if (v !== undefined && !isDeviceId(v)) return `${name} must be a device id`;
+    if (v !== undefined && !isDeviceId(v) && !isGrantPrincipal(v)) return `${name} must be a device id`;
   }
   return { limit, after, device };
 }

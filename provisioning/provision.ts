@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, write
 import { resolve } from 'node:path';
 import { BatchError, CredbrokerError, UsageError, type BatchProblem } from '../errors/index.js';
 import { isCredbrokerError } from '../errors/index.js';
-import { parseNewDeviceId, type DeviceId, type Profile } from '../registry/index.js';
+import { parseDeviceId, type DeviceId, type Profile } from '../registry/index.js';
 import { checkTtl, hashRefreshCredential, parseRefreshCredential } from '../tokens/index.js';
 import { formatDuration } from '../util/duration.js';
 import type { BatchRow } from './batch-file.js';
@@ -277,7 +277,7 @@ function plan(issuer: Issuer, rows: readonly BatchRow[], defaultProfile: string 
     if (row.problem) { bad(row.problem); continue; }
     let id: DeviceId;
     try {
-      id = parseNewDeviceId(row.id);
+      id = parseDeviceId(row.id);
     } catch (err) {
       if (isCredbrokerError(err)) { bad(err.message); continue; }
       throw err;

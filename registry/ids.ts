@@ -45,21 +45,6 @@ export function parseDeviceId(text: unknown): DeviceId {
   throw new UsageError(`invalid device id ${describe(text)}: ${deviceIdProblem(text)}`, 'ERR_INVALID_DEVICE_ID');
 }
 
-/** Prefixes of the user names of grant and claim sessions: never a device's id. */
-const RESERVED_PREFIXES = ['grant:', 'claim:'];
-
-/**
- * `parseDeviceId` for an id about to be created: a device named `grant:…` or
- * `claim:…` would share its user name with a grant or a claim session.
- * @throws UsageError `ERR_INVALID_DEVICE_ID`
- */
-export function parseNewDeviceId(text: unknown): DeviceId {
-  const id = parseDeviceId(text);
-  const reserved = RESERVED_PREFIXES.find((p) => id.startsWith(p));
-  if (reserved) throw new UsageError(`invalid device id ${describe(id)}: the prefix "${reserved}" is reserved for ${reserved === 'grant:' ? 'grant' : 'claim'} sessions`, 'ERR_INVALID_DEVICE_ID');
-  return id;
-}
-
 function deviceIdProblem(text: unknown): string {
   if (typeof text !== 'string') return text === undefined || text === null ? 'it is missing' : `it is a ${typeof text}, not a string`;
   if (text.length === 0) return 'it is empty';
@@ -96,6 +81,20 @@ export function grantNameOf(principal: string): GrantName | null {
   if (!principal.startsWith(GRANT_PREFIX)) return null;
   const name = principal.slice(GRANT_PREFIX.length);
   return PROFILE_NAME.test(name) ? (name as GrantName) : null;
+}
+
+/** `grant:NAME` with a valid name: a grant's user name, client id and token `sub` (never a device id). */
+export function isGrantPrincipal(text: unknown): text is DeviceId {
+  return typeof text === 'string' && grantNameOf(text) !== null;
+}
+
+/**
+ * Whom a session or an audit row is about: a device id, or a grant's
+ * `grant:NAME` (`audit --device grant:NAME`, `sessions --device grant:NAME`).
+ * @throws UsageError `ERR_INVALID_DEVICE_ID`
+ */
+export function parseSubjectId(text: unknown): DeviceId {
+  return isGrantPrincipal(text) ? text : parseDeviceId(text);
 }
 
 export function parseProfileName(text: unknown): ProfileName {

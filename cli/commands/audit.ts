@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import type { AuditEvent } from '../../registry/audit.js';
-import { describe, parseDeviceId } from '../../registry/ids.js';
+import { describe, parseSubjectId } from '../../registry/ids.js';
 import { parseSince } from '../../util/time.js';
 import { addDbOption, durationOption, examples, subcommand, withRegistry } from '../common.js';
 import { iso, out, plural, printJson, time } from '../output.js';
@@ -44,7 +44,7 @@ export function registerAudit(program: Command): void {
   // Positional options: `audit prune --db F` gives --db to prune, not to the listing.
   const cmd = addDbOption(program.command('audit')).enablePositionalOptions()
     .description('show the audit log, newest first (provisioning, tokens, revocations, restores, key rotations, broker events)')
-    .option('--device <id>', 'only events about this device')
+    .option('--device <id>', 'only events about this device (or grant:NAME: a grant)')
     .option('--action <action>', 'only events with this action (device.revoke), or a prefix ending in * ("device.*")')
     .option('--since <time>', 'only events since TIME: ISO 8601 (2024-05-01T08:00:00Z) or a duration meaning that long ago (1h, 7d)');
   addPagingOptions(cmd, 'events', DEFAULT_LIMIT, 'an event id: the page goes on with older events')
@@ -58,7 +58,7 @@ export function registerAudit(program: Command): void {
     ))
     .action(async (opts: Opts) => {
       const req = pageRequest(opts, DEFAULT_LIMIT, parseEventCursor);
-      const deviceId = opts.device === undefined ? undefined : parseDeviceId(opts.device);
+      const deviceId = opts.device === undefined ? undefined : parseSubjectId(opts.device);
       const since = opts.since === undefined ? undefined : parseSince(opts.since);
       const action = opts.action === undefined ? undefined : parseAction(opts.action);
       const before = req.after === null ? undefined : Number(req.after);

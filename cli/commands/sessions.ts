@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { SessionView } from '../../broker/session-list.js';
 import { UsageError } from '../../errors/index.js';
-import { describe, isDeviceId, parseDeviceId } from '../../registry/ids.js';
+import { describe, isDeviceId, isGrantPrincipal, parseSubjectId } from '../../registry/ids.js';
 import { examples } from '../common.js';
 import { DEFAULT_BROKER_HTTP, fetchSessions, parseBrokerUrl } from '../ops-http.js';
 import { out, plural, printTable, time } from '../output.js';
@@ -20,7 +20,7 @@ export function registerSessions(program: Command): void {
     .command('sessions')
     .description('who is connected now, ordered by device id: kind, transport, address, since when, token expiry (from the broker\'s ops HTTP port)')
     .option('--broker <url>', 'the broker\'s ops HTTP address (serve --http-host/--http-port)', DEFAULT_BROKER_HTTP)
-    .option('--device <id>', 'only this device\'s session');
+    .option('--device <id>', 'only this device\'s session (or grant:NAME: a grant\'s)');
   addPagingOptions(cmd, 'sessions', DEFAULT_LIMIT, 'a device id')
     .option('--json', 'print the sessions as a JSON array (with --after: {"sessions": [...], "next": ...}, as GET /sessions)')
     .addHelpText('after', examples(
@@ -32,10 +32,10 @@ export function registerSessions(program: Command): void {
     .action(async (opts: Opts) => {
       const broker = parseBrokerUrl(opts.broker);
       const req = pageRequest(opts, DEFAULT_LIMIT, (raw) => {
-        if (isDeviceId(raw)) return raw;
+        if (isDeviceId(raw) || isGrantPrincipal(raw)) return raw;
         throw new UsageError(`invalid --after ${describe(raw)}: the cursor is a device id (the "next" of the previous page)`);
       });
-      const device = opts.device === undefined ? undefined : parseDeviceId(opts.device);
+      const device = opts.device === undefined ? undefined : parseSubjectId(opts.device);
       const want = fetchLimit(req)!;
       const rows: SessionView[] = [];
       let after = req.after ?? undefined;
