@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { Backoff } from './backoff.js';
+import { claimOnce, claimSource, type ClaimOptions, type ClaimSource } from './claim.js';
 import { checkCredentials, loadCredentials, saveCredentials, type DeviceCredentials } from './credentials-store.js';
 import { DeviceError } from './errors.js';
 import { DEFAULT_JITTER_FRACTION, DEFAULT_RENEW_AT_FRACTION, renewalDelayMs, tokenLifetimeMs } from './renewal-schedule.js';
@@ -22,7 +24,12 @@ import { DEFAULT_JITTER_FRACTION, DEFAULT_RENEW_AT_FRACTION, renewalDelayMs, tok
  * device the broker refuses outright (CONNACK 5 on both credentials) waits the
  * maximum backoff between tries and emits 'refused'.
  *
- * Secrets: the access token and refresh credential go into the CONNECT packet
+ * A unit that has no credentials yet can be given a claim instead (provisioning
+ * by claim): before its first connect it claims its own credentials set once
+ * (device/claim.ts), writes it to `credentialsPath` (0600) before using it, and
+ * carries on as above. A later start finds the file and never claims again.
+ *
+ * Secrets: the claim credential, the access token and refresh credential go into the CONNECT packet
  * and the credentials file, nowhere else — not into events, errors or logs.
  */
 
@@ -31,6 +38,11 @@ export interface DeviceClientOptions {
   credentialsPath?: string;
   /** Or give them directly (then nothing is persisted unless credentialsPath is also set). */
   credentials?: DeviceCredentials;
+  /**
+   * Provisioning by claim: used when there are no credentials (no file at
+   * `credentialsPath` yet). The claimed set is written to `credentialsPath`.
+   */
+  claim?: ClaimOptions;
   /** Overrides credentials.brokerUrl. */
   url?: string;
   /** Default 0.8 of the token lifetime. */
@@ -55,6 +67,10 @@ export interface RenewedEvent {
 
 export interface DeviceClientEvents {
   connected: (info: { via: 'token' | 'refresh' }) => void;
+  /** Provisioned by claim: the credentials set is held (and saved, with `credentialsPath`). */
+  claimed: (info: { deviceId: string }) => void;
+  /** A claim was refused for good (CONNACK 2, 4, 5: `code` null), or answered with a rejection code. */
+  claimRejected: (info: { connackCode: number | null; code: string | null; message: string }) => void;
   disconnected: (info: { reason: string }) => void;
   renewed: (ev: RenewedEvent) => void;
   renewRejected: (info: { code: string; message: string }) => void;
@@ -107,14 +123,16 @@ interface Conn {
 type OpenResult = { ok: true; conn: Conn } | { ok: false; connack: number | null; reason: string };
 
 /** What one pass of the connect loop ended with; decides how long to wait before the next. */
-type Outcome = 'session-ended' | 'refreshed' | 'retry' | 'refused' | 'stopped';
+type Outcome = 'session-ended' | 'refreshed' | 'claimed' | 'retry' | 'refused' | 'stopped';
 
 export class DeviceClient extends EventEmitter {
   readonly deviceId: string;
 
-  #creds: DeviceCredentials;
+  /** Null until a claim has provided them. */
+  #creds: DeviceCredentials | null;
+  readonly #claim: ClaimSource | null;
   readonly #credentialsPath: string | null;
-  readonly #url: string;
+  #url: string;
   readonly #opts: DeviceClientOptions;
   readonly #backoff: Backoff;
   readonly #topics: { renew: string; accepted: string; rejected: string; filter: string };
@@ -151,11 +169,15 @@ export class DeviceClient extends EventEmitter {
     super();
     this.#opts = opts;
     this.#credentialsPath = opts.credentialsPath ?? null;
+    this.#claim = opts.claim ? claimSource(opts.claim) : null;
     if (opts.credentials) this.#creds = { ...checkCredentials(opts.credentials) };
-    else if (opts.credentialsPath) this.#creds = loadCredentials(opts.credentialsPath);
-    else throw new DeviceError('ERR_BAD_CREDENTIALS', 'DeviceClient needs credentials or credentialsPath');
-    this.deviceId = this.#creds.deviceId;
-    this.#url = opts.url ?? this.#creds.brokerUrl;
+    else if (opts.credentialsPath && (!this.#claim || existsSync(opts.credentialsPath))) this.#creds = loadCredentials(opts.credentialsPath);
+    else if (this.#claim) this.#creds = null;
+    else throw new DeviceError('ERR_BAD_CREDENTIALS', 'DeviceClient needs credentials, credentialsPath or claim');
+    this.deviceId = this.#creds?.deviceId ?? this.#claim!.deviceId;
+    const url = opts.url ?? this.#creds?.brokerUrl ?? this.#claim!.brokerUrl;
+    if (!url) throw new DeviceError('ERR_BAD_CREDENTIALS', 'claim: no broker URL (give url, or a claim file with brokerUrl)');
+    this.#url = url;
     this.#backoff = new Backoff(opts.backoff);
     const base = `$devices/${this.deviceId}/token`;
     this.#topics = { renew: `${base}/renew`, accepted: `${base}/accepted`, rejected: `${base}/rejected`, filter: `${base}/+` };
@@ -166,8 +188,9 @@ export class DeviceClient extends EventEmitter {
     return this.#connected;
   }
 
-  /** The current (possibly renewed) credentials. A copy: secrets, handle with care. */
+  /** The current (possibly renewed) credentials. A copy: secrets, handle with care. @throws ERR_NOT_CONNECTED before a claim has provided them */
   credentials(): DeviceCredentials {
+    if (!this.#creds) throw new DeviceError('ERR_NOT_CONNECTED', 'no credentials yet: the claim has not been answered');
     return { ...this.#creds };
   }
 
@@ -256,21 +279,23 @@ export class DeviceClient extends EventEmitter {
       }
       if (this.#stopped || outcome === 'stopped') break;
       justRefreshed = outcome === 'refreshed';
-      if (justRefreshed) continue; // connect with the new token right away
+      if (justRefreshed || outcome === 'claimed') continue; // connect with the new token right away
       if (outcome === 'session-ended') this.#backoff.reset();
       await this.#sleep(outcome === 'refused' ? this.#backoff.refused() : this.#backoff.next());
     }
   }
 
-  /** One pass: the access token if it is still good, else (or if the broker calls it invalid) the refresh credential. */
+  /** One pass: a claim while there are no credentials; then the access token if it is still good, else (or if the broker calls it invalid) the refresh credential. */
   async #attempt(justRefreshed: boolean): Promise<Outcome> {
-    const left = Date.parse(this.#creds.accessTokenExpiresAt) - Date.now();
-    if (justRefreshed || (left > MIN_USABLE_TOKEN_MS && this.#creds.accessToken !== this.#deadToken)) {
-      const r = await this.#open(this.#creds.accessToken);
+    const creds = this.#creds;
+    if (!creds) return this.#claimFlow();
+    const left = Date.parse(creds.accessTokenExpiresAt) - Date.now();
+    if (justRefreshed || (left > MIN_USABLE_TOKEN_MS && creds.accessToken !== this.#deadToken)) {
+      const r = await this.#open(creds.accessToken);
       if (this.#stopped) return r.ok ? this.#discard(r.conn) : 'stopped';
       if (r.ok) return (await this.#tokenSession(r.conn, justRefreshed ? 'refresh' : 'token')) ? 'session-ended' : 'retry';
       if (r.connack !== 4 && r.connack !== 5) return 'retry'; // network trouble or server unavailable
-      if (r.connack === 4) this.#deadToken = this.#creds.accessToken;
+      if (r.connack === 4) this.#deadToken = creds.accessToken;
       if (justRefreshed) {
         // A token minted seconds ago is refused: refreshing again would only rotate credentials in a loop.
         this.#refused(r.connack);
@@ -282,9 +307,40 @@ export class DeviceClient extends EventEmitter {
     return this.#refreshFlow();
   }
 
+  /**
+   * Claims the credentials set once, saves it (before using it: a unit that
+   * lost it could not claim its id again) and hands over to the token flow.
+   */
+  async #claimFlow(): Promise<Outcome> {
+    const r = await claimOnce(this.#url, this.#claim!, { mqtt: this.#opts.mqtt });
+    if (this.#stopped) return 'stopped';
+    if (r.outcome !== 'claimed') {
+      if (r.outcome === 'refused') {
+        this.emit('claimRejected', { connackCode: r.connack, code: r.code, message: r.message });
+        this.#start?.reject(new DeviceError(r.code ?? 'ERR_REFUSED', `claim refused: ${r.message}; still retrying slowly until stop()`));
+      } else {
+        this.#report(new DeviceError(r.code ?? 'ERR_DISCONNECTED', `claim not answered: ${r.message}`));
+      }
+      return r.outcome;
+    }
+    // Saved first: lost with the process, the set could never be claimed again (its id exists now).
+    // A failed save is reported, and the set still used: claiming again would be refused.
+    if (this.#credentialsPath) {
+      try {
+        saveCredentials(this.#credentialsPath, r.credentials);
+      } catch (err) {
+        this.#report(err);
+      }
+    }
+    this.#creds = r.credentials;
+    if (!this.#opts.url) this.#url = r.credentials.brokerUrl;
+    this.emit('claimed', { deviceId: this.deviceId });
+    return 'claimed';
+  }
+
   /** Connects with the refresh credential, renews, saves, hangs up. */
   async #refreshFlow(): Promise<Outcome> {
-    const r = await this.#open(this.#creds.refreshCredential);
+    const r = await this.#open(this.#creds!.refreshCredential);
     if (this.#stopped) return r.ok ? this.#discard(r.conn) : 'stopped';
     if (!r.ok) {
       if (r.connack === 4 || r.connack === 5) {
@@ -487,7 +543,7 @@ export class DeviceClient extends EventEmitter {
    * refresh credential was rotated (and taken).
    */
   #adopt(a: Accepted): boolean {
-    const old = this.#creds;
+    const old = this.#creds!;
     const next: DeviceCredentials = { ...old, accessToken: a.accessToken, accessTokenExpiresAt: a.accessTokenExpiresAt };
     let rotated = !!a.refreshCredential && a.refreshCredential !== old.refreshCredential;
     if (rotated) {
@@ -511,11 +567,11 @@ export class DeviceClient extends EventEmitter {
   #scheduleRenewal(): void {
     this.#clearRenewTimer();
     if (!this.#connected || this.#stopped) return;
-    const expiresAtMs = Date.parse(this.#creds.accessTokenExpiresAt);
+    const expiresAtMs = Date.parse(this.#creds!.accessTokenExpiresAt);
     const nowMs = Date.now();
     const delay = renewalDelayMs({
       expiresAtMs, nowMs,
-      lifetimeMs: tokenLifetimeMs(this.#creds.accessToken) ?? Math.max(0, expiresAtMs - nowMs),
+      lifetimeMs: tokenLifetimeMs(this.#creds!.accessToken) ?? Math.max(0, expiresAtMs - nowMs),
       renewAtFraction: this.#opts.renewAtFraction ?? DEFAULT_RENEW_AT_FRACTION,
       jitterFraction: this.#opts.jitterFraction ?? DEFAULT_JITTER_FRACTION,
     });
@@ -539,7 +595,7 @@ export class DeviceClient extends EventEmitter {
       // Retry before the token runs out: a third of what is left, growing with
       // each failure, at least 1 s (the broker refills its rate limit slowly).
       this.#renewFailures++;
-      const left = Date.parse(this.#creds.accessTokenExpiresAt) - Date.now();
+      const left = Date.parse(this.#creds!.accessTokenExpiresAt) - Date.now();
       const base = Math.min(Math.max(left / 3, 1000), 1000 * 2 ** this.#renewFailures);
       const wait = Math.max(code === 'ERR_RATE_LIMITED' ? 1000 : 250, base * (0.5 + Math.random() / 2));
       this.#clearRenewTimer();

@@ -15,3 +15,4 @@ export { Backoff, backoffCapMs, DEFAULT_BACKOFF, type BackoffOptions } from './b
 export { renewalDelayMs, tokenLifetimeMs, DEFAULT_RENEW_AT_FRACTION, DEFAULT_JITTER_FRACTION, type ScheduleInput } from './renewal-schedule.js';
 export { loadCredentials, saveCredentials, checkCredentials, type DeviceCredentials } from './credentials-store.js';
 export { DeviceError } from './errors.js';
+export { claimOnce, claimSource, type ClaimOptions, type ClaimSource, type ClaimResult } from './claim.js';

@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions } from 'mqtt';
+import { CLAIM_RETRYABLE, claimTopics, claimUsername, type ClaimAcceptedBody } from '../protocol/claim.js';
+import { checkCredentials, type DeviceCredentials } from './credentials-store.js';
+import { DeviceError } from './errors.js';
+
+/** What a unit needs to claim its credentials (SPEC "Provisioning by claim"). */
+export interface ClaimOptions {
+  /** The unit's own device id (from its serial number): the id it claims. */
+  readonly deviceId: string;
+  /** The claim file flashed on every unit (`credbroker claim create --out`): `claim`, `claimCredential`, `brokerUrl`. */
+  readonly path?: string;
+  /** Or the claim's values directly. */
+  readonly name?: string;
+  readonly credential?: string;
+  readonly brokerUrl?: string;
+}
+
+export interface ClaimSource {
+  readonly deviceId: string;
+  readonly name: string;
+  readonly credential: string;
+  readonly brokerUrl: string | null;
+}
+
+/**
+ * How one claim ended:
+ * - `claimed`: the credentials set;
+ * - `retry`: try again after a backoff (no CONNACK, CONNACK 3, `rate_limited`, `unavailable`, no answer);
+ * - `refused`: final for this claim and id (CONNACK 2, 4, 5, or any other rejection code).
+ */
+export type ClaimResult =
+  | { readonly outcome: 'claimed'; readonly credentials: DeviceCredentials }
+  | { readonly outcome: 'retry' | 'refused'; readonly connack: number | null; readonly code: string | null; readonly message: string };
+
+/** Reads the claim file, or takes the values given; the error names what is missing, never a value. */
+export function claimSource(o: ClaimOptions): ClaimSource {
+  let file: Record<string, unknown> = {};
+  if (o.path) {
+    try {
+      file = JSON.parse(readFileSync(o.path, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new DeviceError('ERR_BAD_CREDENTIALS', `cannot read claim file ${o.path}: ${(err as NodeJS.ErrnoException).code ?? 'not JSON'}`);
+    }
+  }
+  const pick = (given: string | undefined, key: string): string | undefined => given ?? (typeof file[key] === 'string' ? (file[key] as string) : undefined);
+  const name = pick(o.name, 'claim');
+  const credential = pick(o.credential, 'claimCredential');
+  if (!o.deviceId || !name || !credential) throw new DeviceError('ERR_BAD_CREDENTIALS', `claim: ${!o.deviceId ? 'deviceId' : !name ? 'the claim name' : 'the claim credential'} is missing`);
+  return { deviceId: o.deviceId, name, credential, brokerUrl: pick(o.brokerUrl, 'brokerUrl') ?? null };
+}
+
+/**
+ * One claim, exactly as the wire contract spells it: CONNECT (client id = the
+ * device id, user name `claim:<NAME>`, password = the claim credential),
+ * SUBSCRIBE `$claims/{id}/provision/+`, PUBLISH `{"requestId"}` on
+ * `$claims/{id}/provision`, take the answer, hang up. Never throws: every
+ * ending is a ClaimResult, and no message carries a secret.
+ */
+export function claimOnce(url: string, src: ClaimSource, opts: { mqtt?: IClientOptions; timeoutMs?: number } = {}): Promise<ClaimResult> {
+  const topics = claimTopics(src.deviceId);
+  const requestId = randomBytes(16).toString('base64url');
+  return new Promise((resolve) => {
+    const client = mqtt.connect(url, {
+      keepalive: 30, connectTimeout: 10_000, ...opts.mqtt,
+      clientId: src.deviceId, username: claimUsername(src.name), password: src.credential,
+      protocolVersion: 4, clean: true, reconnectPeriod: 0, resubscribe: false,
+    });
+    let settled = false;
+    const finish = (r: ClaimResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.end(r.outcome !== 'claimed', {}, () => resolve(r));
+      setTimeout(() => resolve(r), 2000).unref(); // end's callback may never come on a dead socket
+    };
+    const retry = (message: string, connack: number | null = null, code: string | null = null) => finish({ outcome: 'retry', connack, code, message });
+    const timer = setTimeout(() => retry('no answer to the claim in time'), opts.timeoutMs ?? 30_000);
+    client.on('error', (err: Error & { code?: unknown }) => {
+      const connack = typeof err.code === 'number' ? err.code : null;
+      if (connack === 2 || connack === 4 || connack === 5) finish({ outcome: 'refused', connack, code: null, message: `the broker refused the claim (CONNACK ${connack})` });
+      else retry(err.message, connack);
+    });
+    client.on('close', () => retry('connection closed before the answer'));
+    client.on('message', (topic, payload) => {
+      let body: Record<string, unknown> | null = null;
+      try {
+        body = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        // not an answer: wait for one
+      }
+      if (!body || body.requestId !== requestId) return;
+      if (topic === topics.accepted) {
+        try {
+          const { requestId: _ignored, ...file } = body as unknown as ClaimAcceptedBody;
+          const credentials = checkCredentials(file, 'claim answer');
+          if (credentials.deviceId !== src.deviceId) throw new DeviceError('ERR_BAD_ANSWER', 'claim answer is for another device');
+          finish({ outcome: 'claimed', credentials });
+        } catch (err) {
+          retry((err as Error).message);
+        }
+      } else if (topic === topics.rejected) {
+        const code = typeof body.code === 'string' ? body.code : 'unavailable';
+        const message = typeof body.message === 'string' ? body.message : 'claim rejected';
+        finish({ outcome: CLAIM_RETRYABLE.has(code) ? 'retry' : 'refused', connack: null, code, message });
+      }
+    });
+    client.once('connect', () => {
+      client.subscribe(topics.filter, { qos: 1 }, (err) => {
+        if (err) return retry(`subscribe failed: ${err.message}`);
+        client.publish(topics.provision, JSON.stringify({ requestId }), { qos: 1 });
+      });
+    });
+  });
+}
