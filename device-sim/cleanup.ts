@@ -1,5 +1,5 @@
 import { isCredbrokerError } from '../errors/index.js';
-import { deleteProfile, removeSimulationDevices } from '../operations/index.js';
+import { deleteProfile, removeSimulationClaim, removeSimulationDevices } from '../operations/index.js';
 import { SIM_PROFILE, type Fleet } from './fleet.js';
 
 /** What the run left in the registry: `--json` prints it as the report's `cleanup`. */
@@ -27,6 +27,8 @@ export function cleanUpFleet(fleet: Fleet, keep: boolean, provisionedProfile: bo
     return { removedDevices: 0, profileRemoved: false, kept: true, detail: `--keep: ${n} simulation device(s) stay in the registry (listed with "simulation": true by credbroker devices --json)` };
   }
   const removed = removeSimulationDevices(reg, fleet.provisionedIds).length;
+  // The claim first: a profile a claim provisions under cannot be deleted.
+  if (fleet.claim) removeSimulationClaim(reg, fleet.claim.name);
   let profileRemoved = false;
   if (provisionedProfile) {
     try {
@@ -39,6 +41,6 @@ export function cleanUpFleet(fleet: Fleet, keep: boolean, provisionedProfile: bo
   }
   return {
     removedDevices: removed, profileRemoved, kept: false,
-    detail: `removed ${removed} simulation device(s)${provisionedProfile ? (profileRemoved ? ` and the ${SIM_PROFILE} profile` : `; the ${SIM_PROFILE} profile stays (another run uses it)`) : ''} (--keep keeps them)`,
+    detail: `removed ${removed} simulation device(s)${fleet.claim ? ` and the claim ${fleet.claim.name}` : ''}${provisionedProfile ? (profileRemoved ? ` and the ${SIM_PROFILE} profile` : `; the ${SIM_PROFILE} profile stays (another run uses it)`) : ''} (--keep keeps them)`,
   };
 }

@@ -3,15 +3,30 @@ import { join } from 'node:path';
 import { UsageError } from '../errors/index.js';
 import { openIssuer, provisionDevices, readCredentialsFile, writeCredentialsFile, type DeviceCredentials, type Issuer } from '../provisioning/index.js';
 import { DEFAULT_PROFILES, type ProfileName } from '../registry/index.js';
+import { createClaim } from '../operations/index.js';
 import { brokerUrls, type SimOptions } from './options.js';
 
 /** The profile the sim provisions its devices under: the `sensor` ACL with the run's token lifetime. */
 export const SIM_PROFILE = 'sim-sensor';
 export const OBSERVER_PROFILE = 'observer';
 
+/** A `--claim` run: the claim the sim created, and the ids its devices claim (none is provisioned yet). */
+export interface SimClaim {
+  readonly name: string;
+  readonly credential: string;
+  readonly quota: number;
+  /** The devices' ids and broker URLs, in a stable order. */
+  readonly devices: readonly { readonly deviceId: string; readonly brokerUrl: string }[];
+  /** An id of the run's shape that is outside the claim's pattern: its claim must be refused (`id_not_allowed`). */
+  readonly outsideId: string;
+  /** One id more than the quota: once every device has claimed, its claim must be refused (`quota_exhausted`). */
+  readonly overQuotaId: string;
+}
+
 export interface Fleet {
-  /** Credentials of the simulated devices, in a stable order; `brokerUrl`: the one of --url's list each connects to. */
+  /** Credentials of the simulated devices, in a stable order; `brokerUrl`: the one of --url's list each connects to (empty in a `--claim` run: see `claim`). */
   readonly devices: DeviceCredentials[];
+  readonly claim: SimClaim | null;
   /** The observer's credentials (null without a registry). */
   readonly observer: DeviceCredentials | null;
   /** The registry connection (null in --credentials mode without --db): used to revoke. */
@@ -40,7 +55,8 @@ export async function prepareFleet(
   try {
     if (issuer) await beforeProvisioning?.(issuer);
     const runTag = Date.now().toString(36);
-    let devices: DeviceCredentials[];
+    let devices: DeviceCredentials[] = [];
+    let claim: SimClaim | null = null;
     const files = new Map<string, string>();
     if (opts.credentialsDir) {
       devices = readCredentialsDir(opts.credentialsDir, opts.devices, files);
@@ -48,10 +64,22 @@ export async function prepareFleet(
       const reg = issuer!.reg;
       const sensor = DEFAULT_PROFILES.find((p) => p.name === 'sensor')!;
       reg.write(() => reg.profiles.set({ name: SIM_PROFILE as ProfileName, publish: sensor.publish, subscribe: sensor.subscribe, tokenTtlMs: opts.tokenTtlMs }));
-      const width = String(opts.devices).length;
-      const rows = Array.from({ length: opts.devices }, (_, i) => ({ line: i + 1, id: `${opts.idPrefix}-${runTag}-${String(i + 1).padStart(width, '0')}` }));
-      const res = await provisionDevices(issuer!, rows, { profile: SIM_PROFILE, brokerUrl: urls[0]!, chunkSize: 500, onProgress, simulation: true });
-      devices = res.provisioned;
+      const width = String(opts.devices + 1).length;
+      const idOf = (n: number) => `${opts.idPrefix}-${runTag}-${String(n).padStart(width, '0')}`;
+      const rows = Array.from({ length: opts.devices }, (_, i) => ({ line: i + 1, id: idOf(i + 1) }));
+      if (opts.claim) {
+        // Quota = the fleet, pattern = this run's numbered ids: the probes check both edges.
+        const idPattern = `${`${opts.idPrefix}-${runTag}-`.replace(/[.]/g, '\\.')}[0-9]{${width}}`;
+        const made = createClaim(reg, { name: opts.claim, profile: SIM_PROFILE, brokerUrl: urls[0]!, maxDevices: opts.devices, idPattern, simulation: true });
+        claim = {
+          name: made.claim.name, credential: made.credential, quota: opts.devices,
+          devices: rows.map((r, k) => ({ deviceId: r.id, brokerUrl: urls[k % urls.length]! })),
+          outsideId: `${opts.idPrefix}-${runTag}-x${'0'.repeat(width)}`, overQuotaId: idOf(opts.devices + 1),
+        };
+      } else {
+        const res = await provisionDevices(issuer!, rows, { profile: SIM_PROFILE, brokerUrl: urls[0]!, chunkSize: 500, onProgress, simulation: true });
+        devices = res.provisioned;
+      }
     }
     let observer: DeviceCredentials | null = null;
     if (issuer) {
@@ -63,10 +91,12 @@ export async function prepareFleet(
       const res = await provisionDevices(issuer, [{ line: 1, id: `${opts.idPrefix}-${runTag}-observer` }], { profile: OBSERVER_PROFILE, brokerUrl: urls[0]!, simulation: true });
       observer = res.provisioned[0] ?? null;
     }
-    const provisionedIds = [...(opts.credentialsDir ? [] : devices.map((d) => d.deviceId)), ...(observer ? [observer.deviceId] : [])];
+    // A claim run's ids (the probes' too, should one get through) are removed like provisioned ones.
+    const claimIds = claim ? [...claim.devices.map((d) => d.deviceId), claim.outsideId, claim.overQuotaId] : [];
+    const provisionedIds = [...(opts.credentialsDir ? [] : devices.map((d) => d.deviceId)), ...claimIds, ...(observer ? [observer.deviceId] : [])];
     return {
       devices: devices.map((d, k) => ({ ...d, brokerUrl: urls[k % urls.length]! })),
-      observer, issuer, files, provisionedIds,
+      claim, observer, issuer, files, provisionedIds,
       provisionMs: Date.now() - started,
       close: () => issuer?.reg.close(),
     };

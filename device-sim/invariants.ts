@@ -1,5 +1,6 @@
 import type { SimOptions } from './options.js';
 import { registryMismatch } from './diagnosis.js';
+import { claimInvariants } from './claim-invariants.js';
 import type { DeviceRecord, Observations } from './state.js';
 
 export type Verdict = 'pass' | 'fail' | 'skipped';
@@ -14,7 +15,10 @@ export type InvariantId =
   | 'renewing-devices-stayed-connected'
   | 'offline-devices-came-back'
   | 'revoked-devices-kicked'
-  | 'no-unexpected-error';
+  | 'no-unexpected-error'
+  | 'claimed-devices-provisioned-once'
+  | 'no-claim-outside-rules'
+  | 'cloned-claim-cannot-take-id';
 
 export interface InvariantResult {
   readonly id: InvariantId;
@@ -51,6 +55,7 @@ export function evaluateInvariants(obs: Observations, opts: SimOptions): Invaria
     offlineCameBack(devices),
     revokedKicked(obs, devices, opts),
     noUnexpectedError(obs, devices),
+    ...claimInvariants(obs, devices),
   ];
 }
 

@@ -21,6 +21,12 @@ export interface SimOptions {
   readonly db: string | null;
   /** A folder of credentials files (`<deviceId>.json`) to use instead of provisioning. */
   readonly credentialsDir: string | null;
+  /**
+   * Provisioning by claim: the sim creates a (simulation) claim of this name for
+   * exactly `devices` ids of the run, and its devices start unprovisioned: each
+   * claims its credentials, then connects, publishes and renews. Needs `db`.
+   */
+  readonly claim: string | null;
   readonly devices: number;
   readonly durationMs: number;
   /** Access-token lifetime of the `sim-sensor` profile (provisioning mode). */
@@ -74,6 +80,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   url: 'mqtt://127.0.0.1:1883',
   db: null,
   credentialsDir: null,
+  claim: null,
   devices: 100,
   durationMs: 60_000,
   tokenTtlMs: 30_000,
@@ -134,13 +141,18 @@ export function resolveSimOptions(partial: Partial<SimOptions> = {}): SimOptions
   if (o.deniedPublish !== 'disconnect' && o.deniedPublish !== 'drop') fail(`invalid --denied-publish "${o.deniedPublish}": expected disconnect or drop`);
   if (!/^[A-Za-z0-9._:-]{1,40}$/.test(o.idPrefix)) fail(`invalid --id-prefix "${o.idPrefix}": 1–40 chars of [A-Za-z0-9._:-]`);
   if (o.opsUrl !== null && !/^https?:\/\/[^/?#]+\/?$/.test(o.opsUrl)) fail(`invalid --broker "${o.opsUrl.slice(0, 80)}": expected the broker's ops HTTP address, e.g. http://127.0.0.1:9100`);
+  if (o.claim !== null) {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(o.claim)) fail(`invalid --claim "${o.claim.slice(0, 80)}": a claim name, 1–64 letters, digits, '.', '_' or '-'`);
+    if (o.credentialsDir) fail('--claim and --credentials exclude each other: claimed devices start without credentials');
+    if (!o.db) fail('--claim needs --db: the sim creates its claim in the registry the broker uses');
+  }
   if (!o.db && !o.credentialsDir) fail('the sim needs --db FILE (it provisions its own devices in the registry the broker uses) or --credentials DIR');
   return o;
 }
 
 /** The CLI's flags, as commander hands them over (strings and booleans). */
 export interface SimFlags {
-  url?: string; db?: string; credentials?: string; devices?: string; duration?: string; tokenTtl?: string;
+  url?: string; db?: string; credentials?: string; claim?: string; devices?: string; duration?: string; tokenTtl?: string;
   publishInterval?: string; offlineFraction?: string; revokeFraction?: string; probeFraction?: string;
   nonRenewingFraction?: string; leeway?: string; deniedPublish?: string; connectConcurrency?: string; seed?: string;
   revokedRetries?: string; failedAuthBurst?: string; failedAuthPerSec?: string; idPrefix?: string;
@@ -163,6 +175,7 @@ export function parseSimFlags(f: SimFlags, env: NodeJS.ProcessEnv = process.env,
     url: f.url,
     db: db ?? null,
     credentialsDir: f.credentials ?? null,
+    claim: f.claim ?? null,
     devices: num('devices', f.devices),
     durationMs: dur('duration', f.duration),
     tokenTtlMs: dur('token-ttl', f.tokenTtl),

@@ -11,13 +11,15 @@ export interface SimReport {
   readonly ok: boolean;
   readonly settings: {
     url: string; devices: number; durationMs: number; tokenTtlMs: number | null; publishIntervalMs: number;
-    leewayMs: number; deniedPublish: string; seed: number; source: 'provisioned' | 'credentials';
+    leewayMs: number; deniedPublish: string; seed: number; source: 'provisioned' | 'credentials' | 'claimed';
   };
   readonly cohorts: Record<Cohort, number>;
   readonly invariants: InvariantResult[];
   readonly counts: {
     connects: number; publishes: number; observedMessages: number; renewals: number; renewRejected: number;
     refusals: number; subscribeDenials: number; publishKicks: number; revocationKicks: number; expiryKicks: number;
+    /** Accepted claims (a `--claim` run). */
+    claimed: number;
     unexpectedDisconnects: number; errors: number; failedAuthAttempts: number; failedAuthSkipped: number;
   };
   readonly latencyMs: { connect: Summary; renewalRoundTrip: Summary; revocationToKick: Summary };
@@ -57,6 +59,7 @@ export function formatReport(r: SimReport): string {
   const c = r.counts;
   out.push(`connects ${c.connects}  publishes ${c.publishes}  observed ${c.observedMessages}  renewals ${c.renewals}  renew-rejected ${c.renewRejected}`);
   out.push(`refusals ${c.refusals}  subscribe-denials ${c.subscribeDenials}  publish-kicks ${c.publishKicks}  revocation-kicks ${c.revocationKicks}  expiry-kicks ${c.expiryKicks}`);
+  if (s.source === 'claimed') out.push(`claimed ${c.claimed}`);
   out.push(`unexpected-disconnects ${c.unexpectedDisconnects}  errors ${c.errors}  deliberate failed auths ${c.failedAuthAttempts} sent, ${c.failedAuthSkipped} skipped (budget)`);
   out.push('');
   out.push(`${pad('LATENCY (ms)', 22)}${lpad('n', 7)}${lpad('p50', 9)}${lpad('p95', 9)}${lpad('p99', 9)}${lpad('max', 9)}`);

@@ -6,6 +6,7 @@ import type { DeviceCredentials } from '../provisioning/index.js';
 import type { DeviceId } from '../registry/index.js';
 import { FailedAuthBudget } from './budget.js';
 import { saveCredentials, type Fleet } from './fleet.js';
+import { claimRaw, claimRegistryFacts, claimSourceOf, newClaimObservations, runClaimProbes } from './claims.js';
 import { evaluateInvariants } from './invariants.js';
 import { connectOnce } from './mqtt-once.js';
 import { Observer } from './observer.js';
@@ -30,6 +31,9 @@ export class Simulation {
   private readonly raw = new Map<string, MqttClient>();
   private readonly phase = new Map<string, Phase>();
   private readonly creds = new Map<string, DeviceCredentials>();
+  /** Every device of the fleet in a stable order, and the broker URL each connects to (a `--claim` run's devices have no credentials yet). */
+  private readonly ids: string[];
+  private readonly urls = new Map<string, string>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly budget: FailedAuthBudget;
   private readonly flaggedExpiry = new Set<string>();
@@ -44,6 +48,9 @@ export class Simulation {
   /** `stop` (Ctrl-C) ends the scenario early; the teardown and report run as usual. */
   constructor(private readonly opts: SimOptions, private readonly fleet: Fleet, private readonly progress: Progress, private readonly stop?: AbortSignal) {
     this.rng = new Rng(opts.seed);
+    const devices = fleet.claim?.devices ?? fleet.devices;
+    this.ids = devices.map((d) => d.deviceId);
+    for (const d of devices) this.urls.set(d.deviceId, d.brokerUrl);
     this.budget = new FailedAuthBudget(opts.failedAuthBurst, opts.failedAuthPerSec);
     this.obs = {
       devices: new Map(),
@@ -53,6 +60,7 @@ export class Simulation {
       counts: { publishes: 0, renewals: 0, renewRejected: 0, refusals: 0, subscribeDenials: 0, publishKicks: 0, revocationKicks: 0, expiryKicks: 0, connects: 0 },
       budget: { used: 0, skipped: 0 },
       startedAt: Date.now(), clockStartAt: 0, endAt: 0, eventLoopDelayMs: null,
+      claims: fleet.claim ? newClaimObservations(fleet.claim) : null,
     };
     this.assignCohorts();
   }
@@ -60,7 +68,7 @@ export class Simulation {
   /** Seeded, disjoint cohorts; what is left is steady (and the probes' victims). */
   private assignCohorts(): void {
     const { opts } = this;
-    const ids = this.fleet.devices.map((d) => d.deviceId);
+    const ids = this.ids;
     for (const d of this.fleet.devices) this.creds.set(d.deviceId, d);
     const n = ids.length;
     const size = (f: number, atLeastOne = false) => (f > 0 ? Math.max(atLeastOne ? 1 : 0, Math.round(n * f)) : 0);
@@ -97,7 +105,7 @@ export class Simulation {
     const ticker = setInterval(() => this.reportProgress('connect'), 250);
     try {
       if (this.fleet.observer) {
-        this.observer = new Observer(this.fleet.observer, this.fleet.observer.brokerUrl, this.obs.observer, new Set(this.creds.keys()), (m) => this.obs.errors.push(m));
+        this.observer = new Observer(this.fleet.observer, this.fleet.observer.brokerUrl, this.obs.observer, new Set(this.ids), (m) => this.obs.errors.push(m));
         await this.observer.start();
       } else {
         this.obs.observer.unavailableReason = 'no registry (--db) to provision an observer in';
@@ -128,30 +136,62 @@ export class Simulation {
 
   private async connectWave(): Promise<void> {
     // Non-renewing devices first: they connect with the token minted at provisioning, which must still be good.
-    const first = (d: DeviceCredentials) => (this.rec(d.deviceId).cohort === 'nonRenewing' ? 0 : 1);
-    const queue = [...this.fleet.devices].sort((a, b) => first(a) - first(b));
+    const first = (id: string) => (this.rec(id).cohort === 'nonRenewing' ? 0 : 1);
+    const queue = [...this.ids].sort((a, b) => first(a) - first(b));
     const worker = async () => {
-      for (let c = queue.shift(); c && !this.stop?.aborted; c = queue.shift()) { // Ctrl-C: no more CONNECTs
-        if (this.rec(c.deviceId).cohort === 'nonRenewing') await this.connectRaw(c);
-        else await this.connectClient(c);
+      for (let id = queue.shift(); id && !this.stop?.aborted; id = queue.shift()) { // Ctrl-C: no more CONNECTs
+        if (this.rec(id).cohort !== 'nonRenewing') await this.connectClient(id);
+        else {
+          const creds = this.creds.get(id) ?? await this.claimFirst(id);
+          if (creds) await this.connectRaw(creds);
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.opts.connectConcurrency, queue.length) }, worker));
+    if (this.fleet.claim && this.obs.claims) {
+      const claimed = [...this.obs.devices.values()].filter((d) => d.claimed > 0).length;
+      const victim = this.cohorts.steady.find((id) => this.clients.get(id)?.connected);
+      const client = victim ? this.clients.get(victim) : undefined;
+      await runClaimProbes({
+        claim: this.fleet.claim, url: this.urls.get(this.ids[0]!)!, obs: this.obs.claims, budget: this.budget, claimedCount: claimed,
+        victim: victim && client ? { id: victim, connected: () => client.connected } : null,
+      });
+    }
+  }
+
+  /** A non-renewing device of a `--claim` run claims its credentials by plain MQTT first. */
+  private async claimFirst(id: string): Promise<DeviceCredentials | null> {
+    const rec = this.rec(id);
+    const r = await claimRaw(this.urls.get(id)!, this.fleet.claim!, id);
+    if (r.outcome !== 'claimed') {
+      rec.connectError = `claim ${r.outcome}: ${r.code ?? `CONNACK ${r.connack}`} (${r.message})`;
+      return null;
+    }
+    rec.claimed++;
+    this.creds.set(id, r.credentials);
+    return r.credentials;
   }
 
   private newClient(creds: DeviceCredentials): DeviceClient {
     return new DeviceClient({ credentials: creds, url: creds.brokerUrl, backoff: { initialMs: 500, maxMs: 5000 } });
   }
 
-  private async connectClient(creds: DeviceCredentials): Promise<void> {
-    const rec = this.rec(creds.deviceId);
-    const client = this.newClient(creds);
+  /** A device with credentials, or (a `--claim` run) one that claims them first, through the device library. */
+  private async connectClient(id: string): Promise<void> {
+    const rec = this.rec(id);
+    const creds = this.creds.get(id);
+    const claim = this.fleet.claim;
+    const client = creds ? this.newClient(creds)
+      : new DeviceClient({ claim: claimSourceOf(claim!, id), url: this.urls.get(id)!, backoff: { initialMs: 500, maxMs: 5000 } });
     this.clients.set(rec.id, client);
     this.wire(rec, client);
     this.phase.set(rec.id, 'connecting');
     const t0 = performance.now();
+    // Claims queue behind the broker's claim rate limits (per claim and per address): a big claimed fleet takes longer.
+    const limitMs = creds ? 30_000 : 30_000 + 100 * this.ids.length;
     try {
-      await withTimeout(client.start(), 30_000, 'no connect within 30 s');
+      await withTimeout(client.start(), limitMs, `no connect within ${limitMs / 1000} s`);
+      if (!creds) this.creds.set(id, client.credentials());
       rec.connectMs = performance.now() - t0;
       this.obs.latency.connect.push(rec.connectMs);
       this.phase.set(rec.id, 'online');
@@ -197,6 +237,8 @@ export class Simulation {
       if (rec.offline?.returnAt != null) rec.offline.via.push(via);
     });
     client.on('disconnected', ({ reason }) => this.onDisconnected(rec, client, reason));
+    client.on('claimed', () => { rec.claimed++; });
+    client.on('claimRejected', ({ code, connackCode }) => rec.errors.push(`claim refused: ${code ?? `CONNACK ${connackCode}`}`));
     client.on('renewed', (ev) => {
       // The broker moves a session's deadline when it issues the new token, before the
       // answer reaches the device: a renewal sent before exp + leeway explains a session
@@ -266,7 +308,7 @@ export class Simulation {
     const t0 = this.obs.clockStartAt;
     const D = opts.durationMs;
     // Telemetry: every device, at a random phase within the interval.
-    for (const id of this.creds.keys()) {
+    for (const id of this.ids) {
       this.at(t0 + rng.between(0, opts.publishIntervalMs), () => {
         this.publishOnce(id);
         const iv = setInterval(() => (this.ending ? clearInterval(iv) : this.publishOnce(id)), opts.publishIntervalMs);
@@ -382,7 +424,7 @@ export class Simulation {
       if (this.ending) { r.retriesSkipped += this.opts.revokedRetries - k; return; }
       const secret = k % 2 === 0 ? 'token' : 'refresh';
       // Priority: every revoked device's first retry before the probes (1), then the further retries.
-      const res = await this.budget.run(k === 0 ? 0 : k + 1, () => connectOnce(this.creds.get(rec.id)!.brokerUrl, { clientId: rec.id, username: rec.id, password: secret === 'token' ? creds.accessToken : creds.refreshCredential }, 5000));
+      const res = await this.budget.run(k === 0 ? 0 : k + 1, () => connectOnce(this.urls.get(rec.id)!, { clientId: rec.id, username: rec.id, password: secret === 'token' ? creds.accessToken : creds.refreshCredential }, 5000));
       if (res === null) { r.retriesSkipped += this.opts.revokedRetries - k; return; }
       r.retries.push({ secret, code: res.code });
       if (res.code === 0) {
@@ -401,7 +443,7 @@ export class Simulation {
       return;
     }
     await runProbe({
-      client, record: rec.probe!, url: this.creds.get(id)!.brokerUrl, budget: this.budget,
+      client, record: rec.probe!, url: this.urls.get(id)!, budget: this.budget,
       onSubscribeDenied: () => this.obs.counts.subscribeDenials++,
     });
   }
@@ -446,13 +488,14 @@ export class Simulation {
     const now = Date.now();
     this.progress.update({
       phase, elapsedMs: this.obs.clockStartAt ? now - this.obs.clockStartAt : 0, totalMs: this.opts.durationMs,
-      connected, devices: this.creds.size, renewals: c.renewals, denials: c.subscribeDenials + c.publishKicks,
+      connected, devices: this.ids.length, renewals: c.renewals, denials: c.subscribeDenials + c.publishKicks,
       kicks: c.revocationKicks + c.expiryKicks + c.publishKicks, errors,
     });
   }
 
   private report(startedAt: number): SimScenarioReport {
     const { opts, obs } = this;
+    if (obs.claims && this.fleet.issuer) claimRegistryFacts(this.fleet.issuer, obs.claims);
     const invariants = evaluateInvariants(obs, opts);
     let unexpectedDisconnects = 0;
     let errors = obs.errors.length;
@@ -466,16 +509,16 @@ export class Simulation {
     return {
       ok: invariants.every((i) => i.verdict !== 'fail'),
       settings: {
-        url: opts.url, devices: this.creds.size, durationMs: opts.durationMs, tokenTtlMs: opts.credentialsDir ? null : opts.tokenTtlMs,
+        url: opts.url, devices: this.ids.length, durationMs: opts.durationMs, tokenTtlMs: opts.credentialsDir ? null : opts.tokenTtlMs,
         publishIntervalMs: opts.publishIntervalMs, leewayMs: opts.leewayMs, deniedPublish: opts.deniedPublish, seed: opts.seed,
-        source: opts.credentialsDir ? 'credentials' : 'provisioned',
+        source: opts.credentialsDir ? 'credentials' : this.fleet.claim ? 'claimed' : 'provisioned',
       },
       cohorts,
       invariants,
       counts: {
         connects: c.connects, publishes: c.publishes, observedMessages: obs.observer.messages, renewals: c.renewals, renewRejected: c.renewRejected,
         refusals: c.refusals, subscribeDenials: c.subscribeDenials, publishKicks: c.publishKicks, revocationKicks: c.revocationKicks,
-        expiryKicks: c.expiryKicks, unexpectedDisconnects, errors, failedAuthAttempts: obs.budget.used, failedAuthSkipped: obs.budget.skipped,
+        expiryKicks: c.expiryKicks, claimed: [...obs.devices.values()].reduce((n, d) => n + d.claimed, 0), unexpectedDisconnects, errors, failedAuthAttempts: obs.budget.used, failedAuthSkipped: obs.budget.skipped,
       },
       latencyMs: { connect: summarize(obs.latency.connect), renewalRoundTrip: summarize(obs.latency.renewal), revocationToKick: summarize(obs.latency.revokeKick) },
       timings: { provisionMs: this.fleet.provisionMs, connectWaveMs: this.connectWaveMs, scenarioMs: obs.endAt - obs.clockStartAt, totalMs: end - startedAt },

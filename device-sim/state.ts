@@ -1,4 +1,5 @@
 /** What the run observed: the raw material of the verdicts (invariants.ts) and the report. */
+import type { ClaimObservations } from './claims.js';
 
 export type Cohort = 'steady' | 'offline' | 'revoke' | 'probe' | 'nonRenewing';
 
@@ -52,6 +53,8 @@ export interface DeviceRecord {
   connects: number;
   connectMs: number | null;
   connectError: string | null;
+  /** Accepted claims of this device (a `--claim` run: exactly one). */
+  claimed: number;
   renewals: number;
   published: number;
   unexpectedDisconnects: { at: number; reason: string }[];
@@ -98,8 +101,10 @@ export interface Observations {
   clockStartAt: number;
   endAt: number;
   eventLoopDelayMs: { p50: number; p99: number; max: number } | null;
+  /** A `--claim` run's claim probes and registry facts (null otherwise). */
+  readonly claims: ClaimObservations | null;
 }
 
 export function newDeviceRecord(id: string, cohort: Cohort): DeviceRecord {
-  return { id, cohort, connects: 0, connectMs: null, connectError: null, renewals: 0, published: 0, unexpectedDisconnects: [], unexpectedRefusals: [], errors: [] };
+  return { id, cohort, connects: 0, connectMs: null, connectError: null, claimed: 0, renewals: 0, published: 0, unexpectedDisconnects: [], unexpectedRefusals: [], errors: [] };
 }

@@ -14,7 +14,8 @@ export interface ClaimOptions {
   /** Or the claim's values directly. */
   readonly name?: string;
   readonly credential?: string;
-  readonly brokerUrl?: string;
+  /** Null or absent: the claim file's, else the client's `url`. */
+  readonly brokerUrl?: string | null;
 }
 
 export interface ClaimSource {
@@ -44,7 +45,7 @@ export function claimSource(o: ClaimOptions): ClaimSource {
       throw new DeviceError('ERR_BAD_CREDENTIALS', `cannot read claim file ${o.path}: ${(err as NodeJS.ErrnoException).code ?? 'not JSON'}`);
     }
   }
-  const pick = (given: string | undefined, key: string): string | undefined => given ?? (typeof file[key] === 'string' ? (file[key] as string) : undefined);
+  const pick = (given: string | null | undefined, key: string): string | undefined => given ?? (typeof file[key] === 'string' ? (file[key] as string) : undefined);
   const name = pick(o.name, 'claim');
   const credential = pick(o.credential, 'claimCredential');
   if (!o.deviceId || !name || !credential) throw new DeviceError('ERR_BAD_CREDENTIALS', `claim: ${!o.deviceId ? 'deviceId' : !name ? 'the claim name' : 'the claim credential'} is missing`);

@@ -16,6 +16,7 @@ export function registerSim(program: Command): void {
     .option('--url <url>', 'broker URL, or several separated by commas (the nodes of a cluster): the fleet is spread over them', 'mqtt://127.0.0.1:1883')
     .option('--db <file>', `registry shared with the broker: the sim provisions its devices and an observer there and revokes through it (env CREDBROKER_DB; default ${DEFAULT_DB} unless --credentials is given)`)
     .option('--credentials <dir>', 'use a folder of credentials files (<deviceId>.json) instead of provisioning; rotated credentials are written back')
+    .option('--claim <name>', 'provisioning by claim: create a simulation claim of this name for the run\'s ids; every device starts unprovisioned and claims its credentials first (needs --db)')
     .option('--devices <n>', 'number of devices', '100')
     .option('--duration <d>', 'scenario length, after the connect wave', '60s')
     .option('--token-ttl <d>', 'access-token lifetime of the sim-sensor profile', '30s')
@@ -42,6 +43,7 @@ export function registerSim(program: Command): void {
       'credbroker sim --devices 5000 --connect-concurrency 200 --json > report.json',
       'credbroker sim --credentials ./out --db ./data/credbroker.db --revoke-fraction 0',
       'credbroker sim --seed 42 --offline-fraction 0.2 --probe-fraction 0.1',
+      'credbroker sim --claim sim-lot --devices 500                    # every device claims its credentials first',
     ) + `
 The sim runs on the broker's host (or shares its registry file): it provisions its own devices
 (ids sim-<runtag>-<n>, profile sim-sensor = the sensor ACL with --token-ttl) and an observer
@@ -50,6 +52,10 @@ The sim runs on the broker's host (or shares its registry file): it provisions i
 sim-sensor profile, unless --keep. Before provisioning it checks that a broker listens at --url
 (exit 8: "cannot connect to mqtt://...: ECONNREFUSED") and that the broker's JWKS holds this
 registry's signing key (exit 2: "the broker and the sim use different registries").
+With --claim NAME the sim creates claim NAME (quota = --devices, id pattern = the run's ids;
+removed at the end with its devices) and every device claims before it connects; the report adds
+"every claimed device provisioned exactly once", "no claim over quota or outside the pattern/
+allow-list succeeded" and "a cloned claim could not take an existing id".
 Exit code 0 when every invariant held, 1 when any failed, 130 when stopped by Ctrl-C.
 All sim devices connect from one address: the broker's per-address failed-login throttle
 (authFailBurst/authFailPerSec) would refuse every CONNECT from it once tripped, so the sim paces
