@@ -318,8 +318,9 @@ export class DeviceClient extends EventEmitter {
       if (r.outcome === 'refused') {
         this.emit('claimRejected', { connackCode: r.connack, code: r.code, message: r.message });
         this.#start?.reject(new DeviceError(r.code ?? 'ERR_REFUSED', `claim refused: ${r.message}; still retrying slowly until stop()`));
-      } else {
-        this.#report(new DeviceError(r.code ?? 'ERR_DISCONNECTED', `claim not answered: ${r.message}`));
+      } else if (r.code === null) {
+        // rate_limited / unavailable are the broker saying "later": the loop backs off, nothing is wrong.
+        this.#report(new DeviceError('ERR_DISCONNECTED', `claim not answered: ${r.message}`));
       }
       return r.outcome;
     }
