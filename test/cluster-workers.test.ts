@@ -3,9 +3,10 @@
 // client-id takeover across workers (one connection survives, also when both
 // arrive at once), and revocation closing sessions on every worker.
 import t from 'tap';
+import { createRequire } from 'node:module';
 import type { MqttClient } from 'mqtt';
 import { provisionDevices } from '../provisioning/index.js';
-import { closed, connectDevice } from './helpers/broker.js';
+import { closed, connectDevice, startTestBroker } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';
 import { startRedis } from './helpers/redis.js';
 import { startServe } from './helpers/serve-process.js';
@@ -17,6 +18,17 @@ const until = async (what: string, check: () => boolean | Promise<boolean>, ms =
   }
   throw new Error(`timed out waiting for ${what}`);
 };
+
+t.test('without a bus the broker is one process with no Redis client loaded', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const [dev] = await tb.provision(['solo-1']);
+  const r = await connectDevice(tb.url, dev!);
+  t.equal(r.code, 0);
+  r.client!.end(true);
+  const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => /[/\\](ioredis|mqemitter-redis|aedes-persistence-redis)[/\\]/.test(k));
+  t.same(loaded, [], 'ioredis, mqemitter-redis and aedes-persistence-redis never loaded');
+});
 
 t.test('two workers on a Redis bus behave as one broker', async (t) => {
   const redis = await startRedis(t);
