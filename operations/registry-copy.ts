@@ -13,6 +13,8 @@ export interface CopyCounts {
   readonly tokens: number;
   readonly revokedTokens: number;
   readonly refreshCredentials: number;
+  /** Grant records not yet expired (revoked ones included). */
+  readonly grants: number;
   readonly auditEvents: number;
 }
 
@@ -30,7 +32,7 @@ const PAGE = 1_000;
  * active one with its private half, so tokens minted before the copy verify and
  * renew after it), devices with their state (revoked, restored cut-off, last
  * seen), live token records (revoked ones too), refresh credentials in every
- * state (hashes only), and the audit log in order. Expired token records are
+ * state (hashes only), live grants (revoked ones too) and the audit log in order. Expired token records are
  * left behind (nothing accepts them), and so is the change feed: its sequence
  * numbers belong to one registry, and nodes started on the copy load the
  * revocations from the tables. The target is written in one durable
@@ -56,7 +58,7 @@ export async function copyRegistry(from: Registry, to: Registry, opts: CopyOptio
   const audit = await allAudit(from);
 
   const counts = await to.transaction(async (tx) => {
-    const c = { profiles: 0, keys: 0, devices: 0, revokedDevices: 0, tokens: 0, revokedTokens: 0, refreshCredentials: 0, auditEvents: 0 };
+    const c = { profiles: 0, keys: 0, devices: 0, revokedDevices: 0, tokens: 0, revokedTokens: 0, refreshCredentials: 0, grants: 0, auditEvents: 0 };
     const profiles = await from.profiles.list();
     for (const p of profiles) await tx.profiles.set(p, p.updatedAt);
     for (const p of await tx.profiles.list()) if (!profiles.some((q) => q.name === p.name)) await tx.profiles.delete(p.name);
@@ -101,6 +103,19 @@ export async function copyRegistry(from: Registry, to: Registry, opts: CopyOptio
       await tx.tokens.revoke(tok.jti, tok.revokedAt ?? now);
       c.tokens++;
       c.revokedTokens++;
+    }
+
+    // Revoked grants first: revoking one by name must not reach a live grant of that name recorded later.
+    for (const { jti } of await from.grants.revokedLive(now)) {
+      const g = await from.grants.get(jti);
+      if (!g) continue;
+      await tx.grants.record(g);
+      await tx.grants.revokeLive(g.name, g.revokedAt ?? now);
+      c.grants++;
+    }
+    for (const g of await from.grants.list({ activeAt: now })) {
+      await tx.grants.record(g);
+      c.grants++;
     }
 
     for (let i = 0; i < audit.length; i += PAGE) {

@@ -48,12 +48,14 @@ t.test('registry copy: SQLite → PostgreSQL → SQLite keeps every device, key,
   const tok = await cli('token', 'cp-00003', '--json', '--db', first);
   const extra = JSON.parse(tok.stdout) as { jti: string; accessToken: string };
   t.equal((await cli('revoke', '--token', extra.jti, '--db', first)).code, 0, 'one token (family) revoked');
+  const grant = await cli('grant', 'support-1', '--sub', 'devices/+/telemetry', '--ttl', '30m', '--reason', 'ticket 42', '--db', first);
+  t.equal(grant.code, 0, grant.stderr);
   const kept = JSON.parse(readFileSync(join(creds, 'cp-00004.json'), 'utf8')) as { accessToken: string; refreshCredential: string };
 
   const there = await cli('registry', 'copy', '--from', first, '--to', url, '--json');
   t.equal(there.code, 0, there.stderr);
   const counts = JSON.parse(there.stdout) as Record<string, unknown>;
-  t.match(counts, { devices: DEVICES, revokedDevices: 2, profiles: 3, keys: 1 });
+  t.match(counts, { devices: DEVICES, revokedDevices: 2, profiles: 3, keys: 1, grants: 1 });
   t.notMatch(there.stdout + there.stderr, pg.password, 'the password is never printed');
   t.equal(counts.to, url.replace(pg.password, '***'));
 
