@@ -64,7 +64,9 @@ export class Bus {
     // Commands fail at once while Redis is away (no unbounded offline queue), except
     // subscriptions: those wait and go out on reconnect, so that none is lost.
     const base: RedisOptions = { retryStrategy: (n) => Math.min(50 * 2 ** n, 2000), connectionName: `credbroker:${id}` };
-    const failFast: RedisOptions = { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 0 };
+    // Auto-pipelining (as mqemitter-redis sets on connections it makes itself): the commands of
+    // many CONNECTs and publishes in one event-loop turn go out in one write.
+    const failFast: RedisOptions = { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 0, enableAutoPipelining: true };
     this.conns = { sub: new Redis(url, { ...base, maxRetriesPerRequest: null }), pub: new Redis(url, failFast), store: new Redis(url, failFast) };
     for (const [name, conn] of Object.entries(this.conns)) {
       conn.on('error', (err: Error) => this.down(`${name}: ${err.message}`));
