@@ -1,11 +1,14 @@
 import { existsSync, statSync } from 'node:fs';
 import { CredbrokerError, UsageError } from '../errors/index.js';
-import { SyncRegistry, type Settings, type SigningAlg } from '../registry/index.js';
+import { DEFAULT_SETTINGS, SyncRegistry, type Settings, type SigningAlg } from '../registry/index.js';
+import { formatDuration } from '../util/duration.js';
 import { Keyring } from '../tokens/index.js';
 
 export interface InitOptions {
   readonly alg?: SigningAlg;
   readonly issuer?: string;
+  /** The cap on grant lifetimes (ms), at most the cap on access tokens. */
+  readonly maxGrantTtlMs?: number;
 }
 
 export interface InitResult {
@@ -25,10 +28,14 @@ export interface InitResult {
  */
 export async function initRegistry(path: string, opts: InitOptions = {}): Promise<InitResult> {
   if (opts.issuer !== undefined) checkIssuer(opts.issuer);
+  if (opts.maxGrantTtlMs !== undefined && opts.maxGrantTtlMs > DEFAULT_SETTINGS.maxTokenTtlMs) {
+    throw new UsageError(`--max-grant-ttl ${formatDuration(opts.maxGrantTtlMs)} is above the cap of ${formatDuration(DEFAULT_SETTINGS.maxTokenTtlMs)} on access token lifetimes`, 'ERR_TTL_TOO_LONG');
+  }
   const existed = existsSync(path) && statSync(path).size > 0;
   const init: Partial<Settings> = {
     ...(opts.alg ? { alg: opts.alg } : {}),
     ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
+    ...(opts.maxGrantTtlMs !== undefined ? { maxGrantTtlMs: opts.maxGrantTtlMs } : {}),
   };
   const reg = SyncRegistry.open(path, init);
   try {
@@ -36,6 +43,9 @@ export async function initRegistry(path: string, opts: InitOptions = {}): Promis
     const conflicts: string[] = [];
     if (opts.alg && settings.alg !== opts.alg) conflicts.push(`alg ${settings.alg} (asked for ${opts.alg})`);
     if (opts.issuer !== undefined && settings.issuer !== opts.issuer) conflicts.push(`issuer ${settings.issuer} (asked for ${opts.issuer})`);
+    if (opts.maxGrantTtlMs !== undefined && settings.maxGrantTtlMs !== opts.maxGrantTtlMs) {
+      conflicts.push(`grant lifetime cap ${formatDuration(settings.maxGrantTtlMs)} (asked for ${formatDuration(opts.maxGrantTtlMs)})`);
+    }
     if (conflicts.length) {
       throw new UsageError(
         `registry ${path} already exists with ${conflicts.join(' and ')}; settings are fixed when a registry is created (use another --db file for other settings)`,

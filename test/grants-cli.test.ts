@@ -60,13 +60,19 @@ t.test('credbroker grant / grants / revoke --grant', async (t) => {
     t.same(list.map((g) => g.name).sort(), ['tech-1', 'tech-j'], 'no refused grant was recorded');
   });
 
-  t.test('the TTL cap is a registry setting', async (t) => {
-    const raw = new Database(db);
-    raw.prepare("UPDATE settings SET value = ? WHERE key = 'maxGrantTtlMs'").run(JSON.stringify(3_600_000));
-    raw.close();
-    const over = await cli('grant', 'capped', '--sub', 'a/b', '--ttl', '2h');
+  t.test('the TTL cap is a registry setting, fixed by init --max-grant-ttl', async (t) => {
+    const small = join(dir, 'small.db');
+    t.equal((await runCli(['init', '--max-grant-ttl', '1h', '--db', small])).code, 0);
+    const over = await runCli(['grant', 'capped', '--sub', 'a/b', '--ttl', '2h', '--db', small]);
     t.equal(over.code, 2);
     t.match(over.stderr, /--ttl 2h is above the cap of 1h on grant lifetimes/);
+    t.equal((await runCli(['grant', 'capped', '--sub', 'a/b', '--ttl', '1h', '--db', small])).code, 0);
+    const again = await runCli(['init', '--max-grant-ttl', '2h', '--db', small]);
+    t.equal(again.code, 2, 'fixed at creation');
+    t.match(again.stderr, /already exists with grant lifetime cap 1h \(asked for 2h\)/);
+    const tooLong = await runCli(['init', '--max-grant-ttl', '48h', '--db', join(dir, 'x.db')]);
+    t.equal(tooLong.code, 2);
+    t.match(tooLong.stderr, /--max-grant-ttl 48h is above the cap of 24h on access token lifetimes/);
     t.equal((await cli('grant', 'capped', '--sub', 'a/b', '--ttl', '1h')).code, 0);
   });
 
