@@ -41,6 +41,8 @@ export interface ClusterConnectRun {
   readonly errors: number;
   /** Primary + workers (or the one process), µs per accepted CONNECT. */
   readonly cpuPerConnectUs: number;
+  /** Of which the primary (node:cluster's primary accepts every connection and hands it to a worker; 0 without a bus). */
+  readonly primaryCpuPerConnectUs: number;
   /** redis-server, µs per accepted CONNECT (0 without a bus). */
   readonly redisCpuPerConnectUs: number;
 }
@@ -49,6 +51,7 @@ export interface ClusterKindResult {
   readonly runs: ClusterConnectRun[];
   readonly rate: number;
   readonly cpuPerConnectUs: number;
+  readonly primaryCpuPerConnectUs: number;
   readonly redisCpuPerConnectUs: number;
 }
 
@@ -70,6 +73,8 @@ export interface ClusterResult {
   readonly kinds: Record<string, ClusterKindResult>;
   /** Each kind's connects/s over one process's (median of paired runs). */
   readonly ratioToSingle: Record<string, number>;
+  /** Each worker count's connects/s over the next smaller count's (median of paired runs). */
+  readonly ratioToPrevious: Record<string, number>;
   readonly throughput: ClusterThroughput[];
   readonly revocation: RevocationResult & { workers: number };
 }
@@ -121,13 +126,14 @@ async function measureConnects(load: LoadProcs, b: BrokerHandle, redis: RedisSer
   await settle(b);
   const before = await b.stats();
   const r0 = redisCpu(redis);
+  const p0 = redis ? cpuUs(b.pid) : 0;
   const out = await load.connect([b.port], packets, inflight);
   await settle(b);
   const after = await b.stats();
   const ok = Math.max(1, out.ok);
   return {
     rate: out.rate, ok: out.ok, refused: out.refused, errors: out.errors,
-    cpuPerConnectUs: (after.cpuUs - before.cpuUs) / ok, redisCpuPerConnectUs: (redisCpu(redis) - r0) / ok,
+    cpuPerConnectUs: (after.cpuUs - before.cpuUs) / ok, primaryCpuPerConnectUs: redis ? (cpuUs(b.pid) - p0) / ok : 0, redisCpuPerConnectUs: (redisCpu(redis) - r0) / ok,
   };
 }
 
@@ -163,10 +169,14 @@ export async function benchCluster(t: Targets, opts: { runs: number; log: (msg: 
   }
   const results: Record<string, ClusterKindResult> = {};
   const ratioToSingle: Record<string, number> = {};
+  const rates = (name: string) => runs[name]!.map((x) => x.rate);
   for (const [name, rs] of Object.entries(runs)) {
-    results[name] = { runs: rs, rate: median(rs.map((x) => x.rate)), cpuPerConnectUs: median(rs.map((x) => x.cpuPerConnectUs)), redisCpuPerConnectUs: median(rs.map((x) => x.redisCpuPerConnectUs)) };
-    ratioToSingle[name] = pairedRatio(rs.map((x) => x.rate), runs[SINGLE]!.map((x) => x.rate));
+    const m = (f: (x: ClusterConnectRun) => number) => median(rs.map(f));
+    results[name] = { runs: rs, rate: m((x) => x.rate), cpuPerConnectUs: m((x) => x.cpuPerConnectUs), primaryCpuPerConnectUs: m((x) => x.primaryCpuPerConnectUs), redisCpuPerConnectUs: m((x) => x.redisCpuPerConnectUs) };
+    ratioToSingle[name] = pairedRatio(rates(name), rates(SINGLE));
   }
+  const ratioToPrevious: Record<string, number> = {};
+  for (const [i, w] of counts.entries()) if (i > 0) ratioToPrevious[workersKind(w)] = pairedRatio(rates(workersKind(w)), rates(workersKind(counts[i - 1]!)));
 
   const throughput: ClusterThroughput[] = [];
   for (const mode of [{ qos: 0, sink: 'subscriber' }, { qos: 1, sink: 'subscriber' }] as ThroughputMode[]) {
@@ -205,5 +215,5 @@ export async function benchCluster(t: Targets, opts: { runs: number; log: (msg: 
     },
   }).catch(async (err: unknown) => { await (redis as RedisServer | null)?.close(); throw err; });
 
-  return { cpus: availableParallelism(), loadProcs: loadProcCount(), n, inflight, workerCounts: counts, kinds: results, ratioToSingle, throughput, revocation: { ...revocation, workers: most } };
+  return { cpus: availableParallelism(), loadProcs: loadProcCount(), n, inflight, workerCounts: counts, kinds: results, ratioToSingle, ratioToPrevious, throughput, revocation: { ...revocation, workers: most } };
 }
