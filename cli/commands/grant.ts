@@ -26,11 +26,14 @@ export function registerGrant(program: Command): void {
     .option('--reason <text>', 'why (kept in the registry and in every audit row of the grant; it travels in the token: no secrets)')
     .option('--json', 'print {name, principal, jti, token, expiresAt, ...} as JSON')
     .addHelpText('after', examples(
-      'credbroker grant tech-anna --within pump-0042 --sub "devices/{device}/telemetry" --ttl 30m --reason "on-site inspection INC-4711"',
-      'credbroker grant acme-dashboard --sub "devices/+/telemetry" --ttl 24h --reason "partner dashboard, site Nord"',
-      'credbroker grant support-joe --within pump-0042 --pub "devices/pump-0042/commands/reboot" --ttl 15m --reason "SUP-982"',
+      'credbroker grant tech-anna --within fleet-observer --sub devices/pump-0042/telemetry --ttl 30m --reason "on-site inspection INC-4711"',
+      'credbroker grant acme-dashboard --within fleet-observer --sub "devices/site-nord/#" --ttl 24h --reason "partner dashboard, site Nord"',
+      'credbroker grant support-joe --within fleet-observer --pub devices/pump-0042/commands/reboot --ttl 15m --reason "SUP-982"',
       'mosquitto_sub -u grant:tech-anna -i grant:tech-anna -P "$(credbroker grant tech-anna --sub "devices/pump-0042/telemetry" --ttl 30m)" -t devices/pump-0042/telemetry',
     ) + `
+--within names an identity you trust (typically a backend device with an observer-like
+profile): each --sub pattern must lie inside one of its subscribe patterns, each --pub
+pattern inside one of its publish patterns, as the broker judges a SUBSCRIBE.
 The token alone goes to stdout (so it can be captured); its jti and expiry go to stderr.
 It is a bearer secret: hand it over like a password. Topics under $ ($devices, $claims,
 $SYS) are never grantable. A name may be granted again once its grant has expired or
