@@ -12,6 +12,7 @@
  * gap to plain aedes is credbroker's own.
  */
 import type { BrokerHandle, BrokerKind } from './lib/broker-proc.js';
+import { warmupConnects } from './lib/fixture.js';
 import { connectMany } from './lib/raw-client.js';
 import { median, pairedRatio, sleep } from './lib/stats.js';
 import { interleaved, kindsOf, startTarget, type Targets } from './lib/targets.js';
@@ -65,7 +66,7 @@ export async function benchConnectRate(t: Targets, rawVerifyUs: number, opts: { 
   const inflight = opts.inflight ?? 200;
   const warmup = opts.warmup ?? 300;
   const packets = t.fx.connects.slice(0, n);
-  const warm = t.fx.connects.slice(n - warmup, n);
+  const warm = warmupConnects(t.fx, n, warmup);
   const results = await interleaved(t, opts.runs ?? 3, async (kind, run) => {
     const b = await startTarget(kind, t, `connect-${run}`);
     try {

@@ -5,8 +5,8 @@
  * the broker listens with backlog 4096).
  */
 import type { BrokerKind } from './lib/broker-proc.js';
-import { listenCounters } from './lib/netstat.js';
-import { closeAll, connectMany } from './lib/raw-client.js';
+import { closeAll } from './lib/raw-client.js';
+import { storm } from './lib/storm.js';
 import { median, pairedRatio, sleep } from './lib/stats.js';
 import { interleaved, startTarget, type Targets } from './lib/targets.js';
 import { settle } from './connect-rate.js';
@@ -28,13 +28,11 @@ export async function benchReconnectStorm(t: Targets, opts: { n?: number; runs?:
     const b = await startTarget(kind, t, `storm-${run}`);
     try {
       await sleep(100);
-      const c0 = listenCounters();
-      source = c0.source;
-      const out = await connectMany(b.port, packets, n, true);
-      const c1 = listenCounters();
+      const out = await storm(b.port, packets);
+      source = out.counterSource;
       await closeAll(out.sockets);
       await settle(b, 100);
-      return { ms: out.ms, ok: out.ok, refused: out.refused, errors: out.errors, overflows: c1.overflows - c0.overflows, drops: c1.drops - c0.drops };
+      return { ms: out.ms, ok: out.ok, refused: out.refused, errors: out.errors, overflows: out.overflows, drops: out.drops };
     } finally {
       await b.close();
     }

@@ -24,6 +24,8 @@ export interface BrokerStats {
   readonly heapUsed: number | null;
   /** Connected MQTT clients as the broker counts them (null when unknown). */
   readonly clients: number | null;
+  /** CONNECTs answered from credbroker's verified-token cache so far (credbroker only). */
+  readonly verifiedTokenHits?: number;
 }
 
 export interface BrokerHandle {
@@ -103,6 +105,7 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
   const send = (m: unknown) => process.send!(m);
   let close: () => Promise<void>;
   let clients: () => number;
+  let cacheHits: () => Promise<number | undefined> = async () => undefined;
   try {
     if (kind === 'credbroker') {
       const { startBroker, validateConfig } = await import('../../broker/index.js');
@@ -115,6 +118,7 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
       }));
       close = () => broker.close();
       clients = () => broker.context.aedes?.connectedClients ?? 0;
+      cacheHits = async () => (await broker.context.metrics.verifiedTokenLookups.get()).values.find((v) => v.labels.result === 'hit')?.value ?? 0;
       send({ ready: true, port: broker.ports.mqtt });
     } else {
       const { Aedes } = await import('aedes');
@@ -141,7 +145,7 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
       if (m.cmd === 'stats') {
         const cpu = process.cpuUsage();
         const mem = process.memoryUsage();
-        result = { cpuUs: cpu.user + cpu.system, rss: mem.rss, heapUsed: mem.heapUsed, clients: clients() } satisfies BrokerStats;
+        result = { cpuUs: cpu.user + cpu.system, rss: mem.rss, heapUsed: mem.heapUsed, clients: clients(), verifiedTokenHits: await cacheHits() } satisfies BrokerStats;
       } else if (m.cmd === 'gc') {
         const gc = (globalThis as { gc?: () => void }).gc;
         for (let i = 0; i < 3 && gc; i++) { gc(); await new Promise((r) => setImmediate(r)); }

@@ -34,7 +34,8 @@ export async function createFixture(opts: { devices: number; revocable: number }
   const rows = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => ({ line: i + 2, id: `${prefix}${String(i).padStart(5, '0')}` }));
   const brokerUrl = 'mqtt://127.0.0.1:1883';
   const { provisioned: devices } = await provisionDevices(issuer, rows('bench-c-', opts.devices), { profile: 'sensor', brokerUrl });
-  const { provisioned: revocable } = await provisionDevices(issuer, rows('bench-r-', opts.revocable), { profile: 'sensor', brokerUrl });
+  // None when no revocation benchmark runs (a batch of no rows is refused).
+  const revocable = opts.revocable > 0 ? (await provisionDevices(issuer, rows('bench-r-', opts.revocable), { profile: 'sensor', brokerUrl })).provisioned : [];
   const { provisioned: [observer] } = await provisionDevices(issuer, [{ line: 2, id: 'bench-observer' }], { profile: 'observer', brokerUrl });
   const provisionMs = now() - t0;
   issuer.reg.close();
@@ -43,4 +44,13 @@ export async function createFixture(opts: { devices: number; revocable: number }
     connects: devices.map((d) => connectPacket(credsOf(d))),
     close: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * Warm-up CONNECTs for a run that measures the first `n`: devices past them when
+ * the fixture has enough, so the measured CONNECTs stay fresh (a token already
+ * accepted would be answered from credbroker's verified-token cache).
+ */
+export function warmupConnects(fx: Pick<Fixture, 'connects'>, n: number, count: number): readonly Buffer[] {
+  return fx.connects.length >= n + count ? fx.connects.slice(n, n + count) : fx.connects.slice(Math.max(0, n - count), n);
 }
