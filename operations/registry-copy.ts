@@ -15,6 +15,8 @@ export interface CopyCounts {
   readonly refreshCredentials: number;
   /** Grant records not yet expired (revoked ones included). */
   readonly grants: number;
+  /** Claims (with their allow-lists, state and the devices provisioned through them). */
+  readonly claims: number;
   readonly auditEvents: number;
 }
 
@@ -32,7 +34,8 @@ const PAGE = 1_000;
  * active one with its private half, so tokens minted before the copy verify and
  * renew after it), devices with their state (revoked, restored cut-off, last
  * seen), live token records (revoked ones too), refresh credentials in every
- * state (hashes only), live grants (revoked ones too) and the audit log in order. Expired token records are
+ * state (hashes only), live grants (revoked ones too), claims (hashes only, with
+ * their allow-lists and the devices provisioned through them) and the audit log in order. Expired token records are
  * left behind (nothing accepts them), and so is the change feed: its sequence
  * numbers belong to one registry, and nodes started on the copy load the
  * revocations from the tables. The target is written in one durable
@@ -58,7 +61,7 @@ export async function copyRegistry(from: Registry, to: Registry, opts: CopyOptio
   const audit = await allAudit(from);
 
   const counts = await to.transaction(async (tx) => {
-    const c = { profiles: 0, keys: 0, devices: 0, revokedDevices: 0, tokens: 0, revokedTokens: 0, refreshCredentials: 0, grants: 0, auditEvents: 0 };
+    const c = { profiles: 0, keys: 0, devices: 0, revokedDevices: 0, tokens: 0, revokedTokens: 0, refreshCredentials: 0, grants: 0, claims: 0, auditEvents: 0 };
     const profiles = await from.profiles.list();
     for (const p of profiles) await tx.profiles.set(p, p.updatedAt);
     for (const p of await tx.profiles.list()) if (!profiles.some((q) => q.name === p.name)) await tx.profiles.delete(p.name);
@@ -116,6 +119,13 @@ export async function copyRegistry(from: Registry, to: Registry, opts: CopyOptio
     for (const g of await from.grants.list({ activeAt: now })) {
       await tx.grants.record(g);
       c.grants++;
+    }
+
+    for (const claim of await from.claims.list()) {
+      await tx.claims.insert(claim, claim.hasAllowList ? await from.claims.allowed(claim.name) : null);
+      if (claim.revokedAt !== null) await tx.claims.revoke(claim.name, claim.revokedReason ?? '', claim.revokedAt);
+      for (const d of await from.claims.devices(claim.name, Number.MAX_SAFE_INTEGER)) await tx.claims.recordDevice(d.deviceId, d.claim, d.claimedAt, d.address);
+      c.claims++;
     }
 
     for (let i = 0; i < audit.length; i += PAGE) {

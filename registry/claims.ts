@@ -24,6 +24,7 @@ export class Claims {
   private readonly allowStmt;
   private readonly allowedStmt;
   private readonly allowCountStmt;
+  private readonly allowedAllStmt;
   private readonly revokeStmt;
   private readonly extendStmt;
   private readonly usedStmt;
@@ -39,6 +40,7 @@ export class Claims {
     );
     this.allowStmt = db.prepare('INSERT OR IGNORE INTO claim_allowed (claim, device_id) VALUES (?, ?)');
     this.allowedStmt = db.prepare<[string, string], number>('SELECT 1 FROM claim_allowed WHERE claim = ? AND device_id = ?').pluck();
+    this.allowedAllStmt = db.prepare<[string], string>('SELECT device_id FROM claim_allowed WHERE claim = ? ORDER BY device_id').pluck();
     this.allowCountStmt = db.prepare<[string], number>('SELECT count(*) FROM claim_allowed WHERE claim = ?').pluck();
     this.revokeStmt = db.prepare('UPDATE claims SET revoked_at = ?, revoked_reason = ? WHERE name = ? AND revoked_at IS NULL');
     this.extendStmt = db.prepare('UPDATE claims SET expires_at = ? WHERE name = ?');
@@ -54,6 +56,11 @@ export class Claims {
   get(name: string): Claim | undefined {
     const r = this.getStmt.get(name);
     return r && toClaim(r);
+  }
+
+  /** `get`: the caller's write transaction (BEGIN IMMEDIATE) already holds the lock. */
+  getForUpdate(name: string): Claim | undefined {
+    return this.get(name);
   }
 
   /** @throws RegistryError `ERR_CLAIM_NOT_FOUND` */
@@ -76,6 +83,11 @@ export class Claims {
   /** Whether `deviceId` is on the claim's allow-list (an index lookup: lists of a whole production run are fine). */
   allows(name: string, deviceId: string): boolean {
     return this.allowedStmt.get(name, deviceId) !== undefined;
+  }
+
+  /** The allow-list itself, in id order (`registry copy`). */
+  allowed(name: string): string[] {
+    return this.allowedAllStmt.all(name);
   }
 
   allowListSize(name: string): number {

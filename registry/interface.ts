@@ -1,6 +1,6 @@
-import type { DeviceId, GrantName, Jti, Kid, ProfileName } from './ids.js';
+import type { ClaimName, DeviceId, GrantName, Jti, Kid, ProfileName } from './ids.js';
 import type {
-  Actor, AuditEvent, AuditQuery, Change, ChangeKind, Device, DeviceFilter, DeviceRestriction, DeviceStatus, Grant, IssuedToken,
+  Actor, AuditEvent, AuditQuery, Change, Claim, ClaimedDevice, NewClaim, ChangeKind, Device, DeviceFilter, DeviceRestriction, DeviceStatus, Grant, IssuedToken,
   NewAuditEvent, NewGrant, NewSigningKey, NewToken, Profile, ProfileInput, ProvisionedDevice, RefreshRecord, RefreshState,
   RegistryStats, RevokedToken, Settings, SigningKeyRecord,
 } from './types.js';
@@ -119,6 +119,43 @@ export interface GrantStore {
   pruneExpired(before: number, limit: number): Promise<number>;
 }
 
+/** Provisioning by claim (SPEC "Provisioning by claim"): claims, their allow-lists, and the devices provisioned through them. */
+export interface ClaimStore {
+  get(name: string): Promise<Claim | undefined>;
+  /**
+   * `get`, and the claim's row stays locked against other writers until the
+   * transaction ends: claims through one claim are serialised here, so its
+   * quota check (`used`) and the device's insert cannot interleave with another
+   * claim's (N concurrent claims against a quota of N-k yield exactly N-k).
+   * SQLite: BEGIN IMMEDIATE already holds the write lock. PostgreSQL: `SELECT … FOR UPDATE`.
+   */
+  getForUpdate(name: string): Promise<Claim | undefined>;
+  /** @throws RegistryError `ERR_CLAIM_NOT_FOUND` */
+  require(name: string): Promise<Claim>;
+  /** Ordered by name. */
+  list(): Promise<Claim[]>;
+  /** A new claim with its allow-list (null: none). */
+  insert(c: NewClaim, allowList: readonly string[] | null): Promise<void>;
+  /** Whether `deviceId` is on the claim's allow-list. */
+  allows(name: string, deviceId: string): Promise<boolean>;
+  /** The allow-list itself, in id order. */
+  allowed(name: string): Promise<string[]>;
+  allowListSize(name: string): Promise<number>;
+  /** @returns false when it was already revoked. */
+  revoke(name: string, reason: string, now: number): Promise<boolean>;
+  setExpiry(name: string, expiresAt: number): Promise<void>;
+  /** Devices provisioned through the claim: what its quota has spent (deleted devices included). */
+  used(name: string): Promise<number>;
+  usedByClaim(): Promise<Map<string, number>>;
+  recordDevice(deviceId: DeviceId, claim: ClaimName, now: number, address: string | null): Promise<void>;
+  /** Devices provisioned through the claim, oldest first, at most `limit`. */
+  devices(name: string, limit?: number): Promise<ClaimedDevice[]>;
+  /** Names of the claims that provision under `profile`. */
+  usingProfile(profile: string): Promise<string[]>;
+  /** Removes a claim, its allow-list and its device records (the devices stay). */
+  delete(name: string): Promise<void>;
+}
+
 export interface RefreshStore {
   /** Stores a new `current` credential (by hash). */
   add(hash: string, deviceId: DeviceId, issuedAt: number, expiresAt: number): Promise<void>;
@@ -227,6 +264,7 @@ export interface Stores {
   readonly profiles: ProfileStore;
   readonly tokens: TokenStore;
   readonly grants: GrantStore;
+  readonly claims: ClaimStore;
   readonly refresh: RefreshStore;
   readonly audit: AuditStore;
   readonly changes: ChangeStore;

@@ -1,7 +1,7 @@
 // The registry contract (registry/interface.ts), run on the engine the test run
 // picks (test/helpers/backend.ts): the same assertions for SQLite and PostgreSQL.
 import t, { type Test } from 'tap';
-import { openRegistry, type DeviceId, type GrantName, type Jti, type Kid, type ProfileName, type Registry } from '../registry/index.js';
+import { openRegistry, type ClaimName, type DeviceId, type GrantName, type Jti, type Kid, type ProfileName, type Registry } from '../registry/index.js';
 import { freshRegistryTarget } from './helpers/backend.js';
 
 const D = (s: string) => s as DeviceId;
@@ -114,6 +114,55 @@ t.test('grants: record, live and latest of a name, list, revoke the live one, re
   t.equal(await reg.grants.liveOf('tech' as GrantName, now), undefined);
   t.same(await reg.grants.revokedLive(now), [{ jti: 'g-1', expiresAt: now + 3_600_000 }]);
   t.equal(await reg.grants.pruneExpired(now, 10), 1, 'the expired one goes');
+});
+
+t.test('claims: insert with an allow-list, state, devices provisioned, quota under a race of two connections, delete', async (t) => {
+  const target = await freshRegistryTarget(t);
+  const a = await openRegistry(target);
+  const b = await openRegistry(target); // a second connection: another broker node
+  t.teardown(async () => { await a.close(); await b.close(); });
+  const now = Date.now();
+  const claim = (name: string) => ({
+    name: name as ClaimName, profile: 'sensor' as ProfileName, hash: `h-${name}`, maxDevices: 6, idPattern: 'u-[0-9]+', brokerUrl: 'mqtt://b:1883',
+    expiresAt: now + DAY, createdAt: now, simulation: false,
+  });
+  await a.claims.insert(claim('lot'), ['u-2', 'u-1', 'u-1']);
+  await a.claims.insert(claim('open'), null);
+  t.match(await a.claims.get('lot'), { name: 'lot', hasAllowList: true, maxDevices: 6, idPattern: 'u-[0-9]+', brokerUrl: 'mqtt://b:1883', revokedAt: null });
+  t.equal((await a.claims.get('open'))?.hasAllowList, false);
+  t.same(await a.claims.allowed('lot'), ['u-1', 'u-2'], 'the allow-list, once each, in order');
+  t.equal(await a.claims.allowListSize('lot'), 2);
+  t.ok(await a.claims.allows('lot', 'u-1'));
+  t.notOk(await a.claims.allows('lot', 'u-3'));
+  t.same((await a.claims.list()).map((c) => c.name), ['lot', 'open']);
+  t.same(await a.claims.usingProfile('sensor'), ['lot', 'open']);
+  await t.rejects(a.claims.require('nope'), { code: 'ERR_CLAIM_NOT_FOUND' });
+
+  // Twelve claims through one claim from two connections against a quota of six: exactly six.
+  const claimOne = (reg: Registry, id: string) => reg.transaction(async (tx) => {
+    const c = await tx.claims.getForUpdate('open');
+    if (!c || (await tx.claims.used('open')) >= c.maxDevices) return false;
+    await tx.devices.insert(D(id), 'sensor' as ProfileName, now + DAY, now);
+    await tx.claims.recordDevice(D(id), 'open' as ClaimName, now, '10.0.0.1');
+    return true;
+  });
+  const won = await Promise.all(Array.from({ length: 12 }, (_, i) => claimOne(i % 2 ? a : b, `u-${i}`)));
+  t.equal(won.filter(Boolean).length, 6, 'exactly the quota');
+  t.equal(await a.claims.used('open'), 6);
+  t.same(await a.claims.usedByClaim(), new Map([['open', 6]]));
+  const devices = await a.claims.devices('open', 4);
+  t.equal(devices.length, 4, 'limited');
+  t.match(devices[0], { claim: 'open', address: '10.0.0.1' });
+
+  t.ok(await a.claims.revoke('lot', 'leaked', now));
+  t.notOk(await a.claims.revoke('lot', 'again', now), 'already revoked');
+  t.match(await a.claims.get('lot'), { revokedAt: now, revokedReason: 'leaked' });
+  await a.claims.setExpiry('open', now + 2 * DAY);
+  t.equal((await a.claims.get('open'))?.expiresAt, now + 2 * DAY);
+  await a.claims.delete('open');
+  t.equal(await a.claims.get('open'), undefined);
+  t.equal(await a.claims.used('open'), 0, 'its device records went with it');
+  t.ok(await a.devices.get('u-0'), 'the devices stay');
 });
 
 t.test('refresh check-and-rotate: of two racing rotations of one credential, exactly one wins', async (t) => {

@@ -1,6 +1,7 @@
 // `credbroker sim --claim`: every simulated device starts unprovisioned, claims
 // its credentials through the claim the sim created, then connects, publishes
-// and renews (every cohort on top). The claim verdicts join the others.
+// and renews (every cohort on top). The claim verdicts join the others. Tokens of
+// 10 s: a loaded test host must not see a token expire between claim and CONNECT.
 import t from 'tap';
 import { runSimulation } from '../device-sim/index.js';
 import { startTestBroker } from './helpers/broker.js';
@@ -9,7 +10,7 @@ t.test('a claimed fleet: every invariant holds, the claim verdicts too', async (
   const tb = await startTestBroker({ leewaySec: 1, logLevel: 'warn' });
   t.teardown(() => tb.close());
   const report = await runSimulation({
-    url: tb.url, db: tb.db, opsUrl: `http://127.0.0.1:${tb.broker.ports.http}`, claim: 'sim-lot', devices: 40, durationMs: 12_000, tokenTtlMs: 5_000,
+    url: tb.url, db: tb.db, opsUrl: `http://127.0.0.1:${tb.broker.ports.http}`, claim: 'sim-lot', devices: 40, durationMs: 20_000, tokenTtlMs: 10_000,
     publishIntervalMs: 1_000, offlineFraction: 0.1, revokeFraction: 0.05, probeFraction: 0.05, nonRenewingFraction: 0.05, leewayMs: 1_000, seed: 11, progress: false,
   });
   for (const i of report.invariants) t.not(i.verdict, 'fail', `${i.name}: ${i.detail}${i.examples.length ? ` — ${i.examples.join('; ')}` : ''}`);

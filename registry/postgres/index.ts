@@ -10,6 +10,7 @@ import { PgAuditLog } from './audit.js';
 import { PgChanges } from './changes.js';
 import { PgDevices } from './devices.js';
 import { PgGrants } from './grants.js';
+import { PgClaims } from './claims.js';
 import { asPgRegistryError, isRetryable, isUnavailable } from './errors.js';
 import { PgFollower } from './follow.js';
 import { PgSigningKeys } from './keys.js';
@@ -25,7 +26,7 @@ type Tx = <T>(fn: (tx: RegistryTx) => Promise<T>, opts?: TransactionOptions) => 
 
 function storesOn(sql: Sql, transaction: Tx): Stores {
   return {
-    devices: new PgDevices(sql), profiles: new PgProfiles(sql), tokens: new PgTokens(sql), grants: new PgGrants(sql), refresh: new PgRefreshCredentials(sql),
+    devices: new PgDevices(sql), profiles: new PgProfiles(sql), tokens: new PgTokens(sql), grants: new PgGrants(sql), claims: new PgClaims(sql), refresh: new PgRefreshCredentials(sql),
     audit: new PgAuditLog(sql), changes: new PgChanges(sql), keys: new PgSigningKeys(sql), settings: new PgSettings(sql),
     transaction,
   };
@@ -47,7 +48,7 @@ const TX_ATTEMPTS = 3;
  * killed keys) commit with it on, whatever the server's default.
  */
 export class PgRegistry implements Registry {
-  readonly devices; readonly profiles; readonly tokens; readonly grants; readonly refresh; readonly audit; readonly keys; readonly settings;
+  readonly devices; readonly profiles; readonly tokens; readonly grants; readonly claims; readonly refresh; readonly audit; readonly keys; readonly settings;
   readonly changes: ChangeFeed;
   readonly space: PgSpace;
   readonly location: string;
@@ -60,7 +61,7 @@ export class PgRegistry implements Registry {
     const sql = new PoolSql(pool, this.location);
     this.sql = sql;
     const s = storesOn(sql, (fn, opts) => this.transaction(fn, opts));
-    this.devices = s.devices; this.profiles = s.profiles; this.tokens = s.tokens; this.grants = s.grants; this.refresh = s.refresh;
+    this.devices = s.devices; this.profiles = s.profiles; this.tokens = s.tokens; this.grants = s.grants; this.claims = s.claims; this.refresh = s.refresh;
     this.audit = s.audit; this.keys = s.keys; this.settings = s.settings;
     const changes = s.changes as PgChanges;
     this.changes = {

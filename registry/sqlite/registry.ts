@@ -1,6 +1,6 @@
 import type { SyncRegistry } from '../index.js';
 import type {
-  AuditStore, ChangeFeed, ChangeFollower, ChangeStore, DeviceStore, FollowOptions, GrantStore, KeyStore, ProfileStore, RefreshStore,
+  AuditStore, ChangeFeed, ChangeFollower, ChangeStore, DeviceStore, FollowOptions, GrantStore, ClaimStore, KeyStore, ProfileStore, RefreshStore,
   Registry, RegistryTx, SettingsStore, SpaceStore, Stores, TokenStore, TransactionOptions,
 } from '../interface.js';
 import type { Change } from '../types.js';
@@ -27,7 +27,7 @@ function asyncStore<T extends object>(store: T, run: Runner): Asyncified<T> {
 }
 
 interface StoreSet {
-  devices: DeviceStore; profiles: ProfileStore; tokens: TokenStore; grants: GrantStore; refresh: RefreshStore;
+  devices: DeviceStore; profiles: ProfileStore; tokens: TokenStore; grants: GrantStore; claims: ClaimStore; refresh: RefreshStore;
   audit: AuditStore; changes: ChangeStore; keys: KeyStore; settings: SettingsStore;
 }
 
@@ -37,6 +37,7 @@ function storesOf(sync: SyncRegistry, run: Runner): StoreSet {
     profiles: asyncStore(sync.profiles, run),
     tokens: asyncStore(sync.tokens, run),
     grants: asyncStore(sync.grants, run),
+    claims: asyncStore(sync.claims, run),
     refresh: asyncStore(sync.refresh, run),
     audit: asyncStore(sync.audit, run),
     changes: asyncStore(sync.changes, run),
@@ -71,6 +72,7 @@ export class SqliteRegistry implements Registry {
   readonly profiles: ProfileStore;
   readonly tokens: TokenStore;
   readonly grants: GrantStore;
+  readonly claims: ClaimStore;
   readonly refresh: RefreshStore;
   readonly audit: AuditStore;
   readonly changes: ChangeFeed;
@@ -96,6 +98,7 @@ export class SqliteRegistry implements Registry {
     this.profiles = stores.profiles;
     this.tokens = stores.tokens;
     this.grants = stores.grants;
+    this.claims = stores.claims;
     this.refresh = stores.refresh;
     this.audit = stores.audit;
     this.keys = stores.keys;
@@ -161,7 +164,7 @@ export class SqliteRegistry implements Registry {
       },
     });
     const tx: Stores = {
-      devices: guard(s.devices), profiles: guard(s.profiles), tokens: guard(s.tokens), grants: guard(s.grants), refresh: guard(s.refresh),
+      devices: guard(s.devices), profiles: guard(s.profiles), tokens: guard(s.tokens), grants: guard(s.grants), claims: guard(s.claims), refresh: guard(s.refresh),
       audit: guard(s.audit), changes: guard(s.changes), keys: guard(s.keys), settings: guard(s.settings),
       transaction: (fn) => fn(tx),
     };
