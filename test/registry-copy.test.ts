@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JWK } from 'jose';
 import { openRegistry, type Registry } from '../registry/index.js';
@@ -51,11 +51,14 @@ t.test('registry copy: SQLite → PostgreSQL → SQLite keeps every device, key,
   const grant = await cli('grant', 'support-1', '--sub', 'devices/+/telemetry', '--ttl', '30m', '--reason', 'ticket 42', '--db', first);
   t.equal(grant.code, 0, grant.stderr);
   const kept = JSON.parse(readFileSync(join(creds, 'cp-00004.json'), 'utf8')) as { accessToken: string; refreshCredential: string };
+  writeFileSync(join(dir, 'serials.txt'), 'lot-1\nlot-2\n');
+  t.equal((await cli('claim', 'create', 'lot', '--profile', 'sensor', '--allow-list', join(dir, 'serials.txt'), '--json', '--db', first)).code, 0, 'a claim with an allow-list');
+  t.equal((await cli('claim', 'revoke', 'lot', '--db', first)).code, 0);
 
   const there = await cli('registry', 'copy', '--from', first, '--to', url, '--json');
   t.equal(there.code, 0, there.stderr);
   const counts = JSON.parse(there.stdout) as Record<string, unknown>;
-  t.match(counts, { devices: DEVICES, revokedDevices: 2, profiles: 3, keys: 1, grants: 1 });
+  t.match(counts, { devices: DEVICES, revokedDevices: 2, profiles: 3, keys: 1, grants: 1, claims: 1 });
   t.notMatch(there.stdout + there.stderr, pg.password, 'the password is never printed');
   t.equal(counts.to, url.replace(pg.password, '***'));
 
@@ -71,7 +74,7 @@ t.test('registry copy: SQLite → PostgreSQL → SQLite keeps every device, key,
   t.equal(backCounts.auditEvents, (thereCounts.auditEvents as number) + 1, 'plus the first copy\'s own audit row');
 
   const [a, b, c] = [await snapshot(first), await snapshot(url), await snapshot(back)];
-  for (const table of ['devices', 'refresh_credentials', 'signing_keys', 'profiles', 'settings']) {
+  for (const table of ['devices', 'refresh_credentials', 'signing_keys', 'profiles', 'settings', 'claims', 'claim_allowed']) {
     t.equal(b.rows[table], a.rows[table], `${table}: PostgreSQL = SQLite`);
     t.equal(c.rows[table], a.rows[table], `${table}: back in SQLite = first`);
   }
