@@ -8,7 +8,7 @@
  *   BENCH_ONLY=verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,provision,cluster   subset
  *   BENCH_WORKERS=1,2        worker counts of the cluster section (serve --workers N --bus)
  *   BENCH_LOAD_PROCS=N       load-generator processes of the cluster section (default: half the cores, 2 to 8)
- *   BENCH_RUNS=3             runs per figure (minimum 3; throughput takes at least 5)
+ *   BENCH_RUNS=3             runs per figure (minimum 3; CONNECT rate and throughput take at least 5 paired runs)
  *   BENCH_CPU_PROF=DIR       write V8 CPU profiles of the credbroker children to DIR
  *   BENCH_NO_MOSQUITTO=1     skip the Mosquitto column even when it is installed
  */
@@ -32,7 +32,8 @@ import { benchVerify } from './verify.js';
 
 const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,cluster').split(',').map((s) => s.trim()));
 const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
-// At least five: per-message costs of a few µs make these the noisiest ratios on shared cores.
+// At least five paired runs for the CONNECT and publish figures: per-operation costs of a few µs
+// make these the noisiest ratios on shared cores, and their targets are stated as medians of five.
 const throughputRuns = Math.max(runs, 5);
 const t00 = now();
 const log = (msg: string) => process.stderr.write(`[bench ${((now() - t00) / 1000).toFixed(0).padStart(3)}s] ${msg}\n`);
@@ -121,17 +122,17 @@ async function main(): Promise<void> {
 
     if (only.has('connect')) await section('connect', async () => {
       log('2. CONNECT rate (5,000 fresh connections, 200 in flight)');
-      const c = await benchConnectRate(t, rawVerifyUs, { runs });
+      const c = await benchConnectRate(t, rawVerifyUs, { runs: throughputRuns });
       json.connectRate = c;
       const k = c.kinds;
-      rows.push({ bench: '2 connect', metric: `connects/s (${c.n}, ${c.inflight} in flight)`, credbroker: fmt(k.credbroker!.rate), baseline: fmt(k.aedes!.rate), mosquitto: mq(fmt(k.mosquitto?.rate ?? NaN)), ratio: ratio(c.ratio), target: '≥ 0.80× (0.85×)', verdict: verdict(c.ratio >= 0.8) });
+      rows.push({ bench: '2 connect', metric: `connects/s (${c.n}, ${c.inflight} in flight)`, credbroker: fmt(k.credbroker!.rate), baseline: fmt(k.aedes!.rate), mosquitto: mq(fmt(k.mosquitto?.rate ?? NaN)), ratio: ratio(c.ratio), target: 'info (the floor is the yardstick)', verdict: 'info' });
       rows.push({ bench: '2 connect', metric: 'broker CPU µs per CONNECT', credbroker: fmt(k.credbroker!.cpuPerConnectUs, 1), baseline: fmt(k.aedes!.cpuPerConnectUs, 1), mosquitto: mq(fmt(k.mosquitto?.cpuPerConnectUs ?? NaN, 1)), ratio: ratio(k.credbroker!.cpuPerConnectUs / k.aedes!.cpuPerConnectUs), target: 'info', verdict: 'info' });
       rows.push({ bench: '2 connect', metric: 'auth CPU added per CONNECT vs 1 raw verify (µs)', credbroker: fmt(c.authCpuUs, 1), baseline: fmt(c.rawVerifyUs, 1), ratio: ratio(c.authCpuOverRawVerify), target: '≤ 1.50×', verdict: verdict(c.authCpuOverRawVerify <= 1.5) });
       const floor = k['verify-floor']!;
       rows.push({ bench: '2 floor', metric: 'connects/s: aedes + bare raw-verify hook vs plain aedes', credbroker: fmt(floor.rate), baseline: fmt(k.aedes!.rate), ratio: ratio(c.floorRatio), target: 'info', verdict: 'info' });
-      rows.push({ bench: '2 floor', metric: 'connects/s: credbroker vs aedes + bare raw-verify hook', credbroker: fmt(k.credbroker!.rate), baseline: fmt(floor.rate), ratio: ratio(c.overFloorRatio), target: 'info', verdict: 'info' });
+      rows.push({ bench: '2 floor', metric: 'connects/s: credbroker vs aedes + bare raw-verify hook', credbroker: fmt(k.credbroker!.rate), baseline: fmt(floor.rate), ratio: ratio(c.overFloorRatio), target: '≥ 0.90×', verdict: verdict(c.overFloorRatio >= 0.9) });
       rows.push({ bench: '2 floor', metric: 'broker CPU µs/CONNECT added by the bare raw-verify hook', credbroker: fmt(c.floorCpuUs, 1), baseline: fmt(c.rawVerifyUs, 1), ratio: ratio(c.floorCpuUs / c.rawVerifyUs), target: 'info', verdict: 'info' });
-      rows.push({ bench: '2 floor', metric: 'broker CPU µs/CONNECT credbroker adds over that hook', credbroker: fmt(c.overFloorCpuUs, 1), baseline: '', ratio: '', target: 'info', verdict: 'info' });
+      rows.push({ bench: '2 floor', metric: 'broker CPU µs/CONNECT credbroker adds over that hook', credbroker: fmt(c.overFloorCpuUs, 1), baseline: '', ratio: '', target: '≤ 60 µs', verdict: verdict(c.overFloorCpuUs <= 60) });
       const bad = Object.entries(k).filter(([, r]) => r.runs.some((x) => x.refused || x.errors));
       if (bad.length) log(`connect failures: ${bad.map(([n, r]) => `${n}: ${JSON.stringify(r.runs.map((x) => [x.refused, x.errors]))}`).join('; ')}`);
     });
@@ -178,7 +179,7 @@ async function main(): Promise<void> {
         });
         rows.push({
           bench: '4 throughput', metric: `  QoS ${m.qos} → ${m.sink}: broker CPU µs per message`,
-          credbroker: fmt(k.credbroker!.cpuPerMsgUs, 2), baseline: fmt(k.aedes!.cpuPerMsgUs, 2), mosquitto: mq(fmt(k.mosquitto?.cpuPerMsgUs ?? NaN, 2)), ratio: ratio(r.cpuRatio), target: '≤ 1.05× (≈ 0.95× rate)', verdict: verdict(r.cpuRatio <= 1 / 0.95),
+          credbroker: fmt(k.credbroker!.cpuPerMsgUs, 2), baseline: fmt(k.aedes!.cpuPerMsgUs, 2), mosquitto: mq(fmt(k.mosquitto?.cpuPerMsgUs ?? NaN, 2)), ratio: `${r.cpuOverUs >= 0 ? '+' : ''}${fmt(r.cpuOverUs, 2)} µs`, target: '≤ +0.50 µs', verdict: verdict(r.cpuOverUs <= 0.5),
         });
       }
       json.throughput = out;

@@ -24,6 +24,8 @@ export interface ThroughputResult {
   readonly mosquittoRatio: number | null;
   /** credbroker / aedes broker CPU per message (median of paired runs): steadier than msgs/s on shared cores. */
   readonly cpuRatio: number;
+  /** Broker CPU per message credbroker spends over plain aedes, µs (median of the paired differences). */
+  readonly cpuOverUs: number;
 }
 
 const PAYLOAD = Buffer.alloc(64, 0x61);
@@ -156,5 +158,6 @@ export async function benchThroughput(t: Targets, mode: ThroughputMode, opts: { 
     ratio: pairedRatio(results.credbroker.map((r) => r.rate), results.aedes.map((r) => r.rate)),
     mosquittoRatio: results.mosquitto.length ? pairedRatio(results.mosquitto.map((r) => r.rate), results.aedes.map((r) => r.rate)) : null,
     cpuRatio: pairedRatio(results.credbroker.map((r) => r.cpuPerMsgUs), results.aedes.map((r) => r.cpuPerMsgUs)),
+    cpuOverUs: median(results.credbroker.map((r, i) => r.cpuPerMsgUs - results.aedes[i]!.cpuPerMsgUs)),
   };
 }

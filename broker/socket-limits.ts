@@ -1,13 +1,15 @@
 import type { Server, Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import { addressKey, type Endpoints } from './address.js';
 
 /** The four-tuple that names one TCP connection: the same from the raw socket and from a TLS socket over it. */
 const keyOf = (s: Endpoints) => `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
 
 interface Pending {
-  readonly key: string;
-  readonly address: string;
   readonly socket: Socket;
+  readonly address: string;
+  /** The four-tuple, for a socket accepted by a TLS listener only (see `byTuple`). */
+  readonly key: string | null;
 }
 
 export type UnauthenticatedLimit = 'per_address' | 'total';
@@ -26,8 +28,14 @@ export type UnauthenticatedLimit = 'per_address' | 'total';
  * authenticated devices and the registry.
  */
 export class UnauthenticatedSockets {
-  /** By four-tuple, in order of arrival: the first entry is the oldest. */
-  private readonly pending = new Map<string, Pending>();
+  /**
+   * By the accepted socket, in order of arrival: the first entry is the oldest.
+   * An MQTT client over TCP holds that very socket, and one over WebSocket holds
+   * it as its upgrade request's socket: found by identity, no system call.
+   */
+  private readonly pending = new Map<Endpoints, Pending>();
+  /** Sockets of TLS listeners by four-tuple too: the client holds the TLS socket over the accepted one. */
+  private readonly byTuple = new Map<string, Pending>();
   private readonly perAddress = new Map<string, number>();
 
   constructor(
@@ -42,14 +50,18 @@ export class UnauthenticatedSockets {
 
   /** Counts every connection `server` accepts, before its own handler (TLS, HTTP upgrade, MQTT) sees it. */
   guard<T extends Server>(server: T): T {
+    const tls = server instanceof TlsServer;
     server.prependListener('connection', (socket: Socket) => {
-      if (!this.admit(socket)) socket.resetAndDestroy();
+      if (!this.admit(socket, tls)) socket.resetAndDestroy();
     });
     return server;
   }
 
-  /** At accept. False: the caller resets the socket. May reset the oldest pending socket to make room. */
-  admit(socket: Socket): boolean {
+  /**
+   * At accept. False: the caller resets the socket. May reset the oldest pending socket to make room.
+   * `tls`: accepted by a TLS listener, so also found by its four-tuple (a system call for the local end).
+   */
+  admit(socket: Socket, tls = false): boolean {
     if (socket.remoteAddress === undefined) return false; // already gone
     const address = addressKey(socket.remoteAddress);
     const n = this.perAddress.get(address) ?? 0;
@@ -63,8 +75,9 @@ export class UnauthenticatedSockets {
       oldest.socket.resetAndDestroy();
       this.onLimit('total', oldest.address);
     }
-    const entry: Pending = { key: keyOf(socket), address, socket };
-    this.pending.set(entry.key, entry);
+    const entry: Pending = { socket, address, key: tls ? keyOf(socket) : null };
+    this.pending.set(socket, entry);
+    if (entry.key !== null) this.byTuple.set(entry.key, entry);
     this.perAddress.set(address, n + 1);
     socket.once('close', () => this.forget(entry));
     return true;
@@ -72,13 +85,14 @@ export class UnauthenticatedSockets {
 
   /** The connection over `conn` (the raw socket, or a TLS socket over it) has authenticated: it no longer counts. */
   authenticated(conn: Endpoints): void {
-    const entry = this.pending.get(keyOf(conn));
+    const entry = this.pending.get(conn) ?? (this.byTuple.size > 0 ? this.byTuple.get(keyOf(conn)) : undefined);
     if (entry) this.forget(entry);
   }
 
   private forget(entry: Pending): void {
-    if (this.pending.get(entry.key) !== entry) return;
-    this.pending.delete(entry.key);
+    if (this.pending.get(entry.socket) !== entry) return;
+    this.pending.delete(entry.socket);
+    if (entry.key !== null) this.byTuple.delete(entry.key);
     const n = (this.perAddress.get(entry.address) ?? 1) - 1;
     if (n > 0) this.perAddress.set(entry.address, n);
     else this.perAddress.delete(entry.address);

@@ -62,6 +62,29 @@ t.test('UnauthenticatedSockets: per address, and the oldest gives way at the tot
   t.notOk(g6.admit(v6c), 'a third address of the same /64 is refused');
 });
 
+t.test('UnauthenticatedSockets: found by the socket itself, or by four-tuple for a TLS listener', async (t) => {
+  const gate = new UnauthenticatedSockets(100, 100, () => {});
+  const tcp = sock('10.0.0.1');
+  t.ok(gate.admit(tcp));
+  gate.authenticated({ remoteAddress: tcp.remoteAddress, remotePort: tcp.remotePort, localAddress: tcp.localAddress, localPort: tcp.localPort });
+  t.equal(gate.size, 1, 'a TCP socket is not found by another object with its endpoints');
+  gate.authenticated(tcp);
+  t.equal(gate.size, 0, 'it is found as itself (what the MQTT client holds)');
+  const raw = sock('10.0.0.2');
+  t.ok(gate.admit(raw, true), 'accepted by a TLS listener');
+  // The client holds the TLS socket over `raw`: another object, the same endpoints.
+  gate.authenticated({ remoteAddress: raw.remoteAddress, remotePort: raw.remotePort, localAddress: raw.localAddress, localPort: raw.localPort });
+  t.equal(gate.size, 0, 'found by its four-tuple');
+  raw.emit('close');
+  t.equal(gate.size, 0, 'its close is not counted twice');
+  const other = sock('10.0.0.3');
+  t.ok(gate.admit(other, true));
+  other.emit('close');
+  t.equal(gate.size, 0, 'a TLS socket that closes before authenticating is forgotten');
+  gate.authenticated({ remoteAddress: other.remoteAddress, remotePort: other.remotePort, localAddress: other.localAddress, localPort: other.localPort });
+  t.equal(gate.size, 0);
+});
+
 t.test('VerifyBudget: clean addresses pass, suspect ones share the bucket', async (t) => {
   const refused: string[] = [];
   const budget = new VerifyBudget(1, 2, (a) => refused.push(a));
