@@ -12,14 +12,15 @@ import { lines } from './helpers/cli.js';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 /**
- * A checkout without dist/: the sources the build reads, package.json, tsconfig.json and bin/.
+ * A checkout without dist/: the sources the build reads, package.json, tsconfig.json, bin/ and
+ * scripts/ (npx installs the checkout into its cache, which runs its postinstall).
  * Outside this repository, where no parent folder holds a node_modules.
  */
 function unbuiltCheckout(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-checkout-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const include = (JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as { include: string[] }).include;
-  for (const entry of [...include, 'bin', 'package.json', 'tsconfig.json']) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+  for (const entry of [...include, 'bin', 'scripts', 'package.json', 'tsconfig.json']) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
   return dir;
 }
 
