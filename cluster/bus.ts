@@ -57,6 +57,8 @@ export class Bus {
   /** The broker's `credbroker_outbound_dropped_total`, once attached. */
   private dropped: RunningBroker['context']['metrics']['outboundDropped'] | null = null;
   private up = false;
+  /** Connected once already: a later `up` is a recovery. */
+  private wasUp = false;
   private downLoggedAt = 0;
   private closed = false;
 
@@ -135,6 +137,9 @@ export class Bus {
   private check(): void {
     if (this.up || !this.ready()) return;
     this.up = true;
+    // Claims made during the outage failed, and a Redis that restarted empty has none.
+    if (this.wasUp) this.ownership?.reclaim();
+    this.wasUp = true;
     this.log.info({ event: 'bus.up', bus: redactUrl(this.url), id: this.id }, 'Redis bus connected');
   }
 }

@@ -15,10 +15,24 @@ export interface TakeoverChannel {
 export const claimKey = (clientId: string) => `credbroker:owner:${clientId}`;
 // Deletes the key only while it still names this claim: a newer one (here or on another broker) stays.
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+// After an outage: takes the key back unless it holds a claim of a connection made at the same
+// instant or later (ARGV[2], ms). Returns nil (kept or taken, no one displaced), 'lost' (the other
+// connection is newer: close ours), or the claim displaced (tell its broker).
+const RECLAIM = `
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then return nil end
+if cur then
+  local at = tonumber(string.match(cur, '|(%d+)$'))
+  if at == nil or at >= tonumber(ARGV[2]) then return 'lost' end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return cur`;
 
 /** `$SYS/<id>/new/clients` and `$SYS/<id>/disconnect/clients`: aedes' announcements of every CONNECT and disconnect. */
 export const announcement = (brokerId: string) => new RegExp(`^\\$SYS/${brokerId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/(new|disconnect)/clients$`);
 const takeoverTopic = (brokerId: string) => `$SYS/${brokerId}/takeover`;
+/** A claim is `<broker id>|<sequence>|<ms when the connection was registered>`. */
+const claimedAt = (claim: string) => Number(claim.slice(claim.lastIndexOf('|') + 1));
 
 /**
  * Who holds each client id on the bus, kept in Redis, in place of aedes'
@@ -38,11 +52,13 @@ const takeoverTopic = (brokerId: string) => `$SYS/${brokerId}/takeover`;
  *
  * Within one broker aedes itself closes the older client of an id. During a
  * Redis outage claims fail (counted): a device that connects to a second broker
- * then may keep a stale session on the first until it leaves or expires.
+ * then keeps a stale session on the first until Redis is back, when every broker
+ * claims its clients again (`reclaim`) and the newer connection stays.
  */
 export class Ownership {
   private readonly claims = new WeakMap<Client, string>();
   private seq = 0;
+  private aedes: Aedes | null = null;
 
   constructor(
     private readonly redis: Redis,
@@ -52,10 +68,12 @@ export class Ownership {
     private readonly count: (event: TakeoverEvent) => void,
   ) {
     redis.defineCommand('credbrokerRelease', { numberOfKeys: 1, lua: RELEASE });
+    redis.defineCommand('credbrokerReclaim', { numberOfKeys: 1, lua: RECLAIM });
   }
 
   /** Claims on every client aedes registers, releases on every one it lets go, and answers takeovers addressed to this broker. */
   attach(aedes: Aedes): Promise<void> {
+    this.aedes = aedes;
     aedes.on('client', (c) => this.claim(c));
     aedes.on('clientDisconnect', (c) => this.release(c));
     return new Promise((resolve) => {
@@ -66,16 +84,40 @@ export class Ownership {
     });
   }
 
+  /**
+   * After a Redis outage (claims made during it failed; a Redis that restarted empty
+   * lost them all): every client here claims its id again, and of two connections
+   * of one device left on two brokers by the outage, the newer stays.
+   */
+  reclaim(): void {
+    const clients = (this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients ?? {};
+    const reclaim = (this.redis as unknown as { credbrokerReclaim(key: string, claim: string, at: number): Promise<string | null> }).credbrokerReclaim.bind(this.redis);
+    for (const client of Object.values(clients)) {
+      const claim = this.claims.get(client);
+      if (!claim) continue;
+      reclaim(claimKey(client.id), claim, claimedAt(claim)).then((res) => {
+        if (res === 'lost') {
+          this.count('closed');
+          client.close();
+        } else if (res) this.displace(client.id, res);
+      }, () => this.count('claim_failed'));
+    }
+  }
+
   private claim(client: Client): void {
-    const claim = `${this.brokerId}|${++this.seq}`;
+    const claim = `${this.brokerId}|${++this.seq}|${Date.now()}`;
     this.claims.set(client, claim);
     this.redis.set(claimKey(client.id), claim, 'GET').then((previous) => {
-      if (!previous) return;
-      const owner = previous.slice(0, previous.lastIndexOf('|'));
-      if (owner === this.brokerId) return; // aedes closed that one here already
-      this.channel.emit({ topic: takeoverTopic(owner), payload: Buffer.from(JSON.stringify({ clientId: client.id, claim: previous })) });
-      this.count('sent');
+      if (previous) this.displace(client.id, previous);
     }, () => this.count('claim_failed'));
+  }
+
+  /** Tells the broker that made `previous` that its connection of `clientId` is taken over. */
+  private displace(clientId: string, previous: string): void {
+    const owner = previous.slice(0, previous.indexOf('|'));
+    if (owner === this.brokerId) return; // aedes closed that one here already
+    this.channel.emit({ topic: takeoverTopic(owner), payload: Buffer.from(JSON.stringify({ clientId, claim: previous })) });
+    this.count('sent');
   }
 
   private release(client: Client): void {
