@@ -6,11 +6,11 @@
  * alone (the script is idempotent), and a file that holds neither fails the
  * install loudly, because aedes changed and the patch must be looked at again.
  *
- * Usage: node scripts/patch-aedes.mjs [PROJECT_DIR]   (default: the current folder)
+ * Usage: node scripts/patch-aedes.mjs [PROJECT_DIR]   (default: the aedes this package resolves)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Per CONNECT, stream.pipeline builds an AbortController and, when it ends, an AbortError (a DOMException with a stack trace). */
 const EMPTY_QUEUE = {
@@ -105,8 +105,9 @@ export function patchAedes(aedesDir) {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const aedesDir = join(process.argv[2] ?? process.cwd(), 'node_modules', 'aedes');
   try {
+    // The aedes this package resolves (hoisted or not); or the one in PROJECT_DIR's node_modules.
+    const aedesDir = process.argv[2] ? join(process.argv[2], 'node_modules', 'aedes') : dirname(fileURLToPath(import.meta.resolve('aedes')));
     const version = JSON.parse(readFileSync(join(aedesDir, 'package.json'), 'utf8')).version;
     for (const line of patchAedes(aedesDir)) process.stdout.write(`patch-aedes: aedes ${version} ${line}\n`);
   } catch (err) {
