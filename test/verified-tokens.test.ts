@@ -3,6 +3,7 @@
 // every change of keys or settings that must drop an entry.
 import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
+import { loadConfig } from '../broker/config.js';
 import { VerifiedTokens, type EvictionReason } from '../broker/verified-tokens.js';
 import type { Kid } from '../registry/index.js';
 import type { VerifyKey, VerifyOptions } from '../tokens/index.js';
@@ -162,4 +163,13 @@ t.test('settings: other verification rules empty the cache; the same rules rebui
   t.equal(seen.evicted.settings, 5);
   c.remember('a', token('k1'), keys, OPTS, NOW);
   t.equal(c.get('a', keys, { ...OPTS, now: new Date(NOW) }, NOW), undefined, 'a verification at a given instant is never answered from the cache');
+});
+
+t.test('the verifiedTokenCache setting: a whole number 0–10,000,000, by flag, environment or file', async (t) => {
+  t.equal(loadConfig({}, {}).verifiedTokenCache, 100_000, 'default: sized to maxConnections');
+  t.equal(loadConfig({ verifiedTokenCache: '0' }, {}).verifiedTokenCache, 0, '0 turns it off');
+  t.equal(loadConfig({}, { CREDBROKER_VERIFIED_TOKEN_CACHE: '500' }).verifiedTokenCache, 500, 'CREDBROKER_VERIFIED_TOKEN_CACHE');
+  for (const bad of ['-1', '1.5', 'lots', '10000001']) {
+    t.throws(() => loadConfig({ verifiedTokenCache: bad }, {}), /invalid --verified-token-cache/, `${bad} refused with the flag's name`);
+  }
 });
