@@ -42,7 +42,7 @@ export async function startServe(args: string[] = [], env: Record<string, string
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   // "credbroker: broker ready — mqtt N, tls off, ws off, http M; ..." on stderr.
   const ports = await new Promise<{ mqtt: number; http: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 90_000); // a node forks its workers: on a loaded 2-core box (load 20+) that took over 30 s
     const check = () => {
       const m = /broker ready — mqtt (\d+), tls \S+, ws \S+, http (\d+)/.exec(err);
       if (m) { clearTimeout(timer); resolve({ mqtt: Number(m[1]), http: Number(m[2]) }); }
