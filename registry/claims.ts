@@ -46,7 +46,9 @@ export class Claims {
     this.extendStmt = db.prepare('UPDATE claims SET expires_at = ? WHERE name = ?');
     this.usedStmt = db.prepare<[string], number>('SELECT count(*) FROM claim_devices WHERE claim = ?').pluck();
     this.usedAllStmt = db.prepare<[], { claim: string; n: number }>('SELECT claim, count(*) AS n FROM claim_devices GROUP BY claim');
-    this.recordStmt = db.prepare('INSERT INTO claim_devices (device_id, claim, claimed_at, address) VALUES (?, ?, ?, ?)');
+    // A deleted device's id claimed again: its record moves to the new claim (one record per id).
+    this.recordStmt = db.prepare(`INSERT INTO claim_devices (device_id, claim, claimed_at, address) VALUES (?, ?, ?, ?)
+      ON CONFLICT (device_id) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at, address = excluded.address`);
     this.devicesStmt = db.prepare<[string, number], { device_id: string; claim: string; claimed_at: number; address: string | null }>(
       'SELECT * FROM claim_devices WHERE claim = ? ORDER BY claimed_at, device_id LIMIT ?',
     );

@@ -147,6 +147,7 @@ export interface ClaimStore {
   /** Devices provisioned through the claim: what its quota has spent (deleted devices included). */
   used(name: string): Promise<number>;
   usedByClaim(): Promise<Map<string, number>>;
+  /** One record per device id: an id claimed again after its device was deleted moves to the new claim. */
   recordDevice(deviceId: DeviceId, claim: ClaimName, now: number, address: string | null): Promise<void>;
   /** Devices provisioned through the claim, oldest first, at most `limit`. */
   devices(name: string, limit?: number): Promise<ClaimedDevice[]>;

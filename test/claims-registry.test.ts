@@ -8,7 +8,7 @@ import { runCli } from './helpers/cli.js';
 import { openIssuer } from '../provisioning/index.js';
 import { parseDeviceId, type ClaimName, type DeviceId } from '../registry/index.js';
 import { createClaim, extendClaim, authenticateClaim, provisionByClaim, revokeClaim, showClaim } from '../operations/index.js';
-import { deleteProfile, setProfile } from '../operations/index.js';
+import { deleteProfile, removeSimulationDevices, setProfile } from '../operations/index.js';
 import { hashClaimCredential, newClaimCredential, parseClaimCredential, parseRefreshCredential } from '../tokens/index.js';
 import { isCredbrokerError } from '../errors/index.js';
 
@@ -92,6 +92,14 @@ t.test('operations: every rule, and exactly the quota under a race', async (t) =
   t.equal(await codeOf(() => authenticateClaim(reg, 'old' as ClaimName, c3)), 'ERR_CLAIM_EXPIRED');
   extendClaim(reg, 'old', 86_400_000);
   t.equal(await codeOf(provisionByClaim(issuer, req('old', 'x-1'))), 'ok', 'extended: it opens again');
+
+  // A deleted device's id can be claimed again (a unit that lost its answer): one record per id.
+  createClaim(reg, { brokerUrl, name: 'simlot', profile: 'sensor', simulation: true });
+  await provisionByClaim(issuer, req('simlot', 'again-1'));
+  t.ok(reg.devices.require('again-1').simulation, 'a simulation claim provisions simulation devices');
+  removeSimulationDevices(reg, ['again-1']);
+  t.equal(await codeOf(provisionByClaim(issuer, req('simlot', 'again-1'))), 'ok', 'claimed again after its device was deleted');
+  t.equal(reg.claims.used('simlot'), 1, 'one place of the quota for the one id');
 
   createClaim(reg, { brokerUrl, name: 'listed', profile: 'sensor', allowList: ['a-1', 'a-2'] });
   t.equal(showClaim(reg, 'listed').claim.maxDevices, 2, 'quota defaults to the allow-list size');

@@ -154,6 +154,8 @@ t.test('claims: insert with an allow-list, state, devices provisioned, quota und
   t.equal(devices.length, 4, 'limited');
   t.match(devices[0], { claim: 'open', address: '10.0.0.1' });
 
+  await a.claims.recordDevice(devices[0]!.deviceId, 'lot' as ClaimName, now, null);
+  t.same([await a.claims.used('open'), await a.claims.used('lot')], [5, 1], 'an id recorded again moves to the new claim');
   t.ok(await a.claims.revoke('lot', 'leaked', now));
   t.notOk(await a.claims.revoke('lot', 'again', now), 'already revoked');
   t.match(await a.claims.get('lot'), { revokedAt: now, revokedReason: 'leaked' });
@@ -162,7 +164,7 @@ t.test('claims: insert with an allow-list, state, devices provisioned, quota und
   await a.claims.delete('open');
   t.equal(await a.claims.get('open'), undefined);
   t.equal(await a.claims.used('open'), 0, 'its device records went with it');
-  t.ok(await a.devices.get('u-0'), 'the devices stay');
+  t.ok(await a.devices.get(devices[1]!.deviceId), 'the devices stay');
 });
 
 t.test('refresh check-and-rotate: of two racing rotations of one credential, exactly one wins', async (t) => {

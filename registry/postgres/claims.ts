@@ -84,7 +84,8 @@ export class PgClaims implements ClaimStore {
   }
 
   async recordDevice(deviceId: DeviceId, claim: ClaimName, now: number, address: string | null): Promise<void> {
-    await this.sql.run('INSERT INTO claim_devices (device_id, claim, claimed_at, address) VALUES ($1, $2, $3, $4)', [deviceId, claim, now, address]);
+    await this.sql.run(`INSERT INTO claim_devices (device_id, claim, claimed_at, address) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (device_id) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at, address = excluded.address`, [deviceId, claim, now, address]);
   }
 
   async devices(name: string, limit = 1000): Promise<ClaimedDevice[]> {
