@@ -86,7 +86,7 @@ export async function benchProvision(opts: { devices?: number } = {}): Promise<P
       if (result.provisioned.length !== devices) throw new Error(`library provisioned ${result.provisioned.length} of ${devices}`);
       registryBytes = size(libDb) + size(`${libDb}-wal`);
     } finally {
-      issuer.reg.close();
+      await issuer.reg.close();
     }
 
     // CLI: `init` untimed (the factory line's registry exists), then the whole provision command

@@ -46,6 +46,6 @@ export async function benchVerify(fx: Fixture, runs = 3, n = 500): Promise<Verif
     const oursUs = median(o), rawUs = median(r), joseUs = median(j);
     return { oursUs, rawUs, joseUs, oursOverRaw: pairedRatio(o, r), oursOverJose: pairedRatio(o, j) };
   } finally {
-    issuer.reg.close();
+    await issuer.reg.close();
   }
 }

@@ -1,4 +1,4 @@
-import type { Actor, DeviceId, SyncRegistry } from '../registry/index.js';
+import type { Actor, DeviceId, Registry } from '../registry/index.js';
 import type { Logger } from './logger.js';
 
 interface Row { actor: Actor; action: string; deviceId: string | null; details: Record<string, unknown> | null; at: number }
@@ -14,10 +14,12 @@ export class AuditBuffer {
   private rows: Row[] = [];
   private seen = new Map<string, number>();
   private suppressed = 0;
+  /** The write under way: one at a time, or the next tick would write the same rows again. */
+  private flushing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly reg: SyncRegistry, private readonly log: Logger, intervalMs = 250, private readonly maxRows = 2000) {
-    this.timer = setInterval(() => this.flush(), intervalMs).unref();
+  constructor(private readonly reg: Registry, private readonly log: Logger, intervalMs = 250, private readonly maxRows = 2000) {
+    this.timer = setInterval(() => void this.flush(), intervalMs).unref();
   }
 
   add(actor: Actor, action: string, deviceId: string | null, details: Record<string, unknown> | null = null): void {
@@ -29,27 +31,38 @@ export class AuditBuffer {
     this.seen.set(deviceId, Date.now());
   }
 
-  flush(): void {
+  /** Writes what is buffered; resolves when written (or the write failed: logged, kept for the next). */
+  flush(): Promise<void> {
+    this.flushing ??= this.write().finally(() => { this.flushing = null; });
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
     if (!this.rows.length && !this.seen.size && !this.suppressed) return;
+    // What this write takes: rows added meanwhile stay behind them for the next one.
+    const rows = this.rows.slice();
+    const seen = new Map(this.seen);
+    const suppressed = this.suppressed;
     try {
-      this.reg.write(() => {
-        for (const r of this.rows) this.reg.audit.append(r.actor, r.action, r.deviceId, r.details, r.at);
-        if (this.suppressed) this.reg.audit.append('broker', 'audit.suppressed', null, { rows: this.suppressed });
-        for (const [id, at] of this.seen) this.reg.devices.touch(id as DeviceId, at);
+      await this.reg.transaction(async (tx) => {
+        await tx.audit.appendMany(suppressed ? [...rows, { actor: 'broker', action: 'audit.suppressed', deviceId: null, details: { rows: suppressed } }] : rows);
+        await tx.devices.touchMany(seen as Map<DeviceId, number>);
       });
     } catch (err) {
-      // The buffer is emptied only once written: a refused flush (e.g. another writer
-      // held the registry past the busy timeout) is retried by the next one.
+      // The buffer is emptied only once written: a refused flush (another writer held
+      // the registry past the busy timeout, the database is down) is retried by the next one.
       this.log.error({ event: 'audit.flush_failed', err: (err as Error).message, rows: this.rows.length }, 'audit flush failed; will retry');
       return;
     }
-    this.rows = [];
-    this.seen = new Map();
-    this.suppressed = 0;
+    this.rows.splice(0, rows.length);
+    for (const [id, at] of seen) if (this.seen.get(id) === at) this.seen.delete(id);
+    this.suppressed -= suppressed;
   }
 
-  close(): void {
+  /** Stops the timer and writes what is left. */
+  async close(): Promise<void> {
     clearInterval(this.timer);
-    this.flush();
+    await this.flushing;
+    await this.flush();
   }
 }

@@ -17,8 +17,11 @@ import type { AcceptedToken } from './verified-tokens.js';
 
 type Done = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void;
 
-/** Refusals that are not failed logins: the credential was not checked (throttled, over the budget), or was valid (a flapping device). */
-const NOT_FAILED = new Set(['throttled', 'verify_budget', 'connect_rate']);
+/**
+ * Refusals that are not failed logins: the credential was not checked (throttled, over
+ * the budget, the registry unreachable), or was valid (a flapping device).
+ */
+const NOT_FAILED = new Set(['throttled', 'verify_budget', 'connect_rate', 'registry_unavailable']);
 /** Refusals of a flood, refused unchecked: only counted, into one summary row per address and window. */
 const FLOOD = new Set(['throttled', 'verify_budget']);
 
@@ -37,7 +40,9 @@ class Refusal extends Error {
  * addresses that failed recently (verify-budget.ts) — so that no signature
  * work is spent on an address that is being throttled; then the token (or
  * refresh credential). Callback style on purpose: an async hook would turn a
- * throw into an unhandled rejection (moscajs/aedes#379).
+ * throw into an unhandled rejection (moscajs/aedes#379). A token CONNECT is
+ * decided synchronously, from memory; only a refresh-credential CONNECT waits
+ * on the registry, and answers from a promise that carries its own catch.
  */
 export function createAuthenticate(ctx: BrokerContext) {
   // Label children bound once: `inc({ result, reason })` would hash and validate the labels on every CONNECT.
@@ -63,6 +68,35 @@ export function createAuthenticate(ctx: BrokerContext) {
     const throttleKey = () => addressKey(address());
     let deviceForAudit: string | null = null;
     let claimForAudit: string | null = null;
+    const refuse = (err: unknown): void => {
+      const refusal = toRefusal(err);
+      if (!NOT_FAILED.has(refusal.reason)) {
+        ctx.authFailures.take(throttleKey());
+        ctx.verifyBudget.failed(address());
+      }
+      ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
+      ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason,
+        { reason: refusal.reason, address: address(), ...(claimForAudit !== null && { claim: claimForAudit }) }, !FLOOD.has(refusal.reason));
+      ctx.refusals.refused({ device: claimedDevice(username), reason: refusal.reason, address: address(), connack: refusal.returnCode });
+      done(alreadyLogged(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode })), false);
+    };
+    /** The credential is good: the rest of the checks, then the session is the client's. */
+    const admit = (session: Session): void => {
+      if (session.kind !== 'claim') {
+        // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
+        session.checkDelivery = client.clean === false;
+        // Counted only for proven credentials: a stranger who knows a device id must not be able to lock it out.
+        if (!ctx.deviceConnects.take(session.deviceId)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'connect_rate');
+      }
+      ctx.sessions.attach(client, session);
+      accepted[session.kind].inc();
+      // A leaked claim credential could be used for a flood of accepted CONNECTs: summarised per address like refusals.
+      if (session.kind === 'claim') ctx.tally.event('claim.connect', 'address', throttleKey(), session.deviceId, 'accepted', { claim: session.claim, address: address() });
+      else if (session.grant) auditGrantConnect(ctx, session, address());
+      else ctx.audit.seenNow(session.deviceId);
+    };
+    /** A claim or refresh-credential session: decided by the registry. */
+    let pending: Promise<Session> | null = null;
     try {
       if (!ctx.authFailures.isEmpty() && !ctx.authFailures.allows(throttleKey())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'throttled');
       if (ctx.aedes && ctx.sessions.size >= ctx.config.maxConnections) throw new Refusal(CONNACK.SERVER_UNAVAILABLE, 'connection_cap');
@@ -78,33 +112,28 @@ export function createAuthenticate(ctx: BrokerContext) {
       const secret = password.toString('utf8');
       // A claim credential is no device password: refused before any other work.
       if (claim === null && looksLikeClaimCredential(secret)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'claim_credential_as_password');
-      const session = claim !== null ? claimSession(ctx, client.id, claim, secret)
-        // A grant has no refresh credential: its user name takes a token only.
-        : looksLikeRefreshCredential(secret) && !username!.startsWith(GRANT_PREFIX) ? refreshSession(ctx, username as DeviceId, secret, address)
-          : tokenSession(ctx, username as DeviceId, password, secret, options(), verifyTime);
-      if (session.kind !== 'claim') {
-        // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
-        session.checkDelivery = client.clean === false;
-        // Counted only for proven credentials: a stranger who knows a device id must not be able to lock it out.
-        if (!ctx.deviceConnects.take(session.deviceId)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'connect_rate');
-      }
-      ctx.sessions.attach(client, session);
-      accepted[session.kind].inc();
-      // A leaked claim credential could be used for a flood of accepted CONNECTs: summarised per address like refusals.
-      if (session.kind === 'claim') ctx.tally.event('claim.connect', 'address', throttleKey(), session.deviceId, 'accepted', { claim: session.claim, address: address() });
-      else if (session.grant) auditGrantConnect(ctx, session, address());
-      else ctx.audit.seenNow(session.deviceId);
+      if (claim !== null) pending = claimSession(ctx, client.id, claim, secret);
+      // A grant has no refresh credential: its user name takes a token only.
+      else if (looksLikeRefreshCredential(secret) && !username!.startsWith(GRANT_PREFIX)) pending = refreshSession(ctx, username as DeviceId, secret, address);
+      else admit(tokenSession(ctx, username as DeviceId, password, secret, options(), verifyTime));
     } catch (err) {
-      const refusal = toRefusal(err);
-      if (!NOT_FAILED.has(refusal.reason)) {
-        ctx.authFailures.take(throttleKey());
-        ctx.verifyBudget.failed(address());
-      }
-      ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
-      ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason,
-        { reason: refusal.reason, address: address(), ...(claimForAudit !== null && { claim: claimForAudit }) }, !FLOOD.has(refusal.reason));
-      ctx.refusals.refused({ device: claimedDevice(username), reason: refusal.reason, address: address(), connack: refusal.returnCode });
-      return done(alreadyLogged(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode })), false);
+      return refuse(err);
+    }
+    if (pending) {
+      pending.then((session) => {
+        // The client may have gone while the registry answered: aedes ignores `done` then, and it must not hold a session.
+        if (client.closed) return;
+        try {
+          admit(session);
+        } catch (err) {
+          return refuse(err);
+        }
+        done(null, true);
+      }, refuse).catch((err: unknown) => {
+        // Thrown by aedes inside `done`: not a refusal (that would be a second callback).
+        ctx.log.error({ event: 'connect.failed', device: deviceForAudit, err: (err as Error).message }, 'CONNECT failed after authentication');
+      });
+      return;
     }
     // Outside the try: aedes continues the CONNECT synchronously inside `done`, and
     // a throw from there must not be mistaken for a refusal (a second callback).
@@ -164,11 +193,11 @@ function timedVerify(token: string, keys: ReadonlyMap<string, VerifyKey>, opts: 
   }
 }
 
-function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, address: () => string): Session {
+async function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: string, address: () => string): Promise<Session> {
   if (ctx.revocation.isDeviceRevoked(deviceId)) throw new CredentialError('ERR_TOKEN_REVOKED', 'device_revoked');
   let rec;
   try {
-    rec = checkRefreshCredential(ctx.issuer, secret, deviceId, { graceMs: ctx.config.refreshGraceMs });
+    rec = await checkRefreshCredential(ctx.issuer, secret, deviceId, { graceMs: ctx.config.refreshGraceMs });
   } catch (err) {
     if (isCredbrokerError(err) && err.code === 'ERR_REFRESH_REPLAYED') {
       ctx.revocation.revokeDevice(deviceId);
@@ -188,7 +217,7 @@ const REASONS: Partial<Record<ErrorCode, string>> = {
   ERR_TOKEN_MALFORMED: 'malformed', ERR_TOKEN_ALG: 'bad_alg', ERR_TOKEN_KID: 'unknown_kid', ERR_TOKEN_SIGNATURE: 'bad_signature',
   ERR_TOKEN_EXPIRED: 'expired', ERR_TOKEN_CLAIM: 'bad_claim', ERR_IDENTITY_MISMATCH: 'identity_mismatch',
   ERR_REFRESH_MALFORMED: 'refresh_malformed', ERR_REFRESH_UNKNOWN: 'refresh_unknown', ERR_REFRESH_REPLAYED: 'refresh_replayed',
-  ERR_CREDENTIAL_EXPIRED: 'credential_expired', ERR_DEVICE_NOT_FOUND: 'unknown_device',
+  ERR_CREDENTIAL_EXPIRED: 'credential_expired', ERR_DEVICE_NOT_FOUND: 'unknown_device', ERR_REGISTRY_UNAVAILABLE: 'registry_unavailable',
   ERR_CLAIM_MALFORMED: 'claim_malformed', ERR_CLAIM_UNKNOWN: 'claim_unknown', ERR_CLAIM_EXPIRED: 'claim_expired',
   ERR_CLAIM_REVOKED: 'claim_revoked', ERR_DEVICE_EXISTS: 'id_exists', ERR_INVALID_DEVICE_ID: 'bad_client_id',
 };

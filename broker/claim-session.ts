@@ -20,12 +20,12 @@ import type { Session } from './session.js';
  * `$claims/{id}/provision/+`; it ends CLAIM_SESSION_MS after the CONNECT at the
  * latest (the deadline wheel, with the leeway taken off).
  */
-export function claimSession(ctx: BrokerContext, clientId: string, claimName: string, secret: string): Session {
+export async function claimSession(ctx: BrokerContext, clientId: string, claimName: string, secret: string): Promise<Session> {
   if (!isDeviceId(clientId)) throw new UsageError(`client id ${describe(clientId)} is not a device id`, 'ERR_INVALID_DEVICE_ID');
   if (!isClaimName(claimName)) throw new CredentialError('ERR_CLAIM_UNKNOWN', 'unknown claim');
   const { reg } = ctx.issuer;
-  const claim = authenticateClaim(reg, claimName as ClaimName, secret);
-  if (reg.devices.get(clientId) || ctx.sessions.clientOf(clientId)) throw new RegistryError('ERR_DEVICE_EXISTS', 'id_exists');
+  const claim = await authenticateClaim(reg, claimName as ClaimName, secret);
+  if ((await reg.devices.get(clientId)) || ctx.sessions.clientOf(clientId)) throw new RegistryError('ERR_DEVICE_EXISTS', 'id_exists');
   const topics = claimTopics(clientId);
   const now = Date.now();
   return {

@@ -37,12 +37,8 @@ export async function answerOps(ctx: BrokerContext, isReady: () => boolean, meth
     case '/healthz':
       return send(200, 'application/json', '{"status":"ok"}\n');
     case '/readyz': {
-      let ok = isReady();
-      try {
-        ctx.issuer.reg.changes.latest();
-      } catch {
-        ok = false;
-      }
+      const listening = isReady();
+      const ok = listening && await ctx.issuer.reg.changes.latest().then(() => true, () => false);
       return send(ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: ok ? 'ready' : 'not ready', sessions: ctx.sessions.size })}\n`);
     }
     case '/metrics':

@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export class BrokerMetrics {
   readonly registry = new Registry();
   private connectedCount: () => number = () => 0;
-  private registrySizes: () => { fileBytes: number; walBytes: number } = () => ({ fileBytes: 0, walBytes: 0 });
+  private registrySizes: () => Promise<{ fileBytes: number; walBytes: number }> = async () => ({ fileBytes: 0, walBytes: 0 });
   private unauthenticatedCount: () => number = () => 0;
   private suspectCount: () => number = () => 0;
   // Read at scrape time: a gauge set on every CONNECT and disconnect is hot-path work nobody reads.
@@ -36,8 +36,8 @@ export class BrokerMetrics {
   // File sizes are read at scrape time (a stat call); row counts at each maintenance pass (they read the tables).
   readonly registryBytes: Gauge<'file'> = new Gauge({
     name: 'credbroker_registry_bytes', help: 'Size of the registry file and of its write-ahead log', labelNames: ['file'] as const, registers: [this.registry],
-    collect: () => {
-      const s = this.registrySizes();
+    collect: async () => {
+      const s = await this.registrySizes();
       this.registryBytes.set({ file: 'db' }, s.fileBytes);
       this.registryBytes.set({ file: 'wal' }, s.walBytes);
     },
@@ -88,7 +88,7 @@ export class BrokerMetrics {
   }
 
   /** Where `credbroker_registry_bytes` reads the file sizes from. */
-  sizeRegistryWith(sizes: () => { fileBytes: number; walBytes: number }): void {
+  sizeRegistryWith(sizes: () => Promise<{ fileBytes: number; walBytes: number }>): void {
     this.registrySizes = sizes;
   }
 }

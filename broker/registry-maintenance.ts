@@ -41,7 +41,7 @@ export class RegistryMaintenance {
       metrics.registryPruned.inc({ table: 'grants' }, pruned.grants);
       metrics.registryPruned.inc({ table: 'audit' }, pruned.audit);
       metrics.registryPruned.inc({ table: 'changes' }, pruned.changes);
-      const stats = reg.space.stats();
+      const stats = await reg.space.stats();
       for (const [table, n] of Object.entries(stats.rows)) metrics.registryRows.set({ table }, n);
       log.debug({ event: 'registry.maintenance', ...pruned, fileBytes: stats.fileBytes, walBytes: stats.walBytes, ms: Math.round(performance.now() - started) }, 'registry maintenance pass');
       return pruned;

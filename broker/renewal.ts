@@ -8,10 +8,13 @@ import { clearRetainedOf } from './retained.js';
 import { sameSubscribeRules, sessionAcl, type Session } from './session.js';
 import { tokenTopics } from './token-topics.js';
 
-/** Codes a device may find in a `…/token/rejected` answer (documented in provisioning.md). */
+/**
+ * Codes a device may find in a `…/token/rejected` answer (documented in provisioning.md).
+ * `ERR_UNAVAILABLE`: the registry cannot be reached (a database outage); retry later.
+ */
 export type RenewRejection =
   | 'ERR_BAD_REQUEST' | 'ERR_FORBIDDEN_TOPIC' | 'ERR_RATE_LIMITED' | 'ERR_DEVICE_REVOKED'
-  | 'ERR_CREDENTIAL_EXPIRED' | 'ERR_REFRESH_REPLAYED' | 'ERR_INTERNAL';
+  | 'ERR_CREDENTIAL_EXPIRED' | 'ERR_REFRESH_REPLAYED' | 'ERR_UNAVAILABLE' | 'ERR_INTERNAL';
 
 interface RenewRequest { requestId: string; ttlSeconds?: number }
 
@@ -54,6 +57,10 @@ export class RenewalResponder {
     const earlier = this.answers.get(key);
     const done = earlier ? this.repeat(client, session, request, key, earlier) : this.fresh(client, session, request, key);
     done.catch((err: unknown) => {
+      if (isCredbrokerError(err) && err.code === 'ERR_REGISTRY_UNAVAILABLE') {
+        this.ctx.log.warn({ event: 'renewal.unavailable', device: session.deviceId, err: err.message }, 'renewal refused: registry unavailable');
+        return void reject('ERR_UNAVAILABLE', 'the registry is unavailable: retry later');
+      }
       this.ctx.log.error({ event: 'renewal.failed', device: session.deviceId, err: (err as Error).message }, 'renewal failed');
       reject('ERR_INTERNAL', 'renewal failed on the broker');
     });
@@ -82,7 +89,7 @@ export class RenewalResponder {
     const { ctx } = this;
     const usable = a && !session.ended && (a.session === session || a.from === credentialOf(session)) && a.expiresAt > Date.now() && ctx.issuer.keyring.verifyKeys.has(a.kid)
       && !ctx.revocation.isDeviceRevoked(session.deviceId) && !ctx.revocation.isTokenRevoked(a.jti)
-      && (a.refreshHash === null || ctx.issuer.reg.refresh.find(a.refreshHash)?.state === 'current');
+      && (a.refreshHash === null || (await ctx.issuer.reg.refresh.find(a.refreshHash))?.state === 'current');
     if (!usable) {
       this.answers.forget(key, earlier);
       return this.fresh(client, session, req, key);
@@ -97,7 +104,7 @@ export class RenewalResponder {
     const { ctx } = this;
     const from = credentialOf(session);
     const { reg } = ctx.issuer;
-    const device = reg.devices.get(session.deviceId);
+    const device = await reg.devices.get(session.deviceId);
     const now = Date.now();
     if (!device || device.status === 'revoked' || ctx.revocation.isDeviceRevoked(session.deviceId)) {
       // The registry can be ahead of the in-memory state by one watcher poll:
@@ -108,14 +115,14 @@ export class RenewalResponder {
     if (session.kind === 'token' && session.jti) {
       // A token revoked (`revoke --token`, with its family) must not buy a successor in
       // the window before the watcher kicks its session: kick it now, no answer.
-      const rec = reg.tokens.get(session.jti);
+      const rec = await reg.tokens.get(session.jti);
       if (rec?.revokedAt != null || ctx.revocation.isTokenRevoked(session.jti)) {
         if (rec) ctx.revocation.revokeToken(session.jti, rec.expiresAt);
         return this.tokenRevoked(client);
       }
     }
     if (device.credentialExpiresAt <= now) return this.reject(session, req.requestId, 'ERR_CREDENTIAL_EXPIRED', 'device credential lifetime is over: re-provision the device');
-    const profile = reg.profiles.require(device.profile);
+    const profile = await reg.profiles.require(device.profile);
     const ttlMs = Math.min(
       req.ttlSeconds ? req.ttlSeconds * 1000 : profile.tokenTtlMs,
       profile.tokenTtlMs,
@@ -124,7 +131,7 @@ export class RenewalResponder {
 
     let rotated: Rotated | null = null;
     if (session.kind === 'refresh' && session.refreshHash) {
-      const outcome = this.rotate(session, session.refreshHash, now);
+      const outcome = await this.rotate(session, session.refreshHash, now);
       if (outcome === 'replayed') return this.refused(client, session, req.requestId, 'ERR_REFRESH_REPLAYED');
       if (outcome === 'revoked') {
         ctx.revocation.revokeDevice(session.deviceId);
@@ -160,23 +167,24 @@ export class RenewalResponder {
 
   /**
    * Checks the credential a refresh session connected with and rotates it, in one
-   * write transaction, so a `credbroker revoke` that commits in between cannot
-   * leave a fresh credential behind for a revoked device.
+   * write transaction with the credential's row locked (`findForUpdate`), so a
+   * `credbroker revoke` that commits in between cannot leave a fresh credential
+   * behind for a revoked device, and of two renewals racing with one credential
+   * (on two nodes) exactly one rotates it: the other finds it superseded, a replay.
    */
-  private rotate(session: Session, presented: string, now: number): Rotated | 'replayed' | 'revoked' {
-    const { reg } = this.ctx.issuer;
-    return reg.write(() => {
+  private rotate(session: Session, presented: string, now: number): Promise<Rotated | 'replayed' | 'revoked'> {
+    return this.ctx.issuer.reg.transaction(async (tx) => {
       // session.refreshHash stays the credential presented at CONNECT: that is
       // the one the device used, whatever this session has handed out since.
-      const rec = reg.refresh.find(presented);
+      const rec = await tx.refresh.findForUpdate(presented);
       if (!rec || (rec.state !== 'current' && rec.state !== 'previous')) {
         // Superseded since CONNECT (its successor was used meanwhile): a replay.
         return rec?.state === 'revoked' ? 'revoked' : 'replayed';
       }
-      if (reg.devices.get(session.deviceId)?.status !== 'active') return 'revoked';
+      if ((await tx.devices.get(session.deviceId))?.status !== 'active') return 'revoked';
       const earlier = this.rotatedBy.get(session);
-      if (earlier && reg.refresh.find(earlier.hash)?.state === 'current') return earlier; // same session, same successor
-      return rotateRefreshCredential(this.ctx.issuer, rec, now);
+      if (earlier && (await tx.refresh.find(earlier.hash))?.state === 'current') return earlier; // same session, same successor
+      return rotateRefreshCredential(tx, rec, now);
     });
   }
 
@@ -201,9 +209,14 @@ export class RenewalResponder {
   }
 
   /** A replayed refresh credential at renewal: the same theft response as at CONNECT. */
-  private refused(client: Client, session: Session, requestId: string, code: 'ERR_REFRESH_REPLAYED'): null {
+  private async refused(client: Client, session: Session, requestId: string, code: 'ERR_REFRESH_REPLAYED'): Promise<null> {
     this.ctx.revocation.revokeDevice(session.deviceId);
-    reportRefreshReplay(this.ctx.issuer, session.deviceId, 'renewal');
+    try {
+      await reportRefreshReplay(this.ctx.issuer, session.deviceId, 'renewal');
+    } catch (err) {
+      // Refused and kicked here all the same; other nodes learn of it only from the registry.
+      this.ctx.log.error({ event: 'security.refresh_replay_unrecorded', device: session.deviceId, err: (err as Error).message }, 'refresh replay: could not revoke the device in the registry');
+    }
     this.reject(session, requestId, code, 'refresh credential was already rotated: device revoked');
     this.ctx.sessions.kick(client, 'theft');
     clearRetainedOf(this.ctx, session.deviceId);

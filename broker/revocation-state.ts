@@ -1,4 +1,4 @@
-import type { DeviceId, SyncRegistry } from '../registry/index.js';
+import type { DeviceId, Stores } from '../registry/index.js';
 import type { AccessTokenClaims } from '../tokens/index.js';
 
 /**
@@ -18,12 +18,12 @@ export class RevocationState {
    */
   private readonly deleted = new Map<string, { cutoffSec: number; forgetAt: number }>();
 
-  load(reg: SyncRegistry, now = Date.now()): void {
-    for (const d of reg.devices.restrictions()) {
+  async load(reg: Stores, now = Date.now()): Promise<void> {
+    for (const d of await reg.devices.restrictions()) {
       if (d.status === 'revoked') this.revokedDevices.add(d.id);
       if (d.tokensValidAfter > 0) this.validAfter.set(d.id, d.tokensValidAfter);
     }
-    for (const t of [...reg.tokens.revokedLive(now), ...reg.grants.revokedLive(now)]) this.revokedJtis.set(t.jti, t.expiresAt);
+    for (const t of [...await reg.tokens.revokedLive(now), ...await reg.grants.revokedLive(now)]) this.revokedJtis.set(t.jti, t.expiresAt);
   }
 
   revokeDevice(id: string): void {

@@ -90,7 +90,15 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const issuer = await openIssuer(config.db);
   const metrics = new BrokerMetrics();
   const revocation = new RevocationState();
-  revocation.load(issuer.reg);
+  let fromSeq: number;
+  try {
+    // The feed's position first: a change committed while the state loads is applied again (harmless), never missed.
+    fromSeq = await issuer.reg.changes.latest();
+    await revocation.load(issuer.reg);
+  } catch (err) {
+    await issuer.reg.close();
+    throw err;
+  }
   const audit = new AuditBuffer(issuer.reg, log);
   const limitLog = new LimitLog(log);
   const sessions = new Sessions({
@@ -172,7 +180,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   // A shared persistence can fail (its store unreachable); aedes reports it here, and an 'error' with no listener would end the process.
   (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ event: 'broker.error', err: err.message }, 'broker error (its shared store?)'));
   const keys = new KeyringRefresh(ctx);
-  const watcher = new RevocationWatcher(ctx, keys);
+  const watcher = new RevocationWatcher(ctx, keys, fromSeq);
   const maintenance = new RegistryMaintenance(ctx);
 
   const servers: Listener[] = [];
@@ -218,14 +226,14 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
       'the kernel caps the listen backlog below the configured one: a reconnect storm may overflow it (raise net.core.somaxconn)');
   }
   log.info({
-    event: 'broker.started', ports, host: config.host, httpHost: config.httpHost, db: config.db, devices: issuer.reg.devices.countByStatus(),
+    event: 'broker.started', ports, host: config.host, httpHost: config.httpHost, db: issuer.reg.location, devices: await issuer.reg.devices.countByStatus(),
     activeKid: issuer.keyring.signer?.kid ?? null, issuer: issuer.settings.issuer,
   }, 'credbroker listening');
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
     ready = false;
-    watcher.close();
+    await watcher.close();
     keys.close();
     await maintenance.close();
     // Stop accepting first; `close` resolves once the remaining connections are gone.
@@ -237,10 +245,10 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     await Promise.race([Promise.all(stopped), new Promise((r) => setTimeout(r, 2000).unref())]);
     ctx.sessions.close();
     ctx.tally.close();
-    ctx.audit.close();
+    await ctx.audit.close();
     ctx.refusals.close();
     for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals, ctx.claimRequests, ctx.claimAddresses, ctx.verifyBudget, ctx.verifiedTokens]) l.close();
-    issuer.reg.close();
+    await issuer.reg.close();
   }
   return {
     ports: ports!,

@@ -5,7 +5,8 @@
  */
 import { Option, type Command } from 'commander';
 import type { Issuer } from '../provisioning/issuer.js';
-import type { SyncRegistry } from '../registry/index.js';
+import type { Registry } from '../registry/index.js';
+import { localRegistryPath } from '../registry/location.js';
 import { parseDeviceId, type DeviceId } from '../registry/ids.js';
 import { parseDuration } from '../util/duration.js';
 import { RegistryError, UsageError } from '../errors/index.js';
@@ -13,9 +14,9 @@ import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 
 export const DEFAULT_DB = './data/credbroker.db';
 
-/** `--db FILE` (env CREDBROKER_DB): every command takes it. */
+/** `--db FILE|URL` (env CREDBROKER_DB): every command takes it. */
 export function addDbOption(cmd: Command): Command {
-  return cmd.addOption(new Option('--db <file>', 'registry file').env('CREDBROKER_DB').default(DEFAULT_DB));
+  return cmd.addOption(new Option('--db <file>', 'registry: a file (or sqlite:FILE), or a database: postgres://USER@HOST:PORT/DB').env('CREDBROKER_DB').default(DEFAULT_DB));
 }
 
 /** Adds a sub-command with the shared `--db` option. */
@@ -30,9 +31,11 @@ export function subcommand(parent: Command, nameAndArgs: string, description: st
  * @throws RegistryError `ERR_REGISTRY`
  */
 export function requireExistingRegistry(db: string): void {
+  const file = localRegistryPath(db);
+  if (file === null) return; // a database server: a mistyped URL finds no database to connect to
   let exists = false;
   try {
-    exists = statSync(db).size > 0;
+    exists = statSync(file).size > 0;
   } catch {
     exists = false;
   }
@@ -46,14 +49,14 @@ export function requireExistingRegistry(db: string): void {
  * (also on error). Commands that only read pass `readonly`: they then work on a file
  * the operator may only read, and never write to it.
  */
-export async function withRegistry<T>(db: string, fn: (reg: SyncRegistry) => T | Promise<T>, opts: { readonly?: boolean } = {}): Promise<T> {
+export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Promise<T>, opts: { readonly?: boolean } = {}): Promise<T> {
   requireExistingRegistry(db);
-  const { SyncRegistry } = await import('../registry/index.js');
-  const reg = SyncRegistry.open(db, {}, { readonly: opts.readonly });
+  const { openRegistry } = await import('../registry/index.js');
+  const reg = await openRegistry(db, { readonly: opts.readonly });
   try {
     return await fn(reg);
   } finally {
-    reg.close();
+    await reg.close();
   }
 }
 
@@ -65,7 +68,7 @@ export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Prom
   try {
     return await fn(issuer);
   } finally {
-    issuer.reg.close();
+    await issuer.reg.close();
   }
 }
 

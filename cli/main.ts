@@ -81,8 +81,10 @@ export function buildProgram(registrars: readonly CommandRegistrar[] = commandRe
     .enablePositionalOptions()
     .showSuggestionAfterError(true)
     .addHelpText('after', `
-Every command takes --db FILE (default ./data/credbroker.db, env CREDBROKER_DB). Only "init" creates
-a registry (and "serve" on that default, when no --db is given); the others refuse a missing one.
+Every command takes --db FILE (default ./data/credbroker.db, env CREDBROKER_DB), or a PostgreSQL
+registry: --db postgres://USER@HOST:PORT/DB (the password from ~/.pgpass or PGPASSWORD; never shown).
+Only "init" creates a registry file (and "serve" on that default, when no --db is given); the others
+refuse a missing one.
 Durations take a unit: 30s, 15m, 1h, 1h30m, 7d. --json prints machine-readable output on stdout and nothing else there.
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 not found, 4 conflicting state,
 5 registry problem, 6 credential refused, 7 rate limited, 8 broker unreachable (ops HTTP, or sim --url),

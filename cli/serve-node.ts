@@ -13,9 +13,10 @@ import { count } from './output.js';
 export async function serveNode(config: BrokerConfig): Promise<void> {
   // Created (the quick-start default) or migrated once here, before the workers open it side by side.
   const issuer = await openIssuer(config.db);
-  const devices = issuer.reg.devices.countByStatus();
+  const devices = await issuer.reg.devices.countByStatus();
   const { keyring, settings } = issuer;
-  issuer.reg.close();
+  const where = issuer.reg.location;
+  await issuer.reg.close();
   const log = createLogger(config.logLevel, undefined, config.logFormat).child({ role: 'primary' });
   let node;
   try {
@@ -28,7 +29,7 @@ export async function serveNode(config: BrokerConfig): Promise<void> {
   const p = node.ports;
   process.stderr.write(`credbroker: broker ready — mqtt ${p.mqtt ?? 'off'}, tls ${p.tls ?? 'off'}, ws ${p.ws ?? 'off'}, http ${p.http ?? 'off'}; `
     + `${node.workers} worker(s) on bus ${redactUrl(config.bus!)}; `
-    + `registry ${config.db} (${count(devices.active)} active and ${count(devices.revoked)} revoked device(s), signing key ${keyring.signer?.kid ?? 'none'}, issuer ${settings.issuer})\n`);
+    + `registry ${where} (${count(devices.active)} active and ${count(devices.revoked)} revoked device(s), signing key ${keyring.signer?.kid ?? 'none'}, issuer ${settings.issuer})\n`);
   const stop = (signal: string) => {
     process.stderr.write(`credbroker: ${signal}: draining ${node.workers} worker(s)\n`);
     node.close().then(() => process.exit(0), () => process.exit(1));

@@ -75,7 +75,7 @@ export async function runClaimProbes(o: {
 }
 
 /** After the run, before the clean-up: what the registry says the claim provisioned. */
-export function claimRegistryFacts(issuer: Issuer, obs: ClaimObservations): void {
+export async function claimRegistryFacts(issuer: Issuer, obs: ClaimObservations): Promise<void> {
   const reg = issuer.reg;
-  obs.registry = { used: reg.claims.used(obs.name), claimed: reg.claims.devices(obs.name, obs.quota + 10).map((d) => d.deviceId) };
+  obs.registry = { used: await reg.claims.used(obs.name), claimed: (await reg.claims.devices(obs.name, obs.quota + 10)).map((d) => d.deviceId) };
 }

@@ -19,20 +19,20 @@ export interface SimCleanup {
  * sim-sensor profile when no device uses it any more — unless `keep`. A sim run
  * against a production registry must leave it as it found it.
  */
-export function cleanUpFleet(fleet: Fleet, keep: boolean, provisionedProfile: boolean): SimCleanup {
+export async function cleanUpFleet(fleet: Fleet, keep: boolean, provisionedProfile: boolean): Promise<SimCleanup> {
   const reg = fleet.issuer?.reg;
   const n = fleet.provisionedIds.length;
   if (!reg || n === 0) return { removedDevices: 0, profileRemoved: false, kept: keep, detail: 'nothing provisioned in the registry' };
   if (keep) {
     return { removedDevices: 0, profileRemoved: false, kept: true, detail: `--keep: ${n} simulation device(s) stay in the registry (listed with "simulation": true by credbroker devices --json)` };
   }
-  const removed = removeSimulationDevices(reg, fleet.provisionedIds).length;
+  const removed = (await removeSimulationDevices(reg, fleet.provisionedIds)).length;
   // The claim first: a profile a claim provisions under cannot be deleted.
-  if (fleet.claim) removeSimulationClaim(reg, fleet.claim.name);
+  if (fleet.claim) await removeSimulationClaim(reg, fleet.claim.name);
   let profileRemoved = false;
   if (provisionedProfile) {
     try {
-      deleteProfile(reg, SIM_PROFILE);
+      await deleteProfile(reg, SIM_PROFILE);
       profileRemoved = true;
     } catch (err) {
       // Another run's devices still use it (or it is gone already): that run removes it.

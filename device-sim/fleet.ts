@@ -36,7 +36,7 @@ export interface Fleet {
   /** The ids this run provisioned (marked as simulation devices), the observer included: what the clean-up removes. */
   readonly provisionedIds: readonly string[];
   readonly provisionMs: number;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /**
@@ -63,14 +63,14 @@ export async function prepareFleet(
     } else {
       const reg = issuer!.reg;
       const sensor = DEFAULT_PROFILES.find((p) => p.name === 'sensor')!;
-      reg.write(() => reg.profiles.set({ name: SIM_PROFILE as ProfileName, publish: sensor.publish, subscribe: sensor.subscribe, tokenTtlMs: opts.tokenTtlMs }));
+      await reg.profiles.set({ name: SIM_PROFILE as ProfileName, publish: sensor.publish, subscribe: sensor.subscribe, tokenTtlMs: opts.tokenTtlMs });
       const width = String(opts.devices + 1).length;
       const idOf = (n: number) => `${opts.idPrefix}-${runTag}-${String(n).padStart(width, '0')}`;
       const rows = Array.from({ length: opts.devices }, (_, i) => ({ line: i + 1, id: idOf(i + 1) }));
       if (opts.claim) {
         // Quota = the fleet, pattern = this run's numbered ids: the probes check both edges.
         const idPattern = `${`${opts.idPrefix}-${runTag}-`.replace(/[.]/g, '\\.')}[0-9]{${width}}`;
-        const made = createClaim(reg, { name: opts.claim, profile: SIM_PROFILE, brokerUrl: urls[0]!, maxDevices: opts.devices, idPattern, simulation: true });
+        const made = await createClaim(reg, { name: opts.claim, profile: SIM_PROFILE, brokerUrl: urls[0]!, maxDevices: opts.devices, idPattern, simulation: true });
         claim = {
           name: made.claim.name, credential: made.credential, quota: opts.devices,
           devices: rows.map((r, k) => ({ deviceId: r.id, brokerUrl: urls[k % urls.length]! })),
@@ -84,9 +84,9 @@ export async function prepareFleet(
     let observer: DeviceCredentials | null = null;
     if (issuer) {
       const reg = issuer.reg;
-      if (!reg.profiles.get(OBSERVER_PROFILE)) {
+      if (!(await reg.profiles.get(OBSERVER_PROFILE))) {
         const obs = DEFAULT_PROFILES.find((p) => p.name === OBSERVER_PROFILE)!;
-        reg.write(() => reg.profiles.set(obs));
+        await reg.profiles.set(obs);
       }
       const res = await provisionDevices(issuer, [{ line: 1, id: `${opts.idPrefix}-${runTag}-observer` }], { profile: OBSERVER_PROFILE, brokerUrl: urls[0]!, simulation: true });
       observer = res.provisioned[0] ?? null;
@@ -98,10 +98,10 @@ export async function prepareFleet(
       devices: devices.map((d, k) => ({ ...d, brokerUrl: urls[k % urls.length]! })),
       claim, observer, issuer, files, provisionedIds,
       provisionMs: Date.now() - started,
-      close: () => issuer?.reg.close(),
+      close: async () => { await issuer?.reg.close(); },
     };
   } catch (err) {
-    issuer?.reg.close();
+    await issuer?.reg.close();
     throw err;
   }
 }

@@ -36,17 +36,17 @@ export async function runSimulation(input: Partial<SimOptions>, stop?: AbortSign
   try {
     const report = await new Simulation(opts, fleet, progress, stop).run(started);
     progress.stop();
-    const cleanup = cleanUpFleet(fleet, opts.keep, provisionedProfile);
+    const cleanup = await cleanUpFleet(fleet, opts.keep, provisionedProfile);
     return { ...report, registry: { check, cleanup }, interrupted: stop?.aborted ?? false };
   } catch (err) {
     try {
-      cleanUpFleet(fleet, opts.keep, provisionedProfile); // a failed run leaves nothing behind either
+      await cleanUpFleet(fleet, opts.keep, provisionedProfile); // a failed run leaves nothing behind either
     } catch {
       // the run's own error is the one to report
     }
     throw err;
   } finally {
     progress.stop();
-    fleet.close();
+    await fleet.close();
   }
 }

@@ -129,6 +129,7 @@ export class Simulation {
     }
     const ms = (ns: number) => Math.round(ns / 1e5) / 10;
     this.obs.eventLoopDelayMs = { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) };
+    if (this.obs.claims && this.fleet.issuer) await claimRegistryFacts(this.fleet.issuer, this.obs.claims);
     return this.report(startedAt);
   }
 
@@ -399,12 +400,12 @@ export class Simulation {
   }
 
   /** Revokes through the registry, as `credbroker revoke` in another process would; the clock starts at the commit. */
-  private revoke(id: string): void {
+  private async revoke(id: string): Promise<void> {
     const rec = this.rec(id);
     const r = rec.revoke!;
     const client = this.clients.get(id);
     r.wasConnected = !!client?.connected && this.phase.get(id) === 'online';
-    revokeDevices(this.fleet.issuer!.reg, [id as DeviceId], 'device-sim revocation test');
+    await revokeDevices(this.fleet.issuer!.reg, [id as DeviceId], 'device-sim revocation test');
     r.commitAt = Date.now();
     if (!r.wasConnected && client) {
       // Not online at its revocation time: there is nothing to kick; it must still never get back in.
@@ -495,7 +496,6 @@ export class Simulation {
 
   private report(startedAt: number): SimScenarioReport {
     const { opts, obs } = this;
-    if (obs.claims && this.fleet.issuer) claimRegistryFacts(this.fleet.issuer, obs.claims);
     const invariants = evaluateInvariants(obs, opts);
     let unexpectedDisconnects = 0;
     let errors = obs.errors.length;

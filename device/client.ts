@@ -91,7 +91,9 @@ export interface DeviceClient {
 /** Rejection codes after which retrying the renewal is pointless. */
 const TERMINAL = new Set(['ERR_DEVICE_REVOKED', 'ERR_CREDENTIAL_EXPIRED', 'ERR_REFRESH_REPLAYED', 'ERR_FORBIDDEN_TOPIC']);
 /** Codes that come from the broker's `…/rejected` answers. */
-const BROKER_CODES = new Set([...TERMINAL, 'ERR_BAD_REQUEST', 'ERR_RATE_LIMITED', 'ERR_INTERNAL']);
+const BROKER_CODES = new Set([...TERMINAL, 'ERR_BAD_REQUEST', 'ERR_RATE_LIMITED', 'ERR_UNAVAILABLE', 'ERR_INTERNAL']);
+/** Retryable codes that ask the device to wait a little before the next try. */
+const BACK_OFF = new Set(['ERR_RATE_LIMITED', 'ERR_UNAVAILABLE']);
 
 const DEFAULT_RENEW_TIMEOUT_MS = 10_000;
 /** A token with less than this left is not worth a CONNECT: go straight to the refresh credential. */
@@ -598,7 +600,7 @@ export class DeviceClient extends EventEmitter {
       this.#renewFailures++;
       const left = Date.parse(this.#creds!.accessTokenExpiresAt) - Date.now();
       const base = Math.min(Math.max(left / 3, 1000), 1000 * 2 ** this.#renewFailures);
-      const wait = Math.max(code === 'ERR_RATE_LIMITED' ? 1000 : 250, base * (0.5 + Math.random() / 2));
+      const wait = Math.max(BACK_OFF.has(code) ? 1000 : 250, base * (0.5 + Math.random() / 2));
       this.#clearRenewTimer();
       this.#renewTimer = setTimeout(() => void this.#renewInBackground(), wait);
     }

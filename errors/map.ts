@@ -75,12 +75,16 @@ export type ConnackCode = (typeof CONNACK)[keyof typeof CONNACK];
  * CONNACK 4 for a credential that is itself invalid (forged, expired, malformed,
  * for another user name); CONNACK 5 for a valid credential that is not allowed
  * (revoked, wrong client id, throttled; a claim for an id that is already a
- * device); CONNACK 2 for a claim whose client id is no valid device id.
+ * device); CONNACK 2 for a claim whose client id is no valid device id;
+ * CONNACK 3 when it could not be checked because the registry is unreachable
+ * (a refresh credential during a database outage: retry later).
  * Anything unexpected is "not authorized".
  */
 export function connackCodeFor(err: unknown): ConnackCode {
   if (!isCredbrokerError(err)) return CONNACK.NOT_AUTHORIZED;
   switch (err.code) {
+    case 'ERR_REGISTRY_UNAVAILABLE':
+      return CONNACK.SERVER_UNAVAILABLE;
     case 'ERR_TOKEN_MALFORMED':
     case 'ERR_TOKEN_ALG':
     case 'ERR_TOKEN_KID':

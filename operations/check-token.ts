@@ -1,5 +1,5 @@
 import { CredentialError } from '../errors/index.js';
-import type { SyncRegistry } from '../registry/index.js';
+import type { Stores } from '../registry/index.js';
 import type { AccessTokenClaims } from '../tokens/index.js';
 
 /**
@@ -16,15 +16,15 @@ import type { AccessTokenClaims } from '../tokens/index.js';
  * @throws CredentialError `ERR_TOKEN_REVOKED`
  * @example
  * const { claims } = verifyAccessToken(token, keyring.verifyKeys, registryVerifyOptions(settings));
- * checkTokenStatus(reg, claims);
+ * await checkTokenStatus(reg, claims);
  */
-export function checkTokenStatus(reg: SyncRegistry, claims: Pick<AccessTokenClaims, 'sub' | 'jti' | 'iat'>): void {
-  const device = reg.devices.get(claims.sub);
+export async function checkTokenStatus(reg: Stores, claims: Pick<AccessTokenClaims, 'sub' | 'jti' | 'iat'>): Promise<void> {
+  const device = await reg.devices.get(claims.sub);
   if (!device) throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: device "${claims.sub}" is not in the registry`);
   if (device.status === 'revoked') throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: device "${device.id}" is revoked`);
   if (claims.iat < device.tokensValidAfter) {
     throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: issued before device "${device.id}" was restored`);
   }
-  const token = reg.tokens.get(claims.jti);
+  const token = await reg.tokens.get(claims.jti);
   if (token?.revokedAt != null) throw new CredentialError('ERR_TOKEN_REVOKED', `token refused: token ${claims.jti} is revoked`);
 }

@@ -1,9 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import { CredentialError, RegistryError, UsageError } from '../errors/index.js';
-import type { Actor, Claim, ClaimedDevice, ClaimName, DeviceId, SyncRegistry } from '../registry/index.js';
+import type { Actor, Claim, ClaimedDevice, ClaimName, DeviceId, Stores } from '../registry/index.js';
 import { parseClaimName, parseDeviceId, describe } from '../registry/index.js';
 import { hashClaimCredential, newClaimCredential, parseClaimCredential, type ClaimCredential } from '../tokens/index.js';
-import { mintCredentialSet, storeCredentialSet, type DeviceCredentials, type Issuer } from '../provisioning/index.js';
+import { mintCredentialSet, provisionedRecord, type DeviceCredentials, type Issuer } from '../provisioning/index.js';
 import { formatDuration } from '../util/duration.js';
 
 /** Quota of a claim created without --max-devices (and without an allow-list, whose size is the default then). */
@@ -44,7 +44,7 @@ export interface ClaimSummary {
  * and stored only as a hash. Audited as `claim.create` (rules only).
  * @throws UsageError (bad name, pattern, quota, lifetime, allow-list) | RegistryError `ERR_PROFILE_NOT_FOUND` | `ERR_CLAIM_EXISTS`
  */
-export function createClaim(reg: SyncRegistry, input: CreateClaimInput): { claim: Claim; credential: ClaimCredential } {
+export async function createClaim(reg: Stores, input: CreateClaimInput): Promise<{ claim: Claim; credential: ClaimCredential }> {
   const now = input.now ?? Date.now();
   const name = parseClaimName(input.name);
   const idPattern = input.idPattern === undefined ? null : checkIdPattern(input.idPattern);
@@ -53,33 +53,34 @@ export function createClaim(reg: SyncRegistry, input: CreateClaimInput): { claim
   if (!Number.isInteger(maxDevices) || maxDevices < 1 || maxDevices > 10_000_000) throw new UsageError(`invalid --max-devices ${maxDevices}: expected a whole number from 1 to 10000000`);
   const ttlMs = checkClaimTtl(input.ttlMs ?? DEFAULT_CLAIM_TTL_MS);
   const credential = newClaimCredential();
-  return reg.write(() => {
-    const profile = reg.profiles.require(input.profile);
-    if (reg.claims.get(name)) throw new RegistryError('ERR_CLAIM_EXISTS', `claim "${name}" exists already (claim names are never reused: pick another, or see credbroker claim show ${name})`);
-    reg.claims.insert({ name, profile: profile.name, hash: hashClaimCredential(credential), maxDevices, idPattern, brokerUrl: input.brokerUrl, expiresAt: now + ttlMs, createdAt: now, simulation: input.simulation ?? false }, allowList);
-    reg.audit.append('cli', 'claim.create', null, {
+  return reg.transaction(async (tx) => {
+    const profile = await tx.profiles.require(input.profile);
+    if (await tx.claims.get(name)) throw new RegistryError('ERR_CLAIM_EXISTS', `claim "${name}" exists already (claim names are never reused: pick another, or see credbroker claim show ${name})`);
+    await tx.claims.insert({ name, profile: profile.name, hash: hashClaimCredential(credential), maxDevices, idPattern, brokerUrl: input.brokerUrl, expiresAt: now + ttlMs, createdAt: now, simulation: input.simulation ?? false }, allowList);
+    await tx.audit.append('cli', 'claim.create', null, {
       claim: name, profile: profile.name, maxDevices, idPattern, allowList: allowList?.length ?? null, expiresAt: now + ttlMs,
     }, now);
-    return { claim: reg.claims.require(name), credential };
+    return { claim: await tx.claims.require(name), credential };
   });
 }
 
 /** A claim with what its quota has spent, and whether it still provisions. */
-export function claimSummary(reg: SyncRegistry, claim: Claim, used = reg.claims.used(claim.name), now = Date.now()): ClaimSummary {
-  const left = Math.max(0, claim.maxDevices - used);
+export async function claimSummary(reg: Stores, claim: Claim, used?: number, now = Date.now()): Promise<ClaimSummary> {
+  const spent = used ?? await reg.claims.used(claim.name);
+  const left = Math.max(0, claim.maxDevices - spent);
   const state: ClaimState = claim.revokedAt !== null ? 'revoked' : claim.expiresAt <= now ? 'expired' : left === 0 ? 'exhausted' : 'active';
-  return { claim, used, left, allowListSize: claim.hasAllowList ? reg.claims.allowListSize(claim.name) : null, state };
+  return { claim, used: spent, left, allowListSize: claim.hasAllowList ? await reg.claims.allowListSize(claim.name) : null, state };
 }
 
-export function listClaims(reg: SyncRegistry, now = Date.now()): ClaimSummary[] {
-  const used = reg.claims.usedByClaim();
-  return reg.claims.list().map((c) => claimSummary(reg, c, used.get(c.name) ?? 0, now));
+export async function listClaims(reg: Stores, now = Date.now()): Promise<ClaimSummary[]> {
+  const used = await reg.claims.usedByClaim();
+  return Promise.all((await reg.claims.list()).map((c) => claimSummary(reg, c, used.get(c.name) ?? 0, now)));
 }
 
 /** `claim show`: the summary and the devices provisioned through it (at most `limit`). */
-export function showClaim(reg: SyncRegistry, name: string, limit = 1000): ClaimSummary & { devices: ClaimedDevice[] } {
-  const claim = reg.claims.require(name);
-  return { ...claimSummary(reg, claim), devices: reg.claims.devices(claim.name, limit) };
+export async function showClaim(reg: Stores, name: string, limit = 1000): Promise<ClaimSummary & { devices: ClaimedDevice[] }> {
+  const claim = await reg.claims.require(name);
+  return { ...(await claimSummary(reg, claim)), devices: await reg.claims.devices(claim.name, limit) };
 }
 
 /**
@@ -87,13 +88,13 @@ export function showClaim(reg: SyncRegistry, name: string, limit = 1000): ClaimS
  * are ordinary devices and keep working. Durable before it returns.
  * @returns false when it was already revoked
  */
-export function revokeClaim(reg: SyncRegistry, name: string, reason: string, now = Date.now()): boolean {
-  return reg.writeDurably(() => {
-    const claim = reg.claims.require(name);
-    const changed = reg.claims.revoke(claim.name, reason, now);
-    if (changed) reg.audit.append('cli', 'claim.revoke', null, { claim: claim.name, reason, used: reg.claims.used(claim.name) }, now);
+export function revokeClaim(reg: Stores, name: string, reason: string, now = Date.now()): Promise<boolean> {
+  return reg.transaction(async (tx) => {
+    const claim = await tx.claims.require(name);
+    const changed = await tx.claims.revoke(claim.name, reason, now);
+    if (changed) await tx.audit.append('cli', 'claim.revoke', null, { claim: claim.name, reason, used: await tx.claims.used(claim.name) }, now);
     return changed;
-  });
+  }, { durable: true });
 }
 
 /**
@@ -101,23 +102,23 @@ export function revokeClaim(reg: SyncRegistry, name: string, reason: string, now
  * opens again). A revoked claim stays revoked.
  * @throws RegistryError `ERR_CLAIM_NOT_FOUND` | `ERR_CLAIM_REVOKED`
  */
-export function extendClaim(reg: SyncRegistry, name: string, ttlMs: number, now = Date.now()): Claim {
+export async function extendClaim(reg: Stores, name: string, ttlMs: number, now = Date.now()): Promise<Claim> {
   checkClaimTtl(ttlMs);
-  return reg.write(() => {
-    const claim = reg.claims.require(name);
+  return reg.transaction(async (tx) => {
+    const claim = await tx.claims.require(name);
     if (claim.revokedAt !== null) throw new RegistryError('ERR_CLAIM_REVOKED', `claim "${claim.name}" is revoked: create a new claim instead`);
-    reg.claims.setExpiry(claim.name, now + ttlMs);
-    reg.audit.append('cli', 'claim.extend', null, { claim: claim.name, from: claim.expiresAt, to: now + ttlMs }, now);
-    return reg.claims.require(claim.name);
+    await tx.claims.setExpiry(claim.name, now + ttlMs);
+    await tx.audit.append('cli', 'claim.extend', null, { claim: claim.name, from: claim.expiresAt, to: now + ttlMs }, now);
+    return tx.claims.require(claim.name);
   });
 }
 
 /** Removes a simulation's claim (its device records go with it; the devices are removed by the sim's clean-up). */
-export function removeSimulationClaim(reg: SyncRegistry, name: string): boolean {
-  return reg.write(() => {
-    const c = reg.claims.get(name);
+export function removeSimulationClaim(reg: Stores, name: string): Promise<boolean> {
+  return reg.transaction(async (tx) => {
+    const c = await tx.claims.get(name);
     if (!c?.simulation) return false;
-    reg.claims.delete(c.name);
+    await tx.claims.delete(c.name);
     return true;
   });
 }
@@ -129,9 +130,9 @@ export function removeSimulationClaim(reg: SyncRegistry, name: string): boolean 
  * @throws CredentialError `ERR_CLAIM_MALFORMED` | `ERR_CLAIM_UNKNOWN` | `ERR_CLAIM_EXPIRED` (CONNACK 4);
  *   `ERR_CLAIM_REVOKED` (CONNACK 5)
  */
-export function authenticateClaim(reg: SyncRegistry, name: ClaimName, secret: string, now = Date.now()): Claim {
+export async function authenticateClaim(reg: Stores, name: ClaimName, secret: string, now = Date.now()): Promise<Claim> {
   const hash = hashClaimCredential(parseClaimCredential(secret));
-  const claim = reg.claims.get(name);
+  const claim = await reg.claims.get(name);
   if (!claim || !timingSafeEqual(Buffer.from(claim.hash, 'hex'), Buffer.from(hash, 'hex'))) throw new CredentialError('ERR_CLAIM_UNKNOWN', 'unknown claim or wrong claim credential');
   if (claim.revokedAt !== null) throw new CredentialError('ERR_CLAIM_REVOKED', 'claim is revoked');
   if (claim.expiresAt <= now) throw new CredentialError('ERR_CLAIM_EXPIRED', 'claim has expired');
@@ -149,7 +150,8 @@ export interface ClaimRequest {
 /**
  * Issues a credentials set under a claim's rules. The rules are checked first
  * (so a refusal costs no signature), then the set is minted, then checked again
- * and stored in ONE write transaction (BEGIN IMMEDIATE): concurrent claims are
+ * and stored in ONE write transaction with the claim's row locked
+ * (`claims.getForUpdate`): concurrent claims, on any number of nodes, are
  * serialised there, so a quota of N yields exactly N devices however many race,
  * and an id that exists is never issued a second set.
  * @throws CredentialError `ERR_CLAIM_UNKNOWN` | `ERR_CLAIM_EXPIRED` | `ERR_CLAIM_REVOKED`;
@@ -157,31 +159,30 @@ export interface ClaimRequest {
  */
 export async function provisionByClaim(issuer: Issuer, req: ClaimRequest): Promise<DeviceCredentials> {
   const { reg } = issuer;
-  const first = checkRules(reg, req, Date.now());
-  const profile = reg.profiles.require(first.profile);
+  const first = await checkRules(reg, await reg.claims.get(req.claim), req, Date.now());
+  const profile = await reg.profiles.require(first.profile);
   const set = await mintCredentialSet(issuer, req.deviceId, profile, { brokerUrl: first.brokerUrl });
   const now = Date.now();
-  reg.write(() => {
-    const claim = checkRules(reg, req, now);
+  await reg.transaction(async (tx) => {
+    const claim = await checkRules(tx, await tx.claims.getForUpdate(req.claim), req, now);
     const details = { claim: claim.name, ...(req.address ? { address: req.address } : {}) };
-    storeCredentialSet(issuer, set, now, claim.simulation, { actor: req.actor ?? 'broker', details });
-    reg.claims.recordDevice(req.deviceId, claim.name, now, req.address ?? null);
+    await tx.devices.provision([provisionedRecord(set, claim.simulation, { actor: req.actor ?? 'broker', details })], now);
+    await tx.claims.recordDevice(req.deviceId, claim.name, now, req.address ?? null);
   });
   return set.file;
 }
 
-/** Every rule of a claim for one id, in the order of the wire codes' precedence. */
-function checkRules(reg: SyncRegistry, req: ClaimRequest, now: number): Claim {
-  const claim = reg.claims.get(req.claim);
+/** Every rule of a claim (as read by the caller) for one id, in the order of the wire codes' precedence. */
+async function checkRules(reg: Stores, claim: Claim | undefined, req: ClaimRequest, now: number): Promise<Claim> {
   if (!claim) throw new CredentialError('ERR_CLAIM_UNKNOWN', 'unknown claim');
   if (claim.revokedAt !== null) throw new CredentialError('ERR_CLAIM_REVOKED', 'the claim is revoked');
   if (claim.expiresAt <= now) throw new CredentialError('ERR_CLAIM_EXPIRED', 'the claim has expired');
   if (claim.idPattern !== null && !compiled(claim.idPattern).test(req.deviceId)) {
     throw new RegistryError('ERR_CLAIM_ID_NOT_ALLOWED', 'the device id does not match the claim\'s id pattern');
   }
-  if (claim.hasAllowList && !reg.claims.allows(claim.name, req.deviceId)) throw new RegistryError('ERR_CLAIM_ID_NOT_ALLOWED', 'the device id is not on the claim\'s allow-list');
-  if (reg.devices.get(req.deviceId)) throw new RegistryError('ERR_DEVICE_EXISTS', 'the device id is already a device');
-  if (reg.claims.used(claim.name) >= claim.maxDevices) throw new RegistryError('ERR_CLAIM_QUOTA', 'the claim\'s device quota is used up');
+  if (claim.hasAllowList && !(await reg.claims.allows(claim.name, req.deviceId))) throw new RegistryError('ERR_CLAIM_ID_NOT_ALLOWED', 'the device id is not on the claim\'s allow-list');
+  if (await reg.devices.get(req.deviceId)) throw new RegistryError('ERR_DEVICE_EXISTS', 'the device id is already a device');
+  if ((await reg.claims.used(claim.name)) >= claim.maxDevices) throw new RegistryError('ERR_CLAIM_QUOTA', 'the claim\'s device quota is used up');
   return claim;
 }
 

@@ -1,5 +1,5 @@
 import { RegistryError } from '../errors/index.js';
-import type { Actor, Device, DeviceId, SyncRegistry } from '../registry/index.js';
+import type { Actor, Device, DeviceId, Stores } from '../registry/index.js';
 
 /**
  * How long after its expiry a token still counts as live: above any broker's
@@ -24,19 +24,25 @@ export interface DeleteResult {
  * provisioned again).
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND` | `ERR_DEVICE_NOT_REVOKED` | `ERR_DEVICE_TOKENS_LIVE`
  */
-export function deleteDevices(reg: SyncRegistry, ids: readonly DeviceId[], actor: Actor = 'cli', now = Date.now()): DeleteResult[] {
-  return reg.write(() => ids.map((id) => {
-    const d = reg.devices.require(id);
-    if (d.status !== 'revoked') {
-      throw new RegistryError('ERR_DEVICE_NOT_REVOKED', `device "${id}" is active: only a revoked device can be deleted (credbroker revoke ${id} first); nothing was deleted`);
-    }
-    const lastExp = reg.tokens.lastExpiryOfDevice(id);
-    if (lastExp !== null && lastExp + TOKEN_GRACE_MS > now) {
-      const at = new Date(lastExp + TOKEN_GRACE_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
-      throw new RegistryError('ERR_DEVICE_TOKENS_LIVE', `device "${id}" has a revoked token that would still be within its lifetime until ${at}: delete it after that (a broker restarted meanwhile must keep refusing it); nothing was deleted`);
-    }
-    return remove(reg, d, actor, now);
-  }));
+export function deleteDevices(reg: Stores, ids: readonly DeviceId[], actor: Actor = 'cli', now = Date.now()): Promise<DeleteResult[]> {
+  return reg.transaction(async (tx) => {
+    const out: DeleteResult[] = [];
+    for (const id of ids) out.push(await deleteOne(tx, id, actor, now));
+    return out;
+  });
+}
+
+async function deleteOne(tx: Stores, id: DeviceId, actor: Actor, now: number): Promise<DeleteResult> {
+  const d = await tx.devices.require(id);
+  if (d.status !== 'revoked') {
+    throw new RegistryError('ERR_DEVICE_NOT_REVOKED', `device "${id}" is active: only a revoked device can be deleted (credbroker revoke ${id} first); nothing was deleted`);
+  }
+  const lastExp = await tx.tokens.lastExpiryOfDevice(id);
+  if (lastExp !== null && lastExp + TOKEN_GRACE_MS > now) {
+    const at = new Date(lastExp + TOKEN_GRACE_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    throw new RegistryError('ERR_DEVICE_TOKENS_LIVE', `device "${id}" has a revoked token that would still be within its lifetime until ${at}: delete it after that (a broker restarted meanwhile must keep refusing it); nothing was deleted`);
+  }
+  return remove(tx, d, actor, now);
 }
 
 /**
@@ -46,27 +52,27 @@ export function deleteDevices(reg: SyncRegistry, ids: readonly DeviceId[], actor
  * Devices not marked as simulation devices, or already gone, are left alone.
  * @returns the ids removed
  */
-export function removeSimulationDevices(reg: SyncRegistry, ids: readonly string[], now = Date.now()): DeviceId[] {
-  return reg.write(() => {
+export function removeSimulationDevices(reg: Stores, ids: readonly string[], now = Date.now()): Promise<DeviceId[]> {
+  return reg.transaction(async (tx) => {
     const removed: DeviceId[] = [];
     for (const id of ids) {
-      const d = reg.devices.get(id);
+      const d = await tx.devices.get(id);
       if (!d?.simulation) continue;
-      remove(reg, d, 'cli', now, false);
+      await remove(tx, d, 'cli', now, false);
       removed.push(d.id);
     }
     // One summary row for the run, not one per device.
-    if (removed.length) reg.audit.append('cli', 'simulation.cleanup', null, { devices: removed.length }, now);
+    if (removed.length) await tx.audit.append('cli', 'simulation.cleanup', null, { devices: removed.length }, now);
     return removed;
   });
 }
 
-/** Deletes one device's rows (inside `reg.write`) and tells the broker through the change feed. */
-function remove(reg: SyncRegistry, d: Device, actor: Actor, now: number, audit = true): DeleteResult {
-  reg.refresh.deleteAllOf(d.id);
-  reg.tokens.deleteAllOf(d.id);
-  reg.devices.delete(d.id);
-  reg.changes.append('device_deleted', d.id, null, now);
-  if (audit) reg.audit.append(actor, 'device.delete', d.id, { profile: d.profile, revokedAt: d.revokedAt }, now);
+/** Deletes one device's rows and tells the broker through the change feed. */
+async function remove(tx: Stores, d: Device, actor: Actor, now: number, audit = true): Promise<DeleteResult> {
+  await tx.refresh.deleteAllOf(d.id);
+  await tx.tokens.deleteAllOf(d.id);
+  await tx.devices.delete(d.id);
+  await tx.changes.append('device_deleted', d.id, null, now);
+  if (audit) await tx.audit.append(actor, 'device.delete', d.id, { profile: d.profile, revokedAt: d.revokedAt }, now);
   return { deviceId: d.id, profile: d.profile };
 }

@@ -2,7 +2,7 @@ import { AclPatternError, firstOutside, substituteDevice, ungrantable, validateP
 import { RegistryError, UsageError } from '../errors/index.js';
 import type { Issuer } from '../provisioning/index.js';
 import {
-  describe, grantPrincipal, parseDeviceId, parseGrantName, type Actor, type Grant, type GrantName, type SyncRegistry,
+  describe, grantPrincipal, parseDeviceId, parseGrantName, type Actor, type Grant, type GrantName, type Stores,
 } from '../registry/index.js';
 import { mintToken } from '../tokens/index.js';
 import { formatDuration } from '../util/duration.js';
@@ -52,8 +52,8 @@ export async function issueGrant(issuer: Issuer, req: GrantRequest): Promise<Iss
   const within = req.within === undefined ? null : parseDeviceId(req.within);
   const acl = { pub: grantPatterns(req.publish, '--pub', within), sub: grantPatterns(req.subscribe, '--sub', within) };
   if (acl.pub.length === 0 && acl.sub.length === 0) throw new UsageError('a grant needs at least one --pub or --sub pattern', 'ERR_GRANT_INVALID');
-  if (within !== null) checkWithin(reg, within, acl);
-  refuseLive(reg, name, now);
+  if (within !== null) await checkWithin(reg, within, acl);
+  await refuseLive(reg, name, now);
 
   const principal = grantPrincipal(name);
   const minted = await mintToken(issuer.keyring, settings, { sub: principal, acl, ttlMs: req.ttlMs, now, ...(reason !== null && { reason }) });
@@ -65,10 +65,10 @@ export async function issueGrant(issuer: Issuer, req: GrantRequest): Promise<Iss
     jti: minted.jti, name, publish: acl.pub, subscribe: acl.sub, reason, within, kid: minted.kid,
     issuedAt: minted.issuedAt, expiresAt: minted.expiresAt, revokedAt: null,
   };
-  reg.write(() => {
-    refuseLive(reg, name, now); // again under the write lock: two operators granting one name at once
-    reg.grants.record(grant);
-    reg.audit.append(req.actor ?? 'cli', 'grant.issue', principal, {
+  await reg.transaction(async (tx) => {
+    await refuseLive(tx, name, now); // again in the transaction: two operators granting one name at once
+    await tx.grants.record(grant);
+    await tx.audit.append(req.actor ?? 'cli', 'grant.issue', principal, {
       grant: name, reason, within, publish: acl.pub, subscribe: acl.sub, jti: grant.jti, expiresAt: grant.expiresAt,
     }, now);
   });
@@ -82,21 +82,21 @@ export async function issueGrant(issuer: Issuer, req: GrantRequest): Promise<Iss
  * @returns the grant revoked, or `changed: false` when the last grant of that name was already revoked or expired
  * @throws RegistryError `ERR_GRANT_NOT_FOUND`
  */
-export function revokeGrant(reg: SyncRegistry, rawName: string, opts: { why?: string; actor?: Actor; now?: number } = {}): { grant: Grant; changed: boolean } {
+export function revokeGrant(reg: Stores, rawName: string, opts: { why?: string; actor?: Actor; now?: number } = {}): Promise<{ grant: Grant; changed: boolean }> {
   const name = parseGrantName(rawName);
   const now = opts.now ?? Date.now();
-  return reg.writeDurably(() => {
-    const [revoked] = reg.grants.revokeLive(name, now);
+  return reg.transaction(async (tx) => {
+    const [revoked] = await tx.grants.revokeLive(name, now);
     if (!revoked) {
-      const last = reg.grants.latestOf(name);
+      const last = await tx.grants.latestOf(name);
       if (!last) throw new RegistryError('ERR_GRANT_NOT_FOUND', `no grant named "${name}" (see: credbroker grants)`);
       return { grant: last, changed: false };
     }
     const principal = grantPrincipal(name);
-    reg.changes.append('grant_revoked', principal, revoked.jti, now);
-    reg.audit.append(opts.actor ?? 'cli', 'grant.revoke', principal, { grant: name, reason: revoked.reason, why: opts.why ?? null, jti: revoked.jti }, now);
+    await tx.changes.append('grant_revoked', principal, revoked.jti, now);
+    await tx.audit.append(opts.actor ?? 'cli', 'grant.revoke', principal, { grant: name, reason: revoked.reason, why: opts.why ?? null, jti: revoked.jti }, now);
     return { grant: revoked, changed: true };
-  });
+  }, { durable: true });
 }
 
 function grantReason(text: string | undefined): string | null {
@@ -129,10 +129,10 @@ function grantPatterns(patterns: readonly string[], flag: string, within: string
 }
 
 /** The device's own ACL (its profile, `{device}` substituted) must cover every pattern. */
-function checkWithin(reg: SyncRegistry, id: ReturnType<typeof parseDeviceId>, acl: AclRules): void {
-  const device = reg.devices.require(id);
+async function checkWithin(reg: Stores, id: ReturnType<typeof parseDeviceId>, acl: AclRules): Promise<void> {
+  const device = await reg.devices.require(id);
   if (device.status === 'revoked') throw new RegistryError('ERR_DEVICE_REVOKED', `device "${id}" is revoked: a grant --within it is refused`);
-  const profile = reg.profiles.require(device.profile);
+  const profile = await reg.profiles.require(device.profile);
   const own = { pub: profile.publish.map((p) => substituteDevice(p, id)), sub: profile.subscribe.map((p) => substituteDevice(p, id)) };
   const outside = firstOutside(own, acl);
   if (!outside) return;
@@ -143,8 +143,8 @@ function checkWithin(reg: SyncRegistry, id: ReturnType<typeof parseDeviceId>, ac
   );
 }
 
-function refuseLive(reg: SyncRegistry, name: GrantName, now: number): void {
-  const live = reg.grants.liveOf(name, now);
+async function refuseLive(reg: Stores, name: GrantName, now: number): Promise<void> {
+  const live = await reg.grants.liveOf(name, now);
   if (live) {
     throw new RegistryError('ERR_GRANT_EXISTS', `grant "${name}" is live until ${new Date(live.expiresAt).toISOString()}: revoke it first (credbroker revoke --grant ${name}) or choose another name`);
   }

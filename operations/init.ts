@@ -1,6 +1,5 @@
-import { existsSync, statSync } from 'node:fs';
 import { CredbrokerError, UsageError } from '../errors/index.js';
-import { DEFAULT_SETTINGS, SyncRegistry, type Settings, type SigningAlg } from '../registry/index.js';
+import { DEFAULT_SETTINGS, openRegistry, type Settings, type SigningAlg } from '../registry/index.js';
 import { formatDuration } from '../util/duration.js';
 import { Keyring } from '../tokens/index.js';
 
@@ -14,6 +13,7 @@ export interface InitOptions {
 export interface InitResult {
   /** False when the registry already existed (with matching settings). */
   readonly created: boolean;
+  /** The registry's location as shown to people (a URL without its password). */
   readonly path: string;
   readonly settings: Settings;
   readonly activeKid: string;
@@ -26,20 +26,22 @@ export interface InitResult {
  * invalidate every token in the field).
  * @throws UsageError `ERR_CONFIG` when the existing registry has another alg or issuer.
  */
-export async function initRegistry(path: string, opts: InitOptions = {}): Promise<InitResult> {
+export async function initRegistry(target: string, opts: InitOptions = {}): Promise<InitResult> {
   if (opts.issuer !== undefined) checkIssuer(opts.issuer);
   if (opts.maxGrantTtlMs !== undefined && opts.maxGrantTtlMs > DEFAULT_SETTINGS.maxTokenTtlMs) {
     throw new UsageError(`--max-grant-ttl ${formatDuration(opts.maxGrantTtlMs)} is above the cap of ${formatDuration(DEFAULT_SETTINGS.maxTokenTtlMs)} on access token lifetimes`, 'ERR_TTL_TOO_LONG');
   }
-  const existed = existsSync(path) && statSync(path).size > 0;
   const init: Partial<Settings> = {
     ...(opts.alg ? { alg: opts.alg } : {}),
     ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
     ...(opts.maxGrantTtlMs !== undefined ? { maxGrantTtlMs: opts.maxGrantTtlMs } : {}),
   };
-  const reg = SyncRegistry.open(path, init);
+  const reg = await openRegistry(target, { init });
+  const path = reg.location;
   try {
-    const settings = reg.settings();
+    // A registry is made by its first use, and its first use makes its first signing key.
+    const existed = (await reg.keys.all()).length > 0;
+    const settings = await reg.settings.read();
     const conflicts: string[] = [];
     if (opts.alg && settings.alg !== opts.alg) conflicts.push(`alg ${settings.alg} (asked for ${opts.alg})`);
     if (opts.issuer !== undefined && settings.issuer !== opts.issuer) conflicts.push(`issuer ${settings.issuer} (asked for ${opts.issuer})`);
@@ -56,7 +58,7 @@ export async function initRegistry(path: string, opts: InitOptions = {}): Promis
     if (!keyring.signer) throw new CredbrokerError('ERR_REGISTRY', `registry ${path} has no active signing key: run credbroker keys rotate`);
     return { created: !existed, path, settings, activeKid: keyring.signer.kid };
   } finally {
-    reg.close();
+    await reg.close();
   }
 }
 

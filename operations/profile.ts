@@ -1,6 +1,6 @@
 import { AclPatternError, validatePattern } from '../acl/index.js';
 import { UsageError } from '../errors/index.js';
-import { parseProfileName, type Profile, type SyncRegistry } from '../registry/index.js';
+import { parseProfileName, type Profile, type Stores } from '../registry/index.js';
 import { checkTtl } from '../tokens/index.js';
 
 export interface ProfileChange {
@@ -20,7 +20,7 @@ export const DEFAULT_PROFILE_TTL_MS = 3_600_000;
  * Tokens already issued keep the ACL they were minted with until they are renewed.
  * @throws UsageError `ERR_PROFILE_INVALID` | `ERR_TTL_TOO_LONG`
  */
-export function setProfile(reg: SyncRegistry, change: ProfileChange, now = Date.now()): { created: boolean; profile: Profile } {
+export async function setProfile(reg: Stores, change: ProfileChange, now = Date.now()): Promise<{ created: boolean; profile: Profile }> {
   const name = parseProfileName(change.name);
   for (const p of [...(change.publish ?? []), ...(change.subscribe ?? [])]) {
     try {
@@ -30,9 +30,9 @@ export function setProfile(reg: SyncRegistry, change: ProfileChange, now = Date.
       throw err;
     }
   }
-  if (change.tokenTtlMs !== undefined) checkTtl(change.tokenTtlMs, reg.settings());
-  return reg.write(() => {
-    const old = reg.profiles.get(name);
+  if (change.tokenTtlMs !== undefined) checkTtl(change.tokenTtlMs, await reg.settings.read());
+  return reg.transaction(async (tx) => {
+    const old = await tx.profiles.get(name);
     const next = {
       name,
       publish: [...(change.publish ?? old?.publish ?? [])],
@@ -42,8 +42,8 @@ export function setProfile(reg: SyncRegistry, change: ProfileChange, now = Date.
     if (next.publish.length === 0 && next.subscribe.length === 0) {
       throw new UsageError(`profile "${name}" would grant nothing: give at least one --pub or --sub pattern`, 'ERR_PROFILE_INVALID');
     }
-    reg.profiles.set(next, now);
-    reg.audit.append('cli', old ? 'profile.update' : 'profile.create', null, { profile: name, publish: next.publish, subscribe: next.subscribe, tokenTtlMs: next.tokenTtlMs }, now);
-    return { created: !old, profile: reg.profiles.require(name) };
+    await tx.profiles.set(next, now);
+    await tx.audit.append('cli', old ? 'profile.update' : 'profile.create', null, { profile: name, publish: next.publish, subscribe: next.subscribe, tokenTtlMs: next.tokenTtlMs }, now);
+    return { created: !old, profile: await tx.profiles.require(name) };
   });
 }

@@ -1,5 +1,5 @@
 import { CredentialError } from '../errors/index.js';
-import type { DeviceId, RefreshRecord } from '../registry/index.js';
+import type { DeviceId, RefreshRecord, Stores } from '../registry/index.js';
 import { hashRefreshCredential, newRefreshCredential, parseRefreshCredential, type RefreshCredential } from '../tokens/index.js';
 import type { Issuer } from '../provisioning/index.js';
 import { revokeDevices } from './revoke.js';
@@ -16,18 +16,18 @@ import { revokeDevices } from './revoke.js';
  * @throws CredentialError ERR_REFRESH_MALFORMED | ERR_REFRESH_UNKNOWN | ERR_IDENTITY_MISMATCH |
  *   ERR_REFRESH_REPLAYED | ERR_TOKEN_REVOKED | ERR_CREDENTIAL_EXPIRED
  */
-export function checkRefreshCredential(issuer: Issuer, text: string, deviceId: DeviceId, opts: { graceMs?: number; now?: number } = {}): RefreshRecord {
+export async function checkRefreshCredential(issuer: Issuer, text: string, deviceId: DeviceId, opts: { graceMs?: number; now?: number } = {}): Promise<RefreshRecord> {
   const now = opts.now ?? Date.now();
   const hash = hashRefreshCredential(parseRefreshCredential(text));
-  const rec = issuer.reg.refresh.find(hash);
+  const rec = await issuer.reg.refresh.find(hash);
   if (!rec) throw new CredentialError('ERR_REFRESH_UNKNOWN', 'refresh credential unknown');
   if (rec.deviceId !== deviceId) throw new CredentialError('ERR_IDENTITY_MISMATCH', 'refresh credential belongs to another device');
   const graceOver = rec.state === 'previous' && rec.usedAt !== null && now - rec.usedAt > (opts.graceMs ?? Infinity);
   if (rec.state === 'superseded' || graceOver) {
-    reportRefreshReplay(issuer, deviceId, 'connect', now, graceOver ? 'grace_expired' : 'superseded');
+    await reportRefreshReplay(issuer, deviceId, 'connect', now, graceOver ? 'grace_expired' : 'superseded');
     throw new CredentialError('ERR_REFRESH_REPLAYED', 'refresh credential was already rotated: device revoked');
   }
-  const device = issuer.reg.devices.require(deviceId);
+  const device = await issuer.reg.devices.require(deviceId);
   if (rec.state === 'revoked' || device.status === 'revoked') throw new CredentialError('ERR_TOKEN_REVOKED', 'device is revoked');
   if (rec.expiresAt <= now || device.credentialExpiresAt <= now) throw new CredentialError('ERR_CREDENTIAL_EXPIRED', 'device credential lifetime is over');
   return rec;
@@ -38,11 +38,11 @@ export function checkRefreshCredential(issuer: Issuer, text: string, deviceId: D
  * credentials. `credential` says what was presented: one already superseded, or
  * the previous one past its grace window.
  */
-export function reportRefreshReplay(issuer: Issuer, deviceId: DeviceId, seenAt: 'connect' | 'renewal', now = Date.now(), credential: 'superseded' | 'grace_expired' = 'superseded'): void {
-  issuer.reg.writeDurably(() => {
-    issuer.reg.audit.append('broker', 'security.refresh_replay', deviceId, { event: 'theft', seenAt, credential, response: 'device revoked' }, now);
-    revokeDevices(issuer.reg, [deviceId], 'refresh credential replayed (possible theft)', 'broker', now);
-  });
+export async function reportRefreshReplay(issuer: Issuer, deviceId: DeviceId, seenAt: 'connect' | 'renewal', now = Date.now(), credential: 'superseded' | 'grace_expired' = 'superseded'): Promise<void> {
+  await issuer.reg.transaction(async (tx) => {
+    await tx.audit.append('broker', 'security.refresh_replay', deviceId, { event: 'theft', seenAt, credential, response: 'device revoked' }, now);
+    await revokeDevices(tx, [deviceId], 'refresh credential replayed (possible theft)', 'broker', now);
+  }, { durable: true });
 }
 
 export interface Rotated {
@@ -56,20 +56,21 @@ export interface Rotated {
  * until its successor is used once, within the grace window from now: its
  * `used_at`) and retires any older `previous`. Using the
  * `previous` one means the device lost the answer: it gets a new `current`, and
- * the never-used one it replaces is superseded. Call inside `reg.write`.
+ * the never-used one it replaces is superseded. `tx` is the transaction in which
+ * `used` was read with `refresh.findForUpdate`: the check and the rotation are one
+ * step, so two renewals racing with one credential cannot both rotate it.
  */
-export function rotateRefreshCredential(issuer: Issuer, used: RefreshRecord, now = Date.now()): Rotated {
-  const { reg } = issuer;
+export async function rotateRefreshCredential(tx: Stores, used: RefreshRecord, now = Date.now()): Promise<Rotated> {
   const credential = newRefreshCredential();
   const hash = hashRefreshCredential(credential);
-  const expiresAt = reg.devices.require(used.deviceId).credentialExpiresAt;
-  reg.refresh.add(hash, used.deviceId, now, expiresAt);
+  const expiresAt = (await tx.devices.require(used.deviceId)).credentialExpiresAt;
+  await tx.refresh.add(hash, used.deviceId, now, expiresAt);
   if (used.state === 'current') {
-    reg.refresh.supersede(used.deviceId, 'previous', used.hash);
-    reg.refresh.setState(used.hash, 'previous', now);
+    await tx.refresh.supersede(used.deviceId, 'previous', used.hash);
+    await tx.refresh.setState(used.hash, 'previous', now);
   } else {
-    reg.refresh.supersede(used.deviceId, 'current', hash);
-    reg.refresh.setState(used.hash, 'previous', now);
+    await tx.refresh.supersede(used.deviceId, 'current', hash);
+    await tx.refresh.setState(used.hash, 'previous', now);
   }
   return { credential, hash, expiresAt };
 }

@@ -15,11 +15,11 @@ export async function reissueCredentials(issuer: Issuer, id: DeviceId, opts: { b
   const now = opts.now ?? Date.now();
   const { device, token } = await mintForDevice(issuer, id, { ttlMs: opts.ttlMs, now });
   const refresh = newRefreshCredential();
-  reg.write(() => {
-    reg.refresh.revokeAllOf(id);
-    reg.refresh.add(hashRefreshCredential(refresh), id, now, device.credentialExpiresAt);
-    reg.tokens.record({ jti: token.jti, deviceId: id, kid: token.kid, issuedAt: token.issuedAt, expiresAt: token.expiresAt });
-    reg.audit.append('cli', 'device.reissue', id, { jti: token.jti }, now);
+  await reg.transaction(async (tx) => {
+    await tx.refresh.revokeAllOf(id);
+    await tx.refresh.add(hashRefreshCredential(refresh), id, now, device.credentialExpiresAt);
+    await tx.tokens.record({ jti: token.jti, deviceId: id, kid: token.kid, issuedAt: token.issuedAt, expiresAt: token.expiresAt });
+    await tx.audit.append('cli', 'device.reissue', id, { jti: token.jti }, now);
   });
   return {
     deviceId: id,

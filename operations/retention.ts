@@ -1,4 +1,4 @@
-import type { SyncRegistry } from '../registry/index.js';
+import type { Registry } from '../registry/index.js';
 
 /** The audit rows a steady fleet writes most: one per renewal. They may be kept for less time than the rest. */
 export const RENEWAL_AUDIT_ACTIONS: readonly string[] = ['token.renew', 'token.renew_refresh'];
@@ -49,19 +49,19 @@ interface PruneOptions {
  * grace, audit events and expired grants past retention, old change-feed rows — then gives the
  * freed pages back, so that the file's size levels off under a steady fleet.
  */
-export async function pruneRegistry(reg: SyncRegistry, retention: Retention, opts: PruneOptions = {}): Promise<Pruned> {
+export async function pruneRegistry(reg: Registry, retention: Retention, opts: PruneOptions = {}): Promise<Pruned> {
   const now = opts.now ?? Date.now();
   const batch = opts.batch ?? PRUNE_BATCH;
   const { auditMs, renewalAuditMs } = retention;
   // Expired tokens of a family that is still live are kept as long as the renewal events that chain them.
   const familyBefore = Math.max(0, now - (renewalAuditMs ?? auditMs ?? now));
-  const tokens = await drain(reg, (n) => reg.tokens.pruneExpired(now - retention.tokenGraceMs, n, familyBefore), batch, opts.pause);
-  let audit = auditMs === null ? 0 : await drain(reg, (n) => reg.audit.prune(now - auditMs, n), batch, opts.pause);
+  const tokens = await drain((n) => reg.tokens.pruneExpired(now - retention.tokenGraceMs, n, familyBefore), batch, opts.pause);
+  let audit = auditMs === null ? 0 : await drain((n) => reg.audit.prune(now - auditMs, n), batch, opts.pause);
   if (renewalAuditMs !== null && (auditMs === null || renewalAuditMs < auditMs)) {
-    audit += await drain(reg, (n) => reg.audit.prune(now - renewalAuditMs, n, RENEWAL_AUDIT_ACTIONS), batch, opts.pause);
+    audit += await drain((n) => reg.audit.prune(now - renewalAuditMs, n, RENEWAL_AUDIT_ACTIONS), batch, opts.pause);
   }
-  const grants = auditMs === null ? 0 : await drain(reg, (n) => reg.grants.pruneExpired(now - auditMs, n), batch, opts.pause);
-  const changes = await drain(reg, (n) => reg.changes.prune(now - CHANGES_KEEP_MS, n), batch, opts.pause);
+  const grants = auditMs === null ? 0 : await drain((n) => reg.grants.pruneExpired(now - auditMs, n), batch, opts.pause);
+  const changes = await drain((n) => reg.changes.prune(now - CHANGES_KEEP_MS, n), batch, opts.pause);
   return { tokens, grants, audit, changes, pages: await reclaim(reg, opts.pause) };
 }
 
@@ -69,25 +69,26 @@ export async function pruneRegistry(reg: SyncRegistry, retention: Retention, opt
  * `credbroker audit prune --older-than D`: deletes audit events older than
  * `before` (ms) and gives the space back.
  */
-export async function pruneAudit(reg: SyncRegistry, before: number, opts: Omit<PruneOptions, 'now'> = {}): Promise<{ audit: number; pages: number }> {
-  const audit = await drain(reg, (n) => reg.audit.prune(before, n), opts.batch ?? PRUNE_BATCH, opts.pause);
+export async function pruneAudit(reg: Registry, before: number, opts: Omit<PruneOptions, 'now'> = {}): Promise<{ audit: number; pages: number }> {
+  const audit = await drain((n) => reg.audit.prune(before, n), opts.batch ?? PRUNE_BATCH, opts.pause);
   return { audit, pages: await reclaim(reg, opts.pause) };
 }
 
-async function drain(reg: SyncRegistry, step: (limit: number) => number, batch: number, pause?: () => Promise<void>): Promise<number> {
+/** Each batch is its own statement (and transaction): a CLI writer or a renewal waits at most one batch. */
+async function drain(step: (limit: number) => Promise<number>, batch: number, pause?: () => Promise<void>): Promise<number> {
   let total = 0;
   for (;;) {
-    const n = reg.write(() => step(batch));
+    const n = await step(batch);
     total += n;
     if (n < batch) return total;
     await pause?.();
   }
 }
 
-async function reclaim(reg: SyncRegistry, pause?: () => Promise<void>): Promise<number> {
+async function reclaim(reg: Registry, pause?: () => Promise<void>): Promise<number> {
   let total = 0;
   for (;;) {
-    const n = reg.space.reclaim(RECLAIM_PAGES);
+    const n = await reg.space.reclaim(RECLAIM_PAGES);
     total += n;
     if (n < RECLAIM_PAGES) return total;
     await pause?.();

@@ -1,5 +1,5 @@
 import { RegistryError } from '../errors/index.js';
-import type { Actor, DeviceId, Jti, SyncRegistry } from '../registry/index.js';
+import type { Actor, DeviceId, Jti, Stores } from '../registry/index.js';
 
 export interface RevokeResult {
   readonly deviceId: DeviceId;
@@ -21,22 +21,24 @@ export interface RevokeResult {
  * clears them then.
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND` (nothing is revoked then)
  */
-export function revokeDevices(reg: SyncRegistry, ids: readonly DeviceId[], reason: string, actor: Actor = 'cli', now = Date.now(), opts: { keepRetained?: boolean } = {}): RevokeResult[] {
+export function revokeDevices(reg: Stores, ids: readonly DeviceId[], reason: string, actor: Actor = 'cli', now = Date.now(), opts: { keepRetained?: boolean } = {}): Promise<RevokeResult[]> {
   const retainedCleared = !opts.keepRetained;
-  return reg.writeDurably(() =>
-    ids.map((id) => {
-      reg.devices.require(id);
-      const changed = reg.devices.revoke(id, reason, now);
-      const jtis = reg.tokens.revokeAllOf(id, now);
-      reg.refresh.revokeAllOf(id);
+  return reg.transaction(async (tx) => {
+    const out: RevokeResult[] = [];
+    for (const id of ids) {
+      await tx.devices.require(id);
+      const changed = await tx.devices.revoke(id, reason, now);
+      const jtis = await tx.tokens.revokeAllOf(id, now);
+      await tx.refresh.revokeAllOf(id);
       if (changed) {
-        reg.changes.append('device_revoked', id, null, now);
-        reg.audit.append(actor, 'device.revoke', id, { reason, tokensRevoked: jtis.length, retained: retainedCleared ? 'cleared' : 'kept' }, now);
+        await tx.changes.append('device_revoked', id, null, now);
+        await tx.audit.append(actor, 'device.revoke', id, { reason, tokensRevoked: jtis.length, retained: retainedCleared ? 'cleared' : 'kept' }, now);
       }
-      if (retainedCleared) reg.changes.append('retained_clear', id, null, now);
-      return { deviceId: id, changed, tokensRevoked: jtis.length, retainedCleared };
-    }),
-  );
+      if (retainedCleared) await tx.changes.append('retained_clear', id, null, now);
+      out.push({ deviceId: id, changed, tokensRevoked: jtis.length, retainedCleared });
+    }
+    return out;
+  }, { durable: true });
 }
 
 /**
@@ -46,31 +48,31 @@ export function revokeDevices(reg: SyncRegistry, ids: readonly DeviceId[], reaso
  * the session holding any of its tokens. Fsynced before it returns.
  * @throws RegistryError `ERR_TOKEN_NOT_FOUND`
  */
-export function revokeToken(reg: SyncRegistry, jti: Jti, actor: Actor = 'cli', now = Date.now()): { deviceId: DeviceId; changed: boolean; familyRevoked: number } {
-  return reg.writeDurably(() => {
-    const token = reg.tokens.get(jti);
+export function revokeToken(reg: Stores, jti: Jti, actor: Actor = 'cli', now = Date.now()): Promise<{ deviceId: DeviceId; changed: boolean; familyRevoked: number }> {
+  return reg.transaction(async (tx) => {
+    const token = await tx.tokens.get(jti);
     if (!token) throw new RegistryError('ERR_TOKEN_NOT_FOUND', `no token with jti "${jti}" (see: credbroker show DEVICE)`);
-    const revoked = reg.tokens.revokeFamily(token.family, now);
+    const revoked = await tx.tokens.revokeFamily(token.family, now);
     const changed = revoked.length > 0;
     if (changed) {
-      reg.changes.append('token_revoked', token.deviceId, jti, now);
-      reg.audit.append(actor, 'token.revoke', token.deviceId, { jti, family: token.family, tokensRevoked: revoked.length }, now);
+      await tx.changes.append('token_revoked', token.deviceId, jti, now);
+      await tx.audit.append(actor, 'token.revoke', token.deviceId, { jti, family: token.family, tokensRevoked: revoked.length }, now);
     }
     return { deviceId: token.deviceId, changed, familyRevoked: revoked.length };
-  });
+  }, { durable: true });
 }
 
 /**
  * Re-enables a revoked device. Its old tokens stay dead (they were revoked, and
  * any token issued before now is refused); it needs a new token (`credbroker token`).
  */
-export function restoreDevice(reg: SyncRegistry, id: DeviceId, now = Date.now()): boolean {
-  return reg.write(() => {
-    reg.devices.require(id);
-    const changed = reg.devices.restore(id, now);
+export function restoreDevice(reg: Stores, id: DeviceId, now = Date.now()): Promise<boolean> {
+  return reg.transaction(async (tx) => {
+    await tx.devices.require(id);
+    const changed = await tx.devices.restore(id, now);
     if (changed) {
-      reg.changes.append('device_restored', id, null, now);
-      reg.audit.append('cli', 'device.restore', id, null, now);
+      await tx.changes.append('device_restored', id, null, now);
+      await tx.audit.append('cli', 'device.restore', id, null, now);
     }
     return changed;
   });

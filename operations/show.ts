@@ -1,4 +1,4 @@
-import type { AuditEvent, Device, IssuedToken, Profile, RefreshState, SyncRegistry } from '../registry/index.js';
+import type { AuditEvent, Device, IssuedToken, Profile, RefreshState, Stores } from '../registry/index.js';
 
 export interface DeviceSummary {
   readonly device: Device;
@@ -17,14 +17,17 @@ export interface DeviceSummary {
  * expiry, its refresh credentials' states and its recent audit events.
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND`
  */
-export function deviceSummary(reg: SyncRegistry, id: string, opts: { now?: number; auditLimit?: number } = {}): DeviceSummary {
+export async function deviceSummary(reg: Stores, id: string, opts: { now?: number; auditLimit?: number } = {}): Promise<DeviceSummary> {
   const now = opts.now ?? Date.now();
-  const device = reg.devices.require(id);
+  const device = await reg.devices.require(id);
+  const [profile, liveTokens, refresh, recentAudit] = await Promise.all([
+    reg.profiles.get(device.profile),
+    reg.tokens.liveFor(device.id, now),
+    reg.refresh.forDevice(device.id),
+    reg.audit.query({ deviceId: device.id, limit: opts.auditLimit ?? 10 }),
+  ]);
   return {
-    device,
-    profile: reg.profiles.get(device.profile),
-    liveTokens: reg.tokens.liveFor(device.id, now),
-    refreshCredentials: reg.refresh.forDevice(device.id).map(({ state, issuedAt, expiresAt, usedAt }) => ({ state, issuedAt, expiresAt, usedAt })),
-    recentAudit: reg.audit.query({ deviceId: device.id, limit: opts.auditLimit ?? 10 }),
+    device, profile, liveTokens, recentAudit,
+    refreshCredentials: refresh.map(({ state, issuedAt, expiresAt, usedAt }) => ({ state, issuedAt, expiresAt, usedAt })),
   };
 }

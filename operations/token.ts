@@ -9,9 +9,9 @@ import type { Actor, Device } from '../registry/index.js';
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND` | `ERR_DEVICE_REVOKED`; UsageError `ERR_TTL_TOO_LONG`
  */
 export async function mintForDevice(issuer: Issuer, id: DeviceId, opts: { ttlMs?: number; now: number }): Promise<{ device: Device; token: MintedToken }> {
-  const device = issuer.reg.devices.require(id);
+  const device = await issuer.reg.devices.require(id);
   if (device.status === 'revoked') throw new RegistryError('ERR_DEVICE_REVOKED', `device "${id}" is revoked (restore it first: credbroker restore ${id})`);
-  const profile = issuer.reg.profiles.require(device.profile);
+  const profile = await issuer.reg.profiles.require(device.profile);
   const token = await mintAccessToken(issuer.keyring, issuer.settings, { deviceId: id, profile, ttlMs: opts.ttlMs ?? profile.tokenTtlMs, now: opts.now });
   return { device, token };
 }
@@ -30,15 +30,15 @@ export async function issueAccessToken(issuer: Issuer, id: DeviceId, opts: { ttl
   const { reg } = issuer;
   const now = opts.now ?? Date.now();
   const { token } = await mintForDevice(issuer, id, { ttlMs: opts.ttlMs, now });
-  reg.write(() => {
+  await reg.transaction(async (tx) => {
     let family: Jti | undefined;
     if (opts.renews) {
-      const replaced = reg.tokens.get(opts.renews);
+      const replaced = await tx.tokens.get(opts.renews);
       if (replaced?.revokedAt != null) throw new CredentialError('ERR_TOKEN_REVOKED', 'token_revoked');
       family = replaced?.family ?? opts.renews;
     }
-    reg.tokens.record({ jti: token.jti, deviceId: id, kid: token.kid, issuedAt: token.issuedAt, expiresAt: token.expiresAt, family });
-    reg.audit.append(opts.actor ?? 'cli', opts.action ?? 'token.issue', id, { jti: token.jti, expiresAt: token.expiresAt, ...(family && { family }) }, now);
+    await tx.tokens.record({ jti: token.jti, deviceId: id, kid: token.kid, issuedAt: token.issuedAt, expiresAt: token.expiresAt, family });
+    await tx.audit.append(opts.actor ?? 'cli', opts.action ?? 'token.issue', id, { jti: token.jti, expiresAt: token.expiresAt, ...(family && { family }) }, now);
   });
   return token;
 }

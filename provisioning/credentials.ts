@@ -1,4 +1,4 @@
-import type { Actor, DeviceId, Profile } from '../registry/index.js';
+import type { Actor, DeviceId, Profile, ProvisionedDevice } from '../registry/index.js';
 import { hashRefreshCredential, mintAccessToken, newRefreshCredential, type MintedToken } from '../tokens/index.js';
 import type { Issuer } from './issuer.js';
 
@@ -46,16 +46,13 @@ export async function mintCredentialSet(issuer: Issuer, deviceId: DeviceId, prof
 }
 
 /**
- * Stores a new device with its credential set; call inside `reg.write`. `simulation` marks a `credbroker sim` device.
+ * What the registry stores of a new device's credential set (`devices.provision`). `simulation` marks a `credbroker sim` device.
  * `audit` says who provisioned it (the broker, for a claim) and adds facts to the `device.provision` row.
  */
-export function storeCredentialSet(
-  issuer: Issuer, set: CredentialSet, now: number, simulation = false,
-  audit: { actor: Actor; details?: Record<string, unknown> } = { actor: 'cli' },
-): void {
-  const { reg } = issuer;
-  reg.devices.insert(set.deviceId, set.profile.name, set.credentialExpiresAt, now, simulation);
-  reg.tokens.record({ jti: set.token.jti, deviceId: set.deviceId, kid: set.token.kid, issuedAt: set.token.issuedAt, expiresAt: set.token.expiresAt });
-  reg.refresh.add(set.refreshHash, set.deviceId, now, set.credentialExpiresAt);
-  reg.audit.append(audit.actor, 'device.provision', set.deviceId, { profile: set.profile.name, jti: set.token.jti, ...audit.details }, now);
+export function provisionedRecord(set: CredentialSet, simulation = false, audit: { actor: Actor; details?: Record<string, unknown> } = { actor: 'cli' }): ProvisionedDevice {
+  return {
+    deviceId: set.deviceId, profile: set.profile.name, credentialExpiresAt: set.credentialExpiresAt, simulation, refreshHash: set.refreshHash,
+    token: { jti: set.token.jti, kid: set.token.kid, issuedAt: set.token.issuedAt, expiresAt: set.token.expiresAt },
+    actor: audit.actor, ...(audit.details && { auditDetails: audit.details }),
+  };
 }

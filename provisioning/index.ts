@@ -1,5 +1,5 @@
 export { openIssuer, type Issuer } from './issuer.js';
-export { mintCredentialSet, storeCredentialSet, type DeviceCredentials, type CredentialSet, type IssueOptions } from './credentials.js';
+export { mintCredentialSet, provisionedRecord, type DeviceCredentials, type CredentialSet, type IssueOptions } from './credentials.js';
 export {
   writeCredentialsFile, readCredentialsFile, credentialsFilePath, credentialsFileJti,
   writePendingCredentialsFile, listCredentialsDir, type CredentialsDirListing,

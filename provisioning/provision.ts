@@ -6,7 +6,7 @@ import { parseDeviceId, type DeviceId, type Profile } from '../registry/index.js
 import { checkTtl, hashRefreshCredential, parseRefreshCredential } from '../tokens/index.js';
 import { formatDuration } from '../util/duration.js';
 import type { BatchRow } from './batch-file.js';
-import { mintCredentialSet, storeCredentialSet, type CredentialSet, type DeviceCredentials, type IssueOptions } from './credentials.js';
+import { mintCredentialSet, provisionedRecord, type CredentialSet, type DeviceCredentials, type IssueOptions } from './credentials.js';
 import {
   credentialsFileJti, credentialsFilePath, listCredentialsDir, readCredentialsFile, removePendingFile, writePendingCredentialsFile,
 } from './credentials-file.js';
@@ -80,7 +80,7 @@ const lockedHere = new Set<string>();
  * the async fs API would queue each open/write/close step behind the signing jobs).
  */
 export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[], opts: ProvisionOptions): Promise<ProvisionResult> {
-  const { planned, invalid } = plan(issuer, rows, opts.profile);
+  const { planned, invalid } = await plan(issuer, rows, opts.profile);
   if (invalid.length && !opts.skipInvalid) throw new BatchError(invalid);
   for (const p of new Set(planned.map((x) => x.profile))) {
     const ttl = opts.ttlMs ?? p.tokenTtlMs;
@@ -95,11 +95,11 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
   const outDir = opts.outDir;
   const releaseLock = outDir ? lockOutDir(outDir) : () => {};
   try {
-    const existing = reg.devices.existing(planned.map((p) => p.id));
+    const existing = await reg.devices.existing(planned.map((p) => p.id));
     const skipped: DeviceId[] = planned.filter((p) => existing.has(p.id)).map((p) => p.id);
     const recovered: DeviceId[] = [];
     const missingFiles: DeviceId[] = [];
-    if (outDir) recoverFiles(issuer, outDir, planned, existing, recovered, missingFiles);
+    if (outDir) await recoverFiles(issuer, outDir, planned, existing, recovered, missingFiles);
 
     const todo = planned.filter((p) => !existing.has(p.id));
     const provisioned: DeviceCredentials[] = [];
@@ -118,13 +118,13 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
       const { sets, now } = await next!;
       if (opts.signal?.aborted) { stoppedAt = i; break; } // the signed chunk is dropped: it never existed
       next = i + chunkSize < todo.length ? mintChunk(todo.slice(i + chunkSize, i + 2 * chunkSize)) : null;
-      const stored = storeChunk(issuer, sets, now, outDir, opts.afterChunkCommit, opts.simulation ?? false);
+      const stored = await storeChunk(issuer, sets, now, outDir, opts.afterChunkCommit, opts.simulation ?? false);
       for (const s of stored.committed) provisioned.push(s.file);
       skipped.push(...stored.raced);
       opts.onProgress?.(Math.min(i + chunkSize, todo.length), todo.length);
     }
     if (provisioned.length > 0 || skipped.length > 0) {
-      reg.audit.append('cli', 'batch.provision', null, {
+      await reg.audit.append('cli', 'batch.provision', null, {
         provisioned: provisioned.length, skipped: skipped.length, invalid: invalid.length, recovered: recovered.length,
         ...(stoppedAt === null ? {} : { interrupted: true }),
       });
@@ -140,21 +140,18 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
  * Writes one chunk: pending files, one registry transaction, then renames. A device
  * that another process registered meanwhile is left alone (reported as skipped).
  */
-function storeChunk(
+async function storeChunk(
   issuer: Issuer, sets: readonly CredentialSet[], now: number, outDir: string | undefined,
   afterCommit: ((ids: readonly DeviceId[]) => void) | undefined, simulation: boolean,
-): { committed: CredentialSet[]; raced: DeviceId[] } {
+): Promise<{ committed: CredentialSet[]; raced: DeviceId[] }> {
   const pending: string[] = [];
   let committedFlags: boolean[];
   try {
     if (outDir) for (const s of sets) pending.push(writePendingCredentialsFile(outDir, s.file));
-    committedFlags = issuer.reg.write(() => {
-      const raced = issuer.reg.devices.existing(sets.map((s) => s.deviceId));
-      return sets.map((s) => {
-        if (raced.has(s.deviceId)) return false;
-        storeCredentialSet(issuer, s, now, simulation);
-        return true;
-      });
+    committedFlags = await issuer.reg.transaction(async (tx) => {
+      const raced = await tx.devices.existing(sets.map((s) => s.deviceId));
+      await tx.devices.provision(sets.filter((s) => !raced.has(s.deviceId)).map((s) => provisionedRecord(s, simulation)), now);
+      return sets.map((s) => !raced.has(s.deviceId));
     });
   } catch (err) {
     for (const p of pending) removePendingFile(p); // nothing committed: these credentials never existed
@@ -180,16 +177,16 @@ function storeChunk(
  * between commit and rename); then delete every other pending file of the batch's
  * devices (credentials that never committed, so never valid).
  */
-function recoverFiles(
+async function recoverFiles(
   issuer: Issuer, outDir: string, planned: readonly Planned[], existing: ReadonlySet<string>,
   recovered: DeviceId[], missingFiles: DeviceId[],
-): void {
+): Promise<void> {
   const listing = listCredentialsDir(outDir);
   for (const { id } of planned) {
     const candidates = listing.pending.get(id) ?? [];
     let kept: string | undefined;
     if (existing.has(id) && !listing.final.has(id)) {
-      kept = candidates.find((c) => recordedFor(issuer, c, id));
+      for (const c of candidates) if (!kept && await recordedFor(issuer, c, id)) kept = c;
       if (kept) {
         renameSync(kept, credentialsFilePath(outDir, id));
         recovered.push(id);
@@ -206,15 +203,16 @@ function recoverFiles(
  * refresh credential (a record kept while the device lives), else by its access
  * token's jti (a token record is pruned once the token has expired).
  */
-function recordedFor(issuer: Issuer, path: string, id: DeviceId): boolean {
+async function recordedFor(issuer: Issuer, path: string, id: DeviceId): Promise<boolean> {
+  let hash: string | null = null;
   try {
-    const hash = hashRefreshCredential(parseRefreshCredential(readCredentialsFile(path).refreshCredential));
-    if (issuer.reg.refresh.find(hash)?.deviceId === id) return true;
+    hash = hashRefreshCredential(parseRefreshCredential(readCredentialsFile(path).refreshCredential));
   } catch {
     // unreadable or not a refresh credential: the jti may still tell
   }
+  if (hash !== null && (await issuer.reg.refresh.find(hash))?.deviceId === id) return true;
   const jti = credentialsFileJti(path);
-  return jti !== undefined && issuer.reg.tokens.get(jti)?.deviceId === id;
+  return jti !== undefined && (await issuer.reg.tokens.get(jti))?.deviceId === id;
 }
 
 /**
@@ -265,12 +263,12 @@ function isAlive(pid: number): boolean {
 }
 
 /** Checks every row (id, duplicate, profile) before anything is written. */
-function plan(issuer: Issuer, rows: readonly BatchRow[], defaultProfile: string | undefined): { planned: Planned[]; invalid: BatchProblem[] } {
+async function plan(issuer: Issuer, rows: readonly BatchRow[], defaultProfile: string | undefined): Promise<{ planned: Planned[]; invalid: BatchProblem[] }> {
   if (rows.length === 0) throw new CredbrokerError('ERR_BATCH_INVALID', 'the batch has no device rows');
   const planned: Planned[] = [];
   const invalid: BatchProblem[] = [];
   const seen = new Map<string, number>();
-  const profiles = new Map(issuer.reg.profiles.list().map((p) => [p.name as string, p]));
+  const profiles = new Map((await issuer.reg.profiles.list()).map((p) => [p.name as string, p]));
   for (const row of rows) {
     const shownId = typeof row.id === 'string' ? row.id : undefined;
     const bad = (message: string) => invalid.push({ line: row.line, id: shownId, message });

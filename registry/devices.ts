@@ -39,7 +39,7 @@ export class Devices {
     // The same rows as IssuedTokens.record, RefreshCredentials.add and AuditLog.append write.
     this.provisionTokenStmt = db.prepare('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at, family) VALUES (?, ?, ?, ?, ?, ?)');
     this.provisionRefreshStmt = db.prepare(`INSERT INTO refresh_credentials (hash, device_id, state, issued_at, expires_at) VALUES (?, ?, 'current', ?, ?)`);
-    this.provisionAuditStmt = db.prepare(`INSERT INTO audit (at, actor, action, device_id, details) VALUES (?, 'cli', 'device.provision', ?, ?)`);
+    this.provisionAuditStmt = db.prepare(`INSERT INTO audit (at, actor, action, device_id, details) VALUES (?, ?, 'device.provision', ?, ?)`);
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM devices WHERE id = ?');
     this.insertStmt = db.prepare(
       `INSERT INTO devices (id, profile, status, credential_expires_at, created_at, simulation) VALUES (?, ?, 'active', ?, ?, ?)`,
@@ -141,7 +141,7 @@ export class Devices {
       this.insert(r.deviceId, r.profile, r.credentialExpiresAt, now, r.simulation);
       this.provisionTokenStmt.run(r.token.jti, r.deviceId, r.token.kid, r.token.issuedAt, r.token.expiresAt, r.token.jti);
       this.provisionRefreshStmt.run(r.refreshHash, r.deviceId, now, r.credentialExpiresAt);
-      this.provisionAuditStmt.run(now, r.deviceId, JSON.stringify({ profile: r.profile, jti: r.token.jti }));
+      this.provisionAuditStmt.run(now, r.actor ?? 'cli', r.deviceId, JSON.stringify({ profile: r.profile, jti: r.token.jti, ...r.auditDetails }));
     }
   }
 

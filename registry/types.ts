@@ -201,6 +201,10 @@ export interface ProvisionedDevice {
   readonly simulation: boolean;
   readonly token: { readonly jti: Jti; readonly kid: Kid; readonly issuedAt: number; readonly expiresAt: number };
   readonly refreshHash: string;
+  /** Who provisioned it (default `cli`; the broker, for a claim). */
+  readonly actor?: Actor;
+  /** Facts added to the `device.provision` audit row (besides profile and jti). */
+  readonly auditDetails?: Record<string, unknown>;
 }
 
 /**

@@ -23,7 +23,7 @@ t.test('narrowing an ACL reaches existing subscriptions', async (t) => {
   t.teardown(() => tb.close());
   const clients: MqttClient[] = [];
   t.teardown(() => { for (const c of clients) c.end(true); });
-  setProfile(tb.issuer.reg, WIDE);
+  await setProfile(tb.issuer.reg, WIDE);
   const [ops] = await tb.provision(['nar-ops'], 'observer');
   const sender = (await connectDevice(tb.url, ops!)).client!;
   clients.push(sender);
@@ -39,7 +39,7 @@ t.test('narrowing an ACL reaches existing subscriptions', async (t) => {
     await sleep(300);
     t.same(got, ['devices/other/commands/a'], 'before narrowing: another device\'s command arrives');
 
-    setProfile(tb.issuer.reg, NARROW);
+    await setProfile(tb.issuer.reg, NARROW);
     t.equal((await s.request!()).kind, 'accepted', 'renewed in-band under the narrowed profile');
     got.length = 0;
     await send('devices/other/commands/b');
@@ -48,7 +48,7 @@ t.test('narrowing an ACL reaches existing subscriptions', async (t) => {
     await sleep(500);
     t.same(got, ['devices/nar-1/commands/c'], 'after renewal: only its own commands, through the same old subscription');
     t.equal(await subscribeGranted(s.client!, 'devices/#'), 128, 'a new wide SUBSCRIBE is refused');
-    setProfile(tb.issuer.reg, WIDE);
+    await setProfile(tb.issuer.reg, WIDE);
   });
 
   t.test('a persistent session resumed under a narrower token gets neither restored subscriptions nor its queue outside the ACL', async (t) => {
@@ -60,7 +60,7 @@ t.test('narrowing an ACL reaches existing subscriptions', async (t) => {
     await send('devices/other/commands/queued');     // queued for the offline session (QoS 1)
     await send('devices/nar-2/commands/queued-own');
 
-    setProfile(tb.issuer.reg, NARROW);
+    await setProfile(tb.issuer.reg, NARROW);
     const narrow = await issueAccessToken(tb.issuer, 'nar-2' as DeviceId);
     // The queue is flushed right after CONNACK: listen before connecting.
     const c = mqtt.connect(tb.url, { clientId: 'nar-2', username: 'nar-2', password: narrow.token, clean: false, reconnectPeriod: 0, protocolVersion: 4 });
@@ -76,6 +76,6 @@ t.test('narrowing an ACL reaches existing subscriptions', async (t) => {
     await sleep(500);
     t.notOk(got.some((topic) => topic.startsWith('devices/other/')), `nothing of another device arrives, queued or live (got ${JSON.stringify(got)})`);
     t.ok(got.includes('devices/nar-2/commands/live-own'), 'its own commands do');
-    setProfile(tb.issuer.reg, WIDE);
+    await setProfile(tb.issuer.reg, WIDE);
   });
 });

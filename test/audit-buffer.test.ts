@@ -19,18 +19,18 @@ t.test('rows survive a flush refused by a locked registry', async (t) => {
   reg.db.pragma('busy_timeout = 50'); // the broker waits 10 s; the test need not
   const logged: string[] = [];
   const log = createLogger('info', new Writable({ write(c, _e, cb) { logged.push(String(c)); cb(); } }));
-  const audit = new AuditBuffer(reg, log, 3_600_000, 3);
+  const audit = new AuditBuffer(reg.api, log, 3_600_000, 3);
 
   const other = new Database(db); // another writer, as the CLI would be
   t.teardown(() => other.close());
   other.exec('BEGIN IMMEDIATE');
   for (let i = 0; i < 5; i++) audit.add('broker', 'auth.refused', `d${i}`, { reason: 'bad_signature' });
-  audit.flush();
+  await audit.flush();
   t.equal(reg.audit.query().length, 0, 'nothing written while locked');
   t.match(logged.join(''), /audit flush failed; will retry/);
 
   other.exec('COMMIT');
-  audit.close();
+  await audit.close();
   const rows = reg.audit.query();
   t.same(rows.filter((r) => r.action === 'auth.refused').map((r) => r.deviceId).sort(), ['d0', 'd1', 'd2'], 'the kept rows land on the next flush');
   t.same(rows.find((r) => r.action === 'audit.suppressed')?.details, { rows: 2 }, 'rows past the cap are counted, not lost silently');

@@ -14,12 +14,12 @@ import { connectPacket, floodFromChild, scrape, SOAK, sleep } from './helpers/ho
 interface AuditRow { action: string; device_id: string | null; details: string | null }
 
 /** Audit rows added since `afterId`, after the broker's tally and buffer were written out. */
-function rowsSince(tb: TestBroker, afterId: number): AuditRow[] {
+async function rowsSince(tb: TestBroker, afterId: number): Promise<AuditRow[]> {
   tb.broker.context.tally.flush();
-  tb.broker.context.audit.flush();
-  return tb.issuer.reg.db.prepare('SELECT action, device_id, details FROM audit WHERE id > ? ORDER BY id').all(afterId) as AuditRow[];
+  await tb.broker.context.audit.flush();
+  return tb.issuer.syncReg.db.prepare('SELECT action, device_id, details FROM audit WHERE id > ? ORDER BY id').all(afterId) as AuditRow[];
 }
-const lastId = (tb: TestBroker) => (tb.issuer.reg.db.prepare('SELECT coalesce(max(id), 0) AS n FROM audit').get() as { n: number }).n;
+const lastId = (tb: TestBroker) => (tb.issuer.syncReg.db.prepare('SELECT coalesce(max(id), 0) AS n FROM audit').get() as { n: number }).n;
 const details = (r: AuditRow) => JSON.parse(r.details ?? '{}') as Record<string, unknown>;
 
 /** Well-formed tokens signed by an attacker's key under the registry's kid: each would cost a signature check. */
@@ -58,7 +58,7 @@ t.test('a forged-token flood: a few rows per address, then one summary row per a
   t.equal(flood.child.code, 0, `the flood child exited cleanly ${flood.child.stderr}`);
   t.comment(`${ATTEMPTS} attempts in ${flood.seconds.toFixed(1)} s; CONNACK codes ${JSON.stringify(flood.codes)}`);
 
-  const rows = rowsSince(tb, from);
+  const rows = await rowsSince(tb, from);
   const single = rows.filter((r) => r.action === 'auth.refused');
   const summaries = rows.filter((r) => r.action === 'auth.refused.summary');
   t.comment(`audit rows: ${single.length} auth.refused + ${summaries.length} auth.refused.summary (one row per attempt before: ${ATTEMPTS})`);
@@ -90,7 +90,7 @@ t.test('a renewal flood: refused over the rate, disconnected after repeated abus
   t.ok(limited >= renewAbuseLimit, `${limited} refused for rate (disconnect at ${renewAbuseLimit})`);
 
   await sleep(500); // the burst's renewals are minted asynchronously
-  const rows = rowsSince(tb, from).filter((r) => r.device_id === 'flood-1');
+  const rows = (await rowsSince(tb, from)).filter((r) => r.device_id === 'flood-1');
   const by = (a: string) => rows.filter((r) => r.action === a);
   t.comment(`rows for the device: ${JSON.stringify(rows.map((r) => r.action))}`);
   t.ok(by('token.renew').length <= renewBurst, 'the burst was served');
@@ -118,10 +118,10 @@ t.test(`${FLOOD_MS / 1000} s of login and renewal floods: the registry's growth,
   const flooders = await tb.provision(Array.from({ length: 5 }, (_, i) => `renew-flood-${i}`));
   const addresses = Array.from({ length: FLOOD_ADDRESSES }, (_, i) => `127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`);
   const packets = forgedPackets(tb, 100);
-  const size = () => { const s = tb.issuer.reg.space.stats(); return (s.pages - s.freePages) * s.pageSize; };
+  const size = async () => { const s = await tb.issuer.reg.space.stats(); return (s.pages - s.freePages) * s.pageSize; };
   tb.broker.context.tally.flush();
-  tb.broker.context.audit.flush();
-  const bytes0 = size();
+  await tb.broker.context.audit.flush();
+  const bytes0 = await size();
   const from = lastId(tb);
   const started = performance.now();
   let attempts = 0;
@@ -142,8 +142,8 @@ t.test(`${FLOOD_MS / 1000} s of login and renewal floods: the registry's growth,
   })();
   await Promise.all([logins, renewals]);
   const seconds = (performance.now() - started) / 1000;
-  const rows = rowsSince(tb, from).length;
-  const grown = size() - bytes0;
+  const rows = (await rowsSince(tb, from)).length;
+  const grown = (await size()) - bytes0;
   const perHour = (grown / seconds) * 3600;
   const rowBytes = rows > 0 ? grown / rows : 0;
   const before = ((attempts + renewRequests) / seconds) * 3600 * (rowBytes || 150);

@@ -52,18 +52,18 @@ t.test('broker end to end with real MQTT.js clients', async (t) => {
   t.test('revoked jti and revoked device are refused with CONNACK 5; restore + new token connects', async (t) => {
     const [d3] = await tb.provision(['d3']);
     const extra = await issueAccessToken(tb.issuer, 'd3' as DeviceId);
-    revokeToken(tb.issuer.reg, extra.jti);
+    await revokeToken(tb.issuer.reg, extra.jti);
     await new Promise((r) => setTimeout(r, 200));
     t.equal((await connectDevice(tb.url, { deviceId: 'd3', accessToken: extra.token })).code, 5, 'revoked jti');
     const live = await connectDevice(tb.url, d3!);
     t.equal(live.code, 0, 'the other token of the device still works');
     const gone = closed(live.client!);
     const t0 = Date.now();
-    revokeDevices(tb.issuer.reg, ['d3' as DeviceId], 'test');
+    await revokeDevices(tb.issuer.reg, ['d3' as DeviceId], 'test');
     const at = await gone;
     t.ok(at - t0 < 1000, `kicked within a second (${at - t0} ms)`);
     t.equal((await connectDevice(tb.url, d3!)).code, 5, 'revoked device refused');
-    restoreDevice(tb.issuer.reg, 'd3' as DeviceId);
+    await restoreDevice(tb.issuer.reg, 'd3' as DeviceId);
     await new Promise((r) => setTimeout(r, 200));
     t.equal((await connectDevice(tb.url, d3!)).code, 5, 'old token stays dead after restore');
     const fresh = await issueAccessToken(tb.issuer, 'd3' as DeviceId);
@@ -74,9 +74,9 @@ t.test('broker end to end with real MQTT.js clients', async (t) => {
 
   t.test('a token expiring mid-session disconnects the client on time', async (t) => {
     await tb.provision(['d4']);
-    const profile = tb.issuer.reg.profiles.require('sensor');
+    const profile = await tb.issuer.reg.profiles.require('sensor');
     const short = await mintAccessToken(tb.issuer.keyring, tb.issuer.settings, { deviceId: 'd4' as DeviceId, profile, ttlMs: 2000 });
-    tb.issuer.reg.write(() => tb.issuer.reg.tokens.record({ jti: short.jti as Jti, deviceId: 'd4' as DeviceId, kid: short.kid, issuedAt: short.issuedAt, expiresAt: short.expiresAt }));
+    await tb.issuer.reg.tokens.record({ jti: short.jti as Jti, deviceId: 'd4' as DeviceId, kid: short.kid, issuedAt: short.issuedAt, expiresAt: short.expiresAt });
     const c = await connectDevice(tb.url, { deviceId: 'd4', accessToken: short.token });
     t.equal(c.code, 0);
     const at = await closed(c.client!);

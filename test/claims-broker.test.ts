@@ -9,7 +9,7 @@ import { sessionOf } from '../broker/session.js';
 const ACCEPTED_FIELDS = ['accessToken', 'accessTokenExpiresAt', 'brokerUrl', 'deviceId', 'refreshCredential', 'refreshCredentialExpiresAt', 'requestId'];
 
 async function withClaim(tb: TestBroker, name: string, rules: { maxDevices?: number; idPattern?: string; allowList?: string[]; ttlMs?: number; now?: number } = {}) {
-  return createClaim(tb.issuer.reg, { name, profile: 'sensor', brokerUrl: tb.url, ...rules }).credential;
+  return (await createClaim(tb.issuer.reg, { name, profile: 'sensor', brokerUrl: tb.url, ...rules })).credential;
 }
 
 t.test('claims on the wire', async (t) => {
@@ -24,7 +24,7 @@ t.test('claims on the wire', async (t) => {
     t.same(Object.keys(r.body!).sort(), ACCEPTED_FIELDS, 'the credentials-file object plus the request id');
     t.match(r.body, { requestId: 'req-pump-0001', deviceId: 'pump-0001', brokerUrl: tb.url, refreshCredential: /^cbrt_/ });
     t.ok(r.closedAfterMs !== null && r.closedAfterMs < 8000, `the broker closed the claim session after its answer (${r.closedAfterMs} ms)`);
-    t.equal(tb.issuer.reg.devices.require('pump-0001').profile, 'sensor');
+    t.equal((await tb.issuer.reg.devices.require('pump-0001')).profile, 'sensor');
 
     const dev = await connectDevice(tb.url, { deviceId: 'pump-0001', accessToken: r.body!.accessToken as string });
     t.equal(dev.code, 0, 'the device connects with the access token it received');
@@ -40,7 +40,7 @@ t.test('claims on the wire', async (t) => {
     const other = await withClaim(tb, 'other');
     const old = await withClaim(tb, 'old', { ttlMs: 1000, now: Date.now() - 10_000 });
     const gone = await withClaim(tb, 'gone');
-    revokeClaim(tb.issuer.reg, 'gone', 'test');
+    await revokeClaim(tb.issuer.reg, 'gone', 'test');
     await tb.provision(['pump-0900']);
     const cases: [string, { id: string; claim: string; credential: string }, number][] = [
       ['unknown claim', { id: 'pump-0002', claim: 'nope', credential }, 4],
@@ -87,7 +87,7 @@ t.test('claims on the wire', async (t) => {
     t.match(await reject({ id: 'valve-1', claim: 'line3', credential }), { requestId: 'req-valve-1', code: 'id_not_allowed', message: /pattern/ }, 'outside the id pattern');
     t.match(await reject({ id: 'gw-3', claim: 'listed', credential: listed }), { code: 'id_not_allowed', message: /allow-list/ }, 'not on the allow-list');
     t.match(await reject({ id: 'pump-0003', claim: 'line3', credential, payload: 'not json' }), { requestId: null, code: 'bad_request' });
-    t.equal(tb.issuer.reg.devices.get('pump-0003'), undefined, 'nothing provisioned by a bad request');
+    t.equal((await tb.issuer.reg.devices.get('pump-0003')), undefined, 'nothing provisioned by a bad request');
 
     // The id becomes a device between CONNECT and the request: id_exists on the wire.
     const s = await claimSessionOpen(tb.url, { id: 'pump-0004', claim: 'line3', credential });
@@ -101,7 +101,7 @@ t.test('claims on the wire', async (t) => {
     // Revoked between CONNECT and the request.
     const late = await withClaim(tb, 'late');
     const s2 = await claimSessionOpen(tb.url, { id: 'late-1', claim: 'late', credential: late });
-    revokeClaim(tb.issuer.reg, 'late', 'test');
+    await revokeClaim(tb.issuer.reg, 'late', 'test');
     await s2.subscribeAsync('$claims/late-1/provision/+');
     const got2 = new Promise<Record<string, unknown>>((res) => s2.once('message', (_t, p) => res(JSON.parse(p.toString()) as Record<string, unknown>)));
     s2.publish('$claims/late-1/provision', JSON.stringify({ requestId: 'y' }));
@@ -117,8 +117,8 @@ t.test('claims on the wire', async (t) => {
     const accepted = outcomes.filter((o) => o.answer === 'accepted');
     t.equal(accepted.length, 10, 'exactly 10 accepted');
     t.same(outcomes.filter((o) => o.answer === 'rejected').map((o) => o.body!.code), Array(10).fill('quota_exhausted'), 'the other 10: quota_exhausted');
-    t.equal(tb.issuer.reg.devices.existing(ids).size, 10, 'exactly 10 devices in the registry');
-    t.equal(tb.issuer.reg.claims.used('race'), 10);
+    t.equal((await tb.issuer.reg.devices.existing(ids)).size, 10, 'exactly 10 devices in the registry');
+    t.equal(await tb.issuer.reg.claims.used('race'), 10);
   });
 
   t.test('a claim session may use its own claim topics and nothing else', async (t) => {
@@ -145,7 +145,7 @@ t.test('claims on the wire', async (t) => {
 
   t.test('audited and counted, never the secret', async (t) => {
     tb.broker.context.audit.flush();
-    const rows = tb.issuer.reg.audit.query({ limit: null });
+    const rows = (await tb.issuer.reg.audit.query({ limit: null }));
     t.ok(rows.some((e) => e.action === 'device.provision' && e.actor === 'broker' && (e.details as { claim?: string })?.claim === 'line3'), 'device.provision by the broker, with the claim');
     t.ok(rows.some((e) => e.action === 'claim.rejected' && (e.details as { code?: string })?.code === 'id_not_allowed'), 'claim.rejected with its code');
     t.ok(rows.some((e) => e.action === 'auth.refused' && (e.details as { claim?: string })?.claim === 'nope'), 'refused claim CONNECTs with the claim name');
@@ -164,7 +164,7 @@ t.test('claims are rate-limited per address', async (t) => {
   const codes: (string | undefined)[] = [];
   for (const id of ['s-1', 's-2', 's-3']) codes.push((await claimOnce(tb.url, { id, claim: 'slow', credential })).body?.code as string | undefined);
   t.same(codes, [undefined, undefined, 'rate_limited'], 'the third claim from one address: rate_limited');
-  t.equal(tb.issuer.reg.devices.get('s-3'), undefined);
+  t.equal((await tb.issuer.reg.devices.get('s-3')), undefined);
 });
 
 t.test('claims are rate-limited per claim', async (t) => {

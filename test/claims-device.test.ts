@@ -14,7 +14,7 @@ const FIELDS = ['accessToken', 'accessTokenExpiresAt', 'brokerUrl', 'deviceId', 
 t.test('DeviceClient with a claim', async (t) => {
   const tb = await startTestBroker();
   t.teardown(() => tb.close());
-  const { credential } = createClaim(tb.issuer.reg, { name: 'lot9', profile: 'sensor', brokerUrl: tb.url, maxDevices: 5, idPattern: 'unit-[0-9]+' });
+  const { credential } = await createClaim(tb.issuer.reg, { name: 'lot9', profile: 'sensor', brokerUrl: tb.url, maxDevices: 5, idPattern: 'unit-[0-9]+' });
   const dir = t.testdir();
   const claimFile = join(dir, 'lot9.claim.json');
   writeFileSync(claimFile, JSON.stringify({ claim: 'lot9', claimCredential: credential, brokerUrl: tb.url }), { mode: 0o600 });

@@ -84,7 +84,7 @@ print(json.dumps(out))
 t.test('python paho-mqtt claims, connects, publishes and renews', { skip: !hasPaho && 'python3-paho-mqtt not installed' }, async (t) => {
   const tb = await startTestBroker();
   t.teardown(() => tb.close());
-  const { credential } = createClaim(tb.issuer.reg, { name: 'paho-lot', profile: 'sensor', brokerUrl: tb.url, maxDevices: 3, idPattern: 'paho-[0-9]+' });
+  const { credential } = await createClaim(tb.issuer.reg, { name: 'paho-lot', profile: 'sensor', brokerUrl: tb.url, maxDevices: 3, idPattern: 'paho-[0-9]+' });
   const [observer] = await tb.provision(['paho-observer'], 'observer');
   const obs = await connectDevice(tb.url, observer!);
   t.teardown(() => obs.client?.end(true));

@@ -47,11 +47,11 @@ t.test('operations: every rule, and exactly the quota under a race', async (t) =
   const brokerUrl = 'mqtt://127.0.0.1:1883';
   const req = (claim: string, id: string) => ({ claim: claim as ClaimName, deviceId: id as DeviceId, address: '127.0.0.1' });
 
-  const { claim, credential } = createClaim(reg, { brokerUrl, name: 'lot', profile: 'sensor', maxDevices: 10, idPattern: 'pump-[0-9]+' });
+  const { claim, credential } = await createClaim(reg, { brokerUrl, name: 'lot', profile: 'sensor', maxDevices: 10, idPattern: 'pump-[0-9]+' });
   t.equal(claim.maxDevices, 10);
   t.notOk(JSON.stringify(claim).includes(credential), 'the stored claim holds no credential');
   t.equal(claim.hash, hashClaimCredential(credential));
-  t.equal(authenticateClaim(reg, 'lot' as ClaimName, credential).name, 'lot');
+  t.equal((await authenticateClaim(reg, 'lot' as ClaimName, credential)).name, 'lot');
   t.equal(await codeOf(() => authenticateClaim(reg, 'lot' as ClaimName, newClaimCredential())), 'ERR_CLAIM_UNKNOWN', 'another claim credential');
   t.equal(await codeOf(() => authenticateClaim(reg, 'nope' as ClaimName, credential)), 'ERR_CLAIM_UNKNOWN', 'unknown claim');
   t.equal(await codeOf(() => authenticateClaim(reg, 'lot' as ClaimName, 'cbcl_short')), 'ERR_CLAIM_MALFORMED');
@@ -64,50 +64,50 @@ t.test('operations: every rule, and exactly the quota under a race', async (t) =
   const outcomes = await Promise.all(ids.map((id) => codeOf(provisionByClaim(issuer, req('lot', id)))));
   t.equal(outcomes.filter((o) => o === 'ok').length, 10, 'exactly 10 provisioned');
   t.equal(outcomes.filter((o) => o === 'ERR_CLAIM_QUOTA').length, 10, 'the other 10: quota');
-  t.equal(showClaim(reg, 'lot').used, 10);
-  t.equal(showClaim(reg, 'lot').state, 'exhausted');
+  t.equal((await showClaim(reg, 'lot')).used, 10);
+  t.equal((await showClaim(reg, 'lot')).state, 'exhausted');
   const provisioned = ids.filter((_, k) => outcomes[k] === 'ok');
-  t.equal(reg.devices.existing(ids).size, 10, 'exactly 10 devices in the registry');
-  const first = reg.devices.require(provisioned[0]!);
+  t.equal((await reg.devices.existing(ids)).size, 10, 'exactly 10 devices in the registry');
+  const first = await reg.devices.require(provisioned[0]!);
   t.equal(first.profile, 'sensor');
-  const row = reg.audit.query({ deviceId: provisioned[0]!, action: 'device.provision' })[0];
+  const row = (await reg.audit.query({ deviceId: provisioned[0]!, action: 'device.provision' }))[0];
   t.match(row, { actor: 'broker', details: { claim: 'lot', address: '127.0.0.1' } }, 'audited with the claim and the address');
 
-  const { credential: c2 } = createClaim(reg, { brokerUrl, name: 'lot2', profile: 'sensor', maxDevices: 5 });
+  const { credential: c2 } = await createClaim(reg, { brokerUrl, name: 'lot2', profile: 'sensor', maxDevices: 5 });
   t.equal(await codeOf(provisionByClaim(issuer, req('lot2', provisioned[0]!))), 'ERR_DEVICE_EXISTS', 'an id that exists is never re-issued, through any claim');
   const dev = await provisionByClaim(issuer, req('lot2', 'gw-1'));
   t.equal(dev.deviceId, 'gw-1');
   t.match(dev.refreshCredential, /^cbrt_/);
   t.equal(dev.brokerUrl, brokerUrl);
 
-  t.ok(revokeClaim(reg, 'lot2', 'leaked'));
-  t.notOk(revokeClaim(reg, 'lot2', 'again'), 'revoking twice changes nothing');
+  t.ok(await revokeClaim(reg, 'lot2', 'leaked'));
+  t.notOk(await revokeClaim(reg, 'lot2', 'again'), 'revoking twice changes nothing');
   t.equal(await codeOf(provisionByClaim(issuer, req('lot2', 'gw-2'))), 'ERR_CLAIM_REVOKED');
   t.equal(await codeOf(() => authenticateClaim(reg, 'lot2' as ClaimName, c2)), 'ERR_CLAIM_REVOKED');
-  t.equal(reg.devices.require('gw-1').status, 'active', 'a device provisioned through a revoked claim keeps working');
+  t.equal((await reg.devices.require('gw-1')).status, 'active', 'a device provisioned through a revoked claim keeps working');
   t.equal(await codeOf(() => extendClaim(reg, 'lot2', 86_400_000)), 'ERR_CLAIM_REVOKED', 'a revoked claim cannot be extended');
 
-  const { credential: c3 } = createClaim(reg, { brokerUrl, name: 'old', profile: 'sensor', ttlMs: 1000, now: Date.now() - 5000 });
+  const { credential: c3 } = await createClaim(reg, { brokerUrl, name: 'old', profile: 'sensor', ttlMs: 1000, now: Date.now() - 5000 });
   t.equal(await codeOf(provisionByClaim(issuer, req('old', 'x-1'))), 'ERR_CLAIM_EXPIRED');
   t.equal(await codeOf(() => authenticateClaim(reg, 'old' as ClaimName, c3)), 'ERR_CLAIM_EXPIRED');
-  extendClaim(reg, 'old', 86_400_000);
+  await extendClaim(reg, 'old', 86_400_000);
   t.equal(await codeOf(provisionByClaim(issuer, req('old', 'x-1'))), 'ok', 'extended: it opens again');
 
   // A deleted device's id can be claimed again (a unit that lost its answer): one record per id.
-  createClaim(reg, { brokerUrl, name: 'simlot', profile: 'sensor', simulation: true });
+  await createClaim(reg, { brokerUrl, name: 'simlot', profile: 'sensor', simulation: true });
   await provisionByClaim(issuer, req('simlot', 'again-1'));
-  t.ok(reg.devices.require('again-1').simulation, 'a simulation claim provisions simulation devices');
-  removeSimulationDevices(reg, ['again-1']);
+  t.ok((await reg.devices.require('again-1')).simulation, 'a simulation claim provisions simulation devices');
+  await removeSimulationDevices(reg, ['again-1']);
   t.equal(await codeOf(provisionByClaim(issuer, req('simlot', 'again-1'))), 'ok', 'claimed again after its device was deleted');
-  t.equal(reg.claims.used('simlot'), 1, 'one place of the quota for the one id');
+  t.equal(await reg.claims.used('simlot'), 1, 'one place of the quota for the one id');
 
-  createClaim(reg, { brokerUrl, name: 'listed', profile: 'sensor', allowList: ['a-1', 'a-2'] });
-  t.equal(showClaim(reg, 'listed').claim.maxDevices, 2, 'quota defaults to the allow-list size');
+  await createClaim(reg, { brokerUrl, name: 'listed', profile: 'sensor', allowList: ['a-1', 'a-2'] });
+  t.equal((await showClaim(reg, 'listed')).claim.maxDevices, 2, 'quota defaults to the allow-list size');
   t.equal(await codeOf(provisionByClaim(issuer, req('listed', 'a-3'))), 'ERR_CLAIM_ID_NOT_ALLOWED', 'not on the allow-list');
   t.equal(await codeOf(provisionByClaim(issuer, req('listed', 'a-2'))), 'ok');
   t.equal(await codeOf(() => createClaim(reg, { brokerUrl, name: 'both', profile: 'sensor', idPattern: 'a-[0-9]', allowList: ['a-1', 'b-1'] })), 'ERR_USAGE', 'allow-list ids outside the pattern');
-  setProfile(reg, { name: 'valve', publish: ['devices/{device}/state'], subscribe: [] });
-  createClaim(reg, { brokerUrl, name: 'valves', profile: 'valve' });
+  await setProfile(reg, { name: 'valve', publish: ['devices/{device}/state'], subscribe: [] });
+  await createClaim(reg, { brokerUrl, name: 'valves', profile: 'valve' });
   t.equal(await codeOf(() => deleteProfile(reg, 'valve')), 'ERR_PROFILE_IN_USE', 'a profile a claim provisions under cannot go');
 });
 

@@ -26,7 +26,7 @@ t.test('restore --out gives a revoked device a complete new credentials set', as
 
   const issuer = await openIssuer(db);
   t.teardown(() => issuer.reg.close());
-  t.equal(checkRefreshCredential(issuer, fresh.refreshCredential, 'pump-1' as DeviceId).state, 'current', 'the new refresh credential works');
-  t.throws(() => checkRefreshCredential(issuer, old.refreshCredential, 'pump-1' as DeviceId), { code: 'ERR_TOKEN_REVOKED' }, 'the old one stays dead');
-  t.ok(issuer.reg.audit.query({ deviceId: 'pump-1' }).some((e) => e.action === 'device.reissue'), 'audited');
+  t.equal((await checkRefreshCredential(issuer, fresh.refreshCredential, 'pump-1' as DeviceId)).state, 'current', 'the new refresh credential works');
+  await t.rejects(checkRefreshCredential(issuer, old.refreshCredential, 'pump-1' as DeviceId), { code: 'ERR_TOKEN_REVOKED' }, 'the old one stays dead');
+  t.ok((await issuer.reg.audit.query({ deviceId: 'pump-1' })).some((e) => e.action === 'device.reissue'), 'audited');
 });

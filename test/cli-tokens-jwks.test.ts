@@ -2,7 +2,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { checkTokenStatus } from '../operations/check-token.js';
-import { SyncRegistry, type DeviceId, type Jti } from '../registry/index.js';
+import { openRegistry, type DeviceId, type Jti } from '../registry/index.js';
 import { rotateKeys } from '../tokens/index.js';
 import { jwtPayload, runCli } from './helpers/cli.js';
 
@@ -63,36 +63,36 @@ t.test('CLI tokens verify against the JWKS, across a key rotation; revocation is
   const claims = {
     A: jwtPayload(tokenA) as unknown as Claims, B: jwtPayload(tokenB) as unknown as Claims, C: jwtPayload(tokenC) as unknown as Claims,
   };
-  const status = (c: Claims) => {
-    const reg = SyncRegistry.open(db);
+  const status = async (c: Claims) => {
+    const reg = await openRegistry(db);
     try {
-      checkTokenStatus(reg, c);
+      await checkTokenStatus(reg, c);
       return 'ok';
     } catch (err) {
       return (err as { code: string }).code;
     } finally {
-      reg.close();
+      await reg.close();
     }
   };
-  t.same([status(claims.A), status(claims.B), status(claims.C)], ['ok', 'ok', 'ok']);
+  t.same([await status(claims.A), await status(claims.B), await status(claims.C)], ['ok', 'ok', 'ok']);
 
   await cli('revoke', '--token', claims.B.jti);
-  t.same([status(claims.A), status(claims.B), status(claims.C)], ['ok', 'ERR_TOKEN_REVOKED', 'ok'], 'revoke --token kills that token only');
+  t.same([await status(claims.A), await status(claims.B), await status(claims.C)], ['ok', 'ERR_TOKEN_REVOKED', 'ok'], 'revoke --token kills that token only');
   t.equal((await verify(tokenB, jwks2)).jti, claims.B.jti, 'its signature still verifies: revocation is a registry fact');
 
   await cli('revoke', 'dev-1', '--reason', 'test');
-  t.same([status(claims.A), status(claims.B), status(claims.C)], ['ERR_TOKEN_REVOKED', 'ERR_TOKEN_REVOKED', 'ERR_TOKEN_REVOKED'], 'revoke ID kills every token');
+  t.same([await status(claims.A), await status(claims.B), await status(claims.C)], ['ERR_TOKEN_REVOKED', 'ERR_TOKEN_REVOKED', 'ERR_TOKEN_REVOKED'], 'revoke ID kills every token');
   const other = jwtPayload(provisioned[1]!.accessToken) as unknown as Claims;
-  t.equal(status(other), 'ok', 'another device is unaffected');
+  t.equal(await status(other), 'ok', 'another device is unaffected');
 
   await cli('restore', 'dev-1');
-  t.same([status(claims.A), status(claims.C)], ['ERR_TOKEN_REVOKED', 'ERR_TOKEN_REVOKED'], 'old tokens stay dead after restore');
+  t.same([await status(claims.A), await status(claims.C)], ['ERR_TOKEN_REVOKED', 'ERR_TOKEN_REVOKED'], 'old tokens stay dead after restore');
   const tokenD = await mint('dev-1');
-  t.equal(status(jwtPayload(tokenD) as unknown as Claims), 'ok', 'a token minted after restore is good');
+  t.equal(await status(jwtPayload(tokenD) as unknown as Claims), 'ok', 'a token minted after restore is good');
   await verify(tokenD, await jwks());
   // a token issued before the restore cut-off is refused even if its jti was never revoked
-  t.equal(status({ ...claims.A, jti: 'never-recorded' as Jti }), 'ERR_TOKEN_REVOKED', 'iat before tokensValidAfter');
-  t.equal(status({ ...claims.A, sub: 'ghost' as DeviceId }), 'ERR_TOKEN_REVOKED', 'unknown device: fail closed');
+  t.equal(await status({ ...claims.A, jti: 'never-recorded' as Jti }), 'ERR_TOKEN_REVOKED', 'iat before tokensValidAfter');
+  t.equal(await status({ ...claims.A, sub: 'ghost' as DeviceId }), 'ERR_TOKEN_REVOKED', 'unknown device: fail closed');
 });
 
 t.test('EdDSA registries mint tokens jose verifies', async (t) => {
@@ -113,11 +113,11 @@ t.test('EdDSA registries mint tokens jose verifies', async (t) => {
 
 t.test('rotations racing each other leave exactly one active key', async (t) => {
   const db = join(t.testdir(), 'registry.db');
-  const regs = [SyncRegistry.open(db), SyncRegistry.open(db), SyncRegistry.open(db)]; // as three CLI processes would
-  t.teardown(() => regs.forEach((r) => r.close()));
+  const regs = await Promise.all([openRegistry(db), openRegistry(db), openRegistry(db)]); // as three CLI processes would
+  t.teardown(() => Promise.all(regs.map((r) => r.close())));
   await rotateKeys(regs[0]!); // a key to retire
   const rotations = await Promise.all(regs.map((r) => rotateKeys(r)));
-  const keys = regs[0]!.keys.usable(Date.now());
+  const keys = await regs[0]!.keys.usable(Date.now());
   t.equal(keys.length, 4, 'the first key and three rotations');
   const active = keys.filter((k) => k.status === 'active');
   t.equal(active.length, 1, 'one active key');

@@ -30,7 +30,7 @@ t.test('kill -9 of a worker under load: its devices reconnect, the registry keep
   const [node] = c.nodes;
   const ids = Array.from({ length: 30 }, (_, i) => `k9-${String(i).padStart(2, '0')}`);
   const devs = await c.provision(ids);
-  const before = node!.issuer.reg.devices.countByStatus();
+  const before = (await node!.issuer.reg.devices.countByStatus());
   // Devices that reconnect by themselves (as firmware does), each publishing steadily.
   const clients: MqttClient[] = devs.map((d) => mqtt.connect(c.url(), { ...creds(d), protocolVersion: 4, reconnectPeriod: 300, connectTimeout: 10_000 }));
   t.teardown(() => { for (const x of clients) x.end(true); });
@@ -51,9 +51,9 @@ t.test('kill -9 of a worker under load: its devices reconnect, the registry keep
   await until('the worker restarted and /readyz ready', async () => (await readyz(node!)) === 200 && childPids(node!.pid).length === 2, 60_000);
   const now = childPids(node!.pid);
   t.notOk(now.includes(victim), `a new worker process (${now.join(', ')})`);
-  t.same(node!.issuer.reg.devices.countByStatus(), before, 'the registry lost nothing: same devices, same statuses');
-  for (const id of ids) if (node!.issuer.reg.devices.get(id as DeviceId)?.status !== 'active') t.fail(`${id} is not active`);
-  t.equal(node!.issuer.reg.db.pragma('integrity_check', { simple: true }), 'ok', 'the registry file is intact');
+  t.same((await node!.issuer.reg.devices.countByStatus()), before, 'the registry lost nothing: same devices, same statuses');
+  for (const id of ids) if ((await node!.issuer.reg.devices.get(id as DeviceId))?.status !== 'active') t.fail(`${id} is not active`);
+  t.equal(node!.issuer.syncReg.db.pragma('integrity_check', { simple: true }), 'ok', 'the registry file is intact');
   clearInterval(load);
   // After the restart both workers serve: devices spread over them still reach each other.
   const [obs] = await c.provision(['k9-observer'], 'observer');
@@ -108,7 +108,7 @@ t.test('Redis stopped and restarted mid-run: nodes stay up, a revocation made du
   o.client!.end(true);
   s.client!.end(true);
   t.same(workerExits(node!), [], 'no worker died');
-  t.equal(node!.issuer.reg.devices.get(victim!.deviceId as DeviceId)?.status, 'revoked', 'the registry holds the revocation');
+  t.equal((await node!.issuer.reg.devices.get(victim!.deviceId as DeviceId))?.status, 'revoked', 'the registry holds the revocation');
 });
 
 t.test('Redis absent at start: the node waits for it, then serves', async (t) => {

@@ -111,7 +111,7 @@ t.test('theft on one worker closes the device\'s session on the other (the chang
   t.equal(replay.code, 5, 'the superseded refresh credential, replayed on worker B, is refused');
   const at = await Promise.race([gone, sleep(5000).then(() => null)]);
   t.ok(at, 'worker A closed the device\'s session');
-  t.equal(a.issuer.reg.devices.require('th-1' as DeviceId).status, 'revoked', 'the device is revoked in the shared registry');
+  t.equal((await a.issuer.reg.devices.require('th-1' as DeviceId)).status, 'revoked', 'the device is revoked in the shared registry');
   t.equal((await connectDevice(a.url, { deviceId: 'th-1', accessToken: token })).code, 5, 'and refused on worker A from now on');
 });
 

@@ -102,7 +102,7 @@ t.test('device client against a real broker', async (t) => {
   allCreds.push(obsCreds!);
 
   t.test('a 5 s token: stays connected across 5+ renewals, telemetry keeps flowing to an observer', async (t) => {
-    tb.issuer.reg.write(() => tb.issuer.reg.profiles.set({ name: 'fast' as ProfileName, publish: ['devices/{device}/telemetry'], subscribe: ['devices/{device}/commands/#'], tokenTtlMs: 5000 }));
+    await tb.issuer.reg.profiles.set({ name: 'fast' as ProfileName, publish: ['devices/{device}/telemetry'], subscribe: ['devices/{device}/commands/#'], tokenTtlMs: 5000 });
     const { creds, path } = await provisionTo('fast-1', 'fast');
     const firstDeadline = Date.parse(creds.accessTokenExpiresAt) + 5000;
     const received: { n: number; at: number }[] = [];
@@ -204,7 +204,7 @@ t.test('device client against a real broker', async (t) => {
     await dev.start();
     const dropped = once(dev, 'disconnected');
     const refused = once<{ connackCode: number }>(dev, 'refused', 5000);
-    revokeDevices(tb.issuer.reg, ['revoked-1' as DeviceId], 'test');
+    await revokeDevices(tb.issuer.reg, ['revoked-1' as DeviceId], 'test');
     await dropped;
     t.same(await refused, { connackCode: 5 }, 'refused with CONNACK 5 (token and refresh credential both)');
     let more = 0;

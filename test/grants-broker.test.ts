@@ -12,7 +12,7 @@ const connectGrant = (tb: TestBroker, name: string, token: string) => connect(tb
 /** Waits until the broker's audit buffer has written a row with `action` for the grant (it flushes every 250 ms). */
 async function auditRows(tb: TestBroker, name: string, action: string) {
   for (let i = 0; i < 100; i++) {
-    const rows = tb.issuer.reg.audit.query({ deviceId: `grant:${name}`, limit: null }).filter((e) => e.action === action);
+    const rows = (await tb.issuer.reg.audit.query({ deviceId: `grant:${name}`, limit: null })).filter((e) => e.action === action);
     if (rows.length) return rows;
     await sleep(100);
   }
@@ -79,7 +79,7 @@ t.test('grants through a real broker and real MQTT.js clients', async (t) => {
     g.client!.publish('$devices/grant:no-renew/token/renew', JSON.stringify({ requestId: 'r1' }));
     await gone;
     t.same(answers, [], 'no token came back');
-    t.notOk(tb.issuer.reg.audit.query({ deviceId: 'grant:no-renew', limit: null }).some((e) => e.action.startsWith('token.renew')), 'no renewal happened');
+    t.notOk((await tb.issuer.reg.audit.query({ deviceId: 'grant:no-renew', limit: null })).some((e) => e.action.startsWith('token.renew')), 'no renewal happened');
     const refresh = await connect(tb.url, { clientId: 'grant:no-renew', username: 'grant:no-renew', password: pump!.refreshCredential });
     t.equal(refresh.code, 4, 'a refresh credential is no password for a grant');
   });
@@ -115,7 +115,7 @@ t.test('grants through a real broker and real MQTT.js clients', async (t) => {
     const tb2 = await startTestBroker();
     t.teardown(() => tb2.close());
     const { token } = await issueGrant(tb2.issuer, { name: 'gone', publish: [], subscribe: ['a/b'], ttlMs: 600_000 });
-    revokeGrant(tb2.issuer.reg, 'gone');
+    await revokeGrant(tb2.issuer.reg, 'gone');
     await tb2.broker.close();
     const { startBroker, validateConfig } = await import('../broker/index.js');
     const again = await startBroker(validateConfig({ db: tb2.db, host: '127.0.0.1', mqttPort: 0, wsPort: null, httpPort: null, logLevel: 'silent' }));
@@ -145,8 +145,8 @@ t.test('grants through a real broker and real MQTT.js clients', async (t) => {
   });
 
   t.test('no grant token in any audit row or log line', async (t) => {
-    t.ok(tb.issuer.reg.grants.list().length > 0, 'grants were minted');
-    const rows = JSON.stringify(tb.issuer.reg.audit.query({ limit: null }));
+    t.ok((await tb.issuer.reg.grants.list()).length > 0, 'grants were minted');
+    const rows = JSON.stringify((await tb.issuer.reg.audit.query({ limit: null })));
     t.notMatch(rows, /eyJ[A-Za-z0-9_-]{10,}\.eyJ/, 'no JWT in the audit log');
     t.notMatch(brokerLogLines.join('\n'), /eyJ[A-Za-z0-9_-]{10,}\.eyJ/, 'no JWT in the logs');
   });

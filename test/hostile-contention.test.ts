@@ -86,10 +86,10 @@ t.test(`batch of ${BATCH} + ${VICTIMS} revocations while ${RENEWERS} devices ren
   const revoker = (async () => {
     const results: ChildResult[] = [];
     const loopIds = hasCli() ? victimIds.slice(CLI_VICTIMS) : victimIds;
-    const loop = runNode(`import { SyncRegistry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
-        const reg = SyncRegistry.open(process.argv[1]);
-        for (const id of JSON.parse(process.argv[2])) { revokeDevices(reg, [id], 'contention test'); await new Promise((r) => setTimeout(r, 20)); }
-        reg.close();`, { args: [tb.db, JSON.stringify(loopIds)], timeoutMs: 300_000 });
+    const loop = runNode(`import { openRegistry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
+        const reg = await openRegistry(process.argv[1]);
+        for (const id of JSON.parse(process.argv[2])) { await revokeDevices(reg, [id], 'contention test'); await new Promise((r) => setTimeout(r, 20)); }
+        await reg.close();`, { args: [tb.db, JSON.stringify(loopIds)], timeoutMs: 300_000 });
     if (hasCli()) {
       for (const id of victimIds.slice(0, CLI_VICTIMS)) results.push(await runCli(['revoke', id, '--reason', 'contention test', '--db', tb.db], { timeoutMs: 60_000 }));
     }

@@ -39,8 +39,8 @@ t.test(`SIGKILL after a revocation, ${DEVICES} devices connected: restart refuse
   // A second process writes the revocation (the CLI when it is built, else the library from dist/).
   const revoker = hasCli()
     ? await runCli(['revoke', victim, '--reason', 'stolen', '--db', db])
-    : await runNode(`import { SyncRegistry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
-        const reg = SyncRegistry.open(process.argv[1]); revokeDevices(reg, [process.argv[2]], 'stolen'); reg.close();`, { args: [db, victim] });
+    : await runNode(`import { openRegistry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
+        const reg = await openRegistry(process.argv[1]); await revokeDevices(reg, [process.argv[2]], 'stolen'); await reg.close();`, { args: [db, victim] });
   t.comment(`revocation written by ${hasCli() ? CLI : 'node -e (dist/operations)'}`);
   t.equal(revoker.code, 0, `the revoking process exited 0 ${revoker.stderr}`);
   b1.child.kill('SIGKILL');

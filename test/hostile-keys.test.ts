@@ -57,9 +57,9 @@ t.test('a retired key dies at its verify-until in a running broker, no restart',
   await rotateKeys(tb.issuer.reg);
   // As if the last token it signed expired 1.5 s from now: the broker learns the new verify-until from the feed.
   const verifyUntil = Date.now() + 1500;
-  tb.issuer.reg.write(() => {
-    tb.issuer.reg.db.prepare('UPDATE signing_keys SET verify_until = ? WHERE kid = ?').run(verifyUntil, old.kid);
-    tb.issuer.reg.changes.append('keys_rotated', null);
+  await tb.issuer.reg.transaction(async (tx) => {
+    await tx.keys.retire(old.kid, verifyUntil, Date.now());
+    await tx.changes.append('keys_rotated', null);
   });
   await sleep(400);
   const before = await connectDevice(tb.url, { deviceId: 'd2', accessToken: otherTok });
@@ -225,6 +225,6 @@ t.test('a revocation is fsynced before the CLI reports it done', { skip: (!hasCl
   t.ok(syncs.length >= 1, `the WAL was fsynced by the revoking process (${syncs.length} syncs)`);
 
   // The library path the broker's theft response uses commits the same way.
-  revokeDevices(tb.issuer.reg, ['d2' as DeviceId], 'test');
-  t.equal(tb.issuer.reg.db.pragma('synchronous', { simple: true }), 1, 'and goes back to NORMAL for everyday commits');
+  await revokeDevices(tb.issuer.reg, ['d2' as DeviceId], 'test');
+  t.equal(tb.issuer.syncReg.db.pragma('synchronous', { simple: true }), 1, 'and goes back to NORMAL for everyday commits');
 });

@@ -62,7 +62,7 @@ t.test('no token, refresh credential or private key in logs, audit, CLI output o
   const replay = await connect(tb.url, { clientId: 's2', username: 's2', password: s2.refreshCredential });
   t.not(replay.code, 0, 'replayed (superseded) refresh credential refused');
   await sleep(300);
-  t.equal(tb.issuer.reg.devices.get('s2')?.status, 'revoked', 'the replay revoked s2');
+  t.equal((await tb.issuer.reg.devices.get('s2'))?.status, 'revoked', 'the replay revoked s2');
 
   // Bad tokens, including real ones presented wrongly.
   const attacker = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -92,13 +92,13 @@ t.test('no token, refresh credential or private key in logs, audit, CLI output o
       cliRuns.push(await runCli([...args, '--db', tb.db]));
     }
   } else {
-    cliRuns.push(await runNode(`import { SyncRegistry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
-      const reg = SyncRegistry.open(process.argv[1]); console.log(JSON.stringify(revokeDevices(reg, ['s4'], 'secrets test'))); reg.close();`, { args: [tb.db] }));
+    cliRuns.push(await runNode(`import { openRegistry } from './dist/registry/index.js'; import { revokeDevices } from './dist/operations/index.js';
+      const reg = await openRegistry(process.argv[1]); console.log(JSON.stringify(await revokeDevices(reg, ['s4'], 'secrets test'))); await reg.close();`, { args: [tb.db] }));
   }
   t.ok(cliRuns.every((r) => r.code === 0), `CLI runs exited 0 ${cliRuns.map((r) => r.stderr).join(' ')}`);
-  revokeDevices(tb.issuer.reg, ['s3' as DeviceId], 'secrets test');
-  const s5jti = tb.issuer.reg.tokens.liveFor('s5' as DeviceId, Date.now())[0]!.jti;
-  revokeToken(tb.issuer.reg, s5jti as Jti);
+  await revokeDevices(tb.issuer.reg, ['s3' as DeviceId], 'secrets test');
+  const s5jti = (await tb.issuer.reg.tokens.liveFor('s5' as DeviceId, Date.now()))[0]!.jti;
+  await revokeToken(tb.issuer.reg, s5jti as Jti);
   await sleep(300);
   t.equal((await connectDevice(tb.url, s4)).code, 5, 'revoked s4 refused');
   t.equal((await connectDevice(tb.url, s5)).code, 5, 'revoked jti of s5 refused');
@@ -114,16 +114,16 @@ t.test('no token, refresh credential or private key in logs, audit, CLI output o
     secrets.push(['refresh credential', r]);
     secrets.push(['refresh credential body', r.slice(5, 48)]);
   }
-  const dValues = (tb.issuer.reg.db.prepare('SELECT private_jwk FROM signing_keys WHERE private_jwk IS NOT NULL').all() as { private_jwk: string }[])
-    .map((k) => (JSON.parse(k.private_jwk) as { d: string }).d);
+  const dValues = (await tb.issuer.reg.keys.all()).filter((k) => k.privateJwk !== null)
+    .map((k) => (JSON.parse(k.privateJwk!) as { d: string }).d);
   t.ok(dValues.length >= 1, 'found the private key d value(s) to look for');
   const keySecrets: [string, string][] = dValues.map((d) => ['private key d', d]);
   t.ok(tokens.length >= 9 && refresh.length >= 7, `${tokens.length} tokens and ${refresh.length} refresh credentials recorded`);
 
   // Refused logins past a few per address are counted into a summary row (written at the window's end): write it now, to scan it too.
   tb.broker.context.tally.flush();
-  tb.broker.context.audit.flush();
-  const auditRows = (tb.issuer.reg.db.prepare('SELECT * FROM audit').all() as Record<string, unknown>[]).map((r) => JSON.stringify(r));
+  await tb.broker.context.audit.flush();
+  const auditRows = (await tb.issuer.reg.audit.query({ limit: null })).map((r) => JSON.stringify(r));
   t.ok(auditRows.some((r) => r.includes('auth.refused.summary')), 'the scan covers a summary row');
   const cliLines = cliRuns.flatMap((r) => `${r.stdout}\n${r.stderr}`.split('\n'));
   const haystacks: [string, string[]][] = [['broker log', brokerLogLines], ['audit row', auditRows], ['CLI output', cliLines]];
@@ -140,7 +140,7 @@ t.test('no token, refresh credential or private key in logs, audit, CLI output o
     return secrets.filter(([, s]) => files.some((f) => f.includes(s))).map(([what]) => what);
   };
   t.same(fileLeaks(), [], 'registry file and WAL: no raw token or refresh credential while open');
-  tb.issuer.reg.db.pragma('wal_checkpoint(TRUNCATE)');
+  await tb.issuer.reg.space.scrub();
   t.same(fileLeaks(), [], 'registry file: none after a checkpoint either');
 });
 

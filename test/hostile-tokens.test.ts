@@ -63,8 +63,8 @@ for (const cache of ['off', 'warm'] as const) t.test(`hostile token corpus, veri
     }
     t.equal(await scrape(tb.broker.ports.http!, 'credbroker_verified_token_cache_entries'), 6, 'the cache holds the six accepted tokens');
   }
-  revokeDevices(tb.issuer.reg, ['rev' as DeviceId], 'hostile test');
-  revokeToken(tb.issuer.reg, jtTok.jti);
+  await revokeDevices(tb.issuer.reg, ['rev' as DeviceId], 'hostile test');
+  await revokeToken(tb.issuer.reg, jtTok.jti);
   await sleep(400);
 
   const none = (alg: string) => `${b64(JSON.stringify({ alg, typ: 'JWT' }))}.${vp}.`;
@@ -220,7 +220,7 @@ for (const cache of ['off', 'warm'] as const) t.test(`hostile token corpus, veri
     stillGood.client?.end(true);
 
     // Move past verify_until (as if the last token it signed expired), then restart.
-    tb.issuer.reg.db.prepare(`UPDATE signing_keys SET verify_until = ? WHERE status = 'retired'`).run(Date.now() - 1000);
+    for (const k of await tb.issuer.reg.keys.all()) if (k.status === 'retired') await tb.issuer.reg.keys.retire(k.kid, Date.now() - 1000, Date.now());
     await tb.broker.close();
     const sink = new Writable({ write(chunk, _e, cb) { brokerLogLines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
     const b2 = await startBroker(validateConfig({ db: tb.db, host: '127.0.0.1', mqttPort: 0, wsPort: null, httpPort: 0, logLevel: 'debug', ...OVERRIDES }), { logger: createLogger('debug', sink) });

@@ -24,7 +24,7 @@ t.test('a crash between the registry commit and the file renames is recovered on
   const after = readdirSync(out);
   t.equal(after.filter((f) => f.endsWith('.json')).length, 100, 'chunk 1 renamed into place');
   t.equal(after.filter((f) => f.endsWith('.tmp')).length, 100, 'chunk 2 committed but still pending');
-  t.equal(issuer.reg.devices.list().length, 200, 'two chunks committed');
+  t.equal((await issuer.reg.devices.list()).length, 200, 'two chunks committed');
 
   const r = await provisionDevices(issuer, rows(300), base);
   t.equal(r.provisioned.length, 100, 'only the never-committed devices are minted');
@@ -36,7 +36,7 @@ t.test('a crash between the registry commit and the file renames is recovered on
   t.ok(files.every((f) => f.endsWith('.json')), 'nothing pending, no lock left');
   for (const f of files) {
     const c = JSON.parse(readFileSync(join(out, f), 'utf8')) as { deviceId: string; accessToken: string };
-    const token = issuer.reg.tokens.get(jwtPayload(c.accessToken).jti as string);
+    const token = await issuer.reg.tokens.get(jwtPayload(c.accessToken).jti as string);
     if (token?.deviceId !== c.deviceId) t.fail(`${f} does not hold the registered token`);
   }
 });
@@ -49,8 +49,8 @@ t.test('recovered after the pending files\' tokens expired and were pruned (matc
   const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 10 };
   await t.rejects(provisionDevices(issuer, rows(10, 'late'), { ...base, afterChunkCommit: () => { throw new Error('simulated crash after commit'); } }), /simulated crash/);
   // The factory re-runs the next day: the broker's maintenance has pruned the expired token records meanwhile.
-  issuer.reg.tokens.pruneExpired(Number.MAX_SAFE_INTEGER, 1000);
-  t.equal(issuer.reg.tokens.liveFor('late-0' as DeviceId, 0).length, 0, 'token records gone');
+  await issuer.reg.tokens.pruneExpired(Number.MAX_SAFE_INTEGER, 1000);
+  t.equal((await issuer.reg.tokens.liveFor('late-0' as DeviceId, 0)).length, 0, 'token records gone');
   const r = await provisionDevices(issuer, rows(10, 'late'), base);
   t.equal(r.recovered.length, 10, 'every pending file is still put in place');
   t.same(r.missingFiles, []);

@@ -29,8 +29,8 @@ t.test('the previous refresh credential: good within the grace window, theft aft
   const late = await connect(tb.url, { clientId: 'gr-1', username: 'gr-1', password: r0 });
   t.equal(late.code, 5, 'past the window, R0 is refused (CONNACK 5)');
   t.ok((await closed) - t0 < 1000, 'the live session of the device is closed within a second');
-  t.equal(tb.issuer.reg.devices.require('gr-1' as DeviceId).status, 'revoked', 'the device is revoked');
-  const theft = tb.issuer.reg.audit.query({ deviceId: 'gr-1' }).find((e) => e.action === 'security.refresh_replay');
+  t.equal((await tb.issuer.reg.devices.require('gr-1' as DeviceId)).status, 'revoked', 'the device is revoked');
+  const theft = (await tb.issuer.reg.audit.query({ deviceId: 'gr-1' })).find((e) => e.action === 'security.refresh_replay');
   t.match(theft?.details, { event: 'theft', credential: 'grace_expired' }, 'audited as theft: previous credential past its grace window');
   t.equal((await connect(tb.url, { clientId: 'gr-1', username: 'gr-1', password: a.body.refreshCredential as string })).code, 5, 'R1 is dead too');
 });

@@ -32,7 +32,7 @@ t.test(`${DEVICES} devices on ${TOKEN_TTL_S} s tokens for ${DURATION_S} s: the r
   const space = tb.issuer.reg.space;
   const samples: { s: number; file: number; wal: number }[] = [];
   const t0 = Date.now();
-  const sampler = setInterval(() => { const f = space.fileSizes(); samples.push({ s: (Date.now() - t0) / 1000, file: f.fileBytes, wal: f.walBytes }); }, SAMPLE_MS);
+  const sampler = setInterval(async () => { const f = await space.fileSizes(); samples.push({ s: (Date.now() - t0) / 1000, file: f.fileBytes, wal: f.walBytes }); }, SAMPLE_MS);
   t.teardown(() => clearInterval(sampler));
 
   const sim = await runCli([
@@ -47,7 +47,7 @@ t.test(`${DEVICES} devices on ${TOKEN_TTL_S} s tokens for ${DURATION_S} s: the r
   const failed = report.invariants.filter((i) => i.verdict === 'fail');
   t.comment(`sim invariants: ${failed.length ? `failed ${JSON.stringify(failed)}` : 'all held'}`);
   await tb.broker.maintenance.run();
-  const end = space.stats();
+  const end = await space.stats();
 
   const rows = (table: string) => end.rows[table] ?? 0;
   t.comment(`renewals ${report.counts.renewals} (rejected ${report.counts.renewRejected}); at the end: tokens ${rows('tokens')} rows, audit ${rows('audit')} rows, file ${kib(end.fileBytes)}, WAL ${kib(end.walBytes)}`);

@@ -9,7 +9,7 @@ import { jtiOf, renewalSession as session } from './helpers/renewal-session.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const states = (tb: TestBroker, id: string) => tb.issuer.reg.refresh.forDevice(id as DeviceId).map((r) => r.state);
+const states = async (tb: TestBroker, id: string) => (await tb.issuer.reg.refresh.forDevice(id as DeviceId)).map((r) => r.state);
 const end = (c: MqttClient | null) => new Promise<void>((r) => (c ? c.end(false, {}, () => r()) : r()));
 
 function waitFor<T>(c: DeviceClient, ev: 'connected' | 'disconnected' | 'refused', ms = 5000): Promise<T> {
@@ -38,7 +38,7 @@ t.test('refresh credential rotation', async (t) => {
     t.equal(s2.code, 0, 'the new credential works');
     const a2 = await s2.request!();
     await end(s2.client);
-    t.same(states(tb, 'rp-1'), ['current', 'previous', 'superseded'], 'using R1 supersedes R0');
+    t.same(await states(tb, 'rp-1'), ['current', 'previous', 'superseded'], 'using R1 supersedes R0');
 
     const live = new DeviceClient({ credentials: { ...creds!, accessToken: a2.body.accessToken as string, accessTokenExpiresAt: a2.body.accessTokenExpiresAt as string, refreshCredential: a2.body.refreshCredential as string } });
     clients.push(live);
@@ -51,9 +51,9 @@ t.test('refresh credential rotation', async (t) => {
     await dropped;
     t.ok(Date.now() - t0 < 1000, `live session closed within a second (${Date.now() - t0} ms)`);
     t.same(await refused, { connackCode: 5 }, 'the device itself is now refused too');
-    const audit = tb.issuer.reg.audit.query({ deviceId: 'rp-1' });
+    const audit = await tb.issuer.reg.audit.query({ deviceId: 'rp-1' });
     t.ok(audit.some((e) => e.action === 'security.refresh_replay'), 'security.refresh_replay audited');
-    t.equal(tb.issuer.reg.devices.require('rp-1' as DeviceId).status, 'revoked', 'device revoked in the registry');
+    t.equal((await tb.issuer.reg.devices.require('rp-1' as DeviceId)).status, 'revoked', 'device revoked in the registry');
     t.equal((await connect(tb.url, { clientId: 'rp-1', username: 'rp-1', password: a2.body.refreshCredential as string })).code, 5, 'even the newest refresh credential is dead');
     t.notOk(JSON.stringify(audit).includes('cbrt_'), 'audit holds no credential');
     await live.stop();
@@ -66,18 +66,18 @@ t.test('refresh credential rotation', async (t) => {
     const a1 = await s1.request!();
     t.equal(a1.kind, 'accepted');
     s1.client!.end(true); // cut: the device never saw (or never saved) the answer
-    t.same(states(tb, 'cut-1'), ['current', 'previous'], 'R1 issued, R0 kept as previous');
+    t.same(await states(tb, 'cut-1'), ['current', 'previous'], 'R1 issued, R0 kept as previous');
     await sleep(Math.max(0, Date.parse(creds!.accessTokenExpiresAt) - Date.now()) + 50);
     const dev = new DeviceClient({ credentialsPath: path, backoff: { initialMs: 50, maxMs: 1000 } });
     clients.push(dev);
     const conn = waitFor<{ via: string }>(dev, 'connected');
     await dev.start();
     t.same(await conn, { via: 'refresh' }, 'the device, still holding R0 and an expired token, is back');
-    t.equal(tb.issuer.reg.devices.require('cut-1' as DeviceId).status, 'active', 'not revoked');
+    t.equal((await tb.issuer.reg.devices.require('cut-1' as DeviceId)).status, 'active', 'not revoked');
     const now = dev.credentials().refreshCredential;
     t.not(now, creds!.refreshCredential);
     t.not(now, a1.body.refreshCredential, 'it got a new credential, not the lost one');
-    t.same(states(tb, 'cut-1'), ['current', 'superseded', 'previous'], 'newest first: R2 current; the lost, never-used R1 superseded; R0 previous until R2 is used');
+    t.same(await states(tb, 'cut-1'), ['current', 'superseded', 'previous'], 'newest first: R2 current; the lost, never-used R1 superseded; R0 previous until R2 is used');
     await dev.stop();
   });
 
@@ -95,7 +95,7 @@ t.test('refresh credential rotation', async (t) => {
       t.equal(again.code, 0, `${creds.deviceId}: the device holding ${keep === 'r0' ? 'the old credential (lost both answers)' : 'the first answer\'s credential'} gets back in`);
       t.equal((await again.request!()).kind, 'accepted');
       await end(again.client);
-      t.equal(tb.issuer.reg.devices.require(creds.deviceId as DeviceId).status, 'active', 'not revoked');
+      t.equal((await tb.issuer.reg.devices.require(creds.deviceId as DeviceId)).status, 'active', 'not revoked');
     }
   });
 });
@@ -185,7 +185,7 @@ t.test('renewal in the revocation window (registry revoked, broker not told yet)
     clients.push(c);
     await c.start();
     const rejected = new Promise<{ code: string }>((r) => c.once('renewRejected', r));
-    revokeDevices(tb.issuer.reg, ['rv-1' as DeviceId], 'stolen');
+    await revokeDevices(tb.issuer.reg, ['rv-1' as DeviceId], 'stolen');
     await t.rejects(c.renewNow(), { code: 'ERR_DEVICE_REVOKED' });
     t.equal((await rejected).code, 'ERR_DEVICE_REVOKED');
     const dropped = waitFor(c, 'disconnected');
@@ -198,9 +198,9 @@ t.test('renewal in the revocation window (registry revoked, broker not told yet)
   t.test('refresh session: ERR_DEVICE_REVOKED, no credential rotated', async (t) => {
     const s = await session(tb.url, 'rv-2', refreshDev!.refreshCredential);
     t.equal(s.code, 0);
-    revokeDevices(tb.issuer.reg, ['rv-2' as DeviceId], 'stolen');
+    await revokeDevices(tb.issuer.reg, ['rv-2' as DeviceId], 'stolen');
     t.match(await s.request!(), { kind: 'rejected', body: { code: 'ERR_DEVICE_REVOKED', message: 'device is revoked' } });
-    t.same(states(tb, 'rv-2'), ['revoked'], 'nothing handed out');
+    t.same(await states(tb, 'rv-2'), ['revoked'], 'nothing handed out');
     await end(s.client);
   });
 
@@ -208,7 +208,7 @@ t.test('renewal in the revocation window (registry revoked, broker not told yet)
     const c = new DeviceClient({ credentials: jtiDev!, backoff: { initialMs: 50, maxMs: 1000 } });
     clients.push(c);
     await c.start();
-    revokeToken(tb.issuer.reg, jtiOf(jtiDev!.accessToken) as Jti);
+    await revokeToken(tb.issuer.reg, jtiOf(jtiDev!.accessToken) as Jti);
     const dropped = waitFor(c, 'disconnected');
     const back = waitFor<{ via: string }>(c, 'connected');
     await t.rejects(c.renewNow(), { code: 'ERR_DISCONNECTED' }, 'no accepted answer');

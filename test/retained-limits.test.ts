@@ -65,16 +65,16 @@ t.test('retained messages per device', async (t) => {
       for (const x of ['a', 'b']) await publishRetained(clients.get(id)!, `devices/${id}/events/${x}`, 10);
     }
     t.equal((await retainedFor(tb, ops!, 'devices/ret-4/#')).size, 3);
-    const [r4] = revokeDevices(tb.issuer.reg, ['ret-4' as DeviceId], 'stolen'); // as the CLI does: through the registry
-    const [r5] = revokeDevices(tb.issuer.reg, ['ret-5' as DeviceId], 'decommissioned', 'cli', Date.now(), { keepRetained: true });
+    const [r4] = await revokeDevices(tb.issuer.reg, ['ret-4' as DeviceId], 'stolen'); // as the CLI does: through the registry
+    const [r5] = await revokeDevices(tb.issuer.reg, ['ret-5' as DeviceId], 'decommissioned', 'cli', Date.now(), { keepRetained: true });
     t.ok(r4!.retainedCleared);
     t.notOk(r5!.retainedCleared);
     await sleep(1000);
     t.same([...(await retainedFor(tb, ops!, 'devices/ret-4/#')).keys()], ['devices/ret-4/commands/mode'], 'ret-4\'s own retained messages are gone; the observer\'s command to it stays');
     t.equal((await retainedFor(tb, ops!, 'devices/ret-5/#')).size, 2, 'ret-5 (--keep-retained): kept');
     t.match(await tb.broker.context.metrics.registry.metrics(), /credbroker_retained_cleared_total 2/);
-    t.match(tb.issuer.reg.audit.query({ deviceId: 'ret-4' }).find((e) => e.action === 'device.revoke')?.details, { retained: 'cleared' });
-    revokeDevices(tb.issuer.reg, ['ret-5' as DeviceId], 'decommissioned'); // again, without --keep-retained: cleared now
+    t.match((await tb.issuer.reg.audit.query({ deviceId: 'ret-4' })).find((e) => e.action === 'device.revoke')?.details, { retained: 'cleared' });
+    await revokeDevices(tb.issuer.reg, ['ret-5' as DeviceId], 'decommissioned'); // again, without --keep-retained: cleared now
     await sleep(1000);
     t.equal((await retainedFor(tb, ops!, 'devices/ret-5/#')).size, 0, 'revoking again without --keep-retained clears them');
   });

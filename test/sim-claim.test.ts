@@ -22,14 +22,14 @@ t.test('a claimed fleet: every invariant holds, the claim verdicts too', async (
   t.ok(report.counts.renewals > 0, `claimed devices renewed (${report.counts.renewals})`);
   t.ok(report.counts.observedMessages > 100, `their telemetry was delivered (${report.counts.observedMessages})`);
   t.equal(tb.issuer.reg.claims.get('sim-lot'), undefined, 'the claim is gone after the run');
-  t.equal(tb.issuer.reg.devices.list({ prefix: 'sim-' }).length, 0, 'and so are its devices');
+  t.equal((await tb.issuer.reg.devices.list({ prefix: 'sim-' })).length, 0, 'and so are its devices');
 });
 
 t.test('--claim refuses a name that exists, and --credentials', async (t) => {
   const tb = await startTestBroker({ logLevel: 'warn' });
   t.teardown(() => tb.close());
   const { createClaim } = await import('../operations/index.js');
-  createClaim(tb.issuer.reg, { name: 'taken', profile: 'sensor', brokerUrl: tb.url });
+  await createClaim(tb.issuer.reg, { name: 'taken', profile: 'sensor', brokerUrl: tb.url });
   await t.rejects(runSimulation({ url: tb.url, db: tb.db, claim: 'taken', devices: 2, durationMs: 1000, progress: false }), { code: 'ERR_CLAIM_EXISTS' });
   await t.rejects(runSimulation({ url: tb.url, db: tb.db, credentialsDir: tb.dir, claim: 'x', devices: 2, progress: false }), /exclude each other/);
 });

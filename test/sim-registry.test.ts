@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RevocationState } from '../broker/revocation-state.js';
 import { runSimulation, SIM_PROFILE } from '../device-sim/index.js';
 import { deleteDevices, revokeDevices } from '../operations/index.js';
-import { SyncRegistry, type DeviceId, type Jti } from '../registry/index.js';
+import { openRegistry, type SyncRegistry, type DeviceId, type Jti } from '../registry/index.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { lines, runCli, spawnCli, type CliResult } from './helpers/cli.js';
 
@@ -25,12 +25,12 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-function simDevices(db: string): { id: string; simulation: boolean }[] {
-  const reg = SyncRegistry.open(db, {}, { readonly: true });
+async function simDevices(db: string): Promise<{ id: string; simulation: boolean }[]> {
+  const reg = await openRegistry(db, { readonly: true });
   try {
-    return reg.devices.list().filter((d) => d.simulation).map((d) => ({ id: d.id, simulation: d.simulation }));
+    return (await reg.devices.list()).filter((d) => d.simulation).map((d) => ({ id: d.id, simulation: d.simulation }));
   } finally {
-    reg.close();
+    await reg.close();
   }
 }
 
@@ -52,7 +52,7 @@ t.test('sim with no broker listening fails fast: exit 8, one line, nothing provi
   const took = Date.now() - started;
   refused(t, r, 8, new RegExp(`^credbroker: cannot connect to mqtt://127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
   t.ok(took < 10_000, `gave up within 10 s (${took} ms)`);
-  t.same(simDevices(db), [], 'no device provisioned');
+  t.same(await simDevices(db), [], 'no device provisioned');
 });
 
 t.test('broker and sim on different registries: named before anything is provisioned', async (t) => {
@@ -62,7 +62,7 @@ t.test('broker and sim on different registries: named before anything is provisi
   t.equal((await runCli(['init', '--db', other])).code, 0);
   const r = await runCli(['sim', '--url', tb.url, '--db', other, '--broker', `http://127.0.0.1:${tb.broker.ports.http}`, '--devices', '5']);
   refused(t, r, 2, /^credbroker: the broker and the sim use different registries: the broker's JWKS \(http:\/\/127\.0\.0\.1:\d+\/\.well-known\/jwks\.json\) lacks the signing key .* run the sim with --db set to the broker's registry$/);
-  t.same(simDevices(other), [], 'nothing provisioned in the wrong registry');
+  t.same(await simDevices(other), [], 'nothing provisioned in the wrong registry');
 });
 
 t.test('different registries with the ops port unreadable: the verdict names it', async (t) => {
@@ -76,7 +76,7 @@ t.test('different registries with the ops port unreadable: the verdict names it'
   t.equal(v.verdict, 'fail');
   t.match(v.detail, /CONNACK 4 on every freshly minted credential .*the broker and the sim most likely use different registries/);
   t.ok(report.timings.scenarioMs < 5_000, `no 60 s scenario when no device got in (${report.timings.scenarioMs} ms)`);
-  t.same(simDevices(other), [], 'cleaned up all the same');
+  t.same(await simDevices(other), [], 'cleaned up all the same');
 });
 
 t.test('a run removes its devices, observer and profile; --keep keeps them, marked', async (t) => {
@@ -87,7 +87,7 @@ t.test('a run removes its devices, observer and profile; --keep keeps them, mark
   t.equal(kept.registry.check.result, 'match', kept.registry.check.detail);
   t.ok(kept.ok, 'the kept run passed');
   t.equal(kept.registry.cleanup.kept, true);
-  t.equal(simDevices(tb.db).length, SHORT.devices + 1, 'devices and observer stay, marked as simulation devices');
+  t.equal((await simDevices(tb.db)).length, SHORT.devices + 1, 'devices and observer stay, marked as simulation devices');
   const listed = JSON.parse((await runCli(['devices', '--search', 'keep-', '--json', '--db', tb.db])).stdout) as { simulation: boolean }[];
   t.ok(listed.length === SHORT.devices + 1 && listed.every((d) => d.simulation), 'devices --json says "simulation": true');
 
@@ -95,18 +95,18 @@ t.test('a run removes its devices, observer and profile; --keep keeps them, mark
   t.ok(run.ok, 'the run passed');
   t.equal(run.registry.cleanup.removedDevices, SHORT.devices + 1);
   t.equal(run.registry.cleanup.profileRemoved, false, 'the profile stays while the kept run\'s devices use it');
-  t.same(simDevices(tb.db).filter((d) => d.id.startsWith('gone-')), [], 'its devices are gone, revoked ones included');
+  t.same((await simDevices(tb.db)).filter((d) => d.id.startsWith('gone-')), [], 'its devices are gone, revoked ones included');
 
-  const keptIds = simDevices(tb.db).map((d) => d.id as DeviceId);
+  const keptIds = (await simDevices(tb.db)).map((d) => d.id as DeviceId);
   const reg = tb.issuer.reg;
-  revokeDevices(reg, keptIds, 'test');
-  expireTokens(reg);
-  deleteDevices(reg, keptIds);
-  t.equal(reg.devices.list().length, 0);
+  await revokeDevices(reg, keptIds, 'test');
+  expireTokens(tb.issuer.syncReg);
+  await deleteDevices(reg, keptIds);
+  t.equal((await reg.devices.list()).length, 0);
   const cli = await runCli(['profile', 'delete', SIM_PROFILE, '--db', tb.db]);
   t.equal(cli.code, 0, cli.stderr);
-  t.equal(reg.profiles.get(SIM_PROFILE), undefined);
-  t.ok(reg.audit.query({ action: 'simulation.cleanup' }).length === 1, 'the clean-up is audited (one row per run)');
+  t.equal((await reg.profiles.get(SIM_PROFILE)), undefined);
+  t.ok((await reg.audit.query({ action: 'simulation.cleanup' })).length === 1, 'the clean-up is audited (one row per run)');
 });
 
 t.test('Ctrl-C during a sim: stops, removes its devices, exit 130', async (t) => {
@@ -119,7 +119,7 @@ t.test('Ctrl-C during a sim: stops, removes its devices, exit 130', async (t) =>
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   // Wait until its fleet is provisioned and has had time to connect.
-  for (let k = 0; k < 600 && tb.issuer.reg.devices.list().filter((d) => d.simulation).length < 7; k++) await sleep(50);
+  for (let k = 0; k < 600 && (await tb.issuer.reg.devices.list()).filter((d) => d.simulation).length < 7; k++) await sleep(50);
   await sleep(3000);
   child.kill('SIGINT');
   const code = await exited;
@@ -127,7 +127,7 @@ t.test('Ctrl-C during a sim: stops, removes its devices, exit 130', async (t) =>
   t.match(stderr, /stopping the simulation and removing its devices/);
   t.match(stdout, /INTERRUPTED \(Ctrl-C\)/);
   t.match(stdout, /clean-up: removed 7 simulation device\(s\) and the sim-sensor profile/);
-  t.same(tb.issuer.reg.devices.list(), [], 'nothing left in the registry');
+  t.same((await tb.issuer.reg.devices.list()), [], 'nothing left in the registry');
 });
 
 t.test('devices delete and profile delete: the command, its exit code, its one line', async (t) => {
@@ -144,12 +144,12 @@ t.test('devices delete and profile delete: the command, its exit code, its one l
   refused(t, await cli('profile', 'delete', 'nosuch'), 3, /^credbroker: unknown profile "nosuch"/);
 
   // Once its tokens are past their lifetime, it goes.
-  expireTokens(tb.issuer.reg, 'del-1');
+  expireTokens(tb.issuer.syncReg, 'del-1');
   const r = await cli('devices', 'delete', 'del-1');
   t.equal(r.code, 0, r.stderr);
   t.same(lines(r.stdout), ['deleted del-1 (profile sensor)', 'deleted 1 device']);
-  t.equal(tb.issuer.reg.devices.get('del-1'), undefined);
-  t.same(tb.issuer.reg.audit.query({ deviceId: 'del-1', action: 'device.delete' }).map((e) => e.action), ['device.delete']);
+  t.equal((await tb.issuer.reg.devices.get('del-1')), undefined);
+  t.same((await tb.issuer.reg.audit.query({ deviceId: 'del-1', action: 'device.delete' })).map((e) => e.action), ['device.delete']);
 
   // The running broker forgets the device: the id can be provisioned again and connect,
   // while the deleted device's own token stays refused.

@@ -55,7 +55,7 @@ t.test('--credentials DIR: the folder drives the fleet and holds the current cre
     t.equal(statSync(path).mode & 0o777, 0o600, `${id}: still 0600`);
     t.not(after.accessToken, before.get(id)!.accessToken, `${id}: the renewed token was written back`);
     t.equal(after.brokerUrl, before.get(id)!.brokerUrl, `${id}: the broker URL is kept`);
-    const rec = tb.issuer.reg.refresh.find(hashRefreshCredential(parseRefreshCredential(after.refreshCredential)));
+    const rec = (await tb.issuer.reg.refresh.find(hashRefreshCredential(parseRefreshCredential(after.refreshCredential))));
     t.ok(rec && rec.state !== 'superseded' && rec.state !== 'revoked', `${id}: the file's refresh credential is live (${rec?.state})`);
     if (after.refreshCredential !== before.get(id)!.refreshCredential) rotatedRefresh++;
   }

@@ -23,18 +23,18 @@ t.test('token families and idempotent renewal', async (t) => {
     t.teardown(() => s.client?.end(true));
     const t1 = (await s.request!()).body.accessToken as string;
     const t2 = (await s.request!()).body.accessToken as string;
-    t.equal(reg.tokens.get(jtiOf(t1))?.family, jtiOf(t0), 'a renewal joins the family of the token it replaces');
-    t.equal(reg.tokens.get(jtiOf(t2))?.family, jtiOf(t0), '... and so does a renewal of a renewal');
+    t.equal((await reg.tokens.get(jtiOf(t1)))?.family, jtiOf(t0), 'a renewal joins the family of the token it replaces');
+    t.equal((await reg.tokens.get(jtiOf(t2)))?.family, jtiOf(t0), '... and so does a renewal of a renewal');
 
     const closed = new Promise<number>((r) => s.client!.once('close', () => r(Date.now())));
     const at = Date.now();
-    const r = revokeToken(reg, jtiOf(t0) as Jti); // as the CLI does, from its own registry connection
+    const r = await revokeToken(reg, jtiOf(t0) as Jti); // as the CLI does, from its own registry connection
     t.same(r, { deviceId: 'fam-1', changed: true, familyRevoked: 3 }, 'the whole family is revoked');
     t.ok((await closed) - at < 1000, `the session holding the newest token is closed within a second (${Date.now() - at} ms)`);
     for (const [name, token] of [['T1', t1], ['T2', t2]] as const) {
       t.equal((await connectDevice(tb.url, { deviceId: 'fam-1', accessToken: token })).code, 5, `${name} (renewed from the revoked token) gets CONNACK 5`);
     }
-    t.match(reg.audit.query({ deviceId: 'fam-1' }).find((e) => e.action === 'token.revoke')?.details, { jti: jtiOf(t0), family: jtiOf(t0), tokensRevoked: 3 });
+    t.match((await reg.audit.query({ deviceId: 'fam-1' })).find((e) => e.action === 'token.revoke')?.details, { jti: jtiOf(t0), family: jtiOf(t0), tokensRevoked: 3 });
   });
 
   t.test('revoking a renewed token revokes its ancestors too, and a token from another family lives on', async (t) => {
@@ -42,12 +42,12 @@ t.test('token families and idempotent renewal', async (t) => {
     const other = await renewalSession(tb.url, 'fam-2', creds!.refreshCredential); // a new family: from the refresh credential
     const fresh = (await other.request!()).body.accessToken as string;
     await other.client!.endAsync();
-    t.not(reg.tokens.get(jtiOf(fresh))?.family, jtiOf(creds!.accessToken), 'a token from a refresh session starts a family of its own');
+    t.not((await reg.tokens.get(jtiOf(fresh)))?.family, jtiOf(creds!.accessToken), 'a token from a refresh session starts a family of its own');
     const s = await renewalSession(tb.url, 'fam-2', creds!.accessToken);
     t.teardown(() => s.client?.end(true));
     const t1 = (await s.request!()).body.accessToken as string;
     const closed = new Promise<void>((r) => s.client!.once('close', () => r()));
-    revokeToken(reg, jtiOf(t1) as Jti);
+    await revokeToken(reg, jtiOf(t1) as Jti);
     await closed;
     t.equal((await connectDevice(tb.url, { deviceId: 'fam-2', accessToken: creds!.accessToken })).code, 5, 'the token it was renewed from is revoked too');
     const ok = await connectDevice(tb.url, { deviceId: 'fam-2', accessToken: fresh });
@@ -72,20 +72,22 @@ t.test('token families and idempotent renewal', async (t) => {
     const now = Date.now();
     const rec = (jti: string, expiresAt: number, family?: string) =>
       reg.tokens.record({ jti: jti as Jti, deviceId: 'fam-1' as DeviceId, kid: 'k' as Kid, issuedAt: expiresAt - 3_600_000, expiresAt, family: family as Jti | undefined });
-    reg.write(() => { rec('pf-root', now - 3_600_000); rec('pf-live', now + 3_600_000, 'pf-root'); rec('pf-lone', now - 3_600_000); });
-    reg.write(() => reg.tokens.pruneExpired(now, 1000, now - 86_400_000));
-    t.ok(reg.tokens.get('pf-root'), 'the expired first token of a live family stays: revoke --token can still reach its renewals');
-    t.notOk(reg.tokens.get('pf-lone'), 'an expired token of a dead family goes');
-    reg.write(() => reg.tokens.pruneExpired(now, 1000, now));
-    t.notOk(reg.tokens.get('pf-root'), 'past familyBefore it goes too');
-    t.ok(reg.tokens.get('pf-live'), 'the live one stays');
+    await rec('pf-root', now - 3_600_000);
+    await rec('pf-live', now + 3_600_000, 'pf-root');
+    await rec('pf-lone', now - 3_600_000);
+    await reg.tokens.pruneExpired(now, 1000, now - 86_400_000);
+    t.ok((await reg.tokens.get('pf-root')), 'the expired first token of a live family stays: revoke --token can still reach its renewals');
+    t.notOk((await reg.tokens.get('pf-lone')), 'an expired token of a dead family goes');
+    await reg.tokens.pruneExpired(now, 1000, now);
+    t.notOk((await reg.tokens.get('pf-root')), 'past familyBefore it goes too');
+    t.ok((await reg.tokens.get('pf-live')), 'the live one stays');
   });
 
   t.test('the same requestId re-sent gets the same answer, and no second token is minted', async (t) => {
     const [creds] = await tb.provision(['idem-1']);
     const s = await renewalSession(tb.url, 'idem-1', creds!.accessToken);
     t.teardown(() => s.client?.end(true));
-    const tokensBefore = reg.tokens.liveFor('idem-1' as DeviceId, Date.now()).length;
+    const tokensBefore = (await reg.tokens.liveFor('idem-1' as DeviceId, Date.now())).length;
     const body = { requestId: randomBytes(16).toString('base64url') };
     const first = await s.request!(body);
     const again = await s.request!(body);
@@ -99,7 +101,7 @@ t.test('token families and idempotent renewal', async (t) => {
     const twins = s.answers.filter((a) => a.body.requestId === twin.requestId);
     t.equal(twins.length, 2, 'both copies are answered');
     t.equal(twins[0]?.body.accessToken, twins[1]?.body.accessToken, 'with the same token');
-    t.equal(reg.tokens.liveFor('idem-1' as DeviceId, Date.now()).length, tokensBefore + 2, 'two requestIds, four requests: two tokens minted');
+    t.equal((await reg.tokens.liveFor('idem-1' as DeviceId, Date.now())).length, tokensBefore + 2, 'two requestIds, four requests: two tokens minted');
     const fresh = await s.request!();
     t.not(fresh.body.accessToken, first.body.accessToken, 'a new requestId gets a new token');
     await s.client!.endAsync();

@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import type { Kid, SyncRegistry, SigningAlg, SigningKeyRecord } from '../registry/index.js';
+import type { Kid, Registry, SigningAlg, SigningKeyRecord, Stores } from '../registry/index.js';
 
 /** A public key the verifier accepts, imported once and cached by `kid`. */
 export interface VerifyKey {
@@ -41,9 +41,9 @@ export class Keyring {
   }
 
   /** Loads the keys, generating the first signing key on first use. */
-  static async load(reg: SyncRegistry, now = Date.now()): Promise<Keyring> {
-    if (!reg.keys.usable(now).some((k) => k.status === 'active')) await addActiveKey(reg, reg.settings().alg, now, true);
-    const records = reg.keys.usable(now);
+  static async load(reg: Stores, now = Date.now()): Promise<Keyring> {
+    if (!(await reg.keys.usable(now)).some((k) => k.status === 'active')) await addActiveKey(reg, (await reg.settings.read()).alg, now, true);
+    const records = await reg.keys.usable(now);
     const verifyKeys = new Map<string, VerifyKey>();
     let signer: SigningKey | null = null;
     for (const r of records) {
@@ -90,11 +90,11 @@ async function newKeyMaterial(alg: SigningAlg): Promise<{ kid: Kid; alg: Signing
  * Generates a key pair and stores it as the active key. With `onlyIfNone`, a
  * concurrent first use by another process wins and this one is discarded.
  */
-async function addActiveKey(reg: SyncRegistry, alg: SigningAlg, now: number, onlyIfNone: boolean): Promise<Kid> {
+async function addActiveKey(reg: Stores, alg: SigningAlg, now: number, onlyIfNone: boolean): Promise<Kid> {
   const key = await newKeyMaterial(alg);
-  reg.write(() => {
-    if (onlyIfNone && reg.keys.usable(now).some((k) => k.status === 'active')) return;
-    reg.keys.add(key, now);
+  await reg.transaction(async (tx) => {
+    if (onlyIfNone && (await tx.keys.usable(now)).some((k) => k.status === 'active')) return;
+    await tx.keys.add(key, now);
   });
   return key.kid;
 }
@@ -118,20 +118,21 @@ export interface RotateOptions {
  * With `immediate` (`keys rotate --now`), the old keys die at once instead.
  * The retired private key is wiped from the file and the WAL (secure_delete, then a checkpoint).
  */
-export async function rotateKeys(reg: SyncRegistry, opts: RotateOptions = {}): Promise<Rotation> {
+export async function rotateKeys(reg: Registry, opts: RotateOptions = {}): Promise<Rotation> {
   const now = opts.now ?? Date.now();
-  const key = await newKeyMaterial(reg.settings().alg);
+  const key = await newKeyMaterial((await reg.settings.read()).alg);
   // The keys to retire are chosen in the same transaction that adds the new one:
   // two rotations at once still leave exactly one active key.
   // Durable: a key reported killed must stay killed after a power loss.
-  const retired = reg.writeDurably(() => {
-    const previous: SigningKeyRecord[] = reg.keys.usable(now).filter((k) => opts.immediate || k.status === 'active');
-    const out = previous.map((k) => ({ kid: k.kid, verifyUntil: opts.immediate ? now : Math.max(reg.tokens.lastExpiryOf(k.kid) ?? now, now) + 60_000 }));
-    reg.keys.add(key, now);
-    for (const r of out) reg.keys.retire(r.kid, r.verifyUntil, now);
-    reg.changes.append('keys_rotated', null, null, now);
-    reg.audit.append('cli', 'keys.rotate', null, { activeKid: key.kid, retired: out.map((r) => r.kid), immediate: !!opts.immediate }, now);
+  const retired = await reg.transaction(async (tx) => {
+    const previous: SigningKeyRecord[] = (await tx.keys.usable(now)).filter((k) => opts.immediate || k.status === 'active');
+    const out: { kid: Kid; verifyUntil: number }[] = [];
+    for (const k of previous) out.push({ kid: k.kid, verifyUntil: opts.immediate ? now : Math.max((await tx.tokens.lastExpiryOf(k.kid)) ?? now, now) + 60_000 });
+    await tx.keys.add(key, now);
+    for (const r of out) await tx.keys.retire(r.kid, r.verifyUntil, now);
+    await tx.changes.append('keys_rotated', null, null, now);
+    await tx.audit.append('cli', 'keys.rotate', null, { activeKid: key.kid, retired: out.map((r) => r.kid), immediate: !!opts.immediate }, now);
     return out;
-  });
-  return { activeKid: key.kid, retired, scrubbed: reg.checkpoint() };
+  }, { durable: true });
+  return { activeKid: key.kid, retired, scrubbed: await reg.space.scrub() };
 }

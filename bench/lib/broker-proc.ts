@@ -178,7 +178,7 @@ async function bareVerifyHook(db: string): Promise<Authenticate> {
   const { openIssuer } = await import('../../provisioning/index.js');
   const issuer = await openIssuer(db);
   const key = [...issuer.keyring.verifyKeys.values()][0]!.key;
-  issuer.reg.close();
+  await issuer.reg.close();
   return (_client, _username, password, done) => {
     const ok = rawVerify(key, rawInput(password?.toString('utf8') ?? ''));
     done(ok ? null : Object.assign(new Error('bad signature'), { returnCode: 4 }), ok);

@@ -38,7 +38,7 @@ export async function createFixture(opts: { devices: number; revocable: number }
   const revocable = opts.revocable > 0 ? (await provisionDevices(issuer, rows('bench-r-', opts.revocable), { profile: 'sensor', brokerUrl })).provisioned : [];
   const { provisioned: [observer] } = await provisionDevices(issuer, [{ line: 2, id: 'bench-observer' }], { profile: 'observer', brokerUrl });
   const provisionMs = now() - t0;
-  issuer.reg.close();
+  await issuer.reg.close();
   return {
     dir, db, devices, revocable, observer: observer!, provisionMs,
     connects: devices.map((d) => connectPacket(credsOf(d))),

@@ -4,12 +4,12 @@
  * ID...` would. Usage: node revoke-child.js DB ID...
  */
 import { revokeDevices } from '../../operations/index.js';
-import { SyncRegistry, type DeviceId } from '../../registry/index.js';
+import { openRegistry, type DeviceId } from '../../registry/index.js';
 
 const [db, ...ids] = process.argv.slice(2);
-const reg = SyncRegistry.open(db);
+const reg = await openRegistry(db);
 try {
-  revokeDevices(reg, ids as DeviceId[], 'bench');
+  await revokeDevices(reg, ids as DeviceId[], 'bench');
 } finally {
-  reg.close();
+  await reg.close();
 }

@@ -105,17 +105,17 @@ claim:<NAME> and the credential as password, and receives its own credentials se
       const { readAllowListFile } = await import('../../provisioning/allow-list-file.js');
       const allowList = opts.allowList === undefined ? undefined : readAllowListFile(opts.allowList);
       const { createClaim, claimSummary } = await import('../../operations/claim.js');
-      const r = await withRegistry(opts.db, (reg) => {
+      const r = await withRegistry(opts.db, async (reg) => {
         const file = opts.out ? reserveClaimFile(opts.out) : null;
         let made;
         try {
-          made = createClaim(reg, { name, profile: opts.profile!, brokerUrl, maxDevices, ttlMs, idPattern: opts.idPattern, allowList });
+          made = await createClaim(reg, { name, profile: opts.profile!, brokerUrl, maxDevices, ttlMs, idPattern: opts.idPattern, allowList });
         } catch (err) {
           file?.abandon();
           throw err;
         }
         file?.write(claimFileText(made.claim.name, made.credential, made.claim.brokerUrl));
-        return { summary: claimSummary(reg, made.claim, 0), credential: made.credential };
+        return { summary: await claimSummary(reg, made.claim, 0), credential: made.credential };
       });
       const c = r.summary.claim;
       if (opts.json) {
@@ -192,7 +192,7 @@ claim:<NAME> and the credential as password, and receives its own credentials se
     .action(async (name: string, opts: Opts) => {
       const ttlMs = durationOption(opts.ttl, '--ttl')!;
       const { extendClaim, claimSummary } = await import('../../operations/claim.js');
-      const s = await withRegistry(opts.db, (reg) => claimSummary(reg, extendClaim(reg, name, ttlMs)));
+      const s = await withRegistry(opts.db, async (reg) => claimSummary(reg, await extendClaim(reg, name, ttlMs)));
       if (opts.json) printJson(claimJson(s));
       else out(`claim ${s.claim.name} now expires ${time(s.claim.expiresAt)} (${count(s.left)} of ${count(s.claim.maxDevices)} devices left)`);
     });

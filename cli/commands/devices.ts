@@ -50,8 +50,8 @@ Paging in a script: start with --after "" and pass each page's "next" back until
         throw new UsageError(`invalid --after ${describe(raw)}: the cursor is a device id (the "next" of the previous page)`);
       });
       const prefix = opts.search === undefined ? undefined : parsePrefix(opts.search);
-      const list = await withRegistry(opts.db, (reg) => {
-        if (opts.profile !== undefined) reg.profiles.require(opts.profile); // a typo is "unknown profile", not an empty list
+      const list = await withRegistry(opts.db, async (reg) => {
+        if (opts.profile !== undefined) await reg.profiles.require(opts.profile); // a typo is "unknown profile", not an empty list
         return reg.devices.list({ status: opts.status, profile: opts.profile, prefix, after: req.after ?? undefined, limit: fetchLimit(req) });
       }, { readonly: true });
       const page = toPage(list, req.limit, (d) => d.id);

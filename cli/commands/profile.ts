@@ -41,8 +41,8 @@ were minted with until they are renewed.
       const tokenTtlMs = durationOption(opts.ttl, '--ttl');
       const { setProfile } = await import('../../operations/profile.js');
       const { checkTtl } = await import('../../tokens/mint.js');
-      const r = await withRegistry(opts.db, (reg) => {
-        if (tokenTtlMs !== undefined) checkTtl(tokenTtlMs, reg.settings(), `--ttl ${opts.ttl}`);
+      const r = await withRegistry(opts.db, async (reg) => {
+        if (tokenTtlMs !== undefined) checkTtl(tokenTtlMs, await reg.settings.read(), `--ttl ${opts.ttl}`);
         return setProfile(reg, { name, publish: opts.pub, subscribe: opts.sub, tokenTtlMs });
       });
       if (opts.json) printJson(profileJson(r.profile));
@@ -56,7 +56,7 @@ were minted with until they are renewed.
     .option('--json', 'print the profiles as a JSON array')
     .addHelpText('after', examples('credbroker profile list', 'credbroker profile list --json | jq -r ".[].name"'))
     .action(async (opts: ListOpts) => {
-      const { list, usage } = await withRegistry(opts.db, (reg) => ({ list: reg.profiles.list(), usage: reg.devices.countByProfile() }), { readonly: true });
+      const { list, usage } = await withRegistry(opts.db, async (reg) => ({ list: await reg.profiles.list(), usage: await reg.devices.countByProfile() }), { readonly: true });
       if (opts.json) {
         printJson(list.map((p) => profileJson(p, usage.get(p.name) ?? 0)));
         return;
@@ -82,9 +82,9 @@ were minted with until they are renewed.
     .option('--json', 'print the profile as JSON')
     .addHelpText('after', examples('credbroker profile show sensor', 'credbroker profile show sensor --json'))
     .action(async (name: string, opts: ListOpts) => {
-      const { p, devices } = await withRegistry(opts.db, (reg) => {
-        const p = reg.profiles.require(name);
-        return { p, devices: reg.devices.countByProfile().get(p.name) ?? 0 };
+      const { p, devices } = await withRegistry(opts.db, async (reg) => {
+        const p = await reg.profiles.require(name);
+        return { p, devices: (await reg.devices.countByProfile()).get(p.name) ?? 0 };
       }, { readonly: true });
       if (opts.json) {
         printJson(profileJson(p, devices));

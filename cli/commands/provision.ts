@@ -63,7 +63,7 @@ Either --out or --json is required: the refresh credentials are shown only once.
       const { checkTtl } = await import('../../tokens/mint.js');
       const cliProgress = !opts.json && process.stderr.isTTY ? (await import('cli-progress')).default : undefined;
       await withIssuer(opts.db, async (issuer) => {
-        if (opts.profile) issuer.reg.profiles.require(opts.profile);
+        if (opts.profile) await issuer.reg.profiles.require(opts.profile);
         if (ttlMs !== undefined) checkTtl(ttlMs, issuer.settings, `--ttl ${opts.ttl}`);
         if (opts.out) prepareOutDir(opts.out);
         const bar = cliProgress

@@ -29,7 +29,7 @@ export function registerRestore(program: Command): void {
       const result = await withIssuer(opts.db, async (issuer) => {
         if (ttlMs !== undefined) checkTtl(ttlMs, issuer.settings, `--ttl ${opts.ttl}`);
         if (opts.out) prepareOutDir(opts.out);
-        const changed = restoreDevice(issuer.reg, deviceId);
+        const changed = await restoreDevice(issuer.reg, deviceId);
         const creds = opts.out ? await reissueCredentials(issuer, deviceId, { brokerUrl, ttlMs }) : null;
         const file = creds && opts.out ? writeCredentialsFile(opts.out, creds) : null;
         return { changed, creds, file };

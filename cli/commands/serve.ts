@@ -14,7 +14,7 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the MQTT broker (TCP, TLS, WebSocket) and its ops HTTP port')
-    .option('--db <file>', `registry file (env CREDBROKER_DB; default ${DEFAULT_DB}, created on the first start only at this default: any other registry is made with "credbroker init")`)
+    .option('--db <file>', `registry file, or postgres://USER@HOST:PORT/DB (env CREDBROKER_DB; default ${DEFAULT_DB}, created on the first start only at this default: any other registry is made with "credbroker init")`)
     .option('--config <file>', 'JSON config file (flags and environment override it)')
     .option('--host <addr>', 'address to listen on (default 0.0.0.0)')
     .option('--mqtt-port <port>', 'MQTT over TCP, or "off" (default 1883)')
@@ -55,9 +55,9 @@ Examples:
       const broker = await startBroker(config);
       const p = broker.ports;
       const { reg, keyring, settings } = broker.context.issuer;
-      const devices = reg.devices.countByStatus();
+      const devices = await reg.devices.countByStatus();
       process.stderr.write(`credbroker: broker ready — mqtt ${p.mqtt ?? 'off'}, tls ${p.tls ?? 'off'}, ws ${p.ws ?? 'off'}, http ${p.http ?? 'off'}; `
-        + `registry ${config.db} (${count(devices.active)} active and ${count(devices.revoked)} revoked device(s), signing key ${keyring.signer?.kid ?? 'none'}, issuer ${settings.issuer})\n`);
+        + `registry ${reg.location} (${count(devices.active)} active and ${count(devices.revoked)} revoked device(s), signing key ${keyring.signer?.kid ?? 'none'}, issuer ${settings.issuer})\n`);
       const stop = (signal: string) => {
         process.stderr.write(`credbroker: ${signal}: closing listeners and sessions\n`);
         broker.close().then(() => process.exit(0), () => process.exit(1));

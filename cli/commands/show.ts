@@ -74,12 +74,12 @@ export function registerShow(program: Command): void {
 
 /** `show --stats`: the registry's size (file and WAL), free pages and rows per table. */
 async function showStats(opts: Opts): Promise<void> {
-  const s = await withRegistry(opts.db, (reg) => reg.space.stats(), { readonly: true });
+  const { s, where } = await withRegistry(opts.db, async (reg) => ({ s: await reg.space.stats(), where: reg.location }), { readonly: true });
   if (opts.json) {
-    printJson({ db: opts.db, ...s });
+    printJson({ db: where, ...s });
     return;
   }
-  out(`registry:   ${opts.db}`);
+  out(`registry:   ${where}`);
   out(`size:       ${mib(s.fileBytes)} file + ${mib(s.walBytes)} WAL (${count(s.pages)} pages of ${s.pageSize} B, ${count(s.freePages)} free; auto_vacuum ${s.autoVacuum})`);
   out();
   printTable(['TABLE', 'ROWS'], Object.entries(s.rows).map(([table, n]) => [table, count(n)]));

@@ -14,7 +14,7 @@ export function registerSim(program: Command): void {
     .command('sim')
     .description('simulate a device fleet against a running broker and check every invariant (renewal, ACLs, offline recovery, revocation)')
     .option('--url <url>', 'broker URL, or several separated by commas (the nodes of a cluster): the fleet is spread over them', 'mqtt://127.0.0.1:1883')
-    .option('--db <file>', `registry shared with the broker: the sim provisions its devices and an observer there and revokes through it (env CREDBROKER_DB; default ${DEFAULT_DB} unless --credentials is given)`)
+    .option('--db <file>', `registry shared with the broker (a file, or postgres://USER@HOST:PORT/DB): the sim provisions its devices and an observer there and revokes through it (env CREDBROKER_DB; default ${DEFAULT_DB} unless --credentials is given)`)
     .option('--credentials <dir>', 'use a folder of credentials files (<deviceId>.json) instead of provisioning; rotated credentials are written back')
     .option('--claim <name>', 'provisioning by claim: create a simulation claim of this name for the run\'s ids; every device starts unprovisioned and claims its credentials first (needs --db)')
     .option('--devices <n>', 'number of devices', '100')

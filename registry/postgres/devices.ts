@@ -68,8 +68,8 @@ export class PgDevices implements DeviceStore {
     );
     await this.sql.run(
       `INSERT INTO audit (at, actor, action, device_id, details)
-       SELECT $1, 'cli', 'device.provision', dev, details FROM unnest($2::text[], $3::text[]) AS r(dev, details)`,
-      [now, ids, rows.map((r) => JSON.stringify({ profile: r.profile, jti: r.token.jti }))],
+       SELECT $1, actor, 'device.provision', dev, details FROM unnest($2::text[], $3::text[], $4::text[]) AS r(dev, details, actor)`,
+      [now, ids, rows.map((r) => JSON.stringify({ profile: r.profile, jti: r.token.jti, ...r.auditDetails })), rows.map((r) => r.actor ?? 'cli')],
     );
   }
 
