@@ -43,7 +43,7 @@ t.test('DeviceClient with a claim', async (t) => {
   again.on('claimed', () => { claimedAgain = true; });
   await again.start();
   t.notOk(claimedAgain, 'started again: the file is used, no second claim');
-  t.equal(tb.issuer.reg.claims.used('lot9'), 1, 'one device provisioned through the claim');
+  t.equal((await tb.issuer.reg.claims.used('lot9')), 1, 'one device provisioned through the claim');
   await again.publish('devices/unit-1/telemetry', '{"t":2}', { qos: 1 });
   await again.stop();
 

@@ -113,5 +113,5 @@ t.test('python paho-mqtt claims, connects, publishes and renews', { skip: !hasPa
     renew_token_changed: true,
   });
   t.equal(await seen, 'devices/paho-0001/telemetry {"t": 21.5}', 'the observer got the paho device\'s telemetry');
-  t.equal(tb.issuer.reg.claims.used('paho-lot'), 1);
+  t.equal((await tb.issuer.reg.claims.used('paho-lot')), 1);
 });

@@ -21,7 +21,7 @@ t.test('a claimed fleet: every invariant holds, the claim verdicts too', async (
   t.equal(report.counts.claimed, 40, 'each of the 40 devices claimed once');
   t.ok(report.counts.renewals > 0, `claimed devices renewed (${report.counts.renewals})`);
   t.ok(report.counts.observedMessages > 100, `their telemetry was delivered (${report.counts.observedMessages})`);
-  t.equal(tb.issuer.reg.claims.get('sim-lot'), undefined, 'the claim is gone after the run');
+  t.equal((await tb.issuer.reg.claims.get('sim-lot')), undefined, 'the claim is gone after the run');
   t.equal((await tb.issuer.reg.devices.list({ prefix: 'sim-' })).length, 0, 'and so are its devices');
 });
 
