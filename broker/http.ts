@@ -10,8 +10,8 @@ export interface OpsAnswer {
 }
 
 /**
- * The operations port: `/healthz` (process up), `/readyz` (listening and registry
- * readable), `/metrics` (Prometheus), `/.well-known/jwks.json` (public keys).
+ * The operations port: `/healthz` (process up), `/readyz` (listening; `degraded`
+ * while the registry is unreadable), `/metrics` (Prometheus), `/.well-known/jwks.json` (public keys).
  */
 export function createOpsServer(ctx: BrokerContext, isReady: () => boolean): Server {
   return createServer((req, res) => {
@@ -38,8 +38,12 @@ export async function answerOps(ctx: BrokerContext, isReady: () => boolean, meth
       return send(200, 'application/json', '{"status":"ok"}\n');
     case '/readyz': {
       const listening = isReady();
-      const ok = listening && await ctx.issuer.reg.changes.latest().then(() => true, () => false);
-      return send(ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: ok ? 'ready' : 'not ready', sessions: ctx.sessions.size })}\n`);
+      const registry = await ctx.issuer.reg.changes.latest().then(() => true, () => false);
+      // Registry unreachable (a database outage): still 200, since live sessions and CONNECTs with a
+      // token need no database, and an outage every node shares must not take the whole fleet
+      // out of a load balancer. `degraded` says renewals and refresh CONNECTs are refused meanwhile.
+      const status = !listening ? 'not ready' : registry ? 'ready' : 'degraded';
+      return send(listening ? 200 : 503, 'application/json', `${JSON.stringify({ status, ...(registry ? {} : { registry: 'unavailable' }), sessions: ctx.sessions.size })}\n`);
     }
     case '/metrics':
       try {

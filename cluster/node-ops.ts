@@ -32,7 +32,10 @@ export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: n
         const ready = answers.filter((a) => a?.status === 200).length;
         const sessions = answers.reduce((n, a) => n + (a ? (JSON.parse(a.body) as { sessions: number }).sessions : 0), 0);
         const ok = ready === opts.expected;
-        return send(ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: ok ? 'ready' : 'not ready', sessions, workers: { ready, expected: opts.expected } })}\n`);
+        // A worker that cannot read the registry serves on, degraded (broker/http.ts): so does the node.
+        const degraded = answers.some((a) => a?.status === 200 && (JSON.parse(a.body) as { status?: string }).status === 'degraded');
+        const status = !ok ? 'not ready' : degraded ? 'degraded' : 'ready';
+        return send(ok ? 200 : 503, 'application/json', `${JSON.stringify({ status, ...(degraded ? { registry: 'unavailable' } : {}), sessions, workers: { ready, expected: opts.expected } })}\n`);
       }
       case '/metrics':
         try {
