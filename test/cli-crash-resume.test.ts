@@ -4,15 +4,46 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { jwtPayload, runCli, spawnCli } from './helpers/cli.js';
 import { deviceCount } from './helpers/device-count.js';
+import { sharedPostgres } from './helpers/postgres.js';
 
 const N = 20_000;
 
+/** The registry's tables read from outside, by SQL the two engines share: count(*) queries and (jti|hash, device_id) pairs. */
+interface Outside {
+  count(sql: string): Promise<number>;
+  pairs(sql: string): Promise<[string, string][]>;
+  close(): Promise<void>;
+}
 
-t.test('a batch killed part way and run again: every device provisioned exactly once', async (t) => {
+async function outside(engine: 'sqlite' | 'postgres', db: string): Promise<Outside> {
+  if (engine === 'sqlite') {
+    const conn = new Database(db, { readonly: true });
+    return {
+      count: async (sql) => conn.prepare(sql).pluck().get() as number,
+      pairs: async (sql) => conn.prepare(sql).raw().all() as [string, string][],
+      close: async () => { conn.close(); },
+    };
+  }
+  const c = new pg.Client({ connectionString: db });
+  await c.connect();
+  return {
+    count: async (sql) => Number(((await c.query({ text: sql, rowMode: 'array' })).rows[0] as unknown[])[0]),
+    pairs: async (sql) => (await c.query({ text: sql, rowMode: 'array' })).rows as [string, string][],
+    close: () => c.end(),
+  };
+}
+
+for (const engine of ['sqlite', 'postgres'] as const) t.test(`${engine}: a batch killed part way and run again: every device provisioned exactly once`, async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = engine === 'sqlite' ? join(dir, 'registry.db') : await (await sharedPostgres()).newDatabase();
+  // Polled every few ms while the batch runs: on PostgreSQL one connection for it all.
+  const watcher = engine === 'postgres' ? new pg.Client({ connectionString: db }) : null;
+  await watcher?.connect();
+  t.teardown(() => watcher?.end());
+  const count = async () => (watcher ? Number((await watcher.query('SELECT count(*) AS n FROM devices').catch(() => ({ rows: [{ n: -1 }] }))).rows[0].n) : deviceCount(db));
   const out = join(dir, 'creds');
   const batch = join(dir, 'batch.csv');
   writeFileSync(batch, `id\n${Array.from({ length: N }, (_, k) => `crash-${String(k).padStart(5, '0')}`).join('\n')}\n`);
@@ -31,7 +62,7 @@ t.test('a batch killed part way and run again: every device provisioned exactly 
   let done = false;
   void exited.then(() => { done = true; });
   while (!done) {
-    seen = deviceCount(db);
+    seen = await count();
     if (seen >= target && seen < N) {
       child.kill('SIGKILL');
       break;
@@ -40,7 +71,7 @@ t.test('a batch killed part way and run again: every device provisioned exactly 
   }
   const first = await exited;
   t.equal(first.signal, 'SIGKILL', `the first run was killed part way (${seen} devices committed when seen; stderr: ${stderr})`);
-  const atKill = deviceCount(db);
+  const atKill = await count();
   t.ok(atKill > 0 && atKill < N, `killed with ${atKill} of ${N} devices committed`);
 
   // 2. the same command again finishes the batch
@@ -53,18 +84,18 @@ t.test('a batch killed part way and run again: every device provisioned exactly 
   t.same(files.filter((f) => !f.endsWith('.json')), [], 'no temp or lock files left behind');
   t.equal(files.length, N, `${N} credentials files`);
 
-  const conn = new Database(db, { readonly: true });
+  const conn = await outside(engine, db);
   t.teardown(() => conn.close());
-  t.equal(conn.prepare('SELECT count(*) FROM devices').pluck().get(), N, `${N} devices`);
-  t.equal(conn.pragma('integrity_check', { simple: true }), 'ok', 'integrity_check = ok');
-  t.equal(conn.prepare('SELECT count(*) FROM tokens').pluck().get(), N, 'one token row per device (no second set minted)');
-  t.equal(conn.prepare('SELECT count(DISTINCT device_id) FROM tokens').pluck().get(), N);
-  t.equal(conn.prepare('SELECT count(*) FROM refresh_credentials').pluck().get(), N, 'one refresh credential row per device');
-  t.equal(conn.prepare('SELECT count(DISTINCT device_id) FROM refresh_credentials').pluck().get(), N);
-  t.equal(conn.prepare(`SELECT count(*) FROM audit WHERE action = 'device.provision'`).pluck().get(), N, `${N} device.provision audit rows`);
+  t.equal(await conn.count('SELECT count(*) FROM devices'), N, `${N} devices`);
+  if (engine === 'sqlite') t.equal(new Database(db, { readonly: true }).pragma('integrity_check', { simple: true }), 'ok', 'integrity_check = ok');
+  t.equal(await conn.count('SELECT count(*) FROM tokens'), N, 'one token row per device (no second set minted)');
+  t.equal(await conn.count('SELECT count(DISTINCT device_id) FROM tokens'), N);
+  t.equal(await conn.count('SELECT count(*) FROM refresh_credentials'), N, 'one refresh credential row per device');
+  t.equal(await conn.count('SELECT count(DISTINCT device_id) FROM refresh_credentials'), N);
+  t.equal(await conn.count(`SELECT count(*) FROM audit WHERE action = 'device.provision'`), N, `${N} device.provision audit rows`);
 
-  const tokenOwner = new Map((conn.prepare('SELECT jti, device_id FROM tokens').raw().all() as [string, string][]));
-  const refreshOwner = new Map((conn.prepare('SELECT hash, device_id FROM refresh_credentials').raw().all() as [string, string][]));
+  const tokenOwner = new Map(await conn.pairs('SELECT jti, device_id FROM tokens'));
+  const refreshOwner = new Map(await conn.pairs('SELECT hash, device_id FROM refresh_credentials'));
   let jtiOk = 0;
   let refreshOk = 0;
   for (const f of files) {
