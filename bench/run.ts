@@ -5,7 +5,7 @@
  * written into the repository).
  *
  * Environment:
- *   BENCH_ONLY=verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,provision,cluster   subset
+ *   BENCH_ONLY=verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,provision,cluster,postgres   subset
  *   BENCH_WORKERS=1,2        worker counts of the cluster section (serve --workers N --bus)
  *   BENCH_LOAD_PROCS=N       load-generator processes of the cluster section (default: half the cores, 2 to 8)
  *   BENCH_RUNS=3             runs per figure (minimum 3; CONNECT rate and throughput take at least 5 paired runs)
@@ -25,12 +25,13 @@ import { fmt, median, now, ratio, table, verdict, type Row } from './lib/stats.j
 import type { Targets } from './lib/targets.js';
 import { benchMemory } from './memory.js';
 import { benchReconnectStorm } from './reconnect-storm.js';
+import { benchRegistryBackends } from './registry-backends.js';
 import { benchRevocation } from './revocation-latency.js';
 import { benchThroughput, type ThroughputMode } from './throughput.js';
 import { benchWarmStorm } from './warm-storm.js';
 import { benchVerify } from './verify.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,cluster').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,cluster,postgres').split(',').map((s) => s.trim()));
 const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
 // At least five paired runs for the CONNECT and publish figures: per-operation costs of a few µs
 // make these the noisiest ratios on shared cores, and their targets are stated as medians of five.
@@ -278,6 +279,20 @@ async function main(): Promise<void> {
       const rv = c.revocation;
       rows.push({ bench: '9 cluster', metric: `p50 revoke-exit → socket close (ms), ${rv.devices} devs over ${rv.workers} workers`, credbroker: fmt(rv.p50, 1), baseline: '', ratio: '', target: '—', verdict: 'info' });
       rows.push({ bench: '9 cluster', metric: `p99 revoke-exit → socket close (ms), ${rv.workers} workers`, credbroker: fmt(rv.p99, 1), baseline: '', ratio: '', target: '≤ 1000 (250)', verdict: verdict(rv.p99 <= 1000) });
+    });
+
+    if (only.has('postgres')) await section('postgres', async () => {
+      const b = await benchRegistryBackends(t, { runs, log });
+      json.registryBackends = b;
+      const p = b.provision;
+      rows.push({ bench: '10 registry', metric: `factory batch devices/s (${fmt(p.devices)}, files written): PostgreSQL vs SQLite`, credbroker: fmt(p.postgresRate), baseline: fmt(p.sqliteRate), ratio: ratio(p.postgresRate / p.sqliteRate), target: '≥ 5,000/s', verdict: verdict(p.postgresRate >= 5000) });
+      const c = b.copy;
+      rows.push({ bench: '10 registry', metric: `registry copy ${fmt(c.devices)} devices SQLite → PostgreSQL → SQLite (s)`, credbroker: `${fmt(c.toPostgresS, 1)} + ${fmt(c.backToSqliteS, 1)}`, baseline: '', ratio: '', target: 'counts equal, token verifies', verdict: verdict(c.countsEqual && c.tokenVerifies) });
+      const r = b.revocation;
+      rows.push({ bench: '10 registry', metric: `p99 revoke-exit → socket close via LISTEN/NOTIFY (ms), ${r.devices} devs`, credbroker: fmt(r.p99, 1), baseline: fmt(json.revocation ? (json.revocation as { p99: number }).p99 : NaN, 1), ratio: '', target: '≤ 1000 (250)', verdict: verdict(r.p99 <= 1000) });
+      rows.push({ bench: '10 registry', metric: `  p50 (ms)`, credbroker: fmt(r.p50, 1), baseline: fmt(json.revocation ? (json.revocation as { p50: number }).p50 : NaN, 1), ratio: '', target: 'info', verdict: 'info' });
+      const k = b.connect;
+      rows.push({ bench: '10 registry', metric: `connects/s (${k.n}, ${k.inflight} in flight), broker on PostgreSQL vs on SQLite`, credbroker: fmt(median(k.postgres)), baseline: fmt(median(k.sqlite)), ratio: ratio(k.ratio), target: 'within noise (≥ 0.90×)', verdict: verdict(k.ratio >= 0.9) });
     });
   } finally {
     fx.close();
