@@ -1,5 +1,5 @@
 /**
- * The benchmark's registry: a temporary SQLite file (never inside the repo)
+ * The benchmark's registry: a temporary SQLite file (never inside the repo), or a given database,
  * with every device the benchmarks connect as, each with its own token.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,9 +26,10 @@ export interface Fixture {
 
 export const credsOf = (d: Pick<DeviceCredentials, 'deviceId' | 'accessToken'>): Credentials => ({ clientId: d.deviceId, username: d.deviceId, password: d.accessToken });
 
-export async function createFixture(opts: { devices: number; revocable: number }): Promise<Fixture> {
+/** `db`: a registry location to fill instead of a new file in the temp folder (a PostgreSQL database). */
+export async function createFixture(opts: { devices: number; revocable: number; db?: string }): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-bench-'));
-  const db = join(dir, 'registry.db');
+  const db = opts.db ?? join(dir, 'registry.db');
   const issuer = await openIssuer(db);
   const t0 = now();
   const rows = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => ({ line: i + 2, id: `${prefix}${String(i).padStart(5, '0')}` }));
