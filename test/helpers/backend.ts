@@ -13,19 +13,24 @@ export const TEST_BACKEND: TestBackend = process.env.CREDBROKER_TEST_BACKEND ===
 
 interface Teardown { teardown(fn: () => void | Promise<void>): void }
 
-/** Where the PostgreSQL fixture lives: imported only by a postgres run. */
-const POSTGRES_FIXTURE = './postgres.js';
-
 /**
  * A new, empty registry location for one test: a file in a fresh temp folder
  * (removed at the test's end), or a new database on this file's cluster.
  */
 export async function freshRegistryTarget(t: Teardown, name = 'registry.db'): Promise<string> {
-  if (TEST_BACKEND === 'postgres') {
-    const { sharedPostgres } = (await import(POSTGRES_FIXTURE)) as { sharedPostgres(): Promise<{ newDatabase(): Promise<string> }> };
-    return (await sharedPostgres()).newDatabase();
-  }
+  if (TEST_BACKEND === 'postgres') return newPostgresDatabase();
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-reg-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return join(dir, name);
+}
+
+/** The registry location in a test's own folder: `dir/name`, or a new database on a postgres run. */
+export async function registryTargetIn(dir: string, name = 'registry.db'): Promise<string> {
+  return TEST_BACKEND === 'postgres' ? newPostgresDatabase() : join(dir, name);
+}
+
+/** Loaded only by a postgres run: a SQLite run never starts a cluster. */
+async function newPostgresDatabase(): Promise<string> {
+  const { sharedPostgres } = await import('./postgres.js');
+  return (await sharedPostgres()).newDatabase();
 }

@@ -5,6 +5,8 @@ import { Writable } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { startBroker, validateConfig, createLogger, type BrokerConfig, type RunningBroker, type StartOptions } from '../../broker/index.js';
 import { openIssuer, provisionDevices, type DeviceCredentials, type Issuer } from '../../provisioning/index.js';
+import { localRegistryPath } from '../../registry/index.js';
+import { registryTargetIn } from './backend.js';
 
 /** Every log line any test broker wrote: the secrets scan reads this. */
 export const brokerLogLines: string[] = [];
@@ -25,11 +27,14 @@ export interface TestBrokerOptions extends Omit<StartOptions, 'logger'> {
   readonly db?: string;
 }
 
-/** A real broker on ephemeral loopback ports over a real SQLite file in a temp folder (or the one given). */
+/**
+ * A real broker on ephemeral loopback ports over a real registry: a SQLite file in
+ * a temp folder, a new database on a postgres test run (helpers/backend.ts), or the one given.
+ */
 export async function startTestBroker(overrides: Partial<BrokerConfig> = {}, opts: TestBrokerOptions = {}): Promise<TestBroker> {
   const { db: shared, ...start } = opts;
-  const dir = shared ? dirname(shared) : mkdtempSync(join(tmpdir(), 'credbroker-test-'));
-  const db = shared ?? join(dir, 'registry.db');
+  const dir = shared && localRegistryPath(shared) !== null ? dirname(shared) : mkdtempSync(join(tmpdir(), 'credbroker-test-'));
+  const db = shared ?? await registryTargetIn(dir);
   const issuer = await openIssuer(db);
   const sink = new Writable({ write(chunk, _enc, cb) { brokerLogLines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
   const config = validateConfig({ db, host: '127.0.0.1', mqttPort: 0, wsPort: null, httpPort: 0, logLevel: 'debug', ...overrides });
@@ -43,8 +48,8 @@ export async function startTestBroker(overrides: Partial<BrokerConfig> = {}, opt
     },
     async close() {
       await broker.close();
-      issuer.reg.close();
-      if (!shared) rmSync(dir, { recursive: true, force: true });
+      await issuer.reg.close();
+      if (!shared || localRegistryPath(shared) === null) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
