@@ -1,7 +1,8 @@
 // The third-party programs the tests drive (Debian packages), installed when missing,
 // so that `npm test` on a fresh machine runs every test instead of skipping some.
 // Used by `npm test` and `.ci/run`: one list. Where nothing can be installed (not root,
-// no apt-get, no network), it says which tests will skip and why, and goes on.
+// no apt-get, no network), it says which tests will skip and why, and goes on (`.ci/run`
+// then counts each skip as a failure).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 
@@ -29,8 +30,11 @@ if (missing.length > 0) {
   if (canApt) {
     process.stderr.write(`installing test tools: ${names.join(' ')}\n`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env });
-    spawnSync('apt-get', ['install', '-y', '-qq', ...names], { stdio: 'ignore', env });
+    // apt's own words reach the reader when a step fails: a silent failure would only show later as skips.
+    for (const args of [['update', '-qq'], ['install', '-y', '-qq', ...names]]) {
+      const r = spawnSync('apt-get', args, { encoding: 'utf8', env });
+      if (r.status !== 0) process.stderr.write(`apt-get ${args[0]} failed (exit ${r.status ?? r.signal}):\n${(r.stderr || r.stdout || '').trim()}\n`);
+    }
   }
   for (const [pkg, ok, what] of missing) {
     if (!ok()) process.stderr.write(`warning: ${pkg} is not installed${canApt ? ' (apt-get failed)' : ' (run as root, or: apt-get install ' + pkg + ')'}: ${what} will be skipped and say so\n`);
