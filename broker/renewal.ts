@@ -23,7 +23,8 @@ interface RenewRequest { requestId: string; ttlSeconds?: number }
  * Answers `$devices/{id}/token/renew` (SPEC "Renewal"): a new access token on
  * `…/accepted` (plus a rotated refresh credential on a refresh session), or a
  * code and message on `…/rejected`. The live session's deadline moves to the new
- * token's expiry. Every answer is audited and counted. A request re-sent with
+ * token's expiry. Every answer goes to the asking connection only (answers.ts),
+ * and is audited and counted. A request re-sent with
  * the same requestId within `renewRepeatWindowMs` gets the same answer again.
  */
 export class RenewalResponder {
