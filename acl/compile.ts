@@ -3,6 +3,7 @@
  * use without re-parsing. The broker compiles once at CONNECT; the matchers in
  * match.ts then run on every PUBLISH, SUBSCRIBE and forwarded message.
  */
+import { isReservedPattern, RESERVED_PATTERN } from './reserved.js';
 import { isValidTopicFilter, splitLevels } from './topic.js';
 
 /** The raw rule set carried in a device token (already `{device}`-substituted). */
@@ -57,10 +58,11 @@ export function substituteDevice(pattern: string, deviceId: string): string {
 }
 
 /**
- * Check a profile pattern (before substitution). Only `{device}` is a known
- * variable; any other brace, matched or stray (`{devcie}`, `{device`), is
+ * Check a profile or grant pattern (before substitution). Only `{device}` is a
+ * known variable; any other brace, matched or stray (`{devcie}`, `{device`), is
  * refused so a typo cannot turn into a literal that quietly grants nothing -
- * or, worse, something unintended.
+ * or, worse, something unintended. A pattern that begins with `$` is refused
+ * (reserved.ts).
  */
 export function validatePattern(pattern: string): void {
   const unknown = /\{[^{}]*\}/.exec(pattern.split(DEVICE_VAR).join(''));
@@ -74,6 +76,7 @@ export function validatePattern(pattern: string): void {
   if (!isValidTopicFilter(substituted)) {
     throw new AclPatternError(`ACL pattern ${JSON.stringify(pattern)} is not a valid MQTT topic filter`);
   }
+  if (isReservedPattern(pattern)) throw new AclPatternError(`ACL pattern ${JSON.stringify(pattern)} ${RESERVED_PATTERN}`);
 }
 
 function hasWildcard(pattern: string): boolean {

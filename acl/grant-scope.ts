@@ -4,19 +4,17 @@
  */
 import { compileAcl, type AclRules } from './compile.js';
 import { maySubscribe } from './match.js';
+import { isReservedPattern, RESERVED_PATTERN } from './reserved.js';
 import { isValidTopicFilter } from './topic.js';
 
 /**
- * Why `pattern` can never be granted, or null when it can. Every topic whose
- * first level starts with `$` belongs to the broker: `$devices/…` (token
- * renewal), `$claims/…` (provisioning), `$SYS`; a grant holding one could renew
- * a device's token or claim an id. `+` and `#` at the first level never match
- * `$` topics, so refusing the literal `$` level is enough.
+ * Why `pattern` can never be granted, or null when it can: not a topic filter,
+ * or a broker topic (reserved.ts); a grant holding `$devices/…` or `$claims/…`
+ * could renew a device's token or claim an id.
  */
 export function ungrantable(pattern: string): string | null {
   if (!isValidTopicFilter(pattern)) return 'is not a valid MQTT topic filter';
-  if (pattern.startsWith('$')) return 'is a broker topic ($devices/…, $claims/…, $SYS and every other $ topic are never grantable)';
-  return null;
+  return isReservedPattern(pattern) ? RESERVED_PATTERN : null;
 }
 
 /** A grant's pattern that the device's ACL does not cover, or null when every one is covered. */

@@ -1,4 +1,5 @@
 import type { Client } from 'aedes';
+import { firstReserved } from '../acl/index.js';
 import { connackCodeFor, CONNACK } from '../errors/map.js';
 import { CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
 import { checkRefreshCredential } from '../operations/index.js';
@@ -163,6 +164,9 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, 
   const accepted = cached ?? acceptedToken(deviceId, timedVerify(token, keys, opts, verifyTime));
   // Again for a cached token: it was accepted for its own device, and may be presented for another.
   sameDevice(accepted.sub, deviceId);
+  // Signed by a registry key, yet never minted by credbroker (or from a profile stored before `$` patterns were
+  // refused): a `$` pattern would reach other devices' renewal and claim topics. Checked on cached tokens too.
+  if (firstReserved(accepted.acl) !== null) throw new CredentialError('ERR_TOKEN_ACL_RESERVED', 'token ACL holds a $ pattern');
   const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(accepted);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
   if (digest !== null && cached === undefined) ctx.verifiedTokens.remember(digest, accepted, keys, opts);
@@ -215,7 +219,7 @@ async function refreshSession(ctx: BrokerContext, deviceId: DeviceId, secret: st
 
 const REASONS: Partial<Record<ErrorCode, string>> = {
   ERR_TOKEN_MALFORMED: 'malformed', ERR_TOKEN_ALG: 'bad_alg', ERR_TOKEN_KID: 'unknown_kid', ERR_TOKEN_SIGNATURE: 'bad_signature',
-  ERR_TOKEN_EXPIRED: 'expired', ERR_TOKEN_CLAIM: 'bad_claim', ERR_IDENTITY_MISMATCH: 'identity_mismatch',
+  ERR_TOKEN_EXPIRED: 'expired', ERR_TOKEN_CLAIM: 'bad_claim', ERR_TOKEN_ACL_RESERVED: 'acl_reserved_pattern', ERR_IDENTITY_MISMATCH: 'identity_mismatch',
   ERR_REFRESH_MALFORMED: 'refresh_malformed', ERR_REFRESH_UNKNOWN: 'refresh_unknown', ERR_REFRESH_REPLAYED: 'refresh_replayed',
   ERR_CREDENTIAL_EXPIRED: 'credential_expired', ERR_DEVICE_NOT_FOUND: 'unknown_device', ERR_REGISTRY_UNAVAILABLE: 'registry_unavailable',
   ERR_CLAIM_MALFORMED: 'claim_malformed', ERR_CLAIM_UNKNOWN: 'claim_unknown', ERR_CLAIM_EXPIRED: 'claim_expired',

@@ -4,6 +4,7 @@ import { provisionByClaim } from '../operations/index.js';
 import { claimTopics, type ClaimAcceptedBody, type ClaimRejectedBody, type ClaimRejectionCode } from '../protocol/claim.js';
 import type { ClaimName } from '../registry/index.js';
 import { addressKey, remoteAddress } from './address.js';
+import { answerTo } from './answers.js';
 import type { BrokerContext } from './context.js';
 import { CLAIM_ANSWER_GRACE_MS } from './limits.js';
 import { parseRequestObject, requestIdOf } from './request-payload.js';
@@ -71,14 +72,9 @@ export class ClaimResponder {
     this.answer(client, session, claimTopics(session.deviceId).rejected, body);
   }
 
-  /** Publishes the answer (QoS 1), then closes the session once it has had time to reach the device. */
+  /** Writes the answer to this client only, then closes the session once it has had time to reach the device. */
   private answer(client: Client, session: Session, topic: string, body: object): void {
-    const { ctx } = this;
-    const close = () => setTimeout(() => ctx.sessions.kick(client, 'claim_answered'), CLAIM_ANSWER_GRACE_MS).unref();
-    if (session.ended || !ctx.aedes) return;
-    ctx.aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, (err) => {
-      if (err) ctx.log.warn({ event: 'claim.answer_failed', device: session.deviceId }, 'could not publish claim answer');
-      close();
-    });
+    if (session.ended) return;
+    answerTo(client, topic, body, () => setTimeout(() => this.ctx.sessions.kick(client, 'claim_answered'), CLAIM_ANSWER_GRACE_MS).unref());
   }
 }

@@ -1,6 +1,7 @@
 import type { Client, PublishPacket } from 'aedes';
 import { issueAccessToken, reportRefreshReplay, rotateRefreshCredential, type Rotated } from '../operations/index.js';
 import { isCredbrokerError } from '../errors/index.js';
+import { answerTo } from './answers.js';
 import type { BrokerContext } from './context.js';
 import { RenewalAnswers, type AcceptedRenewal } from './renewal-answers.js';
 import { parseRequestObject, requestIdOf, salvageRequestId } from './request-payload.js';
@@ -22,7 +23,8 @@ interface RenewRequest { requestId: string; ttlSeconds?: number }
  * Answers `$devices/{id}/token/renew` (SPEC "Renewal"): a new access token on
  * `…/accepted` (plus a rotated refresh credential on a refresh session), or a
  * code and message on `…/rejected`. The live session's deadline moves to the new
- * token's expiry. Every answer is audited and counted. A request re-sent with
+ * token's expiry. Every answer goes to the asking connection only (answers.ts),
+ * and is audited and counted. A request re-sent with
  * the same requestId within `renewRepeatWindowMs` gets the same answer again.
  */
 export class RenewalResponder {
@@ -48,7 +50,7 @@ export class RenewalResponder {
   handle(client: Client, session: Session, topicDevice: string, packet: PublishPacket): void {
     const request = parseRequest(packet.payload);
     const requestId = request?.requestId ?? salvageRequestId(packet.payload);
-    const reject = (code: RenewRejection, message: string) => this.reject(session, requestId, code, message);
+    const reject = (code: RenewRejection, message: string) => this.reject(client, session, requestId, code, message);
     // First: every request counts against the rate, malformed ones and repeats too (a flood of them is a flood).
     if (!this.ctx.renewals.take(session.deviceId)) return this.overRate(client, session, requestId);
     if (topicDevice !== session.deviceId) return void reject('ERR_FORBIDDEN_TOPIC', 'a device may only renew its own token');
@@ -96,7 +98,7 @@ export class RenewalResponder {
     }
     this.adopt(client, session, a);
     ctx.metrics.renewals.inc({ result: 'repeated', reason: session.kind });
-    this.answer(session.deviceId, tokenTopics(session.deviceId).accepted, a.body);
+    answerTo(client, tokenTopics(session.deviceId).accepted, a.body);
   }
 
   /** Decides one request; resolves to what was handed out, or null when it was refused. */
@@ -110,7 +112,7 @@ export class RenewalResponder {
       // The registry can be ahead of the in-memory state by one watcher poll:
       // take the registry's word now, so the next packet of this session is refused.
       ctx.revocation.revokeDevice(session.deviceId);
-      return this.reject(session, req.requestId, 'ERR_DEVICE_REVOKED', 'device is revoked');
+      return this.reject(client, session, req.requestId, 'ERR_DEVICE_REVOKED', 'device is revoked');
     }
     if (session.kind === 'token' && session.jti) {
       // A token revoked (`revoke --token`, with its family) must not buy a successor in
@@ -121,7 +123,7 @@ export class RenewalResponder {
         return this.tokenRevoked(client);
       }
     }
-    if (device.credentialExpiresAt <= now) return this.reject(session, req.requestId, 'ERR_CREDENTIAL_EXPIRED', 'device credential lifetime is over: re-provision the device');
+    if (device.credentialExpiresAt <= now) return this.reject(client, session, req.requestId, 'ERR_CREDENTIAL_EXPIRED', 'device credential lifetime is over: re-provision the device');
     const profile = await reg.profiles.require(device.profile);
     const ttlMs = Math.min(
       req.ttlSeconds ? req.ttlSeconds * 1000 : profile.tokenTtlMs,
@@ -135,7 +137,7 @@ export class RenewalResponder {
       if (outcome === 'replayed') return this.refused(client, session, req.requestId, 'ERR_REFRESH_REPLAYED');
       if (outcome === 'revoked') {
         ctx.revocation.revokeDevice(session.deviceId);
-        return this.reject(session, req.requestId, 'ERR_DEVICE_REVOKED', 'device is revoked');
+        return this.reject(client, session, req.requestId, 'ERR_DEVICE_REVOKED', 'device is revoked');
       }
       rotated = outcome;
       this.rotatedBy.set(session, rotated);
@@ -161,7 +163,7 @@ export class RenewalResponder {
     };
     this.adopt(client, session, accepted);
     ctx.metrics.renewals.inc({ result: 'accepted', reason: session.kind });
-    this.answer(session.deviceId, tokenTopics(session.deviceId).accepted, accepted.body);
+    answerTo(client, tokenTopics(session.deviceId).accepted, accepted.body);
     return accepted;
   }
 
@@ -217,7 +219,7 @@ export class RenewalResponder {
       // Refused and kicked here all the same; other nodes learn of it only from the registry.
       this.ctx.log.error({ event: 'security.refresh_replay_unrecorded', device: session.deviceId, err: (err as Error).message }, 'refresh replay: could not revoke the device in the registry');
     }
-    this.reject(session, requestId, code, 'refresh credential was already rotated: device revoked');
+    this.reject(client, session, requestId, code, 'refresh credential was already rotated: device revoked');
     this.ctx.sessions.kick(client, 'theft');
     clearRetainedOf(this.ctx, session.deviceId);
     return null;
@@ -231,25 +233,19 @@ export class RenewalResponder {
   private overRate(client: Client, session: Session, requestId: string | null): void {
     const n = (this.overRateCount.get(session) ?? 0) + 1;
     this.overRateCount.set(session, n);
-    this.reject(session, requestId, 'ERR_RATE_LIMITED', 'too many renewals: retry later');
+    this.reject(client, session, requestId, 'ERR_RATE_LIMITED', 'too many renewals: retry later');
     if (n === this.ctx.config.renewAbuseLimit) {
       this.ctx.audit.add('broker', 'token.renew_abuse', session.deviceId, { refused: n });
       this.ctx.sessions.kick(client, 'renew_abuse');
     }
   }
 
-  private reject(session: Session, requestId: string | null, code: RenewRejection, message: string): null {
+  private reject(client: Client, session: Session, requestId: string | null, code: RenewRejection, message: string): null {
     this.ctx.metrics.renewals.inc({ result: 'rejected', reason: code });
     // Counted, not written, past a few per device and window; rate refusals are only ever counted.
     this.ctx.tally.event('token.renew_rejected', 'device', session.deviceId, session.deviceId, code, { code }, code !== 'ERR_RATE_LIMITED');
-    this.answer(session.deviceId, tokenTopics(session.deviceId).rejected, { requestId, code, message });
+    answerTo(client, tokenTopics(session.deviceId).rejected, { requestId, code, message });
     return null;
-  }
-
-  private answer(deviceId: string, topic: string, body: object): void {
-    this.ctx.aedes?.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, (err) => {
-      if (err) this.ctx.log.warn({ event: 'renewal.answer_failed', device: deviceId }, 'could not publish renewal answer');
-    });
   }
 }
 

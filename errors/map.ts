@@ -31,6 +31,7 @@ const EXIT: Record<ErrorCode, number> = {
   ERR_TOKEN_SIGNATURE: 6,
   ERR_TOKEN_EXPIRED: 6,
   ERR_TOKEN_CLAIM: 6,
+  ERR_TOKEN_ACL_RESERVED: 6,
   ERR_TOKEN_REVOKED: 6,
   ERR_REFRESH_MALFORMED: 6,
   ERR_REFRESH_UNKNOWN: 6,
@@ -74,8 +75,8 @@ export type ConnackCode = (typeof CONNACK)[keyof typeof CONNACK];
 /**
  * CONNACK 4 for a credential that is itself invalid (forged, expired, malformed,
  * for another user name); CONNACK 5 for a valid credential that is not allowed
- * (revoked, wrong client id, throttled; a claim for an id that is already a
- * device); CONNACK 2 for a claim whose client id is no valid device id;
+ * (revoked, wrong client id, throttled, a token whose ACL holds a `$` pattern;
+ * a claim for an id that is already a device); CONNACK 2 for a claim whose client id is no valid device id;
  * CONNACK 3 when it could not be checked because the registry is unreachable
  * (a refresh credential during a database outage: retry later).
  * Anything unexpected is "not authorized".

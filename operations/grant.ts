@@ -113,6 +113,9 @@ function grantPatterns(patterns: readonly string[], flag: string, within: string
   const out: string[] = [];
   for (const raw of patterns) {
     const bad = (why: string): never => { throw new UsageError(`${flag} ${describe(raw)} ${why}`, 'ERR_GRANT_INVALID'); };
+    // First, to name a broker topic as such; `{device}` cannot make one (no device id holds a `$`).
+    const why = ungrantable(raw);
+    if (why) bad(why);
     try {
       validatePattern(raw);
     } catch (err) {
@@ -121,8 +124,6 @@ function grantPatterns(patterns: readonly string[], flag: string, within: string
     }
     if (raw.includes('{device}') && within === null) bad('uses {device}, which only means something with --within DEVICE');
     const pattern = within === null ? raw : substituteDevice(raw, within);
-    const why = ungrantable(pattern);
-    if (why) bad(why);
     if (!out.includes(pattern)) out.push(pattern);
   }
   return out;

@@ -1,6 +1,7 @@
 import t from 'tap';
 import {
   AclPatternError,
+  firstReserved,
   compileAcl,
   isValidTopicFilter,
   isValidTopicName,
@@ -224,12 +225,18 @@ t.test('{device} substitution and pattern validation', async (t) => {
   }
   t.doesNotThrow(() => substituteDevice('x/{device}', 'x'.repeat(128)));
 
-  for (const ok of ['devices/{device}/commands/#', 'devices/+/commands/#', '#', '$devices/{device}/token/renew', 'a//b', 'dev-{device}']) {
+  for (const ok of ['devices/{device}/commands/#', 'devices/+/commands/#', '#', '+/#', '{device}/#', 'a//b', 'dev-{device}', 'a/$b']) {
     t.doesNotThrow(() => validatePattern(ok), `valid ${ok}`);
   }
   for (const bad of ['devices/{id}/x', '{Device}/x', '{}/x', 'a/{device', 'a/device}', 'a/{{device}}', '', 'a/#/b', 'a/{device}#', 'a/+{device}', 'a\u0000']) {
     t.throws(() => validatePattern(bad), AclPatternError, `invalid ${JSON.stringify(bad)}`);
   }
+  // Issue 19: a `$` pattern reaches other devices' renewal and claim answers; none in a profile, grant or token.
+  for (const reserved of ['$devices/{device}/token/renew', '$devices/#', '$claims/+/provision/accepted', '$SYS/#', '$', '$share/g/x']) {
+    t.throws(() => validatePattern(reserved), { code: 'ERR_ACL_PATTERN', message: /is a broker topic/ }, `reserved ${reserved}`);
+  }
+  t.equal(firstReserved({ pub: ['a/b', '$devices/x/token/renew'], sub: ['$SYS/#'] }), '$devices/x/token/renew');
+  t.equal(firstReserved({ pub: ['#'], sub: ['+/#', 'a/$b'] }), null, 'a leading wildcard or a later $ level is no broker topic');
   const err = t.throws(() => validatePattern('a/{tenant}'));
   t.equal((err as AclPatternError).code, 'ERR_ACL_PATTERN');
   t.match((err as Error).message, /\{tenant\}/);

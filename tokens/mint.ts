@@ -1,5 +1,5 @@
 import { KeyObject, sign as cryptoSign } from 'node:crypto';
-import { substituteDevice } from '../acl/index.js';
+import { firstReserved, substituteDevice } from '../acl/index.js';
 import { CredbrokerError, UsageError } from '../errors/index.js';
 import type { DeviceId, Jti, Kid, Profile, Settings } from '../registry/index.js';
 import { formatDuration } from '../util/duration.js';
@@ -87,11 +87,17 @@ export async function mintAccessToken(keyring: Keyring, settings: Settings, req:
 /**
  * Signs an access token for `sub` carrying exactly `acl`: a device's token
  * (mintAccessToken) or a grant's (`sub` = `grant:NAME`, with its `reason`).
+ * @throws UsageError `ERR_PROFILE_INVALID` for an ACL holding a `$` pattern
  */
 export async function mintToken(
   keyring: Keyring, settings: Settings, req: { sub: DeviceId; acl: AclClaim; ttlMs: number; now?: number; reason?: string },
 ): Promise<MintedToken> {
   checkTtl(req.ttlMs, settings);
+  // A profile stored before `$` patterns were refused: its devices get no token until it is fixed (the broker would refuse one).
+  const reserved = firstReserved(req.acl);
+  if (reserved !== null) {
+    throw new UsageError(`ACL pattern ${JSON.stringify(reserved)} is a broker topic: no token may carry it; replace it in the device's profile (credbroker profile set)`, 'ERR_PROFILE_INVALID');
+  }
   const signer = keyring.signer;
   if (!signer) throw new CredbrokerError('ERR_REGISTRY', 'the registry has no active signing key: run credbroker keys rotate');
   const now = req.now ?? Date.now();
