@@ -50,7 +50,7 @@ export function workerCount(workers: BrokerConfig['workers']): number {
 export async function startNode(config: BrokerConfig, log: Logger): Promise<RunningNode> {
   const bus = checkBusSecurity(config.bus!, config.busInsecure);
   // At every start: an operator who allowed it once must keep being told.
-  if (!bus.loopback && !bus.secure) log.warn({ event: 'bus.insecure', bus: redactUrl(config.bus!), tls: bus.tls, auth: bus.auth }, 'bus off loopback without TLS and a password, allowed by --bus-insecure: whoever reaches Redis can read device secrets and forge messages');
+  if (bus.insecure && !bus.secure) log.warn({ event: 'bus.insecure', bus: redactUrl(config.bus!), tls: bus.tls, auth: bus.auth, loopback: bus.loopback }, 'bus without TLS and a password allowed by --bus-insecure: whoever reaches Redis can read device secrets and forge messages');
   else if (!bus.auth) log.warn({ event: 'bus.unauthenticated', bus: redactUrl(config.bus!) }, 'bus on loopback without a password: any local process can read and write it');
   const expected = workerCount(config.workers);
   const asker = new WorkerAsker();
