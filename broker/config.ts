@@ -122,6 +122,10 @@ export interface BrokerConfig {
   readonly workers: number | 'auto';
   /** `redis://HOST:PORT[/DB]`: the bus that joins workers and nodes (null: one process, no Redis). */
   readonly bus: string | null;
+  /** PEM file of the CA that signs a `rediss://` bus's certificate (null: the system's CAs). */
+  readonly busCa: string | null;
+  /** Allows a bus off loopback without both TLS and a password (logged at every start, shown in /readyz). */
+  readonly busInsecure: boolean;
   readonly weaken: Weakening;
 }
 
@@ -185,6 +189,8 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   refusalLogMaxPerSec: 10,
   workers: 1,
   bus: null,
+  busCa: null,
+  busInsecure: false,
   weaken: {},
 };
 
@@ -291,6 +297,7 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if (c.auditSummaryMs < 100) throw new UsageError(`invalid ${label('auditSummaryMs')} ${c.auditSummaryMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid ${label('maintenanceIntervalMs')} ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maxQueuedBytes < c.maxPacketBytes) throw new UsageError(`${label('maxQueuedBytes')} (${c.maxQueuedBytes}) must be at least ${label('maxPacketBytes')} (${c.maxPacketBytes}): a client could not be sent one packet of the largest size`, 'ERR_CONFIG');
+  if (c.busCa !== null && (c.bus === null || new URL(c.bus).protocol !== 'rediss:')) throw new UsageError(`${label('busCa')} needs a TLS bus: ${label('bus')} rediss://HOST:PORT`, 'ERR_CONFIG');
   if (c.workers !== 1 && c.bus === null) throw new UsageError(`${label('workers')} ${c.workers} needs ${label('bus')} redis://HOST:PORT: workers share delivery, sessions and retained messages through it`, 'ERR_CONFIG');
   // A bucket that never refills is never swept: one per address would be kept for good.
   for (const k of ['refusalLogPerSec', 'refusalLogMaxPerSec', 'claimPerSec', 'claimAddressPerSec'] as const) if (!(c[k] > 0)) throw new UsageError(`invalid ${label(k)} ${c[k]}: expected a rate above 0`, 'ERR_CONFIG');
@@ -303,7 +310,7 @@ const DURATIONS = new Set([
   'auditRetentionMs', 'renewalAuditRetentionMs', 'maintenanceIntervalMs', 'auditSummaryMs', 'queueStallMs',
   'renewRepeatWindowMs',
 ]);
-const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey']);
+const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey', 'busCa']);
 /** pino's levels. */
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /** Settings that must be whole numbers within a range (a fraction of a byte or message means a typo). */
@@ -332,7 +339,7 @@ function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: Settin
     return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : bad('expected a port number 0–65535 or "off"');
   }
   if (STRINGS.has(key)) {
-    if (value === null && (key === 'tlsCert' || key === 'tlsKey')) return null;
+    if (value === null && (key === 'tlsCert' || key === 'tlsKey' || key === 'busCa')) return null;
     return typeof value === 'string' && value.length > 0 ? value : bad('expected a non-empty string');
   }
   if (key === 'wsOrigins') return origins(value, bad);
@@ -343,6 +350,8 @@ function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: Settin
   }
   // The URL may hold Redis' password: the error line shows it masked.
   if (key === 'bus') return value === null ? null : busUrl(value, (why) => { throw new UsageError(`${where ? `${where}: ` : ''}invalid ${name} ${JSON.stringify(typeof value === 'string' ? redactUrl(value) : value)}: ${why}`, 'ERR_CONFIG'); });
+  // A flag gives `true`; the environment gives text: only these exact spellings, never a truthy guess.
+  if (key === 'busInsecure') return value === true || value === 'true' ? true : value === false || value === 'false' ? false : bad('expected true or false');
   if (key === 'maxUnauthenticated' && value === 'auto') return value;
   if (key === 'maxUnauthenticated' || key === 'maxUnauthenticatedPerAddress') {
     const n = toNumber(value);

@@ -45,6 +45,9 @@ export class Sessions implements DeviceKicks {
   ready(client: Client): void {
     const s = sessionOf(client);
     if (!s) return;
+    // Closed between its registration and the end of its CONNECT (a takeover while its stored queue
+    // was read): aedes still reports it ready, after its `clientDisconnect`, so it would stay listed for good.
+    if ((client as { closed?: boolean }).closed) { this.deadlines.delete(client); return; }
     if (s.ended) { client.close(); return; }
     this.byDevice.set(s.deviceId, client);
     // Debug, not info: a fleet reconnecting after an outage would write a line per device (refusals and kicks are at info).

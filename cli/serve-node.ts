@@ -6,11 +6,16 @@
 import { createLogger, validateConfig, type BrokerConfig } from '../broker/index.js';
 import { startNode, WorkerStartError, WORKER_CONFIG_ENV, WORKER_INDEX_ENV } from '../cluster/primary.js';
 import { runWorker } from '../cluster/worker.js';
+import { checkBusSecurity } from '../cluster/bus-policy.js';
+import { redisTarget } from '../cluster/redis-options.js';
 import { openIssuer } from '../provisioning/index.js';
 import { redactUrl } from '../util/redact-url.js';
 import { count } from './output.js';
 
 export async function serveNode(config: BrokerConfig): Promise<void> {
+  // Refused before any registry or Redis connection: an unsafe bus, an unreadable --bus-ca.
+  checkBusSecurity(config.bus!, config.busInsecure);
+  redisTarget(config);
   // Created (the quick-start default) or migrated once here, before the workers open it side by side.
   const issuer = await openIssuer(config.db);
   const devices = await issuer.reg.devices.countByStatus();

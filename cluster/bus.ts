@@ -6,6 +6,7 @@ import type { Logger, RunningBroker, SharedState } from '../broker/index.js';
 import { redactUrl } from '../util/redact-url.js';
 import { busPersistence, type Degraded } from './bus-persistence.js';
 import { announcement, claimKey, Ownership, type TakeoverEvent } from './ownership.js';
+import { redisOptions, type RedisTarget } from './redis-options.js';
 
 type Packet = { topic: string; payload: Buffer | string } & Record<string, unknown>;
 /** mqemitter-redis 7: an MQEmitter plus its `state` emitter and the plain local emit it keeps as `_emit`. */
@@ -27,6 +28,8 @@ export interface BusOptions {
 
 /** How often, at most, an unreachable Redis is logged again while it stays down. */
 const DOWN_LOG_MS = 30_000;
+/** Redis' replies to a wrong or missing user or password. */
+const AUTH_REFUSED = /\b(WRONGPASS|NOAUTH|NOPERM)\b/;
 
 /**
  * The bus a cluster's brokers share, on one Redis: mqemitter-redis carries the
@@ -62,13 +65,17 @@ export class Bus {
   private downLoggedAt = 0;
   private closed = false;
 
-  private constructor(readonly id: string, private readonly url: string, private readonly log: Logger, opts: BusOptions) {
+  private readonly url: string;
+
+  private constructor(readonly id: string, target: RedisTarget, private readonly log: Logger, opts: BusOptions) {
+    this.url = target.url;
     // Commands fail at once while Redis is away (no unbounded offline queue), except
     // subscriptions: those wait and go out on reconnect, so that none is lost.
-    const base: RedisOptions = { retryStrategy: (n) => Math.min(50 * 2 ** n, 2000), connectionName: `credbroker:${id}` };
+    const base = redisOptions(target, { retryStrategy: (n) => Math.min(50 * 2 ** n, 2000), connectionName: `credbroker:${id}` });
     // Auto-pipelining (as mqemitter-redis sets on connections it makes itself): the commands of
     // many CONNECTs and publishes in one event-loop turn go out in one write.
     const failFast: RedisOptions = { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 0, enableAutoPipelining: true };
+    const url = target.url;
     this.conns = { sub: new Redis(url, { ...base, maxRetriesPerRequest: null }), pub: new Redis(url, failFast), store: new Redis(url, failFast) };
     for (const [name, conn] of Object.entries(this.conns)) {
       conn.on('error', (err: Error) => this.down(`${name}: ${err.message}`));
@@ -91,8 +98,8 @@ export class Bus {
    * Connects to Redis, waiting as long as it takes (logged while it waits).
    * @param id the aedes id of the broker that will use this bus
    */
-  static async connect(url: string, id: string, log: Logger, opts: BusOptions): Promise<Bus> {
-    const bus = new Bus(id, url, log, opts);
+  static async connect(target: RedisTarget, id: string, log: Logger, opts: BusOptions): Promise<Bus> {
+    const bus = new Bus(id, target, log, opts);
     await Promise.all(Object.values(bus.conns).map((c) => (c.status === 'ready' ? null : new Promise((r) => c.once('ready', r)))));
     bus.check();
     return bus;
@@ -120,6 +127,7 @@ export class Bus {
   /** After the broker has closed (its clients' claims released): the connections. */
   async close(): Promise<void> {
     this.closed = true;
+    this.ownership?.close();
     await Promise.all(Object.values(this.conns).map(endConnection));
   }
 
@@ -127,7 +135,9 @@ export class Bus {
     if (this.closed) return;
     const now = Date.now();
     if (this.up || now - this.downLoggedAt >= DOWN_LOG_MS) {
-      this.log.warn({ event: this.up ? 'bus.down' : 'bus.unreachable', bus: redactUrl(this.url), err: why },
+      // Redis' own words (WRONGPASS, NOAUTH, NOPERM) name no password; the URL is shown redacted.
+      if (AUTH_REFUSED.test(why)) this.log.error({ event: 'bus.auth_refused', bus: redactUrl(this.url), err: why }, 'Redis bus refused this node\'s user or password (see --bus): retrying');
+      else this.log.warn({ event: this.up ? 'bus.down' : 'bus.unreachable', bus: redactUrl(this.url), err: why },
         this.up ? 'Redis bus lost: serving this broker\'s clients only until it is back' : 'Redis bus unreachable: retrying');
       this.downLoggedAt = now;
     }

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { OpsAnswer } from '../broker/index.js';
 import { parseSessionQuery, type SessionPage, type SessionView } from '../broker/session-list.js';
+import type { BusSecurity } from './bus-policy.js';
 import type { WorkerAsker } from './ipc.js';
 
 /** How long the primary waits for a worker's answer. */
@@ -12,11 +13,12 @@ const ASK_MS = 3000;
  * A node's operations port, served by its primary for all its workers:
  * `/metrics` adds the workers' metrics up (prom-client's AggregatorRegistry) and
  * appends the primary's own; `/readyz` is ready only when every expected worker
- * answers ready (its broker listens, its registry reads, its bus is connected);
+ * answers ready (its broker listens, its registry reads, its bus is connected),
+ * and says how the bus is protected (bus-policy.ts);
  * `/sessions` merges the workers' pages; `/.well-known/jwks.json` is one
  * worker's answer; `/healthz` is the primary's.
  */
-export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: number; asker: WorkerAsker; own: Registry }): Server {
+export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: number; asker: WorkerAsker; own: Registry; bus: BusSecurity }): Server {
   const aggregator = new AggregatorRegistry();
   const askAll = (target: string) => Promise.all(opts.workers().map((w) => opts.asker.ask(w, 'GET', target, ASK_MS)));
   const answer = async (method: string, target: string): Promise<OpsAnswer> => {
@@ -35,7 +37,7 @@ export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: n
         // A worker that cannot read the registry serves on, degraded (broker/http.ts): so does the node.
         const degraded = answers.some((a) => a?.status === 200 && (JSON.parse(a.body) as { status?: string }).status === 'degraded');
         const status = !ok ? 'not ready' : degraded ? 'degraded' : 'ready';
-        return send(ok ? 200 : 503, 'application/json', `${JSON.stringify({ status, ...(degraded ? { registry: 'unavailable' } : {}), sessions, workers: { ready, expected: opts.expected } })}\n`);
+        return send(ok ? 200 : 503, 'application/json', `${JSON.stringify({ status, ...(degraded ? { registry: 'unavailable' } : {}), sessions, workers: { ready, expected: opts.expected }, bus: opts.bus })}\n`);
       }
       case '/metrics':
         try {

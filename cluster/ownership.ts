@@ -13,6 +13,10 @@ export interface TakeoverChannel {
 
 /** The Redis key of a client id's claim: present while the client is connected to some broker of the bus. */
 export const claimKey = (clientId: string) => `credbroker:owner:${clientId}`;
+/** A claim's lifetime in Redis unless its broker renews it: a broker that died leaves none for longer. */
+export const CLAIM_TTL_MS = 30_000;
+/** How often a broker renews the claims of its clients: three chances before they lapse. */
+const RENEW_MS = CLAIM_TTL_MS / 3;
 // Deletes the key only while it still names this claim: a newer one (here or on another broker) stays.
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
 // After an outage: takes the key back unless it holds a claim of a connection made at the same
@@ -25,7 +29,7 @@ if cur then
   local at = tonumber(string.match(cur, '|(%d+)$'))
   if at == nil or at >= tonumber(ARGV[2]) then return 'lost' end
 end
-redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return cur`;
 
 /** `$SYS/<id>/new/clients` and `$SYS/<id>/disconnect/clients`: aedes' announcements of every CONNECT and disconnect. */
@@ -48,7 +52,10 @@ const claimedAt = (claim: string) => Number(claim.slice(claim.lastIndexOf('|') +
  * of the same id, so when a device reaches two brokers at once exactly one
  * connection survives, the later claim (the newer connection wins, as in one
  * process); neither can close the other's newer claim, so there is no livelock.
- * A client that leaves deletes its claim if the key still holds it.
+ * A client that leaves deletes its claim if the key still holds it. A claim
+ * expires after CLAIM_TTL_MS unless renewed: every RENEW_MS the broker renews
+ * all its clients' keys in one pipelined PEXPIRE batch (one timer per broker, not
+ * per client), so the claims of a broker killed with -9 are gone within the TTL.
  *
  * Within one broker aedes itself closes the older client of an id. During a
  * Redis outage claims fail (counted): a device that connects to a second broker
@@ -59,6 +66,7 @@ export class Ownership {
   private readonly claims = new WeakMap<Client, string>();
   private seq = 0;
   private aedes: Aedes | null = null;
+  private readonly renewer: NodeJS.Timeout;
 
   constructor(
     private readonly redis: Redis,
@@ -69,6 +77,12 @@ export class Ownership {
   ) {
     redis.defineCommand('credbrokerRelease', { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand('credbrokerReclaim', { numberOfKeys: 1, lua: RECLAIM });
+    this.renewer = setInterval(() => this.renew(), RENEW_MS).unref();
+  }
+
+  /** Stops renewing (the bus closes): the claims left lapse by themselves. */
+  close(): void {
+    clearInterval(this.renewer);
   }
 
   /** Claims on every client aedes registers, releases on every one it lets go, and answers takeovers addressed to this broker. */
@@ -90,12 +104,11 @@ export class Ownership {
    * of one device left on two brokers by the outage, the newer stays.
    */
   reclaim(): void {
-    const clients = (this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients ?? {};
-    const reclaim = (this.redis as unknown as { credbrokerReclaim(key: string, claim: string, at: number): Promise<string | null> }).credbrokerReclaim.bind(this.redis);
-    for (const client of Object.values(clients)) {
+    const reclaim = (this.redis as unknown as { credbrokerReclaim(key: string, claim: string, at: number, ttl: number): Promise<string | null> }).credbrokerReclaim.bind(this.redis);
+    for (const client of this.clients()) {
       const claim = this.claims.get(client);
       if (!claim) continue;
-      reclaim(claimKey(client.id), claim, claimedAt(claim)).then((res) => {
+      reclaim(claimKey(client.id), claim, claimedAt(claim), CLAIM_TTL_MS).then((res) => {
         if (res === 'lost') {
           this.count('closed');
           client.close();
@@ -104,10 +117,27 @@ export class Ownership {
     }
   }
 
+  /**
+   * Every claim this broker holds, its TTL renewed in one pipeline. A key that has
+   * passed to another broker's newer claim meanwhile is renewed too: harmless, that
+   * connection here is being closed by the takeover.
+   */
+  private renew(): void {
+    const pipe = this.redis.pipeline();
+    for (const client of this.clients()) if (this.claims.has(client)) pipe.pexpire(claimKey(client.id), CLAIM_TTL_MS);
+    // Redis away: the reclaim when it is back sets every key again.
+    if (pipe.length > 0) pipe.exec().catch(() => {});
+  }
+
+  /** Public in aedes 1.2 (`clients`, keyed by client id), not in its types. */
+  private clients(): Client[] {
+    return Object.values((this.aedes as unknown as { clients?: Record<string, Client> } | null)?.clients ?? {});
+  }
+
   private claim(client: Client): void {
     const claim = `${this.brokerId}|${++this.seq}|${Date.now()}`;
     this.claims.set(client, claim);
-    this.redis.set(claimKey(client.id), claim, 'GET').then((previous) => {
+    this.redis.set(claimKey(client.id), claim, 'PX', CLAIM_TTL_MS, 'GET').then((previous) => {
       if (previous) this.displace(client.id, previous);
     }, () => this.count('claim_failed'));
   }

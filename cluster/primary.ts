@@ -5,6 +5,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { BrokerConfig, Logger, RunningBroker } from '../broker/index.js';
 import { listen } from '../broker/listeners.js';
 import { redactUrl } from '../util/redact-url.js';
+import { checkBusSecurity } from './bus-policy.js';
 import { isToPrimary, WorkerAsker } from './ipc.js';
 import { createNodeOpsServer } from './node-ops.js';
 
@@ -47,6 +48,10 @@ export function workerCount(workers: BrokerConfig['workers']): number {
  * that worker's exit code, which it has explained on stderr.
  */
 export async function startNode(config: BrokerConfig, log: Logger): Promise<RunningNode> {
+  const bus = checkBusSecurity(config.bus!, config.busInsecure);
+  // At every start: an operator who allowed it once must keep being told.
+  if (bus.insecure && !bus.secure) log.warn({ event: 'bus.insecure', bus: redactUrl(config.bus!), tls: bus.tls, auth: bus.auth, loopback: bus.loopback }, 'bus without TLS and a password allowed by --bus-insecure: whoever reaches Redis can read device secrets and forge messages');
+  else if (!bus.auth) log.warn({ event: 'bus.unauthenticated', bus: redactUrl(config.bus!) }, 'bus on loopback without a password: any local process can read and write it');
   const expected = workerCount(config.workers);
   const asker = new WorkerAsker();
   const own = new Registry();
@@ -90,7 +95,7 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
   const stopAll = () => { for (const w of slots) if (w?.isConnected()) w.send({ credbroker: 'stop' }); };
 
   // The ops port first: while the workers wait for Redis, /readyz answers "not ready" (503) rather than nothing.
-  const http: Server | null = config.httpPort === null ? null : createNodeOpsServer({ workers: live, expected, asker, own });
+  const http: Server | null = config.httpPort === null ? null : createNodeOpsServer({ workers: live, expected, asker, own, bus });
   const httpPort = http ? await listen(http, config.httpPort!, config.httpHost, 511, 'HTTP', '--http-port') : null;
   try {
     for (let i = 0; i < expected; i++) fork(i);

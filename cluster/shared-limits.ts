@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { endConnection } from './bus.js';
+import { redisOptions, type RedisTarget } from './redis-options.js';
 import type { Logger } from '../broker/logger.js';
 import type { BrokerMetrics } from '../broker/metrics.js';
 import { KeyedRateLimiter, type LimiterFactory, type LimiterName, type RateLimiter } from '../broker/rate-limit.js';
@@ -58,14 +59,14 @@ export class SharedLimits {
   private readonly byName = new Map<LimiterName, SharedLimiter>();
   private down = false;
 
-  constructor(url: string, private readonly log: Logger, private readonly prefix = 'credbroker:limit:') {
+  constructor(target: RedisTarget, private readonly log: Logger, private readonly prefix = 'credbroker:limit:') {
     this.channel = `${prefix}empty`;
-    this.redis = new Redis(url, {
+    this.redis = new Redis(target.url, redisOptions(target, {
       // Fail at once while disconnected: a count that cannot be shared now is not worth sending later.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       retryStrategy: (times) => Math.min(times * 200, 2000),
-    });
+    }));
     this.sub = this.redis.duplicate({ enableOfflineQueue: true });
     for (const conn of [this.redis, this.sub]) conn.on('error', (err: Error) => this.failed(err));
     this.redis.on('ready', () => {

@@ -4,6 +4,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { createLogger, startBroker, type BrokerConfig } from '../broker/index.js';
 import { Bus } from './bus.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
+import { redisTarget } from './redis-options.js';
 import { SharedLimits } from './shared-limits.js';
 
 /** How long a stopping worker may take to drain before it exits anyway (its primary kills it a little later). */
@@ -30,8 +31,9 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   process.once('SIGINT', onStop);
   process.once('disconnect', onStop);
 
-  const bus = await Bus.connect(config.bus!, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover, maxQueuedMessages: config.weaken.noLimits ? Infinity : config.maxQueuedMessages });
-  const limits = new SharedLimits(config.bus!, log);
+  const target = redisTarget(config);
+  const bus = await Bus.connect(target, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover, maxQueuedMessages: config.weaken.noLimits ? Infinity : config.maxQueuedMessages });
+  const limits = new SharedLimits(target, log);
   const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters });
   await bus.attach(broker);
   // The primary's /metrics asks each worker for this registry; prom-client answers

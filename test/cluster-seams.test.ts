@@ -27,7 +27,7 @@ async function fallbacks(metrics: BrokerMetrics): Promise<number> {
 
 t.test('two workers share one bucket per key; a key one worker emptied is refused by the other', async (t) => {
   const redis = await startRedis(t);
-  const [a, b] = [new SharedLimits(redis.url, quiet), new SharedLimits(redis.url, quiet)];
+  const [a, b] = [new SharedLimits({ url: redis.url, ca: null }, quiet), new SharedLimits({ url: redis.url, ca: null }, quiet)];
   t.teardown(async () => { await a.close(); await b.close(); });
   const metrics = new BrokerMetrics();
   const la = a.limiters('deviceConnects', 10, 0.5, metrics);
@@ -46,7 +46,7 @@ t.test('two workers share one bucket per key; a key one worker emptied is refuse
 
 t.test('Redis stopped: each worker limits on its own, nothing throws; Redis back: shared again', async (t) => {
   const redis = await startRedis(t);
-  const [a, b] = [new SharedLimits(redis.url, quiet), new SharedLimits(redis.url, quiet)];
+  const [a, b] = [new SharedLimits({ url: redis.url, ca: null }, quiet), new SharedLimits({ url: redis.url, ca: null }, quiet)];
   t.teardown(async () => { await a.close(); await b.close(); });
   const metrics = new BrokerMetrics();
   const la = a.limiters('authFailures', 4, 2, metrics);
@@ -67,7 +67,7 @@ t.test('Redis stopped: each worker limits on its own, nothing throws; Redis back
 
 t.test('a device cycling over two workers meets one connect-rate limit', async (t) => {
   const redis = await startRedis(t);
-  const limits = [new SharedLimits(redis.url, quiet), new SharedLimits(redis.url, quiet)];
+  const limits = [new SharedLimits({ url: redis.url, ca: null }, quiet), new SharedLimits({ url: redis.url, ca: null }, quiet)];
   t.teardown(async () => { for (const l of limits) await l.close(); });
   const config = { deviceConnectBurst: 4, deviceConnectPerSec: 0.1 };
   const a = await startTestBroker(config, { limiters: limits[0]!.limiters });

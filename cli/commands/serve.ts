@@ -6,7 +6,7 @@ import { count } from '../output.js';
 interface ServeFlags {
   db?: string; config?: string; host?: string; mqttPort?: string; tlsPort?: string; tlsCert?: string; tlsKey?: string;
   wsPort?: string; httpPort?: string; httpHost?: string; wsOrigins?: string; deniedPublish?: string; logLevel?: string; logFormat?: string;
-  maxPacketBytes?: string; maxQueuedMessages?: string; maxQueuedBytes?: string; workers?: string; bus?: string; verifiedTokenCache?: string;
+  maxPacketBytes?: string; maxQueuedMessages?: string; maxQueuedBytes?: string; workers?: string; bus?: string; busCa?: string; busInsecure?: boolean; verifiedTokenCache?: string;
 }
 
 /** `credbroker serve`: the broker on embedded defaults, configured by flags, environment and a config file. */
@@ -32,7 +32,9 @@ export function registerServe(program: Command): void {
     .option('--max-queued-messages <n>', 'messages held for one slow client before QoS 0 to it is dropped (default 1000)')
     .option('--max-queued-bytes <n>', 'bytes held for one slow client before QoS 0 to it is dropped (default 4194304)')
     .option('--workers <n>', 'broker processes sharing the listeners, or "auto" (one per CPU); above 1 needs --bus (default 1)')
-    .option('--bus <url>', 'redis://HOST:PORT[/DB]: the Redis that joins this node\'s workers and other nodes (default: none, one process)')
+    .option('--bus <url>', 'redis://[USER:PASSWORD@]HOST:PORT[/DB], or rediss:// (TLS): the Redis that joins this node\'s workers and other nodes (default: none, one process)')
+    .option('--bus-ca <file>', 'PEM CA that signs a rediss:// bus\'s certificate (default: the system\'s CAs)')
+    .option('--bus-insecure', 'allow a bus off loopback without both TLS and a password (logged at every start, shown in /readyz)')
     .option('--verified-token-cache <n>', 'accepted access tokens remembered so a reconnect skips the signature check; 0: off (default 100000)')
     .addHelpText('after', `
 Examples:

@@ -1,4 +1,4 @@
-import { startRedisServer, type RedisServer } from '../../bench/lib/redis-server.js';
+import { startRedisServer, type RedisServer, type RedisServerOptions } from '../../bench/lib/redis-server.js';
 
 export { freePort } from '../../bench/lib/free-port.js';
 
@@ -10,8 +10,8 @@ export type TestRedis = RedisServer;
  * teardown. A missing redis-server is an error, never a silent skip: the
  * cluster's tests would pass having proven nothing.
  */
-export async function startRedis(t: { teardown(fn: () => unknown): void }, port?: number): Promise<TestRedis> {
-  const redis = await startRedisServer(port);
+export async function startRedis(t: { teardown(fn: () => unknown): void }, port?: number, opts?: RedisServerOptions): Promise<TestRedis> {
+  const redis = await startRedisServer(port, opts);
   t.teardown(() => redis.close());
   return redis;
 }

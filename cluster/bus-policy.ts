@@ -1,0 +1,44 @@
+import { isIP } from 'node:net';
+import { UsageError } from '../errors/index.js';
+import { redactUrl } from '../util/redact-url.js';
+
+/** How the bus is protected: what a node logs at start and `/readyz` shows. */
+export interface BusSecurity {
+  /** TLS and a password both. */
+  readonly secure: boolean;
+  readonly tls: boolean;
+  readonly auth: boolean;
+  readonly loopback: boolean;
+  /** `--bus-insecure` given. */
+  readonly insecure: boolean;
+}
+
+/**
+ * Decides whether a node may use the bus at `url`, from the URL alone (no DNS, no
+ * connection): on loopback anything goes; elsewhere Redis carries device secrets
+ * and is believed by every node, so it needs TLS (`rediss://`) and a password,
+ * unless `insecure` (`--bus-insecure`) says the operator accepts the risk.
+ * A refusal is one line and exit 2.
+ */
+export function checkBusSecurity(url: string, insecure: boolean): BusSecurity {
+  const u = new URL(url);
+  const tls = u.protocol === 'rediss:';
+  const auth = u.password !== '';
+  const loopback = isLoopbackHost(u.hostname);
+  if (!loopback && !(tls && auth) && !insecure) {
+    const missing = [tls ? null : 'TLS (rediss://)', auth ? null : 'a password'].filter(Boolean).join(' and ');
+    throw new UsageError(`bus ${redactUrl(url)} is not on loopback and lacks ${missing}: whoever reaches it could read device secrets and forge messages; use rediss://USER:PASSWORD@HOST:PORT, or --bus-insecure to accept that`, 'ERR_CONFIG');
+  }
+  return { secure: tls && auth, tls, auth, loopback, insecure };
+}
+
+/**
+ * `localhost`, 127.0.0.0/8, ::1 (also 127.x as an IPv4-mapped address, which the
+ * URL parser writes in hex). Any other name is not loopback: no DNS is asked.
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1' || /^::ffff:(7f[0-9a-f]{2}:[0-9a-f]{1,4}|127\.\d+\.\d+\.\d+)$/.test(host);
+}

@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs';
+import type { RedisOptions } from 'ioredis';
+import type { BrokerConfig } from '../broker/index.js';
+import { UsageError } from '../errors/index.js';
+
+/** How to reach the bus: its URL (a Redis ACL user and password may be in it) and, for `rediss://`, the CA to verify it with. */
+export interface RedisTarget {
+  readonly url: string;
+  /** PEM; null: the system's CAs. */
+  readonly ca: string | null;
+}
+
+/** The bus of `config`, its CA file read now: an unreadable file is one line and exit 2, before any connection. */
+export function redisTarget(config: Pick<BrokerConfig, 'bus' | 'busCa'>): RedisTarget {
+  let ca: string | null = null;
+  if (config.busCa !== null) {
+    try {
+      ca = readFileSync(config.busCa, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read --bus-ca ${config.busCa}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'ERR_CONFIG');
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--bus-ca ${config.busCa} holds no PEM certificate`, 'ERR_CONFIG');
+  }
+  return { url: config.bus!, ca };
+}
+
+/**
+ * `opts` plus what every Redis connection of the cluster needs to reach `target`
+ * (bus.ts' three, shared-limits.ts' two): over `rediss://`, TLS with the server's
+ * certificate verified (Node's default; never turned off), against the CA given.
+ * The user and password come from the URL itself (ioredis reads them there).
+ */
+export function redisOptions(target: RedisTarget, opts: RedisOptions): RedisOptions {
+  if (new URL(target.url).protocol !== 'rediss:') return opts;
+  return { ...opts, tls: target.ca === null ? {} : { ca: target.ca } };
+}
