@@ -163,7 +163,7 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, 
   const accepted = cached ?? acceptedToken(deviceId, timedVerify(token, keys, opts, verifyTime));
   // Again for a cached token: it was accepted for its own device, and may be presented for another.
   sameDevice(accepted.sub, deviceId);
-  const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(accepted);
+  const refusal = ctx.weaken.ignoreRevocations ? null : ctx.revocation.refusal(accepted);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
   if (digest !== null && cached === undefined) ctx.verifiedTokens.remember(digest, accepted, keys, opts);
   if (deviceId.startsWith(GRANT_PREFIX)) return grantSession(deviceId, accepted);

@@ -40,7 +40,7 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
       ctx.sessions.kick(client, 'expired');
       return callback(alreadyLogged(new Error('token expired')));
     }
-    if (!ctx.config.weaken.ignoreRevocations && ctx.revocation.isDeviceRevoked(s.deviceId)) {
+    if (!ctx.weaken.ignoreRevocations && ctx.revocation.isDeviceRevoked(s.deviceId)) {
       ctx.sessions.kick(client, 'device_revoked');
       return callback(alreadyLogged(new Error('device revoked')));
     }
@@ -60,7 +60,7 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
       renewal.handle(client, s, renewFor, packet);
       return drop(packet, callback);
     }
-    if (!ctx.config.weaken.skipPublishCheck && !mayPublish(s.acl, packet.topic)) return deny(client, packet, callback, 'not in ACL');
+    if (!ctx.weaken.skipPublishCheck && !mayPublish(s.acl, packet.topic)) return deny(client, packet, callback, 'not in ACL');
     if (packet.retain) keepWithinCaps(ctx, s.deviceId, packet);
     callback(null);
   };

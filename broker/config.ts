@@ -9,25 +9,6 @@ import type { LogFormat } from './logger.js';
 /** What to do with a publish the ACL refuses: MQTT 3.1.1 has no negative ack. */
 export type DeniedPublishPolicy = 'disconnect' | 'drop';
 
-/**
- * Test-only switches that deliberately weaken the broker, so the device
- * simulator can prove that its invariants catch a broken broker. Never set in
- * production; `serve` logs a loud warning when one is on.
- */
-export interface Weakening {
-  readonly skipSubscribeCheck?: boolean;
-  readonly skipPublishCheck?: boolean;
-  readonly neverExpireSessions?: boolean;
-  readonly ignoreRevocations?: boolean;
-  /** Every bound in broker/limits.ts off: only for `npm run bench` to measure what the limits cost. */
-  readonly noLimits?: boolean;
-  /**
-   * On a bus, aedes' own takeover: every CONNECT announced to every broker on the bus
-   * (cluster/ownership.ts replaces it). Only for `npm run bench`, to show the before and after.
-   */
-  readonly broadcastTakeover?: boolean;
-}
-
 export interface BrokerConfig {
   readonly db: string;
   readonly host: string;
@@ -122,7 +103,6 @@ export interface BrokerConfig {
   readonly workers: number | 'auto';
   /** `redis://HOST:PORT[/DB]`: the bus that joins workers and nodes (null: one process, no Redis). */
   readonly bus: string | null;
-  readonly weaken: Weakening;
 }
 
 export const DEFAULT_CONFIG: BrokerConfig = {
@@ -185,7 +165,6 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   refusalLogMaxPerSec: 10,
   workers: 1,
   bus: null,
-  weaken: {},
 };
 
 type Raw = Record<string, unknown>;
@@ -203,9 +182,12 @@ const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowe
 
 /** Environment variables read by `serve`: CREDBROKER_<FIELD> in upper snake case, e.g. CREDBROKER_MQTT_PORT. */
 function fromEnv(env: NodeJS.ProcessEnv): Raw {
+  // Test-only weakening is passed to startBroker in code; a variable that looks like it must not be mistaken for a switch.
+  const weakening = Object.keys(env).find((k) => /^CREDBROKER_WEAKEN(_|$)/i.test(k));
+  if (weakening) throw new UsageError(`${weakening} is not a setting: no configuration turns a check off (unset it)`, 'ERR_CONFIG');
   const out: Raw = {};
   for (const key of Object.keys(DEFAULT_CONFIG)) {
-    if (env[envName(key)] !== undefined && key !== 'weaken') out[key] = env[envName(key)];
+    if (env[envName(key)] !== undefined) out[key] = env[envName(key)];
   }
   if (env.CREDBROKER_DB) out.db = env.CREDBROKER_DB;
   return out;
@@ -325,7 +307,6 @@ function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: Settin
   const bad = (why: string): never => {
     throw new UsageError(`${where ? `${where}: ` : ''}invalid ${name} ${JSON.stringify(value)}: ${why}`, 'ERR_CONFIG');
   };
-  if (key === 'weaken') return typeof value === 'object' && value !== null ? value : bad('expected an object');
   if (PORTS.has(key)) {
     if (value === null || value === 'off' || value === false) return null;
     const n = toNumber(value);

@@ -13,10 +13,13 @@ import type { DeviceKicks, Sessions } from './sessions.js';
 import type { SubscriptionLimit } from './subscription-limit.js';
 import type { VerifiedTokens } from './verified-tokens.js';
 import type { VerifyBudget } from './verify-budget.js';
+import type { Weakening } from './weakening.js';
 
 /** Everything the aedes hooks share; built once by `startBroker`. */
 export interface BrokerContext {
   readonly config: BrokerConfig;
+  /** Test-only (startBroker's `weaken` option); empty in every broker that `serve` starts. */
+  readonly weaken: Weakening;
   /** Replaced (never mutated) when the keys rotate. */
   issuer: Issuer;
   readonly revocation: RevocationState;

@@ -38,7 +38,7 @@ export class RevocationWatcher {
   private async applyOne(c: Change): Promise<void> {
     const { ctx } = this;
     const { reg } = ctx.issuer;
-    if (ctx.config.weaken.ignoreRevocations && c.kind !== 'keys_rotated') return;
+    if (ctx.weaken.ignoreRevocations && c.kind !== 'keys_rotated') return;
     let closed: boolean | null = null; // set for a revocation: whether it closed a live session
     switch (c.kind) {
       case 'device_revoked':
