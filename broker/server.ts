@@ -35,7 +35,8 @@ import { RevocationWatcher } from './revocation-watcher.js';
 import { sessionOf } from './session.js';
 import { Sessions } from './sessions.js';
 import { UnauthenticatedSockets } from './socket-limits.js';
-import { RetainedLedger } from './retained.js';
+import { clearRetainedOf, RetainedLedger } from './retained.js';
+import { GrantRetainedExpiry } from './grant-retained.js';
 import { SubscriptionLimit } from './subscription-limit.js';
 import { VerifiedTokens } from './verified-tokens.js';
 import { VerifyBudget } from './verify-budget.js';
@@ -122,6 +123,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     claimAddresses: limiter('claimAddresses', config.claimAddressBurst, config.claimAddressPerSec, metrics),
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
     retained: new RetainedLedger(retainedLimits(config)),
+    grantRetained: new GrantRetainedExpiry((owner) => clearRetainedOf(ctx, owner, 'grant_expired')),
     verifyBudget: new VerifyBudget(config.verifyBudgetPerSec, config.verifyBudgetBurst, (address) => {
       metrics.limitRefusals.inc({ limit: 'verify_budget' });
       limitLog.hit('verify_budget', address);
@@ -238,6 +240,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   async function shutdown(): Promise<void> {
     ready = false;
     await watcher.close();
+    ctx.grantRetained.close();
     keys.close();
     await maintenance.close();
     // Stop accepting first; `close` resolves once the remaining connections are gone.
