@@ -6,6 +6,8 @@ import t from 'tap';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { claimOnce } from './helpers/claim-client.js';
 import { createClaim } from '../operations/index.js';
+import { hashClaimCredential, newClaimCredential } from '../tokens/index.js';
+import type { ClaimName, ProfileName } from '../registry/index.js';
 
 t.test('a hostile id against a backtracking pattern does not stall the broker', async (t) => {
   const tb = await startTestBroker();
@@ -54,4 +56,18 @@ t.test('a hostile id against a backtracking pattern does not stall the broker', 
   const worst = Math.max(...times);
   t.ok(times.length >= 9, `${times.length} round trips during and after the claims`);
   t.ok(worst < 500, `every QoS 1 round trip under 500 ms (worst ${worst} ms)`);
+});
+
+t.test('a stored pattern the linear matcher cannot run refuses claims, with the reason', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  // As an older version stored it: a backreference, which JS RegExp took and the matcher refuses.
+  const credential = newClaimCredential();
+  await tb.issuer.reg.claims.insert({
+    name: 'old-line' as ClaimName, profile: 'sensor' as ProfileName, hash: hashClaimCredential(credential), maxDevices: 5, idPattern: '(u)\\1-[0-9]+',
+    brokerUrl: tb.url, expiresAt: Date.now() + 3_600_000, createdAt: Date.now(), simulation: false,
+  }, null);
+  const r = await claimOnce(tb.url, { id: 'uu-1', claim: 'old-line', credential });
+  t.match(r, { code: 0, answer: 'rejected', body: { code: 'id_not_allowed', message: /id pattern .* is not supported \(backreferences .*\): recreate the claim/ } }, 'refused, with the reason');
+  t.equal(await tb.issuer.reg.devices.get('uu-1'), undefined, 'no device made');
 });
