@@ -110,7 +110,7 @@ async function startKind(k: ClusterKind, t: Targets, tag: string): Promise<{ b: 
   try {
     const b = await startNodeProc({
       db: t.fx.db, dir: t.fx.dir, workers: k.workers, bus: redis?.url ?? null, tag,
-      config: k.broadcast ? { weaken: { broadcastTakeover: true } } : {},
+      broadcastTakeover: !!k.broadcast,
     });
     return { b, redis, async close() { await b.close(); await redis?.close(); } };
   } catch (err) {

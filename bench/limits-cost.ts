@@ -31,7 +31,7 @@ export interface LimitsCostResult {
 }
 
 const start = (t: Targets, limits: boolean) =>
-  startBrokerProc('credbroker', { db: t.fx.db, config: limits ? {} : { weaken: { noLimits: true } } });
+  startBrokerProc('credbroker', { db: t.fx.db, weaken: limits ? {} : { noLimits: true } });
 
 /** Runs `fn` on a fresh broker with and without limits, `pairs` times, alternating which goes first. */
 async function paired<R>(t: Targets, pairs: number, fn: (b: Awaited<ReturnType<typeof start>>) => Promise<R>): Promise<{ on: R[]; off: R[] }> {

@@ -167,7 +167,7 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, 
   // Signed by a registry key, yet never minted by credbroker (or from a profile stored before `$` patterns were
   // refused): a `$` pattern would reach other devices' renewal and claim topics. Checked on cached tokens too.
   if (firstReserved(accepted.acl) !== null) throw new CredentialError('ERR_TOKEN_ACL_RESERVED', 'token ACL holds a $ pattern');
-  const refusal = ctx.config.weaken.ignoreRevocations ? null : ctx.revocation.refusal(accepted);
+  const refusal = ctx.weaken.ignoreRevocations ? null : ctx.revocation.refusal(accepted);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
   if (digest !== null && cached === undefined) ctx.verifiedTokens.remember(digest, accepted, keys, opts);
   if (deviceId.startsWith(GRANT_PREFIX)) return grantSession(deviceId, accepted);

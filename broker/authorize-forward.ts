@@ -19,7 +19,7 @@ import { sessionOf } from './session.js';
  */
 export function createAuthorizeForward(ctx: BrokerContext, outbound: OutboundQueues | null) {
   const denied = ctx.metrics.aclDenials.labels('deliver');
-  const checks = !ctx.config.weaken.skipSubscribeCheck;
+  const checks = !ctx.weaken.skipSubscribeCheck;
   return function authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (packet.topic === BLACK_HOLE) return null;
     const s = sessionOf(client);

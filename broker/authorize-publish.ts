@@ -5,6 +5,7 @@ import { alreadyLogged } from './logged-error.js';
 import type { ClaimResponder } from './claim.js';
 import { claimTopics } from '../protocol/claim.js';
 import { auditGrantDenied } from './grant-session.js';
+import { retainedOwnerOf } from './grant-retained.js';
 import type { RenewalResponder } from './renewal.js';
 import { sessionOf } from './session.js';
 import { renewTopicDevice } from './token-topics.js';
@@ -40,7 +41,7 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
       ctx.sessions.kick(client, 'expired');
       return callback(alreadyLogged(new Error('token expired')));
     }
-    if (!ctx.config.weaken.ignoreRevocations && ctx.revocation.isDeviceRevoked(s.deviceId)) {
+    if (!ctx.weaken.ignoreRevocations && ctx.revocation.isDeviceRevoked(s.deviceId)) {
       ctx.sessions.kick(client, 'device_revoked');
       return callback(alreadyLogged(new Error('device revoked')));
     }
@@ -60,8 +61,8 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
       renewal.handle(client, s, renewFor, packet);
       return drop(packet, callback);
     }
-    if (!ctx.config.weaken.skipPublishCheck && !mayPublish(s.acl, packet.topic)) return deny(client, packet, callback, 'not in ACL');
-    if (packet.retain) keepWithinCaps(ctx, s.deviceId, packet);
+    if (!ctx.weaken.skipPublishCheck && !mayPublish(s.acl, packet.topic)) return deny(client, packet, callback, 'not in ACL');
+    if (packet.retain && keepWithinCaps(ctx, retainedOwnerOf(s), packet) && s.kind === 'grant') ctx.grantRetained.watch(s);
     callback(null);
   };
 }
@@ -72,13 +73,14 @@ export function createAuthorizePublish(ctx: BrokerContext, renewal: RenewalRespo
  * EMQX does past its retained limits: MQTT 3.1.1 has no way to refuse only the
  * retain part, and dropping the message would lose live data.
  */
-function keepWithinCaps(ctx: BrokerContext, deviceId: string, packet: PublishPacket): void {
+function keepWithinCaps(ctx: BrokerContext, deviceId: string, packet: PublishPacket): boolean {
   const bytes = typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
   const refused = ctx.retained.publish(deviceId, packet.topic, bytes);
-  if (!refused) return;
+  if (!refused) return true;
   packet.retain = false;
   ctx.metrics.limitRefusals.inc({ limit: refused });
   ctx.log.debug({ event: 'retained.refused', device: deviceId, reason: refused, bytes }, 'retained message not kept: over the device\'s retained caps');
+  return false;
 }
 
 /** Acknowledges the publish normally but routes it nowhere. */

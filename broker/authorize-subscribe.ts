@@ -20,7 +20,7 @@ export function createAuthorizeSubscribe(ctx: BrokerContext) {
       ctx.sessions.kick(client, 'expired');
       return callback(alreadyLogged(new Error('token expired')));
     }
-    if (!ctx.config.weaken.skipSubscribeCheck && !maySubscribe(s.acl, sub.topic)) {
+    if (!ctx.weaken.skipSubscribeCheck && !maySubscribe(s.acl, sub.topic)) {
       ctx.metrics.aclDenials.inc({ action: 'subscribe' });
       ctx.log.debug({ event: 'acl.subscribe_denied', device: s.deviceId }, 'subscribe refused');
       if (s.grant) auditGrantDenied(ctx, s, 'subscribe', sub.topic);

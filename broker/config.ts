@@ -9,25 +9,6 @@ import type { LogFormat } from './logger.js';
 /** What to do with a publish the ACL refuses: MQTT 3.1.1 has no negative ack. */
 export type DeniedPublishPolicy = 'disconnect' | 'drop';
 
-/**
- * Test-only switches that deliberately weaken the broker, so the device
- * simulator can prove that its invariants catch a broken broker. Never set in
- * production; `serve` logs a loud warning when one is on.
- */
-export interface Weakening {
-  readonly skipSubscribeCheck?: boolean;
-  readonly skipPublishCheck?: boolean;
-  readonly neverExpireSessions?: boolean;
-  readonly ignoreRevocations?: boolean;
-  /** Every bound in broker/limits.ts off: only for `npm run bench` to measure what the limits cost. */
-  readonly noLimits?: boolean;
-  /**
-   * On a bus, aedes' own takeover: every CONNECT announced to every broker on the bus
-   * (cluster/ownership.ts replaces it). Only for `npm run bench`, to show the before and after.
-   */
-  readonly broadcastTakeover?: boolean;
-}
-
 export interface BrokerConfig {
   readonly db: string;
   readonly host: string;
@@ -126,7 +107,6 @@ export interface BrokerConfig {
   readonly busCa: string | null;
   /** Allows a bus off loopback without both TLS and a password (logged at every start, shown in /readyz). */
   readonly busInsecure: boolean;
-  readonly weaken: Weakening;
 }
 
 export const DEFAULT_CONFIG: BrokerConfig = {
@@ -191,7 +171,6 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   bus: null,
   busCa: null,
   busInsecure: false,
-  weaken: {},
 };
 
 type Raw = Record<string, unknown>;
@@ -209,9 +188,12 @@ const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowe
 
 /** Environment variables read by `serve`: CREDBROKER_<FIELD> in upper snake case, e.g. CREDBROKER_MQTT_PORT. */
 function fromEnv(env: NodeJS.ProcessEnv): Raw {
+  // Test-only weakening is passed to startBroker in code; a variable that looks like it must not be mistaken for a switch.
+  const weakening = Object.keys(env).find((k) => /^CREDBROKER_WEAKEN(_|$)/i.test(k));
+  if (weakening) throw new UsageError(`${weakening} is not a setting: no configuration turns a check off (unset it)`, 'ERR_CONFIG');
   const out: Raw = {};
   for (const key of Object.keys(DEFAULT_CONFIG)) {
-    if (env[envName(key)] !== undefined && key !== 'weaken') out[key] = env[envName(key)];
+    if (env[envName(key)] !== undefined) out[key] = env[envName(key)];
   }
   if (env.CREDBROKER_DB) out.db = env.CREDBROKER_DB;
   return out;
@@ -332,7 +314,6 @@ function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: Settin
   const bad = (why: string): never => {
     throw new UsageError(`${where ? `${where}: ` : ''}invalid ${name} ${JSON.stringify(value)}: ${why}`, 'ERR_CONFIG');
   };
-  if (key === 'weaken') return typeof value === 'object' && value !== null ? value : bad('expected an object');
   if (PORTS.has(key)) {
     if (value === null || value === 'off' || value === false) return null;
     const n = toNumber(value);

@@ -7,16 +7,20 @@ import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
+import type { GrantRetainedExpiry } from './grant-retained.js';
 import type { RetainedLedger } from './retained.js';
 import type { RevocationState } from './revocation-state.js';
 import type { DeviceKicks, Sessions } from './sessions.js';
 import type { SubscriptionLimit } from './subscription-limit.js';
 import type { VerifiedTokens } from './verified-tokens.js';
 import type { VerifyBudget } from './verify-budget.js';
+import type { Weakening } from './weakening.js';
 
 /** Everything the aedes hooks share; built once by `startBroker`. */
 export interface BrokerContext {
   readonly config: BrokerConfig;
+  /** Test-only (startBroker's `weaken` option); empty in every broker that `serve` starts. */
+  readonly weaken: Weakening;
   /** Replaced (never mutated) when the keys rotate. */
   issuer: Issuer;
   readonly revocation: RevocationState;
@@ -41,6 +45,8 @@ export interface BrokerContext {
   readonly subscriptions: SubscriptionLimit;
   /** Who owns each retained message: the per-device caps, and clearing a revoked device's. */
   readonly retained: RetainedLedger;
+  /** Clears a grant's retained messages when it expires. */
+  readonly grantRetained: GrantRetainedExpiry;
   /** Credential checks for addresses that failed recently, node-wide. */
   readonly verifyBudget: VerifyBudget;
   /** Accepted access tokens, so that a reconnect with the same token skips the signature check. */

@@ -75,19 +75,19 @@ export class RetainedLedger {
 }
 
 /**
- * Clears the retained messages a device owns (it was revoked): from the ledger
- * at once, from aedes' persistence right after (an empty retained payload
+ * Clears the retained messages a device owns (it was revoked), or a grant
+ * (revoked or expired, broker/grant-retained.ts): from the ledger at once, from aedes' persistence right after (an empty retained payload
  * deletes, MQTT 3.1.1 §3.3.1.3), so no later subscriber gets them.
  */
-export function clearRetainedOf(ctx: BrokerContext, deviceId: string): void {
-  const topics = ctx.retained.takeAll(deviceId);
+export function clearRetainedOf(ctx: BrokerContext, owner: string, why: 'revoked' | 'grant_expired' = 'revoked'): void {
+  const topics = ctx.retained.takeAll(owner);
   if (topics.length === 0 || !ctx.aedes) return;
   deleteRetained(ctx.aedes, topics).then(
     () => {
       ctx.metrics.retainedCleared.inc(topics.length);
-      ctx.log.info({ event: 'retained.cleared', device: deviceId, messages: topics.length }, 'retained messages of a revoked device cleared');
+      ctx.log.info({ event: 'retained.cleared', device: owner, why, messages: topics.length }, 'retained messages of a revoked device or a revoked or expired grant cleared');
     },
-    (err: unknown) => ctx.log.error({ event: 'retained.clear_failed', device: deviceId, err: (err as Error).message }, 'could not clear retained messages'),
+    (err: unknown) => ctx.log.error({ event: 'retained.clear_failed', device: owner, err: (err as Error).message }, 'could not clear retained messages'),
   );
 }
 

@@ -1,6 +1,7 @@
 import type { Change, ChangeFollower } from '../registry/index.js';
 import type { BrokerContext } from './context.js';
 import { clearRetainedOf } from './retained.js';
+import { retainedOwner } from './grant-retained.js';
 import type { KeyringRefresh } from './keyring-refresh.js';
 
 /**
@@ -38,7 +39,7 @@ export class RevocationWatcher {
   private async applyOne(c: Change): Promise<void> {
     const { ctx } = this;
     const { reg } = ctx.issuer;
-    if (ctx.config.weaken.ignoreRevocations && c.kind !== 'keys_rotated') return;
+    if (ctx.weaken.ignoreRevocations && c.kind !== 'keys_rotated') return;
     let closed: boolean | null = null; // set for a revocation: whether it closed a live session
     switch (c.kind) {
       case 'device_revoked':
@@ -62,6 +63,7 @@ export class RevocationWatcher {
         const grant = await reg.grants.get(c.jti!);
         if (grant) ctx.revocation.revokeToken(c.jti!, grant.expiresAt);
         closed = ctx.sessions.kickTokens(c.deviceId!, new Set([c.jti!]), 'grant_revoked');
+        clearRetainedOf(ctx, retainedOwner(c.deviceId!, c.jti!));
         break;
       }
       case 'retained_clear':

@@ -35,10 +35,12 @@ import { RevocationWatcher } from './revocation-watcher.js';
 import { sessionOf } from './session.js';
 import { Sessions } from './sessions.js';
 import { UnauthenticatedSockets } from './socket-limits.js';
-import { RetainedLedger } from './retained.js';
+import { clearRetainedOf, RetainedLedger } from './retained.js';
+import { GrantRetainedExpiry } from './grant-retained.js';
 import { SubscriptionLimit } from './subscription-limit.js';
 import { VerifiedTokens } from './verified-tokens.js';
 import { VerifyBudget } from './verify-budget.js';
+import type { Weakening } from './weakening.js';
 
 export interface StartOptions {
   readonly logger?: Logger;
@@ -46,6 +48,8 @@ export interface StartOptions {
   readonly limiters?: LimiterFactory;
   /** What it shares with the other brokers of a bus (cluster/bus.ts); alone, none. */
   readonly shared?: SharedState;
+  /** Test-only weakening (broker/weakening.ts): reachable from code only, never from a config file, flag or environment. */
+  readonly weaken?: Weakening;
 }
 
 export interface RunningBroker {
@@ -87,6 +91,7 @@ export interface SharedState {
 export async function startBroker(config: BrokerConfig, opts: StartOptions = {}): Promise<RunningBroker> {
   const log = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   const limiter = opts.limiters ?? localLimiters;
+  const weaken = opts.weaken ?? {};
   const issuer = await openIssuer(config.db);
   const metrics = new BrokerMetrics();
   const revocation = new RevocationState();
@@ -102,11 +107,11 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const audit = new AuditBuffer(issuer.reg, log);
   const limitLog = new LimitLog(log);
   const sessions = new Sessions({
-    leewaySec: config.leewaySec, neverExpire: !!config.weaken.neverExpireSessions, metrics, log,
+    leewaySec: config.leewaySec, neverExpire: !!weaken.neverExpireSessions, metrics, log,
     onKick: (s, reason) => { if (s.grant) auditGrantKick(ctx, s, reason); },
   });
   const ctx: BrokerContext = {
-    config, issuer, revocation, metrics, log, aedes: null,
+    config, weaken, issuer, revocation, metrics, log, aedes: null,
     sessions,
     kicks: sessions,
     audit,
@@ -118,6 +123,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     claimAddresses: limiter('claimAddresses', config.claimAddressBurst, config.claimAddressPerSec, metrics),
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
     retained: new RetainedLedger(retainedLimits(config)),
+    grantRetained: new GrantRetainedExpiry((owner) => clearRetainedOf(ctx, owner, 'grant_expired')),
     verifyBudget: new VerifyBudget(config.verifyBudgetPerSec, config.verifyBudgetBurst, (address) => {
       metrics.limitRefusals.inc({ limit: 'verify_budget' });
       limitLog.hit('verify_budget', address);
@@ -127,12 +133,12 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   };
   metrics.countSuspectsWith(() => ctx.verifyBudget.suspectCount);
   metrics.countRetainedWith(() => ctx.retained.size);
-  const weakened = Object.entries(config.weaken).filter(([, on]) => on).map(([k]) => k);
+  const weakened = Object.entries(weaken).filter(([, on]) => on).map(([k]) => k);
   if (weakened.length) log.warn({ event: 'broker.weakened', weakened }, 'TEST-ONLY WEAKENING ENABLED: this broker is deliberately insecure');
 
   const unauth = unauthenticatedSockets(config, log, metrics, limitLog);
   // `weaken.noLimits` (bench only: what the limits cost) leaves the listeners ungated.
-  const gate = <T extends Parameters<typeof unauth.guard>[0]>(server: T): T => (config.weaken.noLimits ? server : unauth.guard(server));
+  const gate = <T extends Parameters<typeof unauth.guard>[0]>(server: T): T => (weaken.noLimits ? server : unauth.guard(server));
   const renewal = new RenewalResponder(ctx);
   const shared = opts.shared;
   const claims = new ClaimResponder(ctx);
@@ -140,7 +146,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     id: shared?.id ?? `credbroker-${randomBytes(4).toString('hex')}`,
     // Persistent sessions' stored queues bounded too (aedes' default store has no limit).
     ...(shared ? { mq: shared.mq, persistence: shared.persistence }
-      : config.weaken.noLimits ? {} : { persistence: boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason })) }),
+      : weaken.noLimits ? {} : { persistence: boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason })) }),
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
     maxInflightInbound: config.maxInflightInbound,
@@ -153,11 +159,11 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     authenticate: new ConnectSlices(CONNECT_SLICE_MS, () => metrics.connectsDeferred.inc()).wrap(createAuthenticate(ctx)),
     authorizePublish: createAuthorizePublish(ctx, renewal, claims),
     authorizeSubscribe: createAuthorizeSubscribe(ctx),
-    authorizeForward: createAuthorizeForward(ctx, config.weaken.noLimits ? null : new OutboundQueues(queueLimits(config))),
+    authorizeForward: createAuthorizeForward(ctx, weaken.noLimits ? null : new OutboundQueues(queueLimits(config))),
   });
   ctx.aedes = aedes;
   const wire = wireLimits(config);
-  if (!config.weaken.noLimits) {
+  if (!weaken.noLimits) {
     guardConnections(aedes, wire, {
       authenticated: (client) => sessionOf(client) !== undefined,
       onViolation: (client, v) => {
@@ -234,6 +240,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   async function shutdown(): Promise<void> {
     ready = false;
     await watcher.close();
+    ctx.grantRetained.close();
     keys.close();
     await maintenance.close();
     // Stop accepting first; `close` resolves once the remaining connections are gone.

@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { isCredbrokerError } from '../errors/index.js';
 import { exitCodeFor } from '../errors/map.js';
 import { asRegistryError } from '../registry/sqlite-errors.js';
+import { redactUrl } from '../util/redact-url.js';
 import { registerAudit } from './commands/audit.js';
 import { registerClaim } from './commands/claim.js';
 import { registerDevices } from './commands/devices.js';
@@ -99,12 +100,13 @@ Run "credbroker <command> --help" for a command's options and examples.
 export function reportError(err: unknown): number {
   const e = asRegistryError(err);
   if (isCredbrokerError(e)) {
-    process.stderr.write(`credbroker: ${oneLine(e.message)}\n`);
+    process.stderr.write(`credbroker: ${oneLine(redactUrl(e.message))}\n`);
     return exitCodeFor(e);
   }
-  const message = e instanceof Error ? e.message : String(e);
+  // A driver's message may echo a connection string.
+  const message = redactUrl(e instanceof Error ? e.message : String(e));
   process.stderr.write(`credbroker: unexpected error: ${oneLine(message)}${process.env.CREDBROKER_DEBUG ? '' : ' (set CREDBROKER_DEBUG=1 for details)'}\n`);
-  if (process.env.CREDBROKER_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  if (process.env.CREDBROKER_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${redactUrl(e.stack)}\n`);
   return 1;
 }
 

@@ -3,7 +3,7 @@
  * the worker side of the same command. Kept apart from serve.ts so that a broker
  * without a bus never loads the Redis client.
  */
-import { createLogger, validateConfig, type BrokerConfig } from '../broker/index.js';
+import { createLogger, validateConfig, type BrokerConfig, type Weakening } from '../broker/index.js';
 import { startNode, WorkerStartError, WORKER_CONFIG_ENV, WORKER_INDEX_ENV } from '../cluster/primary.js';
 import { runWorker } from '../cluster/worker.js';
 import { checkBusSecurity } from '../cluster/bus-policy.js';
@@ -43,8 +43,11 @@ export async function serveNode(config: BrokerConfig): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
-/** In a forked worker: the config and index its primary gave it. */
-export async function serveWorker(): Promise<void> {
+/**
+ * In a forked worker: the config and index its primary gave it. `weaken` only
+ * from code (bench/lib/serve-weakened.ts), never from the environment.
+ */
+export async function serveWorker(weaken: Weakening = {}): Promise<void> {
   const config = validateConfig(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? '{}') as Record<string, unknown>);
-  await runWorker(config, Number(process.env[WORKER_INDEX_ENV] ?? 0));
+  await runWorker(config, Number(process.env[WORKER_INDEX_ENV] ?? 0), weaken);
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
-import { createLogger, startBroker, type BrokerConfig } from '../broker/index.js';
+import { createLogger, startBroker, type BrokerConfig, type Weakening } from '../broker/index.js';
 import { Bus } from './bus.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
 import { redisTarget } from './redis-options.js';
@@ -19,7 +19,7 @@ const STOP_LIMIT_MS = 25_000;
  * Reports `ready` (with its ports) once it listens; stops on the primary's
  * `stop`, on SIGTERM/SIGINT, or when the primary goes away.
  */
-export async function runWorker(config: BrokerConfig, index: number): Promise<void> {
+export async function runWorker(config: BrokerConfig, index: number, weaken: Weakening = {}): Promise<void> {
   const log = createLogger(config.logLevel, undefined, config.logFormat).child({ worker: index });
   const send = (m: ToPrimary) => { if (process.connected) process.send!(m); };
   // Unique per process: aedes keys its brokers, its $SYS topics and its stored packets by it.
@@ -32,9 +32,9 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   process.once('disconnect', onStop);
 
   const target = redisTarget(config);
-  const bus = await Bus.connect(target, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover, maxQueuedMessages: config.weaken.noLimits ? Infinity : config.maxQueuedMessages });
+  const bus = await Bus.connect(target, id, log, { broadcastTakeover: !!weaken.broadcastTakeover, maxQueuedMessages: weaken.noLimits ? Infinity : config.maxQueuedMessages });
   const limits = new SharedLimits(target, log);
-  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters });
+  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters, weaken });
   await bus.attach(broker);
   // The primary's /metrics asks each worker for this registry; prom-client answers
   // only once an AggregatorRegistry has been made in the worker (it adds its listener then).

@@ -5,6 +5,7 @@ import { parseClaimName, parseDeviceId, describe } from '../registry/index.js';
 import { hashClaimCredential, newClaimCredential, parseClaimCredential, type ClaimCredential } from '../tokens/index.js';
 import { mintCredentialSet, provisionedRecord, type DeviceCredentials, type Issuer } from '../provisioning/index.js';
 import { formatDuration } from '../util/duration.js';
+import { compileLinearRegex, type LinearRegex } from '../util/linear-regex.js';
 
 /** Quota of a claim created without --max-devices (and without an allow-list, whose size is the default then). */
 export const DEFAULT_CLAIM_MAX_DEVICES = 1000;
@@ -20,7 +21,7 @@ export interface CreateClaimInput {
   readonly brokerUrl: string;
   readonly maxDevices?: number;
   readonly ttlMs?: number;
-  /** A regular expression a claimed id must match whole (it is anchored). */
+  /** A regular expression a claimed id must match whole (it is anchored; the syntax of util/linear-regex.ts). */
   readonly idPattern?: string;
   /** The factory's list of serials: only these ids may be claimed. */
   readonly allowList?: readonly string[];
@@ -177,7 +178,7 @@ async function checkRules(reg: Stores, claim: Claim | undefined, req: ClaimReque
   if (!claim) throw new CredentialError('ERR_CLAIM_UNKNOWN', 'unknown claim');
   if (claim.revokedAt !== null) throw new CredentialError('ERR_CLAIM_REVOKED', 'the claim is revoked');
   if (claim.expiresAt <= now) throw new CredentialError('ERR_CLAIM_EXPIRED', 'the claim has expired');
-  if (claim.idPattern !== null && !compiled(claim.idPattern).test(req.deviceId)) {
+  if (claim.idPattern !== null && !matchesPattern(claim.idPattern, req.deviceId)) {
     throw new RegistryError('ERR_CLAIM_ID_NOT_ALLOWED', 'the device id does not match the claim\'s id pattern');
   }
   if (claim.hasAllowList && !(await reg.claims.allows(claim.name, req.deviceId))) throw new RegistryError('ERR_CLAIM_ID_NOT_ALLOWED', 'the device id is not on the claim\'s allow-list');
@@ -186,32 +187,56 @@ async function checkRules(reg: Stores, claim: Claim | undefined, req: ClaimReque
   return claim;
 }
 
-/** Compiled id patterns by source: a claim is checked on every request, its pattern compiled once. Bounded: claims are few. */
-const patterns = new Map<string, RegExp>();
-function compiled(source: string): RegExp {
+/**
+ * Compiled id patterns by source: a claim is checked on every request, its
+ * pattern compiled once. They run in linear time (util/linear-regex.ts): the id
+ * is chosen by whoever holds the claim credential. Bounded: claims are few.
+ */
+const patterns = new Map<string, LinearRegex | UsageError>();
+function compiled(source: string): LinearRegex | UsageError {
   let re = patterns.get(source);
   if (!re) {
     if (patterns.size >= 256) patterns.clear();
-    re = new RegExp(`^(?:${source})$`);
+    try {
+      re = compileLinearRegex(source);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      re = err;
+    }
     patterns.set(source, re);
   }
   return re;
 }
 
+const warned = new Set<string>();
+/**
+ * Whether a claimed id matches the claim's pattern. A pattern stored by an older
+ * version in syntax that the linear matcher does not run refuses every id with
+ * that reason, written on the broker's stderr once per process and pattern.
+ * @throws RegistryError `ERR_CLAIM_ID_NOT_ALLOWED` for such a pattern
+ */
+function matchesPattern(source: string, id: string): boolean {
+  const re = compiled(source);
+  if (!(re instanceof UsageError)) return re.test(id);
+  const why = `the claim's id pattern ${describe(source)} is not supported (${re.message}): recreate the claim with a supported --id-pattern`;
+  if (!warned.has(source)) {
+    warned.add(source);
+    process.emitWarning(`claims are refused: ${why}`, { code: 'CREDBROKER_ID_PATTERN' });
+  }
+  throw new RegistryError('ERR_CLAIM_ID_NOT_ALLOWED', why);
+}
+
 function checkIdPattern(source: string): string {
   if (source.length === 0 || source.length > MAX_PATTERN_CHARS) throw new UsageError(`invalid --id-pattern: give 1–${MAX_PATTERN_CHARS} characters`);
-  try {
-    compiled(source);
-  } catch (err) {
-    throw new UsageError(`invalid --id-pattern ${describe(source)}: ${(err as Error).message.replace(/^Invalid regular expression: \/.*\/\w*: /, '')}`);
-  }
+  const re = compiled(source);
+  if (re instanceof UsageError) throw new UsageError(`invalid --id-pattern ${describe(source)}: ${re.message}`);
   return source;
 }
 
 function checkAllowList(ids: readonly string[], idPattern: string | null): string[] {
   if (ids.length === 0) throw new UsageError('the allow-list is empty: give at least one device id (or leave out --allow-list)');
   const out = [...new Set(ids.map((id) => parseDeviceId(id)))];
-  const outside = idPattern === null ? [] : out.filter((id) => !compiled(idPattern).test(id));
+  const outside = idPattern === null ? [] : out.filter((id) => !matchesPattern(idPattern, id));
   if (outside.length) throw new UsageError(`${outside.length} id(s) of the allow-list do not match --id-pattern (e.g. ${describe(outside[0])}): they could never be claimed`);
   return out;
 }

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors/index.js';
+import { redactUrl } from '../util/redact-url.js';
 
 /**
  * Where a registry lives, from `--db` / `CREDBROKER_DB`: a plain path or
@@ -20,7 +21,7 @@ export function parseRegistryTarget(text: string): RegistryTarget {
     // sqlite:///abs/path and sqlite://rel/path read as the URL form; sqlite:rel/path as a plain one.
     if (path.startsWith('//')) path = path.slice(2);
   } else if (/^[a-z][a-z0-9+.-]+:\/\//i.test(path)) {
-    throw new UsageError(`unsupported registry ${redactSecrets(text)}: use a file path, sqlite:PATH or postgres://USER@HOST:PORT/DB`);
+    throw new UsageError(`unsupported registry ${redactUrl(text)}: use a file path, sqlite:PATH or postgres://USER@HOST:PORT/DB`);
   }
   if (!path) throw new UsageError('the registry location is empty: use a file path, sqlite:PATH or postgres://USER@HOST:PORT/DB');
   return { engine: 'sqlite', path };
@@ -32,13 +33,5 @@ export function localRegistryPath(text: string): string | null {
   return t.engine === 'sqlite' ? t.path : null;
 }
 
-/**
- * Removes passwords from anything that may show a connection string: the
- * `user:password@` of a URL, a `password=` query parameter or keyword/value
- * pair. What an operator reads (errors, logs, `serve`'s banner) goes through this.
- */
-export function redactSecrets(text: string): string {
-  return text
-    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@')
-    .replace(/([?&;\s]|^)(password|pass|passwd)=[^&;\s]*/gi, '$1$2=***');
-}
+/** Removes passwords from anything that may show a connection string: the one redactor, util/redact-url.ts. */
+export { redactUrl as redactSecrets } from '../util/redact-url.js';

@@ -75,7 +75,7 @@ t.test('a token whose ACL holds a $ pattern is refused at CONNECT (CONNACK 5), c
 t.test('renewal and claim answers reach the asking connection only, whatever others subscribed to', async (t) => {
   // The subscribe check off (a test-only switch, in code), so that a session holds the
   // filters an attacker wants: what is left between it and the secrets is how they are sent.
-  const tb = await startTestBroker({ authFailBurst: 1000, authFailPerSec: 100, weaken: { skipSubscribeCheck: true } });
+  const tb = await startTestBroker({ authFailBurst: 1000, authFailPerSec: 100 }, { weaken: { skipSubscribeCheck: true } });
   t.teardown(() => tb.close());
   const [victim, spy, observer] = [...await tb.provision(['victim-2', 'spy-2']), ...await tb.provision(['observer-2'], 'observer')];
   const credential = (await createClaim(tb.issuer.reg, { name: 'line9', profile: 'sensor', brokerUrl: tb.url, maxDevices: 5 })).credential;

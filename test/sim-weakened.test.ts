@@ -16,7 +16,7 @@ const CASES: [keyof Weakening, InvariantId[], InvariantId[]][] = [
 ];
 
 async function weakenedRun(weakening: keyof Weakening): Promise<SimReport> {
-  const tb = await startTestBroker({ leewaySec: 1, logLevel: 'warn', weaken: { [weakening]: true } });
+  const tb = await startTestBroker({ leewaySec: 1, logLevel: 'warn' }, { weaken: { [weakening]: true } });
   try {
     return await runSimulation({
       url: tb.url, db: tb.db, opsUrl: `http://127.0.0.1:${tb.broker.ports.http}`, devices: 30, durationMs: 10_000, tokenTtlMs: 5_000, publishIntervalMs: 1_000,

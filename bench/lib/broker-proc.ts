@@ -12,6 +12,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { Weakening } from '../../broker/index.js';
 
 export type BrokerKind = 'credbroker' | 'aedes' | 'mosquitto' | 'verify-floor';
 export type NodeBrokerKind = Exclude<BrokerKind, 'mosquitto'>;
@@ -43,6 +44,8 @@ export interface BrokerProcOptions {
   readonly db?: string;
   /** Extra credbroker config settings. */
   readonly config?: Record<string, unknown>;
+  /** Test-only weakening, handed to startBroker in code (credbroker only). */
+  readonly weaken?: Weakening;
   /** Write a V8 CPU profile of the broker into this folder (`--cpu-prof`). */
   readonly cpuProfDir?: string;
 }
@@ -54,7 +57,7 @@ type Reply = { id: number; ok: boolean; result?: unknown; error?: string };
 export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = {}): Promise<BrokerHandle> {
   const execArgv = ['--expose-gc'];
   if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
-  const child: ChildProcess = fork(SELF, ['--broker-child', kind, JSON.stringify({ db: opts.db, config: opts.config ?? {} })], {
+  const child: ChildProcess = fork(SELF, ['--broker-child', kind, JSON.stringify({ db: opts.db, config: opts.config ?? {}, weaken: opts.weaken ?? {} })], {
     execArgv,
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
@@ -101,7 +104,7 @@ export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = 
 
 // ---------------------------------------------------------------- child side
 
-async function child(kind: string, args: { db?: string; config: Record<string, unknown> }): Promise<void> {
+async function child(kind: string, args: { db?: string; config: Record<string, unknown>; weaken: Weakening }): Promise<void> {
   const send = (m: unknown) => process.send!(m);
   let close: () => Promise<void>;
   let clients: () => number;
@@ -115,7 +118,7 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
         // fleet behind one NAT. The caps stay in the path (their cost is measured), set so that they do not bite.
         maxUnauthenticated: 100_000, maxUnauthenticatedPerAddress: 100_000,
         ...args.config,
-      }));
+      }), { weaken: args.weaken });
       close = () => broker.close();
       clients = () => broker.context.aedes?.connectedClients ?? 0;
       cacheHits = async () => (await broker.context.metrics.verifiedTokenLookups.get()).values.find((v) => v.labels.result === 'hit')?.value ?? 0;

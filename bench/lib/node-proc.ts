@@ -11,6 +11,7 @@ import type { BrokerHandle, BrokerStats } from './broker-proc.js';
 import { childPids, cpuUs, rssBytes } from './proc-stat.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+const WEAKENED = fileURLToPath(new URL('./serve-weakened.js', import.meta.url));
 
 export interface NodeOptions {
   readonly db: string;
@@ -19,8 +20,10 @@ export interface NodeOptions {
   /** null: one process, no bus. */
   readonly workers: number | null;
   readonly bus: string | null;
-  /** Settings for the config file (weaken included). */
+  /** Settings for the config file. */
   readonly config?: Record<string, unknown>;
+  /** aedes' broadcast takeover on the bus (test-only weakening): the node runs from bench/lib/serve-weakened.ts. */
+  readonly broadcastTakeover?: boolean;
   readonly tag: string;
 }
 
@@ -40,7 +43,7 @@ const BENCH_CONFIG = {
 export async function startNodeProc(o: NodeOptions): Promise<NodeHandle> {
   const configFile = join(o.dir, `node-${o.tag}.json`);
   writeFileSync(configFile, JSON.stringify({ ...BENCH_CONFIG, ...o.config }));
-  const args = [CLI, 'serve', '--db', o.db, '--config', configFile, '--host', '127.0.0.1', '--mqtt-port', '0', '--ws-port', 'off', '--http-port', '0'];
+  const args = [o.broadcastTakeover ? WEAKENED : CLI, 'serve', '--db', o.db, '--config', configFile, '--host', '127.0.0.1', '--mqtt-port', '0', '--ws-port', 'off', '--http-port', '0'];
   if (o.bus) args.push('--bus', o.bus, '--workers', String(o.workers ?? 1));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CREDBROKER_')));
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -83,7 +83,7 @@ export function registerClaim(program: Command): void {
     .requiredOption('--profile <name>', 'ACL profile of the devices provisioned through the claim')
     .option('--max-devices <n>', `quota: devices the claim may provision in all (default: the allow-list's size, else 1000)`)
     .option('--ttl <duration>', 'how long the claim accepts claims (default 90d)')
-    .option('--id-pattern <regex>', 'a claimed device id must match this regular expression whole (it is anchored)')
+    .option('--id-pattern <regex>', 'a claimed device id must match this regular expression whole (it is anchored; runs in linear time: no backreferences or lookaround)')
     .option('--allow-list <file>', 'only the device ids in this file (one per line) may be claimed')
     .option('--out <file>', 'write the claim file (claim name, claim credential, broker URL; mode 0600) to flash onto every unit, instead of printing the credential')
     .addOption(new Option('--broker-url <url>', 'broker address written into the claim file and into each claimed credentials set').env('CREDBROKER_BROKER_URL').default(DEFAULT_BROKER_URL))
