@@ -61,6 +61,11 @@ export interface BrokerConfig {
   /** Claim requests per address (IPv6: per /64): burst, then refill rate. */
   readonly claimAddressBurst: number;
   readonly claimAddressPerSec: number;
+  /** Accepted claim CONNECTs per claim (all its units together), then per address: burst, then refill rate. */
+  readonly claimConnectBurst: number;
+  readonly claimConnectPerSec: number;
+  readonly claimConnectAddressBurst: number;
+  readonly claimConnectAddressPerSec: number;
   /** Renewals per device: burst, then refill rate. */
   readonly renewBurst: number;
   readonly renewPerSec: number;
@@ -150,6 +155,10 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   claimPerSec: 20,
   claimAddressBurst: 100,
   claimAddressPerSec: 10,
+  claimConnectBurst: 200,
+  claimConnectPerSec: 20,
+  claimConnectAddressBurst: 100,
+  claimConnectAddressPerSec: 10,
   renewBurst: 3,
   renewPerSec: 0.5,
   refreshGraceMs: 600_000,
@@ -293,7 +302,7 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if (c.maxQueuedBytes < c.maxPacketBytes) throw new UsageError(`${label('maxQueuedBytes')} (${c.maxQueuedBytes}) must be at least ${label('maxPacketBytes')} (${c.maxPacketBytes}): a client could not be sent one packet of the largest size`, 'ERR_CONFIG');
   if (c.workers !== 1 && c.bus === null) throw new UsageError(`${label('workers')} ${c.workers} needs ${label('bus')} redis://HOST:PORT: workers share delivery, sessions and retained messages through it`, 'ERR_CONFIG');
   // A bucket that never refills is never swept: one per address would be kept for good.
-  for (const k of ['refusalLogPerSec', 'refusalLogMaxPerSec', 'claimPerSec', 'claimAddressPerSec'] as const) if (!(c[k] > 0)) throw new UsageError(`invalid ${label(k)} ${c[k]}: expected a rate above 0`, 'ERR_CONFIG');
+  for (const k of ['refusalLogPerSec', 'refusalLogMaxPerSec', 'claimPerSec', 'claimAddressPerSec', 'claimConnectPerSec', 'claimConnectAddressPerSec'] as const) if (!(c[k] > 0)) throw new UsageError(`invalid ${label(k)} ${c[k]}: expected a rate above 0`, 'ERR_CONFIG');
   return out as unknown as BrokerConfig;
 }
 
@@ -318,6 +327,8 @@ const INTEGER_RANGES: Partial<Record<keyof BrokerConfig, readonly [number, numbe
   // A burst of 0 would refuse every claim for good.
   claimBurst: [1, 10_000_000],
   claimAddressBurst: [1, 10_000_000],
+  claimConnectBurst: [1, 10_000_000],
+  claimConnectAddressBurst: [1, 10_000_000],
   verifiedTokenCache: [0, 10_000_000],
 };
 

@@ -4,6 +4,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { createLogger, startBroker, type BrokerConfig } from '../broker/index.js';
 import { Bus } from './bus.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
+import { RedisClaimLocks } from './claim-locks.js';
 import { SharedLimits } from './shared-limits.js';
 
 /** How long a stopping worker may take to drain before it exits anyway (its primary kills it a little later). */
@@ -32,7 +33,9 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
 
   const bus = await Bus.connect(config.bus!, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover, maxQueuedMessages: config.weaken.noLimits ? Infinity : config.maxQueuedMessages });
   const limits = new SharedLimits(config.bus!, log);
-  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters });
+  const claimLocks = new RedisClaimLocks(config.bus!, id, log);
+  await claimLocks.ready();
+  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters, claimLocks });
   await bus.attach(broker);
   // The primary's /metrics asks each worker for this registry; prom-client answers
   // only once an AggregatorRegistry has been made in the worker (it adds its listener then).
@@ -41,7 +44,7 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   stop = () => {
     // A close that hangs (a socket that will not end) must not keep a stopping node alive.
     setTimeout(() => { log.error({ event: 'worker.stop_timeout' }, 'worker did not stop in time: exiting'); process.exit(1); }, STOP_LIMIT_MS).unref();
-    broker.close().then(() => Promise.all([bus.close(), limits.close()])).then(() => process.exit(0), (err: Error) => {
+    broker.close().then(() => Promise.all([bus.close(), limits.close(), claimLocks.close()])).then(() => process.exit(0), (err: Error) => {
       log.error({ event: 'worker.stop_failed', err: err.message }, 'worker did not stop cleanly');
       process.exit(1);
     });
