@@ -77,7 +77,8 @@ export function createAuthenticate(ctx: BrokerContext) {
       ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
       ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason,
         { reason: refusal.reason, address: address(), ...(claimForAudit !== null && { claim: claimForAudit }) }, !FLOOD.has(refusal.reason));
-      ctx.refusals.refused({ device: claimedDevice(username), reason: refusal.reason, address: address(), connack: refusal.returnCode });
+      // A claim's device is its client id (checked to be a device id), as in the audit row.
+      ctx.refusals.refused({ device: claimForAudit === null ? claimedDevice(username) : deviceForAudit, reason: refusal.reason, address: address(), connack: refusal.returnCode });
       done(alreadyLogged(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode })), false);
     };
     /** The credential is good: the rest of the checks, then the session is the client's. */
