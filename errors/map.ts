@@ -78,13 +78,16 @@ export type ConnackCode = (typeof CONNACK)[keyof typeof CONNACK];
  * (revoked, wrong client id, throttled; a claim for an id that is already a
  * device); CONNACK 2 for a claim whose client id is no valid device id;
  * CONNACK 3 when it could not be checked because the registry is unreachable
- * (a refresh credential during a database outage: retry later).
+ * (a refresh credential during a database outage: retry later), or for a claim
+ * CONNECT over its rate limit (retry later).
  * Anything unexpected is "not authorized".
  */
 export function connackCodeFor(err: unknown): ConnackCode {
   if (!isCredbrokerError(err)) return CONNACK.NOT_AUTHORIZED;
   switch (err.code) {
     case 'ERR_REGISTRY_UNAVAILABLE':
+    // Over a rate limit (claim CONNECTs): a unit tries again later, where 5 would be final for it.
+    case 'ERR_RATE_LIMITED':
       return CONNACK.SERVER_UNAVAILABLE;
     case 'ERR_TOKEN_MALFORMED':
     case 'ERR_TOKEN_ALG':
