@@ -15,11 +15,11 @@ import type { Session } from './session.js';
  * the device id to claim, user name `claim:<NAME>`, password = the claim
  * credential. Unknown, malformed or expired credential: CONNACK 4 (from
  * authenticateClaim); revoked or exhausted claim, a client id that is already
- * a device or has a session here, too many accepted claim CONNECTs (per claim,
- * per address), or a claim session for the id open anywhere (ctx.claimLocks):
- * CONNACK 5, so that a claim session never takes over a live session with that
- * client id (and a cloned claim credential never a provisioned device). A client
- * id that is no device id: CONNACK 2.
+ * a device or has a session here, or a claim session for the id open anywhere
+ * (ctx.claimLocks): CONNACK 5, so that a claim session never takes over a live
+ * session with that client id (and a cloned claim credential never a provisioned
+ * device). Too many accepted claim CONNECTs (per claim, per address): CONNACK 3,
+ * retry later. A client id that is no device id: CONNACK 2.
  *
  * The session may publish only `$claims/{id}/provision` and subscribe only
  * `$claims/{id}/provision/+`; it ends CLAIM_SESSION_MS after the CONNECT at the
