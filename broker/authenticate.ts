@@ -22,9 +22,9 @@ type Done = (error: (Error & { returnCode: number }) | null, success: boolean | 
  * Refusals that are not failed logins: the credential was not checked (throttled, over
  * the budget, the registry unreachable), or was valid (a flapping device).
  */
-const NOT_FAILED = new Set(['throttled', 'verify_budget', 'connect_rate', 'registry_unavailable']);
+const NOT_FAILED = new Set(['throttled', 'verify_budget', 'connect_rate', 'registry_unavailable', 'claim_connect_rate', 'claim_session_held', 'claim_exhausted', 'claim_not_clean']);
 /** Refusals of a flood, refused unchecked: only counted, into one summary row per address and window. */
-const FLOOD = new Set(['throttled', 'verify_budget']);
+const FLOOD = new Set(['throttled', 'verify_budget', 'claim_connect_rate']);
 
 /** How long a refresh-credential session may stay to renew. */
 const REFRESH_SESSION_MS = 120_000;
@@ -78,7 +78,8 @@ export function createAuthenticate(ctx: BrokerContext) {
       ctx.metrics.authResults.inc({ result: 'refused', reason: refusal.reason });
       ctx.tally.event('auth.refused', 'address', address(), deviceForAudit, refusal.reason,
         { reason: refusal.reason, address: address(), ...(claimForAudit !== null && { claim: claimForAudit }) }, !FLOOD.has(refusal.reason));
-      ctx.refusals.refused({ device: claimedDevice(username), reason: refusal.reason, address: address(), connack: refusal.returnCode });
+      // A claim's device is its client id (checked to be a device id), as in the audit row.
+      ctx.refusals.refused({ device: claimForAudit === null ? claimedDevice(username) : deviceForAudit, reason: refusal.reason, address: address(), connack: refusal.returnCode });
       done(alreadyLogged(Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode })), false);
     };
     /** The credential is good: the rest of the checks, then the session is the client's. */
@@ -109,11 +110,13 @@ export function createAuthenticate(ctx: BrokerContext) {
       if (!password || password.length === 0) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'no_password');
       if (password.length > ctx.config.maxPasswordBytes) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'password_too_long');
       if (claim === null && client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
+      // A claim session lives a minute and asks once: a persistent one would only hold state (and the id) past its end.
+      if (claim !== null && !client.clean) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'claim_not_clean');
       if (!ctx.verifyBudget.isEmpty() && !ctx.verifyBudget.allows(address())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'verify_budget');
       const secret = password.toString('utf8');
       // A claim credential is no device password: refused before any other work.
       if (claim === null && looksLikeClaimCredential(secret)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'claim_credential_as_password');
-      if (claim !== null) pending = claimSession(ctx, client.id, claim, secret);
+      if (claim !== null) pending = claimSession(ctx, client, claim, secret, address());
       // A grant has no refresh credential: its user name takes a token only.
       else if (looksLikeRefreshCredential(secret) && !username!.startsWith(GRANT_PREFIX)) pending = refreshSession(ctx, username as DeviceId, secret, address);
       else admit(tokenSession(ctx, username as DeviceId, password, secret, options(), verifyTime));
@@ -224,6 +227,7 @@ const REASONS: Partial<Record<ErrorCode, string>> = {
   ERR_CREDENTIAL_EXPIRED: 'credential_expired', ERR_DEVICE_NOT_FOUND: 'unknown_device', ERR_REGISTRY_UNAVAILABLE: 'registry_unavailable',
   ERR_CLAIM_MALFORMED: 'claim_malformed', ERR_CLAIM_UNKNOWN: 'claim_unknown', ERR_CLAIM_EXPIRED: 'claim_expired',
   ERR_CLAIM_REVOKED: 'claim_revoked', ERR_DEVICE_EXISTS: 'id_exists', ERR_INVALID_DEVICE_ID: 'bad_client_id',
+  ERR_CLAIM_QUOTA: 'claim_exhausted', ERR_CLAIM_SESSION_HELD: 'claim_session_held', ERR_RATE_LIMITED: 'claim_connect_rate',
 };
 
 function toRefusal(err: unknown): Refusal {

@@ -42,6 +42,11 @@ export interface BrokerConfig {
   /** Claim requests per address (IPv6: per /64): burst, then refill rate. */
   readonly claimAddressBurst: number;
   readonly claimAddressPerSec: number;
+  /** Accepted claim CONNECTs per claim (all its units together), then per address: burst, then refill rate. */
+  readonly claimConnectBurst: number;
+  readonly claimConnectPerSec: number;
+  readonly claimConnectAddressBurst: number;
+  readonly claimConnectAddressPerSec: number;
   /** Renewals per device: burst, then refill rate. */
   readonly renewBurst: number;
   readonly renewPerSec: number;
@@ -134,6 +139,10 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   claimPerSec: 20,
   claimAddressBurst: 100,
   claimAddressPerSec: 10,
+  claimConnectBurst: 200,
+  claimConnectPerSec: 20,
+  claimConnectAddressBurst: 100,
+  claimConnectAddressPerSec: 10,
   renewBurst: 3,
   renewPerSec: 0.5,
   refreshGraceMs: 600_000,
@@ -282,7 +291,7 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if (c.busCa !== null && (c.bus === null || new URL(c.bus).protocol !== 'rediss:')) throw new UsageError(`${label('busCa')} needs a TLS bus: ${label('bus')} rediss://HOST:PORT`, 'ERR_CONFIG');
   if (c.workers !== 1 && c.bus === null) throw new UsageError(`${label('workers')} ${c.workers} needs ${label('bus')} redis://HOST:PORT: workers share delivery, sessions and retained messages through it`, 'ERR_CONFIG');
   // A bucket that never refills is never swept: one per address would be kept for good.
-  for (const k of ['refusalLogPerSec', 'refusalLogMaxPerSec', 'claimPerSec', 'claimAddressPerSec'] as const) if (!(c[k] > 0)) throw new UsageError(`invalid ${label(k)} ${c[k]}: expected a rate above 0`, 'ERR_CONFIG');
+  for (const k of ['refusalLogPerSec', 'refusalLogMaxPerSec', 'claimPerSec', 'claimAddressPerSec', 'claimConnectPerSec', 'claimConnectAddressPerSec'] as const) if (!(c[k] > 0)) throw new UsageError(`invalid ${label(k)} ${c[k]}: expected a rate above 0`, 'ERR_CONFIG');
   return out as unknown as BrokerConfig;
 }
 
@@ -307,6 +316,8 @@ const INTEGER_RANGES: Partial<Record<keyof BrokerConfig, readonly [number, numbe
   // A burst of 0 would refuse every claim for good.
   claimBurst: [1, 10_000_000],
   claimAddressBurst: [1, 10_000_000],
+  claimConnectBurst: [1, 10_000_000],
+  claimConnectAddressBurst: [1, 10_000_000],
   verifiedTokenCache: [0, 10_000_000],
 };
 

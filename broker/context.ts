@@ -2,6 +2,7 @@ import type { Aedes } from 'aedes';
 import type { Issuer } from '../provisioning/index.js';
 import type { AuditBuffer } from './audit-buffer.js';
 import type { AuditTally } from './audit-tally.js';
+import type { ClaimLocks } from './claim-locks.js';
 import type { BrokerConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
@@ -42,6 +43,11 @@ export interface BrokerContext {
   /** Claim requests per claim name, and per address (claim.ts). */
   readonly claimRequests: RateLimiter;
   readonly claimAddresses: RateLimiter;
+  /** Accepted claim CONNECTs per claim name, and per address (claim-session.ts): each holds a session for up to 60 s. */
+  readonly claimConnects: RateLimiter;
+  readonly claimConnectAddresses: RateLimiter;
+  /** One claim session per device id, in this process or across the bus (startBroker's `claimLocks` option). */
+  readonly claimLocks: ClaimLocks;
   readonly subscriptions: SubscriptionLimit;
   /** Who owns each retained message: the per-device caps, and clearing a revoked device's. */
   readonly retained: RetainedLedger;

@@ -1,4 +1,5 @@
 export { startBroker, type RunningBroker, type StartOptions, type SharedState } from './server.js';
+export type { ClaimLock, ClaimLocks } from './claim-locks.js';
 export { KeyedRateLimiter, localLimiters, type LimiterFactory, type LimiterName, type RateLimiter } from './rate-limit.js';
 export type { OpsAnswer } from './http.js';
 export { loadConfig, loadConfigWithSources, validate as validateConfig, DEFAULT_CONFIG, type BrokerConfig, type DeniedPublishPolicy } from './config.js';

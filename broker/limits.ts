@@ -118,6 +118,12 @@ export function unauthenticatedLimits(config: BrokerConfig, fd: FdLimit | null):
 export const CLAIM_SESSION_MS = 60_000;
 /** After its answer, a claim session is closed once this has passed (the answer's delivery must not be cut off). */
 export const CLAIM_ANSWER_GRACE_MS = 2_000;
+/**
+ * How long a claim session holds its id's lock at most (claim-locks.ts): its
+ * whole life and a margin for a late deadline sweep, so that the lock outlives
+ * the session; a lock nobody released (a node killed) lapses after it.
+ */
+export const CLAIM_LOCK_MS = CLAIM_SESSION_MS + 10_000;
 
 // ---- Verified-token cache (verified-tokens.ts)
 

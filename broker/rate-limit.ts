@@ -16,7 +16,7 @@ export interface RateLimiter {
 }
 
 /** The broker's per-key limits (BrokerContext). */
-export type LimiterName = 'authFailures' | 'deviceConnects' | 'renewals' | 'claimRequests' | 'claimAddresses';
+export type LimiterName = 'authFailures' | 'deviceConnects' | 'renewals' | 'claimRequests' | 'claimAddresses' | 'claimConnects' | 'claimConnectAddresses';
 
 /** Builds each of the limits from its burst and rate (startBroker's `limiters` option); `metrics` for what it counts. */
 export type LimiterFactory = (name: LimiterName, burst: number, perSecond: number, metrics: BrokerMetrics) => RateLimiter;

@@ -7,6 +7,7 @@ import { AuditBuffer } from './audit-buffer.js';
 import { AuditTally } from './audit-tally.js';
 import { createAuthenticate } from './authenticate.js';
 import { ClaimResponder } from './claim.js';
+import { LocalClaimLocks, type ClaimLocks } from './claim-locks.js';
 import { CONNECT_SLICE_MS, ConnectSlices } from './connect-slices.js';
 import { auditGrantKick } from './grant-session.js';
 import { createAuthorizeForward } from './authorize-forward.js';
@@ -50,6 +51,8 @@ export interface StartOptions {
   readonly shared?: SharedState;
   /** Test-only weakening (broker/weakening.ts): reachable from code only, never from a config file, flag or environment. */
   readonly weaken?: Weakening;
+  /** Who holds each id's claim session: this process alone by default; a worker on a bus asks Redis (cluster/claim-locks.ts). */
+  readonly claimLocks?: ClaimLocks;
 }
 
 export interface RunningBroker {
@@ -121,6 +124,9 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     renewals: limiter('renewals', config.renewBurst, config.renewPerSec, metrics),
     claimRequests: limiter('claimRequests', config.claimBurst, config.claimPerSec, metrics),
     claimAddresses: limiter('claimAddresses', config.claimAddressBurst, config.claimAddressPerSec, metrics),
+    claimConnects: limiter('claimConnects', config.claimConnectBurst, config.claimConnectPerSec, metrics),
+    claimConnectAddresses: limiter('claimConnectAddresses', config.claimConnectAddressBurst, config.claimConnectAddressPerSec, metrics),
+    claimLocks: opts.claimLocks ?? new LocalClaimLocks(),
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
     retained: new RetainedLedger(retainedLimits(config)),
     grantRetained: new GrantRetainedExpiry((owner) => clearRetainedOf(ctx, owner, 'grant_expired')),
@@ -254,7 +260,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     ctx.tally.close();
     await ctx.audit.close();
     ctx.refusals.close();
-    for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals, ctx.claimRequests, ctx.claimAddresses, ctx.verifyBudget, ctx.verifiedTokens]) l.close();
+    for (const l of [ctx.authFailures, ctx.deviceConnects, ctx.renewals, ctx.claimRequests, ctx.claimAddresses, ctx.claimConnects, ctx.claimConnectAddresses, ctx.verifyBudget, ctx.verifiedTokens]) l.close();
     await issuer.reg.close();
   }
   return {

@@ -5,6 +5,7 @@ import { createLogger, startBroker, type BrokerConfig, type Weakening } from '..
 import { Bus } from './bus.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
 import { redisTarget } from './redis-options.js';
+import { RedisClaimLocks } from './claim-locks.js';
 import { SharedLimits } from './shared-limits.js';
 
 /** How long a stopping worker may take to drain before it exits anyway (its primary kills it a little later). */
@@ -34,7 +35,9 @@ export async function runWorker(config: BrokerConfig, index: number, weaken: Wea
   const target = redisTarget(config);
   const bus = await Bus.connect(target, id, log, { broadcastTakeover: !!weaken.broadcastTakeover, maxQueuedMessages: weaken.noLimits ? Infinity : config.maxQueuedMessages });
   const limits = new SharedLimits(target, log);
-  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters, weaken });
+  const claimLocks = new RedisClaimLocks(target, id, log);
+  await claimLocks.ready();
+  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters, weaken, claimLocks });
   await bus.attach(broker);
   // The primary's /metrics asks each worker for this registry; prom-client answers
   // only once an AggregatorRegistry has been made in the worker (it adds its listener then).
@@ -43,7 +46,7 @@ export async function runWorker(config: BrokerConfig, index: number, weaken: Wea
   stop = () => {
     // A close that hangs (a socket that will not end) must not keep a stopping node alive.
     setTimeout(() => { log.error({ event: 'worker.stop_timeout' }, 'worker did not stop in time: exiting'); process.exit(1); }, STOP_LIMIT_MS).unref();
-    broker.close().then(() => Promise.all([bus.close(), limits.close()])).then(() => process.exit(0), (err: Error) => {
+    broker.close().then(() => Promise.all([bus.close(), limits.close(), claimLocks.close()])).then(() => process.exit(0), (err: Error) => {
       log.error({ event: 'worker.stop_failed', err: err.message }, 'worker did not stop cleanly');
       process.exit(1);
     });

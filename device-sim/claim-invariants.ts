@@ -35,10 +35,16 @@ function provisionedOnce(c: NonNullable<Observations['claims']>, devices: Device
     `${once}/${devices.length} devices claimed exactly once; the registry lists ${reg?.used ?? '?'} device(s) provisioned through claim ${c.name}`);
 }
 
+/** How a probe records a claim CONNECT refused as exhausted (claims.ts). */
+const EXHAUSTED_AT_CONNECT = 'CONNACK 5';
+
 function rulesHeld(c: NonNullable<Observations['claims']>): InvariantResult {
   const failures: string[] = [];
-  if (c.outside !== 'id_not_allowed') failures.push(`a claim outside the id pattern got ${c.outside ?? 'no answer'} (expected id_not_allowed)`);
-  if (c.overQuota && c.overQuota.skipped === null && c.overQuota.code !== 'quota_exhausted') failures.push(`a claim over the quota got ${c.overQuota.code} (expected quota_exhausted)`);
+  // A claim whose quota is used up is refused at CONNECT (CONNACK 5), before any id rule is asked.
+  const exhausted = c.overQuota !== null && c.overQuota.skipped === null;
+  const outsideOk = c.outside === 'id_not_allowed' || (exhausted && c.outside === EXHAUSTED_AT_CONNECT);
+  if (!outsideOk) failures.push(`a claim outside the id pattern got ${c.outside ?? 'no answer'} (expected id_not_allowed${exhausted ? `, or ${EXHAUSTED_AT_CONNECT} with the quota used up` : ''})`);
+  if (exhausted && c.overQuota!.code !== 'quota_exhausted' && c.overQuota!.code !== EXHAUSTED_AT_CONNECT) failures.push(`a claim over the quota got ${c.overQuota!.code} (expected quota_exhausted or ${EXHAUSTED_AT_CONNECT})`);
   if (c.registry && c.registry.used > c.quota) failures.push(`${c.registry.used} devices provisioned through a claim with a quota of ${c.quota}`);
   return verdict('no-claim-outside-rules', 'no claim over quota or outside the pattern/allow-list succeeded', failures,
     `outside the pattern: ${c.outside}; over the quota: ${c.overQuota?.skipped ?? c.overQuota?.code ?? 'not tried'}; ${c.registry?.used ?? '?'}/${c.quota} of the quota used`);

@@ -50,6 +50,7 @@ export type ErrorCode =
   | 'ERR_CLAIM_REVOKED'
   | 'ERR_CLAIM_ID_NOT_ALLOWED'
   | 'ERR_CLAIM_QUOTA'
+  | 'ERR_CLAIM_SESSION_HELD'
   | 'ERR_GRANT_INVALID'
   | 'ERR_GRANT_NOT_FOUND'
   | 'ERR_GRANT_EXISTS';
@@ -86,6 +87,13 @@ export class RegistryUnavailableError extends RegistryError {
 
 /** A rejected access token or refresh credential (the reason is in `code`). */
 export class CredentialError extends CredbrokerError {}
+
+/** Over a rate limit: the same request may succeed later. */
+export class RateLimitedError extends CredbrokerError {
+  constructor(message: string) {
+    super('ERR_RATE_LIMITED', message);
+  }
+}
 
 /** A batch file with bad rows; `problems` lists them by line number. */
 export class BatchError extends CredbrokerError {

@@ -45,6 +45,7 @@ const EXIT: Record<ErrorCode, number> = {
   ERR_CLAIM_EXISTS: 4,
   ERR_CLAIM_REVOKED: 4,
   ERR_CLAIM_QUOTA: 4,
+  ERR_CLAIM_SESSION_HELD: 4,
   ERR_CLAIM_ID_NOT_ALLOWED: 2,
   ERR_CLAIM_MALFORMED: 6,
   ERR_CLAIM_UNKNOWN: 6,
@@ -78,13 +79,16 @@ export type ConnackCode = (typeof CONNACK)[keyof typeof CONNACK];
  * (revoked, wrong client id, throttled, a token whose ACL holds a `$` pattern;
  * a claim for an id that is already a device); CONNACK 2 for a claim whose client id is no valid device id;
  * CONNACK 3 when it could not be checked because the registry is unreachable
- * (a refresh credential during a database outage: retry later).
+ * (a refresh credential during a database outage: retry later), or for a claim
+ * CONNECT over its rate limit (retry later).
  * Anything unexpected is "not authorized".
  */
 export function connackCodeFor(err: unknown): ConnackCode {
   if (!isCredbrokerError(err)) return CONNACK.NOT_AUTHORIZED;
   switch (err.code) {
     case 'ERR_REGISTRY_UNAVAILABLE':
+    // Over a rate limit (claim CONNECTs): a unit tries again later, where 5 would be final for it.
+    case 'ERR_RATE_LIMITED':
       return CONNACK.SERVER_UNAVAILABLE;
     case 'ERR_TOKEN_MALFORMED':
     case 'ERR_TOKEN_ALG':

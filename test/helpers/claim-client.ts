@@ -1,4 +1,6 @@
+import net from 'node:net';
 import type { MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import { connect } from './broker.js';
 
 export interface ClaimOutcome {
@@ -48,4 +50,52 @@ export async function claimSessionOpen(url: string, o: { id: string; claim: stri
   if (!r.client) throw new Error(`claim CONNECT refused: ${r.code}`);
   r.client.on('error', () => {});
   return r.client;
+}
+
+export interface RawClaimOutcome {
+  /** CONNACK return code (null: closed without one, or no CONNACK within the wait). */
+  readonly code: number | null;
+  /** Topics of every PUBLISH the connection received before it closed. */
+  readonly published: string[];
+  /** The broker closed the connection (the sentinel: nothing can arrive after it). */
+  readonly closed: boolean;
+}
+
+/**
+ * A unit that sends CONNECT and SUBSCRIBE `$claims/{id}/provision/+` in one
+ * write (raw TCP, mqtt-packet), as a hostile clone does to be subscribed the
+ * moment its session exists; reads every packet until the broker closes the
+ * connection, or ends it itself `holdMs` after a CONNACK 0.
+ */
+export function rawClaimAttempt(port: number, o: { id: string; claim: string; credential: string; clean?: boolean; holdMs?: number; timeoutMs?: number }): Promise<RawClaimOutcome> {
+  const bytes = Buffer.concat([
+    mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: o.clean ?? true, keepalive: 30, clientId: o.id, username: `claim:${o.claim}`, password: Buffer.from(o.credential) }),
+    mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `$claims/${o.id}/provision/+`, qos: 1 }] }),
+  ]);
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    let code: number | null = null;
+    const published: string[] = [];
+    let settled = false;
+    const done = (closed: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ code, published, closed });
+    };
+    const timer = setTimeout(() => done(false), o.timeoutMs ?? 20_000);
+    parser.on('packet', (p) => {
+      if (p.cmd === 'connack') {
+        code = (p as { returnCode?: number }).returnCode ?? null;
+        if (code === 0) setTimeout(() => done(false), o.holdMs ?? 3000);
+      } else if (p.cmd === 'publish') published.push((p as { topic: string }).topic);
+    });
+    parser.on('error', () => done(false));
+    sock.on('data', (d) => parser.parse(d));
+    sock.on('error', () => done(true));
+    sock.on('close', () => done(true));
+    sock.on('connect', () => sock.write(bytes));
+  });
 }
