@@ -34,7 +34,9 @@ t.test('no sslmode: verify-full off this machine, as given on it', async (t) => 
   t.equal(sslOf('postgres://cb:pw@127.0.0.1:5432/reg'), false, 'loopback stays plaintext');
   t.equal(sslOf('postgres://cb:pw@localhost/reg'), false);
   t.equal(sslOf('postgres://cb:pw@%2Fvar%2Frun%2Fpostgresql/reg'), false, 'a Unix socket (encoded path)');
-  t.equal(sslOf('postgres://cb@/reg?host=/var/run/postgresql'), false, 'a Unix socket (host= parameter)');
+  t.equal(sslOf('postgres://cb@/reg?host=/var/run/postgresql'), false, 'a Unix socket (host= parameter, no host)');
+  t.same(sslOf('postgres://cb@/reg?host=db.example.com'), {}, 'no host, host= naming a remote one');
+  t.match(pgTlsPolicy('postgres://cb:pw@db.example.com:99999/reg').url, /sslmode=verify-full/, 'a URL that does not parse: TLS all the same (node-postgres reports it)');
   // host= wins over the URL's host in node-postgres, so it decides here too.
   t.same(sslOf('postgres://cb:pw@localhost/reg?host=db.example.com'), {}, 'host= naming a remote host');
   t.match(pgTlsPolicy('postgres://cb:pw@db.example.com/reg?sslmode=verify-ca&sslrootcert=/x.pem').url, /sslmode=verify-ca&sslrootcert=\/x\.pem&uselibpqcompat=true$/, 'an explicit mode is kept');

@@ -20,9 +20,19 @@ export function isLocalPgHost(host: string): boolean {
  * is a Unix socket directory, and no host at all is node-postgres's default
  * (`PGHOST`, else localhost).
  */
-export function pgHostOf(url: URL): string {
-  const host = url.searchParams.get('host') || decodeURIComponent(url.hostname);
+export function pgHostOf(url: URL, hostless = false): string {
+  const host = url.searchParams.get('host') || (hostless ? '' : decodeURIComponent(url.hostname));
   return host || process.env.PGHOST || 'localhost';
+}
+
+/**
+ * The URL as node-postgres reads it: `postgres://user@/db?host=/socket/dir` has
+ * no host, which WHATWG URL refuses and pg-connection-string reads with a placeholder.
+ */
+function parsePgUrl(url: string): { url: URL; hostless: boolean } | null {
+  if (URL.canParse(url)) return { url: new URL(url), hostless: false };
+  const placeholder = url.replace('@/', '@placeholder/');
+  return URL.canParse(placeholder) ? { url: new URL(placeholder), hostless: true } : null;
 }
 
 /** Modes that may talk in clear (`disable`; `allow`, `prefer` fall back) or without checking who answers (`require`). */
@@ -49,17 +59,21 @@ export interface PgTlsPolicy {
  * (`uselibpqcompat`), which is what an operator's other tools read from the same URL.
  */
 export function pgTlsPolicy(url: string): PgTlsPolicy {
-  const parsed = URL.canParse(url) ? new URL(url) : null;
-  if (!parsed) return { url, warning: null }; // node-postgres reports it, redacted (asPgRegistryError)
-  const host = pgHostOf(parsed);
-  const local = isLocalPgHost(host);
-  const mode = parsed.searchParams.get('sslmode')?.toLowerCase() ?? null;
   let out = url;
   const add = (param: string) => { out += `${out.includes('?') ? '&' : '?'}${param}`; };
+  const parsed = parsePgUrl(url);
+  if (!parsed) {
+    // node-postgres refuses it too (reported redacted, asPgRegistryError): whatever it makes of it, never plaintext by default.
+    if (!/[?&]sslmode=/i.test(url)) add('sslmode=verify-full&uselibpqcompat=true');
+    return { url: out, warning: null };
+  }
+  const host = pgHostOf(parsed.url, parsed.hostless);
+  const local = isLocalPgHost(host);
+  const mode = parsed.url.searchParams.get('sslmode')?.toLowerCase() ?? null;
   if (mode === null && !local) add('sslmode=verify-full');
-  if ((mode !== null || !local) && !parsed.searchParams.has('uselibpqcompat')) add('uselibpqcompat=true');
+  if ((mode !== null || !local) && !parsed.url.searchParams.has('uselibpqcompat')) add('uselibpqcompat=true');
   const weak = mode === null || local ? undefined : WEAK[mode];
-  const weakHere = weak && !(mode === 'require' && parsed.searchParams.has('sslrootcert')) ? weak : null;
+  const weakHere = weak && !(mode === 'require' && parsed.url.searchParams.has('sslrootcert')) ? weak : null;
   return { url: out, warning: weakHere ? `the registry's PostgreSQL host ${hostForLine(host)} is not this machine and sslmode=${mode} ${weakHere}` : null };
 }
 
