@@ -4,7 +4,8 @@
 // Against a real PostgreSQL serving TLS with a development CA.
 import t from 'tap';
 import pg from 'pg';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { engine } from '../registry/postgres/index.js';
 import { connectionConfig } from '../registry/postgres/pool.js';
 import { isLocalPgHost, pgTlsPolicy } from '../registry/postgres/tls.js';
@@ -12,6 +13,7 @@ import { onRegistryWarning } from '../registry/index.js';
 import type { Registry } from '../registry/interface.js';
 import { makeDevCerts } from './helpers/dev-certs.js';
 import { sharedPostgres } from './helpers/postgres.js';
+import { CLI_PATH } from './helpers/cli.js';
 
 /** What node-postgres makes of a connection string (no connection is opened). */
 const sslOf = (url: string) => (new pg.Client(connectionConfig(url)) as unknown as { ssl: unknown }).ssl;
@@ -66,6 +68,17 @@ t.test('a weaker sslmode to a remote host: one warning line, once, no password',
     t.notMatch(m, /Secr3t|Xy%40/, 'no password');
     t.notMatch(m, /\n/, 'one line');
   }
+});
+
+t.test('a command (no broker): the warning is one line on stderr, once', async (t) => {
+  // The built registry module in a process of its own, as a CLI command loads it; nothing connects.
+  const pool = pathToFileURL(CLI_PATH.replace(/cli[\\/]main\.js$/, 'registry/postgres/pool.js')).href;
+  const url = 'postgres://cb:Secr3t%20Pw@10.20.30.40:5432/reg?sslmode=disable';
+  const code = `const { connectionConfig } = await import(${JSON.stringify(pool)}); for (let i = 0; i < 3; i++) connectionConfig(${JSON.stringify(url)});`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stderr, /^credbroker: warning: the registry's PostgreSQL host "10\.20\.30\.40" is not this machine and sslmode=disable sends [^\n]* in clear\n$/);
+  t.notMatch(r.stderr, /Secr3t/);
 });
 
 t.test('real PostgreSQL with TLS: verify-full with its CA is encrypted; a wrong CA is refused in one line', async (t) => {
