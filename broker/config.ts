@@ -21,6 +21,11 @@ export interface BrokerConfig {
   readonly httpPort: number | null;
   /** The ops HTTP port has no authentication: loopback unless the operator says otherwise. */
   readonly httpHost: string;
+  /** Connections to the ops HTTP port, in total and from one address (an IPv6 /64 counts as one); beyond them a newcomer is reset. */
+  readonly httpMaxConnections: number;
+  readonly httpMaxConnectionsPerAddress: number;
+  /** An ops HTTP connection silent this long (no request yet, or between keep-alive requests), or a request slower than this to arrive, is closed. */
+  readonly httpIdleTimeoutMs: number;
   /** Browser origins allowed on the WebSocket listener; empty: any (a request without Origin, i.e. not a browser, is always allowed). */
   readonly wsOrigins: readonly string[];
   /** Listen backlog of the MQTT listeners: a reconnect storm must not overflow it. */
@@ -124,6 +129,9 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   wsPort: 8083,
   httpPort: 9100,
   httpHost: '127.0.0.1',
+  httpMaxConnections: 1024,
+  httpMaxConnectionsPerAddress: 64,
+  httpIdleTimeoutMs: 10_000,
   wsOrigins: [],
   backlog: 4096,
   leewaySec: 5,
@@ -286,6 +294,7 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if (c.tlsCert && c.tlsPort === null) out.tlsPort = 8883;
   if (c.tlsPort !== null && !c.tlsCert) throw new UsageError(`${label('tlsPort')} needs ${label('tlsCert')} and ${label('tlsKey')}`, 'ERR_CONFIG');
   if (c.auditSummaryMs < 100) throw new UsageError(`invalid ${label('auditSummaryMs')} ${c.auditSummaryMs}: at least 100 ms`, 'ERR_CONFIG');
+  if (c.httpIdleTimeoutMs < 100) throw new UsageError(`invalid ${label('httpIdleTimeoutMs')} ${c.httpIdleTimeoutMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid ${label('maintenanceIntervalMs')} ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maxQueuedBytes < c.maxPacketBytes) throw new UsageError(`${label('maxQueuedBytes')} (${c.maxQueuedBytes}) must be at least ${label('maxPacketBytes')} (${c.maxPacketBytes}): a client could not be sent one packet of the largest size`, 'ERR_CONFIG');
   if (c.busCa !== null && (c.bus === null || new URL(c.bus).protocol !== 'rediss:')) throw new UsageError(`${label('busCa')} needs a TLS bus: ${label('bus')} rediss://HOST:PORT`, 'ERR_CONFIG');
@@ -299,7 +308,7 @@ const PORTS = new Set(['mqttPort', 'tlsPort', 'wsPort', 'httpPort']);
 const DURATIONS = new Set([
   'connectTimeoutMs', 'revocationPollMs', 'drainTimeoutMs', 'refreshGraceMs',
   'auditRetentionMs', 'renewalAuditRetentionMs', 'maintenanceIntervalMs', 'auditSummaryMs', 'queueStallMs',
-  'renewRepeatWindowMs',
+  'renewRepeatWindowMs', 'httpIdleTimeoutMs',
 ]);
 const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey', 'busCa']);
 /** pino's levels. */
@@ -319,6 +328,8 @@ const INTEGER_RANGES: Partial<Record<keyof BrokerConfig, readonly [number, numbe
   claimConnectBurst: [1, 10_000_000],
   claimConnectAddressBurst: [1, 10_000_000],
   verifiedTokenCache: [0, 10_000_000],
+  httpMaxConnections: [1, 1_000_000],
+  httpMaxConnectionsPerAddress: [1, 1_000_000],
 };
 
 function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: SettingName): unknown {

@@ -1,5 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { BrokerContext } from './context.js';
+import { createOpsHttpServer, opsHttpLimits } from './ops-http-server.js';
 import { listSessions, parseSessionQuery } from './session-list.js';
 
 /** One answer of the operations port. */
@@ -14,7 +15,8 @@ export interface OpsAnswer {
  * while the registry is unreadable), `/metrics` (Prometheus), `/.well-known/jwks.json` (public keys).
  */
 export function createOpsServer(ctx: BrokerContext, isReady: () => boolean): Server {
-  return createServer((req, res) => {
+  const refused = (limit: string) => ctx.metrics.limitRefusals.inc({ limit: `ops_http_${limit}` });
+  return createOpsHttpServer(opsHttpLimits(ctx.config), refused, (req, res) => {
     void answerOps(ctx, isReady, req.method ?? 'GET', req.url ?? '/').then((a) => {
       res.writeHead(a.status, { 'content-type': a.type, 'cache-control': 'no-store' });
       res.end(a.body);

@@ -2,6 +2,7 @@ import { Aedes } from 'aedes';
 import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import { openIssuer } from '../provisioning/index.js';
+import { onRegistryWarning } from '../registry/index.js';
 import { peerSocket, remoteAddress } from './address.js';
 import { AuditBuffer } from './audit-buffer.js';
 import { AuditTally } from './audit-tally.js';
@@ -94,6 +95,7 @@ export interface SharedState {
 export async function startBroker(config: BrokerConfig, opts: StartOptions = {}): Promise<RunningBroker> {
   const log = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   const limiter = opts.limiters ?? localLimiters;
+  onRegistryWarning((message) => log.warn({ event: 'registry.insecure_transport' }, message));
   const weaken = opts.weaken ?? {};
   const issuer = await openIssuer(config.db);
   const metrics = new BrokerMetrics();

@@ -32,7 +32,7 @@ export const DEFAULT_PAGE = 100;
  * A page of live sessions, ordered by device id; `after` is the last device id
  * of the previous page (a cursor that stays valid while devices come and go).
  * `device` picks that one device's session (`after` and `limit` do not apply).
- * Costs one pass over the sessions plus a sort of those after the cursor.
+ * Costs the page: the ids are kept in order (Sessions.idsAfter), not sorted per request.
  */
 export function listSessions(sessions: Sessions, q: { limit: number; after?: string; device?: string }): SessionPage {
   if (q.device !== undefined) {
@@ -40,20 +40,15 @@ export function listSessions(sessions: Sessions, q: { limit: number; after?: str
     const v = c && view(c);
     return { sessions: v ? [v] : [], next: null };
   }
-  const after = q.after ?? '';
-  const ids: string[] = [];
-  for (const c of sessions.all()) {
-    const id = sessionOf(c)?.deviceId;
-    if (id !== undefined && id > after) ids.push(id);
-  }
-  ids.sort();
-  const page = ids.slice(0, q.limit);
-  const views = page.flatMap((id) => {
+  const views: SessionView[] = [];
+  for (const id of sessions.idsAfter(q.after ?? '')) {
+    // One more id than the page holds only tells that there is more.
+    if (views.length === q.limit) return { sessions: views, next: views[views.length - 1]!.deviceId };
     const c = sessions.clientOf(id);
     const v = c && view(c);
-    return v ? [v] : [];
-  });
-  return { sessions: views, next: ids.length > q.limit ? page[page.length - 1]! : null };
+    if (v) views.push(v);
+  }
+  return { sessions: views, next: null };
 }
 
 function view(client: Client): SessionView | null {

@@ -4,6 +4,7 @@ import { transportOf } from './transport.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import { DeadlineWheel } from './deadlines.js';
+import { SortedKeys } from './sorted-keys.js';
 import { forgetWill, sessionOf, setSession, type KickReason, type Session } from './session.js';
 
 /** Closing a device's session wherever it is held (BrokerContext.kicks). */
@@ -18,6 +19,8 @@ export interface DeviceKicks {
  */
 export class Sessions implements DeviceKicks {
   private readonly byDevice = new Map<string, Client>();
+  /** byDevice's keys in order: `GET /sessions` pages read them from a cursor (session-list.ts). */
+  private readonly order = new SortedKeys();
   private readonly deadlines = new DeadlineWheel<Client>((c) => this.kick(c, 'expired'));
   private readonly leewayMs: number;
   private readonly neverExpire: boolean;
@@ -50,6 +53,7 @@ export class Sessions implements DeviceKicks {
     if ((client as { closed?: boolean }).closed) { this.deadlines.delete(client); return; }
     if (s.ended) { client.close(); return; }
     this.byDevice.set(s.deviceId, client);
+    this.order.add(s.deviceId);
     // Debug, not info: a fleet reconnecting after an outage would write a line per device (refusals and kicks are at info).
     if (this.log.isLevelEnabled('debug')) this.log.debug({ event: 'session.open', device: s.deviceId, kind: s.kind, transport: transportOf(client), address: remoteAddress(client) }, 'session opened');
   }
@@ -58,7 +62,10 @@ export class Sessions implements DeviceKicks {
     const s = sessionOf(client);
     if (!s) return;
     this.deadlines.delete(client);
-    if (this.byDevice.get(s.deviceId) === client) this.byDevice.delete(s.deviceId);
+    if (this.byDevice.get(s.deviceId) === client) {
+      this.byDevice.delete(s.deviceId);
+      this.order.delete(s.deviceId);
+    }
   }
 
   clientOf(deviceId: string): Client | undefined {
@@ -121,6 +128,11 @@ export class Sessions implements DeviceKicks {
       if (kid && !keys.has(kid)) { this.kick(c, 'key_retired'); n++; }
     }
     return n;
+  }
+
+  /** The device ids with a live session after `after`, in order (a page reads as many as it shows). */
+  idsAfter(after: string): Generator<string, void, undefined> {
+    return this.order.after(after);
   }
 
   all(): IterableIterator<Client> {

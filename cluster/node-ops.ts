@@ -1,7 +1,8 @@
 import type { Worker } from 'node:cluster';
-import { createServer, type Server } from 'node:http';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Server } from 'node:http';
+import { AggregatorRegistry, Counter, type Registry } from 'prom-client';
 import type { OpsAnswer } from '../broker/index.js';
+import { createOpsHttpServer, type OpsHttpLimits } from '../broker/ops-http-server.js';
 import { parseSessionQuery, type SessionPage, type SessionView } from '../broker/session-list.js';
 import type { BusSecurity } from './bus-policy.js';
 import type { WorkerAsker } from './ipc.js';
@@ -18,8 +19,10 @@ const ASK_MS = 3000;
  * `/sessions` merges the workers' pages; `/.well-known/jwks.json` is one
  * worker's answer; `/healthz` is the primary's.
  */
-export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: number; asker: WorkerAsker; own: Registry; bus: BusSecurity }): Server {
+export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: number; asker: WorkerAsker; own: Registry; bus: BusSecurity; limits: OpsHttpLimits }): Server {
   const aggregator = new AggregatorRegistry();
+  // Its own name: the workers' credbroker_limit_refusals_total is summed into the same page.
+  const refusals = new Counter({ name: 'credbroker_node_ops_http_refusals_total', help: 'Connections to the node\'s ops HTTP port reset at accept, by limit', labelNames: ['limit'] as const, registers: [opts.own] });
   const askAll = (target: string) => Promise.all(opts.workers().map((w) => opts.asker.ask(w, 'GET', target, ASK_MS)));
   const answer = async (method: string, target: string): Promise<OpsAnswer> => {
     const send = (status: number, type: string, body: string): OpsAnswer => ({ status, type, body });
@@ -59,7 +62,7 @@ export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: n
       }
     }
   };
-  return createServer((req, res) => {
+  return createOpsHttpServer(opts.limits, (limit) => refusals.inc({ limit }), (req, res) => {
     void answer(req.method ?? 'GET', req.url ?? '/').then((a) => {
       res.writeHead(a.status, { 'content-type': a.type, 'cache-control': 'no-store' });
       res.end(a.body);

@@ -8,6 +8,7 @@ import { redactUrl } from '../util/redact-url.js';
 import { checkBusSecurity } from './bus-policy.js';
 import { isToPrimary, WorkerAsker } from './ipc.js';
 import { createNodeOpsServer } from './node-ops.js';
+import { opsHttpLimits } from '../broker/ops-http-server.js';
 
 /** Environment of a forked worker: its config (as the primary resolved it, so that a restarted worker never reads a config file edited since) and its index. */
 export const WORKER_CONFIG_ENV = 'CREDBROKER_CLUSTER_CONFIG';
@@ -95,7 +96,7 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
   const stopAll = () => { for (const w of slots) if (w?.isConnected()) w.send({ credbroker: 'stop' }); };
 
   // The ops port first: while the workers wait for Redis, /readyz answers "not ready" (503) rather than nothing.
-  const http: Server | null = config.httpPort === null ? null : createNodeOpsServer({ workers: live, expected, asker, own, bus });
+  const http: Server | null = config.httpPort === null ? null : createNodeOpsServer({ workers: live, expected, asker, own, bus, limits: opsHttpLimits(config) });
   const httpPort = http ? await listen(http, config.httpPort!, config.httpHost, 511, 'HTTP', '--http-port') : null;
   try {
     for (let i = 0; i < expected; i++) fork(i);

@@ -23,6 +23,7 @@ export { SCHEMA_VERSION } from './migrations.js';
 export { defaultDbPath, asRegistryError };
 export { DEFAULT_SETTINGS, DEFAULT_PROFILES } from './defaults.js';
 export { grantStatus } from './grants.js';
+export { onRegistryWarning } from './warnings.js';
 export { parseRegistryTarget, localRegistryPath, redactSecrets, type RegistryTarget } from './location.js';
 
 /**

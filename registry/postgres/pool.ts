@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { RegistryError } from '../../errors/index.js';
+import { warnOperator } from '../warnings.js';
 import { asPgRegistryError } from './errors.js';
+import { pgTlsPolicy } from './tls.js';
 
 /**
  * Where every store sends its SQL: the pool (each statement its own autocommit
@@ -32,11 +34,12 @@ const POOL_SIZE = 10;
 /**
  * The pool for a `postgres://` URL. `sslmode` follows libpq (disable, prefer,
  * require, verify-ca, verify-full; `sslrootcert`, `sslcert`, `sslkey` name PEM
- * files), which is what an operator's other tools read from the same URL.
+ * files), which is what an operator's other tools read from the same URL; off
+ * this machine, no `sslmode` means `verify-full` (`pgTlsPolicy`).
  */
 export function connectionConfig(url: string, opts: { readonly?: boolean } = {}): pg.ClientConfig {
-  let connectionString = url;
-  if (/[?&]sslmode=/i.test(url) && !/[?&]uselibpqcompat=/i.test(url)) connectionString += `${url.includes('?') ? '&' : '?'}uselibpqcompat=true`;
+  const { url: connectionString, warning } = pgTlsPolicy(url);
+  if (warning) warnOperator(warning);
   return {
     connectionString,
     application_name: 'credbroker',
