@@ -18,7 +18,7 @@ import { raiseFdLimit } from './fd-limit.js';
 import { answerOps, createOpsServer, type OpsAnswer } from './http.js';
 import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, portsInUse, PortInUseError, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
-import { queueLimits, retainedLimits, unauthenticatedLimits, verifiedTokenCacheEntries, wireLimits, wsMaxFrameBytes } from './limits.js';
+import { queueLimits, rateLimits, retainedLimits, unauthenticatedLimits, verifiedTokenCacheEntries, wireLimits, wsMaxFrameBytes } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
@@ -26,7 +26,7 @@ import { OutboundQueues } from './outbound-queue.js';
 import { boundedPersistence } from './offline-queue.js';
 import { guardConnections } from './packet-guard.js';
 import { wasLogged } from './logged-error.js';
-import { localLimiters, type LimiterFactory } from './rate-limit.js';
+import { localLimiters, type LimiterFactory, type LimiterName } from './rate-limit.js';
 import { RegistryMaintenance } from './registry-maintenance.js';
 import { RefusalLog } from './refusal-log.js';
 import { RenewalResponder } from './renewal.js';
@@ -42,7 +42,7 @@ import { VerifyBudget } from './verify-budget.js';
 
 export interface StartOptions {
   readonly logger?: Logger;
-  /** How the per-key limits are built: per process by default; a worker on a bus shares them (cluster/shared-limits.ts). */
+  /** How the per-key limits are built: per process by default; a node's workers count them together through their primary (cluster/shared-limits.ts). */
   readonly limiters?: LimiterFactory;
   /** What it shares with the other brokers of a bus (cluster/bus.ts); alone, none. */
   readonly shared?: SharedState;
@@ -86,7 +86,8 @@ export interface SharedState {
  */
 export async function startBroker(config: BrokerConfig, opts: StartOptions = {}): Promise<RunningBroker> {
   const log = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
-  const limiter = opts.limiters ?? localLimiters;
+  const rates = rateLimits(config);
+  const limiter = (name: LimiterName) => (opts.limiters ?? localLimiters)(name, rates[name].burst, rates[name].perSecond, metrics);
   const issuer = await openIssuer(config.db);
   const metrics = new BrokerMetrics();
   const revocation = new RevocationState();
@@ -111,11 +112,11 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     kicks: sessions,
     audit,
     tally: new AuditTally(audit, metrics, { rowsPerKey: config.auditRowsPerKey, rowsPerWindow: config.auditRowsPerWindow, windowMs: config.auditSummaryMs }),
-    authFailures: limiter('authFailures', config.authFailBurst, config.authFailPerSec, metrics),
-    deviceConnects: limiter('deviceConnects', config.deviceConnectBurst, config.deviceConnectPerSec, metrics),
-    renewals: limiter('renewals', config.renewBurst, config.renewPerSec, metrics),
-    claimRequests: limiter('claimRequests', config.claimBurst, config.claimPerSec, metrics),
-    claimAddresses: limiter('claimAddresses', config.claimAddressBurst, config.claimAddressPerSec, metrics),
+    authFailures: limiter('authFailures'),
+    deviceConnects: limiter('deviceConnects'),
+    renewals: limiter('renewals'),
+    claimRequests: limiter('claimRequests'),
+    claimAddresses: limiter('claimAddresses'),
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
     retained: new RetainedLedger(retainedLimits(config)),
     verifyBudget: new VerifyBudget(config.verifyBudgetPerSec, config.verifyBudgetBurst, (address) => {

@@ -3,9 +3,11 @@ import { availableParallelism } from 'node:os';
 import type { Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { BrokerConfig, Logger, RunningBroker } from '../broker/index.js';
+import { rateLimits } from '../broker/limits.js';
 import { listen } from '../broker/listeners.js';
 import { redactUrl } from '../util/redact-url.js';
 import { isToPrimary, WorkerAsker } from './ipc.js';
+import { NodeLimits } from './node-limits.js';
 import { createNodeOpsServer } from './node-ops.js';
 
 /** Environment of a forked worker: its config (as the primary resolved it, so that a restarted worker never reads a config file edited since) and its index. */
@@ -60,6 +62,8 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
   let startup!: { resolve: () => void; reject: (code: number) => void };
   const up = new Promise<void>((resolve, reject) => { startup = { resolve, reject: (code) => reject(new WorkerStartError(code)) }; });
   const readyOnce = new Set<number>();
+  // The node's per-key limits, kept here for all its workers (a lone worker keeps its own).
+  const limits = expected > 1 ? new NodeLimits(rateLimits(config)) : null;
 
   cluster.setupPrimary({ silent: false });
   const fork = (index: number) => {
@@ -68,6 +72,11 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
     slots[index] = w;
     w.on('message', (m: unknown) => {
       if (!isToPrimary(m)) return;
+      if (m.credbroker === 'took') {
+        const empty = limits?.took(m.counts);
+        if (empty) for (const other of live()) other.send(empty);
+        return;
+      }
       asker.received(m);
       if (m.credbroker !== 'ready') return;
       ports ??= m.ports;
@@ -117,6 +126,7 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
         }));
         stopAll();
         await Promise.all(gone);
+        limits?.close();
         if (http) await new Promise<void>((r) => http!.close(() => r()));
       })();
       return closing;

@@ -4,6 +4,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { createLogger, startBroker, type BrokerConfig } from '../broker/index.js';
 import { Bus } from './bus.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
+import { workerCount } from './primary.js';
 import { SharedLimits } from './shared-limits.js';
 
 /** How long a stopping worker may take to drain before it exits anyway (its primary kills it a little later). */
@@ -20,7 +21,11 @@ const STOP_LIMIT_MS = 25_000;
  */
 export async function runWorker(config: BrokerConfig, index: number): Promise<void> {
   const log = createLogger(config.logLevel, undefined, config.logFormat).child({ worker: index });
-  const send = (m: ToPrimary) => { if (process.connected) process.send!(m); };
+  const send = (m: ToPrimary): boolean => {
+    if (!process.connected) return false;
+    process.send!(m);
+    return true;
+  };
   // Unique per process: aedes keys its brokers, its $SYS topics and its stored packets by it.
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   let stopping = false;
@@ -31,8 +36,9 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   process.once('disconnect', onStop);
 
   const bus = await Bus.connect(config.bus!, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover, maxQueuedMessages: config.weaken.noLimits ? Infinity : config.maxQueuedMessages });
-  const limits = new SharedLimits(config.bus!, log);
-  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters });
+  // Alone on its node, the worker's own limits are the node's.
+  const limits = workerCount(config.workers) > 1 ? new SharedLimits(send) : null;
+  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, ...(limits ? { limiters: limits.limiters } : {}) });
   await bus.attach(broker);
   // The primary's /metrics asks each worker for this registry; prom-client answers
   // only once an AggregatorRegistry has been made in the worker (it adds its listener then).
@@ -41,7 +47,7 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   stop = () => {
     // A close that hangs (a socket that will not end) must not keep a stopping node alive.
     setTimeout(() => { log.error({ event: 'worker.stop_timeout' }, 'worker did not stop in time: exiting'); process.exit(1); }, STOP_LIMIT_MS).unref();
-    broker.close().then(() => Promise.all([bus.close(), limits.close()])).then(() => process.exit(0), (err: Error) => {
+    broker.close().then(() => { limits?.close(); return bus.close(); }).then(() => process.exit(0), (err: Error) => {
       log.error({ event: 'worker.stop_failed', err: err.message }, 'worker did not stop cleanly');
       process.exit(1);
     });
@@ -50,6 +56,7 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   process.on('message', (m: unknown) => {
     if (!isToWorker(m)) return;
     if (m.credbroker === 'stop') onStop();
+    else if (m.credbroker === 'empty') limits?.heard(m);
     else if (m.credbroker === 'ask') void broker.ops(m.method, m.target).then((answer) => send({ credbroker: 'answer', id: m.id, answer }));
   });
   send({ credbroker: 'ready', ports: broker.ports });
