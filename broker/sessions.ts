@@ -46,6 +46,9 @@ export class Sessions implements DeviceKicks {
     const s = sessionOf(client);
     if (!s) return;
     if (s.ended) { client.close(); return; }
+    // aedes reports ready at the end of its CONNECT steps, even for a client that closed meanwhile
+    // (a DISCONNECT right behind the CONNACK, while a shared store was read): counted, it would never leave.
+    if (client.closed) return;
     this.byDevice.set(s.deviceId, client);
     // Debug, not info: a fleet reconnecting after an outage would write a line per device (refusals and kicks are at info).
     if (this.log.isLevelEnabled('debug')) this.log.debug({ event: 'session.open', device: s.deviceId, kind: s.kind, transport: transportOf(client), address: remoteAddress(client) }, 'session opened');

@@ -3,14 +3,16 @@ import { availableParallelism } from 'node:os';
 import type { Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { BrokerConfig, Logger, RunningBroker } from '../broker/index.js';
+import { readFdLimit } from '../broker/fd-limit.js';
 import { rateLimits } from '../broker/limits.js';
 import { listen } from '../broker/listeners.js';
 import { redactUrl } from '../util/redact-url.js';
 import { isToPrimary, WorkerAsker } from './ipc.js';
 import { NodeLimits } from './node-limits.js';
 import { createNodeOpsServer } from './node-ops.js';
+import { workerShare } from './worker-share.js';
 
-/** Environment of a forked worker: its config (as the primary resolved it, so that a restarted worker never reads a config file edited since) and its index. */
+/** Environment of a forked worker: its config (as the primary resolved it, so that a restarted worker never reads a config file edited since, with its share of the node's limits) and its index. */
 export const WORKER_CONFIG_ENV = 'CREDBROKER_CLUSTER_CONFIG';
 export const WORKER_INDEX_ENV = 'CREDBROKER_CLUSTER_WORKER';
 
@@ -66,8 +68,9 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
   const limits = expected > 1 ? new NodeLimits(rateLimits(config)) : null;
 
   cluster.setupPrimary({ silent: false });
+  const fd = readFdLimit();
   const fork = (index: number) => {
-    const w = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config), [WORKER_INDEX_ENV]: String(index) });
+    const w = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(workerShare(config, expected, index, fd)), [WORKER_INDEX_ENV]: String(index) });
     const forkedAt = Date.now();
     slots[index] = w;
     w.on('message', (m: unknown) => {

@@ -2,7 +2,8 @@
 // and a real redis-server: the per-key rate limits hold for the node as a whole
 // (its primary counts them over IPC), and nothing about them is in Redis, so a
 // process that writes there (the old `credbroker:limit:empty` announcement, or a
-// bucket key) locks no device and no address out.
+// bucket key) locks no device and no address out; maxConnections holds for the
+// node too (each worker has its share).
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { connectDevice } from './helpers/broker.js';
@@ -13,10 +14,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Pause between one device's CONNECTs: well past the 25 ms in which a worker sends its counts, on a loaded box. */
 const PACE_MS = 300;
 
-t.test('serve --workers 2: per-key limits kept by the primary for the node, not by Redis', async (t) => {
+t.test('serve --workers 2: limits hold for the node, kept by its primary, not by Redis', async (t) => {
   const redis = await startRedis(t);
   // A burst of 4 CONNECTs per device, then one per 100 s: nothing refills during the test.
-  const serve = await startServe(['--workers', '2', '--bus', redis.url, '--log-format', 'json'], { CREDBROKER_DEVICE_CONNECT_BURST: '4', CREDBROKER_DEVICE_CONNECT_PER_SEC: '0.01' });
+  // And at most 3 sessions on the node.
+  const serve = await startServe(['--workers', '2', '--bus', redis.url, '--log-format', 'json'], { CREDBROKER_DEVICE_CONNECT_BURST: '4', CREDBROKER_DEVICE_CONNECT_PER_SEC: '0.01', CREDBROKER_MAX_CONNECTIONS: '3' });
   t.teardown(() => serve.stop());
   const url = `mqtt://127.0.0.1:${serve.mqttPort}`;
   const attacker = new Redis(redis.url);
@@ -65,6 +67,24 @@ t.test('serve --workers 2: per-key limits kept by the primary for the node, not 
       writing = false;
       await writer;
     }
-    t.same(codes, [0, 0, 0, 0], 'every CONNECT after the forgery gets CONNACK 0, on both workers');
+    t.same(codes, [0, 0, 0, 0], `every CONNECT after the forgery gets CONNACK 0, on both workers (${codes.join(',')})`);
+  });
+
+  await t.test('maxConnections holds for the node: 3 over both workers, not 3 on each', async (t) => {
+    const connected = async () => Number(/^credbroker_connected_clients (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${serve.httpPort}/metrics`)).text())?.[1]);
+    for (const end = Date.now() + 10_000; await connected() !== 0;) {
+      if (Date.now() > end) throw new Error('the earlier sessions did not close');
+      await sleep(50);
+    }
+    const devs = await serve.provision(['cap-0', 'cap-1', 'cap-2', 'cap-3', 'cap-4', 'cap-5']);
+    const codes: number[] = [];
+    for (const d of devs) {
+      const { client, code } = await connectDevice(url, d);
+      codes.push(code);
+      if (client) t.teardown(() => { client.end(true); });
+    }
+    t.equal(codes.filter((c) => c === 0).length, 3, `3 sessions accepted (${codes.join(',')}); each worker alone would have taken 3`);
+    t.ok(codes.filter((c) => c !== 0).every((c) => c === 3), 'the rest: CONNACK 3, server unavailable');
+    t.equal(await connected(), 3, '/metrics: 3 sessions on the node');
   });
 });

@@ -18,6 +18,7 @@ import type { RateLimiter } from '../broker/rate-limit.js';
 import type { ToPrimary } from '../cluster/ipc.js';
 import { NodeLimits } from '../cluster/node-limits.js';
 import { SharedLimits } from '../cluster/shared-limits.js';
+import { workerShare } from '../cluster/worker-share.js';
 import type { DeviceId } from '../registry/index.js';
 import { closed, connect, connectDevice, startTestBroker } from './helpers/broker.js';
 import { renewalSession } from './helpers/renewal-session.js';
@@ -160,6 +161,23 @@ t.test('the primary\'s answer names only the keys left empty, per limit', async 
   const names = (m: ReturnType<NodeLimits['took']>) => (m && m.credbroker === 'empty' ? Object.fromEntries(Object.entries(m.keys).map(([k, v]) => [k, v.map(([key]) => key)])) : null);
   t.same(names(primary.took({ renewals: [['r-1', 1], ['r-2', 1]], authFailures: [['10.0.0.1', 1]] }, now)), { renewals: ['r-1'], authFailures: ['10.0.0.1'] }, 'the two keys that reached their burst');
   t.equal(primary.took({ renewals: [['r-2', 1]] }, now + 1000), null, 'r-2 still had a token');
+});
+
+t.test('each worker gets a share of the node-wide caps: together exactly the node\'s setting', async (t) => {
+  const config = validateConfig({ maxConnections: 3, maxUnauthenticated: 'auto', maxUnauthenticatedPerAddress: 5, verifyBudgetPerSec: 200, verifyBudgetBurst: 401, deviceConnectBurst: 7 });
+  const fd = { soft: 4096, hard: 4096 };
+  const shares = [0, 1].map((i) => workerShare(config, 2, i, fd));
+  const sum = (k: 'maxConnections' | 'maxUnauthenticatedPerAddress' | 'verifyBudgetPerSec' | 'verifyBudgetBurst') => shares.reduce((n, s) => n + s[k], 0);
+  t.same(shares.map((s) => s.maxConnections), [2, 1], 'maxConnections 3: 2 and 1');
+  t.same(shares.map((s) => s.maxUnauthenticated), [512, 512], '"auto" (a quarter of 4096 descriptors) resolved for the node, then split');
+  t.equal(sum('maxUnauthenticatedPerAddress'), 5, 'per address: 5 in all');
+  t.equal(sum('verifyBudgetPerSec'), 200, 'verification budget: 200/s in all');
+  t.equal(sum('verifyBudgetBurst'), 401, 'and a burst of 401 in all');
+  t.ok(shares.every((s) => s.deviceConnectBurst === 7 && s.workers === config.workers), 'the per-key rate limits and the rest are left whole (the primary counts those)');
+  t.same([0, 1, 2].map((i) => workerShare(config, 3, i, fd).maxConnections), [1, 1, 1], 'never below 1 a worker: 3 over 3');
+  t.same([0, 1, 2, 3].map((i) => workerShare(config, 4, i, fd).maxConnections), [1, 1, 1, 1], 'below the number of workers, one each (documented)');
+  const big = validateConfig({ maxConnections: 100_000 });
+  t.same([0, 1, 2].map((i) => workerShare(big, 3, i, null).maxConnections), [33_334, 33_333, 33_333], '100,000 over 3: the first takes the remainder');
 });
 
 t.test('theft on one worker closes the device\'s session on the other (the change feed)', async (t) => {
