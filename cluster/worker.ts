@@ -14,7 +14,9 @@ const STOP_LIMIT_MS = 25_000;
  * One worker of a node (node:cluster): a broker on the bus, sharing the node's
  * listeners with the other workers. The primary serves the node's operations
  * port, so the worker has none of its own: it answers the primary's questions
- * over IPC, and its metrics are read by prom-client's aggregator.
+ * over IPC, and its metrics are read by prom-client's aggregator. Its config
+ * carries its share of the node's caps (worker-share.ts); the per-key rate
+ * limits it counts with the primary over IPC (shared-limits.ts), never over Redis.
  *
  * Reports `ready` (with its ports) once it listens; stops on the primary's
  * `stop`, on SIGTERM/SIGINT, or when the primary goes away.
