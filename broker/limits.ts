@@ -1,5 +1,6 @@
 import type { BrokerConfig } from './config.js';
 import type { FdLimit } from './fd-limit.js';
+import type { LimiterName } from './rate-limit.js';
 
 /**
  * The broker's resource limits in one place: what each bound is, derived from
@@ -89,6 +90,26 @@ export function retainedLimits(config: BrokerConfig): RetainedLimits {
     perDevice: config.maxRetainedPerDevice,
     bytesPerDevice: config.maxRetainedBytesPerDevice,
     payloadBytes: config.maxRetainedPayloadBytes,
+  };
+}
+
+// ---- Per-key rate limits (rate-limit.ts)
+
+export interface RateSetting {
+  readonly burst: number;
+  readonly perSecond: number;
+}
+
+/** Each per-key limit's bucket: a broker builds its limiters by these, and a node's primary its node-wide buckets. */
+export function rateLimits(config: BrokerConfig): Record<LimiterName, RateSetting> {
+  return {
+    authFailures: { burst: config.authFailBurst, perSecond: config.authFailPerSec },
+    deviceConnects: { burst: config.deviceConnectBurst, perSecond: config.deviceConnectPerSec },
+    renewals: { burst: config.renewBurst, perSecond: config.renewPerSec },
+    claimRequests: { burst: config.claimBurst, perSecond: config.claimPerSec },
+    claimAddresses: { burst: config.claimAddressBurst, perSecond: config.claimAddressPerSec },
+    claimConnects: { burst: config.claimConnectBurst, perSecond: config.claimConnectPerSec },
+    claimConnectAddresses: { burst: config.claimConnectAddressBurst, perSecond: config.claimConnectAddressPerSec },
   };
 }
 

@@ -1,9 +1,9 @@
 import type { BrokerMetrics } from './metrics.js';
 
 /**
- * What the hooks ask of a per-key limit. One process: a KeyedRateLimiter. A worker
- * on a bus: the same, shared with the other workers (cluster/shared-limits.ts),
- * so that N workers do not grant N times the limit.
+ * What the hooks ask of a per-key limit. One process: a KeyedRateLimiter. A
+ * node's worker: the same, counted for the node by its primary
+ * (cluster/shared-limits.ts), so that N workers do not grant N times the limit.
  */
 export interface RateLimiter {
   /** True when no key is being limited: lets callers skip computing a key. */

@@ -20,7 +20,7 @@ import { raiseFdLimit } from './fd-limit.js';
 import { answerOps, createOpsServer, type OpsAnswer } from './http.js';
 import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, portsInUse, PortInUseError, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
-import { queueLimits, retainedLimits, unauthenticatedLimits, verifiedTokenCacheEntries, wireLimits, wsMaxFrameBytes } from './limits.js';
+import { queueLimits, rateLimits, retainedLimits, unauthenticatedLimits, verifiedTokenCacheEntries, wireLimits, wsMaxFrameBytes } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
@@ -28,7 +28,7 @@ import { OutboundQueues } from './outbound-queue.js';
 import { boundedPersistence } from './offline-queue.js';
 import { guardConnections } from './packet-guard.js';
 import { wasLogged } from './logged-error.js';
-import { localLimiters, type LimiterFactory } from './rate-limit.js';
+import { localLimiters, type LimiterFactory, type LimiterName } from './rate-limit.js';
 import { RegistryMaintenance } from './registry-maintenance.js';
 import { RefusalLog } from './refusal-log.js';
 import { RenewalResponder } from './renewal.js';
@@ -46,7 +46,7 @@ import type { Weakening } from './weakening.js';
 
 export interface StartOptions {
   readonly logger?: Logger;
-  /** How the per-key limits are built: per process by default; a worker on a bus shares them (cluster/shared-limits.ts). */
+  /** How the per-key limits are built: per process by default; a node's workers count them together through their primary (cluster/shared-limits.ts). */
   readonly limiters?: LimiterFactory;
   /** What it shares with the other brokers of a bus (cluster/bus.ts); alone, none. */
   readonly shared?: SharedState;
@@ -94,7 +94,8 @@ export interface SharedState {
  */
 export async function startBroker(config: BrokerConfig, opts: StartOptions = {}): Promise<RunningBroker> {
   const log = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
-  const limiter = opts.limiters ?? localLimiters;
+  const rates = rateLimits(config);
+  const limiter = (name: LimiterName) => (opts.limiters ?? localLimiters)(name, rates[name].burst, rates[name].perSecond, metrics);
   onRegistryWarning((message) => log.warn({ event: 'registry.insecure_transport' }, message));
   const weaken = opts.weaken ?? {};
   const issuer = await openIssuer(config.db);
@@ -121,13 +122,13 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     kicks: sessions,
     audit,
     tally: new AuditTally(audit, metrics, { rowsPerKey: config.auditRowsPerKey, rowsPerWindow: config.auditRowsPerWindow, windowMs: config.auditSummaryMs }),
-    authFailures: limiter('authFailures', config.authFailBurst, config.authFailPerSec, metrics),
-    deviceConnects: limiter('deviceConnects', config.deviceConnectBurst, config.deviceConnectPerSec, metrics),
-    renewals: limiter('renewals', config.renewBurst, config.renewPerSec, metrics),
-    claimRequests: limiter('claimRequests', config.claimBurst, config.claimPerSec, metrics),
-    claimAddresses: limiter('claimAddresses', config.claimAddressBurst, config.claimAddressPerSec, metrics),
-    claimConnects: limiter('claimConnects', config.claimConnectBurst, config.claimConnectPerSec, metrics),
-    claimConnectAddresses: limiter('claimConnectAddresses', config.claimConnectAddressBurst, config.claimConnectAddressPerSec, metrics),
+    authFailures: limiter('authFailures'),
+    deviceConnects: limiter('deviceConnects'),
+    renewals: limiter('renewals'),
+    claimRequests: limiter('claimRequests'),
+    claimAddresses: limiter('claimAddresses'),
+    claimConnects: limiter('claimConnects'),
+    claimConnectAddresses: limiter('claimConnectAddresses'),
     claimLocks: opts.claimLocks ?? new LocalClaimLocks(),
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
     retained: new RetainedLedger(retainedLimits(config)),

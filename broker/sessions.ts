@@ -48,9 +48,10 @@ export class Sessions implements DeviceKicks {
   ready(client: Client): void {
     const s = sessionOf(client);
     if (!s) return;
-    // Closed between its registration and the end of its CONNECT (a takeover while its stored queue
-    // was read): aedes still reports it ready, after its `clientDisconnect`, so it would stay listed for good.
-    if ((client as { closed?: boolean }).closed) { this.deadlines.delete(client); return; }
+    // aedes reports ready at the end of its CONNECT steps, even for a client that closed meanwhile (a
+    // takeover, or a DISCONNECT right behind the CONNACK, while a shared store was read), after its
+    // `clientDisconnect`: listed and counted, it would never leave.
+    if (client.closed) { this.deadlines.delete(client); return; }
     if (s.ended) { client.close(); return; }
     this.byDevice.set(s.deviceId, client);
     this.order.add(s.deviceId);

@@ -1,12 +1,18 @@
 import type { Worker } from 'node:cluster';
 import type { OpsAnswer, RunningBroker } from '../broker/index.js';
+import type { LimiterName } from '../broker/rate-limit.js';
+
+/** Per limit, `[key, n]` pairs: tokens a worker took (`took`), or ms until a key has a token again (`empty`). */
+export type KeyCounts = Partial<Record<LimiterName, [string, number][]>>;
 
 /** The messages between a node's primary and its workers (node:cluster's IPC channel; prom-client uses the same channel with its own `type`s). */
 export type ToWorker =
   | { credbroker: 'ask'; id: number; method: string; target: string }
+  | { credbroker: 'empty'; keys: KeyCounts }
   | { credbroker: 'stop' };
 export type ToPrimary =
   | { credbroker: 'ready'; ports: RunningBroker['ports'] }
+  | { credbroker: 'took'; counts: KeyCounts }
   | { credbroker: 'answer'; id: number; answer: OpsAnswer };
 
 export function isToPrimary(m: unknown): m is ToPrimary {
@@ -44,5 +50,20 @@ export class WorkerAsker {
         done(null);
       }
     });
+  }
+}
+
+/**
+ * Calls `fn` for each well-formed `[key, n]` of a limit `known` names, with `n`
+ * a positive finite number; skips anything else, so that a malformed message
+ * changes nothing.
+ */
+export function eachCount(counts: unknown, known: (name: string) => boolean, fn: (name: LimiterName, key: string, n: number) => void): void {
+  if (typeof counts !== 'object' || counts === null) return;
+  for (const [name, list] of Object.entries(counts)) {
+    if (!known(name) || !Array.isArray(list)) continue;
+    for (const e of list as unknown[]) {
+      if (Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number' && e[1] > 0 && Number.isFinite(e[1])) fn(name as LimiterName, e[0], e[1]);
+    }
   }
 }

@@ -3,14 +3,18 @@ import { availableParallelism } from 'node:os';
 import type { Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { BrokerConfig, Logger, RunningBroker } from '../broker/index.js';
+import { readFdLimit } from '../broker/fd-limit.js';
+import { rateLimits } from '../broker/limits.js';
 import { listen } from '../broker/listeners.js';
 import { redactUrl } from '../util/redact-url.js';
 import { checkBusSecurity } from './bus-policy.js';
 import { isToPrimary, WorkerAsker } from './ipc.js';
+import { NodeLimits } from './node-limits.js';
 import { createNodeOpsServer } from './node-ops.js';
 import { opsHttpLimits } from '../broker/ops-http-server.js';
+import { workerShare } from './worker-share.js';
 
-/** Environment of a forked worker: its config (as the primary resolved it, so that a restarted worker never reads a config file edited since) and its index. */
+/** Environment of a forked worker: its config (as the primary resolved it, so that a restarted worker never reads a config file edited since, with its share of the node's limits) and its index. */
 export const WORKER_CONFIG_ENV = 'CREDBROKER_CLUSTER_CONFIG';
 export const WORKER_INDEX_ENV = 'CREDBROKER_CLUSTER_WORKER';
 
@@ -66,14 +70,22 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
   let startup!: { resolve: () => void; reject: (code: number) => void };
   const up = new Promise<void>((resolve, reject) => { startup = { resolve, reject: (code) => reject(new WorkerStartError(code)) }; });
   const readyOnce = new Set<number>();
+  // The node's per-key limits, kept here for all its workers (a lone worker keeps its own).
+  const limits = expected > 1 ? new NodeLimits(rateLimits(config)) : null;
 
   cluster.setupPrimary({ silent: false });
+  const fd = readFdLimit();
   const fork = (index: number) => {
-    const w = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config), [WORKER_INDEX_ENV]: String(index) });
+    const w = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(workerShare(config, expected, index, fd)), [WORKER_INDEX_ENV]: String(index) });
     const forkedAt = Date.now();
     slots[index] = w;
     w.on('message', (m: unknown) => {
       if (!isToPrimary(m)) return;
+      if (m.credbroker === 'took') {
+        const empty = limits?.took(m.counts);
+        if (empty) for (const other of live()) other.send(empty);
+        return;
+      }
       asker.received(m);
       if (m.credbroker !== 'ready') return;
       ports ??= m.ports;
@@ -123,6 +135,7 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
         }));
         stopAll();
         await Promise.all(gone);
+        limits?.close();
         if (http) await new Promise<void>((r) => http!.close(() => r()));
       })();
       return closing;

@@ -6,6 +6,7 @@ import { Bus } from './bus.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
 import { redisTarget } from './redis-options.js';
 import { RedisClaimLocks } from './claim-locks.js';
+import { workerCount } from './primary.js';
 import { SharedLimits } from './shared-limits.js';
 
 /** How long a stopping worker may take to drain before it exits anyway (its primary kills it a little later). */
@@ -15,14 +16,20 @@ const STOP_LIMIT_MS = 25_000;
  * One worker of a node (node:cluster): a broker on the bus, sharing the node's
  * listeners with the other workers. The primary serves the node's operations
  * port, so the worker has none of its own: it answers the primary's questions
- * over IPC, and its metrics are read by prom-client's aggregator.
+ * over IPC, and its metrics are read by prom-client's aggregator. Its config
+ * carries its share of the node's caps (worker-share.ts); the per-key rate
+ * limits it counts with the primary over IPC (shared-limits.ts), never over Redis.
  *
  * Reports `ready` (with its ports) once it listens; stops on the primary's
  * `stop`, on SIGTERM/SIGINT, or when the primary goes away.
  */
 export async function runWorker(config: BrokerConfig, index: number, weaken: Weakening = {}): Promise<void> {
   const log = createLogger(config.logLevel, undefined, config.logFormat).child({ worker: index });
-  const send = (m: ToPrimary) => { if (process.connected) process.send!(m); };
+  const send = (m: ToPrimary): boolean => {
+    if (!process.connected) return false;
+    process.send!(m);
+    return true;
+  };
   // Unique per process: aedes keys its brokers, its $SYS topics and its stored packets by it.
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   let stopping = false;
@@ -34,10 +41,11 @@ export async function runWorker(config: BrokerConfig, index: number, weaken: Wea
 
   const target = redisTarget(config);
   const bus = await Bus.connect(target, id, log, { broadcastTakeover: !!weaken.broadcastTakeover, maxQueuedMessages: weaken.noLimits ? Infinity : config.maxQueuedMessages });
-  const limits = new SharedLimits(target, log);
+  // Alone on its node, the worker's own limits are the node's.
+  const limits = workerCount(config.workers) > 1 ? new SharedLimits(send) : null;
   const claimLocks = new RedisClaimLocks(target, id, log);
   await claimLocks.ready();
-  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters, weaken, claimLocks });
+  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, weaken, claimLocks, ...(limits ? { limiters: limits.limiters } : {}) });
   await bus.attach(broker);
   // The primary's /metrics asks each worker for this registry; prom-client answers
   // only once an AggregatorRegistry has been made in the worker (it adds its listener then).
@@ -46,7 +54,7 @@ export async function runWorker(config: BrokerConfig, index: number, weaken: Wea
   stop = () => {
     // A close that hangs (a socket that will not end) must not keep a stopping node alive.
     setTimeout(() => { log.error({ event: 'worker.stop_timeout' }, 'worker did not stop in time: exiting'); process.exit(1); }, STOP_LIMIT_MS).unref();
-    broker.close().then(() => Promise.all([bus.close(), limits.close(), claimLocks.close()])).then(() => process.exit(0), (err: Error) => {
+    broker.close().then(() => { limits?.close(); return Promise.all([bus.close(), claimLocks.close()]); }).then(() => process.exit(0), (err: Error) => {
       log.error({ event: 'worker.stop_failed', err: err.message }, 'worker did not stop cleanly');
       process.exit(1);
     });
@@ -55,6 +63,7 @@ export async function runWorker(config: BrokerConfig, index: number, weaken: Wea
   process.on('message', (m: unknown) => {
     if (!isToWorker(m)) return;
     if (m.credbroker === 'stop') onStop();
+    else if (m.credbroker === 'empty') limits?.heard(m);
     else if (m.credbroker === 'ask') void broker.ops(m.method, m.target).then((answer) => send({ credbroker: 'answer', id: m.id, answer }));
   });
   send({ credbroker: 'ready', ports: broker.ports });
