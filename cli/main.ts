@@ -12,6 +12,7 @@ import { exitCodeFor } from '../errors/map.js';
 import { asRegistryError } from '../registry/sqlite-errors.js';
 import { registerAudit } from './commands/audit.js';
 import { registerClaim } from './commands/claim.js';
+import { registerClusterKey } from './commands/cluster-key.js';
 import { registerDevices } from './commands/devices.js';
 import { registerGrant } from './commands/grant.js';
 import { registerGrants } from './commands/grants.js';
@@ -50,6 +51,7 @@ export const commandRegistrars: CommandRegistrar[] = [
   registerProfile,
   registerClaim,
   registerKeys,
+  registerClusterKey,
   registerAudit,
   registerSim,
   registerRegistry,

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import { createLogger, startBroker, type BrokerConfig } from '../broker/index.js';
+import { openRegistry } from '../registry/index.js';
 import { Bus } from './bus.js';
+import { BusKeyring } from './bus-keys.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
 import { SharedLimits } from './shared-limits.js';
 
@@ -30,10 +32,14 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   process.once('SIGINT', onStop);
   process.once('disconnect', onStop);
 
-  const bus = await Bus.connect(config.bus!, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover, maxQueuedMessages: config.weaken.noLimits ? Infinity : config.maxQueuedMessages });
+  // The cluster key before the bus: nothing goes on it unsealed. Followed through the broker's registry once it runs.
+  const keysFrom = await openRegistry(config.db);
+  const keys = await BusKeyring.load(keysFrom).finally(() => keysFrom.close());
+  const bus = await Bus.connect(config.bus!, id, log, { broadcastTakeover: !!config.weaken.broadcastTakeover, maxQueuedMessages: config.weaken.noLimits ? Infinity : config.maxQueuedMessages, keys });
   const limits = new SharedLimits(config.bus!, log);
   const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, limiters: limits.limiters });
   await bus.attach(broker);
+  keys.follow(broker.context.issuer.reg, (err) => log.error({ event: 'bus.keys_reload_failed', err: err.message }, 'cluster bus keys: reload from the registry failed'));
   // The primary's /metrics asks each worker for this registry; prom-client answers
   // only once an AggregatorRegistry has been made in the worker (it adds its listener then).
   AggregatorRegistry.setRegistries([broker.context.metrics.registry]);
@@ -41,6 +47,7 @@ export async function runWorker(config: BrokerConfig, index: number): Promise<vo
   stop = () => {
     // A close that hangs (a socket that will not end) must not keep a stopping node alive.
     setTimeout(() => { log.error({ event: 'worker.stop_timeout' }, 'worker did not stop in time: exiting'); process.exit(1); }, STOP_LIMIT_MS).unref();
+    keys.close();
     broker.close().then(() => Promise.all([bus.close(), limits.close()])).then(() => process.exit(0), (err: Error) => {
       log.error({ event: 'worker.stop_failed', err: err.message }, 'worker did not stop cleanly');
       process.exit(1);
