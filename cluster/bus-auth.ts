@@ -27,14 +27,16 @@ export const MAX_SENDERS = 4096;
  * saw the sender). Redis delivers one connection's publishes in order, so a valid
  * message is never behind its sender's last one — except the copies Redis sends
  * when several of this connection's subscriptions match one channel: those arrive
- * back to back and are dropped quietly (`dup`), not counted as replays.
+ * back to back, each through another subscription (`route`), and are dropped
+ * quietly; the same message again through a route it came by is a replay.
  */
 export class BusSeal {
   private sender = randomBytes(8);
   private seq = 0;
   /** Last sequence seen per sender (hex), oldest-heard first, for eviction. */
   private readonly seen = new Map<string, number>();
-  private lastHeader: Buffer | null = null;
+  /** The last message taken, and the subscriptions it came through. */
+  private last: { header: Buffer; routes: Set<string> } | null = null;
 
   constructor(
     private readonly keys: () => BusKeys,
@@ -57,11 +59,17 @@ export class BusSeal {
     return Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
   }
 
-  /** The plain message, or null (dropped: counted unless it is a fan-out copy). */
-  open(channel: string | Buffer, sealed: Buffer): Buffer | null {
+  /**
+   * The plain message, or null (dropped: counted unless it is a fan-out copy).
+   * @param route the subscription it came through: the pattern, or '' for the channel itself
+   */
+  open(channel: string | Buffer, sealed: Buffer, route: string): Buffer | null {
     if (sealed.length < HEADER + TAG || sealed[0] !== VERSION) return this.reject('malformed');
     const header = sealed.subarray(0, HEADER);
-    if (this.lastHeader?.equals(header)) return null; // another subscription's copy of the message just taken
+    if (this.last?.header.equals(header) && !this.last.routes.has(route)) {
+      this.last.routes.add(route); // another subscription's copy of the message just taken
+      return null;
+    }
     const key = this.keys().opening.get(header.readUInt32BE(1));
     if (!key) return this.reject('bad_seal');
     let plain: Buffer;
@@ -84,7 +92,7 @@ export class BusSeal {
       this.seen.delete(this.seen.keys().next().value!);
       this.onEvict();
     }
-    this.lastHeader = Buffer.from(header);
+    this.last = { header: Buffer.from(header), routes: new Set([route]) };
     return plain;
   }
 

@@ -192,13 +192,13 @@ function sealedConns(pub: Redis, sub: Redis, seal: BusSeal): { pubConn: object; 
       on(event: string, fn: Listener) {
         if (event === 'messageBuffer') {
           return sub.on(event, (channel: Buffer, message: Buffer) => {
-            const plain = seal.open(channel, message);
+            const plain = seal.open(channel, message, '');
             if (plain) fn(channel, plain);
           });
         }
         if (event === 'pmessageBuffer') {
           return sub.on(event, (pattern: Buffer, channel: Buffer, message: Buffer) => {
-            const plain = seal.open(channel, message);
+            const plain = seal.open(channel, message, pattern.toString());
             if (plain) fn(pattern, channel, plain);
           });
         }
