@@ -5,6 +5,9 @@ import type { BusKeys } from './bus-keys.js';
 export type RejectReason = 'bad_seal' | 'replay' | 'stale' | 'malformed';
 
 const VERSION = 1;
+/** A message stored in Redis (retained, queued): no sender or time, a random nonce. version(1) kid(4) nonce(12). */
+const STORED = 2;
+const STORED_HEADER = 17;
 // Header: version(1) kid(4) sender(8) seq(4) sealed-at ms(6). The nonce is sender‖seq: unique per key
 // as long as a sender never reuses a sequence number (it takes a new random id before seq wraps).
 const HEADER = 23;
@@ -94,6 +97,38 @@ export class BusSeal {
     }
     this.last = { header: Buffer.from(header), routes: new Set([route]) };
     return plain;
+  }
+
+  /**
+   * Seals what is kept in Redis rather than sent (a retained or queued message's
+   * payload), bound to `context` (kind and topic), so it cannot be read there nor
+   * moved to another topic. No replay check: a stored message is read many times.
+   */
+  sealStored(context: string, plain: Buffer): Buffer {
+    const { kid, key } = this.keys().sealing;
+    const header = Buffer.allocUnsafe(STORED_HEADER);
+    header[0] = STORED;
+    kid.copy(header, 1);
+    randomBytes(12).copy(header, 5);
+    const cipher = createCipheriv('aes-256-gcm', key, header.subarray(5));
+    cipher.setAAD(aad(header, context));
+    return Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  }
+
+  /** The plain payload of a stored message, or null (dropped, counted). */
+  openStored(context: string, sealed: Buffer): Buffer | null {
+    if (sealed.length < STORED_HEADER + TAG || sealed[0] !== STORED) return this.reject('malformed');
+    const header = sealed.subarray(0, STORED_HEADER);
+    const key = this.keys().stored.get(header.readUInt32BE(1));
+    if (!key) return this.reject('bad_seal');
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key, header.subarray(5));
+      decipher.setAAD(aad(header, context));
+      decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
+      return Buffer.concat([decipher.update(sealed.subarray(STORED_HEADER, sealed.length - TAG)), decipher.final()]);
+    } catch {
+      return this.reject('bad_seal');
+    }
   }
 
   private reject(reason: RejectReason): null {

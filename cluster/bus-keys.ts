@@ -18,6 +18,8 @@ export interface BusKeys {
   readonly sealing: { readonly kid: Buffer; readonly key: Buffer };
   /** Every key that may open a message now, by its 4-byte id. */
   readonly opening: ReadonlyMap<number, Buffer>;
+  /** Every key there has been, by id: what was stored in Redis (retained, queued) under an earlier key stays readable. */
+  readonly stored: ReadonlyMap<number, Buffer>;
 }
 
 /** A key as `cluster-key list` shows it: never the key itself. */
@@ -40,17 +42,16 @@ export async function ensureBusKeys(reg: Registry, now = Date.now()): Promise<vo
 
 /**
  * A new key: accepted by every node at once, sealing from `PROPAGATE_MS` on; the
- * current one keeps opening until `OVERLAP_MS` after that. Keys past their window
- * are dropped from the registry. Returns the new key's id.
+ * current one keeps opening bus messages until `OVERLAP_MS` after that. Earlier
+ * keys stay in the registry, for the messages stored in Redis under them. Returns
+ * the new key's id.
  */
 export async function rotateBusKeys(reg: Registry, now = Date.now()): Promise<{ kid: string; activeFrom: number; previousUntil: number }> {
   for (;;) {
     const stored = await reg.settings.readSecret(SECRET_NAME);
     const next = newKey(now + PROPAGATE_MS);
     const previousUntil = next.activeFrom + OVERLAP_MS;
-    const kept = (stored === null ? [] : parse(stored))
-      .filter((k) => k.acceptUntil === null || k.acceptUntil > now)
-      .map((k) => ({ ...k, acceptUntil: k.acceptUntil ?? previousUntil }));
+    const kept = (stored === null ? [] : parse(stored)).map((k) => ({ ...k, acceptUntil: k.acceptUntil ?? previousUntil }));
     if (await reg.settings.swapSecret(SECRET_NAME, stored, JSON.stringify({ keys: [...kept, next] }))) {
       return { kid: next.kid, activeFrom: next.activeFrom, previousUntil };
     }
@@ -63,6 +64,10 @@ export async function listBusKeys(reg: Registry, now = Date.now()): Promise<BusK
   const keys = stored === null ? [] : parse(stored).filter((k) => k.acceptUntil === null || k.acceptUntil > now);
   const active = sealingKey(keys, now);
   return keys.map((k) => ({ kid: k.kid, state: k === active ? 'active' : k.activeFrom > now ? 'next' : 'previous', activeFrom: k.activeFrom, acceptUntil: k.acceptUntil }));
+}
+
+function byKid(keys: StoredKey[]): Map<number, Buffer> {
+  return new Map(keys.map((k) => [Buffer.from(k.kid, 'hex').readUInt32BE(0), Buffer.from(k.key, 'base64url')]));
 }
 
 /** The key that seals at `now`: the latest one already started (or, before any has, the earliest). */
@@ -113,7 +118,8 @@ export class BusKeyring {
     const sealing = sealingKey(live, now) ?? sealingKey(this.stored, now)!;
     return {
       sealing: { kid: Buffer.from(sealing.kid, 'hex'), key: Buffer.from(sealing.key, 'base64url') },
-      opening: new Map(live.map((k) => [Buffer.from(k.kid, 'hex').readUInt32BE(0), Buffer.from(k.key, 'base64url')])),
+      opening: byKid(live),
+      stored: byKid(this.stored),
     };
   }
 

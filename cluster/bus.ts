@@ -96,7 +96,7 @@ export class Bus {
     this.takeovers = new Counter({ name: 'credbroker_bus_takeovers_total', help: 'Client-id takeovers across brokers: sent to the previous owner, received and closed, received for a session already gone (stale), or a claim Redis did not take', labelNames: ['event'] as const, registers: [] });
     const quiet = opts.broadcastTakeover ? null : announcement(id);
     this.mq = new BusEmitter(inner, this.conns.pub, this.conns.sub, quiet, () => this.degraded.inc({ what: 'local_only' }), () => { this.closed = true; });
-    this.persistence = busPersistence(this.conns.store, { maxQueuedMessages: opts.maxQueuedMessages, claimKey },
+    this.persistence = busPersistence(this.conns.store, { maxQueuedMessages: opts.maxQueuedMessages, claimKey, seal: opts.unsealed ? null : seal },
       (what: Degraded) => this.degraded.inc({ what }), () => this.dropped?.inc({ reason: 'offline_messages' }));
     this.ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
   }

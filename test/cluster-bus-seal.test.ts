@@ -138,3 +138,46 @@ t.test('the cluster key rotated while the cluster runs: cross-worker delivery ke
   t.same(keys.map((k) => [k.kid, k.state]), [[oldKid, 'previous'], [kid, 'active']], 'list: the previous key still accepted, the new one active');
   t.equal(await rejected(cluster, 'bad_seal'), 0, 'no message was dropped during the rotation');
 });
+
+/** Every value Redis holds (strings, hashes, lists), as raw bytes. */
+async function everything(redis: Redis): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (const key of await redis.keys('*')) {
+    const type = await redis.type(key);
+    if (type === 'string') out.push((await redis.getBuffer(key))!);
+    else if (type === 'hash') out.push(...Object.values(await redis.hgetallBuffer(key)));
+    else if (type === 'list') out.push(...await redis.lrangeBuffer(key, 0, -1));
+  }
+  return out;
+}
+
+t.test('retained and queued messages are sealed in Redis; a retained message written there by someone else is not delivered', async (t) => {
+  const cluster = await startCluster(t, 'workers');
+  const reader = await tap(t, cluster.redis.url);
+  const [dev] = await cluster.provision(['seal-store']);
+  const [obs] = await cluster.provision(['seal-store-obs'], 'observer');
+  const devOpts = { clientId: dev!.deviceId, username: dev!.deviceId, password: dev!.accessToken, clean: false };
+  const first = await cluster.connectOn(devOpts);
+  await first.client!.subscribeAsync('devices/seal-store/commands/#', { qos: 1 });
+  await first.client!.endAsync();
+  const got: string[] = [];
+  const o = await cluster.connectAway(first.place, { clientId: obs!.deviceId, username: obs!.deviceId, password: obs!.accessToken });
+  t.teardown(() => o.client?.end(true));
+  const [queued, retained] = [`queued-${randomBytes(8).toString('hex')}`, `retained-${randomBytes(8).toString('hex')}`];
+  await o.client!.publishAsync('devices/seal-store/commands/q', queued, { qos: 1 });
+  await o.client!.publishAsync('devices/seal-store/commands/legit', retained, { qos: 1, retain: true });
+  await until('both stored in Redis', async () => (await reader.pub.llen('outgoing:seal-store')) >= 2 && (await reader.pub.hexists('retained', 'devices/seal-store/commands/legit')) === 1);
+  const values = await everything(reader.pub);
+  t.notOk(values.some((v) => v.includes(queued) || v.includes(retained)), `no value in Redis holds a payload in clear (${values.length} values read)`);
+
+  // In aedes-persistence-redis' own format: a retained message for the device's commands.
+  await reader.pub.hset('retained', 'devices/seal-store/commands/reboot', msgpack.encode({ cmd: 'publish', topic: 'devices/seal-store/commands/reboot', payload: Buffer.from('injected-retained'), qos: 0, retain: true, messageId: 0 }));
+  const again = await cluster.connectOn(devOpts, 0, got);
+  t.teardown(() => again.client?.end(true));
+  await until('the queued message delivered on reconnect', () => got.includes(`devices/seal-store/commands/q ${queued}`));
+  await again.client!.subscribeAsync('devices/seal-store/commands/#', { qos: 1 });
+  await until('the legitimate retained message', () => got.includes(`devices/seal-store/commands/legit ${retained}`));
+  await o.client!.publishAsync('devices/seal-store/commands/after', 'sentinel', { qos: 1 });
+  await until('the sentinel', () => got.includes('devices/seal-store/commands/after sentinel'));
+  t.notOk(got.some((m) => m.includes('injected-retained')), 'the retained message written into Redis was not delivered');
+});
