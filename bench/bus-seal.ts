@@ -7,10 +7,15 @@
  *   redis-server, QoS 0 publishes from one to a subscriber on the other; the
  *   process's CPU over both ends (publish, Redis client, seal and open) per
  *   message delivered (Redis' own CPU apart);
+ * - the seal and open alone (bus-auth.ts), in-process, per message of the
+ *   same size: the part of the above that sealing adds, free of the noise of
+ *   the Redis round trips;
  * - CONNECT/s of a broker on a bus (a child process, as a worker runs it) under
  *   the load processes' CONNECTs.
  */
+import { randomBytes } from 'node:crypto';
 import { createLogger } from '../broker/index.js';
+import { BusSeal } from '../cluster/bus-auth.js';
 import { Bus } from '../cluster/bus.js';
 import { BusKeyring } from '../cluster/bus-keys.js';
 import { openRegistry } from '../registry/index.js';
@@ -26,6 +31,8 @@ export interface BusSealResult {
   /** µs of CPU per cross-worker message, each run. */
   readonly msgCpuUs: { sealed: number[]; unsealed: number[] };
   readonly connectRate: { sealed: number[]; unsealed: number[] };
+  /** µs of CPU for one seal and one open of a message of this size, each run. */
+  readonly sealOpenUs: number[];
   /** Medians of the paired ratios sealed/unsealed. */
   readonly msgCpuRatio: number;
   readonly connectRateRatio: number;
@@ -59,6 +66,22 @@ async function crossWorker(url: string, keys: BusKeyring, unsealed: boolean, n: 
   }
 }
 
+/** One seal and one open (as a message crosses from one worker to another), µs each pair, over `n` pairs. */
+function sealOpen(n: number): number {
+  const kid = randomBytes(4);
+  const keys = { sealing: { kid, key: randomBytes(32) }, opening: new Map<number, Buffer>(), stored: new Map<number, Buffer>() };
+  keys.opening.set(kid.readUInt32BE(0), keys.sealing.key);
+  const fail = () => { throw new Error('bus-seal: a message did not open'); };
+  const [from, to] = [new BusSeal(() => keys, fail, () => {}), new BusSeal(() => keys, fail, () => {})];
+  // About the size mqemitter-redis frames a 64-byte QoS 0 publish into.
+  const framed = randomBytes(PAYLOAD.length + 60);
+  for (let i = 0; i < 10_000; i++) to.open('bench/seal/x', from.seal('bench/seal/x', framed), '');
+  const start = process.cpuUsage();
+  for (let i = 0; i < n; i++) to.open('bench/seal/x', from.seal('bench/seal/x', framed), '');
+  const cpu = process.cpuUsage(start);
+  return (cpu.user + cpu.system) / n;
+}
+
 export async function benchBusSeal(t: Targets, opts: { runs: number; log: (msg: string) => void; messages?: number; connects?: number }): Promise<BusSealResult> {
   const messages = opts.messages ?? 50_000;
   const connects = Math.min(opts.connects ?? 5000, t.fx.connects.length);
@@ -66,8 +89,10 @@ export async function benchBusSeal(t: Targets, opts: { runs: number; log: (msg: 
   const keys = await BusKeyring.load(reg).finally(() => reg.close());
   const msgCpuUs = { sealed: [] as number[], unsealed: [] as number[] };
   const connectRate = { sealed: [] as number[], unsealed: [] as number[] };
+  const sealOpenUs: number[] = [];
   try {
     for (let r = 0; r < opts.runs; r++) {
+      sealOpenUs.push(sealOpen(messages));
       for (const unsealed of [false, true]) {
         const which = unsealed ? 'unsealed' : 'sealed';
         opts.log(`9b. bus seal: ${messages} cross-worker messages, ${which} (run ${r + 1}/${opts.runs})`);
@@ -92,7 +117,7 @@ export async function benchBusSeal(t: Targets, opts: { runs: number; log: (msg: 
     keys.close();
   }
   return {
-    messages, connects, msgCpuUs, connectRate,
+    messages, connects, msgCpuUs, connectRate, sealOpenUs,
     msgCpuRatio: pairedRatio(msgCpuUs.sealed, msgCpuUs.unsealed),
     connectRateRatio: pairedRatio(connectRate.sealed, connectRate.unsealed),
   };
