@@ -11,6 +11,7 @@ export function registerClusterKey(program: Command): void {
 
   subcommand(key, 'list', 'list the cluster keys: the active one, and the next or previous one during a rotation')
     .option('--json', 'print the keys (ids and times only) as a JSON array')
+    .addHelpText('after', examples('credbroker cluster-key list', 'credbroker cluster-key list --json'))
     .action(async (opts: Opts) => {
       const { listBusKeys } = await import('../../cluster/bus-keys.js');
       const list = await withRegistry(opts.db, (reg) => listBusKeys(reg), { readonly: true });
