@@ -96,9 +96,13 @@ export class BusKeyring {
     return ring;
   }
 
-  /** From now on, re-reads from `reg` (the running broker's registry); a failed read keeps the keys it has. */
+  /** From now on, re-reads from `reg` (the running broker's registry); a failed read keeps the keys it has (`onError` once per outage). */
   follow(reg: Registry, onError: (err: Error) => void): void {
-    this.timer = setInterval(() => void this.read(reg).catch(onError), FOLLOW_MS);
+    let failing = false;
+    this.timer = setInterval(() => void this.read(reg).then(() => { failing = false; }, (err: Error) => {
+      if (!failing) onError(err);
+      failing = true;
+    }), FOLLOW_MS);
     this.timer.unref();
   }
 
