@@ -13,6 +13,7 @@ import { asRegistryError } from '../registry/sqlite-errors.js';
 import { redactUrl } from '../util/redact-url.js';
 import { registerAudit } from './commands/audit.js';
 import { registerClaim } from './commands/claim.js';
+import { registerClusterKey } from './commands/cluster-key.js';
 import { registerDevices } from './commands/devices.js';
 import { registerGrant } from './commands/grant.js';
 import { registerGrants } from './commands/grants.js';
@@ -51,6 +52,7 @@ export const commandRegistrars: CommandRegistrar[] = [
   registerProfile,
   registerClaim,
   registerKeys,
+  registerClusterKey,
   registerAudit,
   registerSim,
   registerRegistry,

@@ -5,6 +5,7 @@
  */
 import { createLogger, validateConfig, type BrokerConfig, type Weakening } from '../broker/index.js';
 import { startNode, WorkerStartError, WORKER_CONFIG_ENV, WORKER_INDEX_ENV } from '../cluster/primary.js';
+import { ensureBusKeys } from '../cluster/bus-keys.js';
 import { runWorker } from '../cluster/worker.js';
 import { checkBusSecurity } from '../cluster/bus-policy.js';
 import { redisTarget } from '../cluster/redis-options.js';
@@ -19,6 +20,8 @@ export async function serveNode(config: BrokerConfig): Promise<void> {
   // Created (the quick-start default) or migrated once here, before the workers open it side by side.
   const issuer = await openIssuer(config.db);
   const devices = await issuer.reg.devices.countByStatus();
+  // The cluster key, on the first `serve --bus` of this registry (cluster/bus-keys.ts).
+  await ensureBusKeys(issuer.reg);
   const { keyring, settings } = issuer;
   const where = issuer.reg.location;
   await issuer.reg.close();

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
+import type { BusSeal } from './bus-auth.js';
 
 /** What a store write that failed (Redis unreachable) turns into instead of an error: counted, and the message still delivered live. */
 export type Degraded = 'retained' | 'retained_read' | 'offline_queue' | 'clean_session' | 'queued_read';
@@ -12,6 +13,10 @@ interface AsyncStore {
   cleanIncoming(client: unknown): Promise<void>;
   outgoingStream(client: unknown): AsyncIterable<unknown>;
   createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown>;
+  outgoingUpdate(client: unknown, packet: unknown): Promise<void>;
+  outgoingClearMessageId(client: unknown, packet: unknown): Promise<unknown>;
+  incomingStorePacket(client: unknown, packet: unknown): Promise<void>;
+  incomingGetPacket(client: unknown, packet: unknown): Promise<unknown>;
   putWill(client: unknown, packet: unknown): Promise<void>;
   getWill(client: unknown): Promise<unknown>;
   delWill(client: unknown): Promise<unknown>;
@@ -49,15 +54,22 @@ const redisPersistence = createRequire(import.meta.url)('aedes-persistence-redis
  *   one round trip per stored message. The check and the store are two steps, so
  *   publishes in flight at once can pass the bound by their number; bytes are
  *   bounded through the count and `maxPacketBytes`.
+ * - **Payloads are sealed** with the cluster key (`seal`, bus-auth.ts) in every
+ *   packet kept in Redis: retained messages, stored queues, QoS 2 messages held
+ *   until PUBREL. A Redis reader cannot read them, and a packet whose payload does
+ *   not open (written there by someone else, or moved from another topic) is
+ *   dropped, counted in `credbroker_bus_rejected_total`. `seal` null: the bench's
+ *   unsealed baseline only.
  */
 export function busPersistence(
   conn: Redis,
-  opts: { maxQueuedMessages: number; claimKey: (clientId: string) => string },
+  opts: { maxQueuedMessages: number; claimKey: (clientId: string) => string; seal: BusSeal | null },
   onDegraded: (what: Degraded) => void,
   onDrop: () => void,
 ): unknown {
   const p = redisPersistence({ conn });
   const a = p.asyncPersistence;
+  if (opts.seal) sealPayloads(a, opts.seal);
   const store = a.outgoingEnqueueCombi.bind(a);
   const within = async (subs: { clientId: string }[]) => {
     if (!Number.isFinite(opts.maxQueuedMessages)) return subs;
@@ -95,6 +107,50 @@ export function busPersistence(
     streamWill: () => endOnError((async function* none() {})(), () => {}),
   });
   return p;
+}
+
+type Stored = { topic: string; payload?: Buffer | string; cmd?: string; brokerId?: unknown; brokerCounter?: unknown };
+const context = (p: Stored) => `stored:${p.topic}`;
+
+/** Wraps the store's methods that write or read packets so that their payloads are sealed in Redis. */
+function sealPayloads(a: AsyncStore, seal: BusSeal): void {
+  const sealed = <P extends Stored>(p: P): P => (p.payload === undefined ? p : { ...p, payload: seal.sealStored(context(p), Buffer.from(p.payload)) });
+  const opened = <P extends Stored>(p: P | null | undefined): P | null => {
+    if (!p || p.payload === undefined) return p ?? null;
+    const payload = seal.openStored(context(p), Buffer.from(p.payload));
+    return payload ? { ...p, payload } : null;
+  };
+  async function* openAll(source: AsyncIterable<unknown>): AsyncGenerator<unknown> {
+    for await (const p of source) {
+      const plain = opened(p as Stored);
+      if (plain) yield plain;
+    }
+  }
+  const m = {
+    storeRetained: a.storeRetained, outgoingEnqueueCombi: a.outgoingEnqueueCombi, outgoingUpdate: a.outgoingUpdate,
+    outgoingClearMessageId: a.outgoingClearMessageId, incomingStorePacket: a.incomingStorePacket, incomingGetPacket: a.incomingGetPacket,
+    outgoingStream: a.outgoingStream, createRetainedStreamCombi: a.createRetainedStreamCombi,
+  };
+  Object.assign(a, {
+    // An empty retained payload deletes the topic's retained message: it stays as it is.
+    storeRetained: (p: Stored) => m.storeRetained.call(a, Buffer.from(p.payload ?? '').length ? sealed(p) : p),
+    outgoingEnqueueCombi: (subs: { clientId: string }[], p: Stored) => m.outgoingEnqueueCombi.call(a, subs, sealed(p)),
+    outgoingUpdate: async (client: unknown, p: Stored) => {
+      const copy = sealed(p);
+      await m.outgoingUpdate.call(a, client, copy);
+      // The store names the packet's key on it when the caller had not.
+      Object.assign(p, { brokerId: copy.brokerId, brokerCounter: copy.brokerCounter });
+    },
+    outgoingClearMessageId: async (client: unknown, p: unknown) => opened(await m.outgoingClearMessageId.call(a, client, p) as Stored) ?? undefined,
+    incomingStorePacket: (client: unknown, p: Stored) => m.incomingStorePacket.call(a, client, sealed(p)),
+    incomingGetPacket: async (client: unknown, p: unknown) => {
+      const plain = opened(await m.incomingGetPacket.call(a, client, p) as Stored);
+      if (!plain) throw new Error('no such packet');
+      return plain;
+    },
+    outgoingStream: (client: unknown) => openAll(m.outgoingStream.call(a, client)),
+    createRetainedStreamCombi: (patterns: string[]) => openAll(m.createRetainedStreamCombi.call(a, patterns)),
+  });
 }
 
 /** The items of `source` until it ends or fails (a failure ends it quietly, after `onError`). */

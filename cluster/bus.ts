@@ -4,6 +4,8 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { MQEmitter } from 'mqemitter';
 import type { Logger, RunningBroker, SharedState } from '../broker/index.js';
 import { redactUrl } from '../util/redact-url.js';
+import { BusSeal, type RejectReason } from './bus-auth.js';
+import type { BusKeyring } from './bus-keys.js';
 import { busPersistence, type Degraded } from './bus-persistence.js';
 import { announcement, claimKey, Ownership, type TakeoverEvent } from './ownership.js';
 import { redisOptions, type RedisTarget } from './redis-options.js';
@@ -24,12 +26,18 @@ export interface BusOptions {
   readonly broadcastTakeover: boolean;
   /** The bound on a disconnected persistent session's stored queue (broker config `maxQueuedMessages`). */
   readonly maxQueuedMessages: number;
+  /** The cluster key every message on the bus is sealed with (bus-auth.ts). */
+  readonly keys: BusKeyring;
+  /** Messages go out and are taken in unsealed: set in code by the bench's baseline only, never from configuration. */
+  readonly unsealed?: true;
 }
 
 /** How often, at most, an unreachable Redis is logged again while it stays down. */
 const DOWN_LOG_MS = 30_000;
 /** Redis' replies to a wrong or missing user or password. */
 const AUTH_REFUSED = /\b(WRONGPASS|NOAUTH|NOPERM)\b/;
+/** How often, at most, messages dropped from the bus are logged (with the counts since the last line). */
+const REJECT_LOG_MS = 30_000;
 
 /**
  * The bus a cluster's brokers share, on one Redis: mqemitter-redis carries the
@@ -57,6 +65,8 @@ export class Bus {
   private readonly gauge: Gauge;
   private readonly degraded: Counter<'what'>;
   private readonly takeovers: Counter<'event'>;
+  private readonly rejected: Counter<'reason'>;
+  private readonly evicted: Counter;
   /** The broker's `credbroker_outbound_dropped_total`, once attached. */
   private dropped: RunningBroker['context']['metrics']['outboundDropped'] | null = null;
   private up = false;
@@ -82,14 +92,18 @@ export class Bus {
       conn.on('close', () => this.down(`${name}: connection closed`));
       conn.on('ready', () => this.check());
     }
-    const inner = MQEmitterRedis({ subConn: this.conns.sub, pubConn: this.conns.pub, concurrency: 0, matchEmptyLevels: true });
+    this.rejected = new Counter({ name: 'credbroker_bus_rejected_total', help: 'Messages from the bus dropped: not sealed with a cluster key this node holds (bad_seal), not a sealed message (malformed), seen already (replay), sealed outside the time window (stale)', labelNames: ['reason'] as const, registers: [] });
+    this.evicted = new Counter({ name: 'credbroker_bus_senders_evicted_total', help: 'Bus senders forgotten by the replay check (past its bound); their replays are then stopped by the time window only', registers: [] });
+    const seal = new BusSeal(() => opts.keys.keys(), rejectLog(log, this.rejected), () => this.evicted.inc());
+    const conns = opts.unsealed ? { subConn: this.conns.sub, pubConn: this.conns.pub } : sealedConns(this.conns.pub, this.conns.sub, seal);
+    const inner = MQEmitterRedis({ ...conns, concurrency: 0, matchEmptyLevels: true });
     inner.state.on('error', (err: Error) => this.down(`bus: ${err.message}`));
     this.gauge = new Gauge({ name: 'credbroker_bus_connected', help: 'Redis bus reachable (1) or not (0); over a node\'s workers, the lowest', registers: [], aggregator: 'min', collect: () => this.gauge.set(this.ready() ? 1 : 0) });
     this.degraded = new Counter({ name: 'credbroker_bus_degraded_total', help: 'Store writes and reads skipped while Redis was unreachable (retained not kept, offline message not queued, clean-session wipe skipped, queue read cut short, publish delivered on this broker only)', labelNames: ['what'] as const, registers: [] });
     this.takeovers = new Counter({ name: 'credbroker_bus_takeovers_total', help: 'Client-id takeovers across brokers: sent to the previous owner, received and closed, received for a session already gone (stale), or a claim Redis did not take', labelNames: ['event'] as const, registers: [] });
     const quiet = opts.broadcastTakeover ? null : announcement(id);
     this.mq = new BusEmitter(inner, this.conns.pub, this.conns.sub, quiet, () => this.degraded.inc({ what: 'local_only' }), () => { this.closed = true; });
-    this.persistence = busPersistence(this.conns.store, { maxQueuedMessages: opts.maxQueuedMessages, claimKey },
+    this.persistence = busPersistence(this.conns.store, { maxQueuedMessages: opts.maxQueuedMessages, claimKey, seal: opts.unsealed ? null : seal },
       (what: Degraded) => this.degraded.inc({ what }), () => this.dropped?.inc({ reason: 'offline_messages' }));
     this.ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
   }
@@ -120,6 +134,8 @@ export class Bus {
     registry.registerMetric(this.gauge);
     registry.registerMetric(this.degraded);
     registry.registerMetric(this.takeovers);
+    registry.registerMetric(this.rejected);
+    registry.registerMetric(this.evicted);
     this.dropped = broker.context.metrics.outboundDropped;
     if (this.ownership && broker.context.aedes) await this.ownership.attach(broker.context.aedes);
   }
@@ -152,6 +168,59 @@ export class Bus {
     this.wasUp = true;
     this.log.info({ event: 'bus.up', bus: redactUrl(this.url), id: this.id }, 'Redis bus connected');
   }
+}
+
+/** Counts each dropped message and logs them at most once per `REJECT_LOG_MS`: reasons and counts only, never a payload. */
+function rejectLog(log: Logger, counter: Counter<'reason'>): (reason: RejectReason) => void {
+  let loggedAt = 0;
+  const since: Partial<Record<RejectReason, number>> = {};
+  return (reason) => {
+    counter.inc({ reason });
+    since[reason] = (since[reason] ?? 0) + 1;
+    const now = Date.now();
+    if (now - loggedAt < REJECT_LOG_MS) return;
+    loggedAt = now;
+    log.warn({ event: 'bus.rejected', dropped: { ...since } }, 'messages from the bus dropped: not sealed with the cluster key, replayed or stale');
+    for (const k of Object.keys(since)) delete since[k as RejectReason];
+  };
+}
+
+/**
+ * The two pub/sub connections as mqemitter-redis sees them: what it publishes is
+ * sealed, and what it hears is opened first and dropped when that fails, before
+ * its own decoding. It uses no other method or event of them than those here.
+ */
+function sealedConns(pub: Redis, sub: Redis, seal: BusSeal): { pubConn: object; subConn: object } {
+  type Listener = (...args: Buffer[]) => void;
+  return {
+    pubConn: {
+      on: (event: string, fn: Listener) => pub.on(event, fn),
+      publish: (channel: string, message: Buffer) => pub.publish(channel, seal.seal(channel, message)),
+      quit: () => pub.quit(),
+    },
+    subConn: {
+      on(event: string, fn: Listener) {
+        if (event === 'messageBuffer') {
+          return sub.on(event, (channel: Buffer, message: Buffer) => {
+            const plain = seal.open(channel, message, '');
+            if (plain) fn(channel, plain);
+          });
+        }
+        if (event === 'pmessageBuffer') {
+          return sub.on(event, (pattern: Buffer, channel: Buffer, message: Buffer) => {
+            const plain = seal.open(channel, message, pattern.toString());
+            if (plain) fn(pattern, channel, plain);
+          });
+        }
+        return sub.on(event, fn);
+      },
+      subscribe: (channel: string, done: () => void) => sub.subscribe(channel, done),
+      psubscribe: (pattern: string, done: () => void) => sub.psubscribe(pattern, done),
+      unsubscribe: (channel: string, done: () => void) => sub.unsubscribe(channel, done),
+      punsubscribe: (pattern: string, done: () => void) => sub.punsubscribe(pattern, done),
+      quit: () => sub.quit(),
+    },
+  };
 }
 
 /** QUIT when Redis answers (within a second), else drop the connection: never waits for a Redis that is away. */

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import { createLogger, startBroker, type BrokerConfig, type Weakening } from '../broker/index.js';
+import { openRegistry } from '../registry/index.js';
 import { Bus } from './bus.js';
+import { BusKeyring } from './bus-keys.js';
 import { isToWorker, type ToPrimary } from './ipc.js';
 import { redisTarget } from './redis-options.js';
 import { RedisClaimLocks } from './claim-locks.js';
@@ -39,14 +41,18 @@ export async function runWorker(config: BrokerConfig, index: number, weaken: Wea
   process.once('SIGINT', onStop);
   process.once('disconnect', onStop);
 
+  // The cluster key before the bus: nothing goes on it unsealed. Followed through the broker's registry once it runs.
+  const keysFrom = await openRegistry(config.db);
+  const keys = await BusKeyring.load(keysFrom).finally(() => keysFrom.close());
   const target = redisTarget(config);
-  const bus = await Bus.connect(target, id, log, { broadcastTakeover: !!weaken.broadcastTakeover, maxQueuedMessages: weaken.noLimits ? Infinity : config.maxQueuedMessages });
+  const bus = await Bus.connect(target, id, log, { broadcastTakeover: !!weaken.broadcastTakeover, maxQueuedMessages: weaken.noLimits ? Infinity : config.maxQueuedMessages, keys });
   // Alone on its node, the worker's own limits are the node's.
   const limits = workerCount(config.workers) > 1 ? new SharedLimits(send) : null;
   const claimLocks = new RedisClaimLocks(target, id, log);
   await claimLocks.ready();
   const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, weaken, claimLocks, ...(limits ? { limiters: limits.limiters } : {}) });
   await bus.attach(broker);
+  keys.follow(broker.context.issuer.reg, (err) => log.error({ event: 'bus.keys_reload_failed', err: err.message }, 'cluster bus keys: reload from the registry failed'));
   // The primary's /metrics asks each worker for this registry; prom-client answers
   // only once an AggregatorRegistry has been made in the worker (it adds its listener then).
   AggregatorRegistry.setRegistries([broker.context.metrics.registry]);
@@ -54,6 +60,7 @@ export async function runWorker(config: BrokerConfig, index: number, weaken: Wea
   stop = () => {
     // A close that hangs (a socket that will not end) must not keep a stopping node alive.
     setTimeout(() => { log.error({ event: 'worker.stop_timeout' }, 'worker did not stop in time: exiting'); process.exit(1); }, STOP_LIMIT_MS).unref();
+    keys.close();
     broker.close().then(() => { limits?.close(); return Promise.all([bus.close(), claimLocks.close()]); }).then(() => process.exit(0), (err: Error) => {
       log.error({ event: 'worker.stop_failed', err: err.message }, 'worker did not stop cleanly');
       process.exit(1);

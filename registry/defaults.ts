@@ -16,3 +16,6 @@ export const DEFAULT_PROFILES: readonly ProfileInput[] = [
   { name: 'sensor' as ProfileName, publish: ['devices/{device}/telemetry', 'devices/{device}/events/#'], subscribe: ['devices/{device}/commands/#'], tokenTtlMs: 3_600_000 },
   { name: 'observer' as ProfileName, publish: ['devices/+/commands/#'], subscribe: ['devices/#'], tokenTtlMs: 3_600_000 },
 ];
+
+/** The prefix of the settings rows that hold secrets (`readSecret`): never part of the settings read. */
+export const SECRET = 'secret:';

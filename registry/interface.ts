@@ -241,6 +241,10 @@ export interface SettingsStore {
   read(): Promise<Settings>;
   /** Writes only keys not yet set: settings are fixed at first use. */
   seed(values: Partial<Settings>): Promise<void>;
+  /** A secret kept beside the settings but never part of `read()` (the cluster bus keys); null while unset. */
+  readSecret(name: string): Promise<string | null>;
+  /** Writes `value` only while the stored one is still `expected` (null: unset); false when another writer came first. */
+  swapSecret(name: string, expected: string | null, value: string): Promise<boolean>;
 }
 
 /** Size and housekeeping of the storage itself. */

@@ -230,13 +230,13 @@ t.test('provisioning end to end', async (t) => {
   });
 
   t.test('every command has --help with examples', async (t) => {
-    const cmds = [['init'], ['provision'], ['token'], ['revoke'], ['restore'], ['devices'], ['show'], ['profile'], ['profile', 'set'], ['profile', 'list'], ['profile', 'show'], ['keys'], ['keys', 'list'], ['keys', 'rotate'], ['keys', 'jwks'], ['audit']];
+    const cmds = [['init'], ['provision'], ['token'], ['revoke'], ['restore'], ['devices'], ['show'], ['profile'], ['profile', 'set'], ['profile', 'list'], ['profile', 'show'], ['keys'], ['keys', 'list'], ['keys', 'rotate'], ['keys', 'jwks'], ['cluster-key'], ['cluster-key', 'list'], ['cluster-key', 'rotate'], ['audit']];
     const results = await Promise.all(cmds.map((cmd) => runCli([...cmd, '--help'])));
     for (const [k, cmd] of cmds.entries()) {
       const r = results[k]!;
       t.equal(r.code, 0, `${cmd.join(' ')} --help`);
       t.match(r.stdout, /Examples:\n {2}credbroker /, `${cmd.join(' ')} --help has examples`);
-      if (cmd.length === 1 && !['profile', 'keys'].includes(cmd[0]!)) t.match(r.stdout, /--db <file>/);
+      if (cmd.length === 1 && !['profile', 'keys', 'cluster-key'].includes(cmd[0]!)) t.match(r.stdout, /--db <file>/);
     }
   });
 

@@ -49,6 +49,8 @@ t.test('no command but init creates a registry from a mistyped --db', async (t) 
     ['keys', 'rotate'],
     ['keys', 'rotate', '--now'],
     ['keys', 'jwks'],
+    ['cluster-key', 'list'],
+    ['cluster-key', 'rotate'],
     ['audit'],
     ['sim', '--devices', '1', '--duration', '1s', '--url', 'mqtt://127.0.0.1:1'],
   ];

@@ -216,6 +216,20 @@ t.test('keys: add, usable, retire', async (t) => {
   t.same(await reg.keys.usable(now + 2000), []);
 });
 
+t.test('secrets beside the settings: unset, then compare-and-set (of two writers from one value, one wins), never in the settings read', async (t) => {
+  const target = await freshRegistryTarget(t);
+  const [a, b] = [await openRegistry(target), await openRegistry(target)];
+  t.teardown(async () => { await a.close(); await b.close(); });
+  t.equal(await a.settings.readSecret('busKeys'), null, 'unset');
+  t.ok(await a.settings.swapSecret('busKeys', null, 'v1'), 'created');
+  t.notOk(await b.settings.swapSecret('busKeys', null, 'other'), 'a second creation loses');
+  t.equal(await b.settings.readSecret('busKeys'), 'v1', 'read from another connection');
+  const won = await Promise.all([a.settings.swapSecret('busKeys', 'v1', 'va'), b.settings.swapSecret('busKeys', 'v1', 'vb')]);
+  t.same(won.filter(Boolean).length, 1, 'of two swaps from v1, exactly one wins');
+  t.equal(await a.settings.readSecret('busKeys'), won[0] ? 'va' : 'vb');
+  t.notOk(JSON.stringify(await a.settings.read()).includes('busKeys'), 'not part of the settings');
+});
+
 t.test('the change feed: follow hands over every change after the start, in order, from another connection too', async (t) => {
   const target = await freshRegistryTarget(t);
   const follower = await openRegistry(target);

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import type { Weakening } from '../../broker/index.js';
 
 export type BrokerKind = 'credbroker' | 'aedes' | 'mosquitto' | 'verify-floor';
-export type NodeBrokerKind = Exclude<BrokerKind, 'mosquitto'>;
+/** `credbroker-bus`: credbroker as one broker of a cluster on a Redis bus (`bus`). */
+export type NodeBrokerKind = Exclude<BrokerKind, 'mosquitto'> | 'credbroker-bus';
 
 export interface BrokerStats {
   /** User + system CPU time of the broker process since it started, µs. */
@@ -48,6 +49,8 @@ export interface BrokerProcOptions {
   readonly weaken?: Weakening;
   /** Write a V8 CPU profile of the broker into this folder (`--cpu-prof`). */
   readonly cpuProfDir?: string;
+  /** credbroker-bus: the Redis bus it joins, and whether it skips the cluster key (the unsealed baseline, set in code only). */
+  readonly bus?: { readonly url: string; readonly unsealed: boolean };
 }
 
 const SELF = fileURLToPath(import.meta.url);
@@ -57,7 +60,7 @@ type Reply = { id: number; ok: boolean; result?: unknown; error?: string };
 export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = {}): Promise<BrokerHandle> {
   const execArgv = ['--expose-gc'];
   if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
-  const child: ChildProcess = fork(SELF, ['--broker-child', kind, JSON.stringify({ db: opts.db, config: opts.config ?? {}, weaken: opts.weaken ?? {} })], {
+  const child: ChildProcess = fork(SELF, ['--broker-child', kind, JSON.stringify({ db: opts.db, config: opts.config ?? {}, weaken: opts.weaken ?? {}, bus: opts.bus })], {
     execArgv,
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
@@ -87,7 +90,7 @@ export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = 
       child.off('exit', onExit);
       if (!m.ready) { child.kill(); return reject(new Error(`${kind} broker failed to start: ${m.error}`)); }
       resolve({
-        kind, port: m.port!, pid: child.pid!,
+        kind: kind === 'credbroker-bus' ? 'credbroker' : kind, port: m.port!, pid: child.pid!,
         stats: () => call<BrokerStats>('stats'),
         gc: () => call<void>('gc'),
         async close() {
@@ -104,22 +107,26 @@ export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = 
 
 // ---------------------------------------------------------------- child side
 
-async function child(kind: string, args: { db?: string; config: Record<string, unknown>; weaken: Weakening }): Promise<void> {
+async function child(kind: string, args: { db?: string; config: Record<string, unknown>; weaken: Weakening; bus?: BrokerProcOptions['bus'] }): Promise<void> {
   const send = (m: unknown) => process.send!(m);
   let close: () => Promise<void>;
   let clients: () => number;
   let cacheHits: () => Promise<number | undefined> = async () => undefined;
   try {
-    if (kind === 'credbroker') {
+    if (kind === 'credbroker' || kind === 'credbroker-bus') {
       const { startBroker, validateConfig } = await import('../../broker/index.js');
-      const broker = await startBroker(validateConfig({
+      const config = validateConfig({
         db: args.db, host: '127.0.0.1', mqttPort: 0, wsPort: null, httpPort: null, backlog: 4096, logLevel: 'info',
         // The bench's whole fleet connects from 127.0.0.1 (5,000 at once in the storm): one address, as a
         // fleet behind one NAT. The caps stay in the path (their cost is measured), set so that they do not bite.
         maxUnauthenticated: 100_000, maxUnauthenticatedPerAddress: 100_000,
         ...args.config,
-      }), { weaken: args.weaken });
-      close = () => broker.close();
+      });
+      // credbroker-bus: one broker of a cluster, as a worker runs it (cluster/worker.ts), sealed or not.
+      const bus = kind === 'credbroker-bus' ? await joinBus(args.db!, args.bus!, config.maxQueuedMessages) : null;
+      const broker = await startBroker(config, { weaken: args.weaken, ...(bus ? { logger: bus.log, shared: bus.bus.shared } : {}) });
+      await bus?.bus.attach(broker);
+      close = async () => { await broker.close(); await bus?.bus.close(); };
       clients = () => broker.context.aedes?.connectedClients ?? 0;
       cacheHits = async () => (await broker.context.metrics.verifiedTokenLookups.get()).values.find((v) => v.labels.result === 'hit')?.value ?? 0;
       send({ ready: true, port: broker.ports.mqtt });
@@ -166,6 +173,18 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
     }
   });
   process.on('disconnect', () => setTimeout(() => process.exit(0), 200).unref());
+}
+
+async function joinBus(db: string, opts: NonNullable<BrokerProcOptions['bus']>, maxQueuedMessages: number) {
+  const { createLogger } = await import('../../broker/index.js');
+  const { Bus } = await import('../../cluster/bus.js');
+  const { BusKeyring } = await import('../../cluster/bus-keys.js');
+  const { openRegistry } = await import('../../registry/index.js');
+  const reg = await openRegistry(db);
+  const keys = await BusKeyring.load(reg).finally(() => reg.close());
+  const log = createLogger('warn');
+  const bus = await Bus.connect({ url: opts.url, ca: null }, `bench-${process.pid}`, log, { broadcastTakeover: false, maxQueuedMessages, keys, ...(opts.unsealed && { unsealed: true as const }) });
+  return { bus, log };
 }
 
 type Authenticate = NonNullable<import('aedes').AedesOptions['authenticate']>;
