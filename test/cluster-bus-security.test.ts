@@ -108,11 +108,11 @@ t.test('a Redis ACL user and password: every connection of the node authenticate
   r.client!.end(true);
   const ready = await (await fetch(`http://127.0.0.1:${serve.httpPort}/readyz`)).json();
   t.match(ready, { status: 'ready', bus: { auth: true, tls: false, secure: false } });
-  // The bus' three connections and the shared limits' two, and the test's own.
-  await until('the node\'s five Redis connections', async () => (await clientList(redis.url)).filter((c) => c.user === USER.name).length >= 6);
+  // The bus' three connections and the claim-session locks' one, and the test's own.
+  await until('the node\'s four Redis connections', async () => (await clientList(redis.url)).filter((c) => c.user === USER.name).length >= 5);
   t.same((await clientList(redis.url)).filter((c) => c.user !== USER.name), [], 'no connection as any other user');
   t.notMatch(serve.lines().join('\n') + serve.stderr(), USER.password, 'the password is never printed');
-  t.notOk(serve.records().some((l) => l.event === 'bus.unauthenticated' || l.event === 'cluster.shared_limits_down'), 'no warning');
+  t.notOk(serve.records().some((l) => l.event === 'bus.unauthenticated'), 'no warning');
 });
 
 t.test('a wrong password: one line saying so, the password hidden', async (t) => {
@@ -151,6 +151,6 @@ t.test('rediss:// with --bus-ca: TLS, the server verified, every connection over
   ra.client!.end(true);
   rb.client!.end(true);
   // Redis listens on TLS only (no plain port): a node connection without TLS could not be there at all.
-  await until('both workers\' ten connections', async () => (await clientList(redis.url, readFileSync(certs.caCert, 'utf8'))).filter((c) => c.user === USER.name).length >= 11);
+  await until('both workers\' eight connections', async () => (await clientList(redis.url, readFileSync(certs.caCert, 'utf8'))).filter((c) => c.user === USER.name).length >= 9);
   t.notMatch(serve.lines().join('\n') + serve.stderr(), USER.password);
 });
