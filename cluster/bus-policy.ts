@@ -27,7 +27,7 @@ export function checkBusSecurity(url: string, insecure: boolean): BusSecurity {
   const loopback = isLoopbackHost(u.hostname);
   if (!loopback && !(tls && auth) && !insecure) {
     const missing = [tls ? null : 'TLS (rediss://)', auth ? null : 'a password'].filter(Boolean).join(' and ');
-    throw new UsageError(`bus ${redactUrl(url)} is not on loopback and lacks ${missing}: whoever reaches it could read device secrets and forge messages; use rediss://USER:PASSWORD@HOST:PORT, or --bus-insecure to accept that`, 'ERR_CONFIG');
+    throw new UsageError(`bus ${redactUrl(url)} is not on loopback and lacks ${missing}: whoever reaches it could read device secrets and forge messages; use a rediss:// URL with a user and password (and --bus-ca), or --bus-insecure to accept that`, 'ERR_CONFIG');
   }
   return { secure: tls && auth, tls, auth, loopback, insecure };
 }
