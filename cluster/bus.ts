@@ -147,8 +147,10 @@ export class Bus {
     await Promise.all(Object.values(this.conns).map(endConnection));
   }
 
-  private down(why: string): void {
+  private down(reason: string): void {
     if (this.closed) return;
+    // A driver's message may echo the URL it was given (a password in it): through the one redactor.
+    const why = redactUrl(reason);
     const now = Date.now();
     if (this.up || now - this.downLoggedAt >= DOWN_LOG_MS) {
       // Redis' own words (WRONGPASS, NOAUTH, NOPERM) name no password; the URL is shown redacted.
