@@ -41,7 +41,7 @@ t.test(`${DEVICES} devices on ${TOKEN_TTL_S} s tokens for ${DURATION_S} s: the r
     'sim', '--url', tb.url, '--broker', `http://127.0.0.1:${tb.broker.ports.http}`, '--db', tb.db, '--devices', String(DEVICES), '--duration', `${DURATION_S}s`, '--token-ttl', `${TOKEN_TTL_S}s`,
     '--publish-interval', '30s', '--offline-fraction', '0', '--revoke-fraction', '0', '--probe-fraction', '0', '--non-renewing-fraction', '0',
     '--leeway', '1s', '--keep', '--json', // --keep: the fleet's records stay for the count below
-  ]);
+  ], { timeoutMs: (DURATION_S + 240) * 1000 });
   clearInterval(sampler);
   t.equal(sim.code, 0, `the sim passed (exit 0) ${sim.stderr.slice(-300)}`);
   const report = JSON.parse(sim.stdout) as { counts: { renewals: number; renewRejected: number }; invariants: InvariantResult[] };
