@@ -56,6 +56,7 @@ export function clusterSemantics(t: Test, topology: Topology): void {
 
   t.test('client-id takeover: the newer connection wins', async (t) => {
     const [dev] = await c.provision([`${topology}-dup-1`]);
+    const [obs] = await c.provision([`${topology}-obs-dup`], 'observer');
     const first = await c.connectOn(creds(dev!));
     keep(first.client);
     const gone = closed(first.client!);
@@ -63,7 +64,15 @@ export function clusterSemantics(t: Test, topology: Topology): void {
     keep(second.client);
     t.not(second.place, first.place, `first on ${first.place}, second on ${second.place}`);
     await gone;
-    await sleep(1000);
+    // The sentinel: a command sent from the first connection's broker after the takeover, over the bus the
+    // takeover crossed. Once the newer connection has it, a kick sent its way before it would have arrived.
+    await second.client!.subscribeAsync(`devices/${dev!.deviceId}/commands/#`, { qos: 1 });
+    const got = collect(second.client!);
+    const o = await c.connectAway(second.place, creds(obs!));
+    keep(o.client);
+    t.equal(o.place, first.place, `the sentinel is sent on ${o.place}`);
+    await o.client!.publishAsync(`devices/${dev!.deviceId}/commands/ping`, 'sentinel', { qos: 1 });
+    await until('the command from the first connection\'s broker (the sentinel)', () => got.length > 0);
     t.ok(second.client!.connected, 'the newer connection stays');
   });
 
