@@ -74,6 +74,8 @@ t.test('claims on the wire', async (t) => {
     t.teardown(() => first.end(true));
     await new Promise((r) => setTimeout(r, 100));
     t.equal((await claimOnce(tb.url, { id: 'pump-0951', claim: 'line3', credential })).code, 5, 'a second claim session for the same id: CONNACK 5');
+    // The sentinel: a round trip on the first session after the second was refused; a takeover would have closed it first.
+    t.equal(await subscribeGranted(first, '$claims/pump-0951/provision/+'), 1, 'the first claim session still answers');
     t.ok(first.connected, 'the first claim session is still up');
   });
 
