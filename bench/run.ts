@@ -55,26 +55,34 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const json: Record<string, unknown> = { node: process.version, runs, aedesPatched: aedesPatched(), startedAt: new Date().toISOString() };
 
+  /** Sections that threw: the run exits 1 after printing the others' rows. */
+  const failed: string[] = [];
+  /** Runs one benchmark; a failure becomes a row of its own instead of losing the whole table. */
+  const section = async (name: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      log(`${name} failed: ${(err as Error).stack ?? err}`);
+      failed.push(name);
+      rows.push({ bench: name, metric: `FAILED: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, credbroker: '', baseline: '', ratio: '', target: '', verdict: 'MISS' });
+      json[`${name}Error`] = (err as Error).message;
+    }
+  };
+
   // bench/provision.ts is written by another engineer: run it when it is there.
   const provisionJs = fileURLToPath(new URL('./provision.js', import.meta.url));
-  if (only.has('provision') && existsSync(provisionJs)) {
+  if (only.has('provision') && existsSync(provisionJs)) await section('provision', async () => {
     log('provisioning benchmark (bench/provision.ts)');
-    try {
-      const mod = (await import(provisionJs)) as { benchProvision?: (...a: unknown[]) => Promise<unknown> };
-      if (typeof mod.benchProvision === 'function') {
-        const res = await mod.benchProvision();
-        json.provision = res;
-        if (res && typeof res === 'object') {
-          for (const [k, v] of Object.entries(res as Record<string, unknown>)) {
-            if (typeof v === 'number' || typeof v === 'string') rows.push({ bench: 'provision', metric: k, credbroker: typeof v === 'number' ? fmt(v, v < 100 ? 2 : 0) : v, baseline: '', ratio: '', target: '', verdict: 'info' });
-          }
-        }
+    const mod = (await import(provisionJs)) as { benchProvision?: (...a: unknown[]) => Promise<unknown> };
+    if (typeof mod.benchProvision !== 'function') throw new Error('bench/provision.js exports no benchProvision');
+    const res = await mod.benchProvision();
+    json.provision = res;
+    if (res && typeof res === 'object') {
+      for (const [k, v] of Object.entries(res as Record<string, unknown>)) {
+        if (typeof v === 'number' || typeof v === 'string') rows.push({ bench: 'provision', metric: k, credbroker: typeof v === 'number' ? fmt(v, v < 100 ? 2 : 0) : v, baseline: '', ratio: '', target: '', verdict: 'info' });
       }
-    } catch (err) {
-      log(`provision benchmark failed: ${(err as Error).message}`);
-      json.provision = { error: (err as Error).message };
     }
-  }
+  });
 
   // Each revocation measurement (one process; the cluster's) revokes 100 devices per run.
   const revocationBenches = Number(only.has('revocation')) + Number(only.has('cluster'));
@@ -94,16 +102,6 @@ async function main(): Promise<void> {
   const t: Targets = { fx, mosquitto, cpuProfDir: process.env.BENCH_CPU_PROF || undefined };
   const mq = (s: string) => (mosquitto ? s : 'skip');
 
-  /** Runs one benchmark; a failure becomes a row of its own instead of losing the whole table. */
-  const section = async (name: string, fn: () => Promise<void>) => {
-    try {
-      await fn();
-    } catch (err) {
-      log(`${name} failed: ${(err as Error).stack ?? err}`);
-      rows.push({ bench: name, metric: `FAILED: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, credbroker: '', baseline: '', ratio: '', target: '', verdict: 'MISS' });
-      json[`${name}Error`] = (err as Error).message;
-    }
-  };
   try {
     let rawVerifyUs = NaN;
     if (only.has('verify') || only.has('connect')) await section('verify', async () => {
@@ -319,6 +317,10 @@ async function main(): Promise<void> {
   process.stdout.write('\nNotes: a negative revocation latency means the broker closed the session before the revoking process had exited\n' +
     '(it commits, then spends time shutting down). ListenOverflows is a host-wide kernel counter: other processes on the host count too.\n');
   process.stdout.write(`\ntotal ${(json.totalSeconds as number).toFixed(0)} s\n\nJSON:\n${JSON.stringify(json)}\n`);
+  if (failed.length) {
+    process.stderr.write(`bench: ${failed.length} section(s) failed: ${failed.join(', ')}\n`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((err) => {

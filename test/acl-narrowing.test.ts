@@ -4,10 +4,10 @@ import { issueAccessToken, setProfile } from '../operations/index.js';
 import type { DeviceId } from '../registry/index.js';
 import { connectDevice, startTestBroker, subscribeGranted } from './helpers/broker.js';
 import { renewalSession } from './helpers/renewal-session.js';
+import { until } from './helpers/wait.js';
 
 // Issue 10 #6: a narrowed profile reaches sessions that were subscribed under the old,
 // wider ACL — after an in-band renewal, and when a persistent session is resumed.
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const WIDE = { name: 'watcher', publish: ['watchers/{device}/status'], subscribe: ['devices/#'] };
 const NARROW = { ...WIDE, subscribe: ['devices/{device}/commands/#'] };
 
@@ -36,7 +36,7 @@ t.test('narrowing an ACL reaches existing subscriptions', async (t) => {
     const got = inbox(s.client!);
     t.equal(await subscribeGranted(s.client!, 'devices/#'), 1, 'the wide profile grants devices/#');
     await send('devices/other/commands/a');
-    await sleep(300);
+    await until('the command before narrowing', () => got.length > 0, 10_000);
     t.same(got, ['devices/other/commands/a'], 'before narrowing: another device\'s command arrives');
 
     await setProfile(tb.issuer.reg, NARROW);
@@ -44,8 +44,8 @@ t.test('narrowing an ACL reaches existing subscriptions', async (t) => {
     got.length = 0;
     await send('devices/other/commands/b');
     await send('devices/other/commands/retained', true);
-    await send('devices/nar-1/commands/c');
-    await sleep(500);
+    await send('devices/nar-1/commands/c'); // the sentinel: sent last, by the same sender, so the others came first or never
+    await until('its own command, sent after the others', () => got.includes('devices/nar-1/commands/c'), 10_000);
     t.same(got, ['devices/nar-1/commands/c'], 'after renewal: only its own commands, through the same old subscription');
     t.equal(await subscribeGranted(s.client!, 'devices/#'), 128, 'a new wide SUBSCRIBE is refused');
     await setProfile(tb.issuer.reg, WIDE);
@@ -68,14 +68,14 @@ t.test('narrowing an ACL reaches existing subscriptions', async (t) => {
     const got = inbox(c);
     const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => { c.once('connect', resolve); c.once('error', reject); });
     t.ok(connack.sessionPresent, 'the session was resumed');
-    await sleep(500);
-    t.ok(got.includes('devices/nar-2/commands/queued-own'), 'its own queued command is delivered');
+    // The queue is delivered in order: its own command, queued last, is the sentinel for the other device's.
+    await until('its own queued command', () => got.includes('devices/nar-2/commands/queued-own'), 10_000);
+    t.pass('its own queued command is delivered');
     t.equal(await subscribeGranted(c, 'devices/nar-2/commands/#'), 1, 'it subscribes within its new ACL');
     await send('devices/other/commands/live');
-    await send('devices/nar-2/commands/live-own');
-    await sleep(500);
+    await send('devices/nar-2/commands/live-own'); // the sentinel for the live one
+    await until('its own live command, sent after the other device\'s', () => got.includes('devices/nar-2/commands/live-own'), 10_000);
     t.notOk(got.some((topic) => topic.startsWith('devices/other/')), `nothing of another device arrives, queued or live (got ${JSON.stringify(got)})`);
-    t.ok(got.includes('devices/nar-2/commands/live-own'), 'its own commands do');
     await setProfile(tb.issuer.reg, WIDE);
   });
 });

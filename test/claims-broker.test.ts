@@ -67,13 +67,16 @@ t.test('claims on the wire', async (t) => {
     let kicked = false;
     live.client!.once('close', () => { kicked = true; });
     t.equal((await claimOnce(tb.url, { id: 'pump-0950', claim: 'line3', credential })).code, 5, 'CONNACK 5');
-    await new Promise((r) => setTimeout(r, 300));
+    // The sentinel: a round trip on the device's session after the claim was refused; a takeover would have closed it first.
+    t.equal(await subscribeGranted(live.client!, 'devices/pump-0950/commands/#'), 1, 'the device\'s session still answers');
     t.notOk(kicked, 'the device session was not taken over');
 
     const first = await claimSessionOpen(tb.url, { id: 'pump-0951', claim: 'line3', credential });
     t.teardown(() => first.end(true));
     await new Promise((r) => setTimeout(r, 100));
     t.equal((await claimOnce(tb.url, { id: 'pump-0951', claim: 'line3', credential })).code, 5, 'a second claim session for the same id: CONNACK 5');
+    // The sentinel: a round trip on the first session after the second was refused; a takeover would have closed it first.
+    t.equal(await subscribeGranted(first, '$claims/pump-0951/provision/+'), 1, 'the first claim session still answers');
     t.ok(first.connected, 'the first claim session is still up');
   });
 

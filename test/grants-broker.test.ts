@@ -3,6 +3,7 @@ import { issueGrant, revokeGrant } from '../operations/index.js';
 import type { TestBroker } from './helpers/broker.js';
 import { brokerLogLines, closed, connect, connectDevice, startTestBroker, subscribeGranted } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';
+import { until } from './helpers/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -48,8 +49,10 @@ t.test('grants through a real broker and real MQTT.js clients', async (t) => {
     const cmd = new Promise<string>((r) => p.client!.once('message', (topic) => r(topic)));
     await g.client!.publishAsync('devices/pump-1/commands/reboot', 'now', { qos: 1 });
     t.equal(await cmd, 'devices/pump-1/commands/reboot', 'the granted command reaches the device');
-    await sleep(200);
-    t.same(got, ['devices/pump-1/telemetry 21.5'], 'received exactly what it was given');
+    // The sentinel: once this reaches the grant, whatever the pump sent before it would have too.
+    await p.client!.publishAsync('devices/pump-1/telemetry', 'last', { qos: 1 });
+    await until('the pump\'s last telemetry (the sentinel)', () => got.includes('devices/pump-1/telemetry last'), 10_000);
+    t.same(got, ['devices/pump-1/telemetry 21.5', 'devices/pump-1/telemetry last'], 'received exactly what it was given');
 
     const gone = closed(g.client!);
     g.client!.publish('devices/pump-1/commands/selfdestruct', 'x');

@@ -3,6 +3,7 @@
 import t, { type Test } from 'tap';
 import { openRegistry, type ClaimName, type DeviceId, type GrantName, type Jti, type Kid, type ProfileName, type Registry } from '../registry/index.js';
 import { freshRegistryTarget } from './helpers/backend.js';
+import { until } from './helpers/wait.js';
 
 const D = (s: string) => s as DeviceId;
 const J = (s: string) => s as Jti;
@@ -253,8 +254,10 @@ t.test('the change feed: follow hands over every change after the start, in orde
   });
   await all;
   t.same(seen, ['device_revoked:d1', 'token_revoked:d2', 'keys_rotated:null']);
-  await new Promise((r) => setTimeout(r, 100)); // the position moves once onChanges has settled
-  t.equal(f.position, await writer.changes.latest());
+  const latest = await writer.changes.latest();
+  // The position moves once onChanges has settled.
+  await until('the follower\'s position to reach the last change', () => f.position === latest, 5_000);
+  t.equal(f.position, latest);
   await f.close();
 });
 

@@ -5,6 +5,7 @@ import type { DeviceId } from '../registry/index.js';
 import { connectDevice, startTestBroker, type TestBroker } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';
 import { hasCli } from './helpers/hostile-util.js';
+import { until } from './helpers/wait.js';
 
 // Issue 10 #8: retained messages are capped per device (count, bytes, payload size), and
 // revoking a device clears the retained messages it published unless --keep-retained.
@@ -34,6 +35,11 @@ t.test('retained messages per device', async (t) => {
   for (const d of devices) clients.set(d.deviceId, (await connectDevice(tb.url, d)).client!);
   t.teardown(() => { for (const c of clients.values()) c.end(true); });
   const limit = async (name: string) => Number(new RegExp(`credbroker_limit_refusals_total\\{limit="${name}"\\} (\\d+)`).exec(await tb.broker.context.metrics.registry.metrics())?.[1] ?? 0);
+  // The broker counts a clear once aedes' persistence has deleted the messages: after that no subscriber can get them.
+  const clearedTotal = async () => Number(/credbroker_retained_cleared_total (\d+)/.exec(await tb.broker.context.metrics.registry.metrics())?.[1] ?? 0);
+  /** Waits until the broker has applied the revocations (and cleared `total` retained messages in all): not a guessed time. */
+  const applied = (ids: string[], total: number) => until(`the broker to apply the revocation of ${ids.join(', ')} (${total} retained cleared in all)`,
+    async () => ids.every((id) => tb.broker.context.revocation.isDeviceRevoked(id)) && await clearedTotal() === total, 10_000);
 
   t.test('capped by count: the newest retained topics past the cap are delivered but not kept', async (t) => {
     const c = clients.get('ret-1')!;
@@ -69,13 +75,13 @@ t.test('retained messages per device', async (t) => {
     const [r5] = await revokeDevices(tb.issuer.reg, ['ret-5' as DeviceId], 'decommissioned', 'cli', Date.now(), { keepRetained: true });
     t.ok(r4!.retainedCleared);
     t.notOk(r5!.retainedCleared);
-    await sleep(1000);
+    await applied(['ret-4', 'ret-5'], 2);
     t.same([...(await retainedFor(tb, ops!, 'devices/ret-4/#')).keys()], ['devices/ret-4/commands/mode'], 'ret-4\'s own retained messages are gone; the observer\'s command to it stays');
     t.equal((await retainedFor(tb, ops!, 'devices/ret-5/#')).size, 2, 'ret-5 (--keep-retained): kept');
     t.match(await tb.broker.context.metrics.registry.metrics(), /credbroker_retained_cleared_total 2/);
     t.match((await tb.issuer.reg.audit.query({ deviceId: 'ret-4' })).find((e) => e.action === 'device.revoke')?.details, { retained: 'cleared' });
     await revokeDevices(tb.issuer.reg, ['ret-5' as DeviceId], 'decommissioned'); // again, without --keep-retained: cleared now
-    await sleep(1000);
+    await applied(['ret-5'], 4);
     t.equal((await retainedFor(tb, ops!, 'devices/ret-5/#')).size, 0, 'revoking again without --keep-retained clears them');
   });
 
@@ -87,12 +93,12 @@ t.test('retained messages per device', async (t) => {
     const kept = await runCli(['revoke', 'ret-6', '--keep-retained', '--json', '--db', tb.db]);
     t.equal(kept.code, 0, kept.stderr);
     t.match(JSON.parse(kept.stdout), { devices: [{ deviceId: 'ret-6', revoked: true, retainedCleared: false }] });
-    await sleep(1000);
+    await applied(['ret-6'], 4);
     t.equal((await retainedFor(tb, ops!, 'devices/ret-6/#')).size, 1, 'kept');
     const cleared = await runCli(['revoke', 'ret-6', '--db', tb.db]);
     t.equal(cleared.code, 0, cleared.stderr);
     t.match(cleared.stdout, /the broker deletes the retained messages they published/);
-    await sleep(1000);
+    await applied(['ret-6'], 5);
     t.equal((await retainedFor(tb, ops!, 'devices/ret-6/#')).size, 0, 'cleared by the broker, told through the registry');
   });
 });

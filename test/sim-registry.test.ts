@@ -8,6 +8,7 @@ import { deleteDevices, revokeDevices } from '../operations/index.js';
 import { openRegistry, type SyncRegistry, type DeviceId, type Jti } from '../registry/index.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { lines, runCli, spawnCli, type CliResult } from './helpers/cli.js';
+import { everyInvariantPassed } from './helpers/sim-verdicts.js';
 
 /** A refused command: the exit code and exactly one `credbroker: ...` line on stderr. */
 function refused(t: Test, r: CliResult, code: number, message: RegExp): void {
@@ -41,6 +42,8 @@ function expireTokens(reg: SyncRegistry, deviceId?: string): void {
 
 /** Options of a short, quiet run: a few devices, every cohort small. */
 const SHORT = { devices: 8, durationMs: 3_000, tokenTtlMs: 3_000, publishIntervalMs: 1_000, leewayMs: 1_000, offlineFraction: 0, revokeFraction: 0.13, probeFraction: 0, nonRenewingFraction: 0, seed: 5, progress: false } as const;
+/** The cohorts SHORT leaves out: their invariants are reported skipped. */
+const LEFT_OUT = ['offline', 'probe', 'nonRenewing'] as const;
 
 t.test('sim with no broker listening fails fast: exit 8, one line, nothing provisioned', async (t) => {
   const dir = t.testdir();
@@ -85,6 +88,7 @@ t.test('a run removes its devices, observer and profile; --keep keeps them, mark
   const ops = `http://127.0.0.1:${tb.broker.ports.http}`;
   const kept = await runSimulation({ ...SHORT, url: tb.url, db: tb.db, opsUrl: ops, keep: true, idPrefix: 'keep' });
   t.equal(kept.registry.check.result, 'match', kept.registry.check.detail);
+  everyInvariantPassed(t, kept.invariants, LEFT_OUT);
   t.ok(kept.ok, 'the kept run passed');
   t.equal(kept.registry.cleanup.kept, true);
   t.equal((await simDevices(tb.db)).length, SHORT.devices + 1, 'devices and observer stay, marked as simulation devices');
@@ -92,6 +96,7 @@ t.test('a run removes its devices, observer and profile; --keep keeps them, mark
   t.ok(listed.length === SHORT.devices + 1 && listed.every((d) => d.simulation), 'devices --json says "simulation": true');
 
   const run = await runSimulation({ ...SHORT, url: tb.url, db: tb.db, opsUrl: ops, idPrefix: 'gone' });
+  everyInvariantPassed(t, run.invariants, LEFT_OUT);
   t.ok(run.ok, 'the run passed');
   t.equal(run.registry.cleanup.removedDevices, SHORT.devices + 1);
   t.equal(run.registry.cleanup.profileRemoved, false, 'the profile stays while the kept run\'s devices use it');

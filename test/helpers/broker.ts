@@ -7,6 +7,7 @@ import { startBroker, validateConfig, createLogger, type BrokerConfig, type Runn
 import { openIssuer, provisionDevices, type DeviceCredentials, type Issuer } from '../../provisioning/index.js';
 import { localRegistryPath } from '../../registry/index.js';
 import { registryTargetIn } from './backend.js';
+import { within } from './wait.js';
 
 /** Every log line any test broker wrote: the secrets scan reads this. */
 export const brokerLogLines: string[] = [];
@@ -82,9 +83,15 @@ export function connectDevice(url: string, creds: Pick<DeviceCredentials, 'devic
   return connect(url, { clientId: creds.deviceId, username: creds.deviceId, password: creds.accessToken, ...extra });
 }
 
-/** Resolves when the client's connection closes, with the time it happened. */
-export function closed(client: MqttClient): Promise<number> {
-  return new Promise((resolve) => client.once('close', () => resolve(Date.now())));
+/**
+ * Resolves when the client's connection closes, with the time it happened;
+ * rejects, saying so, when it has not closed within `ms`.
+ */
+export function closed(client: MqttClient, ms = 20_000): Promise<number> {
+  const p = within(`the connection of ${client.options.clientId ?? 'a client'} to close`, new Promise<number>((resolve) => client.once('close', () => resolve(Date.now()))), ms);
+  // Some callers keep it without awaiting it (a connection that may or may not be closed): that is no failure of its own.
+  p.catch(() => {});
+  return p;
 }
 
 /** Subscribes and returns the granted QoS (128 = refused), without MQTT.js turning 0x80 into a rejection. */

@@ -20,6 +20,8 @@ export interface CliOptions {
   /** Run as this user and group (the test runner must be root to switch). */
   readonly uid?: number;
   readonly gid?: number;
+  /** `runCli`: killed, and the run refused with the command named, when it has not exited within this (default 180 s). */
+  readonly timeoutMs?: number;
 }
 
 /**
@@ -49,18 +51,25 @@ export function spawnCli(args: readonly string[], opts: CliOptions = {}): ChildP
   return spawn(cmd, argv, { cwd: opts.cwd, env: childEnv(opts.env), uid: opts.uid, gid: opts.gid, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-/** Runs the CLI to completion and collects its exit code and output. */
+/** Runs the CLI to completion and collects its exit code and output; one that hangs is killed at `opts.timeoutMs`. */
 export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
+  const ms = opts.timeoutMs ?? 180_000;
   return new Promise((resolve, reject) => {
     const child = spawnCli(args, opts);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      // The command name only: later arguments may be secrets (a token, a database URL with its password).
+      reject(new Error(`timed out after ${ms} ms waiting for \`credbroker ${args[0] ?? ''}\` to exit`));
+    }, ms);
     child.stdout!.on('data', (b: Buffer) => out.push(b));
     child.stderr!.on('data', (b: Buffer) => err.push(b));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({
-      code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'),
-    }));
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
     child.stdin!.on('error', () => {}); // the CLI may exit before reading its input
     child.stdin!.end(opts.input ?? '');
   });

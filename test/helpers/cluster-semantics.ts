@@ -56,6 +56,7 @@ export function clusterSemantics(t: Test, topology: Topology): void {
 
   t.test('client-id takeover: the newer connection wins', async (t) => {
     const [dev] = await c.provision([`${topology}-dup-1`]);
+    const [obs] = await c.provision([`${topology}-obs-dup`], 'observer');
     const first = await c.connectOn(creds(dev!));
     keep(first.client);
     const gone = closed(first.client!);
@@ -63,7 +64,15 @@ export function clusterSemantics(t: Test, topology: Topology): void {
     keep(second.client);
     t.not(second.place, first.place, `first on ${first.place}, second on ${second.place}`);
     await gone;
-    await sleep(1000);
+    // The sentinel: a command sent from the first connection's broker after the takeover, over the bus the
+    // takeover crossed. Once the newer connection has it, a kick sent its way before it would have arrived.
+    await second.client!.subscribeAsync(`devices/${dev!.deviceId}/commands/#`, { qos: 1 });
+    const got = collect(second.client!);
+    const o = await c.connectAway(second.place, creds(obs!));
+    keep(o.client);
+    t.equal(o.place, first.place, `the sentinel is sent on ${o.place}`);
+    await o.client!.publishAsync(`devices/${dev!.deviceId}/commands/ping`, 'sentinel', { qos: 1 });
+    await until('the command from the first connection\'s broker (the sentinel)', () => got.length > 0);
     t.ok(second.client!.connected, 'the newer connection stays');
   });
 
@@ -125,7 +134,7 @@ export function clusterSemantics(t: Test, topology: Topology): void {
 
   t.test('wills cross brokers, held to the ACL, never sent after a kick', async (t) => {
     const [obs] = await c.provision([`${topology}-obs-4`], 'observer');
-    const [ok, outside, kicked] = await c.provision([`${topology}-will-ok`, `${topology}-will-out`, `${topology}-will-kick`]);
+    const [ok, outside, kicked, last] = await c.provision([`${topology}-will-ok`, `${topology}-will-out`, `${topology}-will-kick`, `${topology}-will-last`]);
     const o = await c.connectOn(creds(obs!));
     keep(o.client);
     await o.client!.subscribeAsync('devices/#', { qos: 1 });
@@ -145,7 +154,10 @@ export function clusterSemantics(t: Test, topology: Topology): void {
     const r = await runCli(['revoke', kicked!.deviceId, '--db', c.db]);
     t.equal(r.code, 0, r.stderr);
     await kickedAt;
-    await sleep(3000);
+    // The sentinel: one more allowed will, lost on the same broker after the others. Once it is here, a will
+    // sent for the spoofing or the kicked device would have been here before it.
+    (await withWill(last, `devices/${last!.deviceId}/events/gone`)).stream.destroy();
+    await until('the last allowed will (the sentinel)', () => got.includes(`devices/${last!.deviceId}/events/gone will of ${last!.deviceId}`));
     t.notOk(got.some((m) => m.includes('/events/spoof')), 'a will outside the device\'s ACL is not delivered');
     t.notOk(got.some((m) => m.includes(kicked!.deviceId)), 'a revoked (kicked) device\'s will is not delivered');
     k.end(true);

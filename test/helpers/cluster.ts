@@ -3,6 +3,7 @@ import { provisionDevices, type DeviceCredentials } from '../../provisioning/ind
 import { connect, type ConnectResult } from './broker.js';
 import { startRedis, type TestRedis } from './redis.js';
 import { startServe, type ServeProcess } from './serve-process.js';
+import { until } from './wait.js';
 
 /** Two brokers on one bus: two workers of one node, or two nodes (two `serve`) on one registry file. */
 export type Topology = 'workers' | 'nodes';
@@ -32,14 +33,7 @@ export interface TestCluster {
 /** The test settings every cluster broker gets: a device may reconnect often (the spare above), a debug log to read placement from. */
 const ENV = { CREDBROKER_DEVICE_CONNECT_BURST: '1000', CREDBROKER_AUTH_FAIL_BURST: '1000' };
 
-/** Polls until `check` holds, or throws naming `what` after `ms`. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  for (const end = Date.now() + ms; Date.now() < end;) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
+export { until };
 
 /** A redis-server and two brokers on it, stopped on the test's teardown. */
 export async function startCluster(t: { teardown(fn: () => unknown): void }, topology: Topology, opts: { args?: string[]; env?: Record<string, string> } = {}): Promise<TestCluster> {
