@@ -13,7 +13,7 @@
  * - CONNECT/s of a broker on a bus (a child process, as a worker runs it) under
  *   the load processes' CONNECTs.
  */
-import { randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { createLogger } from '../broker/index.js';
 import { BusSeal } from '../cluster/bus-auth.js';
 import { Bus } from '../cluster/bus.js';
@@ -69,7 +69,7 @@ async function crossWorker(url: string, keys: BusKeyring, unsealed: boolean, n: 
 /** One seal and one open (as a message crosses from one worker to another), µs each pair, over `n` pairs. */
 function sealOpen(n: number): number {
   const kid = randomBytes(4);
-  const keys = { sealing: { kid, key: randomBytes(32) }, opening: new Map<number, Buffer>(), stored: new Map<number, Buffer>() };
+  const keys = { sealing: { kid, key: createSecretKey(randomBytes(32)) }, opening: new Map<number, KeyObject>(), stored: new Map<number, KeyObject>() };
   keys.opening.set(kid.readUInt32BE(0), keys.sealing.key);
   const fail = () => { throw new Error('bus-seal: a message did not open'); };
   const [from, to] = [new BusSeal(() => keys, fail, () => {}), new BusSeal(() => keys, fail, () => {})];
