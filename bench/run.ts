@@ -284,12 +284,15 @@ async function main(): Promise<void> {
       // Paired runs, at least 5: sealed and unsealed back to back.
       const s = await benchBusSeal(t, { runs: Math.max(5, runs), log });
       json.busSeal = s;
-      const pct = (x: number) => `${((x - 1) * 100).toFixed(1)} %`;
-      rows.push({ bench: '9b bus seal', metric: `CPU µs per cross-worker message (both ends, ${s.messages} QoS 0): sealed vs unsealed`, credbroker: fmt(median(s.msgCpuUs.sealed), 2), baseline: fmt(median(s.msgCpuUs.unsealed), 2), ratio: pct(s.msgCpuRatio), target: '≤ 3 %', verdict: verdict(s.msgCpuRatio <= 1.03) });
+      const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(1)} %`;
+      const inc = s.complete ? '' : ' [incomplete]';
+      for (const q of ['qos0', 'qos1'] as const) {
+        rows.push({ bench: '9b bus seal', metric: `CPU µs per cross-worker message, ${q === 'qos0' ? 'QoS 0' : 'QoS 1'} (2 brokers + Redis, 8 pub → 1 sub on the other broker): sealed vs unsealed${inc}`, credbroker: fmt(median(s.msgCpuUs[q].sealed), 2), baseline: fmt(median(s.msgCpuUs[q].unsealed), 2), ratio: pct(s.msgCpuRatio[q]), target: '≤ +3 %', verdict: verdict(s.complete && s.msgCpuRatio[q] <= 1.03) });
+      }
       const sealOpen = median(s.sealOpenUs);
-      const unsealedMsg = median(s.msgCpuUs.unsealed);
-      rows.push({ bench: '9b bus seal', metric: '  of which seal + open alone, µs/message in-process, vs unsealed CPU/message', credbroker: fmt(sealOpen, 2), baseline: fmt(unsealedMsg, 2), ratio: `${((sealOpen / unsealedMsg) * 100).toFixed(1)} %`, target: '≤ 3 %', verdict: verdict(sealOpen / unsealedMsg <= 0.03) });
-      rows.push({ bench: '9b bus seal', metric: `connects/s, a broker on the bus (${s.connects} CONNECTs): sealed vs unsealed`, credbroker: fmt(median(s.connectRate.sealed)), baseline: fmt(median(s.connectRate.unsealed)), ratio: pct(1 / s.connectRateRatio), target: '≤ 3 %', verdict: verdict(s.connectRateRatio >= 0.97) });
+      const unsealedMsg = median(s.msgCpuUs.qos0.unsealed);
+      rows.push({ bench: '9b bus seal', metric: '  of which seal + open alone, µs/message in-process, vs unsealed QoS 0 CPU/message', credbroker: fmt(sealOpen, 2), baseline: fmt(unsealedMsg, 2), ratio: `${((sealOpen / unsealedMsg) * 100).toFixed(1)} %`, target: 'info', verdict: 'info' });
+      rows.push({ bench: '9b bus seal', metric: `connects/s, a broker on the bus (${s.connects} CONNECTs): sealed vs unsealed`, credbroker: fmt(median(s.connectRate.sealed)), baseline: fmt(median(s.connectRate.unsealed)), ratio: pct(s.connectRateRatio), target: '≥ −3 %', verdict: verdict(s.connectRateRatio >= 0.97) });
     });
 
     if (only.has('postgres')) await section('postgres', async () => {

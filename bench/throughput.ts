@@ -106,15 +106,18 @@ function counter(sub: RawClient): { count: () => number; reset: () => void; reac
   };
 }
 
-/** One measured run (after a warm-up) on a started broker. */
-export async function oneRun(b: BrokerHandle, t: Targets, mode: ThroughputMode, publishers: number, perPublisher: number): Promise<ThroughputRun> {
+/** Where the subscriber is when it is not on the publishers' broker, and whose CPU counts then (µs so far). */
+export interface Across { readonly sub: BrokerHandle; cpuUs(): Promise<number> }
+
+/** One measured run (after a warm-up) on a started broker (the subscriber on `across.sub` when given). */
+export async function oneRun(b: BrokerHandle, t: Targets, mode: ThroughputMode, publishers: number, perPublisher: number, across?: Across): Promise<ThroughputRun> {
   const devs = t.fx.devices.slice(0, publishers);
   const pubs = await Promise.all(devs.map((d) => RawClient.connect(b.port, connectPacket(credsOf(d)))));
   let sub: RawClient | null = null;
   let cnt: ReturnType<typeof counter> | null = null;
   try {
     if (mode.sink === 'subscriber') {
-      sub = await RawClient.connect(b.port, connectPacket(credsOf(t.fx.observer)));
+      sub = await RawClient.connect((across?.sub ?? b).port, connectPacket(credsOf(t.fx.observer)));
       const granted = await sub.subscribe('devices/#', mode.qos);
       if (granted === 0x80) throw new Error(`${b.kind} refused the observer's devices/# subscription`);
       cnt = counter(sub);
@@ -126,13 +129,14 @@ export async function oneRun(b: BrokerHandle, t: Targets, mode: ThroughputMode, 
     await pump(warm);
     if (cnt) { await cnt.reached(warm * publishers, 5000); await sleep(50); cnt.reset(); }
     const expected = perPublisher * publishers;
-    const before = await b.stats();
+    const cpu = across ? () => across.cpuUs() : async () => (await b.stats()).cpuUs;
+    const before = await cpu();
     const t0 = now();
     await pump(perPublisher);
     const t1 = cnt ? await cnt.reached(expected, 20_000) : now();
-    const after = await b.stats();
+    const after = await cpu();
     const delivered = cnt ? cnt.count() : expected;
-    return { rate: (delivered * 1000) / (t1 - t0), delivered, expected, cpuPerMsgUs: (after.cpuUs - before.cpuUs) / Math.max(1, delivered) };
+    return { rate: (delivered * 1000) / (t1 - t0), delivered, expected, cpuPerMsgUs: (after - before) / Math.max(1, delivered) };
   } finally {
     await Promise.all([...pubs, ...(sub ? [sub] : [])].map((c) => c.close()));
   }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, type KeyObject } from 'node:crypto';
 import type { BusKeys } from './bus-keys.js';
 
 /** Why a message from the bus was dropped (`credbroker_bus_rejected_total{reason}`). */
@@ -36,10 +36,11 @@ export const MAX_SENDERS = 4096;
 export class BusSeal {
   private sender = randomBytes(8);
   private seq = 0;
-  /** Last sequence seen per sender (hex), oldest-heard first, for eviction. */
+  /** Last sequence seen per sender (its 8 bytes as a latin1 string), oldest-heard first, for eviction. */
   private readonly seen = new Map<string, number>();
-  /** The last message taken, and the subscriptions it came through. */
-  private last: { header: Buffer; routes: Set<string> } | null = null;
+  /** The header of the last message taken (zeros, no version: none yet), and the subscriptions it came through. */
+  private readonly lastHeader = Buffer.alloc(HEADER);
+  private readonly lastRoutes = new Set<string>();
 
   constructor(
     private readonly keys: () => BusKeys,
@@ -51,15 +52,15 @@ export class BusSeal {
   seal(channel: string | Buffer, plain: Buffer): Buffer {
     if (this.seq === MAX_SEQ) { this.sender = randomBytes(8); this.seq = 0; }
     const { kid, key } = this.keys().sealing;
-    const header = Buffer.allocUnsafe(HEADER);
-    header[0] = VERSION;
-    kid.copy(header, 1);
-    this.sender.copy(header, 5);
-    header.writeUInt32BE(++this.seq, 13);
-    header.writeUIntBE(this.now(), 17, 6);
-    const cipher = createCipheriv('aes-256-gcm', key, header.subarray(5, 17));
-    setAad(cipher, header, channel);
-    return Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+    // The whole envelope in one buffer: the header written in place, the ciphertext and tag copied once.
+    const out = Buffer.allocUnsafe(HEADER + plain.length + TAG);
+    out[0] = VERSION;
+    kid.copy(out, 1);
+    this.sender.copy(out, 5);
+    out.writeUInt32BE(++this.seq, 13);
+    out.writeUIntBE(this.now(), 17, 6);
+    const header = out.subarray(0, HEADER);
+    return encrypt(key, header.subarray(5, 17), header, channel, plain, out);
   }
 
   /**
@@ -69,23 +70,16 @@ export class BusSeal {
   open(channel: string | Buffer, sealed: Buffer, route: string): Buffer | null {
     if (sealed.length < HEADER + TAG || sealed[0] !== VERSION) return this.reject('malformed');
     const header = sealed.subarray(0, HEADER);
-    if (this.last?.header.equals(header) && !this.last.routes.has(route)) {
-      this.last.routes.add(route); // another subscription's copy of the message just taken
+    if (this.lastHeader.equals(header) && !this.lastRoutes.has(route)) {
+      this.lastRoutes.add(route); // another subscription's copy of the message just taken
       return null;
     }
     const key = this.keys().opening.get(header.readUInt32BE(1));
     if (!key) return this.reject('bad_seal');
-    let plain: Buffer;
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', key, header.subarray(5, 17));
-      setAad(decipher, header, channel);
-      decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
-      plain = Buffer.concat([decipher.update(sealed.subarray(HEADER, sealed.length - TAG)), decipher.final()]);
-    } catch {
-      return this.reject('bad_seal');
-    }
+    const plain = decrypt(key, header.subarray(5, 17), header, channel, sealed);
+    if (!plain) return this.reject('bad_seal');
     if (Math.abs(this.now() - header.readUIntBE(17, 6)) > STALE_MS) return this.reject('stale');
-    const sender = header.toString('hex', 5, 13);
+    const sender = header.toString('latin1', 5, 13);
     const seq = header.readUInt32BE(13);
     const last = this.seen.get(sender);
     if (last !== undefined && seq <= last) return this.reject('replay');
@@ -95,7 +89,9 @@ export class BusSeal {
       this.seen.delete(this.seen.keys().next().value!);
       this.onEvict();
     }
-    this.last = { header: Buffer.from(header), routes: new Set([route]) };
+    header.copy(this.lastHeader);
+    this.lastRoutes.clear();
+    this.lastRoutes.add(route);
     return plain;
   }
 
@@ -106,13 +102,12 @@ export class BusSeal {
    */
   sealStored(context: string, plain: Buffer): Buffer {
     const { kid, key } = this.keys().sealing;
-    const header = Buffer.allocUnsafe(STORED_HEADER);
-    header[0] = STORED;
-    kid.copy(header, 1);
-    randomBytes(12).copy(header, 5);
-    const cipher = createCipheriv('aes-256-gcm', key, header.subarray(5));
-    setAad(cipher, header, context);
-    return Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+    const out = Buffer.allocUnsafe(STORED_HEADER + plain.length + TAG);
+    out[0] = STORED;
+    kid.copy(out, 1);
+    randomBytes(12).copy(out, 5);
+    const header = out.subarray(0, STORED_HEADER);
+    return encrypt(key, header.subarray(5), header, context, plain, out);
   }
 
   /** The plain payload of a stored message, or null (dropped, counted). */
@@ -121,14 +116,7 @@ export class BusSeal {
     const header = sealed.subarray(0, STORED_HEADER);
     const key = this.keys().stored.get(header.readUInt32BE(1));
     if (!key) return this.reject('bad_seal');
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', key, header.subarray(5));
-      setAad(decipher, header, context);
-      decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
-      return Buffer.concat([decipher.update(sealed.subarray(STORED_HEADER, sealed.length - TAG)), decipher.final()]);
-    } catch {
-      return this.reject('bad_seal');
-    }
+    return decrypt(key, header.subarray(5), header, context, sealed) ?? this.reject('bad_seal');
   }
 
   private reject(reason: RejectReason): null {
@@ -137,8 +125,31 @@ export class BusSeal {
   }
 }
 
-/** The authenticated data: the header, then the channel (GCM takes two calls as one, without a copy). */
-function setAad(c: { setAAD(b: Buffer): unknown }, header: Buffer, channel: string | Buffer): void {
-  c.setAAD(header);
-  c.setAAD(typeof channel === 'string' ? Buffer.from(channel) : channel);
+/**
+ * AES-256-GCM of `plain` into `out` after the header it already holds, then the tag.
+ * The authenticated data is the header, then the channel (GCM takes two calls as one, without a copy).
+ */
+function encrypt(key: KeyObject, nonce: Buffer, header: Buffer, channel: string | Buffer, plain: Buffer, out: Buffer): Buffer {
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(header);
+  cipher.setAAD(typeof channel === 'string' ? Buffer.from(channel) : channel);
+  cipher.update(plain).copy(out, header.length);
+  cipher.final(); // GCM: no output, computes the tag
+  cipher.getAuthTag().copy(out, header.length + plain.length);
+  return out;
+}
+
+/** The plain text of `sealed` (header, ciphertext, tag), or null when it does not authenticate. */
+function decrypt(key: KeyObject, nonce: Buffer, header: Buffer, channel: string | Buffer, sealed: Buffer): Buffer | null {
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+    decipher.setAAD(header);
+    decipher.setAAD(typeof channel === 'string' ? Buffer.from(channel) : channel);
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
+    const plain = decipher.update(sealed.subarray(header.length, sealed.length - TAG));
+    decipher.final(); // GCM: no output, throws when the tag does not match
+    return plain;
+  } catch {
+    return null;
+  }
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { Registry } from '../registry/index.js';
 
 /** The registry secret (settings store) that holds the cluster's bus keys. */
@@ -15,11 +15,11 @@ interface StoredKey { kid: string; key: string; activeFrom: number; acceptUntil:
 
 /** What bus-auth.ts seals and opens with, at one instant. */
 export interface BusKeys {
-  readonly sealing: { readonly kid: Buffer; readonly key: Buffer };
+  readonly sealing: { readonly kid: Buffer; readonly key: KeyObject };
   /** Every key that may open a message now, by its 4-byte id. */
-  readonly opening: ReadonlyMap<number, Buffer>;
+  readonly opening: ReadonlyMap<number, KeyObject>;
   /** Every key there has been, by id: what was stored in Redis (retained, queued) under an earlier key stays readable. */
-  readonly stored: ReadonlyMap<number, Buffer>;
+  readonly stored: ReadonlyMap<number, KeyObject>;
 }
 
 /** A key as `cluster-key list` shows it: never the key itself. */
@@ -66,9 +66,15 @@ export async function listBusKeys(reg: Registry, now = Date.now()): Promise<BusK
   return keys.map((k) => ({ kid: k.kid, state: k === active ? 'active' : k.activeFrom > now ? 'next' : 'previous', activeFrom: k.activeFrom, acceptUntil: k.acceptUntil }));
 }
 
-function byKid(keys: StoredKey[]): Map<number, Buffer> {
-  return new Map(keys.map((k) => [Buffer.from(k.kid, 'hex').readUInt32BE(0), Buffer.from(k.key, 'base64url')]));
+/** A stored key made ready for use: imported once (a KeyObject), not on every message. */
+interface LoadedKey { readonly stored: StoredKey; readonly kid: Buffer; readonly id: number; readonly key: KeyObject }
+
+function load(k: StoredKey): LoadedKey {
+  const kid = Buffer.from(k.kid, 'hex');
+  return { stored: k, kid, id: kid.readUInt32BE(0), key: createSecretKey(Buffer.from(k.key, 'base64url')) };
 }
+
+const byKid = (keys: LoadedKey[]): Map<number, KeyObject> => new Map(keys.map((k) => [k.id, k.key]));
 
 /** The key that seals at `now`: the latest one already started (or, before any has, the earliest). */
 function sealingKey(keys: StoredKey[], now: number): StoredKey | undefined {
@@ -83,9 +89,10 @@ function sealingKey(keys: StoredKey[], now: number): StoredKey | undefined {
  * at its `activeFrom` and stops opening at its `acceptUntil` on time.
  */
 export class BusKeyring {
-  private stored: StoredKey[] = [];
+  private loaded: LoadedKey[] = [];
   private json = '';
-  private view: { at: number; keys: BusKeys } | null = null;
+  /** The keys in force, and until when: the next instant a key starts sealing or stops opening. */
+  private view: { until: number; keys: BusKeys } | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   /** Reads the keys (created first if there are none). */
@@ -110,20 +117,22 @@ export class BusKeyring {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** The keys in force now (recomputed at most once a millisecond: this is on every message's path). */
+  /** The keys in force now: on every message's path, so recomputed only when a key starts or stops, or the keys change. */
   keys(): BusKeys {
     const now = Date.now();
-    if (this.view?.at !== now) this.view = { at: now, keys: this.compute(now) };
+    if (!this.view || now >= this.view.until) this.view = this.compute(now);
     return this.view.keys;
   }
 
-  private compute(now: number): BusKeys {
-    const live = this.stored.filter((k) => k.acceptUntil === null || k.acceptUntil > now);
-    const sealing = sealingKey(live, now) ?? sealingKey(this.stored, now)!;
+  private compute(now: number): { until: number; keys: BusKeys } {
+    const all = this.loaded.map((k) => k.stored);
+    const live = this.loaded.filter((k) => k.stored.acceptUntil === null || k.stored.acceptUntil > now);
+    const sealing = sealingKey(live.map((k) => k.stored), now) ?? sealingKey(all, now)!;
+    const sealer = this.loaded.find((k) => k.stored === sealing)!;
+    const changes = all.flatMap((k) => [k.activeFrom, k.acceptUntil ?? Infinity]).filter((t) => t > now);
     return {
-      sealing: { kid: Buffer.from(sealing.kid, 'hex'), key: Buffer.from(sealing.key, 'base64url') },
-      opening: byKid(live),
-      stored: byKid(this.stored),
+      until: Math.min(Infinity, ...changes),
+      keys: { sealing: { kid: sealer.kid, key: sealer.key }, opening: byKid(live), stored: byKid(this.loaded) },
     };
   }
 
@@ -132,7 +141,7 @@ export class BusKeyring {
     if (json === null || json === this.json) return;
     const stored = parse(json);
     if (!stored.length) return;
-    this.stored = stored;
+    this.loaded = stored.map(load);
     this.json = json;
     this.view = null;
   }

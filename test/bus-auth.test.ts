@@ -1,15 +1,15 @@
 // cluster/bus-auth.ts in-process, with real AES-256-GCM: what a receiver drops and
 // how it counts it (the cluster tests drive it through Redis: cluster-bus-seal).
-import { randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import t from 'tap';
 import { BusSeal, MAX_SENDERS, STALE_MS, type RejectReason } from '../cluster/bus-auth.js';
 import type { BusKeys } from '../cluster/bus-keys.js';
 
-function ring(...keys: { kid: Buffer; key: Buffer }[]): BusKeys {
+function ring(...keys: { kid: Buffer; key: KeyObject }[]): BusKeys {
   const byKid = new Map(keys.map((k) => [k.kid.readUInt32BE(0), k.key]));
   return { sealing: keys[0]!, opening: byKid, stored: byKid };
 }
-const newKey = () => ({ kid: randomBytes(4), key: randomBytes(32) });
+const newKey = () => ({ kid: randomBytes(4), key: createSecretKey(randomBytes(32)) });
 
 function receiver(keys: () => BusKeys, now = Date.now) {
   const rejected: RejectReason[] = [];
