@@ -1,7 +1,7 @@
 import type { Client } from 'aedes';
 import { firstReserved } from '../acl/index.js';
-import { connackCodeFor, CONNACK } from '../errors/map.js';
-import { CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
+import { connackCodeFor } from '../errors/map.js';
+import { CredbrokerError, CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
 import { checkRefreshCredential } from '../operations/index.js';
 import { GRANT_PREFIX, isDeviceId, isGrantPrincipal, type DeviceId, type Jti } from '../registry/index.js';
 import { looksLikeRefreshCredential, registryVerifyOptions, verifyAccessToken, type VerifiedToken, type VerifyKey, type VerifyOptions } from '../tokens/index.js';
@@ -29,9 +29,10 @@ const FLOOD = new Set(['throttled', 'verify_budget', 'claim_connect_rate']);
 /** How long a refresh-credential session may stay to renew. */
 const REFRESH_SESSION_MS = 120_000;
 
-class Refusal extends Error {
-  constructor(readonly returnCode: number, readonly reason: string) {
-    super(reason);
+/** A CONNECT refused before (or instead of) a credential check: `code` gives its CONNACK (errors/map.ts), `reason` its metric and audit label. */
+class Refusal extends CredbrokerError {
+  constructor(code: ErrorCode, readonly reason: string) {
+    super(code, reason);
   }
 }
 
@@ -88,7 +89,7 @@ export function createAuthenticate(ctx: BrokerContext) {
         // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
         session.checkDelivery = client.clean === false;
         // Counted only for proven credentials: a stranger who knows a device id must not be able to lock it out.
-        if (!ctx.deviceConnects.take(session.deviceId)) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'connect_rate');
+        if (!ctx.deviceConnects.take(session.deviceId)) throw new Refusal('ERR_THROTTLED', 'connect_rate');
       }
       ctx.sessions.attach(client, session);
       accepted[session.kind].inc();
@@ -100,22 +101,22 @@ export function createAuthenticate(ctx: BrokerContext) {
     /** A claim or refresh-credential session: decided by the registry. */
     let pending: Promise<Session> | null = null;
     try {
-      if (!ctx.authFailures.isEmpty() && !ctx.authFailures.allows(throttleKey())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'throttled');
-      if (ctx.aedes && ctx.sessions.size >= ctx.config.maxConnections) throw new Refusal(CONNACK.SERVER_UNAVAILABLE, 'connection_cap');
+      if (!ctx.authFailures.isEmpty() && !ctx.authFailures.allows(throttleKey())) throw new Refusal('ERR_THROTTLED', 'throttled');
+      if (ctx.aedes && ctx.sessions.size >= ctx.config.maxConnections) throw new Refusal('ERR_SERVER_BUSY', 'connection_cap');
       // `claim:NAME`: a claim session, whose client id is the device id it claims (claim-session.ts).
       const claim = claimNameOf(username);
-      if (claim === null && !isUser(username)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad_username');
+      if (claim === null && !isUser(username)) throw new Refusal('ERR_BAD_LOGIN', 'bad_username');
       deviceForAudit = claim === null ? username! : isDeviceId(client.id) ? client.id : null;
       if (claim !== null) claimForAudit = claim;
-      if (!password || password.length === 0) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'no_password');
-      if (password.length > ctx.config.maxPasswordBytes) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'password_too_long');
-      if (claim === null && client.id !== username) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'client_id_mismatch');
+      if (!password || password.length === 0) throw new Refusal('ERR_BAD_LOGIN', 'no_password');
+      if (password.length > ctx.config.maxPasswordBytes) throw new Refusal('ERR_BAD_LOGIN', 'password_too_long');
+      if (claim === null && client.id !== username) throw new Refusal('ERR_CLIENT_ID_MISMATCH', 'client_id_mismatch');
       // A claim session lives a minute and asks once: a persistent one would only hold state (and the id) past its end.
-      if (claim !== null && !client.clean) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'claim_not_clean');
-      if (!ctx.verifyBudget.isEmpty() && !ctx.verifyBudget.allows(address())) throw new Refusal(CONNACK.NOT_AUTHORIZED, 'verify_budget');
+      if (claim !== null && !client.clean) throw new Refusal('ERR_CLAIM_NOT_CLEAN', 'claim_not_clean');
+      if (!ctx.verifyBudget.isEmpty() && !ctx.verifyBudget.allows(address())) throw new Refusal('ERR_THROTTLED', 'verify_budget');
       const secret = password.toString('utf8');
       // A claim credential is no device password: refused before any other work.
-      if (claim === null && looksLikeClaimCredential(secret)) throw new Refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, 'claim_credential_as_password');
+      if (claim === null && looksLikeClaimCredential(secret)) throw new Refusal('ERR_BAD_LOGIN', 'claim_credential_as_password');
       if (claim !== null) pending = claimSession(ctx, client, claim, secret, address());
       // A grant has no refresh credential: its user name takes a token only.
       else if (looksLikeRefreshCredential(secret) && !username!.startsWith(GRANT_PREFIX)) pending = refreshSession(ctx, username as DeviceId, secret, address);
@@ -230,11 +231,11 @@ const REASONS: Partial<Record<ErrorCode, string>> = {
   ERR_CLAIM_QUOTA: 'claim_exhausted', ERR_CLAIM_SESSION_HELD: 'claim_session_held', ERR_RATE_LIMITED: 'claim_connect_rate',
 };
 
-function toRefusal(err: unknown): Refusal {
-  if (err instanceof Refusal) return err;
-  if (isCredbrokerError(err)) {
-    const reason = err.code === 'ERR_TOKEN_REVOKED' ? (err.message === 'token_revoked' ? 'token_revoked' : 'device_revoked') : (REASONS[err.code] ?? err.code);
-    return new Refusal(connackCodeFor(err), reason);
-  }
-  return new Refusal(CONNACK.NOT_AUTHORIZED, 'internal_error');
+/** Every refusal's CONNACK comes from the one table (errors/map.ts); anything unexpected is "not authorized". */
+function toRefusal(err: unknown): { returnCode: number; reason: string } {
+  const returnCode = connackCodeFor(err);
+  if (err instanceof Refusal) return { returnCode, reason: err.reason };
+  if (!isCredbrokerError(err)) return { returnCode, reason: 'internal_error' };
+  const reason = err.code === 'ERR_TOKEN_REVOKED' ? (err.message === 'token_revoked' ? 'token_revoked' : 'device_revoked') : (REASONS[err.code] ?? err.code);
+  return { returnCode, reason };
 }

@@ -8,7 +8,7 @@ import { auditGrantDenied } from './grant-session.js';
 import { retainedOwnerOf } from './grant-retained.js';
 import type { RenewalResponder } from './renewal.js';
 import { sessionOf } from './session.js';
-import { renewTopicDevice } from './token-topics.js';
+import { renewTopicDevice } from '../protocol/renewal.js';
 
 /** Where a dropped publish is sent: a topic no session may subscribe to. */
 export const BLACK_HOLE = '$credbroker/dropped';

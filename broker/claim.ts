@@ -1,5 +1,5 @@
 import type { Client, PublishPacket } from 'aedes';
-import { isCredbrokerError, type ErrorCode } from '../errors/index.js';
+import { claimCodeFor } from '../errors/map.js';
 import { provisionByClaim } from '../operations/index.js';
 import { claimTopics, type ClaimAcceptedBody, type ClaimRejectedBody, type ClaimRejectionCode } from '../protocol/claim.js';
 import type { ClaimName } from '../registry/index.js';
@@ -9,17 +9,6 @@ import type { BrokerContext } from './context.js';
 import { CLAIM_ANSWER_GRACE_MS } from './limits.js';
 import { parseRequestObject, requestIdOf } from './request-payload.js';
 import type { Session } from './session.js';
-
-/** Refusals of provisionByClaim, as the wire codes of `…/provision/rejected`; anything else is `unavailable`. */
-const WIRE: Partial<Record<ErrorCode, ClaimRejectionCode>> = {
-  ERR_CLAIM_ID_NOT_ALLOWED: 'id_not_allowed',
-  ERR_DEVICE_EXISTS: 'id_exists',
-  ERR_CLAIM_QUOTA: 'quota_exhausted',
-  ERR_CLAIM_EXPIRED: 'claim_expired',
-  ERR_CLAIM_REVOKED: 'claim_revoked',
-  // Deleted since the CONNECT (a simulation's claim at the end of its run): as good as revoked.
-  ERR_CLAIM_UNKNOWN: 'claim_revoked',
-};
 
 /**
  * Answers `$claims/{id}/provision` (SPEC "Provisioning by claim"): a
@@ -56,7 +45,8 @@ export class ClaimResponder {
         this.answer(client, session, claimTopics(session.deviceId).accepted, body);
       },
       (err: unknown) => {
-        const code = isCredbrokerError(err) ? WIRE[err.code] : undefined;
+        // Refusals of provisionByClaim carry their wire code (errors/map.ts); anything else is `unavailable`.
+        const code = claimCodeFor(err);
         if (code) return reject(code, (err as Error).message);
         ctx.log.error({ event: 'claim.failed', device: session.deviceId, claim: session.claim, err: (err as Error).message }, 'claim failed');
         reject('unavailable', 'the broker could not provision the device now: retry later');

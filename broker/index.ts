@@ -5,4 +5,4 @@ export type { OpsAnswer } from './http.js';
 export { loadConfig, loadConfigWithSources, validate as validateConfig, DEFAULT_CONFIG, type BrokerConfig, type DeniedPublishPolicy } from './config.js';
 export type { Weakening } from './weakening.js';
 export { createLogger, type Logger } from './logger.js';
-export { tokenTopics } from './token-topics.js';
+export { tokenTopics } from '../protocol/renewal.js';

@@ -1,23 +1,15 @@
 import type { Client, PublishPacket } from 'aedes';
 import { issueAccessToken, reportRefreshReplay, rotateRefreshCredential, type Rotated } from '../operations/index.js';
 import { isCredbrokerError } from '../errors/index.js';
+import { renewalCodeFor } from '../errors/map.js';
 import { answerTo } from './answers.js';
 import type { BrokerContext } from './context.js';
 import { RenewalAnswers, type AcceptedRenewal } from './renewal-answers.js';
 import { parseRequestObject, requestIdOf, salvageRequestId } from './request-payload.js';
 import { clearRetainedOf } from './retained.js';
 import { sameSubscribeRules, sessionAcl, type Session } from './session.js';
-import { tokenTopics } from './token-topics.js';
+import { tokenTopics, type RenewRejectedBody, type RenewRejectionCode, type RenewRequestBody } from '../protocol/renewal.js';
 
-/**
- * Codes a device may find in a `…/token/rejected` answer (documented in provisioning.md).
- * `ERR_UNAVAILABLE`: the registry cannot be reached (a database outage); retry later.
- */
-export type RenewRejection =
-  | 'ERR_BAD_REQUEST' | 'ERR_FORBIDDEN_TOPIC' | 'ERR_RATE_LIMITED' | 'ERR_DEVICE_REVOKED'
-  | 'ERR_CREDENTIAL_EXPIRED' | 'ERR_REFRESH_REPLAYED' | 'ERR_UNAVAILABLE' | 'ERR_INTERNAL';
-
-interface RenewRequest { requestId: string; ttlSeconds?: number }
 
 /**
  * Answers `$devices/{id}/token/renew` (SPEC "Renewal"): a new access token on
@@ -50,7 +42,7 @@ export class RenewalResponder {
   handle(client: Client, session: Session, topicDevice: string, packet: PublishPacket): void {
     const request = parseRequest(packet.payload);
     const requestId = request?.requestId ?? salvageRequestId(packet.payload);
-    const reject = (code: RenewRejection, message: string) => this.reject(client, session, requestId, code, message);
+    const reject = (code: RenewRejectionCode, message: string) => this.reject(client, session, requestId, code, message);
     // First: every request counts against the rate, malformed ones and repeats too (a flood of them is a flood).
     if (!this.ctx.renewals.take(session.deviceId)) return this.overRate(client, session, requestId);
     if (topicDevice !== session.deviceId) return void reject('ERR_FORBIDDEN_TOPIC', 'a device may only renew its own token');
@@ -59,17 +51,19 @@ export class RenewalResponder {
     const earlier = this.answers.get(key);
     const done = earlier ? this.repeat(client, session, request, key, earlier) : this.fresh(client, session, request, key);
     done.catch((err: unknown) => {
-      if (isCredbrokerError(err) && err.code === 'ERR_REGISTRY_UNAVAILABLE') {
-        this.ctx.log.warn({ event: 'renewal.unavailable', device: session.deviceId, err: err.message }, 'renewal refused: registry unavailable');
-        return void reject('ERR_UNAVAILABLE', 'the registry is unavailable: retry later');
+      const code = renewalCodeFor(err);
+      if (code === 'ERR_UNAVAILABLE') {
+        this.ctx.log.warn({ event: 'renewal.unavailable', device: session.deviceId, err: (err as Error).message }, 'renewal refused: registry unavailable');
+        return void reject(code, 'the registry is unavailable: retry later');
       }
+      if (code !== 'ERR_INTERNAL') return void reject(code, (err as Error).message);
       this.ctx.log.error({ event: 'renewal.failed', device: session.deviceId, err: (err as Error).message }, 'renewal failed');
-      reject('ERR_INTERNAL', 'renewal failed on the broker');
+      reject(code, 'renewal failed on the broker');
     });
   }
 
   /** A request not seen within the window: renewed; its outcome is kept for repeats. */
-  private async fresh(client: Client, session: Session, req: RenewRequest, key: string): Promise<void> {
+  private async fresh(client: Client, session: Session, req: RenewRequestBody, key: string): Promise<void> {
     const outcome = this.renew(client, session, req);
     const kept = outcome.catch(() => null);
     this.answers.set(key, kept);
@@ -86,7 +80,7 @@ export class RenewalResponder {
    * Otherwise (e.g. firmware that sends one requestId for ever, already holding
    * the answer's token) the request is decided anew.
    */
-  private async repeat(client: Client, session: Session, req: RenewRequest, key: string, earlier: Promise<AcceptedRenewal | null>): Promise<void> {
+  private async repeat(client: Client, session: Session, req: RenewRequestBody, key: string, earlier: Promise<AcceptedRenewal | null>): Promise<void> {
     const a = await earlier;
     const { ctx } = this;
     const usable = a && !session.ended && (a.session === session || a.from === credentialOf(session)) && a.expiresAt > Date.now() && ctx.issuer.keyring.verifyKeys.has(a.kid)
@@ -102,7 +96,7 @@ export class RenewalResponder {
   }
 
   /** Decides one request; resolves to what was handed out, or null when it was refused. */
-  private async renew(client: Client, session: Session, req: RenewRequest): Promise<AcceptedRenewal | null> {
+  private async renew(client: Client, session: Session, req: RenewRequestBody): Promise<AcceptedRenewal | null> {
     const { ctx } = this;
     const from = credentialOf(session);
     const { reg } = ctx.issuer;
@@ -240,11 +234,12 @@ export class RenewalResponder {
     }
   }
 
-  private reject(client: Client, session: Session, requestId: string | null, code: RenewRejection, message: string): null {
+  private reject(client: Client, session: Session, requestId: string | null, code: RenewRejectionCode, message: string): null {
     this.ctx.metrics.renewals.inc({ result: 'rejected', reason: code });
     // Counted, not written, past a few per device and window; rate refusals are only ever counted.
     this.ctx.tally.event('token.renew_rejected', 'device', session.deviceId, session.deviceId, code, { code }, code !== 'ERR_RATE_LIMITED');
-    answerTo(client, tokenTopics(session.deviceId).rejected, { requestId, code, message });
+    const body: RenewRejectedBody = { requestId, code, message };
+    answerTo(client, tokenTopics(session.deviceId).rejected, body);
     return null;
   }
 }
@@ -254,7 +249,7 @@ function credentialOf(session: Session): string | null {
   return session.kind === 'token' ? session.jti : session.refreshHash;
 }
 
-function parseRequest(payload: Buffer | string): RenewRequest | null {
+function parseRequest(payload: Buffer | string): RenewRequestBody | null {
   const obj = parseRequestObject(payload);
   const requestId = requestIdOf(obj);
   if (!obj || requestId === null) return null;

@@ -1,7 +1,7 @@
 import type { Client } from 'aedes';
 import { compileAcl, type CompiledAcl } from '../acl/index.js';
 import type { AclClaim } from '../tokens/index.js';
-import { tokenTopics } from './token-topics.js';
+import { tokenTopics } from '../protocol/renewal.js';
 import type { DeviceId, Jti } from '../registry/index.js';
 
 /** Why the broker ended a session itself. */

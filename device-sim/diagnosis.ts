@@ -1,4 +1,4 @@
-import { CONNACK } from '../errors/map.js';
+import { CONNACK } from '../protocol/connack.js';
 import type { DeviceRecord } from './state.js';
 
 /**

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions } from 'mqtt';
-import { CLAIM_RETRYABLE, claimTopics, claimUsername, type ClaimAcceptedBody } from '../protocol/claim.js';
+import { CONNACK } from '../protocol/connack.js';
+import { CLAIM_RETRYABLE, claimTopics, claimUsername, isClaimRejectionCode, type ClaimAcceptedBody, type ClaimRejectionCode } from '../protocol/claim.js';
 import { checkCredentials, type DeviceCredentials } from './credentials-store.js';
 import { DeviceError } from './errors.js';
 
@@ -29,11 +30,12 @@ export interface ClaimSource {
  * How one claim ended:
  * - `claimed`: the credentials set;
  * - `retry`: try again after a backoff (no CONNACK, CONNACK 3, `rate_limited`, `unavailable`, no answer);
- * - `refused`: final for this claim and id (CONNACK 2, 4, 5, or any other rejection code).
+ * - `refused`: final for this claim and id (CONNACK 2, 4, 5, or any other rejection code;
+ *   `code` null for a CONNACK, or a code this client does not know, named in `message`).
  */
 export type ClaimResult =
   | { readonly outcome: 'claimed'; readonly credentials: DeviceCredentials }
-  | { readonly outcome: 'retry' | 'refused'; readonly connack: number | null; readonly code: string | null; readonly message: string };
+  | { readonly outcome: 'retry' | 'refused'; readonly connack: number | null; readonly code: ClaimRejectionCode | null; readonly message: string };
 
 /** Reads the claim file, or takes the values given; the error names what is missing, never a value. */
 export function claimSource(o: ClaimOptions): ClaimSource {
@@ -76,11 +78,11 @@ export function claimOnce(url: string, src: ClaimSource, opts: { mqtt?: IClientO
       client.end(r.outcome !== 'claimed', {}, () => resolve(r));
       setTimeout(() => resolve(r), 2000).unref(); // end's callback may never come on a dead socket
     };
-    const retry = (message: string, connack: number | null = null, code: string | null = null) => finish({ outcome: 'retry', connack, code, message });
+    const retry = (message: string, connack: number | null = null, code: ClaimRejectionCode | null = null) => finish({ outcome: 'retry', connack, code, message });
     const timer = setTimeout(() => retry('no answer to the claim in time'), opts.timeoutMs ?? 30_000);
     client.on('error', (err: Error & { code?: unknown }) => {
       const connack = typeof err.code === 'number' ? err.code : null;
-      if (connack === 2 || connack === 4 || connack === 5) finish({ outcome: 'refused', connack, code: null, message: `the broker refused the claim (CONNACK ${connack})` });
+      if (connack === CONNACK.IDENTIFIER_REJECTED || connack === CONNACK.BAD_USERNAME_OR_PASSWORD || connack === CONNACK.NOT_AUTHORIZED) finish({ outcome: 'refused', connack, code: null, message: `the broker refused the claim (CONNACK ${connack})` });
       else retry(err.message, connack);
     });
     client.on('close', () => retry('connection closed before the answer'));
@@ -102,8 +104,10 @@ export function claimOnce(url: string, src: ClaimSource, opts: { mqtt?: IClientO
           retry((err as Error).message);
         }
       } else if (topic === topics.rejected) {
-        const code = typeof body.code === 'string' ? body.code : 'unavailable';
         const message = typeof body.message === 'string' ? body.message : 'claim rejected';
+        // No code: taken as `unavailable`. A code this client does not know (a newer broker's) is final, as the others.
+        if (typeof body.code === 'string' && !isClaimRejectionCode(body.code)) return finish({ outcome: 'refused', connack: null, code: null, message: `${body.code.slice(0, 64)}: ${message}` });
+        const code = isClaimRejectionCode(body.code) ? body.code : 'unavailable';
         finish({ outcome: CLAIM_RETRYABLE.has(code) ? 'retry' : 'refused', connack: null, code, message });
       }
     });

@@ -1,11 +1,16 @@
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { CONNACK } from '../protocol/connack.js';
+import type { ClaimRejectionCode } from '../protocol/claim.js';
+import { isRenewRejectionCode, RENEW_RETRY_LATER, RENEW_TERMINAL, type RenewAcceptedBody, type RenewRejectionCode } from '../protocol/renewal.js';
 import { Backoff } from './backoff.js';
 import { claimOnce, claimSource, type ClaimOptions, type ClaimSource } from './claim.js';
+import { endClient, publishOn, subscribeGranted, subscribeTokenTopics, whileOpen, type Conn } from './connection.js';
 import { checkCredentials, loadCredentials, saveCredentials, type DeviceCredentials } from './credentials-store.js';
-import { DeviceError } from './errors.js';
+import { DeviceError, type DeviceErrorCode } from './errors.js';
+import { renewOnRefreshSession } from './refresh.js';
+import { RenewalExchange, type RenewedEvent } from './renewal.js';
 import { DEFAULT_JITTER_FRACTION, DEFAULT_RENEW_AT_FRACTION, renewalDelayMs, tokenLifetimeMs } from './renewal-schedule.js';
 
 /**
@@ -31,6 +36,9 @@ import { DEFAULT_JITTER_FRACTION, DEFAULT_RENEW_AT_FRACTION, renewalDelayMs, tok
  *
  * Secrets: the claim credential, the access token and refresh credential go into the CONNECT packet
  * and the credentials file, nowhere else — not into events, errors or logs.
+ *
+ * This file is the session: the connect loop and what it adopts. The renewal
+ * exchange is renewal.ts, the refresh path refresh.ts, the claim claim.ts.
  */
 
 export interface DeviceClientOptions {
@@ -59,21 +67,15 @@ export interface DeviceClientOptions {
   requestTtlSeconds?: number;
 }
 
-export interface RenewedEvent {
-  expiresAt: Date;
-  roundTripMs: number;
-  rotatedRefresh: boolean;
-}
-
 export interface DeviceClientEvents {
   connected: (info: { via: 'token' | 'refresh' }) => void;
   /** Provisioned by claim: the credentials set is held (and saved, with `credentialsPath`). */
   claimed: (info: { deviceId: string }) => void;
   /** A claim was refused for good (CONNACK 2, 4, 5: `code` null), or answered with a rejection code. */
-  claimRejected: (info: { connackCode: number | null; code: string | null; message: string }) => void;
+  claimRejected: (info: { connackCode: number | null; code: ClaimRejectionCode | null; message: string }) => void;
   disconnected: (info: { reason: string }) => void;
   renewed: (ev: RenewedEvent) => void;
-  renewRejected: (info: { code: string; message: string }) => void;
+  renewRejected: (info: { code: RenewRejectionCode; message: string }) => void;
   refused: (info: { connackCode: number }) => void;
   message: (topic: string, payload: Buffer) => void;
   error: (err: Error) => void;
@@ -88,39 +90,8 @@ export interface DeviceClient {
   emit<E extends keyof DeviceClientEvents>(event: E, ...args: Parameters<DeviceClientEvents[E]>): boolean;
 }
 
-/** Rejection codes after which retrying the renewal is pointless. */
-const TERMINAL = new Set(['ERR_DEVICE_REVOKED', 'ERR_CREDENTIAL_EXPIRED', 'ERR_REFRESH_REPLAYED', 'ERR_FORBIDDEN_TOPIC']);
-/** Codes that come from the broker's `…/rejected` answers. */
-const BROKER_CODES = new Set([...TERMINAL, 'ERR_BAD_REQUEST', 'ERR_RATE_LIMITED', 'ERR_UNAVAILABLE', 'ERR_INTERNAL']);
-/** Retryable codes that ask the device to wait a little before the next try. */
-const BACK_OFF = new Set(['ERR_RATE_LIMITED', 'ERR_UNAVAILABLE']);
-
-const DEFAULT_RENEW_TIMEOUT_MS = 10_000;
 /** A token with less than this left is not worth a CONNECT: go straight to the refresh credential. */
 const MIN_USABLE_TOKEN_MS = 1_000;
-/** Remembered request ids of timed-out renewals, so a late `accepted` is still taken. */
-const MAX_LATE = 8;
-
-interface Accepted {
-  requestId: string;
-  accessToken: string;
-  accessTokenExpiresAt: string;
-  refreshCredential?: string;
-  refreshCredentialExpiresAt?: string;
-}
-
-interface Pending {
-  resolve(ev: RenewedEvent): void;
-  reject(err: DeviceError): void;
-  timer: NodeJS.Timeout;
-  sentAt: number;
-}
-
-interface Conn {
-  client: MqttClient;
-  /** Resolves (with a reason, never a secret) when the connection has closed. */
-  closed: Promise<string>;
-}
 
 type OpenResult = { ok: true; conn: Conn } | { ok: false; connack: number | null; reason: string };
 
@@ -137,7 +108,7 @@ export class DeviceClient extends EventEmitter {
   #url: string;
   readonly #opts: DeviceClientOptions;
   readonly #backoff: Backoff;
-  readonly #topics: { renew: string; accepted: string; rejected: string; filter: string };
+  readonly #renewal: RenewalExchange;
 
   /** The MQTT connection being opened or in use (token or refresh session). */
   #conn: MqttClient | null = null;
@@ -157,8 +128,6 @@ export class DeviceClient extends EventEmitter {
    * address's failed-login budget on them and starve its own refresh CONNECTs.
    */
   #deadToken: string | null = null;
-  readonly #pending = new Map<string, Pending>();
-  readonly #late = new Map<string, number>();
   /** The application's subscriptions: made again after every reconnect. */
   readonly #subscriptions = new Map<string, 0 | 1>();
 
@@ -181,8 +150,17 @@ export class DeviceClient extends EventEmitter {
     if (!url) throw new DeviceError('ERR_BAD_CREDENTIALS', 'claim: no broker URL (give url, or a claim file with brokerUrl)');
     this.#url = url;
     this.#backoff = new Backoff(opts.backoff);
-    const base = `$devices/${this.deviceId}/token`;
-    this.#topics = { renew: `${base}/renew`, accepted: `${base}/accepted`, rejected: `${base}/rejected`, filter: `${base}/+` };
+    this.#renewal = new RenewalExchange({
+      deviceId: this.deviceId, timeoutMs: opts.renewTimeoutMs, ttlSeconds: opts.requestTtlSeconds,
+      adopt: (answer) => this.#adopt(answer),
+      late: (ev) => {
+        // A late answer to a request that timed out: the token is good, keep it.
+        if (!this.#connected) return;
+        this.#renewFailures = 0;
+        this.emit('renewed', ev);
+        this.#scheduleRenewal();
+      },
+    });
   }
 
   /** True while a full (token) session is up: publish and subscribe work. */
@@ -221,7 +199,7 @@ export class DeviceClient extends EventEmitter {
     this.#stopped = true;
     this.#clearRenewTimer();
     this.#wake?.();
-    this.#failPending('ERR_STOPPED', 'client stopped');
+    this.#renewal.failAll('ERR_STOPPED', 'client stopped');
     this.#start?.reject(new DeviceError('ERR_STOPPED', 'client stopped before it connected'));
     const c = this.#conn;
     if (c) await endClient(c, false);
@@ -256,7 +234,7 @@ export class DeviceClient extends EventEmitter {
   async renewNow(): Promise<RenewedEvent> {
     const s = this.#live();
     try {
-      const ev = await this.#requestRenewal(s);
+      const ev = await this.#renewal.request(publishOn(s));
       this.#renewFailures = 0;
       this.emit('renewed', ev);
       this.#scheduleRenewal();
@@ -296,8 +274,8 @@ export class DeviceClient extends EventEmitter {
       const r = await this.#open(creds.accessToken);
       if (this.#stopped) return r.ok ? this.#discard(r.conn) : 'stopped';
       if (r.ok) return (await this.#tokenSession(r.conn, justRefreshed ? 'refresh' : 'token')) ? 'session-ended' : 'retry';
-      if (r.connack !== 4 && r.connack !== 5) return 'retry'; // network trouble or server unavailable
-      if (r.connack === 4) this.#deadToken = creds.accessToken;
+      if (r.connack !== CONNACK.BAD_USERNAME_OR_PASSWORD && r.connack !== CONNACK.NOT_AUTHORIZED) return 'retry'; // network trouble or server unavailable
+      if (r.connack === CONNACK.BAD_USERNAME_OR_PASSWORD) this.#deadToken = creds.accessToken;
       if (justRefreshed) {
         // A token minted seconds ago is refused: refreshing again would only rotate credentials in a loop.
         this.#refused(r.connack);
@@ -346,37 +324,30 @@ export class DeviceClient extends EventEmitter {
     const r = await this.#open(this.#creds!.refreshCredential);
     if (this.#stopped) return r.ok ? this.#discard(r.conn) : 'stopped';
     if (!r.ok) {
-      if (r.connack === 4 || r.connack === 5) {
+      if (r.connack === CONNACK.BAD_USERNAME_OR_PASSWORD || r.connack === CONNACK.NOT_AUTHORIZED) {
         this.#refused(r.connack);
         return 'refused';
       }
       return 'retry';
     }
-    const conn = r.conn;
-    conn.client.on('message', (topic, payload) => this.#onMessage(topic, payload));
     try {
-      const granted = await whileOpen(conn, subscribeGranted(conn.client, this.#topics.filter, 1));
-      if (granted === 128) throw new DeviceError('ERR_SUBSCRIBE_REFUSED', 'the broker refused the token topics');
-      const ev = await this.#requestRenewal(conn);
-      this.emit('renewed', ev);
+      this.emit('renewed', await renewOnRefreshSession(r.conn, this.#renewal));
       return 'refreshed';
     } catch (err) {
       this.#noteRejection(err);
-      if (err instanceof DeviceError && TERMINAL.has(err.code)) return 'refused';
-      return 'retry';
-    } finally {
-      await endClient(conn.client, false);
+      return err instanceof DeviceError && isTerminal(err.code) ? 'refused' : 'retry';
     }
   }
 
   /** Runs a token session until the connection closes; false when it never got fully up. */
   async #tokenSession(conn: Conn, via: 'token' | 'refresh'): Promise<boolean> {
     const { client } = conn;
-    client.on('message', (topic, payload) => this.#onMessage(topic, payload));
+    client.on('message', (topic, payload) => {
+      if (!this.#renewal.receive(topic, payload)) this.emit('message', topic, payload);
+    });
     let up = false;
     try {
-      const granted = await whileOpen(conn, subscribeGranted(client, this.#topics.filter, 1));
-      if (granted === 128) throw new DeviceError('ERR_SUBSCRIBE_REFUSED', 'the broker refused the token topics');
+      await subscribeTokenTopics(conn, this.#renewal.topics.filter);
       for (const [filter, qos] of [...this.#subscriptions]) {
         if ((await whileOpen(conn, subscribeGranted(client, filter, qos))) === 128) {
           this.#subscriptions.delete(filter);
@@ -401,7 +372,7 @@ export class DeviceClient extends EventEmitter {
     this.#connected = false;
     this.#session = null;
     this.#clearRenewTimer();
-    this.#failPending('ERR_DISCONNECTED', 'connection closed before the renewal was answered');
+    this.#renewal.failAll('ERR_DISCONNECTED', 'connection closed before the renewal was answered');
     if (up) this.emit('disconnected', { reason: this.#stopped ? 'stopped' : reason });
     return up;
   }
@@ -455,84 +426,6 @@ export class DeviceClient extends EventEmitter {
 
   // ---- renewal ---------------------------------------------------------------
 
-  /** Publishes one renewal request and waits for its answer (matched by a random requestId). */
-  #requestRenewal(conn: Conn): Promise<RenewedEvent> {
-    const requestId = randomBytes(16).toString('base64url');
-    const body = JSON.stringify({ requestId, ...(this.#opts.requestTtlSeconds && { ttlSeconds: this.#opts.requestTtlSeconds }) });
-    const timeoutMs = this.#opts.renewTimeoutMs ?? DEFAULT_RENEW_TIMEOUT_MS;
-    return new Promise<RenewedEvent>((resolve, reject) => {
-      const sentAt = performance.now();
-      const timer = setTimeout(() => {
-        this.#pending.delete(requestId);
-        this.#late.set(requestId, sentAt);
-        if (this.#late.size > MAX_LATE) this.#late.delete(this.#late.keys().next().value!);
-        reject(new DeviceError('ERR_RENEW_TIMEOUT', `no answer to the renewal request within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(requestId, { resolve, reject, timer, sentAt });
-      conn.client.publish(this.#topics.renew, body, { qos: 1 }, (err) => {
-        if (!err) return;
-        const p = this.#pending.get(requestId);
-        if (!p) return;
-        this.#pending.delete(requestId);
-        clearTimeout(p.timer);
-        p.reject(new DeviceError('ERR_DISCONNECTED', 'connection closed before the renewal request was sent'));
-      });
-    });
-  }
-
-  #onMessage(topic: string, payload: Buffer): void {
-    if (topic === this.#topics.accepted) return this.#onAccepted(payload);
-    if (topic === this.#topics.rejected) return this.#onRejected(payload);
-    if (topic.startsWith('$devices/')) return; // other token topics are not the app's business
-    this.emit('message', topic, payload);
-  }
-
-  #onRejected(payload: Buffer): void {
-    const msg = parseJson(payload);
-    const id = msg?.requestId;
-    const p = typeof id === 'string' ? this.#pending.get(id) : undefined;
-    if (!p || !msg) return; // not an answer to a request we are waiting for
-    this.#pending.delete(id as string);
-    clearTimeout(p.timer);
-    const code = typeof msg.code === 'string' ? msg.code : 'ERR_INTERNAL';
-    const message = typeof msg.message === 'string' ? msg.message : 'renewal rejected';
-    p.reject(new DeviceError(code, message));
-  }
-
-  #onAccepted(payload: Buffer): void {
-    const msg = parseJson(payload);
-    const id = msg?.requestId;
-    if (typeof id !== 'string') return;
-    const p = this.#pending.get(id);
-    const lateSentAt = this.#late.get(id);
-    if (!p && lateSentAt === undefined) return; // not ours (or answered already)
-    const answer = asAccepted(msg);
-    if (!answer) {
-      if (p) {
-        this.#pending.delete(id);
-        clearTimeout(p.timer);
-        p.reject(new DeviceError('ERR_BAD_ANSWER', 'malformed accepted answer'));
-      }
-      return;
-    }
-    // Persist first, then use: see #adopt.
-    const rotatedRefresh = this.#adopt(answer);
-    const ev: RenewedEvent = { expiresAt: new Date(answer.accessTokenExpiresAt), roundTripMs: Math.round(performance.now() - (p?.sentAt ?? lateSentAt!)), rotatedRefresh };
-    if (p) {
-      this.#pending.delete(id);
-      clearTimeout(p.timer);
-      p.resolve(ev);
-    } else {
-      // A late answer to a request that timed out: the token is good, keep it.
-      this.#late.delete(id);
-      if (this.#connected) {
-        this.#renewFailures = 0;
-        this.emit('renewed', ev);
-        this.#scheduleRenewal();
-      }
-    }
-  }
-
   /**
    * Takes a renewal answer: the new access token and, when rotated, the new
    * refresh credential. Saved to the credentials file BEFORE anything uses
@@ -545,7 +438,7 @@ export class DeviceClient extends EventEmitter {
    * the device can always refresh with what is on disk. Returns whether the
    * refresh credential was rotated (and taken).
    */
-  #adopt(a: Accepted): boolean {
+  #adopt(a: RenewAcceptedBody): boolean {
     const old = this.#creds!;
     const next: DeviceCredentials = { ...old, accessToken: a.accessToken, accessTokenExpiresAt: a.accessTokenExpiresAt };
     let rotated = !!a.refreshCredential && a.refreshCredential !== old.refreshCredential;
@@ -586,7 +479,7 @@ export class DeviceClient extends EventEmitter {
     const s = this.#session;
     if (!s || !this.#connected) return;
     try {
-      const ev = await this.#requestRenewal(s);
+      const ev = await this.#renewal.request(publishOn(s));
       this.#renewFailures = 0;
       this.emit('renewed', ev);
       this.#scheduleRenewal();
@@ -594,20 +487,20 @@ export class DeviceClient extends EventEmitter {
       this.#noteRejection(err);
       const code = err instanceof DeviceError ? err.code : 'ERR_INTERNAL';
       // Terminal: the broker ends the session soon; the connect loop sorts it out.
-      if (TERMINAL.has(code) || !this.#connected || this.#session !== s) return;
+      if (isTerminal(code) || !this.#connected || this.#session !== s) return;
       // Retry before the token runs out: a third of what is left, growing with
       // each failure, at least 1 s (the broker refills its rate limit slowly).
       this.#renewFailures++;
       const left = Date.parse(this.#creds!.accessTokenExpiresAt) - Date.now();
       const base = Math.min(Math.max(left / 3, 1000), 1000 * 2 ** this.#renewFailures);
-      const wait = Math.max(BACK_OFF.has(code) ? 1000 : 250, base * (0.5 + Math.random() / 2));
+      const wait = Math.max(retryLater(code) ? 1000 : 250, base * (0.5 + Math.random() / 2));
       this.#clearRenewTimer();
       this.#renewTimer = setTimeout(() => void this.#renewInBackground(), wait);
     }
   }
 
   #noteRejection(err: unknown): void {
-    if (err instanceof DeviceError && BROKER_CODES.has(err.code)) this.emit('renewRejected', { code: err.code, message: err.message });
+    if (err instanceof DeviceError && isRenewRejectionCode(err.code)) this.emit('renewRejected', { code: err.code, message: err.message });
   }
 
   // ---- small helpers ---------------------------------------------------------
@@ -620,14 +513,6 @@ export class DeviceClient extends EventEmitter {
   #refused(connackCode: number): void {
     this.emit('refused', { connackCode });
     this.#start?.reject(new DeviceError('ERR_REFUSED', `the broker refused the device (CONNACK ${connackCode}); still retrying slowly until stop()`));
-  }
-
-  #failPending(code: string, message: string): void {
-    for (const [id, p] of this.#pending) {
-      clearTimeout(p.timer);
-      this.#pending.delete(id);
-      p.reject(new DeviceError(code, message));
-    }
   }
 
   #clearRenewTimer(): void {
@@ -652,44 +537,5 @@ export class DeviceClient extends EventEmitter {
   }
 }
 
-/** Subscribes and returns the granted QoS; 128 (0x80) when refused, which MQTT.js would otherwise report as an error. */
-function subscribeGranted(client: MqttClient, filter: string, qos: 0 | 1): Promise<number> {
-  return new Promise((resolve, reject) => {
-    client.subscribe(filter, { qos }, (err, granted) => {
-      // MQTT.js reports a 0x80 SUBACK as an error carrying the SUBACK packet.
-      const code = (err as (Error & { packet?: { granted?: unknown[] } }) | null)?.packet?.granted?.[0];
-      if (err && typeof code === 'number' && (code & 0x80) !== 0) return resolve(128);
-      if (err) return reject(new DeviceError('ERR_DISCONNECTED', `subscribe failed: ${err.message}`));
-      resolve(granted?.[0]?.qos ?? 128);
-    });
-  });
-}
-
-/** Rejects with ERR_DISCONNECTED if the connection closes before `p` settles (MQTT.js may never call back then). */
-function whileOpen<T>(conn: Conn, p: Promise<T>): Promise<T> {
-  return Promise.race([p, conn.closed.then((): never => { throw new DeviceError('ERR_DISCONNECTED', 'connection closed'); })]);
-}
-
-/** Ends an MQTT.js client: gracefully (DISCONNECT) unless `force`; never waits more than 2 s. */
-function endClient(client: MqttClient, force: boolean): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => { client.end(true); resolve(); }, 2000);
-    client.end(force, {}, () => { clearTimeout(t); resolve(); });
-  });
-}
-
-function parseJson(payload: Buffer): Record<string, unknown> | null {
-  try {
-    const v = JSON.parse(payload.toString('utf8')) as unknown;
-    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
-}
-
-function asAccepted(m: Record<string, unknown> | null): Accepted | null {
-  if (!m || typeof m.requestId !== 'string' || typeof m.accessToken !== 'string' || typeof m.accessTokenExpiresAt !== 'string') return null;
-  if (Number.isNaN(Date.parse(m.accessTokenExpiresAt))) return null;
-  if (m.refreshCredential !== undefined && (typeof m.refreshCredential !== 'string' || typeof m.refreshCredentialExpiresAt !== 'string')) return null;
-  return m as unknown as Accepted;
-}
+const isTerminal = (code: DeviceErrorCode): boolean => isRenewRejectionCode(code) && RENEW_TERMINAL.has(code);
+const retryLater = (code: DeviceErrorCode): boolean => isRenewRejectionCode(code) && RENEW_RETRY_LATER.has(code);

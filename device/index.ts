@@ -10,7 +10,8 @@
  * await device.start();
  * await device.publish(`devices/${device.deviceId}/telemetry`, JSON.stringify({ t: 21.5 }), { qos: 1 });
  */
-export { DeviceClient, type DeviceClientOptions, type DeviceClientEvents, type RenewedEvent } from './client.js';
+export { DeviceClient, type DeviceClientOptions, type DeviceClientEvents } from './client.js';
+export type { RenewedEvent } from './renewal.js';
 export { Backoff, backoffCapMs, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { renewalDelayMs, tokenLifetimeMs, DEFAULT_RENEW_AT_FRACTION, DEFAULT_JITTER_FRACTION, type ScheduleInput } from './renewal-schedule.js';
 export { loadCredentials, saveCredentials, checkCredentials, type DeviceCredentials } from './credentials-store.js';

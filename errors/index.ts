@@ -1,7 +1,8 @@
 /**
  * Every failure credbroker reports is a `CredbrokerError` with a stable `code`
  * (the habit borrowed from jose's `ERR_JWT_EXPIRED`). Callers branch on `code`,
- * never on message text; `map.ts` turns codes into CLI exit codes and CONNACK codes.
+ * never on message text; `map.ts` turns codes into CLI exit codes, CONNACK codes
+ * and the codes of renewal and claim answers.
  *
  * Messages are written for the person who reads them (a factory engineer, an
  * operator) and must never contain a token, key or refresh credential.
@@ -37,6 +38,9 @@ export type ErrorCode =
   | 'ERR_IDENTITY_MISMATCH'
   | 'ERR_CLIENT_ID_MISMATCH'
   | 'ERR_RATE_LIMITED'
+  | 'ERR_THROTTLED'
+  | 'ERR_SERVER_BUSY'
+  | 'ERR_BAD_LOGIN'
   | 'ERR_BROKER_UNREACHABLE'
   | 'ERR_DEVICE_NOT_REVOKED'
   | 'ERR_DEVICE_TOKENS_LIVE'
@@ -51,6 +55,7 @@ export type ErrorCode =
   | 'ERR_CLAIM_ID_NOT_ALLOWED'
   | 'ERR_CLAIM_QUOTA'
   | 'ERR_CLAIM_SESSION_HELD'
+  | 'ERR_CLAIM_NOT_CLEAN'
   | 'ERR_GRANT_INVALID'
   | 'ERR_GRANT_NOT_FOUND'
   | 'ERR_GRANT_EXISTS';

@@ -1,55 +1,93 @@
 import type { ErrorCode } from './index.js';
 import { isCredbrokerError } from './index.js';
+import { CONNACK, type ConnackCode } from '../protocol/connack.js';
+import type { ClaimRejectionCode } from '../protocol/claim.js';
+import type { RenewRejectionCode } from '../protocol/renewal.js';
 
-/** The one place where error codes become process exit codes. */
-const EXIT: Record<ErrorCode, number> = {
-  ERR_USAGE: 2,
-  ERR_CONFIG: 2,
-  ERR_INVALID_DEVICE_ID: 2,
-  ERR_INVALID_DURATION: 2,
-  ERR_TTL_TOO_LONG: 2,
-  ERR_PROFILE_INVALID: 2,
-  ERR_BATCH_INVALID: 2,
-  ERR_DEVICE_NOT_FOUND: 3,
-  ERR_PROFILE_NOT_FOUND: 3,
-  ERR_TOKEN_NOT_FOUND: 3,
-  ERR_DEVICE_EXISTS: 4,
-  ERR_DEVICE_REVOKED: 4,
-  ERR_DEVICE_NOT_REVOKED: 4,
-  ERR_DEVICE_TOKENS_LIVE: 4,
-  ERR_PROFILE_IN_USE: 4,
-  ERR_REGISTRY_MISMATCH: 2,
-  ERR_GRANT_INVALID: 2,
-  ERR_GRANT_NOT_FOUND: 3,
-  ERR_GRANT_EXISTS: 4,
-  ERR_SCHEMA_TOO_NEW: 5,
-  ERR_REGISTRY: 5,
-  ERR_REGISTRY_UNAVAILABLE: 5,
-  ERR_TOKEN_MALFORMED: 6,
-  ERR_TOKEN_ALG: 6,
-  ERR_TOKEN_KID: 6,
-  ERR_TOKEN_SIGNATURE: 6,
-  ERR_TOKEN_EXPIRED: 6,
-  ERR_TOKEN_CLAIM: 6,
-  ERR_TOKEN_ACL_RESERVED: 6,
-  ERR_TOKEN_REVOKED: 6,
-  ERR_REFRESH_MALFORMED: 6,
-  ERR_REFRESH_UNKNOWN: 6,
-  ERR_REFRESH_REPLAYED: 6,
-  ERR_CREDENTIAL_EXPIRED: 6,
-  ERR_IDENTITY_MISMATCH: 6,
-  ERR_CLIENT_ID_MISMATCH: 6,
-  ERR_RATE_LIMITED: 7,
-  ERR_BROKER_UNREACHABLE: 8,
-  ERR_CLAIM_NOT_FOUND: 3,
-  ERR_CLAIM_EXISTS: 4,
-  ERR_CLAIM_REVOKED: 4,
-  ERR_CLAIM_QUOTA: 4,
-  ERR_CLAIM_SESSION_HELD: 4,
-  ERR_CLAIM_ID_NOT_ALLOWED: 2,
-  ERR_CLAIM_MALFORMED: 6,
-  ERR_CLAIM_UNKNOWN: 6,
-  ERR_CLAIM_EXPIRED: 6,
+/**
+ * What one error code becomes where it leaves the process: the CLI's exit code,
+ * the CONNACK return code of a refused CONNECT, and the code of a renewal or
+ * claim answer (absent: that answer never carries it, and says ERR_INTERNAL or
+ * `unavailable` instead).
+ */
+interface Row {
+  readonly exit: number;
+  readonly connack: ConnackCode;
+  readonly renewal?: RenewRejectionCode;
+  readonly claim?: ClaimRejectionCode;
+}
+
+/**
+ * CONNACK 4 for a credential that is itself invalid (forged, expired, malformed,
+ * for another user name, or no credential at all); CONNACK 5 for a valid
+ * credential that is not allowed (revoked, wrong client id, throttled, a token
+ * whose ACL holds a `$` pattern; a claim for an id that is already a device);
+ * CONNACK 2 for a claim whose client id is no valid device id; CONNACK 3 when it
+ * could not be checked now (the registry is unreachable, the node at its
+ * connection cap, a claim CONNECT over its rate limit): retry later.
+ */
+const BAD = CONNACK.BAD_USERNAME_OR_PASSWORD;
+const NOT = CONNACK.NOT_AUTHORIZED;
+const LATER = CONNACK.SERVER_UNAVAILABLE;
+
+/** The one place where error codes become exit codes, CONNACK codes and answer codes. */
+const TABLE: Record<ErrorCode, Row> = {
+  ERR_USAGE: { exit: 2, connack: NOT },
+  ERR_CONFIG: { exit: 2, connack: NOT },
+  ERR_INVALID_DEVICE_ID: { exit: 2, connack: CONNACK.IDENTIFIER_REJECTED },
+  ERR_INVALID_DURATION: { exit: 2, connack: NOT },
+  ERR_TTL_TOO_LONG: { exit: 2, connack: NOT },
+  ERR_PROFILE_INVALID: { exit: 2, connack: NOT },
+  ERR_BATCH_INVALID: { exit: 2, connack: NOT },
+  ERR_DEVICE_NOT_FOUND: { exit: 3, connack: NOT },
+  ERR_PROFILE_NOT_FOUND: { exit: 3, connack: NOT },
+  ERR_TOKEN_NOT_FOUND: { exit: 3, connack: NOT },
+  ERR_DEVICE_EXISTS: { exit: 4, connack: NOT, claim: 'id_exists' },
+  ERR_DEVICE_REVOKED: { exit: 4, connack: NOT, renewal: 'ERR_DEVICE_REVOKED' },
+  ERR_DEVICE_NOT_REVOKED: { exit: 4, connack: NOT },
+  ERR_DEVICE_TOKENS_LIVE: { exit: 4, connack: NOT },
+  ERR_PROFILE_IN_USE: { exit: 4, connack: NOT },
+  ERR_REGISTRY_MISMATCH: { exit: 2, connack: NOT },
+  ERR_GRANT_INVALID: { exit: 2, connack: NOT },
+  ERR_GRANT_NOT_FOUND: { exit: 3, connack: NOT },
+  ERR_GRANT_EXISTS: { exit: 4, connack: NOT },
+  ERR_SCHEMA_TOO_NEW: { exit: 5, connack: NOT },
+  ERR_REGISTRY: { exit: 5, connack: NOT },
+  // Renamed on the wire: a device knows no registry, only that the broker cannot answer now.
+  ERR_REGISTRY_UNAVAILABLE: { exit: 5, connack: LATER, renewal: 'ERR_UNAVAILABLE' },
+  ERR_TOKEN_MALFORMED: { exit: 6, connack: BAD },
+  ERR_TOKEN_ALG: { exit: 6, connack: BAD },
+  ERR_TOKEN_KID: { exit: 6, connack: BAD },
+  ERR_TOKEN_SIGNATURE: { exit: 6, connack: BAD },
+  ERR_TOKEN_EXPIRED: { exit: 6, connack: BAD },
+  ERR_TOKEN_CLAIM: { exit: 6, connack: BAD },
+  ERR_TOKEN_ACL_RESERVED: { exit: 6, connack: NOT },
+  ERR_TOKEN_REVOKED: { exit: 6, connack: NOT },
+  ERR_REFRESH_MALFORMED: { exit: 6, connack: BAD },
+  ERR_REFRESH_UNKNOWN: { exit: 6, connack: BAD },
+  ERR_REFRESH_REPLAYED: { exit: 6, connack: NOT, renewal: 'ERR_REFRESH_REPLAYED' },
+  ERR_CREDENTIAL_EXPIRED: { exit: 6, connack: BAD, renewal: 'ERR_CREDENTIAL_EXPIRED' },
+  ERR_IDENTITY_MISMATCH: { exit: 6, connack: BAD },
+  ERR_CLIENT_ID_MISMATCH: { exit: 6, connack: NOT },
+  // Over a rate limit (claim CONNECTs): a unit tries again later, where 5 would be final for it.
+  ERR_RATE_LIMITED: { exit: 7, connack: LATER, renewal: 'ERR_RATE_LIMITED', claim: 'rate_limited' },
+  // An address throttled after failed logins, or a device connecting too often: refused unchecked.
+  ERR_THROTTLED: { exit: 7, connack: NOT },
+  ERR_SERVER_BUSY: { exit: 7, connack: LATER },
+  // No credential of the right form where one belongs (user name, password).
+  ERR_BAD_LOGIN: { exit: 6, connack: BAD },
+  ERR_BROKER_UNREACHABLE: { exit: 8, connack: NOT },
+  ERR_CLAIM_NOT_FOUND: { exit: 3, connack: NOT },
+  ERR_CLAIM_EXISTS: { exit: 4, connack: NOT },
+  ERR_CLAIM_REVOKED: { exit: 4, connack: NOT, claim: 'claim_revoked' },
+  ERR_CLAIM_QUOTA: { exit: 4, connack: NOT, claim: 'quota_exhausted' },
+  ERR_CLAIM_SESSION_HELD: { exit: 4, connack: NOT },
+  ERR_CLAIM_NOT_CLEAN: { exit: 2, connack: NOT },
+  ERR_CLAIM_ID_NOT_ALLOWED: { exit: 2, connack: NOT, claim: 'id_not_allowed' },
+  ERR_CLAIM_MALFORMED: { exit: 6, connack: BAD },
+  // Deleted since the CONNECT (a simulation's claim at the end of its run): as good as revoked.
+  ERR_CLAIM_UNKNOWN: { exit: 6, connack: BAD, claim: 'claim_revoked' },
+  ERR_CLAIM_EXPIRED: { exit: 6, connack: BAD, claim: 'claim_expired' },
 };
 
 /**
@@ -59,54 +97,20 @@ const EXIT: Record<ErrorCode, number> = {
 export const EXIT_INTERRUPTED = 130;
 
 export function exitCodeFor(err: unknown): number {
-  return isCredbrokerError(err) ? EXIT[err.code] : 1;
+  return isCredbrokerError(err) ? TABLE[err.code].exit : 1;
 }
 
-/** MQTT 3.1.1 CONNACK return codes used by the broker. */
-export const CONNACK = {
-  /** A client id the broker will not take (a claim for an id that is not a valid device id). */
-  IDENTIFIER_REJECTED: 2,
-  /** The node is at its connection cap: try again later (or another node). */
-  SERVER_UNAVAILABLE: 3,
-  BAD_USERNAME_OR_PASSWORD: 4,
-  NOT_AUTHORIZED: 5,
-} as const;
-export type ConnackCode = (typeof CONNACK)[keyof typeof CONNACK];
-
-/**
- * CONNACK 4 for a credential that is itself invalid (forged, expired, malformed,
- * for another user name); CONNACK 5 for a valid credential that is not allowed
- * (revoked, wrong client id, throttled, a token whose ACL holds a `$` pattern;
- * a claim for an id that is already a device); CONNACK 2 for a claim whose client id is no valid device id;
- * CONNACK 3 when it could not be checked because the registry is unreachable
- * (a refresh credential during a database outage: retry later), or for a claim
- * CONNECT over its rate limit (retry later).
- * Anything unexpected is "not authorized".
- */
+/** Anything unexpected is "not authorized". */
 export function connackCodeFor(err: unknown): ConnackCode {
-  if (!isCredbrokerError(err)) return CONNACK.NOT_AUTHORIZED;
-  switch (err.code) {
-    case 'ERR_REGISTRY_UNAVAILABLE':
-    // Over a rate limit (claim CONNECTs): a unit tries again later, where 5 would be final for it.
-    case 'ERR_RATE_LIMITED':
-      return CONNACK.SERVER_UNAVAILABLE;
-    case 'ERR_TOKEN_MALFORMED':
-    case 'ERR_TOKEN_ALG':
-    case 'ERR_TOKEN_KID':
-    case 'ERR_TOKEN_SIGNATURE':
-    case 'ERR_TOKEN_EXPIRED':
-    case 'ERR_TOKEN_CLAIM':
-    case 'ERR_REFRESH_MALFORMED':
-    case 'ERR_REFRESH_UNKNOWN':
-    case 'ERR_CREDENTIAL_EXPIRED':
-    case 'ERR_IDENTITY_MISMATCH':
-    case 'ERR_CLAIM_MALFORMED':
-    case 'ERR_CLAIM_UNKNOWN':
-    case 'ERR_CLAIM_EXPIRED':
-      return CONNACK.BAD_USERNAME_OR_PASSWORD;
-    case 'ERR_INVALID_DEVICE_ID':
-      return CONNACK.IDENTIFIER_REJECTED;
-    default:
-      return CONNACK.NOT_AUTHORIZED;
-  }
+  return isCredbrokerError(err) ? TABLE[err.code].connack : CONNACK.NOT_AUTHORIZED;
+}
+
+/** The code of a `…/token/rejected` answer for a renewal that failed with `err`; anything unexpected is ERR_INTERNAL. */
+export function renewalCodeFor(err: unknown): RenewRejectionCode {
+  return (isCredbrokerError(err) ? TABLE[err.code].renewal : undefined) ?? 'ERR_INTERNAL';
+}
+
+/** The code of a `…/provision/rejected` answer for a claim that failed with `err`, or null when the failure is the broker's own. */
+export function claimCodeFor(err: unknown): ClaimRejectionCode | null {
+  return (isCredbrokerError(err) ? TABLE[err.code].claim : undefined) ?? null;
 }

@@ -30,6 +30,12 @@ export const claimTopics = (deviceId: string) => ({
 export type ClaimRejectionCode =
   | 'id_not_allowed' | 'id_exists' | 'quota_exhausted' | 'claim_expired' | 'claim_revoked' | 'rate_limited' | 'bad_request' | 'unavailable';
 
+const CLAIM_REJECTION_CODES: ReadonlySet<string> = new Set<ClaimRejectionCode>([
+  'id_not_allowed', 'id_exists', 'quota_exhausted', 'claim_expired', 'claim_revoked', 'rate_limited', 'bad_request', 'unavailable',
+]);
+
+export const isClaimRejectionCode = (code: unknown): code is ClaimRejectionCode => typeof code === 'string' && CLAIM_REJECTION_CODES.has(code);
+
 export const CLAIM_RETRYABLE: ReadonlySet<string> = new Set<ClaimRejectionCode>(['rate_limited', 'unavailable']);
 
 /** Published on `…/provision`. */
