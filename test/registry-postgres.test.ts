@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { engine } from '../registry/postgres/index.js';
 import { PG_SCHEMA_VERSION } from '../registry/postgres/migrations.js';
-import { SCHEMA_VERSION } from '../registry/migrations.js';
+import { SCHEMA_VERSION } from '../registry/sqlite/migrations.js';
 import type { Registry } from '../registry/interface.js';
 import type { Change } from '../registry/types.js';
 import type { DeviceId, Jti, Kid, ProfileName } from '../registry/ids.js';

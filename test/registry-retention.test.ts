@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueAccessToken, revokeToken } from '../operations/index.js';
 import { openIssuer } from '../provisioning/index.js';
-import { SyncRegistry, SCHEMA_VERSION, type DeviceId, type Jti } from '../registry/index.js';
+import type { DeviceId, Jti } from '../registry/index.js';
+import { SCHEMA_VERSION } from '../registry/sqlite/migrations.js';
+import { SqliteStores } from '../registry/sqlite/stores.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';
 import { scrape } from './helpers/hostile-util.js';
@@ -64,7 +66,7 @@ t.test('credbroker audit prune --older-than and show --stats', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-retention-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const db = join(dir, 'r.db');
-  const reg = SyncRegistry.open(db);
+  const reg = SqliteStores.open(db);
   const now = Date.now();
   for (let i = 0; i < 5000; i++) reg.audit.append('broker', 'auth.refused', null, { reason: 'bad_signature', address: '10.0.0.1' }, now - 10 * DAY - i);
   reg.audit.append('cli', 'device.revoke', 'kept-1', null, now - DAY);
@@ -115,7 +117,7 @@ t.test('a registry made before auto_vacuum (schema 1) is upgraded in place, data
   t.equal(raw.pragma('auto_vacuum', { simple: true }), 0, 'the old file has auto_vacuum off');
   raw.close();
 
-  const reg = SyncRegistry.open(db);
+  const reg = SqliteStores.open(db);
   t.teardown(() => reg.close());
   t.equal(reg.db.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'migrated to the current schema');
   t.equal(reg.space.stats().autoVacuum, 'incremental', 'converted to auto_vacuum=INCREMENTAL (one VACUUM)');

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { SigningKeyRecord } from '../../registry/keys.js';
+import type { SigningKeyRecord } from '../../registry/index.js';
 import { examples, subcommand, withRegistry } from '../common.js';
 import { iso, note, out, printJson, printTable, time } from '../output.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { AuditEvent } from '../../registry/audit.js';
+import type { AuditEvent } from '../../registry/index.js';
 import { parseDeviceId } from '../../registry/ids.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
 import { UsageError } from '../../errors/index.js';

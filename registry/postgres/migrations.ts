@@ -3,7 +3,7 @@ import type { Sql } from './pool.js';
 
 /**
  * The PostgreSQL schema, migration for migration the twin of the SQLite one
- * (registry/migrations.ts): the same versions, so `registry copy` and the
+ * (registry/sqlite/migrations.ts): the same versions, so `registry copy` and the
  * tests can compare them. Append only, like the SQLite list; a migration added
  * there needs its twin here (test/registry-pg-schema.test.ts checks the counts).
  *

@@ -1,7 +1,6 @@
 import type { Db } from './db.js';
-import type { Actor, AuditEvent, AuditQuery, NewAuditEvent } from './types.js';
+import type { Actor, AuditEvent, AuditQuery, NewAuditEvent } from '../types.js';
 
-export type { Actor, AuditEvent, AuditQuery } from './types.js';
 
 interface Row { id: number; at: number; actor: string; action: string; device_id: string | null; details: string | null }
 

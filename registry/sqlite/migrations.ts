@@ -1,5 +1,5 @@
 import type { Db } from './db.js';
-import { RegistryError } from '../errors/index.js';
+import { RegistryError } from '../../errors/index.js';
 
 /**
  * Schema migrations, applied in order; `PRAGMA user_version` holds how many ran.

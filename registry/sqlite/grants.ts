@@ -1,8 +1,7 @@
 import type { Db } from './db.js';
-import type { GrantName, Jti, Kid } from './ids.js';
-import type { Grant, NewGrant, RevokedToken } from './types.js';
+import type { GrantName, Jti, Kid } from '../ids.js';
+import type { Grant, NewGrant, RevokedToken } from '../types.js';
 
-export type { Grant, NewGrant } from './types.js';
 
 interface Row {
   jti: string; name: string; publish: string; subscribe: string; reason: string | null; within: string | null; kid: string;
@@ -78,10 +77,4 @@ export class Grants {
   pruneExpired(before: number, limit: number): number {
     return this.pruneStmt.run(before, limit).changes;
   }
-}
-
-/** `revoked` wins over `expired`: an operator asks whether it was killed or ran out. */
-export function grantStatus(g: Pick<Grant, 'revokedAt' | 'expiresAt'>, now: number): 'active' | 'expired' | 'revoked' {
-  if (g.revokedAt !== null) return 'revoked';
-  return g.expiresAt > now ? 'active' : 'expired';
 }

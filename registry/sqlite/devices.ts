@@ -1,9 +1,8 @@
 import type { Db } from './db.js';
-import type { DeviceId, ProfileName } from './ids.js';
-import { RegistryError } from '../errors/index.js';
-import type { Device, DeviceFilter, DeviceStatus, ProvisionedDevice } from './types.js';
+import type { DeviceId, ProfileName } from '../ids.js';
+import { RegistryError } from '../../errors/index.js';
+import type { Device, DeviceFilter, DeviceStatus, ProvisionedDevice } from '../types.js';
 
-export type { Device, DeviceFilter, DeviceStatus } from './types.js';
 
 interface Row {
   id: string; profile: string; status: DeviceStatus; revoked_reason: string | null; revoked_at: number | null;

@@ -1,8 +1,7 @@
 import type { Db } from './db.js';
-import type { DeviceId, Jti, Kid } from './ids.js';
-import type { IssuedToken } from './types.js';
+import type { DeviceId, Jti, Kid } from '../ids.js';
+import type { IssuedToken } from '../types.js';
 
-export type { IssuedToken } from './types.js';
 
 interface Row { jti: string; device_id: string; kid: string; issued_at: number; expires_at: number; revoked_at: number | null; family: string | null }
 

@@ -1,8 +1,7 @@
 import type { Db } from './db.js';
-import type { Kid } from './ids.js';
-import type { SigningAlg, SigningKeyRecord } from './types.js';
+import type { Kid } from '../ids.js';
+import type { SigningAlg, SigningKeyRecord } from '../types.js';
 
-export type { SigningAlg, SigningKeyRecord } from './types.js';
 
 interface Row { kid: string; alg: SigningAlg; status: 'active' | 'retired'; public_jwk: string; private_jwk: string | null; created_at: number; retired_at: number | null; verify_until: number | null }
 

@@ -1,9 +1,8 @@
 import type { Db } from './db.js';
-import type { ClaimName, DeviceId, ProfileName } from './ids.js';
-import type { Claim, ClaimedDevice, NewClaim } from './types.js';
-import { RegistryError } from '../errors/index.js';
+import type { ClaimName, DeviceId, ProfileName } from '../ids.js';
+import type { Claim, ClaimedDevice, NewClaim } from '../types.js';
+import { RegistryError } from '../../errors/index.js';
 
-export type { Claim, ClaimedDevice, NewClaim } from './types.js';
 
 interface Row {
   name: string; profile: string; hash: string; max_devices: number; id_pattern: string | null; has_allow_list: number; broker_url: string;

@@ -1,8 +1,7 @@
 import type { Db } from './db.js';
-import type { DeviceId } from './ids.js';
-import type { RefreshRecord, RefreshState } from './types.js';
+import type { DeviceId } from '../ids.js';
+import type { RefreshRecord, RefreshState } from '../types.js';
 
-export type { RefreshRecord, RefreshState } from './types.js';
 
 interface Row { hash: string; device_id: string; state: RefreshState; issued_at: number; expires_at: number; used_at: number | null }
 

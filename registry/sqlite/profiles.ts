@@ -1,10 +1,8 @@
 import type { Db } from './db.js';
-import type { ProfileName } from './ids.js';
-import type { Profile } from './types.js';
+import type { ProfileName } from '../ids.js';
+import type { Profile } from '../types.js';
 
-export type { Profile } from './types.js';
-export { DEFAULT_PROFILES } from './defaults.js';
-import { RegistryError } from '../errors/index.js';
+import { RegistryError } from '../../errors/index.js';
 
 interface Row { name: string; publish: string; subscribe: string; token_ttl_ms: number; created_at: number; updated_at: number }
 

@@ -1,8 +1,7 @@
 import { statSync } from 'node:fs';
 import type { Db } from './db.js';
-import type { RegistryStats } from './types.js';
+import type { RegistryStats } from '../types.js';
 
-export type { RegistryStats } from './types.js';
 
 const AUTO_VACUUM = ['none', 'full', 'incremental'] as const;
 
