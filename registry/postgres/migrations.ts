@@ -5,7 +5,7 @@ import type { Sql } from './pool.js';
  * The PostgreSQL schema, migration for migration the twin of the SQLite one
  * (registry/sqlite/migrations.ts): the same versions, so `registry copy` and the
  * tests can compare them. Append only, like the SQLite list; a migration added
- * there needs its twin here (test/registry-pg-schema.test.ts checks the counts).
+ * there needs its twin here (test/registry-schema-twins.test.ts compares the two).
  *
  * Differences that are the engine's, not the model's: times are BIGINT (ms),
  * identifiers sort bytewise (COLLATE "C", as SQLite compares), refresh credentials
