@@ -5,6 +5,7 @@ import type { Registry } from '../registry/interface.js';
 import type { Change } from '../registry/types.js';
 import type { DeviceId, Jti, Kid, ProfileName } from '../registry/ids.js';
 import { sharedPostgres } from './helpers/postgres.js';
+import { runCli } from './helpers/cli.js';
 
 const open = async (t: Test, url: string): Promise<Registry> => {
   const reg = await engine.open(url, {});
@@ -136,4 +137,22 @@ t.test('TLS to the database from sslmode in the URL; a certificate it cannot ver
   t.equal(err?.code, 'ERR_REGISTRY', 'an unverifiable server certificate is not a retryable outage');
   t.match(err?.message, /certificate/);
   t.notMatch(err?.message ?? '', pg.password);
+});
+
+t.test('show --stats on PostgreSQL reports what the server does, not SQLite\'s settings', async (t) => {
+  const pg = await sharedPostgres();
+  const url = await pg.newDatabase();
+  const reg = await open(t, url);
+  const stats = await reg.space.stats();
+  t.equal(stats.autoVacuum, null, 'no auto_vacuum mode: the server reclaims dead rows itself');
+  t.equal(stats.walBytes, 0, 'no write-ahead log of its own');
+  t.match(stats.upkeep, /autovacuum \(on\)/, 'the server\'s autovacuum, as the server reports it');
+  const shown = await runCli(['show', '--stats', '--db', url]);
+  t.equal(shown.code, 0, shown.stderr);
+  t.match(shown.stdout, /upkeep: +dead rows reclaimed by the server's autovacuum \(on\)/);
+  t.notMatch(shown.stdout, /auto_vacuum|WAL/, 'no SQLite setting in the output');
+  t.notMatch(shown.stdout + shown.stderr, pg.password);
+  const json = JSON.parse((await runCli(['show', '--stats', '--json', '--db', url])).stdout) as Record<string, unknown>;
+  t.equal(json.autoVacuum, null);
+  t.match(json.rows, { devices: 0, profiles: 2 });
 });

@@ -74,9 +74,10 @@ t.test('credbroker audit prune --older-than and show --stats', async (t) => {
 
   const before = await runCli(['show', '--stats', '--json', '--db', db]);
   t.equal(before.code, 0, before.stderr);
-  const s0 = JSON.parse(before.stdout) as { fileBytes: number; rows: Record<string, number>; autoVacuum: string };
+  const s0 = JSON.parse(before.stdout) as { fileBytes: number; rows: Record<string, number>; autoVacuum: string; upkeep: string };
   t.equal(s0.rows.audit, 5001, 'show --stats counts rows per table');
   t.equal(s0.autoVacuum, 'incremental', 'a new registry runs auto_vacuum=INCREMENTAL');
+  t.match(s0.upkeep, /^auto_vacuum incremental: /, 'show says how SQLite gets space back');
 
   const pruned = await runCli(['audit', 'prune', '--older-than', '7d', '--db', db]);
   t.equal(pruned.code, 0, pruned.stderr);
