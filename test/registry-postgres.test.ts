@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { engine } from '../registry/postgres/index.js';
-import { PG_SCHEMA_VERSION } from '../registry/postgres/migrations.js';
+import { SCHEMA_VERSION } from '../registry/migration-plan.js';
 import type { Registry } from '../registry/interface.js';
 import type { Change } from '../registry/types.js';
 import type { DeviceId, Jti, Kid, ProfileName } from '../registry/ids.js';
@@ -42,7 +42,7 @@ t.test('open creates, seeds and migrates once; a newer schema is refused untouch
   t.equal((await b.settings.read()).issuer, 'urn:credbroker');
   t.notMatch(a.location, pg.password, 'the location shown in messages has no password');
   t.match(a.location, /postgres:\/\/credbroker:\*\*\*@127\.0\.0\.1:/);
-  await pg.admin(url.split('/').pop()!, `UPDATE credbroker_schema SET version = ${PG_SCHEMA_VERSION + 1}`);
+  await pg.admin(url.split('/').pop()!, `UPDATE credbroker_schema SET version = ${SCHEMA_VERSION + 1}`);
   await t.rejects(engine.open(url, {}), { code: 'ERR_SCHEMA_TOO_NEW', message: /upgrade credbroker/ });
 });
 

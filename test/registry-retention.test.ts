@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { issueAccessToken, revokeToken } from '../operations/index.js';
 import { openIssuer } from '../provisioning/index.js';
 import type { DeviceId, Jti } from '../registry/index.js';
-import { SCHEMA_VERSION } from '../registry/sqlite/migrations.js';
+import { SCHEMA_VERSION } from '../registry/migration-plan.js';
 import { SqliteStores } from '../registry/sqlite/stores.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';

@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { checkSchemaVersion, migrate, SCHEMA_VERSION } from './migrations.js';
+import { checkSchemaVersion, migrate } from './migrations.js';
+import { SCHEMA_VERSION } from '../migration-plan.js';
 import { BUSY_TIMEOUT_MS } from './errors.js';
 
 export type Db = Database.Database;
