@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isCredbrokerError } from '../errors/index.js';
 import { exitCodeFor } from '../errors/map.js';
-import { asRegistryError } from '../registry/sqlite-errors.js';
 import { redactUrl } from '../util/redact-url.js';
 import { registerAudit } from './commands/audit.js';
 import { registerClaim } from './commands/claim.js';
@@ -99,8 +98,7 @@ Run "credbroker <command> --help" for a command's options and examples.
 }
 
 /** Prints one line on stderr for a failure and returns the exit code. Never a stack trace for a CredbrokerError. */
-export function reportError(err: unknown): number {
-  const e = asRegistryError(err);
+export function reportError(e: unknown): number {
   if (isCredbrokerError(e)) {
     process.stderr.write(`credbroker: ${oneLine(redactUrl(e.message))}\n`);
     return exitCodeFor(e);

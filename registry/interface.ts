@@ -256,9 +256,9 @@ export interface SpaceStore {
   /** Gives free space back without waiting on other readers or writers; returns the pages given back (0 where the engine does this itself). */
   reclaim(maxPages?: number): Promise<number>;
   /**
-   * Makes overwritten content (a retired private key) unreadable in the storage's
-   * files, e.g. SQLite's WAL truncated. False when that could not be done fully
-   * now (it happens at the next checkpoint).
+   * Makes overwritten content (a retired private key) unreadable in the storage
+   * the engine controls (the engine says how). False when that could not be done
+   * fully now (the engine finishes it later by itself).
    */
   scrub(): Promise<boolean>;
 }

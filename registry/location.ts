@@ -27,6 +27,11 @@ export function parseRegistryTarget(text: string): RegistryTarget {
   return { engine: 'sqlite', path };
 }
 
+/** Default registry location; `--db` and `CREDBROKER_DB` override it. */
+export function defaultDbPath(): string {
+  return process.env.CREDBROKER_DB || './data/credbroker.db';
+}
+
 /** The file behind a registry target, or null when it is not a local file (a database server). */
 export function localRegistryPath(text: string): string | null {
   const t = parseRegistryTarget(text);

@@ -213,14 +213,18 @@ export interface ProvisionedDevice {
  * notion fills it as its comment says.
  */
 export interface RegistryStats {
-  /** Bytes of the registry on disk (PostgreSQL: pg_database_size) and of its write-ahead log (0 where the engine has none of its own). */
+  /** Bytes of the registry on disk (PostgreSQL: pg_database_size). */
   readonly fileBytes: number;
+  /** Bytes of a write-ahead log kept for this registry alone (SQLite's -wal file); 0 where the log is the server's, shared by all its databases. */
   readonly walBytes: number;
   readonly pageSize: number;
   readonly pages: number;
   /** Pages inside the file that hold nothing (given back by `reclaim`); 0 where the engine reclaims by itself. */
   readonly freePages: number;
-  readonly autoVacuum: 'none' | 'full' | 'incremental';
+  /** SQLite's auto_vacuum mode; null where the engine reclaims dead rows by itself (PostgreSQL's autovacuum). */
+  readonly autoVacuum: 'none' | 'full' | 'incremental' | null;
+  /** How this engine gets space back, in its own terms: one line for `show --stats`. */
+  readonly upkeep: string;
   /** Rows per table, by table name. */
   readonly rows: Readonly<Record<string, number>>;
 }

@@ -8,18 +8,20 @@ import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { AuditBuffer } from '../broker/audit-buffer.js';
 import { createLogger } from '../broker/index.js';
-import { SyncRegistry } from '../registry/index.js';
+import { openRegistry } from '../registry/index.js';
+import { sqliteOf } from './helpers/sqlite.js';
 
 t.test('rows survive a flush refused by a locked registry', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-audit-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const db = join(dir, 'registry.db');
-  const reg = SyncRegistry.open(db);
-  t.teardown(() => reg.close());
+  const api = await openRegistry(db);
+  t.teardown(() => api.close());
+  const reg = sqliteOf(api);
   reg.db.pragma('busy_timeout = 50'); // the broker waits 10 s; the test need not
   const logged: string[] = [];
   const log = createLogger('info', new Writable({ write(c, _e, cb) { logged.push(String(c)); cb(); } }));
-  const audit = new AuditBuffer(reg.api, log, 3_600_000, 3);
+  const audit = new AuditBuffer(api, log, 3_600_000, 3);
 
   const other = new Database(db); // another writer, as the CLI would be
   t.teardown(() => other.close());

@@ -10,6 +10,7 @@ import type { DeviceCredentials } from '../provisioning/index.js';
 import { closed, connectDevice, startTestBroker, type TestBroker } from './helpers/broker.js';
 import { signWith } from './helpers/hostile-jwt.js';
 import { connectPacket, floodFromChild, scrape, SOAK, sleep } from './helpers/hostile-util.js';
+import { sqliteOf } from './helpers/sqlite.js';
 
 interface AuditRow { action: string; device_id: string | null; details: string | null }
 
@@ -17,9 +18,9 @@ interface AuditRow { action: string; device_id: string | null; details: string |
 async function rowsSince(tb: TestBroker, afterId: number): Promise<AuditRow[]> {
   tb.broker.context.tally.flush();
   await tb.broker.context.audit.flush();
-  return tb.issuer.syncReg.db.prepare('SELECT action, device_id, details FROM audit WHERE id > ? ORDER BY id').all(afterId) as AuditRow[];
+  return sqliteOf(tb.issuer.reg).db.prepare('SELECT action, device_id, details FROM audit WHERE id > ? ORDER BY id').all(afterId) as AuditRow[];
 }
-const lastId = (tb: TestBroker) => (tb.issuer.syncReg.db.prepare('SELECT coalesce(max(id), 0) AS n FROM audit').get() as { n: number }).n;
+const lastId = (tb: TestBroker) => (sqliteOf(tb.issuer.reg).db.prepare('SELECT coalesce(max(id), 0) AS n FROM audit').get() as { n: number }).n;
 const details = (r: AuditRow) => JSON.parse(r.details ?? '{}') as Record<string, unknown>;
 
 /** Well-formed tokens signed by an attacker's key under the registry's kid: each would cost a signature check. */

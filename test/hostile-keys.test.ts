@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { revokeDevices } from '../operations/index.js';
 import { openIssuer, writeCredentialsFile } from '../provisioning/index.js';
-import { SyncRegistry, type DeviceId } from '../registry/index.js';
+import type { DeviceId } from '../registry/index.js';
+import { SqliteStores } from '../registry/sqlite/stores.js';
+import { sqliteOf } from './helpers/sqlite.js';
 import { rotateKeys } from '../tokens/index.js';
 import { DeviceClient } from '../device/index.js';
 import { closed, connectDevice, startTestBroker, subscribeGranted, type TestBroker } from './helpers/broker.js';
@@ -188,7 +190,7 @@ function inRegistryBytes(db: string, needles: readonly string[]): boolean[] {
 }
 
 function activePrivateD(db: string): string {
-  const reg = SyncRegistry.open(db);
+  const reg = SqliteStores.open(db);
   try {
     const k = reg.keys.all().find((r) => r.status === 'active')!;
     return (JSON.parse(k.privateJwk!) as { d: string }).d;
@@ -228,5 +230,5 @@ t.test('a revocation is fsynced before the CLI reports it done', { skip: (!hasCl
 
   // The library path the broker's theft response uses commits the same way.
   await revokeDevices(tb.issuer.reg, ['d2' as DeviceId], 'test');
-  t.equal(tb.issuer.syncReg.db.pragma('synchronous', { simple: true }), 1, 'and goes back to NORMAL for everyday commits');
+  t.equal(sqliteOf(tb.issuer.reg).db.pragma('synchronous', { simple: true }), 1, 'and goes back to NORMAL for everyday commits');
 });

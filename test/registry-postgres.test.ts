@@ -1,11 +1,11 @@
 import t, { type Test } from 'tap';
 import { engine } from '../registry/postgres/index.js';
-import { PG_SCHEMA_VERSION } from '../registry/postgres/migrations.js';
-import { SCHEMA_VERSION } from '../registry/migrations.js';
+import { SCHEMA_VERSION } from '../registry/migration-plan.js';
 import type { Registry } from '../registry/interface.js';
 import type { Change } from '../registry/types.js';
 import type { DeviceId, Jti, Kid, ProfileName } from '../registry/ids.js';
 import { sharedPostgres } from './helpers/postgres.js';
+import { runCli } from './helpers/cli.js';
 
 const open = async (t: Test, url: string): Promise<Registry> => {
   const reg = await engine.open(url, {});
@@ -31,9 +31,7 @@ const waitFor = async (what: string, ok: () => boolean, ms = 20_000) => {
   }
 };
 
-t.test('the PostgreSQL schema is the twin of the SQLite one: same number of migrations', async (t) => {
-  t.equal(PG_SCHEMA_VERSION, SCHEMA_VERSION, 'a migration added to registry/migrations.ts needs its twin in registry/postgres/migrations.ts');
-});
+// The schema's twin check (tables, columns, indexes) is test/registry-schema-twins.test.ts.
 
 t.test('open creates, seeds and migrates once; a newer schema is refused untouched', async (t) => {
   const pg = await sharedPostgres();
@@ -44,7 +42,7 @@ t.test('open creates, seeds and migrates once; a newer schema is refused untouch
   t.equal((await b.settings.read()).issuer, 'urn:credbroker');
   t.notMatch(a.location, pg.password, 'the location shown in messages has no password');
   t.match(a.location, /postgres:\/\/credbroker:\*\*\*@127\.0\.0\.1:/);
-  await pg.admin(url.split('/').pop()!, `UPDATE credbroker_schema SET version = ${PG_SCHEMA_VERSION + 1}`);
+  await pg.admin(url.split('/').pop()!, `UPDATE credbroker_schema SET version = ${SCHEMA_VERSION + 1}`);
   await t.rejects(engine.open(url, {}), { code: 'ERR_SCHEMA_TOO_NEW', message: /upgrade credbroker/ });
 });
 
@@ -139,4 +137,22 @@ t.test('TLS to the database from sslmode in the URL; a certificate it cannot ver
   t.equal(err?.code, 'ERR_REGISTRY', 'an unverifiable server certificate is not a retryable outage');
   t.match(err?.message, /certificate/);
   t.notMatch(err?.message ?? '', pg.password);
+});
+
+t.test('show --stats on PostgreSQL reports what the server does, not SQLite\'s settings', async (t) => {
+  const pg = await sharedPostgres();
+  const url = await pg.newDatabase();
+  const reg = await open(t, url);
+  const stats = await reg.space.stats();
+  t.equal(stats.autoVacuum, null, 'no auto_vacuum mode: the server reclaims dead rows itself');
+  t.equal(stats.walBytes, 0, 'no write-ahead log of its own');
+  t.match(stats.upkeep, /autovacuum \(on\)/, 'the server\'s autovacuum, as the server reports it');
+  const shown = await runCli(['show', '--stats', '--db', url]);
+  t.equal(shown.code, 0, shown.stderr);
+  t.match(shown.stdout, /upkeep: +dead rows reclaimed by the server's autovacuum \(on\)/);
+  t.notMatch(shown.stdout, /auto_vacuum|WAL/, 'no SQLite setting in the output');
+  t.notMatch(shown.stdout + shown.stderr, pg.password);
+  const json = JSON.parse((await runCli(['show', '--stats', '--json', '--db', url])).stdout) as Record<string, unknown>;
+  t.equal(json.autoVacuum, null);
+  t.match(json.rows, { devices: 0, profiles: 2 });
 });

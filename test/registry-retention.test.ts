@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueAccessToken, revokeToken } from '../operations/index.js';
 import { openIssuer } from '../provisioning/index.js';
-import { SyncRegistry, SCHEMA_VERSION, type DeviceId, type Jti } from '../registry/index.js';
+import type { DeviceId, Jti } from '../registry/index.js';
+import { SCHEMA_VERSION } from '../registry/migration-plan.js';
+import { SqliteStores } from '../registry/sqlite/stores.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';
 import { scrape } from './helpers/hostile-util.js';
@@ -74,7 +76,7 @@ t.test('credbroker audit prune --older-than and show --stats', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-retention-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const db = join(dir, 'r.db');
-  const reg = SyncRegistry.open(db);
+  const reg = SqliteStores.open(db);
   const now = Date.now();
   for (let i = 0; i < 5000; i++) reg.audit.append('broker', 'auth.refused', null, { reason: 'bad_signature', address: '10.0.0.1' }, now - 10 * DAY - i);
   reg.audit.append('cli', 'device.revoke', 'kept-1', null, now - DAY);
@@ -82,9 +84,10 @@ t.test('credbroker audit prune --older-than and show --stats', async (t) => {
 
   const before = await runCli(['show', '--stats', '--json', '--db', db]);
   t.equal(before.code, 0, before.stderr);
-  const s0 = JSON.parse(before.stdout) as { fileBytes: number; rows: Record<string, number>; autoVacuum: string };
+  const s0 = JSON.parse(before.stdout) as { fileBytes: number; rows: Record<string, number>; autoVacuum: string; upkeep: string };
   t.equal(s0.rows.audit, 5001, 'show --stats counts rows per table');
   t.equal(s0.autoVacuum, 'incremental', 'a new registry runs auto_vacuum=INCREMENTAL');
+  t.match(s0.upkeep, /^auto_vacuum incremental: /, 'show says how SQLite gets space back');
 
   const pruned = await runCli(['audit', 'prune', '--older-than', '7d', '--db', db]);
   t.equal(pruned.code, 0, pruned.stderr);
@@ -125,7 +128,7 @@ t.test('a registry made before auto_vacuum (schema 1) is upgraded in place, data
   t.equal(raw.pragma('auto_vacuum', { simple: true }), 0, 'the old file has auto_vacuum off');
   raw.close();
 
-  const reg = SyncRegistry.open(db);
+  const reg = SqliteStores.open(db);
   t.teardown(() => reg.close());
   t.equal(reg.db.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'migrated to the current schema');
   t.equal(reg.space.stats().autoVacuum, 'incremental', 'converted to auto_vacuum=INCREMENTAL (one VACUUM)');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import type { AuditEvent } from '../../registry/audit.js';
+import type { AuditEvent } from '../../registry/index.js';
 import { describe, parseSubjectId } from '../../registry/ids.js';
 import { parseSince } from '../../util/time.js';
 import { addDbOption, durationOption, examples, subcommand, withRegistry } from '../common.js';

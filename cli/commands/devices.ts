@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import type { Device, DeviceStatus } from '../../registry/devices.js';
+import type { Device, DeviceStatus } from '../../registry/index.js';
 import { describe, isDeviceId } from '../../registry/ids.js';
 import { addDbOption, deviceIdArgs, examples, subcommand, withRegistry } from '../common.js';
 import { count, iso, out, plural, printJson, printTable, time } from '../output.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Grant } from '../../registry/grants.js';
+import type { Grant } from '../../registry/index.js';
 import { grantPrincipal } from '../../registry/ids.js';
 import { addDbOption, durationOption, examples, withIssuer } from '../common.js';
 import { iso, note, out, printJson, time } from '../output.js';

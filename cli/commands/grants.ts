@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { grantStatus } from '../../registry/grants.js';
+import { grantStatus } from '../../registry/index.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
 import { count, out, printJson, printTable, time } from '../output.js';
 import { grantJson } from './grant.js';

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import type { SigningAlg } from '../../registry/keys.js';
+import type { SigningAlg } from '../../registry/index.js';
 import { addDbOption, durationOption, examples } from '../common.js';
 import { out, printJson } from '../output.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { SigningKeyRecord } from '../../registry/keys.js';
+import type { SigningKeyRecord } from '../../registry/index.js';
 import { examples, subcommand, withRegistry } from '../common.js';
 import { iso, note, out, printJson, printTable, time } from '../output.js';
 
@@ -49,7 +49,7 @@ to any other verifier before devices start presenting tokens signed by the new k
         await Keyring.load(reg);
         return rotateKeys(reg, { immediate: !!opts.now });
       });
-      if (!r.scrubbed) note('warning: a reader held the registry\'s WAL: the retired private key leaves it at the next checkpoint (when the broker stops at the latest)');
+      if (!r.scrubbed) note('warning: another reader held the registry\'s storage: the retired private key is wiped from it later (when the broker stops at the latest)');
       if (opts.json) {
         printJson({ activeKid: r.activeKid, retired: r.retired.map((k) => ({ kid: k.kid, verifyUntil: iso(k.verifyUntil) })) });
         return;

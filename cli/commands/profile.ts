@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Profile } from '../../registry/profiles.js';
+import type { Profile } from '../../registry/index.js';
 import { formatDuration } from '../../util/duration.js';
 import { durationOption, examples, subcommand, withRegistry } from '../common.js';
 import { count, iso, out, printJson, printTable, time } from '../output.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { AuditEvent } from '../../registry/audit.js';
+import type { AuditEvent } from '../../registry/index.js';
 import { parseDeviceId } from '../../registry/ids.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
 import { UsageError } from '../../errors/index.js';
@@ -72,7 +72,7 @@ export function registerShow(program: Command): void {
     });
 }
 
-/** `show --stats`: the registry's size (file and WAL), free pages and rows per table. */
+/** `show --stats`: the registry's size, free pages, how the engine gets space back, and rows per table. */
 async function showStats(opts: Opts): Promise<void> {
   const { s, where } = await withRegistry(opts.db, async (reg) => ({ s: await reg.space.stats(), where: reg.location }), { readonly: true });
   if (opts.json) {
@@ -80,7 +80,8 @@ async function showStats(opts: Opts): Promise<void> {
     return;
   }
   out(`registry:   ${where}`);
-  out(`size:       ${mib(s.fileBytes)} file + ${mib(s.walBytes)} WAL (${count(s.pages)} pages of ${s.pageSize} B, ${count(s.freePages)} free; auto_vacuum ${s.autoVacuum})`);
+  out(`size:       ${mib(s.fileBytes)}${s.walBytes ? ` + ${mib(s.walBytes)} write-ahead log` : ''} (${count(s.pages)} pages of ${s.pageSize} B, ${count(s.freePages)} free)`);
+  out(`upkeep:     ${s.upkeep}`);
   out();
   printTable(['TABLE', 'ROWS'], Object.entries(s.rows).map(([table, n]) => [table, count(n)]));
 }

@@ -1,8 +1,7 @@
 import type { AuditStore } from '../interface.js';
 import type { Actor, AuditEvent, AuditQuery, NewAuditEvent } from '../types.js';
 import type { Sql } from './pool.js';
-
-interface Row { id: number; at: number; actor: string; action: string; device_id: string | null; details: string | null }
+import { toAuditEvent, type AuditRow as Row } from '../rows.js';
 
 export class PgAuditLog implements AuditStore {
   constructor(private readonly sql: Sql) {}
@@ -42,9 +41,6 @@ export class PgAuditLog implements AuditStore {
     if (q.before !== undefined) where.push(`id < ${arg(q.before)}`);
     const limit = q.limit === undefined ? 100 : q.limit;
     const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC${limit === null ? '' : ` LIMIT ${arg(limit)}`}`;
-    return (await this.sql.rows<Row>(sql, args)).map((r) => ({
-      id: r.id, at: r.at, actor: r.actor, action: r.action, deviceId: r.device_id,
-      details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
-    }));
+    return (await this.sql.rows<Row>(sql, args)).map(toAuditEvent);
   }
 }

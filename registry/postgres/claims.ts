@@ -1,19 +1,9 @@
 import { RegistryError } from '../../errors/index.js';
-import type { ClaimName, DeviceId, ProfileName } from '../ids.js';
+import type { ClaimName, DeviceId } from '../ids.js';
 import type { ClaimStore } from '../interface.js';
 import type { Claim, ClaimedDevice, NewClaim } from '../types.js';
 import type { Sql } from './pool.js';
-
-interface Row {
-  name: string; profile: string; hash: string; max_devices: number; id_pattern: string | null; has_allow_list: boolean; broker_url: string;
-  expires_at: number; created_at: number; revoked_at: number | null; revoked_reason: string | null; simulation: boolean;
-}
-
-const toClaim = (r: Row): Claim => ({
-  name: r.name as ClaimName, profile: r.profile as ProfileName, hash: r.hash, maxDevices: r.max_devices, idPattern: r.id_pattern,
-  hasAllowList: r.has_allow_list, brokerUrl: r.broker_url, expiresAt: r.expires_at, createdAt: r.created_at,
-  revokedAt: r.revoked_at, revokedReason: r.revoked_reason, simulation: r.simulation,
-});
+import { type ClaimedDeviceRow, toClaim, toClaimedDevice, type ClaimRow as Row } from '../rows.js';
 
 /** Allow-list rows per INSERT statement (a production run's serials arrive in one claim create). */
 const ALLOW_CHUNK = 1000;
@@ -89,9 +79,9 @@ export class PgClaims implements ClaimStore {
   }
 
   async devices(name: string, limit = 1000): Promise<ClaimedDevice[]> {
-    const rows = await this.sql.rows<{ device_id: string; claim: string; claimed_at: number; address: string | null }>(
+    const rows = await this.sql.rows<ClaimedDeviceRow>(
       'SELECT * FROM claim_devices WHERE claim = $1 ORDER BY claimed_at, device_id LIMIT $2', [name, limit]);
-    return rows.map((r) => ({ deviceId: r.device_id as DeviceId, claim: r.claim as ClaimName, claimedAt: r.claimed_at, address: r.address }));
+    return rows.map(toClaimedDevice);
   }
 
   async usingProfile(profile: string): Promise<string[]> {

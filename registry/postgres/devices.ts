@@ -4,24 +4,7 @@ import type { DeviceStore } from '../interface.js';
 import type { Device, DeviceFilter, DeviceRestriction, DeviceStatus, ProvisionedDevice } from '../types.js';
 import { LOCKS } from './migrations.js';
 import type { Sql } from './pool.js';
-
-interface Row {
-  id: string; profile: string; status: DeviceStatus; revoked_reason: string | null; revoked_at: number | null;
-  tokens_valid_after: number; credential_expires_at: number; created_at: number; last_seen_at: number | null; simulation: boolean;
-}
-
-const toDevice = (r: Row): Device => ({
-  id: r.id as DeviceId,
-  profile: r.profile as ProfileName,
-  status: r.status,
-  revokedReason: r.revoked_reason,
-  revokedAt: r.revoked_at,
-  tokensValidAfter: r.tokens_valid_after,
-  credentialExpiresAt: r.credential_expires_at,
-  createdAt: r.created_at,
-  lastSeenAt: r.last_seen_at,
-  simulation: r.simulation,
-});
+import { toDevice, type DeviceRow as Row } from '../rows.js';
 
 export class PgDevices implements DeviceStore {
   constructor(private readonly sql: Sql) {}

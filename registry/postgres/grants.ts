@@ -1,17 +1,8 @@
-import type { GrantName, Jti, Kid } from '../ids.js';
+import type { GrantName } from '../ids.js';
 import type { GrantStore } from '../interface.js';
 import type { Grant, NewGrant, RevokedToken } from '../types.js';
 import type { Sql } from './pool.js';
-
-interface Row {
-  jti: string; name: string; publish: string; subscribe: string; reason: string | null; within: string | null; kid: string;
-  issued_at: number; expires_at: number; revoked_at: number | null;
-}
-
-const toGrant = (r: Row): Grant => ({
-  jti: r.jti as Jti, name: r.name as GrantName, publish: JSON.parse(r.publish) as string[], subscribe: JSON.parse(r.subscribe) as string[],
-  reason: r.reason, within: r.within, kid: r.kid as Kid, issuedAt: r.issued_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
-});
+import { toGrant, toRevoked, type GrantRow as Row } from '../rows.js';
 
 /** The twin of registry/grants.ts. */
 export class PgGrants implements GrantStore {
@@ -52,7 +43,7 @@ export class PgGrants implements GrantStore {
 
   async revokedLive(now: number): Promise<RevokedToken[]> {
     return (await this.sql.rows<{ jti: string; expires_at: number }>(
-      'SELECT jti, expires_at FROM grants WHERE revoked_at IS NOT NULL AND expires_at > $1', [now])).map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
+      'SELECT jti, expires_at FROM grants WHERE revoked_at IS NOT NULL AND expires_at > $1', [now])).map(toRevoked);
   }
 
   async pruneExpired(before: number, limit: number): Promise<number> {

@@ -14,7 +14,8 @@ import { PgClaims } from './claims.js';
 import { asPgRegistryError, isRetryable, isUnavailable } from './errors.js';
 import { PgFollower } from './follow.js';
 import { PgSigningKeys } from './keys.js';
-import { migrate, PG_SCHEMA_VERSION, schemaVersion, tooNew } from './migrations.js';
+import { migrate, schemaVersion, tooNew } from './migrations.js';
+import { SCHEMA_VERSION } from '../migration-plan.js';
 import { ClientSql, connectionConfig, createPool, PoolSql, type Sql } from './pool.js';
 import { PgProfiles } from './profiles.js';
 import { PgRefreshCredentials } from './refresh.js';
@@ -90,10 +91,10 @@ export class PgRegistry implements Registry {
     let reg = new PgRegistry(createPool(url), config, url);
     try {
       const version = await schemaVersion(reg.sql);
-      if (version > PG_SCHEMA_VERSION) throw tooNew(version, where);
+      if (version > SCHEMA_VERSION) throw tooNew(version, where);
       // As SQLite's read-only open of a missing file: a command that only reads never creates a registry.
       if (opts.readonly && version === 0) throw new RegistryError('ERR_REGISTRY', `no registry in ${where}: create it with "credbroker init --db URL"`);
-      if (opts.readonly && version === PG_SCHEMA_VERSION) {
+      if (opts.readonly && version === SCHEMA_VERSION) {
         await reg.close();
         reg = new PgRegistry(createPool(url, { readonly: true }), config, url);
         return reg;

@@ -1,14 +1,8 @@
 import type { Kid } from '../ids.js';
 import type { KeyStore } from '../interface.js';
-import type { NewSigningKey, SigningAlg, SigningKeyRecord } from '../types.js';
+import type { NewSigningKey, SigningKeyRecord } from '../types.js';
 import type { Sql } from './pool.js';
-
-interface Row { kid: string; alg: SigningAlg; status: 'active' | 'retired'; public_jwk: string; private_jwk: string | null; created_at: number; retired_at: number | null; verify_until: number | null }
-
-const toKey = (r: Row): SigningKeyRecord => ({
-  kid: r.kid as Kid, alg: r.alg, status: r.status, publicJwk: r.public_jwk, privateJwk: r.private_jwk,
-  createdAt: r.created_at, retiredAt: r.retired_at, verifyUntil: r.verify_until,
-});
+import { toKey, type KeyRow as Row } from '../rows.js';
 
 export class PgSigningKeys implements KeyStore {
   constructor(private readonly sql: Sql) {}

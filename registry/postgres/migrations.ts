@@ -1,19 +1,19 @@
 import { RegistryError } from '../../errors/index.js';
 import type { Sql } from './pool.js';
+import { inOrder, SCHEMA_VERSION } from '../migration-plan.js';
 
 /**
- * The PostgreSQL schema, migration for migration the twin of the SQLite one
- * (registry/migrations.ts): the same versions, so `registry copy` and the
- * tests can compare them. Append only, like the SQLite list; a migration added
- * there needs its twin here (test/registry-pg-schema.test.ts checks the counts).
+ * The migration plan's steps (registry/migration-plan.ts) in PostgreSQL's SQL,
+ * each the twin of SQLite's (registry/sqlite/migrations.ts); the schemas that
+ * result are compared by test/registry-schema-twins.test.ts.
  *
  * Differences that are the engine's, not the model's: times are BIGINT (ms),
  * identifiers sort bytewise (COLLATE "C", as SQLite compares), refresh credentials
  * carry an insertion number where SQLite has its rowid, and every insert into
  * `changes` NOTIFYs `credbroker_changes` at commit (the change feed's push).
  */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+const MIGRATIONS = inOrder({
+  tables: `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE profiles (
      name TEXT COLLATE "C" PRIMARY KEY,
      publish TEXT NOT NULL,
@@ -77,12 +77,12 @@ const MIGRATIONS: readonly string[] = [
    CREATE FUNCTION credbroker_changes_notify() RETURNS trigger LANGUAGE plpgsql AS
      $$ BEGIN PERFORM pg_notify('credbroker_changes', ''); RETURN NULL; END $$;
    CREATE TRIGGER changes_notify AFTER INSERT ON changes FOR EACH STATEMENT EXECUTE FUNCTION credbroker_changes_notify();`,
-  `CREATE INDEX tokens_expiry ON tokens(expires_at);`,
-  `ALTER TABLE devices ADD COLUMN simulation BOOLEAN NOT NULL DEFAULT false;`,
-  `ALTER TABLE tokens ADD COLUMN family TEXT COLLATE "C";
+  'tokens-expiry-index': `CREATE INDEX tokens_expiry ON tokens(expires_at);`,
+  'simulation-devices': `ALTER TABLE devices ADD COLUMN simulation BOOLEAN NOT NULL DEFAULT false;`,
+  'token-families': `ALTER TABLE tokens ADD COLUMN family TEXT COLLATE "C";
    UPDATE tokens SET family = jti;
    CREATE INDEX tokens_family ON tokens(family, expires_at);`,
-  `CREATE TABLE claims (
+  claims: `CREATE TABLE claims (
      name TEXT COLLATE "C" PRIMARY KEY,
      profile TEXT COLLATE "C" NOT NULL REFERENCES profiles(name),
      hash TEXT NOT NULL UNIQUE,
@@ -105,7 +105,7 @@ const MIGRATIONS: readonly string[] = [
      claimed_at BIGINT NOT NULL,
      address TEXT);
    CREATE INDEX claim_devices_claim ON claim_devices(claim, claimed_at);`,
-  `CREATE TABLE grants (
+  grants: `CREATE TABLE grants (
      jti TEXT COLLATE "C" PRIMARY KEY,
      name TEXT COLLATE "C" NOT NULL,
      publish TEXT NOT NULL,
@@ -118,9 +118,7 @@ const MIGRATIONS: readonly string[] = [
      revoked_at BIGINT);
    CREATE INDEX grants_name ON grants(name, expires_at);
    CREATE INDEX grants_expiry ON grants(expires_at);`,
-];
-
-export const PG_SCHEMA_VERSION = MIGRATIONS.length;
+});
 
 /** Advisory lock keys (pg_advisory_xact_lock): one per thing that must not run twice at once, cluster-wide. */
 export const LOCKS = {
@@ -142,7 +140,7 @@ export async function schemaVersion(sql: Sql): Promise<number> {
 export function tooNew(version: number, where: string): RegistryError {
   return new RegistryError(
     'ERR_SCHEMA_TOO_NEW',
-    `registry ${where} has schema version ${version} but this credbroker only knows up to ${PG_SCHEMA_VERSION}: upgrade credbroker (the database was not changed)`,
+    `registry ${where} has schema version ${version} but this credbroker only knows up to ${SCHEMA_VERSION}: upgrade credbroker (the database was not changed)`,
   );
 }
 
@@ -156,9 +154,9 @@ export async function migrate(sql: Sql, where: string): Promise<void> {
   await sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.migrate})`);
   await sql.run('CREATE TABLE IF NOT EXISTS credbroker_schema (version INTEGER NOT NULL)');
   const current = await schemaVersion(sql);
-  if (current > PG_SCHEMA_VERSION) throw tooNew(current, where);
-  if (current === PG_SCHEMA_VERSION) return;
-  for (let v = current; v < PG_SCHEMA_VERSION; v++) await sql.run(MIGRATIONS[v]!);
+  if (current > SCHEMA_VERSION) throw tooNew(current, where);
+  if (current === SCHEMA_VERSION) return;
+  for (let v = current; v < SCHEMA_VERSION; v++) await sql.run(MIGRATIONS[v]!);
   await sql.run('DELETE FROM credbroker_schema');
-  await sql.run('INSERT INTO credbroker_schema (version) VALUES ($1)', [PG_SCHEMA_VERSION]);
+  await sql.run('INSERT INTO credbroker_schema (version) VALUES ($1)', [SCHEMA_VERSION]);
 }

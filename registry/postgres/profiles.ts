@@ -1,19 +1,8 @@
 import { RegistryError } from '../../errors/index.js';
-import type { ProfileName } from '../ids.js';
 import type { ProfileStore } from '../interface.js';
 import type { Profile, ProfileInput } from '../types.js';
 import type { Sql } from './pool.js';
-
-interface Row { name: string; publish: string; subscribe: string; token_ttl_ms: number; created_at: number; updated_at: number }
-
-const toProfile = (r: Row): Profile => ({
-  name: r.name as ProfileName,
-  publish: JSON.parse(r.publish) as string[],
-  subscribe: JSON.parse(r.subscribe) as string[],
-  tokenTtlMs: r.token_ttl_ms,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
+import { toProfile, type ProfileRow as Row } from '../rows.js';
 
 export class PgProfiles implements ProfileStore {
   constructor(private readonly sql: Sql) {}

@@ -2,12 +2,7 @@ import type { DeviceId } from '../ids.js';
 import type { RefreshStore } from '../interface.js';
 import type { RefreshRecord, RefreshState } from '../types.js';
 import type { Sql } from './pool.js';
-
-interface Row { hash: string; device_id: string; state: RefreshState; issued_at: number; expires_at: number; used_at: number | null }
-
-const toRecord = (r: Row): RefreshRecord => ({
-  hash: r.hash, deviceId: r.device_id as DeviceId, state: r.state, issuedAt: r.issued_at, expiresAt: r.expires_at, usedAt: r.used_at,
-});
+import { toRefresh, type RefreshRow as Row } from '../rows.js';
 
 const COLUMNS = 'hash, device_id, state, issued_at, expires_at, used_at';
 
@@ -21,7 +16,7 @@ export class PgRefreshCredentials implements RefreshStore {
 
   async find(hash: string): Promise<RefreshRecord | undefined> {
     const [r] = await this.sql.rows<Row>(`SELECT ${COLUMNS} FROM refresh_credentials WHERE hash = $1`, [hash]);
-    return r && toRecord(r);
+    return r && toRefresh(r);
   }
 
   /**
@@ -32,7 +27,7 @@ export class PgRefreshCredentials implements RefreshStore {
    */
   async findForUpdate(hash: string): Promise<RefreshRecord | undefined> {
     const [r] = await this.sql.rows<Row>(`SELECT ${COLUMNS} FROM refresh_credentials WHERE hash = $1 FOR UPDATE`, [hash]);
-    return r && toRecord(r);
+    return r && toRefresh(r);
   }
 
   async setState(hash: string, state: RefreshState, usedAt: number | null = null): Promise<void> {
@@ -53,6 +48,6 @@ export class PgRefreshCredentials implements RefreshStore {
 
   async forDevice(deviceId: DeviceId): Promise<RefreshRecord[]> {
     return (await this.sql.rows<Row>(`SELECT ${COLUMNS} FROM refresh_credentials WHERE device_id = $1 ORDER BY issued_at DESC, n DESC`, [deviceId]))
-      .map(toRecord);
+      .map(toRefresh);
   }
 }

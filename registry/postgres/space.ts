@@ -24,7 +24,12 @@ export class PgSpace implements SpaceStore {
       rows[name] = (await this.sql.rows<{ n: number }>(`SELECT count(*) AS n FROM "${name}"`))[0]?.n ?? 0;
     }
     const { fileBytes, walBytes } = await this.fileSizes();
-    return { fileBytes, walBytes, pageSize: PAGE_SIZE, pages: Math.ceil(fileBytes / PAGE_SIZE), freePages: 0, autoVacuum: 'incremental', rows };
+    const [av] = await this.sql.rows<{ autovacuum: string }>('SHOW autovacuum');
+    return {
+      fileBytes, walBytes, pageSize: PAGE_SIZE, pages: Math.ceil(fileBytes / PAGE_SIZE), freePages: 0, autoVacuum: null,
+      upkeep: `dead rows reclaimed by the server's autovacuum (${av?.autovacuum ?? 'unknown'}); the write-ahead log is the server's`,
+      rows,
+    };
   }
 
   async reclaim(): Promise<number> {

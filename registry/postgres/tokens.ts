@@ -2,14 +2,7 @@ import type { DeviceId, Jti, Kid } from '../ids.js';
 import type { TokenStore } from '../interface.js';
 import type { IssuedToken, NewToken, RevokedToken } from '../types.js';
 import type { Sql } from './pool.js';
-
-interface Row { jti: string; device_id: string; kid: string; issued_at: number; expires_at: number; revoked_at: number | null; family: string | null }
-
-const toToken = (r: Row): IssuedToken => ({
-  jti: r.jti as Jti, deviceId: r.device_id as DeviceId, kid: r.kid as Kid,
-  issuedAt: r.issued_at, expiresAt: r.expires_at, revokedAt: r.revoked_at, family: (r.family ?? r.jti) as Jti,
-});
-const toRevoked = (r: { jti: string; expires_at: number }): RevokedToken => ({ jti: r.jti as Jti, expiresAt: r.expires_at });
+import { toRevoked, toToken, type TokenRow as Row } from '../rows.js';
 
 export class PgTokens implements TokenStore {
   constructor(private readonly sql: Sql) {}

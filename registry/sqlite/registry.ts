@@ -1,11 +1,12 @@
-import type { SyncRegistry } from '../index.js';
+import type { SqliteStores } from './stores.js';
 import type {
   AuditStore, ChangeFeed, ChangeFollower, ChangeStore, DeviceStore, FollowOptions, GrantStore, ClaimStore, KeyStore, ProfileStore, RefreshStore,
   Registry, RegistryTx, SettingsStore, SpaceStore, Stores, TokenStore, TransactionOptions,
 } from '../interface.js';
 import type { Change } from '../types.js';
 import { resolve } from 'node:path';
-import { asRegistryError } from '../sqlite-errors.js';
+import { asRegistryError } from './errors.js';
+import { EVERYDAY_SYNC } from './db.js';
 import { RegistryError } from '../../errors/index.js';
 
 /** A store's methods, each returning a Promise of what the synchronous one returns. */
@@ -31,7 +32,7 @@ interface StoreSet {
   audit: AuditStore; changes: ChangeStore; keys: KeyStore; settings: SettingsStore;
 }
 
-function storesOf(sync: SyncRegistry, run: Runner): StoreSet {
+function storesOf(sync: SqliteStores, run: Runner): StoreSet {
   return {
     devices: asyncStore(sync.devices, run),
     profiles: asyncStore(sync.profiles, run),
@@ -86,7 +87,8 @@ export class SqliteRegistry implements Registry {
   private readonly followers = new Set<SqliteFollower>();
   private readonly txStores: StoreSet;
 
-  constructor(private readonly sync: SyncRegistry) {
+  /** `sync` is the connection itself: public for tests that look inside the file through the broker's own connection. */
+  constructor(readonly sync: SqliteStores) {
     this.location = sync.path;
     const file = resolve(sync.path);
     this.gate = gates.get(file) ?? { txDone: null, users: 0 };
@@ -148,7 +150,7 @@ export class SqliteRegistry implements Registry {
       }
     } finally {
       open = false;
-      if (opts.durable) db.pragma('synchronous = NORMAL');
+      if (opts.durable) db.pragma(`synchronous = ${EVERYDAY_SYNC}`);
       this.gate.txDone = null;
       release();
     }
@@ -202,7 +204,7 @@ class SqliteFollower implements ChangeFollower {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly sync: SyncRegistry, private readonly calls: () => number, fromSeq: number,
+    private readonly sync: SqliteStores, private readonly calls: () => number, fromSeq: number,
     private readonly onChanges: (changes: readonly Change[]) => void | Promise<void>,
     private readonly opts: FollowOptions, private readonly onClose: () => void,
   ) {

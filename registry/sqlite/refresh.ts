@@ -1,10 +1,7 @@
 import type { Db } from './db.js';
-import type { DeviceId } from './ids.js';
-import type { RefreshRecord, RefreshState } from './types.js';
-
-export type { RefreshRecord, RefreshState } from './types.js';
-
-interface Row { hash: string; device_id: string; state: RefreshState; issued_at: number; expires_at: number; used_at: number | null }
+import type { DeviceId } from '../ids.js';
+import type { RefreshRecord, RefreshState } from '../types.js';
+import { toRefresh, type RefreshRow as Row } from '../rows.js';
 
 export class RefreshCredentials {
   private readonly insertStmt;
@@ -31,7 +28,7 @@ export class RefreshCredentials {
 
   find(hash: string): RefreshRecord | undefined {
     const r = this.findStmt.get(hash);
-    return r && { hash: r.hash, deviceId: r.device_id as DeviceId, state: r.state, issuedAt: r.issued_at, expiresAt: r.expires_at, usedAt: r.used_at };
+    return r && toRefresh(r);
   }
 
   /** `find` under the write lock a write transaction (BEGIN IMMEDIATE) already holds: nothing to add in SQLite. */
@@ -59,8 +56,6 @@ export class RefreshCredentials {
 
   /** Every credential record of a device, newest first (hashes only: never the credential). */
   forDevice(deviceId: DeviceId): RefreshRecord[] {
-    return this.forDeviceStmt.all(deviceId).map((r) => ({
-      hash: r.hash, deviceId: r.device_id as DeviceId, state: r.state, issuedAt: r.issued_at, expiresAt: r.expires_at, usedAt: r.used_at,
-    }));
+    return this.forDeviceStmt.all(deviceId).map(toRefresh);
   }
 }

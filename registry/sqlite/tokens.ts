@@ -1,15 +1,7 @@
 import type { Db } from './db.js';
-import type { DeviceId, Jti, Kid } from './ids.js';
-import type { IssuedToken } from './types.js';
-
-export type { IssuedToken } from './types.js';
-
-interface Row { jti: string; device_id: string; kid: string; issued_at: number; expires_at: number; revoked_at: number | null; family: string | null }
-
-const toToken = (r: Row): IssuedToken => ({
-  jti: r.jti as Jti, deviceId: r.device_id as DeviceId, kid: r.kid as Kid,
-  issuedAt: r.issued_at, expiresAt: r.expires_at, revokedAt: r.revoked_at, family: (r.family ?? r.jti) as Jti,
-});
+import type { DeviceId, Jti, Kid } from '../ids.js';
+import type { IssuedToken } from '../types.js';
+import { toRevoked, toToken, type TokenRow as Row } from '../rows.js';
 
 export class IssuedTokens {
   private readonly insertStmt;
@@ -62,12 +54,12 @@ export class IssuedTokens {
 
   /** Revokes every not yet revoked token of a family; returns them. */
   revokeFamily(family: Jti, now: number): { jti: Jti; expiresAt: number }[] {
-    return this.revokeFamilyStmt.all(now, family).map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
+    return this.revokeFamilyStmt.all(now, family).map(toRevoked);
   }
 
   /** The revoked tokens of a family that have not expired yet: what the broker must refuse. */
   revokedLiveOfFamily(family: Jti, now: number): { jti: Jti; expiresAt: number }[] {
-    return this.revokedLiveOfFamilyStmt.all(family, now).map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
+    return this.revokedLiveOfFamilyStmt.all(family, now).map(toRevoked);
   }
 
   /** Revokes every live token of a device; returns their jtis. */
@@ -85,7 +77,7 @@ export class IssuedTokens {
    */
   revokedLive(now: number, deviceId?: string): { jti: Jti; expiresAt: number }[] {
     const rows = deviceId === undefined ? this.revokedLiveStmt.all(now) : this.revokedLiveOfStmt.all(deviceId, now);
-    return rows.map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
+    return rows.map(toRevoked);
   }
 
   /**

@@ -1,21 +1,8 @@
 import type { Db } from './db.js';
-import type { ProfileName } from './ids.js';
-import type { Profile } from './types.js';
+import type { Profile } from '../types.js';
 
-export type { Profile } from './types.js';
-export { DEFAULT_PROFILES } from './defaults.js';
-import { RegistryError } from '../errors/index.js';
-
-interface Row { name: string; publish: string; subscribe: string; token_ttl_ms: number; created_at: number; updated_at: number }
-
-const toProfile = (r: Row): Profile => ({
-  name: r.name as ProfileName,
-  publish: JSON.parse(r.publish) as string[],
-  subscribe: JSON.parse(r.subscribe) as string[],
-  tokenTtlMs: r.token_ttl_ms,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
+import { RegistryError } from '../../errors/index.js';
+import { toProfile, type ProfileRow as Row } from '../rows.js';
 
 export class Profiles {
   private readonly getStmt;

@@ -1,27 +1,8 @@
 import type { Db } from './db.js';
-import type { DeviceId, ProfileName } from './ids.js';
-import { RegistryError } from '../errors/index.js';
-import type { Device, DeviceFilter, DeviceStatus, ProvisionedDevice } from './types.js';
-
-export type { Device, DeviceFilter, DeviceStatus } from './types.js';
-
-interface Row {
-  id: string; profile: string; status: DeviceStatus; revoked_reason: string | null; revoked_at: number | null;
-  tokens_valid_after: number; credential_expires_at: number; created_at: number; last_seen_at: number | null; simulation: number;
-}
-
-const toDevice = (r: Row): Device => ({
-  id: r.id as DeviceId,
-  profile: r.profile as ProfileName,
-  status: r.status,
-  revokedReason: r.revoked_reason,
-  revokedAt: r.revoked_at,
-  tokensValidAfter: r.tokens_valid_after,
-  credentialExpiresAt: r.credential_expires_at,
-  createdAt: r.created_at,
-  lastSeenAt: r.last_seen_at,
-  simulation: r.simulation === 1,
-});
+import type { DeviceId, ProfileName } from '../ids.js';
+import { RegistryError } from '../../errors/index.js';
+import type { Device, DeviceFilter, DeviceStatus, ProvisionedDevice } from '../types.js';
+import { toDevice, type DeviceRow as Row } from '../rows.js';
 
 export class Devices {
   private readonly db: Db;

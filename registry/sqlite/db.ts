@@ -1,43 +1,21 @@
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { checkSchemaVersion, migrate, SCHEMA_VERSION } from './migrations.js';
-import { BUSY_TIMEOUT_MS } from './sqlite-errors.js';
-
-export { asRegistryError, BUSY_TIMEOUT_MS } from './sqlite-errors.js';
+import { checkSchemaVersion, migrate } from './migrations.js';
+import { SCHEMA_VERSION } from '../migration-plan.js';
+import { BUSY_TIMEOUT_MS } from './errors.js';
 
 export type Db = Database.Database;
 
 const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024;
 
-/** Default registry path; `--db` and `CREDBROKER_DB` override it. */
-export function defaultDbPath(): string {
-  return process.env.CREDBROKER_DB || './data/credbroker.db';
-}
-
 /**
  * WAL with NORMAL: a commit is fsynced at the next checkpoint, not at once, so a
  * power loss may take the last commits. Right for renewals and audit rows (a
  * commit on the broker's main thread would otherwise wait on the disk); wrong for
- * a revocation, which `durably` commits with FULL.
+ * a revocation, which a durable transaction commits with FULL (registry.ts).
  */
-const EVERYDAY_SYNC = 'NORMAL';
-
-/**
- * Runs `fn` (which commits) with synchronous=FULL: the WAL is fsynced before the
- * commit returns, so what the caller then reports done survives a power loss,
- * and so does every commit before it. SQLite refuses to change this inside a
- * transaction: nested in another write, the outer one decides.
- */
-export function durably<T>(db: Db, fn: () => T): T {
-  if (db.inTransaction) return fn();
-  db.pragma('synchronous = FULL');
-  try {
-    return fn();
-  } finally {
-    db.pragma(`synchronous = ${EVERYDAY_SYNC}`);
-  }
-}
+export const EVERYDAY_SYNC = 'NORMAL';
 
 /**
  * Creates the file with 0600 before SQLite creates it with 0644, and never opens

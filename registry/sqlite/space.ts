@@ -1,8 +1,7 @@
 import { statSync } from 'node:fs';
 import type { Db } from './db.js';
-import type { RegistryStats } from './types.js';
+import type { RegistryStats } from '../types.js';
 
-export type { RegistryStats } from './types.js';
 
 const AUTO_VACUUM = ['none', 'full', 'incremental'] as const;
 
@@ -24,12 +23,14 @@ export class RegistrySpace {
     for (const { name } of this.tablesStmt.all()) {
       rows[name] = (this.db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: number }).n;
     }
+    const autoVacuum = AUTO_VACUUM[this.db.pragma('auto_vacuum', { simple: true }) as number] ?? 'none';
     return {
       ...this.fileSizes(),
       pageSize: this.db.pragma('page_size', { simple: true }) as number,
       pages: this.db.pragma('page_count', { simple: true }) as number,
       freePages: this.db.pragma('freelist_count', { simple: true }) as number,
-      autoVacuum: AUTO_VACUUM[this.db.pragma('auto_vacuum', { simple: true }) as number] ?? 'none',
+      autoVacuum,
+      upkeep: `auto_vacuum ${autoVacuum}: free pages go back to the file system in maintenance passes; the WAL is checkpointed into the file`,
       rows,
     };
   }

@@ -1,15 +1,7 @@
 import type { Db } from './db.js';
-import type { Kid } from './ids.js';
-import type { SigningAlg, SigningKeyRecord } from './types.js';
-
-export type { SigningAlg, SigningKeyRecord } from './types.js';
-
-interface Row { kid: string; alg: SigningAlg; status: 'active' | 'retired'; public_jwk: string; private_jwk: string | null; created_at: number; retired_at: number | null; verify_until: number | null }
-
-const toKey = (r: Row): SigningKeyRecord => ({
-  kid: r.kid as Kid, alg: r.alg, status: r.status, publicJwk: r.public_jwk, privateJwk: r.private_jwk,
-  createdAt: r.created_at, retiredAt: r.retired_at, verifyUntil: r.verify_until,
-});
+import type { Kid } from '../ids.js';
+import type { SigningKeyRecord } from '../types.js';
+import { toKey, type KeyRow as Row } from '../rows.js';
 
 export class SigningKeys {
   private readonly db: Db;

@@ -1,7 +1,6 @@
 import type { Db } from './db.js';
-import type { Change, ChangeKind } from './types.js';
+import type { Change, ChangeKind } from '../types.js';
 
-export type { Change, ChangeKind } from './types.js';
 
 interface Row { seq: number; at: number; kind: ChangeKind; device_id: string | null; jti: string | null }
 

@@ -1,18 +1,7 @@
 import type { Db } from './db.js';
-import type { GrantName, Jti, Kid } from './ids.js';
-import type { Grant, NewGrant, RevokedToken } from './types.js';
-
-export type { Grant, NewGrant } from './types.js';
-
-interface Row {
-  jti: string; name: string; publish: string; subscribe: string; reason: string | null; within: string | null; kid: string;
-  issued_at: number; expires_at: number; revoked_at: number | null;
-}
-
-const toGrant = (r: Row): Grant => ({
-  jti: r.jti as Jti, name: r.name as GrantName, publish: JSON.parse(r.publish) as string[], subscribe: JSON.parse(r.subscribe) as string[],
-  reason: r.reason, within: r.within, kid: r.kid as Kid, issuedAt: r.issued_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
-});
+import type { GrantName } from '../ids.js';
+import type { Grant, NewGrant, RevokedToken } from '../types.js';
+import { toGrant, toRevoked, type GrantRow as Row } from '../rows.js';
 
 /** One row per grant token minted; a name may be granted again once its earlier grant is over. */
 export class Grants {
@@ -71,17 +60,11 @@ export class Grants {
 
   /** Revoked grants whose token has not expired: the broker's deny list at start. */
   revokedLive(now: number): RevokedToken[] {
-    return this.revokedLiveStmt.all(now).map((r) => ({ jti: r.jti as Jti, expiresAt: r.expires_at }));
+    return this.revokedLiveStmt.all(now).map(toRevoked);
   }
 
   /** Deletes up to `limit` grants that expired before `before` (ms); the audit log keeps its own rows. */
   pruneExpired(before: number, limit: number): number {
     return this.pruneStmt.run(before, limit).changes;
   }
-}
-
-/** `revoked` wins over `expired`: an operator asks whether it was killed or ran out. */
-export function grantStatus(g: Pick<Grant, 'revokedAt' | 'expiresAt'>, now: number): 'active' | 'expired' | 'revoked' {
-  if (g.revokedAt !== null) return 'revoked';
-  return g.expiresAt > now ? 'active' : 'expired';
 }

@@ -1,9 +1,7 @@
 import type { Db } from './db.js';
-import type { Settings } from './types.js';
-import { DEFAULT_SETTINGS, SECRET } from './defaults.js';
+import type { Settings } from '../types.js';
+import { DEFAULT_SETTINGS, SECRET } from '../defaults.js';
 
-export type { Settings } from './types.js';
-export { DEFAULT_SETTINGS } from './defaults.js';
 
 export class SettingsStore {
   private readonly db: Db;

@@ -1,9 +1,6 @@
 import type { Db } from './db.js';
-import type { Actor, AuditEvent, AuditQuery, NewAuditEvent } from './types.js';
-
-export type { Actor, AuditEvent, AuditQuery } from './types.js';
-
-interface Row { id: number; at: number; actor: string; action: string; device_id: string | null; details: string | null }
+import type { Actor, AuditEvent, AuditQuery, NewAuditEvent } from '../types.js';
+import { toAuditEvent, type AuditRow as Row } from '../rows.js';
 
 export class AuditLog {
   private readonly db: Db;
@@ -49,9 +46,6 @@ export class AuditLog {
     const limit = q.limit === undefined ? 100 : q.limit;
     const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC${limit === null ? '' : ' LIMIT ?'}`;
     if (limit !== null) args.push(limit);
-    return (this.db.prepare(sql).all(...args) as Row[]).map((r) => ({
-      id: r.id, at: r.at, actor: r.actor, action: r.action, deviceId: r.device_id,
-      details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
-    }));
+    return (this.db.prepare(sql).all(...args) as Row[]).map(toAuditEvent);
   }
 }

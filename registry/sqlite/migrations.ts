@@ -1,12 +1,13 @@
 import type { Db } from './db.js';
-import { RegistryError } from '../errors/index.js';
+import { inOrder, SCHEMA_VERSION } from '../migration-plan.js';
+import { RegistryError } from '../../errors/index.js';
 
 /**
- * Schema migrations, applied in order; `PRAGMA user_version` holds how many ran.
- * Append only: a released migration is never edited.
+ * The migration plan's steps (registry/migration-plan.ts) in SQLite's SQL, applied
+ * in order; `PRAGMA user_version` holds how many ran.
  */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+const MIGRATIONS = inOrder({
+  tables: `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE profiles (
      name TEXT PRIMARY KEY,
      publish TEXT NOT NULL,          -- JSON array of patterns
@@ -67,23 +68,23 @@ const MIGRATIONS: readonly string[] = [
      jti TEXT);`,
   // Pruning finds expired token records by expiry alone (tokens_device leads with the device).
   // With this version the file also runs auto_vacuum=INCREMENTAL: see ensureIncrementalVacuum.
-  `CREATE INDEX tokens_expiry ON tokens(expires_at);`,
+  'tokens-expiry-index': `CREATE INDEX tokens_expiry ON tokens(expires_at);`,
   // Devices that `credbroker sim` provisioned: listed as such, and removed when the run ends.
-  `ALTER TABLE devices ADD COLUMN simulation INTEGER NOT NULL DEFAULT 0;`,
+  'simulation-devices': `ALTER TABLE devices ADD COLUMN simulation INTEGER NOT NULL DEFAULT 0;`,
   // Token families (schema 4). A token obtained by renewal belongs to the family of the
   // token it replaces: `family` is the jti of the family's first token (a first token's
   // family is its own jti), so `revoke --token JTI` revokes every member. Records made
   // before this version start families of their own. Pruning must keep a family's
   // records while any member is live: delete an expired record only when no record of
   // its family has expires_at in the future (tokens_family serves that lookup).
-  `ALTER TABLE tokens ADD COLUMN family TEXT;
+  'token-families': `ALTER TABLE tokens ADD COLUMN family TEXT;
    UPDATE tokens SET family = jti;
    CREATE INDEX tokens_family ON tokens(family, expires_at);`,
   // Provisioning by claim (schema 5). A claim holds the hash of its claim credential and
   // its rules; claim_allowed is its optional allow-list; claim_devices records every
   // device provisioned through it (the quota counts these rows, which outlive a deleted
   // device: a quota is spent, not lent). No foreign key to devices, for that reason.
-  `CREATE TABLE claims (
+  claims: `CREATE TABLE claims (
      name TEXT PRIMARY KEY,
      profile TEXT NOT NULL REFERENCES profiles(name),
      hash TEXT NOT NULL UNIQUE,      -- SHA-256 of the claim credential; the credential itself is never stored
@@ -108,7 +109,7 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX claim_devices_claim ON claim_devices(claim, claimed_at);`,
   // Grants (schema 6, SPEC "Grants"): short-lived tokens for `grant:NAME`, one row per token minted
   // (never the token). Not in `tokens`: a grant names no device.
-  `CREATE TABLE grants (
+  grants: `CREATE TABLE grants (
      jti TEXT PRIMARY KEY,
      name TEXT NOT NULL,
      publish TEXT NOT NULL,          -- JSON array of patterns, as in the token
@@ -121,9 +122,7 @@ const MIGRATIONS: readonly string[] = [
      revoked_at INTEGER);
    CREATE INDEX grants_name ON grants(name, expires_at);
    CREATE INDEX grants_expiry ON grants(expires_at);`,
-];
-
-export const SCHEMA_VERSION = MIGRATIONS.length;
+});
 
 /**
  * Refuses (closing the connection) a file written by a newer binary. Runs before

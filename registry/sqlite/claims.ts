@@ -1,20 +1,8 @@
 import type { Db } from './db.js';
-import type { ClaimName, DeviceId, ProfileName } from './ids.js';
-import type { Claim, ClaimedDevice, NewClaim } from './types.js';
-import { RegistryError } from '../errors/index.js';
-
-export type { Claim, ClaimedDevice, NewClaim } from './types.js';
-
-interface Row {
-  name: string; profile: string; hash: string; max_devices: number; id_pattern: string | null; has_allow_list: number; broker_url: string;
-  expires_at: number; created_at: number; revoked_at: number | null; revoked_reason: string | null; simulation: number;
-}
-
-const toClaim = (r: Row): Claim => ({
-  name: r.name as ClaimName, profile: r.profile as ProfileName, hash: r.hash, maxDevices: r.max_devices, idPattern: r.id_pattern,
-  hasAllowList: r.has_allow_list === 1, brokerUrl: r.broker_url, expiresAt: r.expires_at, createdAt: r.created_at, revokedAt: r.revoked_at, revokedReason: r.revoked_reason,
-  simulation: r.simulation === 1,
-});
+import type { ClaimName, DeviceId } from '../ids.js';
+import type { Claim, ClaimedDevice, NewClaim } from '../types.js';
+import { RegistryError } from '../../errors/index.js';
+import { type ClaimedDeviceRow, toClaim, toClaimedDevice, type ClaimRow as Row } from '../rows.js';
 
 /** The claims tables: `claims`, their allow-lists and the devices provisioned through them. */
 export class Claims {
@@ -49,7 +37,7 @@ export class Claims {
     // A deleted device's id claimed again: its record moves to the new claim (one record per id).
     this.recordStmt = db.prepare(`INSERT INTO claim_devices (device_id, claim, claimed_at, address) VALUES (?, ?, ?, ?)
       ON CONFLICT (device_id) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at, address = excluded.address`);
-    this.devicesStmt = db.prepare<[string, number], { device_id: string; claim: string; claimed_at: number; address: string | null }>(
+    this.devicesStmt = db.prepare<[string, number], ClaimedDeviceRow>(
       'SELECT * FROM claim_devices WHERE claim = ? ORDER BY claimed_at, device_id LIMIT ?',
     );
     this.deleteStmts = ['claim_allowed WHERE claim', 'claim_devices WHERE claim', 'claims WHERE name'].map((t) => db.prepare(`DELETE FROM ${t} = ?`));
@@ -121,7 +109,7 @@ export class Claims {
 
   /** The devices provisioned through the claim, oldest first (at most `limit`). */
   devices(name: string, limit = 1000): ClaimedDevice[] {
-    return this.devicesStmt.all(name, limit).map((r) => ({ deviceId: r.device_id as DeviceId, claim: r.claim as ClaimName, claimedAt: r.claimed_at, address: r.address }));
+    return this.devicesStmt.all(name, limit).map(toClaimedDevice);
   }
 
   /** Names of the claims that provision under `profile` (such a profile cannot be deleted). */

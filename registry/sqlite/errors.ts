@@ -1,4 +1,4 @@
-import { RegistryError, isCredbrokerError } from '../errors/index.js';
+import { RegistryError, isCredbrokerError } from '../../errors/index.js';
 
 /** How long a writer waits for another writer's lock before giving up (ms). */
 export const BUSY_TIMEOUT_MS = 10_000;
