@@ -8,6 +8,7 @@ import { deleteDevices, revokeDevices } from '../operations/index.js';
 import { openRegistry, type SyncRegistry, type DeviceId, type Jti } from '../registry/index.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { lines, runCli, spawnCli, type CliResult } from './helpers/cli.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 /** A refused command: the exit code and exactly one `credbroker: ...` line on stderr. */
 function refused(t: Test, r: CliResult, code: number, message: RegExp): void {
@@ -44,7 +45,7 @@ const SHORT = { devices: 8, durationMs: 3_000, tokenTtlMs: 3_000, publishInterva
 
 t.test('sim with no broker listening fails fast: exit 8, one line, nothing provisioned', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   t.equal((await runCli(['init', '--db', db])).code, 0);
   const port = await closedPort();
   const started = Date.now();
