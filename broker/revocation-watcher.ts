@@ -32,6 +32,7 @@ export class RevocationWatcher {
   }
 
   private async apply(changes: readonly Change[]): Promise<void> {
+    if (this.ctx.weaken.ignoreChangeFeed) return;
     for (const c of changes) await this.applyOne(c);
     this.ctx.revocation.prune();
   }

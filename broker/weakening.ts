@@ -11,6 +11,14 @@ export interface Weakening {
   readonly skipPublishCheck?: boolean;
   readonly neverExpireSessions?: boolean;
   readonly ignoreRevocations?: boolean;
+  /**
+   * The registry's change feed is read but never applied: a revocation committed
+   * elsewhere does not reach this broker's memory, while the broker still refuses
+   * what its memory knows. Holds open the window between the registry saying
+   * "revoked" and the broker hearing it, on either engine (SQLite's poll and
+   * PostgreSQL's NOTIFY alike), so a test can act inside it.
+   */
+  readonly ignoreChangeFeed?: boolean;
   /** Every bound in broker/limits.ts off: only for `npm run bench` to measure what the limits cost. */
   readonly noLimits?: boolean;
   /**

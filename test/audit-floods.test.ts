@@ -7,21 +7,19 @@
 import t from 'tap';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { DeviceCredentials } from '../provisioning/index.js';
+import type { AuditEvent } from '../registry/index.js';
 import { closed, connectDevice, startTestBroker, type TestBroker } from './helpers/broker.js';
 import { signWith } from './helpers/hostile-jwt.js';
 import { connectPacket, floodFromChild, scrape, SOAK, sleep } from './helpers/hostile-util.js';
-import { sqliteOf } from './helpers/sqlite.js';
 
-interface AuditRow { action: string; device_id: string | null; details: string | null }
-
-/** Audit rows added since `afterId`, after the broker's tally and buffer were written out. */
-async function rowsSince(tb: TestBroker, afterId: number): Promise<AuditRow[]> {
+/** Audit rows added since `afterId`, oldest first, after the broker's tally and buffer were written out. */
+async function rowsSince(tb: TestBroker, afterId: number): Promise<AuditEvent[]> {
   tb.broker.context.tally.flush();
   await tb.broker.context.audit.flush();
-  return sqliteOf(tb.issuer.reg).db.prepare('SELECT action, device_id, details FROM audit WHERE id > ? ORDER BY id').all(afterId) as AuditRow[];
+  return (await tb.issuer.reg.audit.query({ limit: null })).filter((r) => r.id > afterId).reverse();
 }
-const lastId = (tb: TestBroker) => (sqliteOf(tb.issuer.reg).db.prepare('SELECT coalesce(max(id), 0) AS n FROM audit').get() as { n: number }).n;
-const details = (r: AuditRow) => JSON.parse(r.details ?? '{}') as Record<string, unknown>;
+const lastId = async (tb: TestBroker) => (await tb.issuer.reg.audit.query({ limit: 1 }))[0]?.id ?? 0;
+const details = (r: AuditEvent) => r.details ?? {};
 
 /** Well-formed tokens signed by an attacker's key under the registry's kid: each would cost a signature check. */
 function forgedPackets(tb: TestBroker, n: number): Buffer[] {
@@ -54,7 +52,7 @@ t.test('a forged-token flood: a few rows per address, then one summary row per a
   const { auditRowsPerKey, authFailBurst, authFailPerSec } = tb.broker.context.config;
   const addresses = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
   const ATTEMPTS = 2000;
-  const from = lastId(tb);
+  const from = await lastId(tb);
   const flood = await floodFromChild(tb.broker.ports.mqtt!, forgedPackets(tb, 50), ATTEMPTS, 50, addresses);
   t.equal(flood.child.code, 0, `the flood child exited cleanly ${flood.child.stderr}`);
   t.comment(`${ATTEMPTS} attempts in ${flood.seconds.toFixed(1)} s; CONNACK codes ${JSON.stringify(flood.codes)}`);
@@ -74,7 +72,7 @@ t.test('a forged-token flood: a few rows per address, then one summary row per a
   t.ok(throttled >= ATTEMPTS - addresses.length * letThrough, `throttled attempts are counted, never written: ${throttled}`);
   t.notOk(single.some((r) => details(r).reason === 'throttled'), 'no row for a throttled attempt');
   t.equal(await scrape(tb.broker.ports.http!, 'credbroker_audit_events_summarized_total', { action: 'auth.refused' }), counted, 'the counted ones show in /metrics');
-  t.ok(summaries.every((r) => !/eyJ/.test(r.details ?? '')), 'no token in a summary');
+  t.ok(summaries.every((r) => !/eyJ/.test(JSON.stringify(r.details))), 'no token in a summary');
 });
 
 t.test('a renewal flood: refused over the rate, disconnected after repeated abuse, summarised', async (t) => {
@@ -82,7 +80,7 @@ t.test('a renewal flood: refused over the rate, disconnected after repeated abus
   t.teardown(() => tb.close());
   const { renewAbuseLimit, renewBurst, auditRowsPerKey } = tb.broker.context.config;
   const [creds] = await tb.provision(['flood-1']);
-  const from = lastId(tb);
+  const from = await lastId(tb);
   const res = await renewalFlood(tb, creds!, 2000);
   t.equal(res.code, 0, 'the device connected');
   t.ok(res.closed, 'the broker closed the flooding session');
@@ -91,7 +89,7 @@ t.test('a renewal flood: refused over the rate, disconnected after repeated abus
   t.ok(limited >= renewAbuseLimit, `${limited} refused for rate (disconnect at ${renewAbuseLimit})`);
 
   await sleep(500); // the burst's renewals are minted asynchronously
-  const rows = (await rowsSince(tb, from)).filter((r) => r.device_id === 'flood-1');
+  const rows = (await rowsSince(tb, from)).filter((r) => r.deviceId === 'flood-1');
   const by = (a: string) => rows.filter((r) => r.action === a);
   t.comment(`rows for the device: ${JSON.stringify(rows.map((r) => r.action))}`);
   t.ok(by('token.renew').length <= renewBurst, 'the burst was served');
@@ -123,7 +121,7 @@ t.test(`${FLOOD_MS / 1000} s of login and renewal floods: the registry's growth,
   tb.broker.context.tally.flush();
   await tb.broker.context.audit.flush();
   const bytes0 = await size();
-  const from = lastId(tb);
+  const from = await lastId(tb);
   const started = performance.now();
   let attempts = 0;
   let renewRequests = 0;

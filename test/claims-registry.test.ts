@@ -6,11 +6,12 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { openIssuer } from '../provisioning/index.js';
-import { parseDeviceId, type ClaimName, type DeviceId } from '../registry/index.js';
+import { openRegistry, parseDeviceId, type ClaimName, type DeviceId } from '../registry/index.js';
 import { createClaim, extendClaim, authenticateClaim, provisionByClaim, revokeClaim, showClaim } from '../operations/index.js';
 import { deleteProfile, removeSimulationDevices, setProfile } from '../operations/index.js';
 import { hashClaimCredential, newClaimCredential, parseClaimCredential, parseRefreshCredential } from '../tokens/index.js';
 import { isCredbrokerError } from '../errors/index.js';
+import { registryTargetIn, TEST_BACKEND } from './helpers/backend.js';
 
 const codeOf = async (p: Promise<unknown> | (() => unknown)): Promise<string> => {
   try {
@@ -41,7 +42,7 @@ t.test('reserved id prefixes refused at provisioning', async (t) => {
 
 t.test('operations: every rule, and exactly the quota under a race', async (t) => {
   const dir = t.testdir();
-  const issuer = await openIssuer(join(dir, 'r.db'));
+  const issuer = await openIssuer(await registryTargetIn(dir, 'r.db'));
   t.teardown(() => issuer.reg.close());
   const reg = issuer.reg;
   const brokerUrl = 'mqtt://127.0.0.1:1883';
@@ -113,7 +114,7 @@ t.test('operations: every rule, and exactly the quota under a race', async (t) =
 
 t.test('credbroker claim ...', async (t) => {
   const dir = t.testdir({ 'serials.txt': 'id\npump-000001\n# a comment\n\npump-000002\n', 'bad.txt': 'pump-1\nbad/id\n' });
-  const db = join(dir, 'r.db');
+  const db = await registryTargetIn(dir, 'r.db');
   const cli = (...args: string[]) => runCli([...args, '--db', db]);
   t.equal((await cli('init')).code, 0);
 
@@ -122,7 +123,11 @@ t.test('credbroker claim ...', async (t) => {
   const j = JSON.parse(made.stdout) as Record<string, unknown>;
   t.match(j, { name: 'line3', profile: 'sensor', state: 'active', maxDevices: 3, used: 0, left: 3, idPattern: 'pump-[0-9]{6}', allowList: null });
   t.match(j.claimCredential, /^cbcl_/);
-  t.notOk(readFileSync(db).includes(Buffer.from(j.claimCredential as string)), 'the registry file never holds the credential');
+  const stored = await openRegistry(db);
+  const rows = JSON.stringify([await stored.claims.list(), await stored.audit.query()]);
+  await stored.close();
+  t.notOk(rows.includes(j.claimCredential as string), 'the registry never holds the credential');
+  if (TEST_BACKEND === 'sqlite') t.notOk(readFileSync(db).includes(Buffer.from(j.claimCredential as string)), 'nor any byte of the registry file');
 
   const file = join(dir, 'lot.claim.json');
   const withFile = await cli('claim', 'create', 'lot', '--profile', 'sensor', '--allow-list', join(dir, 'serials.txt'), '--out', file, '--broker-url', 'mqtts://b.example:8883');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lines, runCli, spawnCli, type CliResult } from './helpers/cli.js';
 import { deviceCount } from './helpers/device-count.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 /** A refused command: the exit code, one `credbroker: ...` line on stderr, nothing on stdout. */
 function refused(t: Test, r: CliResult, code: number, message: RegExp): void {
@@ -20,7 +21,7 @@ interface Events { events: Ev[]; next: string | null }
 
 t.test('listings: --limit/--after, filters, one JSON shape per flag set', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const cli = (...args: string[]) => runCli([...args, '--db', db]);
   t.equal((await cli('init')).code, 0);
   const pumps = Array.from({ length: 25 }, (_, k) => `pump-${String(k + 1).padStart(2, '0')}`);
@@ -138,7 +139,7 @@ t.test('listings: --limit/--after, filters, one JSON shape per flag set', async 
 t.test('Ctrl-C during a batch: stops after the chunk in hand and says how to resume', async (t) => {
   const N = 10_000;
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const out = join(dir, 'creds');
   const batch = join(dir, 'batch.csv');
   writeFileSync(batch, `id\n${Array.from({ length: N }, (_, k) => `int-${String(k).padStart(5, '0')}`).join('\n')}\n`);

@@ -3,6 +3,8 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jwtPayload, lines, runCli, type CliOptions, type CliResult } from './helpers/cli.js';
+import { localRegistryPath } from '../registry/index.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 // Every bad input an operator can type is exit 2 (or the code of its kind) with one
 // line that says what is wrong in the operator's own terms — never "unexpected error".
@@ -45,7 +47,7 @@ t.test('bad input is exit 2 with one line', async (t) => {
     'array.json': '[1883]\n',
     'cert-only.json': '{"tlsCert": "/etc/credbroker/tls/server.crt"}\n',
   });
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   t.equal((await runCli(['init', '--db', db])).code, 0);
   t.equal((await runCli(['provision', 'd-1', '--profile', 'sensor', '--json', '--db', db])).code, 0);
 
@@ -118,12 +120,12 @@ t.test('bad input is exit 2 with one line', async (t) => {
 
 t.test('--out in a folder the user cannot write to', async (t) => {
   const dir = openTempDir(t);
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   t.equal((await runCli(['init', '--db', db])).code, 0);
   const locked = join(dir, 'locked');
   mkdirSync(locked, { mode: 0o555 });
   chmodSync(locked, 0o555);
-  if (isRoot) chownSync(db, 65534, 65534);
+  if (isRoot && localRegistryPath(db) !== null) chownSync(db, 65534, 65534); // a registry file must be the other user's to write
   if (isRoot) chownSync(dir, 65534, 65534);
   const r = await runCli(['provision', 'd-1', '--profile', 'sensor', '--out', join(locked, 'creds'), '--db', db], asOther);
   assertOneLine(t, r, 2, /cannot write to --out .*locked\/creds: permission denied \(EACCES\)/);
@@ -136,7 +138,7 @@ t.test('--out in a folder the user cannot write to', async (t) => {
 t.test('a registry the user may only read: read-only commands work, writers get one line', async (t) => {
   const dir = openTempDir(t);
   const folder = join(dir, 'registry');
-  const db = join(folder, 'registry.db');
+  const db = join(folder, 'registry.db'); // file permissions: SQLite's own case
   t.equal((await runCli(['init', '--db', db])).code, 0);
   t.equal((await runCli(['provision', 'd-1', '--profile', 'sensor', '--json', '--db', db])).code, 0);
   chmodSync(db, 0o444);

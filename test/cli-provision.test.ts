@@ -2,6 +2,7 @@ import t, { type Test } from 'tap';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jwtPayload, lines, runCli } from './helpers/cli.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 const FIELDS = ['accessToken', 'accessTokenExpiresAt', 'brokerUrl', 'deviceId', 'refreshCredential', 'refreshCredentialExpiresAt'];
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -28,7 +29,7 @@ t.test('provisioning end to end', async (t) => {
     'batch.csv': 'id,profile\ncsv-1,\ncsv-2,observer\n\ncsv-3,sensor\n',
     'batch.jsonl': '{"id":"jl-1"}\n{"id":"jl-2","profile":"observer"}\n\n',
   });
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const out = join(dir, 'creds');
   const cli = (...args: string[]) => runCli([...args, '--db', db]);
 

@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { lines, runCli, type CliResult } from './helpers/cli.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 /** A refused command: non-zero exit, exactly one `credbroker: ...` line on stderr, nothing on stdout, no stack trace. */
 function assertRefused(t: Test, r: CliResult, expect: { code?: number; message: RegExp }): void {
@@ -19,7 +20,7 @@ function assertRefused(t: Test, r: CliResult, expect: { code?: number; message: 
 
 t.test('refused input', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const out = join(dir, 'creds');
   const init = await runCli(['init', '--db', db]);
   t.equal(init.code, 0, `init: ${init.stderr}`);
@@ -109,7 +110,7 @@ t.test('--skip-invalid provisions the good rows only', async (t) => {
   const dir = t.testdir({
     'batch.csv': 'id,profile\ngood-1,\nbad/1,\ngood-2,observer\ngood-1,\n"with space",\ngood-3,sensor,x\ngood-4,\n',
   });
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const out = join(dir, 'creds');
   t.equal((await runCli(['init', '--db', db])).code, 0);
   const r = await runCli(['provision', '--batch', join(dir, 'batch.csv'), '--profile', 'sensor', '--out', out, '--skip-invalid', '--db', db]);
@@ -126,7 +127,7 @@ t.test('--skip-invalid provisions the good rows only', async (t) => {
 
 t.test('a registry from a newer schema is refused and left untouched', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = join(dir, 'registry.db'); // SQLite's user_version and bytes: its own case
   t.equal((await runCli(['init', '--db', db])).code, 0);
   t.equal((await runCli(['provision', 'd-1', '--profile', 'sensor', '--out', join(dir, 'creds'), '--db', db])).code, 0);
   const conn = new Database(db);

@@ -5,10 +5,11 @@ import { checkRefreshCredential } from '../operations/index.js';
 import { openIssuer, readCredentialsFile } from '../provisioning/index.js';
 import type { DeviceId } from '../registry/index.js';
 import { runCli } from './helpers/cli.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 t.test('restore --out gives a revoked device a complete new credentials set', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'r.db');
+  const db = await registryTargetIn(dir, 'r.db');
   t.equal((await runCli(['init', '--db', db])).code, 0);
   const first = await runCli(['provision', 'pump-1', '--profile', 'sensor', '--out', join(dir, 'creds'), '--db', db]);
   t.equal(first.code, 0, first.stderr);

@@ -1,16 +1,16 @@
 import t from 'tap';
-import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { checkTokenStatus } from '../operations/check-token.js';
 import { openRegistry, type DeviceId, type Jti } from '../registry/index.js';
 import { rotateKeys } from '../tokens/index.js';
 import { jwtPayload, runCli } from './helpers/cli.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 interface Claims extends JWTPayload { sub: DeviceId; jti: Jti; iat: number; acl: { pub: string[]; sub: string[] } }
 
 t.test('CLI tokens verify against the JWKS, across a key rotation; revocation is seen by the registry check', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const cli = async (...args: string[]) => {
     const r = await runCli([...args, '--db', db]);
     t.equal(r.code, 0, `credbroker ${args.join(' ')}: ${r.stderr}`);
@@ -97,7 +97,7 @@ t.test('CLI tokens verify against the JWKS, across a key rotation; revocation is
 
 t.test('EdDSA registries mint tokens jose verifies', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const init = await runCli(['init', '--alg', 'EdDSA', '--db', db]);
   t.equal(init.code, 0, `init: ${init.stderr}`);
   const p = await runCli(['provision', 'ed-1', '--profile', 'observer', '--json', '--db', db]);
@@ -112,7 +112,7 @@ t.test('EdDSA registries mint tokens jose verifies', async (t) => {
 });
 
 t.test('rotations racing each other leave exactly one active key', async (t) => {
-  const db = join(t.testdir(), 'registry.db');
+  const db = await registryTargetIn(t.testdir());
   const regs = await Promise.all([openRegistry(db), openRegistry(db), openRegistry(db)]); // as three CLI processes would
   t.teardown(() => Promise.all(regs.map((r) => r.close())));
   await rotateKeys(regs[0]!); // a key to retire

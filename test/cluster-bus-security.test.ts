@@ -17,6 +17,7 @@ import { until } from './helpers/cluster.js';
 import { makeDevCerts } from './helpers/dev-certs.js';
 import { freePort, startRedis } from './helpers/redis.js';
 import { startServe } from './helpers/serve-process.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 const USER = { name: 'credbroker', password: 'Bus P@ss:w0rd%/Secret' };
 
@@ -24,7 +25,7 @@ const USER = { name: 'credbroker', password: 'Bus P@ss:w0rd%/Secret' };
 async function registry(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-bus-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   (await openIssuer(db)).reg.close();
   return db;
 }

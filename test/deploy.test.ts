@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../broker/config.js';
 import { connect } from './helpers/broker.js';
 import { lines, runCli, serveCli } from './helpers/cli.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 // Deployment and first contact: what a new operator reads and runs first.
 
@@ -98,7 +99,7 @@ async function holdPort(t: Test): Promise<number> {
 
 t.test('ports in use: every conflict at once, each with its flag', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   t.equal((await runCli(['init', '--db', db])).code, 0);
   const [a, b] = [await holdPort(t), await holdPort(t)];
   const r = await serveCli(['--host', '127.0.0.1', '--mqtt-port', String(a), '--ws-port', String(b), '--http-port', '0', '--db', db]);
@@ -121,7 +122,7 @@ t.test('--host :: serves IPv6 and IPv4 on one listener', async (t) => {
     return;
   }
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   t.equal((await runCli(['init', '--db', db])).code, 0);
   const prov = await runCli(['provision', 'pump-6', '--profile', 'sensor', '--json', '--db', db]);
   t.equal(prov.code, 0, prov.stderr);

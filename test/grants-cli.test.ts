@@ -1,11 +1,12 @@
 import t from 'tap';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openRegistry } from '../registry/index.js';
 import { runCli } from './helpers/cli.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 t.test('credbroker grant / grants / revoke --grant', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'r.db');
+  const db = await registryTargetIn(dir, 'r.db');
   const cli = (...args: string[]) => runCli([...args, '--db', db]);
   t.equal((await runCli(['init', '--db', db])).code, 0);
   t.equal((await cli('provision', 'pump-7', '--profile', 'sensor', '--out', join(dir, 'creds'))).code, 0);
@@ -61,7 +62,7 @@ t.test('credbroker grant / grants / revoke --grant', async (t) => {
   });
 
   t.test('the TTL cap is a registry setting, fixed by init --max-grant-ttl', async (t) => {
-    const small = join(dir, 'small.db');
+    const small = await registryTargetIn(dir, 'small.db');
     t.equal((await runCli(['init', '--max-grant-ttl', '1h', '--db', small])).code, 0);
     const over = await runCli(['grant', 'capped', '--sub', 'a/b', '--ttl', '2h', '--db', small]);
     t.equal(over.code, 2);
@@ -96,9 +97,9 @@ t.test('credbroker grant / grants / revoke --grant', async (t) => {
     t.match(audit.find((e) => e.action === 'grant.revoke')?.details, { grant: 'tech-1', reason: 'INC-4711', why: 'inspection done' });
     // Newest first: the last issue row is the first grant of the name.
     t.match(audit.filter((e) => e.action === 'grant.issue').at(-1)?.details, { grant: 'tech-1', reason: 'INC-4711', within: 'fleet-obs' });
-    const raw = new Database(db, { readonly: true });
-    const everything = JSON.stringify([raw.prepare('SELECT * FROM grants').all(), raw.prepare('SELECT * FROM audit').all(), raw.prepare('SELECT * FROM changes').all()]);
-    raw.close();
+    const raw = await openRegistry(db);
+    const everything = JSON.stringify([await raw.grants.list(), await raw.audit.query(), await raw.changes.since(0)]);
+    await raw.close();
     t.notMatch(everything, /eyJ[\w-]{10,}\.eyJ/, 'no token in grants, audit or the change feed');
   });
 });

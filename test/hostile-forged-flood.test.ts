@@ -15,6 +15,7 @@ import { DEFAULT_CONFIG } from '../broker/index.js';
 import { openIssuer, provisionDevices, type DeviceCredentials } from '../provisioning/index.js';
 import { signWith } from './helpers/hostile-jwt.js';
 import { connectFrom, connectPacket, floodFromChild, hasCli, scrape, sleep, SOAK, spawnBrokerChild } from './helpers/hostile-util.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 const ADDRESSES = 500;
 // Soak: about five minutes of flood on this kind of host (650–850 attempts/s).
@@ -61,7 +62,7 @@ async function deviceConnects(port: number, from: string, creds: DeviceCredentia
 
 t.test(`forged-token flood over ${ADDRESSES} addresses: bounded signature work, ≥ ${SUCCESS_RATE * 100} % of valid devices in within ${CONNECT_WITHIN_MS / 1000} s`, { skip: !hasCli() && 'needs npm run build (dist/)', timeout: TIMEOUT_MS }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-forged-'));
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const issuer = await openIssuer(db);
   const ids = Array.from({ length: DEVICES }, (_, i) => `valid-${i}`);
   const victims = Array.from({ length: 50 }, (_, i) => `victim-${i}`);
@@ -127,7 +128,7 @@ t.test(`forged-token flood over ${ADDRESSES} addresses: bounded signature work, 
 
 t.test('a suspect address waits its turn; an address with no failure is never held', { skip: !hasCli() && 'needs npm run build (dist/)' }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-budget-'));
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const issuer = await openIssuer(db);
   const [dev] = (await provisionDevices(issuer, [{ line: 2, id: 'budget-dev' }], { profile: 'sensor', brokerUrl: 'mqtt://127.0.0.1' })).provisioned;
   issuer.reg.close();

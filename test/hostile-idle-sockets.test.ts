@@ -15,6 +15,7 @@ import { openIssuer, provisionDevices, type DeviceCredentials } from '../provisi
 import { connect, connectDevice, startTestBroker } from './helpers/broker.js';
 import { makeDevCerts } from './helpers/dev-certs.js';
 import { connectFrom, hasCli, runNode, scrape, sleep, SOAK, spawnBrokerChild } from './helpers/hostile-util.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 /** The broker child's open-files limit: below the flood, as 20,000 fds were below 19,980 sockets plus the devices. */
 const BROKER_FDS = SOAK ? 4096 : 1024;
@@ -91,7 +92,7 @@ async function deviceConnects(port: number, from: string, creds: DeviceCredentia
 
 t.test(`${FLOOD_SOCKETS} idle sockets from ${FLOOD_ADDRESSES} addresses against a broker with ${BROKER_FDS} descriptors: valid devices still connect`, { skip: !hasCli() && 'needs npm run build (dist/)', timeout: TIMEOUT_MS }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-idle-'));
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   const issuer = await openIssuer(db);
   const devices = (await provisionDevices(issuer, Array.from({ length: 20 }, (_, i) => ({ line: i + 2, id: `idle-victim-${i}` })), { profile: 'sensor', brokerUrl: 'mqtt://127.0.0.1' })).provisioned;
   issuer.reg.close();
@@ -220,7 +221,7 @@ t.test('the soft open-files limit is raised to the hard limit at start, and both
     process.stderr.write(readFileSync('/proc/self/limits', 'utf8').split('\\n').find((l) => l.startsWith('Max open files')));
     await broker.close();
   `;
-  const r = await runNode(code, { args: [join(dir, 'r.db')] });
+  const r = await runNode(code, { args: [await registryTargetIn(dir, 'r.db')] });
   t.equal(r.code, 0, `broker ran ${r.stderr}`);
   const hard = execFileSync('sh', ['-c', 'ulimit -Hn']).toString().trim();
   const line = r.stdout.split('\n').find((l) => l.includes('"event":"broker.fd_limit"'));

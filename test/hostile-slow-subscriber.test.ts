@@ -11,6 +11,7 @@ import { openIssuer, provisionDevices, type DeviceCredentials } from '../provisi
 import { connectDevice } from './helpers/broker.js';
 import { connectPacket, hasCli, rssMiB, scrape, sleep, SOAK, spawnBrokerChild, type BrokerChild } from './helpers/hostile-util.js';
 import { pumpFrames, rawSession } from './helpers/raw-flood.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 /** How long the device floods (the old broker grew by about 100 MiB per second of it here); the soak, 100 s per case. */
 const FLOOD_MS = SOAK ? 100_000 : 8_000;
@@ -29,7 +30,7 @@ const creds: Record<string, DeviceCredentials> = {};
 
 t.before(async () => {
   env.dir = mkdtempSync(join(tmpdir(), 'credbroker-slowsub-'));
-  env.db = join(env.dir, 'registry.db');
+  env.db = await registryTargetIn(env.dir);
   const issuer = await openIssuer(env.db);
   for (const c of (await provisionDevices(issuer, [{ line: 2, id: 'flood-0' }, { line: 3, id: 'flood-1' }], { profile: 'sensor', brokerUrl: 'mqtt://x' })).provisioned) creds[c.deviceId] = c;
   for (const c of (await provisionDevices(issuer, [{ line: 2, id: 'stall-0' }, { line: 3, id: 'stall-1' }, { line: 4, id: 'fresh-0' }], { profile: 'observer', brokerUrl: 'mqtt://x' })).provisioned) creds[c.deviceId] = c;

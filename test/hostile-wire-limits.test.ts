@@ -14,6 +14,7 @@ import { makeDevCerts } from './helpers/dev-certs.js';
 import { connectPacket, hasCli, rssMiB, scrape, sleep, SOAK, spawnBrokerChild, type BrokerChild } from './helpers/hostile-util.js';
 import { fixedHeader, floodTcp, floodTcpFresh, floodWs, rawSession, type FloodResult } from './helpers/raw-flood.js';
 import { until } from './helpers/wait.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 const MiB = 1024 * 1024;
 /** Bytes each attacker streams behind its header: with no bound, all of it is buffered by the broker. */
@@ -41,7 +42,7 @@ let broker: BrokerChild;
 
 t.before(async () => {
   env.dir = mkdtempSync(join(tmpdir(), 'credbroker-wire-'));
-  const db = join(env.dir, 'registry.db');
+  const db = await registryTargetIn(env.dir);
   const issuer = await openIssuer(db);
   env.devices = (await provisionDevices(issuer, [{ line: 2, id: 'big-1' }, { line: 3, id: 'big-2' }], { profile: 'sensor', brokerUrl: 'mqtt://x' })).provisioned;
   env.devices.push(...(await provisionDevices(issuer, [{ line: 2, id: 'watch-1' }], { profile: 'observer', brokerUrl: 'mqtt://x' })).provisioned);

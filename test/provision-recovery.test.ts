@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { openIssuer, provisionDevices, type BatchRow } from '../provisioning/index.js';
 import type { DeviceId } from '../registry/index.js';
 import { jwtPayload } from './helpers/cli.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 const rows = (n: number, prefix = 'r'): BatchRow[] => Array.from({ length: n }, (_, k) => ({ line: k + 2, id: `${prefix}-${k}` }));
 
 t.test('a crash between the registry commit and the file renames is recovered on the next run', async (t) => {
   const dir = t.testdir();
   const out = join(dir, 'creds');
-  const issuer = await openIssuer(join(dir, 'registry.db'));
+  const issuer = await openIssuer(await registryTargetIn(dir));
   t.teardown(() => issuer.reg.close());
   const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 100 };
 
@@ -44,7 +45,7 @@ t.test('a crash between the registry commit and the file renames is recovered on
 t.test('recovered after the pending files\' tokens expired and were pruned (matched by refresh credential)', async (t) => {
   const dir = t.testdir();
   const out = join(dir, 'creds');
-  const issuer = await openIssuer(join(dir, 'registry.db'));
+  const issuer = await openIssuer(await registryTargetIn(dir));
   t.teardown(() => issuer.reg.close());
   const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 10 };
   await t.rejects(provisionDevices(issuer, rows(10, 'late'), { ...base, afterChunkCommit: () => { throw new Error('simulated crash after commit'); } }), /simulated crash/);
@@ -59,7 +60,7 @@ t.test('recovered after the pending files\' tokens expired and were pruned (matc
 t.test('pending files that never committed are discarded, and missing files are reported', async (t) => {
   const dir = t.testdir();
   const out = join(dir, 'creds');
-  const issuer = await openIssuer(join(dir, 'registry.db'));
+  const issuer = await openIssuer(await registryTargetIn(dir));
   t.teardown(() => issuer.reg.close());
   const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 50 };
   // devices provisioned into another folder
@@ -73,7 +74,7 @@ t.test('pending files that never committed are discarded, and missing files are 
 t.test('a second run into the same folder while one is running is refused', async (t) => {
   const dir = t.testdir();
   const out = join(dir, 'creds');
-  const issuer = await openIssuer(join(dir, 'registry.db'));
+  const issuer = await openIssuer(await registryTargetIn(dir));
   t.teardown(() => issuer.reg.close());
   const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 10 };
   let inner: Promise<string> | undefined;

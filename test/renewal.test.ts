@@ -170,12 +170,13 @@ t.test('renewal refused with a reason on …/rejected', async (t) => {
  * poll (50 ms by default) and refuses every packet of a revoked session, so a
  * renewal request from a revoked device can only reach the responder inside that
  * window: the registry already says "revoked", the broker's memory not yet. A
- * broker whose watcher polls once in ten minutes holds that window open, so the
- * race is tested deterministically rather than by luck. The responder reads the
+ * broker that ignores its change feed (test-only `weaken.ignoreChangeFeed`, on
+ * either engine) holds that window open, so the race is tested deterministically
+ * rather than by luck. The responder reads the
  * registry itself, so it must refuse.
  */
 t.test('renewal in the revocation window (registry revoked, broker not told yet)', async (t) => {
-  const tb = await startTestBroker({ revocationPollMs: 600_000, authFailBurst: 1000, authFailPerSec: 100 });
+  const tb = await startTestBroker({ authFailBurst: 1000, authFailPerSec: 100 }, { weaken: { ignoreChangeFeed: true } });
   t.teardown(() => tb.close());
   const clients: DeviceClient[] = [];
   t.teardown(async () => { for (const c of clients) await c.stop(); });

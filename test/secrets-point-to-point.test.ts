@@ -17,6 +17,7 @@ import { startCluster, until } from './helpers/cluster.js';
 import { signWith } from './helpers/hostile-jwt.js';
 import { authCount } from './helpers/hostile-util.js';
 import { renewalSession } from './helpers/renewal-session.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 /** A token signed with the registry's active key, carrying any ACL (as someone holding the key could mint). */
 function handMinted(tb: Pick<TestBroker, 'issuer'>, sub: string, acl: { pub: string[]; sub: string[] }): string {
@@ -175,7 +176,7 @@ t.test('a PSUBSCRIBE * reader of the bus sees no access token and no refresh cre
 
 t.test('profile set refuses $ patterns (exit 2, one line, registry unchanged); a stored one mints nothing', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'r.db');
+  const db = await registryTargetIn(dir, 'r.db');
   const cli = (...args: string[]) => runCli([...args, '--db', db]);
   t.equal((await runCli(['init', '--db', db])).code, 0);
   const before = (await cli('profile', 'list', '--json')).stdout;

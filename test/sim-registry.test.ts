@@ -6,10 +6,9 @@ import { RevocationState } from '../broker/revocation-state.js';
 import { runSimulation, SIM_PROFILE } from '../device-sim/index.js';
 import { deleteDevices, revokeDevices } from '../operations/index.js';
 import { openRegistry, type DeviceId, type Jti } from '../registry/index.js';
-import type { SqliteStores } from '../registry/sqlite/stores.js';
-import { sqliteOf } from './helpers/sqlite.js';
 import { connectDevice, startTestBroker } from './helpers/broker.js';
 import { lines, runCli, spawnCli, type CliResult } from './helpers/cli.js';
+import { rawSql, registryTargetIn } from './helpers/backend.js';
 import { everyInvariantPassed } from './helpers/sim-verdicts.js';
 
 /** A refused command: the exit code and exactly one `credbroker: ...` line on stderr. */
@@ -38,8 +37,8 @@ async function simDevices(db: string): Promise<{ id: string; simulation: boolean
 }
 
 /** Moves the recorded expiry of tokens into the past, as if their lifetime had run out. */
-function expireTokens(reg: SqliteStores, deviceId?: string): void {
-  reg.write(() => reg.db.prepare(`UPDATE tokens SET expires_at = 0${deviceId ? ' WHERE device_id = ?' : ''}`).run(...(deviceId ? [deviceId] : [])));
+function expireTokens(db: string, deviceId?: string): Promise<void> {
+  return rawSql(db, `UPDATE tokens SET expires_at = 0${deviceId ? ' WHERE device_id = $1' : ''}`, deviceId ? [deviceId] : []);
 }
 
 /** Options of a short, quiet run: a few devices, every cohort small. */
@@ -49,7 +48,7 @@ const LEFT_OUT = ['offline', 'probe', 'nonRenewing'] as const;
 
 t.test('sim with no broker listening fails fast: exit 8, one line, nothing provisioned', async (t) => {
   const dir = t.testdir();
-  const db = join(dir, 'registry.db');
+  const db = await registryTargetIn(dir);
   t.equal((await runCli(['init', '--db', db])).code, 0);
   const port = await closedPort();
   const started = Date.now();
@@ -107,7 +106,7 @@ t.test('a run removes its devices, observer and profile; --keep keeps them, mark
   const keptIds = (await simDevices(tb.db)).map((d) => d.id as DeviceId);
   const reg = tb.issuer.reg;
   await revokeDevices(reg, keptIds, 'test');
-  expireTokens(sqliteOf(tb.issuer.reg));
+  await expireTokens(tb.db);
   await deleteDevices(reg, keptIds);
   t.equal((await reg.devices.list()).length, 0);
   const cli = await runCli(['profile', 'delete', SIM_PROFILE, '--db', tb.db]);
@@ -151,7 +150,7 @@ t.test('devices delete and profile delete: the command, its exit code, its one l
   refused(t, await cli('profile', 'delete', 'nosuch'), 3, /^credbroker: unknown profile "nosuch"/);
 
   // Once its tokens are past their lifetime, it goes.
-  expireTokens(sqliteOf(tb.issuer.reg), 'del-1');
+  await expireTokens(tb.db, 'del-1');
   const r = await cli('devices', 'delete', 'del-1');
   t.equal(r.code, 0, r.stderr);
   t.same(lines(r.stdout), ['deleted del-1 (profile sensor)', 'deleted 1 device']);

@@ -10,6 +10,7 @@ import { kernelBacklogCap } from '../broker/listeners.js';
 import { CredbrokerError } from '../errors/index.js';
 import { brokerLogLines, connect, connectDevice, startTestBroker } from './helpers/broker.js';
 import { makeDevCerts, makeDevCertsScript } from './helpers/dev-certs.js';
+import { registryTargetIn } from './helpers/backend.js';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 
@@ -163,7 +164,7 @@ t.test('config validation errors are clear one-line errors', async (t) => {
 t.test('startup failures are clear errors, not crashes', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-test-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const base = { db: join(dir, 'registry.db'), host: '127.0.0.1', mqttPort: null, httpPort: null, wsPort: null, logLevel: 'silent' };
+  const base = { db: await registryTargetIn(dir), host: '127.0.0.1', mqttPort: null, httpPort: null, wsPort: null, logLevel: 'silent' };
   await t.rejects(startBroker(validateConfig({ ...base, tlsPort: 0, tlsCert: '/nonexistent/server.crt', tlsKey: '/nonexistent/server.key' })), { code: 'ERR_CONFIG', message: /cannot read TLS certificate or key: ENOENT/ }, 'missing certificate file');
 
   const blocker = createServer();

@@ -1,6 +1,7 @@
 import type { GrantName } from '../ids.js';
 import type { GrantStore } from '../interface.js';
 import type { Grant, NewGrant, RevokedToken } from '../types.js';
+import { LOCKS } from './migrations.js';
 import type { Sql } from './pool.js';
 import { toGrant, toRevoked, type GrantRow as Row } from '../rows.js';
 
@@ -19,7 +20,14 @@ export class PgGrants implements GrantStore {
     return row && toGrant(row);
   }
 
+  /**
+   * In a transaction this first locks the name until it ends, so that two
+   * operators granting one NAME at once are serialized as on SQLite (BEGIN
+   * IMMEDIATE): the second sees the first one's grant. READ COMMITTED alone
+   * would let both find none live and both insert.
+   */
   async liveOf(name: GrantName, now: number): Promise<Grant | undefined> {
+    if (this.sql.client) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.grantName}, hashtext($1))`, [name]);
     const [row] = await this.sql.rows<Row>('SELECT * FROM grants WHERE name = $1 AND expires_at > $2 AND revoked_at IS NULL', [name, now]);
     return row && toGrant(row);
   }

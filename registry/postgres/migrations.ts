@@ -127,6 +127,8 @@ export const LOCKS = {
   changes: 0x63620002,
   /** Provisioning transactions, like SQLite's BEGIN IMMEDIATE: a device two stations race for is skipped by the second, not a failed chunk. */
   provision: 0x63620003,
+  /** With the name's hash as second key: one grant check-and-mint per NAME at a time (PgGrants.liveOf). */
+  grantName: 0x63620004,
 } as const;
 
 /** The stored version, or 0 for an empty database. */

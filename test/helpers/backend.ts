@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { localRegistryPath } from '../../registry/index.js';
 
 /**
  * The registry engine a test run uses: `CREDBROKER_TEST_BACKEND=postgres` runs
@@ -33,4 +34,31 @@ export async function registryTargetIn(dir: string, name = 'registry.db'): Promi
 async function newPostgresDatabase(): Promise<string> {
   const { sharedPostgres } = await import('./postgres.js');
   return (await sharedPostgres()).newDatabase();
+}
+
+/**
+ * Runs one statement straight on a test registry, whichever engine holds it: for
+ * what only time would do (ageing rows). `$1`-style parameters, used in order.
+ */
+export async function rawSql(target: string, sql: string, params: readonly unknown[] = []): Promise<void> {
+  const file = localRegistryPath(target);
+  if (file !== null) {
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(file);
+    try {
+      db.pragma('busy_timeout = 10000');
+      db.prepare(sql.replace(/\$\d+/g, '?')).run(...params);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: target });
+  await client.connect();
+  try {
+    await client.query(sql, [...params]);
+  } finally {
+    await client.end();
+  }
 }

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openIssuer, provisionDevices, type DeviceCredentials, type Issuer } from '../../provisioning/index.js';
+import { registryTargetIn } from './backend.js';
 import { spawnCli } from './cli.js';
 
 /** `credbroker serve` as an operator runs it (dist/ CLI, a pipe for stdout), with its real log output. */
@@ -29,10 +30,10 @@ export interface ServeOptions {
   readonly db?: string;
 }
 
-/** A registry in a temp folder (or the one given) and `serve` on it, on ephemeral loopback ports. */
+/** A new registry (a file in a temp folder, a database on a postgres run: helpers/backend.ts), or the one given, and `serve` on it, on ephemeral loopback ports. */
 export async function startServe(args: string[] = [], env: Record<string, string> = {}, opts: ServeOptions = {}): Promise<ServeProcess> {
   const dir = opts.db ? null : mkdtempSync(join(tmpdir(), 'credbroker-serve-'));
-  const db = opts.db ?? join(dir!, 'registry.db');
+  const db = opts.db ?? await registryTargetIn(dir!);
   const issuer = await openIssuer(db);
   const child = spawnCli(['serve', '--db', db, '--host', '127.0.0.1', '--mqtt-port', '0', '--ws-port', 'off', '--http-port', '0', ...args], { env });
   let out = '';
