@@ -107,7 +107,7 @@ t.test('two workers on a Redis bus behave as one broker', async (t) => {
     const ids = ['rev-0', 'rev-1', 'rev-2', 'rev-3'];
     const devs = await serve.provision(ids);
     const conns = await Promise.all(devs.map(open));
-    const ends = conns.map(closed);
+    const ends = conns.map((c) => closed(c));
     const revokedAt = Date.now();
     const r = await runCli(['revoke', ...ids, '--db', serve.db, '--reason', 'cluster test']);
     t.equal(r.code, 0, r.stderr);
