@@ -19,6 +19,8 @@ export function registerClusterKey(program: Command): void {
         printJson(list.map((k) => ({ kid: k.kid, state: k.state, activeFrom: iso(k.activeFrom), acceptUntil: iso(k.acceptUntil) })));
         return;
       }
+      // An empty table would leave an operator guessing whether the bus is sealed at all.
+      if (list.length === 0) return out('no cluster key yet: the first "serve --bus" on this registry makes one (or run "credbroker cluster-key rotate")');
       printTable(['KID', 'STATE', 'SEALS FROM', 'ACCEPTED UNTIL'], list.map((k) => [k.kid, k.state, time(k.activeFrom), time(k.acceptUntil)]));
     });
 
