@@ -381,7 +381,7 @@ function origins(value: unknown, bad: (why: string) => never): string[] {
 /** `redis://[user:password@]HOST[:PORT][/DB]` (or `rediss://`, Redis over TLS), as ioredis reads it. */
 function busUrl(value: unknown, bad: (why: string) => never): string {
   const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : null;
-  const hint = 'expected redis://HOST:PORT[/DB]';
+  const hint = 'expected redis://HOST:PORT[/DB], or rediss:// for TLS; a user and password go before HOST';
   if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname || url.search || url.hash) return bad(hint);
   if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d{1,5}$/.test(url.pathname)) return bad(`${hint} (DB is a database number)`);
   return value as string;
