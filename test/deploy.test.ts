@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../broker/config.js';
 import { connect } from './helpers/broker.js';
@@ -25,6 +25,21 @@ t.test('README: protocol, listen addresses, prerequisites, the TLS step, the con
   t.match(readme, /stop the first one[\s\S]*other\s+ports/, 'the TLS step says what to do with the broker already running');
   for (const doc of ['README.md', 'provisioning.md']) {
     t.notMatch(read(doc), /handed to the team|SPEC\.md/, `${doc} points at no document the user does not have`);
+  }
+});
+
+t.test('the documents: every relative link resolves, and they speak to users', async (t) => {
+  const docs = ['README.md', 'provisioning.md', 'certs/README.md',
+    ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  for (const doc of docs) {
+    const text = read(doc);
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^(https?:|mailto:|#)/.test(target!)) continue;
+      const file = target!.replace(/#.*$/, '');
+      t.ok(existsSync(join(ROOT, dirname(doc), file)), `${doc}: link ${target} resolves`);
+    }
+    t.notMatch(text, /\bissue #?\d+|\bbench row \d|\brow \d+b?\b|other engineers|the other engineers/i,
+      `${doc} speaks of the product, not of how it was built`);
   }
 });
 
