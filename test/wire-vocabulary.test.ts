@@ -126,3 +126,9 @@ t.test('a request that cannot be sent, or still waits when the connection ends, 
   accepted(sent[0]!.body.requestId);
   t.equal(adopted.length, 0, 'a failed request is not waited for any more');
 });
+
+t.test('the device guide documents every renewal rejection code', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const guide = readFileSync(new URL('../provisioning.md', import.meta.url), 'utf8');
+  for (const code of RENEW_REJECTION_CODES) t.match(guide, new RegExp(`\\| \`${code}\` \\|`), `provisioning.md's table has ${code}`);
+});
