@@ -2,7 +2,7 @@ import type { ClaimName, DeviceId, GrantName, Jti, Kid, ProfileName } from './id
 import type {
   Actor, AuditEvent, AuditQuery, Change, Claim, ClaimedDevice, NewClaim, ChangeKind, Device, DeviceFilter, DeviceRestriction, DeviceStatus, Grant, IssuedToken,
   NewAuditEvent, NewGrant, NewSigningKey, NewToken, Profile, ProfileInput, ProvisionedDevice, RefreshRecord, RefreshState,
-  RegistryStats, RevokedToken, Settings, SigningKeyRecord,
+  RegistryStats, RevokedToken, ScrubReport, Settings, SigningKeyRecord,
 } from './types.js';
 
 /**
@@ -257,10 +257,10 @@ export interface SpaceStore {
   reclaim(maxPages?: number): Promise<number>;
   /**
    * Makes overwritten content (a retired private key) unreadable in the storage
-   * the engine controls (the engine says how). False when that could not be done
-   * fully now (the engine finishes it later by itself).
+   * the engine controls, and says how far it got (`complete` false: another
+   * reader still holds the old content; the engine finishes it later by itself).
    */
-  scrub(): Promise<boolean>;
+  scrub(): Promise<ScrubReport>;
 }
 
 /** The stores, as the root registry and a transaction both offer them. */
