@@ -231,7 +231,11 @@ export interface KeyStore {
   add(k: NewSigningKey, now: number): Promise<void>;
   /** Retires a key: it stops signing at once (private half wiped) and verifies until `verifyUntil`; on a retired key only `verifyUntil` moves. */
   retire(kid: Kid, verifyUntil: number, now: number): Promise<void>;
-  /** Keys that can still verify a token at `now`: the active one and retired ones not yet past `verify_until`, oldest first. */
+  /**
+   * Keys that can still verify a token at `now`: the active one and retired ones
+   * not yet past `verify_until`, oldest first. In a transaction, the key set is
+   * held until it ends (two rotations at once: the second sees the first's key).
+   */
   usable(now: number): Promise<SigningKeyRecord[]>;
   all(): Promise<SigningKeyRecord[]>;
 }
