@@ -17,6 +17,7 @@ import type { BrokerConfig } from '../broker/index.js';
 import { makeDevCerts } from './helpers/dev-certs.js';
 import { connectFrom, hasCli, runNode, scrape, sleep, SOAK, spawnBrokerChild } from './helpers/hostile-util.js';
 import { registryTargetIn } from './helpers/backend.js';
+import { testNeeding } from './helpers/tools.js';
 
 /** The broker child's open-files limit: below the flood, as 20,000 fds were below 19,980 sockets plus the devices. */
 const BROKER_FDS = SOAK ? 4096 : 1024;
@@ -193,7 +194,7 @@ async function brokerOn(t: Test, transport: Transport, opts: Partial<BrokerConfi
 }
 
 for (const transport of ['TCP', 'WebSocket', 'TLS'] as const) {
-  t.test(`authenticated connections stop counting, over ${transport}`, { skip: transport === 'TLS' && NO_OPENSSL }, async (t) => {
+  testNeeding(t, `authenticated connections stop counting, over ${transport}`, transport === 'TLS' && NO_OPENSSL, async (t) => {
     // Five per address: a sixth connection from 127.0.0.1 would be refused if an authenticated one still counted.
     const { tb, url, ca } = await brokerOn(t, transport, { maxUnauthenticatedPerAddress: 5, maxUnauthenticated: 5, deviceConnectBurst: 100 });
     const creds = await tb.provision(Array.from({ length: 8 }, (_, i) => `counted-${i}`));
@@ -237,7 +238,7 @@ t.test('the soft open-files limit is raised to the hard limit at start, and both
 });
 
 for (const transport of ['WebSocket', 'TLS'] as const) {
-  t.test(`silent sockets on the ${transport} port are closed at the CONNECT timeout too`, { skip: transport === 'TLS' && NO_OPENSSL }, async (t) => {
+  testNeeding(t, `silent sockets on the ${transport} port are closed at the CONNECT timeout too`, transport === 'TLS' && NO_OPENSSL, async (t) => {
     const TIMEOUT = 2000;
     const { port } = await brokerOn(t, transport, { connectTimeoutMs: TIMEOUT });
     // Before: a TLS handshake that never starts lived 120 s (Node's handshakeTimeout), an upgrade request that never comes 60–90 s.

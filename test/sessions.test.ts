@@ -12,6 +12,7 @@ import { connect, connectDevice, startTestBroker } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';
 import { makeDevCerts } from './helpers/dev-certs.js';
 import { pool } from './helpers/hostile-util.js';
+import { testNeeding } from './helpers/tools.js';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -131,7 +132,7 @@ t.test('100 connected devices: GET /sessions pages, credbroker sessions, show', 
   t.notOk('session' in (JSON.parse((await runCli(['show', 'dev-007', '--db', tb.db, '--broker', `http://127.0.0.1:${port}`, '--json'])).stdout) as object), 'no session field when the broker did not answer');
 });
 
-t.test('devices over TLS: GET /sessions and credbroker sessions say tls', { skip: !hasOpenssl && 'openssl not installed (apt-get install openssl): no development CA for the TLS port' }, async (t) => {
+testNeeding(t, 'devices over TLS: GET /sessions and credbroker sessions say tls', !hasOpenssl && 'openssl not installed (apt-get install openssl): no development CA for the TLS port', async (t) => {
   const certs = makeDevCerts();
   t.teardown(() => certs.remove());
   const tb = await startTestBroker({ tlsPort: 0, tlsCert: certs.serverCert, tlsKey: certs.serverKey });
