@@ -2,7 +2,7 @@ import type { ClaimName, DeviceId, GrantName, Jti, Kid, ProfileName } from './id
 import type {
   Actor, AuditEvent, AuditQuery, Change, Claim, ClaimedDevice, NewClaim, ChangeKind, Device, DeviceFilter, DeviceRestriction, DeviceStatus, Grant, IssuedToken,
   NewAuditEvent, NewGrant, NewSigningKey, NewToken, Profile, ProfileInput, ProvisionedDevice, RefreshRecord, RefreshState,
-  RegistryStats, RevokedToken, Settings, SigningKeyRecord,
+  RegistryStats, RevokedToken, ScrubReport, Settings, SigningKeyRecord,
 } from './types.js';
 
 /**
@@ -231,7 +231,11 @@ export interface KeyStore {
   add(k: NewSigningKey, now: number): Promise<void>;
   /** Retires a key: it stops signing at once (private half wiped) and verifies until `verifyUntil`; on a retired key only `verifyUntil` moves. */
   retire(kid: Kid, verifyUntil: number, now: number): Promise<void>;
-  /** Keys that can still verify a token at `now`: the active one and retired ones not yet past `verify_until`, oldest first. */
+  /**
+   * Keys that can still verify a token at `now`: the active one and retired ones
+   * not yet past `verify_until`, oldest first. In a transaction, the key set is
+   * held until it ends (two rotations at once: the second sees the first's key).
+   */
   usable(now: number): Promise<SigningKeyRecord[]>;
   all(): Promise<SigningKeyRecord[]>;
 }
@@ -257,10 +261,10 @@ export interface SpaceStore {
   reclaim(maxPages?: number): Promise<number>;
   /**
    * Makes overwritten content (a retired private key) unreadable in the storage
-   * the engine controls (the engine says how). False when that could not be done
-   * fully now (the engine finishes it later by itself).
+   * the engine controls, and says how far it got (`complete` false: another
+   * reader still holds the old content; the engine finishes it later by itself).
    */
-  scrub(): Promise<boolean>;
+  scrub(): Promise<ScrubReport>;
 }
 
 /** The stores, as the root registry and a transaction both offer them. */

@@ -219,14 +219,36 @@ export interface RegistryStats {
   readonly walBytes: number;
   readonly pageSize: number;
   readonly pages: number;
-  /** Pages inside the file that hold nothing (given back by `reclaim`); 0 where the engine reclaims by itself. */
-  readonly freePages: number;
+  /**
+   * Pages inside the file that hold nothing (given back by `reclaim`); null where
+   * the engine keeps and reuses free space inside its tables by itself without
+   * counting it here (PostgreSQL's free space map).
+   */
+  readonly freePages: number | null;
   /** SQLite's auto_vacuum mode; null where the engine reclaims dead rows by itself (PostgreSQL's autovacuum). */
   readonly autoVacuum: 'none' | 'full' | 'incremental' | null;
+  /**
+   * Row versions deleted or overwritten but not yet vacuumed (PostgreSQL's
+   * n_dead_tup, all tables); null where a delete frees its space at once (SQLite's free list).
+   */
+  readonly deadRows: number | null;
   /** How this engine gets space back, in its own terms: one line for `show --stats`. */
   readonly upkeep: string;
   /** Rows per table, by table name. */
   readonly rows: Readonly<Record<string, number>>;
+  /**
+   * Bytes per table with its indexes (PostgreSQL: pg_total_relation_size); null
+   * where only reading every page would tell (SQLite).
+   */
+  readonly tableBytes: Readonly<Record<string, number>> | null;
+}
+
+/** What `SpaceStore.scrub` did, in the engine's terms. */
+export interface ScrubReport {
+  /** The overwritten content is gone from the storage the engine controls; false: the engine finishes it later by itself. */
+  readonly complete: boolean;
+  /** One line: what was run and what it left (`keys rotate` prints it when not complete). */
+  readonly detail: string;
 }
 
 /** A claim (SPEC "Provisioning by claim"): the rules under which units of a batch provision themselves. */

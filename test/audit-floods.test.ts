@@ -117,7 +117,7 @@ t.test(`${FLOOD_MS / 1000} s of login and renewal floods: the registry's growth,
   const flooders = await tb.provision(Array.from({ length: 5 }, (_, i) => `renew-flood-${i}`));
   const addresses = Array.from({ length: FLOOD_ADDRESSES }, (_, i) => `127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`);
   const packets = forgedPackets(tb, 100);
-  const size = async () => { const s = await tb.issuer.reg.space.stats(); return (s.pages - s.freePages) * s.pageSize; };
+  const size = async () => { const s = await tb.issuer.reg.space.stats(); return (s.pages - (s.freePages ?? 0)) * s.pageSize; };
   tb.broker.context.tally.flush();
   await tb.broker.context.audit.flush();
   const bytes0 = await size();

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { jwtPayload, runCli, spawnCli } from './helpers/cli.js';
-import { deviceCount } from './helpers/device-count.js';
+import { deviceCounter } from './helpers/device-count.js';
 import { sharedPostgres } from './helpers/postgres.js';
 
 const N = 20_000;
@@ -39,11 +39,10 @@ async function outside(engine: 'sqlite' | 'postgres', db: string): Promise<Outsi
 for (const engine of ['sqlite', 'postgres'] as const) t.test(`${engine}: a batch killed part way and run again: every device provisioned exactly once`, async (t) => {
   const dir = t.testdir();
   const db = engine === 'sqlite' ? join(dir, 'registry.db') : await (await sharedPostgres()).newDatabase();
-  // Polled every few ms while the batch runs: on PostgreSQL one connection for it all.
-  const watcher = engine === 'postgres' ? new pg.Client({ connectionString: db }) : null;
-  await watcher?.connect();
-  t.teardown(() => watcher?.end());
-  const count = async () => (watcher ? Number((await watcher.query('SELECT count(*) AS n FROM devices').catch(() => ({ rows: [{ n: -1 }] }))).rows[0].n) : deviceCount(db));
+  // Polled every few ms while the batch runs.
+  const counter = await deviceCounter(db);
+  t.teardown(() => counter.close());
+  const count = () => counter.count();
   const out = join(dir, 'creds');
   const batch = join(dir, 'batch.csv');
   writeFileSync(batch, `id\n${Array.from({ length: N }, (_, k) => `crash-${String(k).padStart(5, '0')}`).join('\n')}\n`);

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lines, runCli, spawnCli, type CliResult } from './helpers/cli.js';
-import { deviceCount } from './helpers/device-count.js';
+import { deviceCounter } from './helpers/device-count.js';
 import { registryTargetIn } from './helpers/backend.js';
 
 /** A refused command: the exit code, one `credbroker: ...` line on stderr, nothing on stdout. */
@@ -145,6 +145,8 @@ t.test('Ctrl-C during a batch: stops after the chunk in hand and says how to res
   writeFileSync(batch, `id\n${Array.from({ length: N }, (_, k) => `int-${String(k).padStart(5, '0')}`).join('\n')}\n`);
   t.equal((await runCli(['init', '--db', db])).code, 0);
   const args = ['provision', '--batch', batch, '--profile', 'sensor', '--out', out, '--db', db];
+  const counter = await deviceCounter(db);
+  t.teardown(() => counter.close());
 
   const child = spawnCli(args);
   let stdout = '';
@@ -156,7 +158,7 @@ t.test('Ctrl-C during a batch: stops after the chunk in hand and says how to res
   void exited.then(() => { done = true; });
   // Interrupt in the first half, once something has committed.
   while (!done) {
-    const n = deviceCount(db);
+    const n = await counter.count();
     if (n > 0 && n < N / 2) { child.kill('SIGINT'); break; }
     await sleep(5);
   }
@@ -165,11 +167,11 @@ t.test('Ctrl-C during a batch: stops after the chunk in hand and says how to res
   const last = lines(stderr).at(-1)!;
   t.match(last, /^credbroker: interrupted with [\d,]+ device\(s\) of the batch not provisioned; run the same command again to provision the rest \(devices already provisioned are skipped\)$/);
   t.match(stdout, /^provisioned [\d,]+, skipped \(already provisioned\) 0, invalid 0/m, 'the summary of what was done');
-  const kept = deviceCount(db);
+  const kept = await counter.count();
   t.ok(kept > 0 && kept < N, `${kept} devices kept`);
 
   const again = await runCli(args);
   t.equal(again.code, 0, again.stderr);
   t.match(again.stdout, new RegExp(`provisioned ${(N - kept).toLocaleString('en-US')}, skipped \\(already provisioned\\) ${kept.toLocaleString('en-US')}`));
-  t.equal(deviceCount(db), N);
+  t.equal(await counter.count(), N);
 });

@@ -5,7 +5,7 @@
 // device with a valid token still connects during the flood. The broker runs in
 // a child process with its own, low, open-files limit, so the flood really
 // reaches that limit; it is measured from outside.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -13,9 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openIssuer, provisionDevices, type DeviceCredentials } from '../provisioning/index.js';
 import { connect, connectDevice, startTestBroker } from './helpers/broker.js';
+import type { BrokerConfig } from '../broker/index.js';
 import { makeDevCerts } from './helpers/dev-certs.js';
 import { connectFrom, hasCli, runNode, scrape, sleep, SOAK, spawnBrokerChild } from './helpers/hostile-util.js';
 import { registryTargetIn } from './helpers/backend.js';
+import { testNeeding } from './helpers/tools.js';
 
 /** The broker child's open-files limit: below the flood, as 20,000 fds were below 19,980 sockets plus the devices. */
 const BROKER_FDS = SOAK ? 4096 : 1024;
@@ -177,35 +179,40 @@ t.test('per-address cap: one address cannot hold more than maxUnauthenticatedPer
   other.client?.end(true);
 });
 
-t.test('authenticated connections stop counting, over TCP, TLS and WebSocket', async (t) => {
-  const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
-  const certs = hasOpenssl ? makeDevCerts() : null;
+const NO_OPENSSL = spawnSync('openssl', ['version']).status !== 0 && 'openssl not installed (apt-get install openssl): no development CA for the TLS port';
+type Transport = 'TCP' | 'WebSocket' | 'TLS';
+
+/** A broker listening on `transport` (besides TCP), and that transport's URL; TLS with the development CA. */
+async function brokerOn(t: Test, transport: Transport, opts: Partial<BrokerConfig>) {
+  const certs = transport === 'TLS' ? makeDevCerts() : null;
   t.teardown(() => certs?.remove());
-  // Five per address: a sixth connection from 127.0.0.1 would be refused if an authenticated one still counted.
-  const tb = await startTestBroker({
-    maxUnauthenticatedPerAddress: 5, maxUnauthenticated: 5, wsPort: 0, deviceConnectBurst: 100,
-    ...(certs && { tlsPort: 0, tlsCert: certs.serverCert, tlsKey: certs.serverKey }),
-  });
+  const tb = await startTestBroker({ ...opts, ...(transport === 'WebSocket' && { wsPort: 0 }), ...(certs && { tlsPort: 0, tlsCert: certs.serverCert, tlsKey: certs.serverKey }) });
   t.teardown(() => tb.close());
-  const ids = Array.from({ length: 8 }, (_, i) => `counted-${i}`);
-  const creds = await tb.provision(ids);
-  const urls = [tb.url, `ws://127.0.0.1:${tb.broker.ports.ws}`, ...(certs ? [`mqtts://127.0.0.1:${tb.broker.ports.tls}`] : [])];
-  const ca = certs ? readFileSync(certs.caCert) : undefined;
-  for (const url of urls) {
+  const { ws, tls } = tb.broker.ports;
+  const url = transport === 'TCP' ? tb.url : transport === 'WebSocket' ? `ws://127.0.0.1:${ws}` : `mqtts://127.0.0.1:${tls}`;
+  return { tb, url, port: transport === 'TCP' ? tb.broker.ports.mqtt! : transport === 'WebSocket' ? ws! : tls!, ca: certs ? readFileSync(certs.caCert) : undefined };
+}
+
+for (const transport of ['TCP', 'WebSocket', 'TLS'] as const) {
+  testNeeding(t, `authenticated connections stop counting, over ${transport}`, transport === 'TLS' && NO_OPENSSL, async (t) => {
+    // Five per address: a sixth connection from 127.0.0.1 would be refused if an authenticated one still counted.
+    const { tb, url, ca } = await brokerOn(t, transport, { maxUnauthenticatedPerAddress: 5, maxUnauthenticated: 5, deviceConnectBurst: 100 });
+    const creds = await tb.provision(Array.from({ length: 8 }, (_, i) => `counted-${i}`));
     const clients = [];
     for (const c of creds) {
       const r = await connectDevice(url, c, { ca });
-      t.equal(r.code, 0, `${c.deviceId} over ${url.split(':')[0]}`);
+      t.equal(r.code, 0, `${c.deviceId} over ${transport}`);
       clients.push(r.client);
     }
-    t.equal(await scrape(tb.broker.ports.http!, 'credbroker_unauthenticated_sockets'), 0, `${creds.length} authenticated over ${url.split(':')[0]}: none pending`);
+    t.equal(await scrape(tb.broker.ports.http!, 'credbroker_unauthenticated_sockets'), 0, `${creds.length} authenticated over ${transport}: none pending`);
     for (const c of clients) c?.end(true);
-  }
-  // A refused CONNECT leaves nothing behind either.
-  for (let i = 0; i < 8; i++) t.equal((await connect(tb.url, { clientId: 'counted-0', username: 'counted-0', password: 'forged' })).code, 4, `refused login ${i + 1}`);
-  await sleep(200);
-  t.equal(await scrape(tb.broker.ports.http!, 'credbroker_unauthenticated_sockets'), 0, 'refused logins leave nothing pending');
-});
+    if (transport !== 'TCP') return;
+    // A refused CONNECT leaves nothing behind either.
+    for (let i = 0; i < 8; i++) t.equal((await connect(tb.url, { clientId: 'counted-0', username: 'counted-0', password: 'forged' })).code, 4, `refused login ${i + 1}`);
+    await sleep(200);
+    t.equal(await scrape(tb.broker.ports.http!, 'credbroker_unauthenticated_sockets'), 0, 'refused logins leave nothing pending');
+  });
+}
 
 t.test('the soft open-files limit is raised to the hard limit at start, and both are logged', { skip: (!hasCli() && 'needs npm run build (dist/)') || (spawnSync('prlimit', ['--version']).status !== 0 && 'prlimit (util-linux) not installed') }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-fd-'));
@@ -230,24 +237,18 @@ t.test('the soft open-files limit is raised to the hard limit at start, and both
   t.match(r.stderr, new RegExp(`Max open files\\s+${hard}\\s+${hard}`), 'the process really has it');
 });
 
-t.test('silent sockets on the TLS and WebSocket ports are closed at the CONNECT timeout too', async (t) => {
-  const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
-  const certs = hasOpenssl ? makeDevCerts() : null;
-  t.teardown(() => certs?.remove());
-  const TIMEOUT = 2000;
-  const tb = await startTestBroker({ connectTimeoutMs: TIMEOUT, wsPort: 0, ...(certs && { tlsPort: 0, tlsCert: certs.serverCert, tlsKey: certs.serverKey }) });
-  t.teardown(() => tb.close());
-  // Before: a TLS handshake that never starts lived 120 s (Node's handshakeTimeout), an upgrade request that never comes 60–90 s.
-  const lifetime = (port: number) => new Promise<number>((resolve) => {
-    const t0 = performance.now();
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.on('error', () => {});
-    s.on('close', () => resolve(performance.now() - t0));
-    s.resume();
+for (const transport of ['WebSocket', 'TLS'] as const) {
+  testNeeding(t, `silent sockets on the ${transport} port are closed at the CONNECT timeout too`, transport === 'TLS' && NO_OPENSSL, async (t) => {
+    const TIMEOUT = 2000;
+    const { port } = await brokerOn(t, transport, { connectTimeoutMs: TIMEOUT });
+    // Before: a TLS handshake that never starts lived 120 s (Node's handshakeTimeout), an upgrade request that never comes 60–90 s.
+    const ms = await new Promise<number>((resolve) => {
+      const t0 = performance.now();
+      const s = net.connect({ port, host: '127.0.0.1' });
+      s.on('error', () => {});
+      s.on('close', () => resolve(performance.now() - t0));
+      s.resume();
+    });
+    t.ok(ms >= TIMEOUT - 200 && ms < TIMEOUT + 5000, `${transport}: a silent socket was closed after ${ms.toFixed(0)} ms (timeout ${TIMEOUT} ms)`);
   });
-  const ports: [string, number][] = [['WebSocket', tb.broker.ports.ws!], ...(certs ? [['TLS', tb.broker.ports.tls!] as [string, number]] : [])];
-  for (const [what, port] of ports) {
-    const ms = await lifetime(port);
-    t.ok(ms >= TIMEOUT - 200 && ms < TIMEOUT + 5000, `${what}: a silent socket was closed after ${ms.toFixed(0)} ms (timeout ${TIMEOUT} ms)`);
-  }
-});
+}

@@ -6,6 +6,11 @@ import type { Change } from '../registry/types.js';
 import type { DeviceId, Jti, Kid, ProfileName } from '../registry/ids.js';
 import { sharedPostgres } from './helpers/postgres.js';
 import { runCli } from './helpers/cli.js';
+import { until } from './helpers/wait.js';
+import { Keyring, rotateKeys } from '../tokens/index.js';
+import pg_ from 'pg';
+
+const PgClient = pg_.Client;
 
 const open = async (t: Test, url: string): Promise<Registry> => {
   const reg = await engine.open(url, {});
@@ -155,4 +160,53 @@ t.test('show --stats on PostgreSQL reports what the server does, not SQLite\'s s
   const json = JSON.parse((await runCli(['show', '--stats', '--json', '--db', url])).stdout) as Record<string, unknown>;
   t.equal(json.autoVacuum, null);
   t.match(json.rows, { devices: 0, profiles: 2 });
+  t.equal(json.freePages, null, 'no free-page count: free space inside tables is the server\'s (free space map)');
+});
+
+t.test('stats on PostgreSQL: dead row versions and table sizes as the server counts them', async (t) => {
+  const pg = await sharedPostgres();
+  const url = await pg.newDatabase();
+  const reg = await open(t, url);
+  for (let i = 0; i < 20; i++) await withDevice(reg, `dead-${i}`);
+  const before = await reg.space.stats();
+  t.ok(before.tableBytes!.devices! > 0, `devices take ${before.tableBytes!.devices} bytes with their indexes`);
+  const sum = Object.values(before.tableBytes!).reduce((a, b) => a + b, 0);
+  t.ok(sum <= before.fileBytes, `the tables (${sum} B) fit in the database (${before.fileBytes} B)`);
+  await pg.admin(url.split('/').pop()!, 'ALTER TABLE devices SET (autovacuum_enabled = off)');
+  // Every UPDATE leaves the row's old version behind, dead, until VACUUM.
+  await pg.admin(url.split('/').pop()!, 'UPDATE devices SET profile = profile');
+  // The server counts dead rows when the deleting connection reports (within about a second of going idle).
+  let after = before;
+  await until('the server to count the old row versions', async () => (after = await reg.space.stats()).deadRows! >= 20 + before.deadRows!, 20_000);
+  t.equal(after.rows.devices, 20, 'the live rows are counted apart');
+  const shown = await runCli(['show', '--stats', '--db', url]);
+  t.equal(shown.code, 0, shown.stderr);
+  t.match(shown.stdout, /^dead rows:\s+[\d,]+ \(not yet vacuumed\)$/m, 'show --stats: the dead rows');
+  t.match(shown.stdout, /^size:\s+[\d.]+ MiB \([\d,]+ pages of 8192 B\)$/m, 'no free-page count in the size line');
+  t.match(shown.stdout, /^TABLE\s+ROWS\s+SIZE$/m, 'a size per table');
+  t.match(shown.stdout, /^devices\s+20\s+[\d.]+ MiB$/m);
+});
+
+t.test('scrub on PostgreSQL: VACUUM, and not complete while a transaction still sees the retired key', async (t) => {
+  const pg = await sharedPostgres();
+  const url = await pg.newDatabase();
+  const reg = await open(t, url);
+  await Keyring.load(reg);
+  // A reader whose snapshot predates the rotation: VACUUM must keep the old row version for it.
+  const reader = new PgClient({ connectionString: url });
+  await reader.connect();
+  t.teardown(() => reader.end());
+  await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  await reader.query('SELECT count(*) FROM signing_keys');
+  const held = await rotateKeys(reg);
+  t.equal(held.retired.length, 1);
+  t.match(held.scrubbed, { complete: false, detail: /^VACUUM signing_keys: [1-9]\d* dead row version\(s\) kept for a transaction that still sees them/ }, held.scrubbed.detail);
+  const warned = await runCli(['keys', 'rotate', '--db', url]);
+  t.equal(warned.code, 0, warned.stderr);
+  t.match(warned.stderr, /^warning: another reader held the registry's storage: the retired private key is wiped from it later \(VACUUM signing_keys: /m, 'keys rotate says so, in PostgreSQL\'s terms');
+  t.notMatch(warned.stderr, pg.password);
+  await reader.query('COMMIT');
+  // The reader is gone: VACUUM removes the old versions (a late report of the UPDATE's dead rows can trail it, hence the retry).
+  await until('a scrub with nothing left', async () => (await reg.space.scrub()).complete, 20_000);
+  t.pass('with no older transaction, scrub completes');
 });

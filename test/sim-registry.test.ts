@@ -1,6 +1,5 @@
 import t, { type Test } from 'tap';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RevocationState } from '../broker/revocation-state.js';
 import { runSimulation, SIM_PROFILE } from '../device-sim/index.js';
@@ -62,7 +61,7 @@ t.test('sim with no broker listening fails fast: exit 8, one line, nothing provi
 t.test('broker and sim on different registries: named before anything is provisioned', async (t) => {
   const tb = await startTestBroker({ logLevel: 'warn' });
   t.teardown(() => tb.close());
-  const other = join(tb.dir, 'other.db');
+  const other = await registryTargetIn(tb.dir, 'other.db');
   t.equal((await runCli(['init', '--db', other])).code, 0);
   const r = await runCli(['sim', '--url', tb.url, '--db', other, '--broker', `http://127.0.0.1:${tb.broker.ports.http}`, '--devices', '5']);
   refused(t, r, 2, /^credbroker: the broker and the sim use different registries: the broker's JWKS \(http:\/\/127\.0\.0\.1:\d+\/\.well-known\/jwks\.json\) lacks the signing key .* run the sim with --db set to the broker's registry$/);
@@ -72,7 +71,7 @@ t.test('broker and sim on different registries: named before anything is provisi
 t.test('different registries with the ops port unreadable: the verdict names it', async (t) => {
   const tb = await startTestBroker({ logLevel: 'warn' });
   t.teardown(() => tb.close());
-  const other = join(tb.dir, 'other.db');
+  const other = await registryTargetIn(tb.dir, 'other.db');
   t.equal((await runCli(['init', '--db', other])).code, 0);
   const report = await runSimulation({ ...SHORT, url: tb.url, db: other, opsUrl: `http://127.0.0.1:${await closedPort()}`, durationMs: 60_000 });
   t.equal(report.registry.check.result, 'unchecked');

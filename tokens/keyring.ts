@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import type { Kid, Registry, SigningAlg, SigningKeyRecord, Stores } from '../registry/index.js';
+import type { Kid, Registry, ScrubReport, SigningAlg, SigningKeyRecord, Stores } from '../registry/index.js';
 
 /** A public key the verifier accepts, imported once and cached by `kid`. */
 export interface VerifyKey {
@@ -102,8 +102,8 @@ async function addActiveKey(reg: Stores, alg: SigningAlg, now: number, onlyIfNon
 export interface Rotation {
   readonly activeKid: Kid;
   readonly retired: readonly { kid: Kid; verifyUntil: number }[];
-  /** False when a reader kept the WAL from being truncated: the wiped private key may stay in it until the next checkpoint. */
-  readonly scrubbed: boolean;
+  /** How far the registry got wiping the retired private keys from its storage (not complete: another reader still holds them; the engine finishes later). */
+  readonly scrubbed: ScrubReport;
 }
 
 export interface RotateOptions {
@@ -116,7 +116,7 @@ export interface RotateOptions {
  * `keys rotate`: a new active key signs from now on; the old one keeps verifying
  * until the last token it signed has expired (plus a minute of clock leeway).
  * With `immediate` (`keys rotate --now`), the old keys die at once instead.
- * The retired private key is wiped from the file and the WAL (secure_delete, then a checkpoint).
+ * The retired private key is then wiped from the registry's storage (`SpaceStore.scrub`).
  */
 export async function rotateKeys(reg: Registry, opts: RotateOptions = {}): Promise<Rotation> {
   const now = opts.now ?? Date.now();

@@ -49,7 +49,7 @@ to any other verifier before devices start presenting tokens signed by the new k
         await Keyring.load(reg);
         return rotateKeys(reg, { immediate: !!opts.now });
       });
-      if (!r.scrubbed) note('warning: another reader held the registry\'s storage: the retired private key is wiped from it later (when the broker stops at the latest)');
+      if (!r.scrubbed.complete) note(`warning: another reader held the registry's storage: the retired private key is wiped from it later (${r.scrubbed.detail})`);
       if (opts.json) {
         printJson({ activeKid: r.activeKid, retired: r.retired.map((k) => ({ kid: k.kid, verifyUntil: iso(k.verifyUntil) })) });
         return;

@@ -80,10 +80,14 @@ async function showStats(opts: Opts): Promise<void> {
     return;
   }
   out(`registry:   ${where}`);
-  out(`size:       ${mib(s.fileBytes)}${s.walBytes ? ` + ${mib(s.walBytes)} write-ahead log` : ''} (${count(s.pages)} pages of ${s.pageSize} B, ${count(s.freePages)} free)`);
+  // Each engine's own measures: a field it does not have (null) is left out, not shown as 0.
+  const free = s.freePages === null ? '' : `, ${count(s.freePages)} free`;
+  out(`size:       ${mib(s.fileBytes)}${s.walBytes ? ` + ${mib(s.walBytes)} write-ahead log` : ''} (${count(s.pages)} pages of ${s.pageSize} B${free})`);
+  if (s.deadRows !== null) out(`dead rows:  ${count(s.deadRows)} (not yet vacuumed)`);
   out(`upkeep:     ${s.upkeep}`);
   out();
-  printTable(['TABLE', 'ROWS'], Object.entries(s.rows).map(([table, n]) => [table, count(n)]));
+  const bytes = s.tableBytes;
+  printTable(['TABLE', 'ROWS', ...(bytes ? ['SIZE'] : [])], Object.entries(s.rows).map(([table, n]) => [table, count(n), ...(bytes ? [mib(bytes[table] ?? 0)] : [])]));
 }
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`;

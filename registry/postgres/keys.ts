@@ -3,6 +3,7 @@ import type { KeyStore } from '../interface.js';
 import type { NewSigningKey, SigningKeyRecord } from '../types.js';
 import type { Sql } from './pool.js';
 import { toKey, type KeyRow as Row } from '../rows.js';
+import { LOCKS } from './migrations.js';
 
 export class PgSigningKeys implements KeyStore {
   constructor(private readonly sql: Sql) {}
@@ -18,7 +19,14 @@ export class PgSigningKeys implements KeyStore {
       [now, verifyUntil, kid]);
   }
 
+  /**
+   * In a transaction, first takes the key set's lock until it ends: rotations
+   * (and a first key) that read the active key to retire it are serialized as on
+   * SQLite (BEGIN IMMEDIATE). READ COMMITTED alone would let three racing
+   * rotations each retire the same old key and leave three active.
+   */
   async usable(now: number): Promise<SigningKeyRecord[]> {
+    if (this.sql.client) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.signingKeys})`);
     return (await this.sql.rows<Row>(`SELECT * FROM signing_keys WHERE status = 'active' OR verify_until > $1 ORDER BY created_at, kid`, [now])).map(toKey);
   }
 

@@ -129,6 +129,8 @@ export const LOCKS = {
   provision: 0x63620003,
   /** With the name's hash as second key: one grant check-and-mint per NAME at a time (PgGrants.liveOf). */
   grantName: 0x63620004,
+  /** Key rotations and a first key (PgSigningKeys.usable in a transaction): one at a time, so one key stays active. */
+  signingKeys: 0x63620005,
 } as const;
 
 /** The stored version, or 0 for an empty database. */

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import type { Db } from './db.js';
-import type { RegistryStats } from '../types.js';
+import type { RegistryStats, ScrubReport } from '../types.js';
 
 
 const AUTO_VACUUM = ['none', 'full', 'incremental'] as const;
@@ -30,8 +30,10 @@ export class RegistrySpace {
       pages: this.db.pragma('page_count', { simple: true }) as number,
       freePages: this.db.pragma('freelist_count', { simple: true }) as number,
       autoVacuum,
+      deadRows: null,
       upkeep: `auto_vacuum ${autoVacuum}: free pages go back to the file system in maintenance passes; the WAL is checkpointed into the file`,
       rows,
+      tableBytes: null,
     };
   }
 
@@ -50,20 +52,18 @@ export class RegistrySpace {
     return before - after;
   }
 
-  scrub(): boolean {
-    return scrubWal(this.db);
+  /**
+   * Copies the WAL into the main file and truncates the WAL to zero bytes, so
+   * that content already overwritten in place (a retired private key, zeroed by
+   * secure_delete) is gone from both files. Not complete when a reader kept part
+   * of the WAL; the next checkpoint (at the latest when the last connection closes) takes it.
+   */
+  scrub(): ScrubReport {
+    const [r] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    return r?.busy === 0
+      ? { complete: true, detail: 'WAL checkpointed into the file and truncated to 0 bytes' }
+      : { complete: false, detail: `WAL checkpoint: a reader holds ${(r?.log ?? 0) - (r?.checkpointed ?? 0)} of its ${r?.log ?? 0} WAL frames; the next checkpoint takes them` };
   }
-}
-
-/**
- * Copies the WAL into the main file and truncates the WAL to zero bytes, so
- * that content already overwritten in place (a retired private key, zeroed by
- * secure_delete) is gone from both files. False when a reader kept part of the
- * WAL; the next checkpoint (at the latest when the last connection closes) takes it.
- */
-export function scrubWal(db: Db): boolean {
-  const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
-  return r?.busy === 0;
 }
 
 function sizeOf(path: string): number {

@@ -126,18 +126,26 @@ export function floodWs(url: string, head: Buffer, budget: number, frame = 4096)
   });
 }
 
-/** Writes `frame` again and again for `ms`, as fast as the peer takes it; resolves with the number written. */
-export function pumpFrames(sock: net.Socket, frame: Buffer, ms: number): Promise<number> {
+/**
+ * Writes `frame` again and again, as fast as the peer takes it, for at least
+ * `minMs` and until `minFrames` are written, but no longer than `maxMs` (a slow
+ * host then writes less: the caller checks the count); resolves with the number written.
+ */
+export function pumpFrames(sock: net.Socket, frame: Buffer, opts: { minMs: number; minFrames: number; maxMs: number }): Promise<number> {
   return new Promise((resolve) => {
-    const until = Date.now() + ms;
+    const start = Date.now();
     let n = 0;
     const batch = Buffer.concat(Array.from({ length: Math.max(1, Math.floor(256 * 1024 / frame.length)) }, () => frame));
     const per = batch.length / frame.length;
     const finish = () => { sock.off('close', finish); resolve(n); };
     sock.once('close', finish);
+    const done = () => {
+      const ms = Date.now() - start;
+      return ms >= opts.maxMs || (ms >= opts.minMs && n >= opts.minFrames);
+    };
     const pump = () => {
       while (!sock.destroyed) {
-        if (Date.now() >= until) { finish(); return; }
+        if (done()) { finish(); return; }
         n += per;
         if (!sock.write(batch)) { sock.once('drain', pump); return; }
       }
