@@ -64,7 +64,7 @@ export async function withRegistry<T>(db: string, fn: (reg: Registry) => T | Pro
 export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Promise<T>): Promise<T> {
   requireExistingRegistry(db);
   const { openIssuer } = await import('../provisioning/issuer.js');
-  const issuer = await openIssuer(db);
+  const issuer = await openIssuer(db, {}, { mintFirstKey: false });
   try {
     return await fn(issuer);
   } finally {

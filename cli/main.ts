@@ -97,17 +97,20 @@ Run "credbroker <command> --help" for a command's options and examples.
   return program;
 }
 
-/** Prints one line on stderr for a failure and returns the exit code. Never a stack trace for a CredbrokerError. */
-export function reportError(e: unknown): number {
-  if (isCredbrokerError(e)) {
-    process.stderr.write(`credbroker: ${oneLine(redactUrl(e.message))}\n`);
-    return exitCodeFor(e);
-  }
+/** The one line (without its newline) and the exit code for a failure. Never a stack trace for a CredbrokerError. */
+export function errorLine(e: unknown): { line: string; code: number } {
+  if (isCredbrokerError(e)) return { line: `credbroker: ${oneLine(redactUrl(e.message))}`, code: exitCodeFor(e) };
   // A driver's message may echo a connection string.
   const message = redactUrl(e instanceof Error ? e.message : String(e));
-  process.stderr.write(`credbroker: unexpected error: ${oneLine(message)}${process.env.CREDBROKER_DEBUG ? '' : ' (set CREDBROKER_DEBUG=1 for details)'}\n`);
-  if (process.env.CREDBROKER_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${redactUrl(e.stack)}\n`);
-  return 1;
+  return { line: `credbroker: unexpected error: ${oneLine(message)}${process.env.CREDBROKER_DEBUG ? '' : ' (set CREDBROKER_DEBUG=1 for details)'}`, code: 1 };
+}
+
+/** Prints one line on stderr for a failure and returns the exit code. */
+export function reportError(e: unknown): number {
+  const { line, code } = errorLine(e);
+  process.stderr.write(`${line}\n`);
+  if (!isCredbrokerError(e) && process.env.CREDBROKER_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${redactUrl(e.stack)}\n`);
+  return code;
 }
 
 /** Runs the CLI and resolves with the exit code (does not exit). */

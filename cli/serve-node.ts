@@ -5,6 +5,7 @@
  */
 import { createLogger, validateConfig, type BrokerConfig, type Weakening } from '../broker/index.js';
 import { startNode, WorkerStartError, WORKER_CONFIG_ENV, WORKER_INDEX_ENV } from '../cluster/primary.js';
+import type { ToPrimary } from '../cluster/ipc.js';
 import { ensureBusKeys } from '../cluster/bus-keys.js';
 import { runWorker } from '../cluster/worker.js';
 import { checkBusSecurity } from '../cluster/bus-policy.js';
@@ -30,8 +31,11 @@ export async function serveNode(config: BrokerConfig): Promise<void> {
   try {
     node = await startNode(config, log);
   } catch (err) {
-    // The worker has written its one line on stderr already.
-    if (err instanceof WorkerStartError) { process.exitCode = err.exitCode; return; }
+    if (err instanceof WorkerStartError) {
+      if (err.line !== null) process.stderr.write(`${err.line}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
     throw err;
   }
   const p = node.ports;
@@ -52,5 +56,17 @@ export async function serveNode(config: BrokerConfig): Promise<void> {
  */
 export async function serveWorker(weaken: Weakening = {}): Promise<void> {
   const config = validateConfig(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? '{}') as Record<string, unknown>);
-  await runWorker(config, Number(process.env[WORKER_INDEX_ENV] ?? 0), weaken);
+  try {
+    await runWorker(config, Number(process.env[WORKER_INDEX_ENV] ?? 0), weaken);
+  } catch (err) {
+    // Its line goes to the primary, which prints it once for the node; and the worker exits
+    // now, as its open bus and IPC channel would otherwise keep it (and the node) alive.
+    const { errorLine } = await import('./main.js');
+    const { line, code } = errorLine(err);
+    if (process.connected) process.send!({ credbroker: 'failed', line } satisfies ToPrimary, () => process.exit(code));
+    else {
+      process.stderr.write(`${line}\n`);
+      process.exit(code);
+    }
+  }
 }

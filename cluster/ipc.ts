@@ -13,7 +13,9 @@ export type ToWorker =
 export type ToPrimary =
   | { credbroker: 'ready'; ports: RunningBroker['ports'] }
   | { credbroker: 'took'; counts: KeyCounts }
-  | { credbroker: 'answer'; id: number; answer: OpsAnswer };
+  | { credbroker: 'answer'; id: number; answer: OpsAnswer }
+  // A worker that could not start: its one error line, which the primary prints once for the node.
+  | { credbroker: 'failed'; line: string };
 
 export function isToPrimary(m: unknown): m is ToPrimary {
   return typeof m === 'object' && m !== null && typeof (m as { credbroker?: unknown }).credbroker === 'string';

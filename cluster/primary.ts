@@ -25,9 +25,9 @@ const STABLE_MS = 60_000;
 /** How long a stopping worker has to drain before it is killed. */
 const STOP_GRACE_MS = 30_000;
 
-/** A worker failed while the node started; it said why on stderr, and its exit code is the node's. */
+/** A worker failed while the node started: its exit code is the node's, and `line` (when it sent one) says why. */
 export class WorkerStartError extends Error {
-  constructor(readonly exitCode: number) {
+  constructor(readonly exitCode: number, readonly line: string | null) {
     super(`a worker exited with code ${exitCode} while the node started`);
   }
 }
@@ -50,7 +50,7 @@ export function workerCount(workers: BrokerConfig['workers']): number {
  * restarts one that dies, with backoff, and logs it; serves the node's
  * operations port (node-ops.ts). Resolves once every worker listens; a worker
  * that fails before then (a port in use, a bad certificate) stops the node with
- * that worker's exit code, which it has explained on stderr.
+ * that worker's exit code and its line.
  */
 export async function startNode(config: BrokerConfig, log: Logger): Promise<RunningNode> {
   const bus = checkBusSecurity(config.bus!, config.busInsecure);
@@ -68,7 +68,9 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
   const crashes = new Array<number>(expected).fill(0);
   let ports: RunningBroker['ports'] | null = null;
   let startup!: { resolve: () => void; reject: (code: number) => void };
-  const up = new Promise<void>((resolve, reject) => { startup = { resolve, reject: (code) => reject(new WorkerStartError(code)) }; });
+  // Every worker meets the same port in use: the first one's line speaks for the node.
+  let failure: string | null = null;
+  const up = new Promise<void>((resolve, reject) => { startup = { resolve, reject: (code) => reject(new WorkerStartError(code, failure)) }; });
   const readyOnce = new Set<number>();
   // The node's per-key limits, kept here for all its workers (a lone worker keeps its own).
   const limits = expected > 1 ? new NodeLimits(rateLimits(config)) : null;
@@ -86,6 +88,7 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
         if (empty) for (const other of live()) other.send(empty);
         return;
       }
+      if (m.credbroker === 'failed') { failure ??= m.line; return; }
       asker.received(m);
       if (m.credbroker !== 'ready') return;
       ports ??= m.ports;

@@ -54,7 +54,7 @@ export async function initRegistry(target: string, opts: InitOptions = {}): Prom
         'ERR_CONFIG',
       );
     }
-    const keyring = await Keyring.load(reg);
+    const keyring = await Keyring.load(reg, Date.now(), { mintFirst: true });
     if (!keyring.signer) throw new CredbrokerError('ERR_REGISTRY', `registry ${path} has no active signing key: run credbroker keys rotate`);
     return { created: !existed, path, settings, activeKid: keyring.signer.kid };
   } finally {

@@ -8,11 +8,14 @@ export interface Issuer {
   readonly settings: Settings;
 }
 
-/** Opens the registry (creating it on first use) and loads its signing keys. */
-export async function openIssuer(target?: string, init: Partial<Settings> = {}): Promise<Issuer> {
+/**
+ * Opens the registry (creating it on first use) and loads its signing keys. Commands
+ * other than `init` pass `mintFirstKey: false`: they refuse a registry without a key.
+ */
+export async function openIssuer(target?: string, init: Partial<Settings> = {}, opts: { mintFirstKey?: boolean } = {}): Promise<Issuer> {
   const reg = await openRegistry(target, { init });
   try {
-    const keyring = await Keyring.load(reg);
+    const keyring = await Keyring.load(reg, Date.now(), { mintFirst: opts.mintFirstKey ?? true });
     const settings = await reg.settings.read();
     return { reg, keyring, settings };
   } catch (err) {

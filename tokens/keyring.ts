@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { Kid, Registry, ScrubReport, SigningAlg, SigningKeyRecord, Stores } from '../registry/index.js';
+import { RegistryError } from '../errors/index.js';
 
 /** A public key the verifier accepts, imported once and cached by `kid`. */
 export interface VerifyKey {
@@ -40,9 +41,19 @@ export class Keyring {
     this.verifyKeys = verifyKeys;
   }
 
-  /** Loads the keys, generating the first signing key on first use. */
-  static async load(reg: Stores, now = Date.now()): Promise<Keyring> {
-    if (!(await reg.keys.usable(now)).some((k) => k.status === 'active')) await addActiveKey(reg, (await reg.settings.read()).alg, now, true);
+  /**
+   * Loads the keys. A registry without any key gets its first one only with `mintFirst`
+   * (init, and the library's create-on-first-use): anywhere else that is a half-made
+   * registry (a copy stopped half-way), and a key minted into it would quietly fork the fleet's trust.
+   * @throws RegistryError `ERR_REGISTRY` when the registry has no key and `mintFirst` is not set.
+   */
+  static async load(reg: Stores, now = Date.now(), opts: { mintFirst?: boolean } = {}): Promise<Keyring> {
+    if (!(await reg.keys.usable(now)).some((k) => k.status === 'active')) {
+      if (!opts.mintFirst && (await reg.keys.all()).length === 0) {
+        throw new RegistryError('ERR_REGISTRY', 'the registry has no signing key (never initialised, or a "registry copy" into it stopped half-way): run "credbroker init" on it to make its first key, or copy into a new one again');
+      }
+      await addActiveKey(reg, (await reg.settings.read()).alg, now, true);
+    }
     const records = await reg.keys.usable(now);
     const verifyKeys = new Map<string, VerifyKey>();
     let signer: SigningKey | null = null;

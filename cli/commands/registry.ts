@@ -1,4 +1,5 @@
-import { rmSync, statSync } from 'node:fs';
+import { renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import { examples, requireExistingRegistry } from '../common.js';
@@ -27,26 +28,45 @@ export function registerRegistry(program: Command): void {
       if (toFile !== null && existsNonEmpty(toFile)) {
         throw new UsageError(`${toFile} already exists: registry copy writes a new registry (move the file away, or give another --to)`);
       }
+      // A file is written under a temporary name beside it and renamed once complete: a copy
+      // stopped half-way (Ctrl-C, a crash) never leaves a half-made registry at --to.
+      const work = toFile === null ? opts.to : join(dirname(toFile), `.${basename(toFile)}.copying-${process.pid}`);
+      const removeWork = () => { if (toFile !== null) for (const f of [work, `${work}-wal`, `${work}-shm`, `${work}-journal`]) rmSync(f, { force: true }); };
+      const stop = () => {
+        removeWork();
+        note(toFile === null ? 'credbroker: interrupted: the copy\'s transaction was not committed, run it again' : `credbroker: interrupted: nothing was written to ${toFile}`);
+        process.exit(130);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
       const from = await openRegistry(opts.from, { readonly: true });
       try {
         // Settings (issuer, audience, alg) are fixed when a registry is created: the copy is created with the source's.
-        const to = await openRegistry(opts.to, { init: await from.settings.read() });
+        const to = await openRegistry(work, { init: await from.settings.read() });
         let copied = false;
         try {
           const started = Date.now();
           const counts = await copyRegistry(from, to, {
             onProgress: opts.json ? undefined : (done, total) => { if (done === total || done % 10_000 === 0) note(`copied ${count(done)} of ${count(total)} devices`); },
           });
+          await to.close();
+          // A Ctrl-C that came while the engine held the event loop is acted on here, before the
+          // rename: the second turn is sure to pass the loop's poll phase, where signals are read.
+          for (let turn = 0; turn < 2; turn++) await new Promise((r) => setImmediate(r));
+          if (toFile !== null) renameSync(work, toFile);
           copied = true;
-          if (opts.json) { printJson({ from: from.location, to: to.location, ...counts }); return; }
+          const where = toFile ?? to.location;
+          if (opts.json) { printJson({ from: from.location, to: where, ...counts }); return; }
           printTable(['what', 'copied'], Object.entries(counts).map(([k, v]) => [k, count(v)]));
-          out(`copied ${from.location} to ${to.location} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+          out(`copied ${from.location} to ${where} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         } finally {
           await to.close();
           // A file this run created and could not fill is removed, so that the same command can run again.
-          if (!copied && toFile !== null) for (const f of [toFile, `${toFile}-wal`, `${toFile}-shm`]) rmSync(f, { force: true });
+          if (!copied) removeWork();
         }
       } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
         await from.close();
       }
     });

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import type { Command } from 'commander';
-import { DEFAULT_DB, requireExistingRegistry } from '../common.js';
+import { DEFAULT_DB, withRegistry } from '../common.js';
 import { count } from '../output.js';
 
 interface ServeFlags {
@@ -51,7 +51,11 @@ Examples:
       const { config, given } = loadConfigWithSources({ ...flags });
       // The quick start (`npm start`) creates the embedded default; a registry named by
       // the user must exist, so that a typo cannot start a broker on a new, empty one.
-      if (given.has('db')) requireExistingRegistry(config.db);
+      // Nor may serve give a first signing key to one that has none (a copy stopped half-way): only init does.
+      if (given.has('db')) {
+        const { Keyring } = await import('../../tokens/keyring.js');
+        await withRegistry(config.db, (reg) => Keyring.load(reg), { readonly: true });
+      }
       // On a bus, a node of workers; without one, today's single process with no Redis client loaded.
       if (config.bus !== null) return (await import('../serve-node.js')).serveNode(config);
       const broker = await startBroker(config);
