@@ -50,7 +50,8 @@ function syncProject() {
   mkdirSync(project, { recursive: true });
   for (const entry of readdirSync(project)) if (entry !== 'node_modules') rmSync(join(project, entry), { recursive: true, force: true });
   const files = run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root }).stdout.split('\0').filter(Boolean);
-  for (const f of files) if (existsSync(join(root, f))) cpSync(join(root, f), join(project, f), { recursive: true });
+  // node_modules shows up here when it is a link (a worktree sharing another's install): the copy keeps its own.
+  for (const f of files) if (f !== 'node_modules' && existsSync(join(root, f))) cpSync(join(root, f), join(project, f), { recursive: true });
   // The lock file npm ci last installed from, kept beside the copy: the same lock means the same install.
   const lock = readFileSync(join(project, 'package-lock.json'), 'utf8');
   const installedLock = join(line, 'installed-package-lock.json');
