@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { consoleAssets } from './console-assets.js';
 import type { BrokerContext } from './context.js';
 import { createOpsHttpServer, opsHttpLimits } from './ops-http-server.js';
 import { listSessions, parseSessionQuery } from './session-list.js';
@@ -16,7 +17,9 @@ export interface OpsAnswer {
  */
 export function createOpsServer(ctx: BrokerContext, isReady: () => boolean): Server {
   const refused = (limit: string) => ctx.metrics.limitRefusals.inc({ limit: `ops_http_${limit}` });
+  const consolePages = consoleAssets();
   return createOpsHttpServer(opsHttpLimits(ctx.config), refused, (req, res) => {
+    if (consolePages(req, res)) return;
     void answerOps(ctx, isReady, req.method ?? 'GET', req.url ?? '/').then((a) => {
       res.writeHead(a.status, { 'content-type': a.type, 'cache-control': 'no-store' });
       res.end(a.body);

@@ -1,0 +1,36 @@
+import type { RatePoint } from './types.js';
+import { when } from './ui.js';
+
+const W = 480;
+const H = 140;
+const PAD = 24;
+
+/** Points of one series scaled into the chart's box. */
+function line(values: readonly number[], max: number): string {
+  const step = values.length > 1 ? (W - 2 * PAD) / (values.length - 1) : 0;
+  return values.map((v, i) => `${(PAD + i * step).toFixed(1)},${(H - PAD - (v / max) * (H - 2 * PAD)).toFixed(1)}`).join(' ');
+}
+
+/** Connects and renewals per minute as two lines: plain SVG, no chart library. */
+export function RateChart({ points }: { points: readonly RatePoint[] }) {
+  if (points.length === 0) return <p class="muted">No rates yet.</p>;
+  const max = Math.max(1, ...points.map((p) => Math.max(p.connects, p.renewals)));
+  const first = points[0]!;
+  const last = points[points.length - 1]!;
+  return (
+    <figure class="chart">
+      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label="connects and renewals per minute">
+        <line class="axis" x1={PAD} y1={H - PAD} x2={W - PAD} y2={H - PAD} />
+        <line class="axis" x1={PAD} y1={PAD} x2={PAD} y2={H - PAD} />
+        <text x={PAD + 4} y={PAD - 6} class="label">{max}/min</text>
+        <text x={PAD} y={H - 6} class="label">{when(first.at)}</text>
+        <text x={W - PAD} y={H - 6} class="label end">{when(last.at)}</text>
+        <polyline class="connects" points={line(points.map((p) => p.connects), max)} />
+        <polyline class="renewals" points={line(points.map((p) => p.renewals), max)} />
+      </svg>
+      <figcaption>
+        <span class="key connects">connects</span> <span class="key renewals">renewals</span> per minute
+      </figcaption>
+    </figure>
+  );
+}
