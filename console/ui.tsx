@@ -1,5 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
+import { useAction } from './use-action.js';
 
 // Small pieces every page uses. Every value is rendered as text (preact escapes it):
 // a device id, reason or grant name is data, never markup.
@@ -48,54 +49,39 @@ export function SecretOnce({ label, value, onDone }: { label: string; value: str
 export function ReasonAction({ label, onConfirm }: { label: string; onConfirm: (reason: string) => Promise<void> }) {
   const [open, setOpen] = useState(false);
   const [reason, setReason] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const action = useAction();
   if (!open) return <button type="button" class="danger" onClick={() => setOpen(true)}>{label}</button>;
   const submit = async (e: Event) => {
     e.preventDefault();
-    setBusy(true);
-    try {
-      await onConfirm(reason.trim());
+    if (await action.run(() => onConfirm(reason.trim()))) {
       setOpen(false);
       setReason('');
-      setError(null);
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
     }
   };
   return (
     <form class="inline" onSubmit={submit}>
       <input name="reason" placeholder="reason" aria-label="reason" value={reason} maxLength={500} onInput={(e) => setReason(e.currentTarget.value)} />
-      <button type="submit" class="danger" disabled={busy}>Confirm {label.toLowerCase()}</button>
+      <button type="submit" class="danger" disabled={action.busy}>Confirm {label.toLowerCase()}</button>
       <button type="button" onClick={() => setOpen(false)}>Cancel</button>
-      <ErrorLine error={error} />
+      <ErrorLine error={action.error} />
     </form>
   );
 }
 
 /** A button whose action may fail: the failure is shown beside it. */
 export function ActionButton({ label, onClick, danger }: { label: string; onClick: () => Promise<void>; danger?: boolean }) {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const run = async () => {
-    setBusy(true);
-    try {
-      await onClick();
-      setError(null);
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const action = useAction();
   return (
     <span>
-      <button type="button" class={danger ? 'danger' : ''} disabled={busy} onClick={run}>{label}</button>
-      <ErrorLine error={error} />
+      <button type="button" class={danger ? 'danger' : ''} disabled={action.busy} onClick={() => void action.run(onClick)}>{label}</button>
+      <ErrorLine error={action.error} />
     </span>
   );
+}
+
+/** A claim's or grant's state, as the API gives it or from its revocation time. */
+export function statusOf(item: { status?: string; revokedAt?: unknown }): string {
+  return item.status ?? (item.revokedAt ? 'revoked' : 'active');
 }
 
 /** Cursor paging as the API does it: `next` is the cursor of the following page, or null. */

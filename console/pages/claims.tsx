@@ -1,7 +1,9 @@
 import { useState } from 'preact/hooks';
 import { call, may, named, type Operator } from '../api.js';
 import type { Claim } from '../types.js';
-import { ActionButton, ErrorLine, Loading, SecretOnce, Section, when } from '../ui.js';
+import { ActionButton, ErrorLine, Loading, SecretOnce, Section, statusOf, when } from '../ui.js';
+import { useAction } from '../use-action.js';
+import { useForm } from '../use-form.js';
 import { useLoad } from '../use-load.js';
 
 interface CreatedClaim {
@@ -28,8 +30,8 @@ export function Claims({ op }: { op: Operator }) {
                 <td>{c.profile}</td>
                 <td>{c.used ?? 0}{c.maxDevices ? ` of ${c.maxDevices}` : ''}</td>
                 <td>{when(c.expiresAt)}</td>
-                <td>{c.status ?? (c.revokedAt ? 'revoked' : 'active')}</td>
-                {may.operate(op) && <td>{!c.revokedAt && c.status !== 'revoked' && <ActionButton danger label="Revoke" onClick={async () => { await call('POST', named('/claims', c.name, '/revoke'), {}); list.reload(); }} />}</td>}
+                <td>{statusOf(c)}</td>
+                {may.operate(op) && <td>{statusOf(c) !== 'revoked' && <ActionButton danger label="Revoke" onClick={async () => { await call('POST', named('/claims', c.name, '/revoke'), {}); list.reload(); }} />}</td>}
               </tr>
             ))}
           </tbody>
@@ -40,36 +42,31 @@ export function Claims({ op }: { op: Operator }) {
 }
 
 function CreateClaim({ onCreated }: { onCreated: (c: CreatedClaim) => void }) {
-  const [form, setForm] = useState({ name: '', profile: 'sensor', maxDevices: '', ttl: '', idPattern: '' });
-  const [error, setError] = useState<string | null>(null);
-  const set = (k: keyof typeof form) => (e: Event) => setForm({ ...form, [k]: (e.currentTarget as HTMLInputElement).value });
-  const submit = async (e: Event) => {
+  const { form, setForm, field } = useForm({ name: '', profile: 'sensor', maxDevices: '', ttl: '', idPattern: '' });
+  const action = useAction();
+  const submit = (e: Event) => {
     e.preventDefault();
-    try {
-      const body = {
+    void action.run(async () => {
+      const c = await call<CreatedClaim>('POST', '/claims', {
         name: form.name.trim(),
         profile: form.profile.trim(),
         ...(form.maxDevices ? { maxDevices: Number(form.maxDevices) } : {}),
         ...(form.ttl ? { ttl: form.ttl.trim() } : {}),
         ...(form.idPattern ? { idPattern: form.idPattern } : {}),
-      };
-      const c = await call<CreatedClaim>('POST', '/claims', body);
+      });
       setForm({ ...form, name: '' });
-      setError(null);
       onCreated(c);
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    }
+    });
   };
   return (
     <form class="inline" onSubmit={submit}>
-      <input name="claim-name" placeholder="claim name" aria-label="claim name" required value={form.name} onInput={set('name')} />
-      <input name="claim-profile" placeholder="profile" aria-label="profile" required value={form.profile} onInput={set('profile')} />
-      <input name="claim-max" type="number" min={1} placeholder="max devices" aria-label="max devices" value={form.maxDevices} onInput={set('maxDevices')} />
-      <input name="claim-ttl" placeholder="ttl (90d)" aria-label="ttl" value={form.ttl} onInput={set('ttl')} />
-      <input name="claim-pattern" placeholder="id pattern (regex)" aria-label="id pattern" value={form.idPattern} onInput={set('idPattern')} />
-      <button type="submit">Create claim</button>
-      <ErrorLine error={error} />
+      <input name="claim-name" placeholder="claim name" aria-label="claim name" required {...field('name')} />
+      <input name="claim-profile" placeholder="profile" aria-label="profile" required {...field('profile')} />
+      <input name="claim-max" type="number" min={1} placeholder="max devices" aria-label="max devices" {...field('maxDevices')} />
+      <input name="claim-ttl" placeholder="ttl (90d)" aria-label="ttl" {...field('ttl')} />
+      <input name="claim-pattern" placeholder="id pattern (regex)" aria-label="id pattern" {...field('idPattern')} />
+      <button type="submit" disabled={action.busy}>Create claim</button>
+      <ErrorLine error={action.error} />
     </form>
   );
 }

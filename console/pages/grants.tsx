@@ -1,7 +1,9 @@
 import { useState } from 'preact/hooks';
 import { call, may, named, type Operator } from '../api.js';
 import type { Grant } from '../types.js';
-import { ActionButton, ErrorLine, Loading, SecretOnce, Section, when } from '../ui.js';
+import { ActionButton, ErrorLine, Loading, SecretOnce, Section, statusOf, when } from '../ui.js';
+import { useAction } from '../use-action.js';
+import { useForm } from '../use-form.js';
 import { useLoad } from '../use-load.js';
 
 interface IssuedGrant {
@@ -31,8 +33,8 @@ export function Grants({ op }: { op: Operator }) {
                 <td class="mono">{g.subscribe.join(' ')}</td>
                 <td>{g.reason ?? ''}</td>
                 <td>{when(g.expiresAt)}</td>
-                <td>{g.status ?? (g.revokedAt ? 'revoked' : 'active')}</td>
-                {may.operate(op) && <td>{!g.revokedAt && g.status !== 'revoked' && <ActionButton danger label="Revoke" onClick={async () => { await call('POST', named('/grants', g.name, '/revoke'), {}); list.reload(); }} />}</td>}
+                <td>{statusOf(g)}</td>
+                {may.operate(op) && <td>{statusOf(g) !== 'revoked' && <ActionButton danger label="Revoke" onClick={async () => { await call('POST', named('/grants', g.name, '/revoke'), {}); list.reload(); }} />}</td>}
               </tr>
             ))}
           </tbody>
@@ -43,38 +45,33 @@ export function Grants({ op }: { op: Operator }) {
 }
 
 function IssueGrant({ onIssued }: { onIssued: (g: IssuedGrant) => void }) {
-  const [form, setForm] = useState({ name: '', pub: '', sub: '', ttl: '30m', within: '', reason: '' });
-  const [error, setError] = useState<string | null>(null);
-  const set = (k: keyof typeof form) => (e: Event) => setForm({ ...form, [k]: (e.currentTarget as HTMLInputElement).value });
-  const submit = async (e: Event) => {
+  const { form, setForm, field } = useForm({ name: '', pub: '', sub: '', ttl: '30m', within: '', reason: '' });
+  const action = useAction();
+  const submit = (e: Event) => {
     e.preventDefault();
-    try {
-      const body = {
+    void action.run(async () => {
+      const g = await call<IssuedGrant>('POST', '/grants', {
         name: form.name.trim(),
         publish: patterns(form.pub),
         subscribe: patterns(form.sub),
         ttl: form.ttl.trim(),
         ...(form.within ? { within: form.within.trim() } : {}),
         ...(form.reason ? { reason: form.reason } : {}),
-      };
-      const g = await call<IssuedGrant>('POST', '/grants', body);
+      });
       setForm({ ...form, name: '', reason: '' });
-      setError(null);
       onIssued(g);
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    }
+    });
   };
   return (
     <form class="inline" onSubmit={submit}>
-      <input name="grant-name" placeholder="grant name" aria-label="grant name" required value={form.name} onInput={set('name')} />
-      <input name="grant-pub" placeholder="publish patterns" aria-label="publish patterns" value={form.pub} onInput={set('pub')} />
-      <input name="grant-sub" placeholder="subscribe patterns" aria-label="subscribe patterns" value={form.sub} onInput={set('sub')} />
-      <input name="grant-ttl" placeholder="ttl" aria-label="ttl" required value={form.ttl} onInput={set('ttl')} />
-      <input name="grant-within" placeholder="within device (optional)" aria-label="within device" value={form.within} onInput={set('within')} />
-      <input name="grant-reason" placeholder="reason" aria-label="grant reason" value={form.reason} onInput={set('reason')} />
-      <button type="submit">Issue grant</button>
-      <ErrorLine error={error} />
+      <input name="grant-name" placeholder="grant name" aria-label="grant name" required {...field('name')} />
+      <input name="grant-pub" placeholder="publish patterns" aria-label="publish patterns" {...field('pub')} />
+      <input name="grant-sub" placeholder="subscribe patterns" aria-label="subscribe patterns" {...field('sub')} />
+      <input name="grant-ttl" placeholder="ttl" aria-label="ttl" required {...field('ttl')} />
+      <input name="grant-within" placeholder="within device (optional)" aria-label="within device" {...field('within')} />
+      <input name="grant-reason" placeholder="reason" aria-label="grant reason" {...field('reason')} />
+      <button type="submit" disabled={action.busy}>Issue grant</button>
+      <ErrorLine error={action.error} />
     </form>
   );
 }

@@ -1,23 +1,15 @@
 import { useState } from 'preact/hooks';
 import { signIn, type Operator } from '../api.js';
 import { ErrorLine } from '../ui.js';
+import { useAction } from '../use-action.js';
 
 export function SignIn({ onSignedIn }: { onSignedIn: (op: Operator) => void }) {
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
+  const action = useAction();
+  const submit = (e: Event) => {
     e.preventDefault();
-    setBusy(true);
-    try {
-      onSignedIn(await signIn(name, password));
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
-      setPassword('');
-    }
+    void action.run(async () => onSignedIn(await signIn(name, password))).finally(() => setPassword(''));
   };
   return (
     <main class="sign-in">
@@ -31,8 +23,8 @@ export function SignIn({ onSignedIn }: { onSignedIn: (op: Operator) => void }) {
           Password
           <input name="password" type="password" autoComplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
         </label>
-        <button type="submit" disabled={busy}>Sign in</button>
-        <ErrorLine error={error} />
+        <button type="submit" disabled={action.busy}>Sign in</button>
+        <ErrorLine error={action.error} />
       </form>
     </main>
   );
