@@ -24,14 +24,14 @@ export interface LiveToken {
   readonly issuedAt?: Time;
 }
 
+/** A live session as the broker's `/sessions` lists it. */
 export interface SessionRow {
-  readonly deviceId?: string;
-  readonly clientId?: string;
-  readonly address?: string;
-  readonly transport?: string;
-  readonly connectedAt?: Time;
-  readonly expiresAt?: Time;
-  readonly kind?: string;
+  readonly deviceId: string;
+  readonly kind: string;
+  readonly transport: string;
+  readonly address: string;
+  readonly connectedAt: Time;
+  readonly expiresAt: Time;
 }
 
 export interface AuditRow {
@@ -52,10 +52,11 @@ export interface RefreshState {
 
 export interface DeviceDetail {
   readonly device: DeviceRow;
-  readonly tokens: readonly LiveToken[];
-  readonly sessions: readonly SessionRow[];
-  readonly audit: readonly AuditRow[];
-  readonly refreshCredentials?: readonly RefreshState[];
+  readonly liveTokens: readonly LiveToken[];
+  /** The live session; null when not connected. */
+  readonly session: SessionRow | null;
+  readonly refreshCredentials: readonly RefreshState[];
+  readonly recentAudit: readonly AuditRow[];
 }
 
 export interface RatePoint {
@@ -77,7 +78,7 @@ export interface Claim {
   readonly used?: number;
   readonly expiresAt?: Time;
   readonly revokedAt?: Time;
-  readonly status?: string;
+  readonly state?: string;
 }
 
 export interface Grant {

@@ -80,8 +80,8 @@ export function ActionButton({ label, onClick, danger }: { label: string; onClic
 }
 
 /** A claim's or grant's state, as the API gives it or from its revocation time. */
-export function statusOf(item: { status?: string; revokedAt?: unknown }): string {
-  return item.status ?? (item.revokedAt ? 'revoked' : 'active');
+export function statusOf(item: { status?: string; state?: string; revokedAt?: unknown }): string {
+  return item.status ?? item.state ?? (item.revokedAt ? 'revoked' : 'active');
 }
 
 /** Cursor paging as the API does it: `next` is the cursor of the following page, or null. */

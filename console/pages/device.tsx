@@ -24,28 +24,26 @@ export function Device({ id, op }: { id: string; op: Operator }) {
             <dt>Credentials valid until</dt><dd>{when(d.device.credentialExpiresAt)}</dd>
           </dl>
           {may.operate(op) && <DeviceActions device={d.device} onChanged={detail.reload} />}
-          <h3>Sessions</h3>
-          {d.sessions.length === 0 ? <p class="muted">Not connected.</p> : (
+          <h3>Session</h3>
+          {!d.session ? <p class="muted">Not connected.</p> : (
             <table>
-              <thead><tr><th>Client</th><th>Address</th><th>Transport</th><th>Connected</th><th>Session ends</th></tr></thead>
+              <thead><tr><th>Kind</th><th>Address</th><th>Transport</th><th>Connected</th><th>Session ends</th></tr></thead>
               <tbody>
-                {d.sessions.map((s, i) => (
-                  <tr key={i}><td>{s.clientId ?? s.deviceId ?? id}</td><td>{s.address ?? ''}</td><td>{s.transport ?? ''}</td><td>{when(s.connectedAt)}</td><td>{when(s.expiresAt)}</td></tr>
-                ))}
+                <tr><td>{d.session.kind}</td><td>{d.session.address}</td><td>{d.session.transport}</td><td>{when(d.session.connectedAt)}</td><td>{when(d.session.expiresAt)}</td></tr>
               </tbody>
             </table>
           )}
           <h3>Live tokens</h3>
-          {d.tokens.length === 0 ? <p class="muted">No live token.</p> : (
+          {d.liveTokens.length === 0 ? <p class="muted">No live token.</p> : (
             <table>
               <thead><tr><th>Token id (jti)</th><th>Issued</th><th>Expires</th></tr></thead>
               <tbody>
-                {d.tokens.map((t) => <tr key={t.jti}><td class="mono">{t.jti}</td><td>{when(t.issuedAt)}</td><td>{when(t.expiresAt)}</td></tr>)}
+                {d.liveTokens.map((t) => <tr key={t.jti}><td class="mono">{t.jti}</td><td>{when(t.issuedAt)}</td><td>{when(t.expiresAt)}</td></tr>)}
               </tbody>
             </table>
           )}
           <h3>Refresh credential</h3>
-          {!d.refreshCredentials || d.refreshCredentials.length === 0 ? <p class="muted">None on record.</p> : (
+          {d.refreshCredentials.length === 0 ? <p class="muted">None on record.</p> : (
             <table>
               <thead><tr><th>State</th><th>Issued</th><th>Used</th><th>Expires</th></tr></thead>
               <tbody>
@@ -54,7 +52,7 @@ export function Device({ id, op }: { id: string; op: Operator }) {
             </table>
           )}
           <h3>Audit timeline</h3>
-          <AuditTable rows={d.audit} showDevice={false} />
+          <AuditTable rows={d.recentAudit} showDevice={false} />
         </>
       )}
     </Section>
