@@ -14,7 +14,7 @@ function line(values: readonly number[], max: number): string {
 /** Connects and renewals per minute as two lines: plain SVG, no chart library. */
 export function RateChart({ points }: { points: readonly RatePoint[] }) {
   if (points.length === 0) return <p class="muted">No rates yet.</p>;
-  const max = Math.max(1, ...points.map((p) => Math.max(p.connects, p.renewals)));
+  const max = Math.max(1, ...points.map((p) => Math.max(p.connectsPerMinute, p.renewalsPerMinute)));
   const first = points[0]!;
   const last = points[points.length - 1]!;
   return (
@@ -22,11 +22,11 @@ export function RateChart({ points }: { points: readonly RatePoint[] }) {
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label="connects and renewals per minute">
         <line class="axis" x1={PAD} y1={H - PAD} x2={W - PAD} y2={H - PAD} />
         <line class="axis" x1={PAD} y1={PAD} x2={PAD} y2={H - PAD} />
-        <text x={PAD + 4} y={PAD - 6} class="label">{max}/min</text>
+        <text x={PAD + 4} y={PAD - 6} class="label">{Math.round(max * 10) / 10}/min</text>
         <text x={PAD} y={H - 6} class="label">{when(first.at)}</text>
         <text x={W - PAD} y={H - 6} class="label end">{when(last.at)}</text>
-        <polyline class="connects" points={line(points.map((p) => p.connects), max)} />
-        <polyline class="renewals" points={line(points.map((p) => p.renewals), max)} />
+        <polyline class="connects" points={line(points.map((p) => p.connectsPerMinute), max)} />
+        <polyline class="renewals" points={line(points.map((p) => p.renewalsPerMinute), max)} />
       </svg>
       <figcaption>
         <span class="key connects">connects</span> <span class="key renewals">renewals</span> per minute

@@ -61,8 +61,8 @@ export interface DeviceDetail {
 
 export interface RatePoint {
   readonly at: Time;
-  readonly connects: number;
-  readonly renewals: number;
+  readonly connectsPerMinute: number;
+  readonly renewalsPerMinute: number;
 }
 
 export interface Stats {

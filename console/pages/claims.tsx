@@ -1,14 +1,14 @@
 import { useState } from 'preact/hooks';
 import { call, may, named, type Operator } from '../api.js';
 import type { Claim } from '../types.js';
-import { ActionButton, ErrorLine, Loading, SecretOnce, Section, statusOf, when } from '../ui.js';
+import { ErrorLine, Loading, ReasonAction, SecretOnce, Section, statusOf, when } from '../ui.js';
 import { useAction } from '../use-action.js';
 import { useForm } from '../use-form.js';
 import { useLoad } from '../use-load.js';
 
 interface CreatedClaim {
   readonly name: string;
-  readonly credential: string;
+  readonly claimCredential: string;
 }
 
 /** Claims: quota used, create (the claim credential shown once), revoke. */
@@ -17,7 +17,7 @@ export function Claims({ op }: { op: Operator }) {
   const [created, setCreated] = useState<CreatedClaim | null>(null);
   return (
     <Section title="Claims">
-      {created && <SecretOnce label={`Claim credential for ${created.name}`} value={created.credential} onDone={() => setCreated(null)} />}
+      {created && <SecretOnce label={`Claim credential for ${created.name}`} value={created.claimCredential} onDone={() => setCreated(null)} />}
       {may.operate(op) && <CreateClaim onCreated={(c) => { setCreated(c); list.reload(); }} />}
       <ErrorLine error={list.error} />
       {!list.data ? <Loading what="claims" /> : list.data.claims.length === 0 ? <p class="muted">No claims.</p> : (
@@ -31,7 +31,7 @@ export function Claims({ op }: { op: Operator }) {
                 <td>{c.used ?? 0}{c.maxDevices ? ` of ${c.maxDevices}` : ''}</td>
                 <td>{when(c.expiresAt)}</td>
                 <td>{statusOf(c)}</td>
-                {may.operate(op) && <td>{statusOf(c) !== 'revoked' && <ActionButton danger label="Revoke" onClick={async () => { await call('POST', named('/claims', c.name, '/revoke'), {}); list.reload(); }} />}</td>}
+                {may.operate(op) && <td>{statusOf(c) !== 'revoked' && <ReasonAction label="Revoke" onConfirm={async (reason) => { await call('POST', named('/claims', c.name, '/revoke'), reason ? { reason } : {}); list.reload(); }} />}</td>}
               </tr>
             ))}
           </tbody>
