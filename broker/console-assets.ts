@@ -30,13 +30,13 @@ function defaultDir(): string {
 interface Answer { status: number; type: string; body: Buffer; location?: string }
 
 /**
- * Serves the console from `dir` (default: the package's own build). A request names
- * a file by its exact name in FILES, never a path on disk, so no request can reach
- * another file. The files are read once, on the first request that finds them.
- * Returns a request handler that answers every request under `/console` and
- * says false for any other, which the ops port then answers itself.
+ * Serves the console from `dir` (default: the package's own build) under
+ * `/console/`, as a mount of an ops port: the port hands it every request whose
+ * path is `/console` or under `/console/`. A request names a file by its exact name
+ * in FILES, never a path on disk, so no request can reach another file. The files
+ * are read once, on the first request that finds them.
  */
-export function consoleAssets(dir = defaultDir()): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function consoleMount(dir = defaultDir()): { readonly prefix: string; handle(req: IncomingMessage, res: ServerResponse): void } {
   let files: Map<string, Buffer> | null = null;
   const load = (): Map<string, Buffer> | null => {
     try {
@@ -47,32 +47,39 @@ export function consoleAssets(dir = defaultDir()): (req: IncomingMessage, res: S
     return files;
   };
   const text = (status: number, body: string): Answer => ({ status, type: 'text/plain; charset=utf-8', body: Buffer.from(body) });
-  const answer = (method: string, path: string): Answer => {
+  const answer = (method: string, target: string): Answer => {
+    // The path alone, parsed against a fixed base (as broker/http.ts does): dot segments are resolved here.
+    const path = URL.canParse(`http://ops${target}`) ? new URL(`http://ops${target}`).pathname : null;
+    if (path === null) return text(400, 'bad request\n');
     if (method !== 'GET' && method !== 'HEAD') return text(405, 'method not allowed\n');
     if (path === '/console') return { ...text(308, 'moved\n'), location: CONSOLE_PATH };
-    const name = path === CONSOLE_PATH ? 'index.html' : path.slice(CONSOLE_PATH.length);
+    const name = path === CONSOLE_PATH ? 'index.html' : path.startsWith(CONSOLE_PATH) ? path.slice(CONSOLE_PATH.length) : '';
     const type = Object.hasOwn(FILES, name) ? FILES[name] : undefined;
     if (type === undefined) return text(404, 'not found\n');
     const body = load()?.get(name);
     if (!body) return text(503, 'the console is not built: run npm run build\n');
     return { status: 200, type, body };
   };
-  return (req, res) => {
-    // The path alone, parsed against a fixed base (as broker/http.ts does): dot segments are resolved here.
-    const target = req.url ?? '/';
-    const url = URL.canParse(`http://ops${target}`) ? new URL(`http://ops${target}`) : null;
-    if (!url || (url.pathname !== '/console' && !url.pathname.startsWith(CONSOLE_PATH))) return false;
-    const a = answer(req.method ?? 'GET', url.pathname);
-    res.writeHead(a.status, {
-      'content-type': a.type,
-      'content-length': a.body.length,
-      'content-security-policy': CONSOLE_CSP,
-      'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
-      'cache-control': 'no-cache',
-      ...(a.location ? { location: a.location } : {}),
-    });
-    res.end(req.method === 'HEAD' ? undefined : a.body);
-    return true;
+  return {
+    prefix: CONSOLE_PATH,
+    handle(req, res) {
+      const a = answer(req.method ?? 'GET', req.url ?? '/');
+      res.writeHead(a.status, {
+        'content-type': a.type,
+        'content-length': a.body.length,
+        'content-security-policy': CONSOLE_CSP,
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+        'cache-control': 'no-cache',
+        ...(a.location ? { location: a.location } : {}),
+      });
+      res.end(req.method === 'HEAD' ? undefined : a.body);
+    },
   };
+}
+
+/** Whether an ops port request is the console's (its path is `/console` or under `/console/`). */
+export function isConsoleRequest(target: string): boolean {
+  const path = target.split('?', 1)[0]!;
+  return path === '/console' || path.startsWith(CONSOLE_PATH);
 }

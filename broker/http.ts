@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { consoleAssets } from './console-assets.js';
+import { consoleMount, isConsoleRequest } from './console-assets.js';
 import type { BrokerContext } from './context.js';
 import { createOpsHttpServer, opsHttpLimits } from './ops-http-server.js';
 import { listSessions, parseSessionQuery } from './session-list.js';
@@ -17,9 +17,9 @@ export interface OpsAnswer {
  */
 export function createOpsServer(ctx: BrokerContext, isReady: () => boolean): Server {
   const refused = (limit: string) => ctx.metrics.limitRefusals.inc({ limit: `ops_http_${limit}` });
-  const consolePages = consoleAssets();
+  const consolePages = consoleMount();
   return createOpsHttpServer(opsHttpLimits(ctx.config), refused, (req, res) => {
-    if (consolePages(req, res)) return;
+    if (isConsoleRequest(req.url ?? '/')) return consolePages.handle(req, res);
     void answerOps(ctx, isReady, req.method ?? 'GET', req.url ?? '/').then((a) => {
       res.writeHead(a.status, { 'content-type': a.type, 'cache-control': 'no-store' });
       res.end(a.body);

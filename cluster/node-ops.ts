@@ -2,7 +2,7 @@ import type { Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import { AggregatorRegistry, Counter, type Registry } from 'prom-client';
 import type { OpsAnswer } from '../broker/index.js';
-import { consoleAssets } from '../broker/console-assets.js';
+import { consoleMount, isConsoleRequest } from '../broker/console-assets.js';
 import { createOpsHttpServer, type OpsHttpLimits } from '../broker/ops-http-server.js';
 import { parseSessionQuery, type SessionPage, type SessionView } from '../broker/session-list.js';
 import type { BusSecurity } from './bus-policy.js';
@@ -63,9 +63,9 @@ export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: n
       }
     }
   };
-  const consolePages = consoleAssets();
+  const consolePages = consoleMount();
   return createOpsHttpServer(opts.limits, (limit) => refusals.inc({ limit }), (req, res) => {
-    if (consolePages(req, res)) return;
+    if (isConsoleRequest(req.url ?? '/')) return consolePages.handle(req, res);
     void answer(req.method ?? 'GET', req.url ?? '/').then((a) => {
       res.writeHead(a.status, { 'content-type': a.type, 'cache-control': 'no-store' });
       res.end(a.body);
