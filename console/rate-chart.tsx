@@ -5,10 +5,21 @@ const W = 480;
 const H = 140;
 const PAD = 24;
 
-/** Points of one series scaled into the chart's box. */
-function line(values: readonly number[], max: number): string {
+/** One series scaled into the chart's box. */
+function scaled(values: readonly number[], max: number): [number, number][] {
   const step = values.length > 1 ? (W - 2 * PAD) / (values.length - 1) : 0;
-  return values.map((v, i) => `${(PAD + i * step).toFixed(1)},${(H - PAD - (v / max) * (H - 2 * PAD)).toFixed(1)}`).join(' ');
+  return values.map((v, i) => [PAD + i * step, H - PAD - (v / max) * (H - 2 * PAD)]);
+}
+
+/** A series as a line with a dot a minute (a single minute is a dot alone). */
+function Series({ name, values, max }: { name: string; values: readonly number[]; max: number }) {
+  const xy = scaled(values, max);
+  return (
+    <g class={name}>
+      <polyline points={xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')} />
+      {xy.map(([x, y], i) => <circle key={i} cx={x.toFixed(1)} cy={y.toFixed(1)} r="2.5" />)}
+    </g>
+  );
 }
 
 /** Connects and renewals per minute as two lines: plain SVG, no chart library. */
@@ -25,8 +36,8 @@ export function RateChart({ points }: { points: readonly RatePoint[] }) {
         <text x={PAD + 4} y={PAD - 6} class="label">{Math.round(max * 10) / 10}/min</text>
         <text x={PAD} y={H - 6} class="label">{when(first.at)}</text>
         <text x={W - PAD} y={H - 6} class="label end">{when(last.at)}</text>
-        <polyline class="connects" points={line(points.map((p) => p.connectsPerMinute), max)} />
-        <polyline class="renewals" points={line(points.map((p) => p.renewalsPerMinute), max)} />
+        <Series name="connects" values={points.map((p) => p.connectsPerMinute)} max={max} />
+        <Series name="renewals" values={points.map((p) => p.renewalsPerMinute)} max={max} />
       </svg>
       <figcaption>
         <span class="key connects">connects</span> <span class="key renewals">renewals</span> per minute
