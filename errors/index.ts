@@ -58,7 +58,9 @@ export type ErrorCode =
   | 'ERR_CLAIM_NOT_CLEAN'
   | 'ERR_GRANT_INVALID'
   | 'ERR_GRANT_NOT_FOUND'
-  | 'ERR_GRANT_EXISTS';
+  | 'ERR_GRANT_EXISTS'
+  | 'ERR_OPERATOR_NOT_FOUND'
+  | 'ERR_OPERATOR_EXISTS';
 
 export class CredbrokerError extends Error {
   readonly code: ErrorCode;

@@ -51,6 +51,8 @@ const TABLE: Record<ErrorCode, Row> = {
   ERR_GRANT_INVALID: { exit: 2, connack: NOT },
   ERR_GRANT_NOT_FOUND: { exit: 3, connack: NOT },
   ERR_GRANT_EXISTS: { exit: 4, connack: NOT },
+  ERR_OPERATOR_NOT_FOUND: { exit: 3, connack: NOT },
+  ERR_OPERATOR_EXISTS: { exit: 4, connack: NOT },
   ERR_SCHEMA_TOO_NEW: { exit: 5, connack: NOT },
   ERR_REGISTRY: { exit: 5, connack: NOT },
   // Renamed on the wire: a device knows no registry, only that the broker cannot answer now.
@@ -98,6 +100,18 @@ export const EXIT_INTERRUPTED = 130;
 
 export function exitCodeFor(err: unknown): number {
   return isCredbrokerError(err) ? TABLE[err.code].exit : 1;
+}
+
+/**
+ * The HTTP status of an API answer for `err`, by the class of its exit code:
+ * bad input 400, not found 404, a conflict with the registry's state 409, a
+ * refused credential 401, a limit 429, the registry itself 503; anything
+ * unexpected 500.
+ */
+const HTTP_BY_EXIT: Record<number, number> = { 2: 400, 3: 404, 4: 409, 5: 503, 6: 401, 7: 429 };
+
+export function httpStatusFor(err: unknown): number {
+  return isCredbrokerError(err) ? HTTP_BY_EXIT[TABLE[err.code].exit] ?? 500 : 500;
 }
 
 /** Anything unexpected is "not authorized". */
