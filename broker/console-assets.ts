@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import type { OpsMount } from './ops-http-server.js';
 
 /** Where the console's pages are served: the ops port's `/console/`. */
 export const CONSOLE_PATH = '/console/';
@@ -31,12 +31,12 @@ interface Answer { status: number; type: string; body: Buffer; location?: string
 
 /**
  * Serves the console from `dir` (default: the package's own build) under
- * `/console/`, as a mount of an ops port: the port hands it every request whose
- * path is `/console` or under `/console/`. A request names a file by its exact name
+ * `/console/`, as a mount of an ops port (`serve` passes it in
+ * StartOptions.opsMounts; a cluster node's primary mounts it on the node's port). A request names a file by its exact name
  * in FILES, never a path on disk, so no request can reach another file. The files
  * are read once, on the first request that finds them.
  */
-export function consoleMount(dir = defaultDir()): { readonly prefix: string; handle(req: IncomingMessage, res: ServerResponse): void } {
+export function consoleMount(dir = defaultDir()): OpsMount {
   let files: Map<string, Buffer> | null = null;
   const load = (): Map<string, Buffer> | null => {
     try {
@@ -76,10 +76,4 @@ export function consoleMount(dir = defaultDir()): { readonly prefix: string; han
       res.end(req.method === 'HEAD' ? undefined : a.body);
     },
   };
-}
-
-/** Whether an ops port request is the console's (its path is `/console` or under `/console/`). */
-export function isConsoleRequest(target: string): boolean {
-  const path = target.split('?', 1)[0]!;
-  return path === '/console' || path.startsWith(CONSOLE_PATH);
 }

@@ -2,8 +2,8 @@ import type { Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import { AggregatorRegistry, Counter, type Registry } from 'prom-client';
 import type { OpsAnswer } from '../broker/index.js';
-import { consoleMount, isConsoleRequest } from '../broker/console-assets.js';
-import { createOpsHttpServer, type OpsHttpLimits } from '../broker/ops-http-server.js';
+import { consoleMount } from '../broker/console-assets.js';
+import { createOpsHttpServer, dispatchOps, type OpsHttpLimits } from '../broker/ops-http-server.js';
 import { parseSessionQuery, type SessionPage, type SessionView } from '../broker/session-list.js';
 import type { BusSecurity } from './bus-policy.js';
 import type { WorkerAsker } from './ipc.js';
@@ -63,14 +63,8 @@ export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: n
       }
     }
   };
-  const consolePages = consoleMount();
-  return createOpsHttpServer(opts.limits, (limit) => refusals.inc({ limit }), (req, res) => {
-    if (isConsoleRequest(req.url ?? '/')) return consolePages.handle(req, res);
-    void answer(req.method ?? 'GET', req.url ?? '/').then((a) => {
-      res.writeHead(a.status, { 'content-type': a.type, 'cache-control': 'no-store' });
-      res.end(a.body);
-    });
-  });
+  const ext = { mounts: [consoleMount()] };
+  return createOpsHttpServer(opts.limits, (limit) => refusals.inc({ limit }), (req, res) => dispatchOps(ext, req, res, answer));
 }
 
 /**

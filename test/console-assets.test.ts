@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { CONSOLE_CSP } from '../broker/console-assets.js';
+import { CONSOLE_CSP, consoleMount } from '../broker/console-assets.js';
 import { checkBusSecurity } from '../cluster/bus-policy.js';
 import { WorkerAsker } from '../cluster/ipc.js';
 import { createNodeOpsServer } from '../cluster/node-ops.js';
@@ -74,8 +74,8 @@ async function servesTheConsole(t: Test, port: number): Promise<void> {
   }
 }
 
-t.test('a broker\'s ops port serves the console', async (t) => {
-  const b = await startTestBroker();
+t.test('a broker\'s ops port serves the console (mounted as serve mounts it)', async (t) => {
+  const b = await startTestBroker({}, { opsMounts: [consoleMount()] });
   t.teardown(() => b.close());
   await servesTheConsole(t, b.broker.ports.http!);
   // The ops port's own routes are untouched.
