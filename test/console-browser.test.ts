@@ -4,7 +4,8 @@
 // MQTT.js session is closed; a viewer is offered no revoke, restore or rotate; HTML in
 // a reason or a grant reason is shown as text and runs nothing; every request the page
 // makes goes to 127.0.0.1. The run writes the README's screenshots of the fleet page
-// and of a device page (docs/images/console-fleet.png, console-device.png).
+// and of a device page (docs/images/console-fleet.png, console-device.png). The device
+// list asks the server for one page of 50 at a time (it never loads the whole fleet).
 import t from 'tap';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,8 @@ const base = `http://127.0.0.1:${b.broker.ports.http}`;
 const operator = await addOperator(b.issuer.reg, 'alice', 'operator');
 const viewer = await addOperator(b.issuer.reg, 'vera', 'viewer');
 const [pump1, pump2] = await b.provision(['pump-1', 'pump-2', 'pump-10', 'valve-9']);
+// More than a page of the device list (50): paging is the server's.
+await b.provision(Array.from({ length: 60 }, (_, i) => `bulk-${String(i).padStart(3, '0')}`));
 
 /** A device's live MQTT.js session. */
 async function online(cred: { deviceId: string; accessToken: string }): Promise<MqttClient> {
@@ -139,6 +142,21 @@ t.test('a viewer sees devices but no revoke, restore or rotate', async (t) => {
   await page.getByRole('link', { name: 'Grants' }).click();
   await page.locator('tr[data-grant="dashboard-1"]').waitFor();
   t.equal(await page.getByRole('button', { name: /revoke|issue/i }).count(), 0, 'no grant issue or revoke');
+});
+
+t.test('the device list asks the server for one page at a time', async (t) => {
+  const page = await signedIn(viewer.name, viewer.password);
+  await searchDevices(page, 'bulk-');
+  await page.locator('tr[data-device="bulk-049"]').waitFor();
+  t.equal(await page.locator('tbody tr[data-device]').count(), 50, 'a page of 50');
+  t.equal(await page.locator('tr[data-device="bulk-050"]').count(), 0);
+  t.ok(requests.some((u) => u.endsWith('/api/v1/devices?search=bulk-&limit=50')), 'the search and the page size went to the server');
+  await page.getByRole('button', { name: 'Next page' }).click();
+  await page.locator('tr[data-device="bulk-059"]').waitFor();
+  t.equal(await page.locator('tbody tr[data-device]').count(), 10, 'the last 10 on the next page');
+  t.equal(await page.locator('tr[data-device="bulk-000"]').count(), 0);
+  t.ok(requests.some((u) => u.endsWith('/api/v1/devices?search=bulk-&limit=50&after=bulk-049')), 'the next page by the server\'s cursor');
+  t.ok(await page.getByRole('button', { name: 'Next page' }).isDisabled(), 'no page after the last');
 });
 
 t.test('no request left 127.0.0.1 and the page broke no rule of its CSP', async (t) => {
