@@ -4,6 +4,7 @@ import { defaultDbPath } from '../registry/index.js';
 import { didYouMean } from '../util/did-you-mean.js';
 import { parseDuration } from '../util/duration.js';
 import { redactUrl } from '../util/redact-url.js';
+import { isLoopbackHost } from '../util/loopback-host.js';
 import type { LogFormat } from './logger.js';
 
 /** What to do with a publish the ACL refuses: MQTT 3.1.1 has no negative ack. */
@@ -19,8 +20,11 @@ export interface BrokerConfig {
   readonly tlsKey: string | null;
   readonly wsPort: number | null;
   readonly httpPort: number | null;
-  /** The ops HTTP port has no authentication: loopback unless the operator says otherwise. */
+  /** The ops HTTP port: loopback unless the operator says otherwise; elsewhere it needs TLS (`httpTlsCert`, `httpTlsKey`). */
   readonly httpHost: string;
+  /** PEM certificate and key of the ops HTTP port: it then serves HTTPS. Required when `httpHost` is not loopback. */
+  readonly httpTlsCert: string | null;
+  readonly httpTlsKey: string | null;
   /** Connections to the ops HTTP port, in total and from one address (an IPv6 /64 counts as one); beyond them a newcomer is reset. */
   readonly httpMaxConnections: number;
   readonly httpMaxConnectionsPerAddress: number;
@@ -129,6 +133,8 @@ export const DEFAULT_CONFIG: BrokerConfig = {
   wsPort: 8083,
   httpPort: 9100,
   httpHost: '127.0.0.1',
+  httpTlsCert: null,
+  httpTlsKey: null,
   httpMaxConnections: 1024,
   httpMaxConnectionsPerAddress: 64,
   httpIdleTimeoutMs: 10_000,
@@ -293,6 +299,11 @@ export function validate(raw: Raw, named: SettingNamer = (key) => ({ name: key }
   if ((c.tlsCert === null) !== (c.tlsKey === null)) throw new UsageError(`TLS needs both ${label('tlsCert')} and ${label('tlsKey')}`, 'ERR_CONFIG');
   if (c.tlsCert && c.tlsPort === null) out.tlsPort = 8883;
   if (c.tlsPort !== null && !c.tlsCert) throw new UsageError(`${label('tlsPort')} needs ${label('tlsCert')} and ${label('tlsKey')}`, 'ERR_CONFIG');
+  if ((c.httpTlsCert === null) !== (c.httpTlsKey === null)) throw new UsageError(`ops HTTP TLS needs both ${label('httpTlsCert')} and ${label('httpTlsKey')}`, 'ERR_CONFIG');
+  // Off loopback the port carries operator passwords, session cookies and API tokens: never in clear text.
+  if (c.httpPort !== null && c.httpTlsCert === null && !isLoopbackHost(c.httpHost)) {
+    throw new UsageError(`${label('httpHost')} ${c.httpHost} is not loopback: the operator API is served there only over TLS: give ${label('httpTlsCert')} and ${label('httpTlsKey')} (see certs/README.md)`, 'ERR_CONFIG');
+  }
   if (c.auditSummaryMs < 100) throw new UsageError(`invalid ${label('auditSummaryMs')} ${c.auditSummaryMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.httpIdleTimeoutMs < 100) throw new UsageError(`invalid ${label('httpIdleTimeoutMs')} ${c.httpIdleTimeoutMs}: at least 100 ms`, 'ERR_CONFIG');
   if (c.maintenanceIntervalMs < 100) throw new UsageError(`invalid ${label('maintenanceIntervalMs')} ${c.maintenanceIntervalMs}: at least 100 ms`, 'ERR_CONFIG');
@@ -310,7 +321,7 @@ const DURATIONS = new Set([
   'auditRetentionMs', 'renewalAuditRetentionMs', 'maintenanceIntervalMs', 'auditSummaryMs', 'queueStallMs',
   'renewRepeatWindowMs', 'httpIdleTimeoutMs',
 ]);
-const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey', 'busCa']);
+const STRINGS = new Set(['db', 'host', 'httpHost', 'tlsCert', 'tlsKey', 'httpTlsCert', 'httpTlsKey', 'busCa']);
 /** pino's levels. */
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /** Settings that must be whole numbers within a range (a fraction of a byte or message means a typo). */
@@ -342,7 +353,7 @@ function coerce(key: keyof BrokerConfig, value: unknown, { name, where }: Settin
     return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : bad('expected a port number 0–65535 or "off"');
   }
   if (STRINGS.has(key)) {
-    if (value === null && (key === 'tlsCert' || key === 'tlsKey' || key === 'busCa')) return null;
+    if (value === null && (key === 'tlsCert' || key === 'tlsKey' || key === 'httpTlsCert' || key === 'httpTlsKey' || key === 'busCa')) return null;
     return typeof value === 'string' && value.length > 0 ? value : bad('expected a non-empty string');
   }
   if (key === 'wsOrigins') return origins(value, bad);

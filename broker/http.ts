@@ -1,6 +1,9 @@
 import type { Server } from 'node:http';
+import { API_PREFIX, createApi } from '../api/index.js';
+import { isLoopbackHost } from '../util/loopback-host.js';
+import { readPemPair } from './listeners.js';
 import type { BrokerContext } from './context.js';
-import { createOpsHttpServer, opsHttpLimits } from './ops-http-server.js';
+import { createOpsHttpServer, dispatchOps, opsHttpLimits, type OpsExtensions, type OpsMount, type OpsTls } from './ops-http-server.js';
 import { listSessions, parseSessionQuery } from './session-list.js';
 
 /** One answer of the operations port. */
@@ -11,17 +14,35 @@ export interface OpsAnswer {
 }
 
 /**
+ * The operations port with the operator API mounted under `/api/v1/` (and any
+ * `extraMounts`, e.g. the console), over TLS when the config gives a
+ * certificate. Bound off loopback (config.ts then requires TLS), `/metrics` and
+ * `/sessions` need an operator credential. `close` stops the API's timers.
+ */
+export function createOpsPort(ctx: BrokerContext, isReady: () => boolean, extraMounts: readonly OpsMount[]): { server: Server; close(): void } {
+  const { config } = ctx;
+  const tls = config.httpTlsCert === null ? null : { ...readPemPair(config.httpTlsCert, config.httpTlsKey!), paths: `${config.httpTlsCert}, ${config.httpTlsKey}` };
+  const api = createApi({
+    reg: ctx.issuer.reg,
+    issuer: () => ctx.issuer,
+    sessions: async (q) => listSessions(ctx.sessions, q),
+    metricsText: () => ctx.metrics.registry.metrics(),
+    secure: tls !== null,
+  });
+  const ext: OpsExtensions = {
+    mounts: [{ prefix: `${API_PREFIX}/`, handle: api.handle }, ...extraMounts],
+    ...(isLoopbackHost(config.httpHost) ? {} : { isOperator: api.isOperator }),
+  };
+  return { server: createOpsServer(ctx, isReady, ext, tls), close: () => api.close() };
+}
+
+/**
  * The operations port: `/healthz` (process up), `/readyz` (listening; `degraded`
  * while the registry is unreadable), `/metrics` (Prometheus), `/.well-known/jwks.json` (public keys).
  */
-export function createOpsServer(ctx: BrokerContext, isReady: () => boolean): Server {
+export function createOpsServer(ctx: BrokerContext, isReady: () => boolean, ext: OpsExtensions, tls: OpsTls | null): Server {
   const refused = (limit: string) => ctx.metrics.limitRefusals.inc({ limit: `ops_http_${limit}` });
-  return createOpsHttpServer(opsHttpLimits(ctx.config), refused, (req, res) => {
-    void answerOps(ctx, isReady, req.method ?? 'GET', req.url ?? '/').then((a) => {
-      res.writeHead(a.status, { 'content-type': a.type, 'cache-control': 'no-store' });
-      res.end(a.body);
-    });
-  });
+  return createOpsHttpServer(opsHttpLimits(ctx.config), refused, (req, res) => dispatchOps(ext, req, res, (method, target) => answerOps(ctx, isReady, method, target)), tls);
 }
 
 /**

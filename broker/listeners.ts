@@ -59,15 +59,7 @@ export function kernelBacklogCap(): number | null {
 export const mqttTcpServer = (aedes: Aedes): NetServer => createNetServer((socket) => { if (!socket.destroyed) aedes.handle(socket); });
 
 export function mqttTlsServer(aedes: Aedes, config: BrokerConfig): NetServer {
-  const read = (path: string, what: string) => {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new UsageError(`cannot read TLS certificate or key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} on the ${what} ${path} (see certs/README.md)`, 'ERR_CONFIG');
-    }
-  };
-  const cert = read(config.tlsCert!, 'certificate');
-  const key = read(config.tlsKey!, 'key');
+  const { cert, key } = readPemPair(config.tlsCert!, config.tlsKey!);
   try {
     // A handshake that never completes is given the CONNECT timeout, not Node's 120 s: it holds a descriptor all along.
     const server = createTlsServer({ cert, key, minVersion: 'TLSv1.2', handshakeTimeout: config.connectTimeoutMs }, (socket) => aedes.handle(socket));
@@ -78,6 +70,21 @@ export function mqttTlsServer(aedes: Aedes, config: BrokerConfig): NetServer {
     // Not PEM, a key of another certificate, an encrypted key: OpenSSL's reason, on one line.
     throw new UsageError(`TLS certificate ${config.tlsCert} and key ${config.tlsKey} are not usable: ${(err as Error).message.split('\n')[0]} (see certs/README.md)`, 'ERR_CONFIG');
   }
+}
+
+/**
+ * A certificate and its key (PEM) for a TLS listener.
+ * @throws UsageError `ERR_CONFIG` naming the file that cannot be read
+ */
+export function readPemPair(certPath: string, keyPath: string): { cert: Buffer; key: Buffer } {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`cannot read TLS certificate or key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} on the ${what} ${path} (see certs/README.md)`, 'ERR_CONFIG');
+    }
+  };
+  return { cert: read(certPath, 'certificate'), key: read(keyPath, 'key') };
 }
 
 /**

@@ -17,7 +17,8 @@ import { createAuthorizeSubscribe } from './authorize-subscribe.js';
 import type { BrokerConfig } from './config.js';
 import type { BrokerContext } from './context.js';
 import { raiseFdLimit } from './fd-limit.js';
-import { answerOps, createOpsServer, type OpsAnswer } from './http.js';
+import { answerOps, createOpsPort, type OpsAnswer } from './http.js';
+import type { OpsMount } from './ops-http-server.js';
 import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, portsInUse, PortInUseError, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
 import { queueLimits, rateLimits, retainedLimits, unauthenticatedLimits, verifiedTokenCacheEntries, wireLimits, wsMaxFrameBytes } from './limits.js';
@@ -54,6 +55,8 @@ export interface StartOptions {
   readonly weaken?: Weakening;
   /** Who holds each id's claim session: this process alone by default; a worker on a bus asks Redis (cluster/claim-locks.ts). */
   readonly claimLocks?: ClaimLocks;
+  /** More handlers on the ops port besides the API (the console under `/console/`). */
+  readonly opsMounts?: readonly OpsMount[];
 }
 
 export interface RunningBroker {
@@ -218,8 +221,10 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   };
   let ready = false;
   const isReady = () => ready && (shared?.ready() ?? true);
+  let opsPort: ReturnType<typeof createOpsPort> | null = null;
   let ports: RunningBroker['ports'];
   try {
+    opsPort = config.httpPort === null ? null : createOpsPort(ctx, isReady, opts.opsMounts ?? []);
     ports = {
       mqtt: await bind(gate(mqttTcpServer(aedes)), config.mqttPort, 'MQTT', '--mqtt-port'),
       tls: config.tlsPort === null ? null : await bind(gate(mqttTlsServer(aedes, config)), config.tlsPort, 'MQTT/TLS', '--tls-port'),
@@ -227,7 +232,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
         maxPayload: wsMaxFrameBytes(wire), origins: config.wsOrigins, connectTimeoutMs: config.connectTimeoutMs,
         onRefused: (why) => metrics.wsRefusals.inc({ reason: why }),
       })), config.wsPort, 'WebSocket', '--ws-port'),
-      http: await bind(createOpsServer(ctx, isReady), config.httpPort, 'HTTP', '--http-port', config.httpHost),
+      http: opsPort && await bind(opsPort.server, config.httpPort, 'HTTP', '--http-port', config.httpHost),
     };
     if (conflicts.length) throw portsInUse(conflicts);
   } catch (err) {
@@ -250,6 +255,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     ready = false;
     await watcher.close();
     ctx.grantRetained.close();
+    opsPort?.close();
     keys.close();
     await maintenance.close();
     // Stop accepting first; `close` resolves once the remaining connections are gone.

@@ -18,6 +18,7 @@ import { registerGrant } from './commands/grant.js';
 import { registerGrants } from './commands/grants.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
+import { registerOperator } from './commands/operator.js';
 import { registerProfile } from './commands/profile.js';
 import { registerProvision } from './commands/provision.js';
 import { registerRegistry } from './commands/registry.js';
@@ -52,6 +53,7 @@ export const commandRegistrars: CommandRegistrar[] = [
   registerClaim,
   registerKeys,
   registerClusterKey,
+  registerOperator,
   registerAudit,
   registerSim,
   registerRegistry,

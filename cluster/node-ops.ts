@@ -2,7 +2,8 @@ import type { Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import { AggregatorRegistry, Counter, type Registry } from 'prom-client';
 import type { OpsAnswer } from '../broker/index.js';
-import { createOpsHttpServer, type OpsHttpLimits } from '../broker/ops-http-server.js';
+import { consoleMount } from '../broker/console-assets.js';
+import { createOpsHttpServer, dispatchOps, type OpsHttpLimits } from '../broker/ops-http-server.js';
 import { parseSessionQuery, type SessionPage, type SessionView } from '../broker/session-list.js';
 import type { BusSecurity } from './bus-policy.js';
 import type { WorkerAsker } from './ipc.js';
@@ -17,7 +18,7 @@ const ASK_MS = 3000;
  * answers ready (its broker listens, its registry reads, its bus is connected),
  * and says how the bus is protected (bus-policy.ts);
  * `/sessions` merges the workers' pages; `/.well-known/jwks.json` is one
- * worker's answer; `/healthz` is the primary's.
+ * worker's answer; `/healthz` and the console's files (`/console/`) are the primary's.
  */
 export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: number; asker: WorkerAsker; own: Registry; bus: BusSecurity; limits: OpsHttpLimits }): Server {
   const aggregator = new AggregatorRegistry();
@@ -62,12 +63,8 @@ export function createNodeOpsServer(opts: { workers: () => Worker[]; expected: n
       }
     }
   };
-  return createOpsHttpServer(opts.limits, (limit) => refusals.inc({ limit }), (req, res) => {
-    void answer(req.method ?? 'GET', req.url ?? '/').then((a) => {
-      res.writeHead(a.status, { 'content-type': a.type, 'cache-control': 'no-store' });
-      res.end(a.body);
-    });
-  });
+  const ext = { mounts: [consoleMount()] };
+  return createOpsHttpServer(opts.limits, (limit) => refusals.inc({ limit }), (req, res) => dispatchOps(ext, req, res, answer));
 }
 
 /**

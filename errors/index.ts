@@ -58,7 +58,16 @@ export type ErrorCode =
   | 'ERR_CLAIM_NOT_CLEAN'
   | 'ERR_GRANT_INVALID'
   | 'ERR_GRANT_NOT_FOUND'
-  | 'ERR_GRANT_EXISTS';
+  | 'ERR_GRANT_EXISTS'
+  | 'ERR_OPERATOR_NOT_FOUND'
+  | 'ERR_OPERATOR_EXISTS'
+  | 'ERR_API_UNAUTHENTICATED'
+  | 'ERR_API_FORBIDDEN'
+  | 'ERR_API_CSRF'
+  | 'ERR_API_NO_ROUTE'
+  | 'ERR_API_METHOD'
+  | 'ERR_API_BODY'
+  | 'ERR_API_TOO_LARGE';
 
 export class CredbrokerError extends Error {
   readonly code: ErrorCode;
@@ -92,6 +101,9 @@ export class RegistryUnavailableError extends RegistryError {
 
 /** A rejected access token or refresh credential (the reason is in `code`). */
 export class CredentialError extends CredbrokerError {}
+
+/** A request the API refuses before any operation runs: no credential, a role without the right, no CSRF token, a bad body, an unknown route. */
+export class ApiError extends CredbrokerError {}
 
 /** Over a rate limit: the same request may succeed later. */
 export class RateLimitedError extends CredbrokerError {

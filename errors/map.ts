@@ -15,6 +15,8 @@ interface Row {
   readonly connack: ConnackCode;
   readonly renewal?: RenewRejectionCode;
   readonly claim?: ClaimRejectionCode;
+  /** The API's HTTP status, where the exit code's class (httpStatusFor) does not say it. */
+  readonly http?: number;
 }
 
 /**
@@ -51,6 +53,15 @@ const TABLE: Record<ErrorCode, Row> = {
   ERR_GRANT_INVALID: { exit: 2, connack: NOT },
   ERR_GRANT_NOT_FOUND: { exit: 3, connack: NOT },
   ERR_GRANT_EXISTS: { exit: 4, connack: NOT },
+  ERR_OPERATOR_NOT_FOUND: { exit: 3, connack: NOT },
+  ERR_OPERATOR_EXISTS: { exit: 4, connack: NOT },
+  ERR_API_UNAUTHENTICATED: { exit: 6, connack: NOT, http: 401 },
+  ERR_API_FORBIDDEN: { exit: 6, connack: NOT, http: 403 },
+  ERR_API_CSRF: { exit: 6, connack: NOT, http: 403 },
+  ERR_API_NO_ROUTE: { exit: 2, connack: NOT, http: 404 },
+  ERR_API_METHOD: { exit: 2, connack: NOT, http: 405 },
+  ERR_API_BODY: { exit: 2, connack: NOT, http: 400 },
+  ERR_API_TOO_LARGE: { exit: 2, connack: NOT, http: 413 },
   ERR_SCHEMA_TOO_NEW: { exit: 5, connack: NOT },
   ERR_REGISTRY: { exit: 5, connack: NOT },
   // Renamed on the wire: a device knows no registry, only that the broker cannot answer now.
@@ -98,6 +109,20 @@ export const EXIT_INTERRUPTED = 130;
 
 export function exitCodeFor(err: unknown): number {
   return isCredbrokerError(err) ? TABLE[err.code].exit : 1;
+}
+
+/**
+ * The HTTP status of an API answer for `err`, by the class of its exit code:
+ * bad input 400, not found 404, a conflict with the registry's state 409, a
+ * refused credential 401, a limit 429, the registry itself 503; anything
+ * unexpected 500.
+ */
+const HTTP_BY_EXIT: Record<number, number> = { 2: 400, 3: 404, 4: 409, 5: 503, 6: 401, 7: 429 };
+
+export function httpStatusFor(err: unknown): number {
+  if (!isCredbrokerError(err)) return 500;
+  const row = TABLE[err.code];
+  return row.http ?? HTTP_BY_EXIT[row.exit] ?? 500;
 }
 
 /** Anything unexpected is "not authorized". */

@@ -27,6 +27,8 @@ export interface CreateClaimInput {
   readonly allowList?: readonly string[];
   /** Made by `credbroker sim`: devices claimed through it are simulation devices. */
   readonly simulation?: boolean;
+  /** Who asked (audited): `cli` by default, `operator:NAME` through the API. */
+  readonly actor?: Actor;
   readonly now?: number;
 }
 
@@ -58,7 +60,7 @@ export async function createClaim(reg: Stores, input: CreateClaimInput): Promise
     const profile = await tx.profiles.require(input.profile);
     if (await tx.claims.get(name)) throw new RegistryError('ERR_CLAIM_EXISTS', `claim "${name}" exists already (claim names are never reused: pick another, or see credbroker claim show ${name})`);
     await tx.claims.insert({ name, profile: profile.name, hash: hashClaimCredential(credential), maxDevices, idPattern, brokerUrl: input.brokerUrl, expiresAt: now + ttlMs, createdAt: now, simulation: input.simulation ?? false }, allowList);
-    await tx.audit.append('cli', 'claim.create', null, {
+    await tx.audit.append(input.actor ?? 'cli', 'claim.create', null, {
       claim: name, profile: profile.name, maxDevices, idPattern, allowList: allowList?.length ?? null, expiresAt: now + ttlMs,
     }, now);
     return { claim: await tx.claims.require(name), credential };
@@ -89,11 +91,11 @@ export async function showClaim(reg: Stores, name: string, limit = 1000): Promis
  * are ordinary devices and keep working. Durable before it returns.
  * @returns false when it was already revoked
  */
-export function revokeClaim(reg: Stores, name: string, reason: string, now = Date.now()): Promise<boolean> {
+export function revokeClaim(reg: Stores, name: string, reason: string, actor: Actor = 'cli', now = Date.now()): Promise<boolean> {
   return reg.transaction(async (tx) => {
     const claim = await tx.claims.require(name);
     const changed = await tx.claims.revoke(claim.name, reason, now);
-    if (changed) await tx.audit.append('cli', 'claim.revoke', null, { claim: claim.name, reason, used: await tx.claims.used(claim.name) }, now);
+    if (changed) await tx.audit.append(actor, 'claim.revoke', null, { claim: claim.name, reason, used: await tx.claims.used(claim.name) }, now);
     return changed;
   }, { durable: true });
 }

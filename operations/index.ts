@@ -14,3 +14,7 @@ export {
   DEFAULT_CLAIM_MAX_DEVICES, DEFAULT_CLAIM_TTL_MS, type CreateClaimInput, type ClaimSummary, type ClaimState, type ClaimRequest,
 } from './claim.js';
 export { issueGrant, revokeGrant, MAX_GRANT_REASON, type GrantRequest, type IssuedGrant } from './grant.js';
+export {
+  addOperator, resetOperatorPassword, issueOperatorToken, listOperators, removeOperator, checkOperatorPassword, checkOperatorToken,
+  DEFAULT_OPERATOR_TOKEN_TTL_MS, type OperatorSummary,
+} from './operators.js';

@@ -66,13 +66,13 @@ export function revokeToken(reg: Stores, jti: Jti, actor: Actor = 'cli', now = D
  * Re-enables a revoked device. Its old tokens stay dead (they were revoked, and
  * any token issued before now is refused); it needs a new token (`credbroker token`).
  */
-export function restoreDevice(reg: Stores, id: DeviceId, now = Date.now()): Promise<boolean> {
+export function restoreDevice(reg: Stores, id: DeviceId, actor: Actor = 'cli', now = Date.now()): Promise<boolean> {
   return reg.transaction(async (tx) => {
     await tx.devices.require(id);
     const changed = await tx.devices.restore(id, now);
     if (changed) {
       await tx.changes.append('device_restored', id, null, now);
-      await tx.audit.append('cli', 'device.restore', id, null, now);
+      await tx.audit.append(actor, 'device.restore', id, null, now);
     }
     return changed;
   });

@@ -97,6 +97,12 @@ export function parseSubjectId(text: unknown): DeviceId {
   return isGrantPrincipal(text) ? text : parseDeviceId(text);
 }
 
+/** An operator's name: it lands in audit rows as `operator:NAME`, so it is kept to a plain shape. */
+export function parseOperatorName(text: unknown): string {
+  if (typeof text === 'string' && PROFILE_NAME.test(text)) return text;
+  throw new UsageError(`invalid operator name ${describe(text)}: use 1–64 letters, digits, '.', '_' or '-'`);
+}
+
 export function parseProfileName(text: unknown): ProfileName {
   if (typeof text === 'string' && PROFILE_NAME.test(text)) return text as ProfileName;
   throw new UsageError(`invalid profile name ${describe(text)}: use 1–64 letters, digits, '.', '_' or '-'`);

@@ -1,7 +1,7 @@
 import type { ClaimName, DeviceId, GrantName, Jti, Kid, ProfileName } from './ids.js';
 import type {
   Actor, AuditEvent, AuditQuery, Change, Claim, ClaimedDevice, NewClaim, ChangeKind, Device, DeviceFilter, DeviceRestriction, DeviceStatus, Grant, IssuedToken,
-  NewAuditEvent, NewGrant, NewSigningKey, NewToken, Profile, ProfileInput, ProvisionedDevice, RefreshRecord, RefreshState,
+  NewAuditEvent, NewGrant, NewSigningKey, NewToken, Operator, OperatorRole, OperatorToken, Profile, ProfileInput, ProvisionedDevice, RefreshRecord, RefreshState,
   RegistryStats, RevokedToken, ScrubReport, Settings, SigningKeyRecord,
 } from './types.js';
 
@@ -240,6 +240,25 @@ export interface KeyStore {
   all(): Promise<SigningKeyRecord[]>;
 }
 
+/** Operators and their API tokens (SPEC "Operators"): hashes only, never a password or token. */
+export interface OperatorStore {
+  get(name: string): Promise<Operator | undefined>;
+  /** Ordered by name. */
+  list(): Promise<Operator[]>;
+  /** @returns false when the name is taken. */
+  insert(name: string, role: OperatorRole, passwordHash: string, now: number): Promise<boolean>;
+  /** @returns false when there is no such operator. */
+  setPassword(name: string, passwordHash: string, now: number): Promise<boolean>;
+  touchLogin(name: string, now: number): Promise<void>;
+  /** Removes the operator and every API token of theirs; false when there was none. */
+  delete(name: string): Promise<boolean>;
+  addToken(hash: string, operator: string, expiresAt: number, now: number): Promise<void>;
+  findToken(hash: string): Promise<OperatorToken | undefined>;
+  touchToken(hash: string, now: number): Promise<void>;
+  /** Live API tokens per operator (expired ones are not counted). */
+  liveTokenCounts(now: number): Promise<Map<string, number>>;
+}
+
 export interface SettingsStore {
   /** The stored settings over the defaults. */
   read(): Promise<Settings>;
@@ -279,6 +298,7 @@ export interface Stores {
   readonly changes: ChangeStore;
   readonly keys: KeyStore;
   readonly settings: SettingsStore;
+  readonly operators: OperatorStore;
   /**
    * Runs `fn` in one write transaction and resolves to its result; a rejection
    * rolls all of it back. Transactions of one process run one at a time, and

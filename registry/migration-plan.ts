@@ -6,7 +6,7 @@
  * is the same for both, which `registry copy` relies on. Append only: a released
  * step is never edited or removed.
  */
-export const MIGRATION_STEPS = ['tables', 'tokens-expiry-index', 'simulation-devices', 'token-families', 'claims', 'grants'] as const;
+export const MIGRATION_STEPS = ['tables', 'tokens-expiry-index', 'simulation-devices', 'token-families', 'claims', 'grants', 'operators'] as const;
 
 export type MigrationStep = (typeof MIGRATION_STEPS)[number];
 export type MigrationScripts = { readonly [S in MigrationStep]: string };

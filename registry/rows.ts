@@ -1,6 +1,6 @@
 import type { ClaimName, DeviceId, GrantName, Jti, Kid, ProfileName } from './ids.js';
 import type {
-  AuditEvent, Claim, ClaimedDevice, Device, DeviceStatus, Grant, IssuedToken, Profile, RefreshRecord, RefreshState, RevokedToken, SigningAlg, SigningKeyRecord,
+  AuditEvent, Claim, Operator, OperatorRole, OperatorToken, ClaimedDevice, Device, DeviceStatus, Grant, IssuedToken, Profile, RefreshRecord, RefreshState, RevokedToken, SigningAlg, SigningKeyRecord,
 } from './types.js';
 
 /**
@@ -93,4 +93,16 @@ export interface AuditRow { id: number; at: number; actor: string; action: strin
 export const toAuditEvent = (r: AuditRow): AuditEvent => ({
   id: r.id, at: r.at, actor: r.actor, action: r.action, deviceId: r.device_id,
   details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
+});
+
+export interface OperatorRow { name: string; role: OperatorRole; password_hash: string; created_at: number; updated_at: number; last_login_at: number | null }
+
+export const toOperator = (r: OperatorRow): Operator => ({
+  name: r.name, role: r.role, passwordHash: r.password_hash, createdAt: r.created_at, updatedAt: r.updated_at, lastLoginAt: r.last_login_at,
+});
+
+export interface OperatorTokenRow { hash: string; operator: string; created_at: number; expires_at: number; last_used_at: number | null }
+
+export const toOperatorToken = (r: OperatorTokenRow): OperatorToken => ({
+  hash: r.hash, operator: r.operator, createdAt: r.created_at, expiresAt: r.expires_at, lastUsedAt: r.last_used_at,
 });

@@ -110,7 +110,29 @@ export interface RefreshRecord {
 }
 
 /** Who did it: `cli` (an operator or factory line), `broker`, or a device (`device:<id>`). */
-export type Actor = 'cli' | 'broker' | `device:${string}`;
+export type Actor = 'cli' | 'broker' | `device:${string}` | `operator:${string}`;
+
+export type OperatorRole = 'viewer' | 'operator' | 'admin';
+
+/** A person who works the registry through the API or console (SPEC "Operators"). */
+export interface Operator {
+  readonly name: string;
+  readonly role: OperatorRole;
+  /** Encoded scrypt hash with its salt and parameters (operators/password.ts); never the password. */
+  readonly passwordHash: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly lastLoginAt: number | null;
+}
+
+/** An operator's API token, by hash (never the token). */
+export interface OperatorToken {
+  readonly hash: string;
+  readonly operator: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly lastUsedAt: number | null;
+}
 
 export interface AuditEvent {
   readonly id: number;

@@ -1,7 +1,7 @@
 // Makes `npm test`, `npm start`, `npm run bench` and `npm run demo` work on a fresh clone:
-// installs dependencies when node_modules is missing, then compiles TypeScript, saying so
-// first (a silent first start looked hung). It skips tsc when no source changed since the
-// last build: a stamp in dist/ records the sources' names, sizes and mtimes it was built from.
+// installs dependencies when node_modules is missing, then compiles TypeScript and the operator
+// console, saying so first (a silent first start looked hung). It skips the build when no source
+// changed since the last one: a stamp in dist/ records the sources' names, sizes and mtimes.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { execSync } from 'node:child_process';
@@ -14,7 +14,7 @@ const run = (cmd) => execSync(cmd, { stdio: 'inherit' });
 /** Every file tsc reads from this checkout (tsconfig's include folders) and what steers it. */
 function fingerprint() {
   const { include } = JSON.parse(readFileSync('tsconfig.json', 'utf8'));
-  const files = ['tsconfig.json', 'package-lock.json'];
+  const files = ['tsconfig.json', 'package-lock.json', 'scripts/build-console.mjs'];
   const walk = (dir) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
@@ -22,7 +22,7 @@ function fingerprint() {
       else files.push(path);
     }
   };
-  for (const dir of include) if (existsSync(dir)) walk(dir);
+  for (const dir of [...include, 'console']) if (existsSync(dir)) walk(dir);
   const hash = createHash('sha256');
   for (const file of files.sort()) {
     const s = existsSync(file) ? statSync(file) : { size: -1, mtimeMs: 0 };
@@ -51,5 +51,6 @@ if (stamp?.fingerprint !== now || !existsSync('dist/cli/main.js')) {
     : `building credbroker (sources changed, about ${Math.max(1, Math.round(stamp.seconds))} s)...`);
   const started = Date.now();
   run('npx tsc -p tsconfig.json');
+  run('node scripts/build-console.mjs');
   writeFileSync(STAMP, `${JSON.stringify({ fingerprint: now, seconds: (Date.now() - started) / 1000 })}\n`);
 }

@@ -20,6 +20,7 @@ const tools = [
   ['redis-server', () => runs('redis-server', ['--version']), 'the Redis bus tests (serve --workers/--bus) and the cluster bench'],
   ['postgresql', hasPostgres, 'the PostgreSQL registry tests and bench'],
   ['systemd', () => runs('systemd-analyze', ['--version']), 'systemd-analyze verify of deploy/credbroker.service'],
+  ['chromium', () => runs('chromium', ['--version']), 'the operator console\'s browser tests (headless, driven by playwright-core)'],
 ];
 
 const missing = tools.filter(([, ok]) => !ok());

@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import type { Kid, Registry, ScrubReport, SigningAlg, SigningKeyRecord, Stores } from '../registry/index.js';
+import type { Actor, Kid, Registry, ScrubReport, SigningAlg, SigningKeyRecord, Stores } from '../registry/index.js';
 import { RegistryError } from '../errors/index.js';
 
 /** A public key the verifier accepts, imported once and cached by `kid`. */
@@ -120,6 +120,8 @@ export interface Rotation {
 export interface RotateOptions {
   /** Key compromise: every other key stops verifying now, so every token they signed is refused. */
   readonly immediate?: boolean;
+  /** Who asked (audited): `cli` by default. */
+  readonly actor?: Actor;
   readonly now?: number;
 }
 
@@ -142,7 +144,7 @@ export async function rotateKeys(reg: Registry, opts: RotateOptions = {}): Promi
     await tx.keys.add(key, now);
     for (const r of out) await tx.keys.retire(r.kid, r.verifyUntil, now);
     await tx.changes.append('keys_rotated', null, null, now);
-    await tx.audit.append('cli', 'keys.rotate', null, { activeKid: key.kid, retired: out.map((r) => r.kid), immediate: !!opts.immediate }, now);
+    await tx.audit.append(opts.actor ?? 'cli', 'keys.rotate', null, { activeKid: key.kid, retired: out.map((r) => r.kid), immediate: !!opts.immediate }, now);
     return out;
   }, { durable: true });
   return { activeKid: key.kid, retired, scrubbed: await reg.space.scrub() };

@@ -1,21 +1,18 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import type { AuditEvent } from '../../registry/index.js';
 import { describe, parseSubjectId } from '../../registry/ids.js';
 import { parseSince } from '../../util/time.js';
 import { addDbOption, durationOption, examples, subcommand, withRegistry } from '../common.js';
 import { iso, out, plural, printJson, time } from '../output.js';
 import { addPagingOptions, fetchLimit, pageRequest, printPageFooter, printPageJson, toPage, type PagingFlags } from '../paging.js';
 import { printAudit } from './show.js';
+import { auditJson } from '../../operations/json-views.js';
 
 interface Opts extends PagingFlags { db: string; device?: string; since?: string; action?: string; json?: boolean }
 
 /** Shown when --limit is not given (the newest events are what an operator looks at first). */
 const DEFAULT_LIMIT = 100;
 
-export function auditJson(e: AuditEvent): Record<string, unknown> {
-  return { id: e.id, at: iso(e.at), actor: e.actor, action: e.action, deviceId: e.deviceId, details: e.details };
-}
 
 /** `key=value` pairs for a table cell. */
 export function formatDetails(details: Record<string, unknown> | null): string {

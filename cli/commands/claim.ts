@@ -1,10 +1,10 @@
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import type { ClaimSummary } from '../../operations/claim.js';
 import { DEFAULT_BROKER_URL, parseBrokerUrl } from '../../provisioning/broker-url.js';
 import { formatDuration } from '../../util/duration.js';
 import { durationOption, examples, subcommand, withRegistry } from '../common.js';
+import { claimJson } from '../../operations/json-views.js';
 import { count, iso, note, out, printJson, printTable, time } from '../output.js';
 
 interface CreateOpts {
@@ -12,15 +12,6 @@ interface CreateOpts {
 }
 interface Opts { db: string; json?: boolean; reason?: string; ttl?: string; limit?: string }
 
-/** The one JSON form of a claim (never its hash). */
-function claimJson(s: ClaimSummary): Record<string, unknown> {
-  const c = s.claim;
-  return {
-    name: c.name, profile: c.profile, state: s.state, maxDevices: c.maxDevices, used: s.used, left: s.left,
-    idPattern: c.idPattern, allowList: s.allowListSize, brokerUrl: c.brokerUrl, expiresAt: iso(c.expiresAt), createdAt: iso(c.createdAt),
-    revokedAt: iso(c.revokedAt), revokedReason: c.revokedReason,
-  };
-}
 
 /** What gets flashed onto every unit of the batch (`--out FILE`): the device client reads it as `claimPath`. */
 function claimFileText(name: string, credential: string, brokerUrl: string): string {

@@ -1,22 +1,14 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import type { Device, DeviceStatus } from '../../registry/index.js';
+import type { DeviceStatus } from '../../registry/index.js';
 import { describe, isDeviceId } from '../../registry/ids.js';
 import { addDbOption, deviceIdArgs, examples, subcommand, withRegistry } from '../common.js';
-import { count, iso, out, plural, printJson, printTable, time } from '../output.js';
+import { count, out, plural, printJson, printTable, time } from '../output.js';
+import { deviceJson } from '../../operations/json-views.js';
 import { addPagingOptions, fetchLimit, pageRequest, printPageFooter, printPageJson, toPage, type PagingFlags } from '../paging.js';
 
 interface Opts extends PagingFlags { db: string; status?: DeviceStatus; profile?: string; search?: string; json?: boolean }
 
-/** The JSON form of a device (times as ISO 8601). */
-export function deviceJson(d: Device): Record<string, unknown> {
-  return {
-    id: d.id, profile: d.profile, status: d.status, revokedReason: d.revokedReason, revokedAt: iso(d.revokedAt),
-    tokensValidAfter: d.tokensValidAfter ? iso(d.tokensValidAfter * 1000) : null,
-    credentialExpiresAt: iso(d.credentialExpiresAt), createdAt: iso(d.createdAt), lastSeenAt: iso(d.lastSeenAt),
-    simulation: d.simulation,
-  };
-}
 
 /** A `--search` prefix: the start of a device id. */
 function parsePrefix(raw: string): string {

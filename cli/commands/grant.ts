@@ -1,18 +1,11 @@
 import type { Command } from 'commander';
-import type { Grant } from '../../registry/index.js';
 import { grantPrincipal } from '../../registry/ids.js';
+import { grantJson } from '../../operations/json-views.js';
 import { addDbOption, durationOption, examples, withIssuer } from '../common.js';
-import { iso, note, out, printJson, time } from '../output.js';
+import { note, out, printJson, time } from '../output.js';
 
 interface Opts { db: string; pub?: string[]; sub?: string[]; ttl: string; within?: string; reason?: string; json?: boolean }
 
-/** The one JSON form of a grant (`grant --json`, `grants --json`); never its token. */
-export function grantJson(g: Grant, status?: string): Record<string, unknown> {
-  return {
-    name: g.name, principal: grantPrincipal(g.name), ...(status !== undefined && { status }), jti: g.jti, publish: g.publish, subscribe: g.subscribe,
-    within: g.within, reason: g.reason, issuedAt: iso(g.issuedAt), expiresAt: iso(g.expiresAt), revokedAt: iso(g.revokedAt),
-  };
-}
 
 /** `credbroker grant NAME`: a thin shell over operations/issueGrant. */
 export function registerGrant(program: Command): void {

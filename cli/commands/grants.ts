@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { grantStatus } from '../../registry/index.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
 import { count, out, printJson, printTable, time } from '../output.js';
-import { grantJson } from './grant.js';
+import { grantJson } from '../../operations/json-views.js';
 
 interface Opts { db: string; active?: boolean; json?: boolean }
 

@@ -1,15 +1,9 @@
 import type { Command } from 'commander';
-import type { SigningKeyRecord } from '../../registry/index.js';
+import { keyJson, keyState } from '../../operations/json-views.js';
 import { examples, subcommand, withRegistry } from '../common.js';
 import { iso, note, out, printJson, printTable, time } from '../output.js';
 
 interface Opts { db: string; json?: boolean; now?: boolean }
-
-/** active; retired (still verifying its tokens until verifyUntil); expired (verifies nothing any more). */
-function keyState(k: SigningKeyRecord, now: number): 'active' | 'retired' | 'expired' {
-  if (k.status === 'active') return 'active';
-  return (k.verifyUntil ?? 0) > now ? 'retired' : 'expired';
-}
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys')
@@ -27,7 +21,7 @@ export function registerKeys(program: Command): void {
         return reg.keys.all();
       }, { readonly: true });
       if (opts.json) {
-        printJson(list.map((k) => ({ kid: k.kid, alg: k.alg, status: keyState(k, now), createdAt: iso(k.createdAt), retiredAt: iso(k.retiredAt), verifyUntil: iso(k.verifyUntil) })));
+        printJson(list.map((k) => keyJson(k, now)));
         return;
       }
       printTable(

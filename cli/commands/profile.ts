@@ -1,19 +1,12 @@
 import type { Command } from 'commander';
-import type { Profile } from '../../registry/index.js';
 import { formatDuration } from '../../util/duration.js';
+import { profileJson } from '../../operations/json-views.js';
 import { durationOption, examples, subcommand, withRegistry } from '../common.js';
-import { count, iso, out, printJson, printTable, time } from '../output.js';
+import { count, out, printJson, printTable, time } from '../output.js';
 
 interface SetOpts { db: string; pub?: string[]; sub?: string[]; ttl?: string; json?: boolean }
 interface ListOpts { db: string; json?: boolean }
 
-/** The one JSON form of a profile (`profile show/list/set --json`, and the profile in `show ID --json`). */
-export function profileJson(p: Profile, devices?: number): Record<string, unknown> {
-  return {
-    name: p.name, publish: p.publish, subscribe: p.subscribe, tokenTtl: formatDuration(p.tokenTtlMs), tokenTtlMs: p.tokenTtlMs,
-    createdAt: iso(p.createdAt), updatedAt: iso(p.updatedAt), ...(devices === undefined ? {} : { devices }),
-  };
-}
 
 export function registerProfile(program: Command): void {
   const profile = program.command('profile')

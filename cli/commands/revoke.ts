@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import type { Jti } from '../../registry/ids.js';
+import { parseRevokeReason } from '../../operations/revoke-reason.js';
 import { addDbOption, deviceIdArgs, examples, withRegistry } from '../common.js';
 import { count, out, plural, printJson } from '../output.js';
 
@@ -68,9 +69,7 @@ re-enables the device, which then needs a new token ("credbroker token ID").
 }
 
 function revokeReason(opts: Opts): string {
-  const reason = (opts.reason ?? 'revoked by operator').trim();
-  if (!reason || reason.length > 500 || /[\x00-\x1f\x7f]/.test(reason)) throw new UsageError('--reason must be one line of 1-500 characters');
-  return reason;
+  return parseRevokeReason(opts.reason, '--reason');
 }
 
 /** `revoke --grant NAME`: the live grant of that name dies; the broker closes its session within a second. */

@@ -5,7 +5,7 @@ import { count } from '../output.js';
 
 interface ServeFlags {
   db?: string; config?: string; host?: string; mqttPort?: string; tlsPort?: string; tlsCert?: string; tlsKey?: string;
-  wsPort?: string; httpPort?: string; httpHost?: string; wsOrigins?: string; deniedPublish?: string; logLevel?: string; logFormat?: string;
+  wsPort?: string; httpPort?: string; httpHost?: string; httpTlsCert?: string; httpTlsKey?: string; wsOrigins?: string; deniedPublish?: string; logLevel?: string; logFormat?: string;
   maxPacketBytes?: string; maxQueuedMessages?: string; maxQueuedBytes?: string; workers?: string; bus?: string; busCa?: string; busInsecure?: boolean; verifiedTokenCache?: string;
 }
 
@@ -22,8 +22,10 @@ export function registerServe(program: Command): void {
     .option('--tls-cert <file>', 'PEM server certificate (see certs/README.md)')
     .option('--tls-key <file>', 'PEM server private key')
     .option('--ws-port <port>', 'MQTT over WebSocket, or "off" (default 8083)')
-    .option('--http-port <port>', '/healthz, /readyz, /metrics, /sessions, /.well-known/jwks.json, or "off" (default 9100)')
-    .option('--http-host <addr>', 'address of the ops HTTP port, which has no authentication (default 127.0.0.1)')
+    .option('--http-port <port>', '/healthz, /readyz, /metrics, /sessions, /.well-known/jwks.json and the operator API /api/v1, or "off" (default 9100)')
+    .option('--http-host <addr>', 'address of the ops HTTP port (default 127.0.0.1); off loopback it needs --http-tls-cert and --http-tls-key, and /metrics and /sessions need an operator credential')
+    .option('--http-tls-cert <file>', 'PEM certificate of the ops HTTP port: it then serves HTTPS (see certs/README.md)')
+    .option('--http-tls-key <file>', 'PEM private key of the ops HTTP port')
     .option('--ws-origins <list>', 'browser origins allowed on the WebSocket port, comma-separated (default: any)')
     .option('--denied-publish <policy>', 'on a publish the ACL refuses: disconnect | drop (default disconnect)')
     .option('--log-level <level>', 'pino level: debug | info | warn | error (default info)')
@@ -47,7 +49,7 @@ Examples:
       // A node's worker runs this command again (node:cluster): it takes the config its primary resolved.
       if (cluster.isWorker) return (await import('../serve-node.js')).serveWorker();
       // Loaded here, not at start-up: every other command stays fast to start.
-      const { loadConfigWithSources, startBroker } = await import('../../broker/index.js');
+      const { consoleMount, loadConfigWithSources, startBroker } = await import('../../broker/index.js');
       const { config, given } = loadConfigWithSources({ ...flags });
       // The quick start (`npm start`) creates the embedded default; a registry named by
       // the user must exist, so that a typo cannot start a broker on a new, empty one.
@@ -58,7 +60,7 @@ Examples:
       }
       // On a bus, a node of workers; without one, today's single process with no Redis client loaded.
       if (config.bus !== null) return (await import('../serve-node.js')).serveNode(config);
-      const broker = await startBroker(config);
+      const broker = await startBroker(config, { opsMounts: [consoleMount()] });
       const p = broker.ports;
       const { reg, keyring, settings } = broker.context.issuer;
       const devices = await reg.devices.countByStatus();

@@ -4,10 +4,9 @@ import { parseDeviceId } from '../../registry/ids.js';
 import { addDbOption, examples, withRegistry } from '../common.js';
 import { UsageError } from '../../errors/index.js';
 import { DEFAULT_BROKER_HTTP, liveSession, parseBrokerUrl } from '../ops-http.js';
-import { count, iso, out, printJson, printTable, time } from '../output.js';
-import { deviceJson } from './devices.js';
-import { auditJson, formatDetails } from './audit.js';
-import { profileJson } from './profile.js';
+import { count, out, printJson, printTable, time } from '../output.js';
+import { formatDetails } from './audit.js';
+import { deviceSummaryJson } from '../../operations/json-views.js';
 
 interface Opts { db: string; json?: boolean; events: string; broker: string; stats?: boolean }
 
@@ -35,11 +34,7 @@ export function registerShow(program: Command): void {
       const session = await live;
       if (opts.json) {
         printJson({
-          device: deviceJson(s.device),
-          profile: s.profile ? profileJson(s.profile) : null,
-          liveTokens: s.liveTokens.map((t) => ({ jti: t.jti, kid: t.kid, issuedAt: iso(t.issuedAt), expiresAt: iso(t.expiresAt) })),
-          refreshCredentials: s.refreshCredentials.map((r) => ({ state: r.state, issuedAt: iso(r.issuedAt), expiresAt: iso(r.expiresAt), usedAt: iso(r.usedAt) })),
-          recentAudit: s.recentAudit.map(auditJson),
+          ...deviceSummaryJson(s),
           // Present only when the broker answered: null = not connected.
           ...(session === undefined ? {} : { session }),
         });

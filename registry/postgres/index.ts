@@ -17,6 +17,7 @@ import { PgSigningKeys } from './keys.js';
 import { migrate, schemaVersion, tooNew } from './migrations.js';
 import { SCHEMA_VERSION } from '../migration-plan.js';
 import { ClientSql, connectionConfig, createPool, PoolSql, type Sql } from './pool.js';
+import { PgOperators } from './operators.js';
 import { PgProfiles } from './profiles.js';
 import { PgRefreshCredentials } from './refresh.js';
 import { PgSettings } from './settings.js';
@@ -28,7 +29,7 @@ type Tx = <T>(fn: (tx: RegistryTx) => Promise<T>, opts?: TransactionOptions) => 
 function storesOn(sql: Sql, transaction: Tx): Stores {
   return {
     devices: new PgDevices(sql), profiles: new PgProfiles(sql), tokens: new PgTokens(sql), grants: new PgGrants(sql), claims: new PgClaims(sql), refresh: new PgRefreshCredentials(sql),
-    audit: new PgAuditLog(sql), changes: new PgChanges(sql), keys: new PgSigningKeys(sql), settings: new PgSettings(sql),
+    audit: new PgAuditLog(sql), changes: new PgChanges(sql), keys: new PgSigningKeys(sql), settings: new PgSettings(sql), operators: new PgOperators(sql),
     transaction,
   };
 }
@@ -49,7 +50,7 @@ const TX_ATTEMPTS = 3;
  * killed keys) commit with it on, whatever the server's default.
  */
 export class PgRegistry implements Registry {
-  readonly devices; readonly profiles; readonly tokens; readonly grants; readonly claims; readonly refresh; readonly audit; readonly keys; readonly settings;
+  readonly devices; readonly profiles; readonly tokens; readonly grants; readonly claims; readonly refresh; readonly audit; readonly keys; readonly settings; readonly operators;
   readonly changes: ChangeFeed;
   readonly space: PgSpace;
   readonly location: string;
@@ -63,7 +64,7 @@ export class PgRegistry implements Registry {
     this.sql = sql;
     const s = storesOn(sql, (fn, opts) => this.transaction(fn, opts));
     this.devices = s.devices; this.profiles = s.profiles; this.tokens = s.tokens; this.grants = s.grants; this.claims = s.claims; this.refresh = s.refresh;
-    this.audit = s.audit; this.keys = s.keys; this.settings = s.settings;
+    this.audit = s.audit; this.keys = s.keys; this.settings = s.settings; this.operators = s.operators;
     const changes = s.changes as PgChanges;
     this.changes = {
       append: (...a) => changes.append(...a),

@@ -118,6 +118,20 @@ const MIGRATIONS = inOrder({
      revoked_at BIGINT);
    CREATE INDEX grants_name ON grants(name, expires_at);
    CREATE INDEX grants_expiry ON grants(expires_at);`,
+  operators: `CREATE TABLE operators (
+     name TEXT COLLATE "C" PRIMARY KEY,
+     role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+     password_hash TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     updated_at BIGINT NOT NULL,
+     last_login_at BIGINT);
+   CREATE TABLE operator_tokens (
+     hash TEXT PRIMARY KEY,
+     operator TEXT COLLATE "C" NOT NULL REFERENCES operators(name),
+     created_at BIGINT NOT NULL,
+     expires_at BIGINT NOT NULL,
+     last_used_at BIGINT);
+   CREATE INDEX operator_tokens_operator ON operator_tokens(operator);`,
 });
 
 /** Advisory lock keys (pg_advisory_xact_lock): one per thing that must not run twice at once, cluster-wide. */

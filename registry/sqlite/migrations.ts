@@ -122,6 +122,24 @@ const MIGRATIONS = inOrder({
      revoked_at INTEGER);
    CREATE INDEX grants_name ON grants(name, expires_at);
    CREATE INDEX grants_expiry ON grants(expires_at);`,
+  // Operators (schema 7, SPEC "Operators, the API and the console"): people with a role. The
+  // password is an encoded scrypt hash that carries its own salt and cost parameters
+  // (operators/password.ts), so the cost can rise later without a migration. API tokens are
+  // stored by SHA-256 hash only, as refresh and claim credentials are.
+  operators: `CREATE TABLE operators (
+     name TEXT PRIMARY KEY,
+     role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+     password_hash TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     last_login_at INTEGER);
+   CREATE TABLE operator_tokens (
+     hash TEXT PRIMARY KEY,          -- SHA-256 of the cbop_ token; the token itself is never stored
+     operator TEXT NOT NULL REFERENCES operators(name),
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     last_used_at INTEGER);
+   CREATE INDEX operator_tokens_operator ON operator_tokens(operator);`,
 });
 
 /**
