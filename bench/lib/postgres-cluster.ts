@@ -114,6 +114,10 @@ export async function startPostgres(opts: ClusterOptions = {}): Promise<PgCluste
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', cleanup);
+  // A process killed by a signal (tap's file timeout sends SIGTERM) runs no 'exit' handler: stop the postmaster, then die of the signal.
+  const onSignal = (sig: NodeJS.Signals) => { cleanup(); process.kill(process.pid, sig); };
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+  for (const sig of signals) process.once(sig, onSignal);
 
   // A port found free can be taken before the postmaster binds it: try another.
   for (let attempt = 1; ; attempt++) {
@@ -163,6 +167,7 @@ export async function startPostgres(opts: ClusterOptions = {}): Promise<PgCluste
     },
     destroy() {
       process.removeListener('exit', cleanup);
+      for (const sig of signals) process.removeListener(sig, onSignal);
       cleanup();
     },
   };
