@@ -176,7 +176,7 @@ const RETAINED_REPLAY: AedesPatch = {
       from: `  func = function handlePacketSubscription (_packet, cb) {
     _packet = new Packet(_packet, broker)`,
       to: `  func = function handlePacketSubscription (_packet, cb) {
-    if (_packet.retain && !retainedOnce(client, _packet)) return cb()
+    if (_packet.retain && !liveOnce(client, _packet)) return cb()
     _packet = new Packet(_packet, broker)`,
     },
     {
@@ -190,21 +190,21 @@ const RETAINED_REPLAY: AedesPatch = {
     }
   })`,
       to: `  // opened before the first subscription is added: a live copy may come at once
-  const closeWindow = restore ? null : openRetainedWindow(client)
+  const window = restore ? null : new RetainedWindow(client)
   runParallel(state, doSubscribe, packet.subscriptions, (err) => {
     if (err) {
-      if (closeWindow) closeWindow()
+      if (window) window.close()
       done(err)
     } else if (restore) {
       done()
     } else {
-      completeSubscribe.call(state, closeWindow)
+      completeSubscribe.call(state, window)
     }
   })`,
     },
     {
       from: `function completeSubscribe () {`,
-      to: `function completeSubscribe (closeWindow) {`,
+      to: `function completeSubscribe (window) {`,
     },
     {
       from: `    const stream = persistence.createRetainedStreamCombi(topics)
@@ -214,7 +214,7 @@ const RETAINED_REPLAY: AedesPatch = {
         qos: packet.qos,`,
       to: `    const stream = persistence.createRetainedStreamCombi(topics)
     const replay = through(function sendRetained (packet, enc, cb) {
-      if (!retainedOnce(client, packet)) return cb()
+      if (!window.replayOnce(packet)) return cb()
       packet = new Packet({
         cmd: packet.cmd,
         qos: Math.min(packet.qos, grantedQoS(subs, packet.topic)),`,
@@ -229,36 +229,53 @@ const RETAINED_REPLAY: AedesPatch = {
       to: `      packet.brokerId = null
       client.deliverQoS(packet, cb)
     })
-    finished(replay, { readable: false }, closeWindow)
+    finished(replay, { readable: false }, () => window.close())
     stream.pipe(replay)
   } else {
-    closeWindow()
+    window.close()
   }
 }
 
-// While a retained replay runs, and for RETAINED_WINDOW_MS after (a live copy
-// may travel a slower path than the store read), the retained messages this
-// client got, live or replayed, by their broker-wide identity.
+// A SUBSCRIBE's retained window: from before its subscriptions are added until
+// RETAINED_WINDOW_MS after its replay ends (a live copy may travel a slower path
+// than the store read), the retained messages sent live and replayed, by their
+// broker-wide identity, so that each goes out once.
 const RETAINED_WINDOW_MS = 2000
 
-function openRetainedWindow (client) {
-  const w = client._retainedWindow ??= { seen: new Set(), open: 0 }
-  w.open++
-  return function closeRetainedWindow () {
-    setTimeout(() => {
-      if (--w.open === 0 && client._retainedWindow === w) client._retainedWindow = null
-    }, RETAINED_WINDOW_MS).unref()
+class RetainedWindow {
+  constructor (client) {
+    this.client = client
+    this.live = new Set()
+    this.replayed = new Set()
+    ;(client._retainedWindows ??= new Set()).add(this)
+  }
+
+  // false when the message already went out live since the SUBSCRIBE
+  replayOnce (packet) {
+    const key = retainedKey(packet)
+    if (key === null) return true
+    if (this.live.has(key)) return false
+    this.replayed.add(key)
+    return true
+  }
+
+  close () {
+    setTimeout(() => this.client._retainedWindows.delete(this), RETAINED_WINDOW_MS).unref()
   }
 }
 
-// false when this retained message was already sent to the client in the window
-function retainedOnce (client, packet) {
-  const w = client._retainedWindow
-  if (!w || !packet.brokerId) return true
-  const key = packet.brokerId + '/' + packet.brokerCounter
-  if (w.seen.has(key)) return false
-  w.seen.add(key)
+// false when an open window replayed this message already
+function liveOnce (client, packet) {
+  const windows = client._retainedWindows
+  const key = windows && windows.size > 0 ? retainedKey(packet) : null
+  if (key === null) return true
+  for (const w of windows) if (w.replayed.has(key)) return false
+  for (const w of windows) w.live.add(key)
   return true
+}
+
+function retainedKey (packet) {
+  return packet.brokerId ? packet.brokerId + '/' + packet.brokerCounter : null
 }
 
 // the highest QoS granted to the filters of this SUBSCRIBE that match topic
