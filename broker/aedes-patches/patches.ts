@@ -174,10 +174,15 @@ const RETAINED_REPLAY: AedesPatch = {
   edits: [
     {
       from: `  func = function handlePacketSubscription (_packet, cb) {
-    _packet = new Packet(_packet, broker)`,
+    _packet = new Packet(_packet, broker)
+    _packet.nl = nl
+    if (!rap) _packet.retain = false`,
       to: `  func = function handlePacketSubscription (_packet, cb) {
-    if (_packet.retain && !liveOnce(client, _packet)) return cb()
-    _packet = new Packet(_packet, broker)`,
+    const retained = _packet.retain ? liveRetained(client, topic, _packet) : LIVE
+    if (retained === SKIP) return cb()
+    _packet = new Packet(_packet, broker)
+    _packet.nl = nl
+    if (!rap && retained !== AS_RETAINED) _packet.retain = false`,
     },
     {
       from: `  runParallel(state, doSubscribe, packet.subscriptions, (err) => {
@@ -190,7 +195,7 @@ const RETAINED_REPLAY: AedesPatch = {
     }
   })`,
       to: `  // opened before the first subscription is added: a live copy may come at once
-  const window = restore ? null : new RetainedWindow(client)
+  const window = restore ? null : new RetainedWindow(client, packet.subscriptions)
   runParallel(state, doSubscribe, packet.subscriptions, (err) => {
     if (err) {
       if (window) window.close()
@@ -237,16 +242,23 @@ const RETAINED_REPLAY: AedesPatch = {
 }
 
 // A SUBSCRIBE's retained window: from before its subscriptions are added until
-// RETAINED_WINDOW_MS after its replay ends (a live copy may travel a slower path
-// than the store read), the retained messages sent live and replayed, by their
-// broker-wide identity, so that each goes out once.
+// RETAINED_WINDOW_MS after its replay ends (a live copy may travel a slower path,
+// a bus, than the store read), the retained messages its filters got live and
+// replayed, by their broker-wide identity, so that each goes out once. One that
+// comes live while the replay runs was published before the SUBSCRIBE was
+// done: it goes out as the retained copy (RETAIN 1), and the replay skips it.
 const RETAINED_WINDOW_MS = 2000
+const LIVE = 0
+const SKIP = 1
+const AS_RETAINED = 2
 
 class RetainedWindow {
-  constructor (client) {
+  constructor (client, subs) {
     this.client = client
+    this.filters = new Set(subs.map(sub => sub.topic))
     this.live = new Set()
     this.replayed = new Set()
+    this.replaying = true
     ;(client._retainedWindows ??= new Set()).add(this)
   }
 
@@ -260,18 +272,24 @@ class RetainedWindow {
   }
 
   close () {
+    this.replaying = false
     setTimeout(() => this.client._retainedWindows.delete(this), RETAINED_WINDOW_MS).unref()
   }
 }
 
-// false when an open window replayed this message already
-function liveOnce (client, packet) {
+// how a retained-flagged live message on the subscription to filter goes out
+function liveRetained (client, filter, packet) {
   const windows = client._retainedWindows
   const key = windows && windows.size > 0 ? retainedKey(packet) : null
-  if (key === null) return true
-  for (const w of windows) if (w.replayed.has(key)) return false
-  for (const w of windows) w.live.add(key)
-  return true
+  if (key === null) return LIVE
+  let how = LIVE
+  for (const w of windows) {
+    if (!w.filters.has(filter)) continue
+    if (w.replayed.has(key)) return SKIP
+    if (w.replaying) how = AS_RETAINED
+  }
+  for (const w of windows) if (w.filters.has(filter)) w.live.add(key)
+  return how
 }
 
 function retainedKey (packet) {
