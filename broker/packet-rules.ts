@@ -61,11 +61,15 @@ export function connackBeforeParse(raw: { length: number; byteAt(i: number): num
   const nameLength = (raw.byteAt(0) << 8) | raw.byteAt(1);
   if (nameLength !== 4 && nameLength !== 6) return null;
   if (raw.length < 2 + nameLength + 1) return null;
-  let name = '';
-  for (let i = 0; i < nameLength; i++) name += String.fromCharCode(raw.byteAt(2 + i));
-  if (name !== 'MQTT' && name !== 'MQIsdp') return null;
+  if (!holds(raw, nameLength === 4 ? 'MQTT' : 'MQIsdp')) return null;
   const level = raw.byteAt(2 + nameLength) & 0x7f;
   return level === 3 || level === 4 || level === 5 ? null : 1;
+}
+
+/** The protocol name in the body is `name` (ASCII), compared byte by byte: this runs on every CONNECT. */
+function holds(raw: { byteAt(i: number): number }, name: string): boolean {
+  for (let i = 0; i < name.length; i++) if (raw.byteAt(2 + i) !== name.charCodeAt(i)) return false;
+  return true;
 }
 
 /**
