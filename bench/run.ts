@@ -12,8 +12,10 @@
  *   BENCH_CPU_PROF=DIR       write V8 CPU profiles of the credbroker children to DIR
  *   BENCH_NO_MOSQUITTO=1     skip the Mosquitto column even when it is installed
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
+import { planPatches } from '../broker/aedes-patches/load.js';
 import { benchAuthenticateHook } from './authenticate.js';
 import { benchBusSeal } from './bus-seal.js';
 import { benchCluster, broadcastKind, SINGLE, workersKind } from './cluster.js';
@@ -41,13 +43,9 @@ const t00 = now();
 const log = (msg: string) => process.stderr.write(`[bench ${((now() - t00) / 1000).toFixed(0).padStart(3)}s] ${msg}\n`);
 const kib = (b: number | null | undefined) => (b === null || b === undefined || !Number.isFinite(b) ? 'n/a' : `${(b / 1024).toFixed(2)} KiB`);
 
-/** Whether node_modules holds the install-time aedes patches (scripts/patch-aedes.mjs): every broker's figures depend on it. */
+/** Whether credbroker's brokers run aedes patched (broker/aedes-patches/): every credbroker figure depends on it. */
 function aedesPatched(): boolean {
-  try {
-    return readFileSync(new URL('./lib/handlers/connect.js', import.meta.resolve('aedes')), 'utf8').includes('credbroker patch');
-  } catch {
-    return false;
-  }
+  return planPatches(dirname(fileURLToPath(import.meta.resolve('aedes')))).files !== null;
 }
 
 async function main(): Promise<void> {
@@ -314,7 +312,7 @@ async function main(): Promise<void> {
 
   json.totalSeconds = (now() - started) / 1000;
   process.stdout.write(`\ncredbroker benchmark — Node ${process.version}, medians of ${runs} runs (throughput: ${throughputRuns}); baseline = plain aedes (no auth) unless stated; ratio = credbroker / baseline\n`);
-  process.stdout.write(json.aedesPatched ? 'aedes: patched at install (scripts/patch-aedes.mjs)\n\n' : 'aedes: NOT patched (run `npm ci` or `node scripts/patch-aedes.mjs`): every broker pays ≈ 100 µs more per CONNECT\n\n');
+  process.stdout.write(json.aedesPatched ? 'aedes: patched at run time (broker/aedes-patches/)\n\n' : 'aedes: NOT patched (not the version broker/aedes-patches/ was written for): every broker pays ≈ 100 µs more per CONNECT\n\n');
   process.stdout.write(table(rows) + '\n');
   if (!mosquitto) process.stdout.write('\nMosquitto column skipped (not installed).\n');
   process.stdout.write('\nNotes: a negative revocation latency means the broker closed the session before the revoking process had exited\n' +

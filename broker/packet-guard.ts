@@ -1,9 +1,11 @@
 import { isUtf8 } from 'node:buffer';
 import type { Aedes, Client } from 'aedes';
+import type { ParsedPacket } from './packet-rules.js';
 import type { WireLimits } from './limits.js';
+import { breaksRule, connackAfterParse, connackBeforeParse } from './packet-rules.js';
 
 /** Why the packet guard closed a connection (the metric label). */
-export type WireViolationReason = 'packet_too_large' | 'connect_too_large' | 'invalid_utf8';
+export type WireViolationReason = 'packet_too_large' | 'connect_too_large' | 'invalid_utf8' | 'malformed' | 'protocol_version' | 'identifier_rejected';
 
 /** A packet the broker refuses to read: the connection is closed (MQTT 3.1.1 has no error packet). */
 export class WireViolation extends Error {
@@ -19,11 +21,15 @@ export class WireViolation extends Error {
  * fails with it.
  */
 interface Parser {
-  packet: { cmd?: string; length: number };
-  _list: { slice(start: number, end: number): Buffer };
+  packet: ParsedPacket & { clientId?: string };
+  _list: { length: number; slice(start: number, end: number): Buffer; readUInt8(offset: number): number };
   _pos: number;
   error: Error | null;
+  /** The CONNECT, once parsed: its protocol level is the connection's. */
+  settings?: { protocolVersion?: number };
   _parseLength(): boolean;
+  _parsePayload(): boolean;
+  _newPacket(): boolean;
   _parseString(maybeBuffer?: boolean): string | null;
   _emitError(err: Error): void;
   [STATE]?: GuardState;
@@ -46,6 +52,8 @@ export interface GuardHooks {
 const STATE = Symbol('credbroker.packetGuard');
 let parseLength: Parser['_parseLength'] | null = null;
 let parseString: Parser['_parseString'] | null = null;
+let parsePayload: Parser['_parsePayload'] | null = null;
+let newPacket: Parser['_newPacket'] | null = null;
 
 /**
  * Checks the remaining length as soon as the fixed header has been read, before
@@ -83,6 +91,46 @@ function guardedParseString(this: Parser, maybeBuffer?: boolean): string | null 
   return s;
 }
 
+/** The packet's body, as the parser holds it once it is whole. */
+function body(parser: Parser) {
+  const list = parser._list;
+  return { length: Math.min(parser.packet.length, list.length), byteAt: (i: number) => list.readUInt8(i) };
+}
+
+/** A CONNECT whose protocol level MQTT 3.1.1 answers with CONNACK 1 is answered so, before the parser closes without a word. */
+function guardedParsePayload(this: Parser): boolean {
+  if (this.packet.cmd === 'connect' && this._list.length >= this.packet.length) {
+    const code = connackBeforeParse(body(this));
+    if (code !== null) {
+      refuseWith(this, code, new WireViolation('protocol_version', 'CONNECT of an unsupported protocol level [MQTT-3.1.2-2]'));
+      return false;
+    }
+  }
+  return parsePayload!.call(this);
+}
+
+/** The rules the parser does not check (packet-rules.ts), before aedes gets the packet. */
+function guardedNewPacket(this: Parser): boolean {
+  const packet = this.packet;
+  const rule = breaksRule(packet, body(this), this._pos, this.settings?.protocolVersion ?? packet.protocolVersion);
+  if (rule !== null) {
+    refuse(this, new WireViolation('malformed', rule));
+    return false;
+  }
+  const code = connackAfterParse(packet);
+  if (code !== null) {
+    refuseWith(this, code, new WireViolation('identifier_rejected', 'CONNECT with an empty client id [MQTT-3.1.3-8]'));
+    return false;
+  }
+  return newPacket!.call(this);
+}
+
+/** A refusal CONNACK (MQTT 3.1.1 form), then the close. */
+function refuseWith(parser: Parser, returnCode: number, v: WireViolation): void {
+  parser[STATE]!.client.conn.write(Buffer.from([0x20, 0x02, 0x00, returnCode]));
+  refuse(parser, v);
+}
+
 function refuse(parser: Parser, v: WireViolation): void {
   const g = parser[STATE]!;
   g.hooks.onViolation(g.client, v);
@@ -92,7 +140,8 @@ function refuse(parser: Parser, v: WireViolation): void {
 /** Installs the guard on an aedes client's parser; throws if the parser is not the one it knows. */
 export function guardClient(client: Client, limits: WireLimits, hooks: GuardHooks): void {
   const parser = (client as unknown as { _parser?: Parser })._parser;
-  if (!parser || typeof parser._parseLength !== 'function' || typeof parser._parseString !== 'function' || !('_list' in parser)) {
+  if (!parser || typeof parser._parseLength !== 'function' || typeof parser._parseString !== 'function' || typeof parser._parsePayload !== 'function'
+    || typeof parser._newPacket !== 'function' || !('_list' in parser)) {
     throw new Error('aedes/mqtt-packet internals changed: the packet guard cannot bound this connection');
   }
   parseLength ??= Object.getPrototypeOf(parser)._parseLength as Parser['_parseLength'];
@@ -100,6 +149,10 @@ export function guardClient(client: Client, limits: WireLimits, hooks: GuardHook
   parser[STATE] = { client, limits, hooks };
   parser._parseLength = guardedParseLength;
   parser._parseString = guardedParseString;
+  parsePayload ??= Object.getPrototypeOf(parser)._parsePayload as Parser['_parsePayload'];
+  newPacket ??= Object.getPrototypeOf(parser)._newPacket as Parser['_newPacket'];
+  parser._parsePayload = guardedParsePayload;
+  parser._newPacket = guardedNewPacket;
 }
 
 /**

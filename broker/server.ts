@@ -1,9 +1,9 @@
-import { Aedes } from 'aedes';
 import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import { openIssuer } from '../provisioning/index.js';
 import { onRegistryWarning } from '../registry/index.js';
 import { peerSocket, remoteAddress } from './address.js';
+import { loadAedes } from './aedes-patches/load.js';
 import { AuditBuffer } from './audit-buffer.js';
 import { AuditTally } from './audit-tally.js';
 import { createAuthenticate } from './authenticate.js';
@@ -23,6 +23,8 @@ import { LimitLog } from './limit-log.js';
 import { kernelBacklogCap, listen, portsInUse, PortInUseError, mqttTcpServer, mqttTlsServer, mqttWsServer, type Listener } from './listeners.js';
 import { queueLimits, rateLimits, retainedLimits, unauthenticatedLimits, verifiedTokenCacheEntries, wireLimits, wsMaxFrameBytes } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
+import { rememberEmptySessions } from './empty-sessions.js';
+import { retainedWithEmptyLevels } from './retained-wildcards.js';
 import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
 import { OutboundQueues } from './outbound-queue.js';
@@ -154,11 +156,12 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const renewal = new RenewalResponder(ctx);
   const shared = opts.shared;
   const claims = new ClaimResponder(ctx);
+  const { Aedes } = await loadAedes((line) => log.warn({ event: 'aedes.unpatched' }, line));
   const aedes = await Aedes.createBroker({
     id: shared?.id ?? `credbroker-${randomBytes(4).toString('hex')}`,
     // Persistent sessions' stored queues bounded too (aedes' default store has no limit).
-    ...(shared ? { mq: shared.mq, persistence: shared.persistence }
-      : weaken.noLimits ? {} : { persistence: boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason })) }),
+    ...(shared ? { mq: shared.mq, persistence: conformPersistence(shared.persistence) }
+      : weaken.noLimits ? {} : { persistence: conformPersistence(boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason }))) }),
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
     maxInflightInbound: config.maxInflightInbound,
@@ -282,6 +285,11 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
       return closing;
     },
   };
+}
+
+/** MQTT 3.1.1 where aedes' persistences fall short: empty persistent sessions, `+` over an empty level in retained replay. */
+function conformPersistence<P>(persistence: P): P {
+  return retainedWithEmptyLevels(rememberEmptySessions(persistence));
 }
 
 /** The verified-token cache, counted in its metrics (label children bound once: a lookup is on every CONNECT). */

@@ -1,73 +1,65 @@
-// scripts/patch-aedes.mjs (the `postinstall` patches to aedes) on a copy of the
-// texts it replaces: applied once, left alone the second time, and refused
-// loudly, leaving the file as it was, when aedes' text is not the expected one.
-// What the patched aedes does is covered by the broker suites (persistent
-// sessions' queues: hostile-offline-queue, sessions).
+// broker/aedes-patches/: the changes to aedes are applied at run time, to the
+// exact aedes version they were written for, never written into node_modules;
+// a different aedes (version or text) is left as it is, with one line saying so.
+// What each patch does is covered by the conformance suite (test/conformance-*)
+// and the broker suites (sessions' queues: hostile-offline-queue, sessions).
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AEDES_VERSION, PATCHES } from '../broker/aedes-patches/patches.js';
+import { planPatches } from '../broker/aedes-patches/load.js';
+import { brokerLogLines, startTestBroker } from './helpers/broker.js';
 
-const script = fileURLToPath(new URL('../scripts/patch-aedes.mjs', import.meta.url));
-interface Patch { readonly file: string; readonly from: string; readonly to: string }
-const { PATCHES } = (await import(new URL('../scripts/patch-aedes.mjs', import.meta.url).href)) as { PATCHES: readonly Patch[] };
+const installed = realpathSync(dirname(fileURLToPath(import.meta.resolve('aedes'))));
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string>; dependencies: Record<string, string> };
 
-const HEAD = "import x from 'y'\n\nfunction before () {}\n\n";
-const TAIL = '\nfunction after () {}\n';
-
-/** A project folder whose node_modules/aedes holds each patched file as `HEAD + text(patch) + TAIL`. */
-function project(t: { testdir(): string }, text: (p: Patch) => string): { dir: string; read: (p: Patch) => string } {
+/** A copy of the installed aedes' patched files and package.json, to change. */
+function copy(t: { testdir(): string }): string {
   const dir = t.testdir();
-  const aedes = join(dir, 'node_modules', 'aedes');
-  mkdirSync(aedes, { recursive: true });
-  writeFileSync(join(aedes, 'package.json'), JSON.stringify({ name: 'aedes', version: '1.2.0' }));
-  for (const p of PATCHES) {
-    mkdirSync(dirname(join(aedes, p.file)), { recursive: true });
-    writeFileSync(join(aedes, p.file), HEAD + text(p) + TAIL);
-  }
-  return { dir, read: (p) => readFileSync(join(aedes, p.file), 'utf8') };
+  cpSync(join(installed, 'package.json'), join(dir, 'package.json'));
+  for (const p of PATCHES) cpSync(join(installed, p.file), join(dir, p.file));
+  return dir;
 }
 
-function run(dir: string): { status: number; out: string } {
-  try {
-    return { status: 0, out: execFileSync(process.execPath, [script, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
-  } catch (err) {
-    const e = err as { status: number; stderr: string };
-    return { status: e.status, out: e.stderr };
-  }
-}
-
-t.test('each patch replaces exactly its text, and a second run changes nothing', async (t) => {
-  t.ok(PATCHES.length >= 1);
-  const { dir, read } = project(t, (p) => p.from);
-  const first = run(dir);
-  t.equal(first.status, 0, first.out);
+t.test('every patch applies to the installed aedes, which node_modules holds unchanged', async (t) => {
+  const plan = planPatches(installed);
+  t.equal(plan.unpatched, null);
+  t.ok(plan.files);
+  const files = new Set(PATCHES.map((p) => p.file));
+  t.equal(Object.keys(plan.files!).length, files.size, 'one entry per patched file');
   for (const p of PATCHES) {
-    t.equal(read(p), HEAD + p.to + TAIL, `${p.file} patched, the rest of the file kept`);
-    t.match(first.out, `${p.file}: patched`);
-  }
-  const second = run(dir);
-  t.equal(second.status, 0, second.out);
-  for (const p of PATCHES) {
-    t.equal(read(p), HEAD + p.to + TAIL, `${p.file} unchanged by a second run`);
-    t.match(second.out, `${p.file}: already patched`);
+    t.ok(p.name && p.why, `${p.name} says what it is and why`);
+    for (const e of p.edits) t.notOk(readFileSync(join(installed, p.file), 'utf8').includes(e.to), `${p.name}: node_modules/aedes/${p.file} not edited on disk`);
   }
 });
 
-t.test('a changed aedes fails the install with one clear line and is not touched', async (t) => {
-  const changed = (p: Patch) => p.from.replace('\n', '\n  // upstream moved this\n');
-  const { dir, read } = project(t, changed);
-  const r = run(dir);
-  t.equal(r.status, 1);
-  t.match(r.out, /patch-aedes: FAILED: .* aedes changed; review scripts\/patch-aedes\.mjs/);
-  t.equal(r.out.trim().split('\n').length, 1, 'one line');
-  for (const p of PATCHES) t.equal(read(p), HEAD + changed(p) + TAIL, `${p.file} left as it was`);
+t.test('aedes is pinned to the version the patches were written for, and nothing runs at install', async (t) => {
+  t.equal(pkg.dependencies.aedes, AEDES_VERSION);
+  for (const s of ['preinstall', 'install', 'postinstall', 'prepare']) t.notOk(pkg.scripts[s], `no ${s} script: npm install --ignore-scripts installs the same credbroker`);
 });
 
-t.test('no aedes installed: a clear failure, not a stack trace', async (t) => {
-  const r = run(t.testdir());
-  t.equal(r.status, 1);
-  t.match(r.out, /patch-aedes: FAILED: /);
-  t.notMatch(r.out, /\n\s+at /);
+t.test('another aedes version: nothing applied, one line saying why', async (t) => {
+  const dir = copy(t);
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'aedes', version: '1.2.1' }));
+  const plan = planPatches(dir);
+  t.equal(plan.files, null);
+  t.match(plan.unpatched, /aedes is 1\.2\.1, the patches are for 1\.2\.0/);
+  t.notMatch(plan.unpatched!, /\n/);
+});
+
+t.test('the same version with changed text: nothing applied (no file half-patched), the patch named', async (t) => {
+  const dir = copy(t);
+  const last = PATCHES.at(-1)!;
+  const path = join(dir, last.file);
+  writeFileSync(path, readFileSync(path, 'utf8').replace(last.edits[0]!.from, `// upstream moved this\n${last.edits[0]!.from.replace('\n', '\n  ')}`));
+  const plan = planPatches(dir);
+  t.equal(plan.files, null);
+  t.equal(plan.unpatched, `${last.file} does not hold the text patch ${last.name} replaces`);
+});
+
+t.test('a broker on the installed aedes runs it patched and warns of nothing', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  t.notOk(brokerLogLines.some((l) => l.includes('aedes.unpatched')), 'no aedes.unpatched line');
 });

@@ -131,7 +131,9 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
       cacheHits = async () => (await broker.context.metrics.verifiedTokenLookups.get()).values.find((v) => v.labels.result === 'hit')?.value ?? 0;
       send({ ready: true, port: broker.ports.mqtt });
     } else {
-      const { Aedes } = await import('aedes');
+      // The aedes credbroker runs (patched at run time, broker/aedes-patches/), so that the ratios measure credbroker's own cost.
+      const { loadAedes } = await import('../../broker/aedes-patches/load.js');
+      const { Aedes } = await loadAedes((line) => process.stderr.write(`${line}\n`));
       const { listen, mqttTcpServer } = await import('../../broker/listeners.js');
       const authenticate = kind === 'verify-floor' ? await bareVerifyHook(args.db!) : undefined;
       const aedes = await Aedes.createBroker({ id: kind, ...(authenticate && { authenticate }) });
