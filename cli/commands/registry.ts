@@ -1,8 +1,9 @@
-import { rmSync, statSync } from 'node:fs';
+import { renameSync, rmSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import { examples, requireExistingRegistry } from '../common.js';
 import { count, note, out, printJson, printTable } from '../output.js';
+import type { CopyCounts } from '../../operations/registry-copy.js';
 
 interface CopyOpts { from: string; to: string; json?: boolean }
 
@@ -27,29 +28,43 @@ export function registerRegistry(program: Command): void {
       if (toFile !== null && existsNonEmpty(toFile)) {
         throw new UsageError(`${toFile} already exists: registry copy writes a new registry (move the file away, or give another --to)`);
       }
+      // A new file is filled under a temporary name and renamed into place once complete:
+      // a copy killed half-way leaves no registry at --to (and the same command can run again).
+      const partial = toFile === null ? null : `${toFile}.partial`;
+      if (partial !== null) removeDbFiles(partial); // a killed run's leftover
       const from = await openRegistry(opts.from, { readonly: true });
       try {
         // Settings (issuer, audience, alg) are fixed when a registry is created: the copy is created with the source's.
-        const to = await openRegistry(opts.to, { init: await from.settings.read() });
-        let copied = false;
+        const to = await openRegistry(partial ?? opts.to, { init: await from.settings.read() });
+        const toLocation = toFile ?? to.location;
+        let counts: CopyCounts | null = null;
+        const started = Date.now();
         try {
-          const started = Date.now();
-          const counts = await copyRegistry(from, to, {
+          counts = await copyRegistry(from, to, {
             onProgress: opts.json ? undefined : (done, total) => { if (done === total || done % 10_000 === 0) note(`copied ${count(done)} of ${count(total)} devices`); },
           });
-          copied = true;
-          if (opts.json) { printJson({ from: from.location, to: to.location, ...counts }); return; }
-          printTable(['what', 'copied'], Object.entries(counts).map(([k, v]) => [k, count(v)]));
-          out(`copied ${from.location} to ${to.location} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         } finally {
           await to.close();
-          // A file this run created and could not fill is removed, so that the same command can run again.
-          if (!copied && toFile !== null) for (const f of [toFile, `${toFile}-wal`, `${toFile}-shm`]) rmSync(f, { force: true });
+          if (partial !== null && toFile !== null) {
+            // Closing the last connection folds the log into the file: the file alone is the registry.
+            if (counts) renameSync(partial, toFile);
+            else removeDbFiles(partial);
+          }
         }
+        if (opts.json) { printJson({ from: from.location, to: toLocation, ...counts }); return; }
+        printTable(['what', 'copied'], Object.entries(counts).map(([k, v]) => [k, count(v)]));
+        out(`copied ${from.location} to ${toLocation} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       } finally {
         await from.close();
       }
     });
+}
+
+/** A SQLite registry's files: the database, and its log and index while open. */
+const DB_FILES = ['', '-wal', '-shm'] as const;
+
+function removeDbFiles(file: string): void {
+  for (const suffix of DB_FILES) rmSync(file + suffix, { force: true });
 }
 
 function existsNonEmpty(file: string): boolean {

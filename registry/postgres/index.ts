@@ -7,6 +7,7 @@ import type {
 import { redactSecrets } from '../location.js';
 import type { Change } from '../types.js';
 import { PgAuditLog } from './audit.js';
+import { PgBulk } from './bulk.js';
 import { PgChanges } from './changes.js';
 import { PgDevices } from './devices.js';
 import { PgGrants } from './grants.js';
@@ -28,7 +29,7 @@ type Tx = <T>(fn: (tx: RegistryTx) => Promise<T>, opts?: TransactionOptions) => 
 function storesOn(sql: Sql, transaction: Tx): Stores {
   return {
     devices: new PgDevices(sql), profiles: new PgProfiles(sql), tokens: new PgTokens(sql), grants: new PgGrants(sql), claims: new PgClaims(sql), refresh: new PgRefreshCredentials(sql),
-    audit: new PgAuditLog(sql), changes: new PgChanges(sql), keys: new PgSigningKeys(sql), settings: new PgSettings(sql),
+    audit: new PgAuditLog(sql), changes: new PgChanges(sql), keys: new PgSigningKeys(sql), settings: new PgSettings(sql), bulk: new PgBulk(sql),
     transaction,
   };
 }
@@ -49,7 +50,7 @@ const TX_ATTEMPTS = 3;
  * killed keys) commit with it on, whatever the server's default.
  */
 export class PgRegistry implements Registry {
-  readonly devices; readonly profiles; readonly tokens; readonly grants; readonly claims; readonly refresh; readonly audit; readonly keys; readonly settings;
+  readonly devices; readonly profiles; readonly tokens; readonly grants; readonly claims; readonly refresh; readonly audit; readonly keys; readonly settings; readonly bulk;
   readonly changes: ChangeFeed;
   readonly space: PgSpace;
   readonly location: string;
@@ -63,7 +64,7 @@ export class PgRegistry implements Registry {
     this.sql = sql;
     const s = storesOn(sql, (fn, opts) => this.transaction(fn, opts));
     this.devices = s.devices; this.profiles = s.profiles; this.tokens = s.tokens; this.grants = s.grants; this.claims = s.claims; this.refresh = s.refresh;
-    this.audit = s.audit; this.keys = s.keys; this.settings = s.settings;
+    this.audit = s.audit; this.keys = s.keys; this.settings = s.settings; this.bulk = s.bulk;
     const changes = s.changes as PgChanges;
     this.changes = {
       append: (...a) => changes.append(...a),

@@ -1,6 +1,6 @@
 import type { SqliteStores } from './stores.js';
 import type {
-  AuditStore, ChangeFeed, ChangeFollower, ChangeStore, DeviceStore, FollowOptions, GrantStore, ClaimStore, KeyStore, ProfileStore, RefreshStore,
+  AuditStore, BulkStore, ChangeFeed, ChangeFollower, ChangeStore, DeviceStore, FollowOptions, GrantStore, ClaimStore, KeyStore, ProfileStore, RefreshStore,
   Registry, RegistryTx, SettingsStore, SpaceStore, Stores, TokenStore, TransactionOptions,
 } from '../interface.js';
 import type { Change } from '../types.js';
@@ -29,7 +29,7 @@ function asyncStore<T extends object>(store: T, run: Runner): Asyncified<T> {
 
 interface StoreSet {
   devices: DeviceStore; profiles: ProfileStore; tokens: TokenStore; grants: GrantStore; claims: ClaimStore; refresh: RefreshStore;
-  audit: AuditStore; changes: ChangeStore; keys: KeyStore; settings: SettingsStore;
+  audit: AuditStore; changes: ChangeStore; keys: KeyStore; settings: SettingsStore; bulk: BulkStore;
 }
 
 function storesOf(sync: SqliteStores, run: Runner): StoreSet {
@@ -44,6 +44,7 @@ function storesOf(sync: SqliteStores, run: Runner): StoreSet {
     changes: asyncStore(sync.changes, run),
     keys: asyncStore(sync.keys, run),
     settings: asyncStore(sync.settingsStore, run),
+    bulk: asyncStore(sync.bulk, run),
   };
 }
 
@@ -79,6 +80,7 @@ export class SqliteRegistry implements Registry {
   readonly changes: ChangeFeed;
   readonly keys: KeyStore;
   readonly settings: SettingsStore;
+  readonly bulk: BulkStore;
   readonly space: SpaceStore;
   readonly location: string;
   private readonly gate: Gate;
@@ -105,6 +107,7 @@ export class SqliteRegistry implements Registry {
     this.audit = stores.audit;
     this.keys = stores.keys;
     this.settings = stores.settings;
+    this.bulk = stores.bulk;
     this.changes = { ...stores.changes, follow: (from, on, opts) => this.follow(from, on, opts) };
     this.space = asyncStore(sync.space, run);
     this.txStores = storesOf(sync, (fn) => this.direct(fn));
@@ -167,7 +170,7 @@ export class SqliteRegistry implements Registry {
     });
     const tx: Stores = {
       devices: guard(s.devices), profiles: guard(s.profiles), tokens: guard(s.tokens), grants: guard(s.grants), claims: guard(s.claims), refresh: guard(s.refresh),
-      audit: guard(s.audit), changes: guard(s.changes), keys: guard(s.keys), settings: guard(s.settings),
+      audit: guard(s.audit), changes: guard(s.changes), keys: guard(s.keys), settings: guard(s.settings), bulk: guard(s.bulk),
       transaction: (fn) => fn(tx),
     };
     return tx;

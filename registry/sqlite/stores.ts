@@ -11,6 +11,7 @@ import { SigningKeys } from './keys.js';
 import { SettingsStore } from './settings.js';
 import { RegistrySpace } from './space.js';
 import { Claims } from './claims.js';
+import { Bulk } from './bulk.js';
 import { DEFAULT_PROFILES } from '../defaults.js';
 import type { Settings } from '../types.js';
 import { CredbrokerError, RegistryError } from '../../errors/index.js';
@@ -34,6 +35,7 @@ export class SqliteStores {
   readonly settingsStore: SettingsStore;
   readonly space: RegistrySpace;
   readonly claims: Claims;
+  readonly bulk: Bulk;
 
   private constructor(db: Db, path: string) {
     this.db = db;
@@ -49,6 +51,7 @@ export class SqliteStores {
     this.settingsStore = new SettingsStore(db);
     this.space = new RegistrySpace(db);
     this.claims = new Claims(db);
+    this.bulk = new Bulk(db);
   }
 
   /**
