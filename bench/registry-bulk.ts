@@ -16,9 +16,9 @@ import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPostgres } from './lib/postgres-cluster.js';
+import { provisionInto } from './registry-backends.js';
 import { median, now } from './lib/stats.js';
 import { copyRegistry, type CopyCounts } from '../operations/registry-copy.js';
-import { openIssuer, provisionDevices } from '../provisioning/index.js';
 import { openRegistry } from '../registry/index.js';
 
 export interface BulkResult {
@@ -28,21 +28,6 @@ export interface BulkResult {
   readonly provision: { readonly sqlite: number[]; readonly postgres: number[]; readonly filesOnly: number[] };
   /** rows/s per run (every row the copy wrote, audit included) */
   readonly copy: { readonly rows: number; readonly toPostgres: number[]; readonly toSqlite: number[]; readonly sqliteToSqlite: number[] };
-}
-
-const BROKER_URL = 'mqtt://127.0.0.1:1883';
-
-async function provisionInto(target: string, outDir: string, devices: number): Promise<number> {
-  const issuer = await openIssuer(target); // registry and signing key exist before the clock starts, as on a factory line
-  try {
-    const rows = Array.from({ length: devices }, (_, k) => ({ line: k + 2, id: `fab-${String(k).padStart(6, '0')}` }));
-    const started = now();
-    const r = await provisionDevices(issuer, rows, { profile: 'sensor', outDir, brokerUrl: BROKER_URL });
-    if (r.provisioned.length !== devices) throw new Error(`provisioned ${r.provisioned.length} of ${devices} into ${target}`);
-    return devices / ((now() - started) / 1000);
-  } finally {
-    await issuer.reg.close();
-  }
 }
 
 /** The file system's share of a batch: the same number of 0600 files of a credentials file's size, created then renamed. */
