@@ -56,7 +56,7 @@ function cli(args: readonly string[]): Promise<{ code: number | null; stdout: st
 }
 
 /** One factory batch of `devices` into a new registry at `target`; devices/s. */
-async function provisionInto(target: string, outDir: string, devices: number): Promise<number> {
+export async function provisionInto(target: string, outDir: string, devices: number): Promise<number> {
   const issuer = await openIssuer(target); // the registry and its signing key exist before the clock starts, as on a factory line
   try {
     const rows = Array.from({ length: devices }, (_, k) => ({ line: k + 2, id: `fab-${String(k).padStart(6, '0')}` }));

@@ -5,7 +5,7 @@
  * written into the repository).
  *
  * Environment:
- *   BENCH_ONLY=verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,provision,cluster,busseal,postgres   subset
+ *   BENCH_ONLY=bulk,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,provision,cluster,busseal,postgres   subset
  *   BENCH_WORKERS=1,2        worker counts of the cluster section (serve --workers N --bus)
  *   BENCH_LOAD_PROCS=N       load-generator processes of the cluster section (default: half the cores, 2 to 8)
  *   BENCH_RUNS=3             runs per figure (minimum 3; CONNECT rate and throughput take at least 5 paired runs)
@@ -29,12 +29,13 @@ import type { Targets } from './lib/targets.js';
 import { benchMemory } from './memory.js';
 import { benchReconnectStorm } from './reconnect-storm.js';
 import { benchRegistryBackends } from './registry-backends.js';
+import { benchRegistryBulk, bulkMedians } from './registry-bulk.js';
 import { benchRevocation } from './revocation-latency.js';
 import { benchThroughput, type ThroughputMode } from './throughput.js';
 import { benchWarmStorm } from './warm-storm.js';
 import { benchVerify } from './verify.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'provision,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,cluster,busseal,postgres').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'provision,bulk,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,cluster,busseal,postgres').split(',').map((s) => s.trim()));
 const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
 // At least five paired runs for the CONNECT and publish figures: per-operation costs of a few µs
 // make these the noisiest ratios on shared cores, and their targets are stated as medians of five.
@@ -80,6 +81,17 @@ async function main(): Promise<void> {
         if (typeof v === 'number' || typeof v === 'string') rows.push({ bench: 'provision', metric: k, credbroker: typeof v === 'number' ? fmt(v, v < 100 ? 2 : 0) : v, baseline: '', ratio: '', target: '', verdict: 'info' });
       }
     }
+  });
+
+  if (only.has('bulk')) await section('bulk', async () => {
+    const b = await benchRegistryBulk({ runs: Math.max(5, runs), log });
+    json.bulk = b;
+    const m = bulkMedians(b);
+    const n = fmt(b.devices);
+    rows.push({ bench: '11 bulk', metric: `factory batch devices/s (${n}, files written) into SQLite on tmpfs vs the same files alone`, credbroker: fmt(m.sqlite), baseline: fmt(m.filesOnly), ratio: ratio(m.sqlite / m.filesOnly), target: '≥ 10,000/s', verdict: verdict(m.sqlite >= 10_000) });
+    rows.push({ bench: '11 bulk', metric: `factory batch devices/s (${n}, files written) into PostgreSQL (COPY) vs into SQLite`, credbroker: fmt(m.postgres), baseline: fmt(m.sqlite), ratio: ratio(m.postgres / m.sqlite), target: '≥ 5,000/s or ≥ 1.00×', verdict: verdict(m.postgres >= 5_000 || m.postgres >= m.sqlite) });
+    rows.push({ bench: '11 bulk', metric: `registry copy rows/s (${fmt(b.copy.rows)} rows) SQLite → PostgreSQL vs SQLite → SQLite`, credbroker: fmt(m.toPostgres), baseline: fmt(m.sqliteToSqlite), ratio: ratio(m.toPostgres / m.sqliteToSqlite), target: 'info', verdict: 'info' });
+    rows.push({ bench: '11 bulk', metric: `registry copy rows/s (${fmt(b.copy.rows)} rows) PostgreSQL → SQLite vs SQLite → SQLite`, credbroker: fmt(m.toSqlite), baseline: fmt(m.sqliteToSqlite), ratio: ratio(m.toSqlite / m.sqliteToSqlite), target: 'info', verdict: 'info' });
   });
 
   // Each revocation measurement (one process; the cluster's) revokes 100 devices per run.

@@ -7,6 +7,7 @@ export type * from './types.js';
 export type * from './interface.js';
 export { DEFAULT_SETTINGS, DEFAULT_PROFILES } from './defaults.js';
 export { grantStatus } from './grant-status.js';
+export { BULK_TABLES, type BulkTableName, type BulkRow, type BulkPage } from './bulk.js';
 export { onRegistryWarning } from './warnings.js';
 export { parseRegistryTarget, localRegistryPath, defaultDbPath, redactSecrets, type RegistryTarget } from './location.js';
 

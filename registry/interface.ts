@@ -1,3 +1,4 @@
+import type { BulkPage, BulkRow, BulkTableName } from './bulk.js';
 import type { ClaimName, DeviceId, GrantName, Jti, Kid, ProfileName } from './ids.js';
 import type {
   Actor, AuditEvent, AuditQuery, Change, Claim, ClaimedDevice, NewClaim, ChangeKind, Device, DeviceFilter, DeviceRestriction, DeviceStatus, Grant, IssuedToken,
@@ -286,6 +287,20 @@ export interface SpaceStore {
   scrub(): Promise<ScrubReport>;
 }
 
+/**
+ * Whole tables, page by page, for a registry copy: read from one engine, written
+ * to the other in bulk (PostgreSQL: COPY; SQLite: prepared inserts). Only
+ * `registry copy` uses it, into a new, empty registry.
+ */
+export interface BulkStore {
+  /** Rows of `table` after `after` (null: the first page), at most `limit`; `next` is null after the last page. */
+  page(table: BulkTableName, now: number, after: unknown, limit: number): Promise<BulkPage>;
+  /** Appends rows to `table` (inside a transaction). */
+  write(table: BulkTableName, rows: readonly BulkRow[]): Promise<void>;
+  /** Empties `table` (inside a transaction): the seeded profiles of a new target. */
+  clear(table: BulkTableName): Promise<void>;
+}
+
 /** The stores, as the root registry and a transaction both offer them. */
 export interface Stores {
   readonly devices: DeviceStore;
@@ -299,6 +314,7 @@ export interface Stores {
   readonly keys: KeyStore;
   readonly settings: SettingsStore;
   readonly operators: OperatorStore;
+  readonly bulk: BulkStore;
   /**
    * Runs `fn` in one write transaction and resolves to its result; a rejection
    * rolls all of it back. Transactions of one process run one at a time, and

@@ -1,5 +1,4 @@
 import { renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import { examples, requireExistingRegistry } from '../common.js';
@@ -30,8 +29,9 @@ export function registerRegistry(program: Command): void {
       }
       // A file is written under a temporary name beside it and renamed once complete: a copy
       // stopped half-way (Ctrl-C, a crash) never leaves a half-made registry at --to.
-      const work = toFile === null ? opts.to : join(dirname(toFile), `.${basename(toFile)}.copying-${process.pid}`);
+      const work = toFile === null ? opts.to : `${toFile}.partial`;
       const removeWork = () => { if (toFile !== null) for (const f of [work, `${work}-wal`, `${work}-shm`, `${work}-journal`]) rmSync(f, { force: true }); };
+      removeWork(); // what a killed run left behind
       const stop = () => {
         removeWork();
         note(toFile === null ? 'credbroker: interrupted: the copy\'s transaction was not committed, run it again' : `credbroker: interrupted: nothing was written to ${toFile}`);

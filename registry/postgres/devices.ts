@@ -3,7 +3,8 @@ import type { DeviceId, ProfileName } from '../ids.js';
 import type { DeviceStore } from '../interface.js';
 import type { Device, DeviceFilter, DeviceRestriction, DeviceStatus, ProvisionedDevice } from '../types.js';
 import { LOCKS } from './migrations.js';
-import type { Sql } from './pool.js';
+import { copyIn } from './copy.js';
+import { requireClient, type Sql } from './pool.js';
 import { toDevice, type DeviceRow as Row } from '../rows.js';
 
 export class PgDevices implements DeviceStore {
@@ -28,32 +29,20 @@ export class PgDevices implements DeviceStore {
   }
 
   /**
-   * A factory chunk in four statements whatever its size: each table gets its rows
-   * as arrays, unnested server-side (a multi-row insert without a statement per row).
+   * A factory chunk in four COPY statements whatever its size (one per table, no
+   * per-row round trip); inside the caller's transaction, as the contract asks.
    */
   async provision(rows: readonly ProvisionedDevice[], now: number): Promise<void> {
     if (rows.length === 0) return;
-    const ids = rows.map((r) => r.deviceId);
-    await this.sql.run(
-      `INSERT INTO devices (id, profile, status, credential_expires_at, created_at, simulation)
-       SELECT id, profile, 'active', exp, $4, sim FROM unnest($1::text[], $2::text[], $3::bigint[], $5::boolean[]) AS r(id, profile, exp, sim)`,
-      [ids, rows.map((r) => r.profile), rows.map((r) => r.credentialExpiresAt), now, rows.map((r) => r.simulation)],
-    );
-    await this.sql.run(
-      `INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at, family)
-       SELECT jti, dev, kid, iat, exp, jti FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS r(jti, dev, kid, iat, exp)`,
-      [rows.map((r) => r.token.jti), ids, rows.map((r) => r.token.kid), rows.map((r) => r.token.issuedAt), rows.map((r) => r.token.expiresAt)],
-    );
-    await this.sql.run(
-      `INSERT INTO refresh_credentials (hash, device_id, state, issued_at, expires_at)
-       SELECT hash, dev, 'current', $3, exp FROM unnest($1::text[], $2::text[], $4::bigint[]) AS r(hash, dev, exp)`,
-      [rows.map((r) => r.refreshHash), ids, now, rows.map((r) => r.credentialExpiresAt)],
-    );
-    await this.sql.run(
-      `INSERT INTO audit (at, actor, action, device_id, details)
-       SELECT $1, actor, 'device.provision', dev, details FROM unnest($2::text[], $3::text[], $4::text[]) AS r(dev, details, actor)`,
-      [now, ids, rows.map((r) => JSON.stringify({ profile: r.profile, jti: r.token.jti, ...r.auditDetails })), rows.map((r) => r.actor ?? 'cli')],
-    );
+    const client = requireClient(this.sql, 'provisioning');
+    await copyIn(client, 'devices', ['id', 'profile', 'status', 'credential_expires_at', 'created_at', 'simulation'],
+      rows.map((r) => [r.deviceId, r.profile, 'active', r.credentialExpiresAt, now, r.simulation]));
+    await copyIn(client, 'tokens', ['jti', 'device_id', 'kid', 'issued_at', 'expires_at', 'family'],
+      rows.map((r) => [r.token.jti, r.deviceId, r.token.kid, r.token.issuedAt, r.token.expiresAt, r.token.jti]));
+    await copyIn(client, 'refresh_credentials', ['hash', 'device_id', 'state', 'issued_at', 'expires_at'],
+      rows.map((r) => [r.refreshHash, r.deviceId, 'current', now, r.credentialExpiresAt]));
+    await copyIn(client, 'audit', ['at', 'actor', 'action', 'device_id', 'details'],
+      rows.map((r) => [now, r.actor ?? 'cli', 'device.provision', r.deviceId, JSON.stringify({ profile: r.profile, jti: r.token.jti, ...r.auditDetails })]));
   }
 
   async delete(id: DeviceId): Promise<boolean> {

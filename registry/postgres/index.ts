@@ -7,6 +7,7 @@ import type {
 import { redactSecrets } from '../location.js';
 import type { Change } from '../types.js';
 import { PgAuditLog } from './audit.js';
+import { PgBulk } from './bulk.js';
 import { PgChanges } from './changes.js';
 import { PgDevices } from './devices.js';
 import { PgGrants } from './grants.js';
@@ -30,6 +31,7 @@ function storesOn(sql: Sql, transaction: Tx): Stores {
   return {
     devices: new PgDevices(sql), profiles: new PgProfiles(sql), tokens: new PgTokens(sql), grants: new PgGrants(sql), claims: new PgClaims(sql), refresh: new PgRefreshCredentials(sql),
     audit: new PgAuditLog(sql), changes: new PgChanges(sql), keys: new PgSigningKeys(sql), settings: new PgSettings(sql), operators: new PgOperators(sql),
+    bulk: new PgBulk(sql),
     transaction,
   };
 }
@@ -51,6 +53,7 @@ const TX_ATTEMPTS = 3;
  */
 export class PgRegistry implements Registry {
   readonly devices; readonly profiles; readonly tokens; readonly grants; readonly claims; readonly refresh; readonly audit; readonly keys; readonly settings; readonly operators;
+  readonly bulk;
   readonly changes: ChangeFeed;
   readonly space: PgSpace;
   readonly location: string;
@@ -64,7 +67,7 @@ export class PgRegistry implements Registry {
     this.sql = sql;
     const s = storesOn(sql, (fn, opts) => this.transaction(fn, opts));
     this.devices = s.devices; this.profiles = s.profiles; this.tokens = s.tokens; this.grants = s.grants; this.claims = s.claims; this.refresh = s.refresh;
-    this.audit = s.audit; this.keys = s.keys; this.settings = s.settings; this.operators = s.operators;
+    this.audit = s.audit; this.keys = s.keys; this.settings = s.settings; this.operators = s.operators; this.bulk = s.bulk;
     const changes = s.changes as PgChanges;
     this.changes = {
       append: (...a) => changes.append(...a),

@@ -1,6 +1,6 @@
 import type { SqliteStores } from './stores.js';
 import type {
-  AuditStore, ChangeFeed, ChangeFollower, ChangeStore, DeviceStore, FollowOptions, GrantStore, ClaimStore, KeyStore, OperatorStore, ProfileStore, RefreshStore,
+  AuditStore, BulkStore, ChangeFeed, ChangeFollower, ChangeStore, DeviceStore, FollowOptions, GrantStore, ClaimStore, KeyStore, OperatorStore, ProfileStore, RefreshStore,
   Registry, RegistryTx, SettingsStore, SpaceStore, Stores, TokenStore, TransactionOptions,
 } from '../interface.js';
 import type { Change } from '../types.js';
@@ -29,7 +29,7 @@ function asyncStore<T extends object>(store: T, run: Runner): Asyncified<T> {
 
 interface StoreSet {
   devices: DeviceStore; profiles: ProfileStore; tokens: TokenStore; grants: GrantStore; claims: ClaimStore; refresh: RefreshStore;
-  audit: AuditStore; changes: ChangeStore; keys: KeyStore; settings: SettingsStore; operators: OperatorStore;
+  audit: AuditStore; changes: ChangeStore; keys: KeyStore; settings: SettingsStore; operators: OperatorStore; bulk: BulkStore;
 }
 
 function storesOf(sync: SqliteStores, run: Runner): StoreSet {
@@ -45,6 +45,7 @@ function storesOf(sync: SqliteStores, run: Runner): StoreSet {
     keys: asyncStore(sync.keys, run),
     settings: asyncStore(sync.settingsStore, run),
     operators: asyncStore(sync.operators, run),
+    bulk: asyncStore(sync.bulk, run),
   };
 }
 
@@ -81,6 +82,7 @@ export class SqliteRegistry implements Registry {
   readonly keys: KeyStore;
   readonly settings: SettingsStore;
   readonly operators: OperatorStore;
+  readonly bulk: BulkStore;
   readonly space: SpaceStore;
   readonly location: string;
   private readonly gate: Gate;
@@ -108,6 +110,7 @@ export class SqliteRegistry implements Registry {
     this.keys = stores.keys;
     this.settings = stores.settings;
     this.operators = stores.operators;
+    this.bulk = stores.bulk;
     this.changes = { ...stores.changes, follow: (from, on, opts) => this.follow(from, on, opts) };
     this.space = asyncStore(sync.space, run);
     this.txStores = storesOf(sync, (fn) => this.direct(fn));
@@ -171,6 +174,7 @@ export class SqliteRegistry implements Registry {
     const tx: Stores = {
       devices: guard(s.devices), profiles: guard(s.profiles), tokens: guard(s.tokens), grants: guard(s.grants), claims: guard(s.claims), refresh: guard(s.refresh),
       audit: guard(s.audit), changes: guard(s.changes), keys: guard(s.keys), settings: guard(s.settings), operators: guard(s.operators),
+      bulk: guard(s.bulk),
       transaction: (fn) => fn(tx),
     };
     return tx;

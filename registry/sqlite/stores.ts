@@ -12,6 +12,7 @@ import { SettingsStore } from './settings.js';
 import { RegistrySpace } from './space.js';
 import { Claims } from './claims.js';
 import { Operators } from './operators.js';
+import { Bulk } from './bulk.js';
 import { DEFAULT_PROFILES } from '../defaults.js';
 import type { Settings } from '../types.js';
 import { CredbrokerError, RegistryError } from '../../errors/index.js';
@@ -36,6 +37,7 @@ export class SqliteStores {
   readonly space: RegistrySpace;
   readonly claims: Claims;
   readonly operators: Operators;
+  readonly bulk: Bulk;
 
   private constructor(db: Db, path: string) {
     this.db = db;
@@ -52,6 +54,7 @@ export class SqliteStores {
     this.space = new RegistrySpace(db);
     this.claims = new Claims(db);
     this.operators = new Operators(db);
+    this.bulk = new Bulk(db);
   }
 
   /**
