@@ -65,14 +65,18 @@ export function createApi(deps: ApiDeps): Api {
     try {
       const url = new URL(req.url ?? '/', 'http://api');
       const { route, params } = router.match(req.method ?? 'GET', url.pathname.slice(API_PREFIX.length));
-      const caller: Caller | null = await identify(req.headers, deps.reg, web);
+      // A stale cookie must not stop its browser from signing in again: open routes ignore a bad credential.
+      const caller: Caller | null = await identify(req.headers, deps.reg, web).catch((err: unknown) => {
+        if (route.right === 'open' && err instanceof ApiError) return null;
+        throw err;
+      });
       const csrf = req.headers['x-csrf-token'];
       authorize(route, caller, (c) => csrfMatches(typeof csrf === 'string' ? csrf : undefined, c.csrfToken ?? ''));
       const body = await readJsonBody(req);
       const address = addressKey(req.socket.remoteAddress ?? '');
       return await route.handle({
         req: { method: route.method, path: url.pathname, query: url.searchParams, headers: req.headers, body, address },
-        params, caller, deps, actor: caller ? `operator:${caller.operator.name}` : 'cli',
+        params, caller, deps, actor: caller ? `operator:${caller.operator.name}` : 'broker',
       });
     } catch (err) {
       return errorAnswer(err);

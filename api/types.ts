@@ -27,7 +27,7 @@ export interface ApiAnswer {
 export interface ApiDeps {
   readonly reg: Registry;
   /** The signing keys as they are now (the broker reloads them after a rotation): grants are signed with them. */
-  issuer(): Issuer;
+  issuer(): Promise<Issuer>;
   /** A page of live sessions (one process: its own; a node: its workers' merged). */
   sessions(q: { limit: number; after?: string; device?: string }): Promise<SessionPage>;
   /** The Prometheus text of the port's /metrics: the fleet summary reads its counters. */

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
-import { API_PREFIX, createApi } from '../api/index.js';
+import { API_PREFIX, createApi, type Api } from '../api/index.js';
+import type { BrokerConfig } from './config.js';
 import { isLoopbackHost } from '../util/loopback-host.js';
 import { readPemPair } from './listeners.js';
 import type { BrokerContext } from './context.js';
@@ -21,19 +22,28 @@ export interface OpsAnswer {
  */
 export function createOpsPort(ctx: BrokerContext, isReady: () => boolean, extraMounts: readonly OpsMount[]): { server: Server; close(): void } {
   const { config } = ctx;
-  const tls = config.httpTlsCert === null ? null : { ...readPemPair(config.httpTlsCert, config.httpTlsKey!), paths: `${config.httpTlsCert}, ${config.httpTlsKey}` };
+  const tls = opsTls(config);
   const api = createApi({
     reg: ctx.issuer.reg,
-    issuer: () => ctx.issuer,
+    issuer: async () => ctx.issuer,
     sessions: async (q) => listSessions(ctx.sessions, q),
     metricsText: () => ctx.metrics.registry.metrics(),
     secure: tls !== null,
   });
-  const ext: OpsExtensions = {
+  return { server: createOpsServer(ctx, isReady, opsExtensions(api, config.httpHost, extraMounts), tls), close: () => api.close() };
+}
+
+/** The ops port's certificate and key, when the config gives them. */
+export function opsTls(config: Pick<BrokerConfig, 'httpTlsCert' | 'httpTlsKey'>): OpsTls | null {
+  return config.httpTlsCert === null ? null : { ...readPemPair(config.httpTlsCert, config.httpTlsKey!), paths: `${config.httpTlsCert}, ${config.httpTlsKey}` };
+}
+
+/** The API (and `extraMounts`) on an ops port bound to `host`; off loopback, the API also guards /metrics and /sessions. */
+export function opsExtensions(api: Api, host: string, extraMounts: readonly OpsMount[]): OpsExtensions {
+  return {
     mounts: [{ prefix: `${API_PREFIX}/`, handle: api.handle }, ...extraMounts],
-    ...(isLoopbackHost(config.httpHost) ? {} : { isOperator: api.isOperator }),
+    ...(isLoopbackHost(host) ? {} : { isOperator: api.isOperator }),
   };
-  return { server: createOpsServer(ctx, isReady, ext, tls), close: () => api.close() };
 }
 
 /**

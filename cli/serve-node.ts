@@ -5,6 +5,7 @@
  */
 import { createLogger, validateConfig, type BrokerConfig, type Weakening } from '../broker/index.js';
 import { startNode, WorkerStartError, WORKER_CONFIG_ENV, WORKER_INDEX_ENV } from '../cluster/primary.js';
+import { consoleMount } from '../broker/console-assets.js';
 import type { ToPrimary } from '../cluster/ipc.js';
 import { ensureBusKeys } from '../cluster/bus-keys.js';
 import { runWorker } from '../cluster/worker.js';
@@ -29,7 +30,7 @@ export async function serveNode(config: BrokerConfig): Promise<void> {
   const log = createLogger(config.logLevel, undefined, config.logFormat).child({ role: 'primary' });
   let node;
   try {
-    node = await startNode(config, log);
+    node = await startNode(config, log, { opsMounts: [consoleMount()] });
   } catch (err) {
     if (err instanceof WorkerStartError) {
       if (err.line !== null) process.stderr.write(`${err.line}\n`);

@@ -11,7 +11,9 @@ import { checkBusSecurity } from './bus-policy.js';
 import { isToPrimary, WorkerAsker } from './ipc.js';
 import { NodeLimits } from './node-limits.js';
 import { createNodeOpsServer } from './node-ops.js';
-import { opsHttpLimits } from '../broker/ops-http-server.js';
+import { opsHttpLimits, type OpsMount } from '../broker/ops-http-server.js';
+import { opsTls } from '../broker/http.js';
+import { openRegistry } from '../registry/index.js';
 import { workerShare } from './worker-share.js';
 
 /** Environment of a forked worker: its config (as the primary resolved it, so that a restarted worker never reads a config file edited since, with its share of the node's limits) and its index. */
@@ -52,7 +54,7 @@ export function workerCount(workers: BrokerConfig['workers']): number {
  * that fails before then (a port in use, a bad certificate) stops the node with
  * that worker's exit code and its line.
  */
-export async function startNode(config: BrokerConfig, log: Logger): Promise<RunningNode> {
+export async function startNode(config: BrokerConfig, log: Logger, opts: { opsMounts?: readonly OpsMount[] } = {}): Promise<RunningNode> {
   const bus = checkBusSecurity(config.bus!, config.busInsecure);
   // At every start: an operator who allowed it once must keep being told.
   if (bus.insecure && !bus.secure) log.warn({ event: 'bus.insecure', bus: redactUrl(config.bus!), tls: bus.tls, auth: bus.auth, loopback: bus.loopback }, 'bus without TLS and a password allowed by --bus-insecure: whoever reaches Redis can read device secrets and forge messages');
@@ -111,13 +113,20 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
   const stopAll = () => { for (const w of slots) if (w?.isConnected()) w.send({ credbroker: 'stop' }); };
 
   // The ops port first: while the workers wait for Redis, /readyz answers "not ready" (503) rather than nothing.
-  const http: Server | null = config.httpPort === null ? null : createNodeOpsServer({ workers: live, expected, asker, own, bus, limits: opsHttpLimits(config) });
-  const httpPort = http ? await listen(http, config.httpPort!, config.httpHost, 511, 'HTTP', '--http-port') : null;
+  // The operator API on the node's ops port works on a registry connection of the primary's own.
+  const reg = config.httpPort === null ? null : await openRegistry(config.db);
+  const ops = reg && createNodeOpsServer({
+    workers: live, expected, asker, own, bus, limits: opsHttpLimits(config), reg, host: config.httpHost, tls: opsTls(config), mounts: opts.opsMounts ?? [],
+  });
+  const http: Server | null = ops?.server ?? null;
+  const closeOps = async () => { ops?.api.close(); await reg?.close(); };
+  const httpPort = http ? await listen(http, config.httpPort!, config.httpHost, 511, 'HTTP', '--http-port').catch(async (err: unknown) => { await closeOps(); throw err; }) : null;
   try {
     for (let i = 0; i < expected; i++) fork(i);
     await up;
   } catch (err) {
     http?.close();
+    await closeOps();
     stopping = true;
     stopAll();
     throw err;
@@ -140,6 +149,7 @@ export async function startNode(config: BrokerConfig, log: Logger): Promise<Runn
         await Promise.all(gone);
         limits?.close();
         if (http) await new Promise<void>((r) => http!.close(() => r()));
+        await closeOps();
       })();
       return closing;
     },

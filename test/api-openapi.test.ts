@@ -52,7 +52,7 @@ t.test('every documented operation is routed (no 404 for the route, no 405)', as
 t.test('every route the router has is documented, and nothing else', async (t) => {
   // The router's own table, read from a live API instance of the same code.
   const { createApi } = await import('../api/index.js');
-  const api = createApi({ reg: tb.issuer.reg, issuer: () => tb.issuer, sessions: async () => ({ sessions: [], next: null }), metricsText: async () => '', secure: false });
+  const api = createApi({ reg: tb.issuer.reg, issuer: async () => tb.issuer, sessions: async () => ({ sessions: [], next: null }), metricsText: async () => '', secure: false });
   t.teardown(() => api.close());
   const routed = api.routes.map((r) => `${r.method.toLowerCase()} /api/v1${r.path}`).sort();
   const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`)).sort();

@@ -131,6 +131,8 @@ t.test('cookie session: CSRF required; revoke closes the live MQTT session withi
 
   t.equal((await call('DELETE', '/session', { cookie, csrf })).status, 200, 'sign out');
   t.equal((await call('GET', '/devices', { cookie })).status, 401, 'the cookie is dead after sign-out');
+  const again = await call('POST', '/session', { cookie, body: { name: 'otto', password: operator.password } });
+  t.equal(again.status, 200, 'a browser still sending the dead cookie signs in again');
 });
 
 t.test('sign-in: a wrong password is 401; throttled per name (429), before the password is checked', async (t) => {

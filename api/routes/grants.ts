@@ -37,7 +37,7 @@ export const grantRoutes: Route[] = [
       const body = objectBody(req.body, true);
       onlyFields(body, ['name', 'publish', 'subscribe', 'ttl', 'within', 'reason']);
       const ttl = stringField(body, 'ttl', { required: true, max: 20 });
-      const r = await issueGrant(deps.issuer(), {
+      const r = await issueGrant(await deps.issuer(), {
         name: stringField(body, 'name', { required: true, max: 64 }),
         publish: stringsField(body, 'publish') ?? [], subscribe: stringsField(body, 'subscribe') ?? [],
         ttlMs: durationField(body, 'ttl')!, ttlGiven: `ttl ${ttl}`,
