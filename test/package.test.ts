@@ -61,10 +61,12 @@ t.test('npm pack, npm install -g, and the quick start from the installed package
   const unwanted = files.filter((f) => /^(test|src|bench|\.cache|node_modules|dist\/bench|dist\/test)\//.test(f) || f.endsWith('.map') || (f.endsWith('.ts') && !f.endsWith('.d.ts')));
   t.same(unwanted, [], 'no tests, bench, sources or source maps');
 
-  const install = sh('npm', ['install', '--global', '--prefix', prefix, '--allow-scripts=credbroker,better-sqlite3', '--no-audit', '--no-fund', join(work, packed!.filename)], work, 2_100_000);
+  const install = sh('npm', ['install', '--global', '--prefix', prefix, '--allow-scripts=better-sqlite3', '--no-audit', '--no-fund', join(work, packed!.filename)], work, 2_100_000);
   t.equal(install.status, 0, `npm install -g: exit 0${said(install)}`);
   if (install.status !== 0) return;
-  t.notMatch(install.stderr, /install-scripts/, 'no install script left unapproved');
+  // The tarball's own postinstall (while it has one) is matched by its file: identity, not by
+  // name, so npm lists it; what the flag must cover is better-sqlite3's native build.
+  t.notMatch(install.stderr, /install-scripts\s+better-sqlite3@/, 'better-sqlite3\'s install script approved');
 
   const version = sh(BIN, ['--version'], work);
   t.equal(version.stdout?.trim(), VERSION, 'credbroker --version');
