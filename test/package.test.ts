@@ -14,7 +14,7 @@ import { until, within } from './helpers/wait.js';
 // `credbroker` only, on SQLite and on PostgreSQL, and the device library imported as
 // `credbroker/device` by a TypeScript program. One install serves every step.
 
-t.setTimeout(1_500_000); // a full tsc build and a native build of better-sqlite3: many minutes on a loaded 2-core box
+t.setTimeout(2_700_000); // a full tsc build and a native build of better-sqlite3: 25 minutes were seen on a 2-core box at load 35
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -37,13 +37,18 @@ function unbuiltCheckout(): string {
 }
 
 function sh(cmd: string, args: readonly string[], cwd: string, timeoutMs = 120_000) {
-  return spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: timeoutMs });
+  // JOBS: node-gyp compiles better-sqlite3's two sources in parallel.
+  return spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, JOBS: 'max' } });
 }
+
+/** What a failed step said, for its assertion's message. */
+const said = (r: { status: number | null; signal: NodeJS.Signals | null; stderr: string }) => (r.status === 0 ? '' : ` (exit ${r.status ?? r.signal}): ${r.stderr.slice(-2000)}`);
 
 t.test('npm pack, npm install -g, and the quick start from the installed package', async (t) => {
   const checkout = unbuiltCheckout();
   const pack = sh('npm', ['pack', '--json', '--pack-destination', work], checkout, 600_000);
-  t.equal(pack.status, 0, `npm pack: exit 0 ${pack.stderr}`);
+  t.equal(pack.status, 0, `npm pack: exit 0${said(pack)}`);
+  if (pack.status !== 0) return;
   // prepack's own output (npm run build) comes before the JSON.
   const json = pack.stdout.slice(pack.stdout.search(/^\[/m));
   const [packed] = JSON.parse(json) as { filename: string; files: { path: string }[] }[];
@@ -56,12 +61,15 @@ t.test('npm pack, npm install -g, and the quick start from the installed package
   const unwanted = files.filter((f) => /^(test|src|bench|\.cache|node_modules|dist\/bench|dist\/test)\//.test(f) || f.endsWith('.map') || (f.endsWith('.ts') && !f.endsWith('.d.ts')));
   t.same(unwanted, [], 'no tests, bench, sources or source maps');
 
-  const install = sh('npm', ['install', '--global', '--prefix', prefix, '--allow-scripts=credbroker,better-sqlite3', '--no-audit', '--no-fund', join(work, packed!.filename)], work, 1_200_000);
-  t.equal(install.status, 0, `npm install -g: exit 0 ${install.stderr}`);
-  t.notMatch(install.stderr, /install-scripts/, 'no install script left unapproved');
+  const install = sh('npm', ['install', '--global', '--prefix', prefix, '--allow-scripts=better-sqlite3', '--no-audit', '--no-fund', join(work, packed!.filename)], work, 2_100_000);
+  t.equal(install.status, 0, `npm install -g: exit 0${said(install)}`);
+  if (install.status !== 0) return;
+  // The tarball's own postinstall (while it has one) is matched by its file: identity, not by
+  // name, so npm lists it; what the flag must cover is better-sqlite3's native build.
+  t.notMatch(install.stderr, /install-scripts\s+better-sqlite3@/, 'better-sqlite3\'s install script approved');
 
   const version = sh(BIN, ['--version'], work);
-  t.equal(version.stdout.trim(), VERSION, 'credbroker --version');
+  t.equal(version.stdout?.trim(), VERSION, 'credbroker --version');
 
   await t.test('SQLite: the quick start as printed, in an empty folder', async (t) => {
     const dir = join(work, 'sqlite');
@@ -87,7 +95,7 @@ interface Broker { readonly received: () => string[] }
  */
 async function quickStart(t: Test, dir: string, db: string[], more: (b: Broker) => Promise<void>): Promise<void> {
   const init = sh(BIN, ['init', ...db], dir);
-  t.equal(init.status, 0, `init: exit 0 ${init.stderr}`);
+  t.equal(init.status, 0, `init: exit 0${said(init)}`);
   t.match(init.stdout, /^created registry /, 'init created the registry');
 
   const serve = spawn(BIN, ['serve', ...db, '--host', '127.0.0.1', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -96,12 +104,12 @@ async function quickStart(t: Test, dir: string, db: string[], more: (b: Broker) 
   const mqttUrl = `mqtt://127.0.0.1:${ports.mqtt}`;
 
   const provision = sh(BIN, ['provision', 'pump-0001', '--profile', 'sensor', '--out', './creds', '--broker-url', mqttUrl, ...db], dir);
-  t.equal(provision.status, 0, `provision: exit 0 ${provision.stderr}`);
+  t.equal(provision.status, 0, `provision: exit 0${said(provision)}`);
   const credsFile = join(dir, 'creds', 'pump-0001.json');
   t.equal(statSync(credsFile).mode & 0o777, 0o600, 'credentials file 0600');
   const creds = JSON.parse(readFileSync(credsFile, 'utf8')) as { deviceId: string; accessToken: string };
   const obs = sh(BIN, ['provision', 'obs-1', '--profile', 'observer', '--json', ...db], dir);
-  t.equal(obs.status, 0, `provision observer: exit 0 ${obs.stderr}`);
+  t.equal(obs.status, 0, `provision observer: exit 0${said(obs)}`);
   const [observerCreds] = JSON.parse(obs.stdout) as { deviceId: string; accessToken: string }[];
 
   const observer = (await connectDevice(mqttUrl, observerCreds!)).client!;
@@ -121,7 +129,7 @@ async function quickStart(t: Test, dir: string, db: string[], more: (b: Broker) 
 
   const sim = sh(BIN, ['sim', '--url', mqttUrl, '--broker', `http://127.0.0.1:${ports.http}`, ...db, '--devices', '5', '--duration', '3s',
     '--offline-fraction', '0', '--revoke-fraction', '0', '--probe-fraction', '0', '--non-renewing-fraction', '0'], dir, 300_000);
-  t.equal(sim.status, 0, `sim: exit 0 ${sim.stderr}`);
+  t.equal(sim.status, 0, `sim: exit 0${said(sim)}`);
   t.match(sim.stdout + sim.stderr, /^RESULT: PASS$/m, 'sim: RESULT: PASS');
 
   t.equal(await stop(serve), 0, 'serve stopped cleanly on SIGTERM');
@@ -164,9 +172,9 @@ try {
 }
 `);
   const tsc = sh(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], app, 300_000);
-  t.equal(tsc.status, 0, `tsc type-checks a program against credbroker/device: ${tsc.stdout}${tsc.stderr}`);
+  t.equal(tsc.status, 0, `tsc type-checks a program against credbroker/device${tsc.status === 0 ? '' : `: ${tsc.stdout}${tsc.stderr}`}`);
   const run = sh(process.execPath, ['out/app.js', credsFile], app, 60_000);
-  t.equal(run.status, 0, `the program ran: ${run.stderr}`);
+  t.equal(run.status, 0, `the program ran${said(run)}`);
   await until('the observer to receive the device library’s publish', () => b.received().includes('{"from":"credbroker/device"}'));
   t.pass('DeviceClient from credbroker/device connected and published');
 
