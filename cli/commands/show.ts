@@ -38,6 +38,7 @@ export function registerShow(program: Command): void {
           device: deviceJson(s.device),
           profile: s.profile ? profileJson(s.profile) : null,
           liveTokens: s.liveTokens.map((t) => ({ jti: t.jti, kid: t.kid, issuedAt: iso(t.issuedAt), expiresAt: iso(t.expiresAt) })),
+          deadTokens: s.deadTokens.map(({ token: t, why }) => ({ jti: t.jti, kid: t.kid, issuedAt: iso(t.issuedAt), expiresAt: iso(t.expiresAt), why })),
           refreshCredentials: s.refreshCredentials.map((r) => ({ state: r.state, issuedAt: iso(r.issuedAt), expiresAt: iso(r.expiresAt), usedAt: iso(r.usedAt) })),
           recentAudit: s.recentAudit.map(auditJson),
           // Present only when the broker answered: null = not connected.
@@ -63,6 +64,11 @@ export function registerShow(program: Command): void {
       out();
       out(`live tokens (${s.liveTokens.length}):`);
       printTable(['JTI', 'ISSUED', 'EXPIRES', 'KID'], s.liveTokens.map((t) => [t.jti, time(t.issuedAt), time(t.expiresAt), t.kid]));
+      if (s.deadTokens.length) {
+        out();
+        out(`dead tokens (${s.deadTokens.length}): not expired, but their signing key was killed (keys rotate --now); the broker refuses them`);
+        printTable(['JTI', 'ISSUED', 'EXPIRES', 'KID'], s.deadTokens.map(({ token: t }) => [t.jti, time(t.issuedAt), time(t.expiresAt), `${t.kid} (killed)`]));
+      }
       out();
       out(`refresh credentials (${s.refreshCredentials.length}):`);
       printTable(['STATE', 'ISSUED', 'EXPIRES', 'USED'], s.refreshCredentials.map((r) => [r.state, time(r.issuedAt), time(r.expiresAt), time(r.usedAt)]));
