@@ -59,11 +59,12 @@ t.test('token families and idempotent renewal', async (t) => {
     const [creds] = await tb.provision(['fam-3']);
     const s = await renewalSession(tb.url, 'fam-3', creds!.accessToken);
     t.teardown(() => s.client?.end(true));
-    await s.request!();
+    const renewed = jtiOf((await s.request!()).body.accessToken as string);
     const closed = new Promise<void>((r) => s.client!.once('close', () => r()));
     const r = await runCli(['revoke', '--token', jtiOf(creds!.accessToken), '--db', tb.db]);
     t.equal(r.code, 0, r.stderr);
     t.match(r.stdout, /revoked token \S+ of device fam-3 and 1 other token of its family/);
+    t.match(r.stdout, `of its family (renewed from it or it from them): ${renewed};`, 'and names it');
     await closed;
     t.pass('the session holding the renewed token is closed');
   });
