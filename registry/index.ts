@@ -31,7 +31,10 @@ export async function openRegistry(target: string = defaultDbPath(), opts: OpenO
 export async function backupRegistry(target: string, to: string): Promise<void> {
   const where = parseRegistryTarget(target);
   if (where.engine === 'postgres') {
-    throw new UsageError(`registry backup copies SQLite registry files; back up a PostgreSQL registry with pg_dump, keeping the dump private: (umask 077; pg_dump --format=custom --file=${to} "${redactSecrets(target)}")`);
+    // Runnable as printed, without the password (pg_dump reads ~/.pgpass or PGPASSWORD, as credbroker does).
+    const url = new URL(where.url);
+    url.password = '';
+    throw new UsageError(`registry backup copies SQLite registry files; back up a PostgreSQL registry with pg_dump, keeping the dump private: (umask 077; pg_dump --format=custom --file=${to} "${redactSecrets(url.href)}")`);
   }
   const { backupFile } = await import('./sqlite/backup.js');
   await backupFile(where.path, to);
