@@ -1,19 +1,9 @@
 import t from 'tap';
 import { connect } from './helpers/broker.js';
-import { startCluster, until } from './helpers/cluster.js';
-import type { ServeProcess } from './helpers/serve-process.js';
+import { creds, readyz, startCluster, until } from './helpers/cluster.js';
 
 // A persistent-session CONNECT while the bus' Redis is down: CONNACK 3 (server unavailable,
 // try again later), not a socket closed without an answer. A clean session still gets in.
-
-const creds = (d: { deviceId: string; accessToken: string }) => ({ clientId: d.deviceId, username: d.deviceId, password: d.accessToken });
-const readyz = async (s: ServeProcess) => {
-  try {
-    return (await fetch(`http://127.0.0.1:${s.httpPort}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
-  } catch {
-    return 0;
-  }
-};
 
 t.test('clean=0 CONNECT during a Redis outage gets CONNACK 3', async (t) => {
   const c = await startCluster(t, 'workers');
