@@ -22,7 +22,7 @@ type Done = (error: (Error & { returnCode: number }) | null, success: boolean | 
  * Refusals that are not failed logins: the credential was not checked (throttled, over
  * the budget, the registry unreachable), or was valid (a flapping device).
  */
-const NOT_FAILED = new Set(['throttled', 'verify_budget', 'connect_rate', 'registry_unavailable', 'claim_connect_rate', 'claim_session_held', 'claim_exhausted', 'claim_not_clean']);
+const NOT_FAILED = new Set(['throttled', 'verify_budget', 'connect_rate', 'registry_unavailable', 'claim_connect_rate', 'claim_session_held', 'claim_exhausted', 'claim_not_clean', 'session_store_unavailable']);
 /** Refusals of a flood, refused unchecked: only counted, into one summary row per address and window. */
 const FLOOD = new Set(['throttled', 'verify_budget', 'claim_connect_rate']);
 
@@ -88,6 +88,8 @@ export function createAuthenticate(ctx: BrokerContext) {
       if (session.kind !== 'claim') {
         // A resumed persistent session brings subscriptions and queued messages granted under an earlier token's ACL.
         session.checkDelivery = client.clean === false;
+        // aedes would fail reading the stored session and close the socket without a CONNACK: say "try later" (3) instead.
+        if (client.clean === false && !ctx.sessionStoreUp()) throw new Refusal('ERR_SESSION_STORE_UNAVAILABLE', 'session_store_unavailable');
         // Counted only for proven credentials: a stranger who knows a device id must not be able to lock it out.
         if (!ctx.deviceConnects.take(session.deviceId)) throw new Refusal('ERR_THROTTLED', 'connect_rate');
       }

@@ -48,6 +48,8 @@ export interface BrokerContext {
   readonly claimConnectAddresses: RateLimiter;
   /** One claim session per device id, in this process or across the bus (startBroker's `claimLocks` option). */
   readonly claimLocks: ClaimLocks;
+  /** False while a shared session store is unreachable (startBroker's `shared`): a persistent session cannot be read then. */
+  readonly sessionStoreUp: () => boolean;
   readonly subscriptions: SubscriptionLimit;
   /** Who owns each retained message: the per-device caps, and clearing a revoked device's. */
   readonly retained: RetainedLedger;

@@ -135,6 +135,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     claimConnects: limiter('claimConnects'),
     claimConnectAddresses: limiter('claimConnectAddresses'),
     claimLocks: opts.claimLocks ?? new LocalClaimLocks(),
+    sessionStoreUp: () => shared?.ready() ?? true,
     subscriptions: new SubscriptionLimit(config.maxSubscriptionsPerConnection),
     retained: new RetainedLedger(retainedLimits(config)),
     grantRetained: new GrantRetainedExpiry((owner) => clearRetainedOf(ctx, owner, 'grant_expired')),

@@ -4,13 +4,14 @@
  * start fast: only what a command uses is imported.
  */
 import { Option, type Command } from 'commander';
+import { makeDirs } from '../util/make-dirs.js';
 import type { Issuer } from '../provisioning/issuer.js';
 import type { Registry } from '../registry/index.js';
 import { localRegistryPath } from '../registry/location.js';
 import { parseDeviceId, type DeviceId } from '../registry/ids.js';
 import { parseDuration } from '../util/duration.js';
 import { RegistryError, UsageError } from '../errors/index.js';
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 
 export const DEFAULT_DB = './data/credbroker.db';
 
@@ -80,13 +81,14 @@ export async function withIssuer<T>(db: string, fn: (issuer: Issuer) => T | Prom
  */
 export function prepareOutDir(dir: string, flag = '--out'): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir);
     if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'EEXIST' });
     accessSync(dir, constants.W_OK | constants.X_OK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST' || code === 'ENOTDIR') throw new UsageError(`${flag} ${dir} is a file, not a folder: give a folder for the credentials files`);
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new UsageError(`cannot write to ${flag} ${dir}: permission denied (${code}); give a folder you can write to`);
+    if (code === 'ENOENT') throw new UsageError(`cannot create ${flag} ${dir}: the file system refuses a folder there (ENOENT); give another folder`);
     throw new UsageError(`cannot use ${flag} ${dir}: ${code ?? (err as Error).message}`);
   }
 }

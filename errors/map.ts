@@ -85,6 +85,7 @@ const TABLE: Record<ErrorCode, Row> = {
   // An address throttled after failed logins, or a device connecting too often: refused unchecked.
   ERR_THROTTLED: { exit: 7, connack: NOT },
   ERR_SERVER_BUSY: { exit: 7, connack: LATER },
+  ERR_SESSION_STORE_UNAVAILABLE: { exit: 5, connack: LATER },
   // No credential of the right form where one belongs (user name, password).
   ERR_BAD_LOGIN: { exit: 6, connack: BAD },
   ERR_BROKER_UNREACHABLE: { exit: 8, connack: NOT },

@@ -102,17 +102,23 @@ export function revokeClaim(reg: Stores, name: string, reason: string, actor: Ac
 
 /**
  * `claim extend`: the claim now expires `ttlMs` from now (an expired claim
- * opens again). A revoked claim stays revoked.
- * @throws RegistryError `ERR_CLAIM_NOT_FOUND` | `ERR_CLAIM_REVOKED`
+ * opens again). A revoked claim stays revoked. An "extend" that would bring the
+ * expiry closer is refused unless `allowShorten`: `--ttl 14d` on a 90-day claim
+ * reads as "14 more days", and would silently take 76 away.
+ * @throws RegistryError `ERR_CLAIM_NOT_FOUND` | `ERR_CLAIM_REVOKED` | UsageError (shortening)
  */
-export async function extendClaim(reg: Stores, name: string, ttlMs: number, now = Date.now()): Promise<Claim> {
+export async function extendClaim(reg: Stores, name: string, ttlMs: number, now = Date.now(), opts: { allowShorten?: boolean } = {}): Promise<Claim & { previousExpiresAt: number }> {
   checkClaimTtl(ttlMs);
   return reg.transaction(async (tx) => {
     const claim = await tx.claims.require(name);
     if (claim.revokedAt !== null) throw new RegistryError('ERR_CLAIM_REVOKED', `claim "${claim.name}" is revoked: create a new claim instead`);
-    await tx.claims.setExpiry(claim.name, now + ttlMs);
-    await tx.audit.append('cli', 'claim.extend', null, { claim: claim.name, from: claim.expiresAt, to: now + ttlMs }, now);
-    return tx.claims.require(claim.name);
+    const to = now + ttlMs;
+    if (to < claim.expiresAt && !opts.allowShorten) {
+      throw new UsageError(`--ttl ${formatDuration(ttlMs)} would shorten claim "${claim.name}" (expires ${new Date(claim.expiresAt).toISOString()}, would expire ${new Date(to).toISOString()}): the new expiry is --ttl from now; give a longer --ttl, or --allow-shorten`);
+    }
+    await tx.claims.setExpiry(claim.name, to);
+    await tx.audit.append('cli', 'claim.extend', null, { claim: claim.name, from: claim.expiresAt, to }, now);
+    return { ...(await tx.claims.require(claim.name)), previousExpiresAt: claim.expiresAt };
   });
 }
 

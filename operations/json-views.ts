@@ -26,6 +26,7 @@ export function deviceSummaryJson(s: DeviceSummary): Record<string, unknown> {
     device: deviceJson(s.device),
     profile: s.profile ? profileJson(s.profile) : null,
     liveTokens: s.liveTokens.map((t) => ({ jti: t.jti, kid: t.kid, issuedAt: iso(t.issuedAt), expiresAt: iso(t.expiresAt) })),
+    deadTokens: s.deadTokens.map(({ token: t, why }) => ({ jti: t.jti, kid: t.kid, issuedAt: iso(t.issuedAt), expiresAt: iso(t.expiresAt), why })),
     refreshCredentials: s.refreshCredentials.map((r) => ({ state: r.state, issuedAt: iso(r.issuedAt), expiresAt: iso(r.expiresAt), usedAt: iso(r.usedAt) })),
     recentAudit: s.recentAudit.map(auditJson),
   };

@@ -48,7 +48,7 @@ export function revokeDevices(reg: Stores, ids: readonly DeviceId[], reason: str
  * the session holding any of its tokens. Fsynced before it returns.
  * @throws RegistryError `ERR_TOKEN_NOT_FOUND`
  */
-export function revokeToken(reg: Stores, jti: Jti, actor: Actor = 'cli', now = Date.now()): Promise<{ deviceId: DeviceId; changed: boolean; familyRevoked: number }> {
+export function revokeToken(reg: Stores, jti: Jti, actor: Actor = 'cli', now = Date.now()): Promise<{ deviceId: DeviceId; changed: boolean; familyRevoked: number; revoked: Jti[] }> {
   return reg.transaction(async (tx) => {
     const token = await tx.tokens.get(jti);
     if (!token) throw new RegistryError('ERR_TOKEN_NOT_FOUND', `no token with jti "${jti}" (see: credbroker show DEVICE)`);
@@ -58,7 +58,7 @@ export function revokeToken(reg: Stores, jti: Jti, actor: Actor = 'cli', now = D
       await tx.changes.append('token_revoked', token.deviceId, jti, now);
       await tx.audit.append(actor, 'token.revoke', token.deviceId, { jti, family: token.family, tokensRevoked: revoked.length }, now);
     }
-    return { deviceId: token.deviceId, changed, familyRevoked: revoked.length };
+    return { deviceId: token.deviceId, changed, familyRevoked: revoked.length, revoked: revoked.map((r) => r.jti) };
   }, { durable: true });
 }
 

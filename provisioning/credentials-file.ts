@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { makeDirs } from '../util/make-dirs.js';
 import { join } from 'node:path';
 import { randomBytesPooled } from '../util/random.js';
 import type { DeviceCredentials } from './credentials.js';
@@ -18,7 +19,7 @@ export function credentialsFilePath(dir: string, deviceId: string): string {
  * folder, then rename, so a crash never leaves a half-written credentials file.
  */
 export function writeCredentialsFile(dir: string, creds: DeviceCredentials): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir);
   const tmp = writePendingCredentialsFile(dir, creds);
   const path = credentialsFilePath(dir, creds.deviceId);
   renameSync(tmp, path);

@@ -1,4 +1,5 @@
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { makeDirs } from '../util/make-dirs.js';
 import { resolve } from 'node:path';
 import { BatchError, CredbrokerError, UsageError, type BatchProblem } from '../errors/index.js';
 import { isCredbrokerError } from '../errors/index.js';
@@ -96,6 +97,7 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
   const releaseLock = outDir ? lockOutDir(outDir) : () => {};
   try {
     const existing = await reg.devices.existing(planned.map((p) => p.id));
+    await refuseChanges(issuer, planned.filter((p) => existing.has(p.id)));
     const skipped: DeviceId[] = planned.filter((p) => existing.has(p.id)).map((p) => p.id);
     const recovered: DeviceId[] = [];
     const missingFiles: DeviceId[] = [];
@@ -220,7 +222,7 @@ async function recordedFor(issuer: Issuer, path: string, id: DeviceId): Promise<
  * the first one's pending files. A lock left by a killed run (its pid is gone) is taken over.
  */
 function lockOutDir(outDir: string): () => void {
-  mkdirSync(outDir, { recursive: true, mode: 0o700 });
+  makeDirs(outDir);
   const lock = resolve(outDir, LOCK_NAME);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -263,6 +265,39 @@ function isAlive(pid: number): boolean {
 }
 
 /** Checks every row (id, duplicate, profile) before anything is written. */
+/**
+ * A device that exists is skipped (a batch run again resumes), but only when it is
+ * what the row asks for: a revoked device, or one in another profile, would
+ * otherwise be reported as "skipped (already provisioned)" with exit 0.
+ * @throws RegistryError `ERR_DEVICE_REVOKED` | `ERR_DEVICE_EXISTS`
+ */
+async function refuseChanges(issuer: Issuer, existing: readonly Planned[]): Promise<void> {
+  const revoked: DeviceId[] = [];
+  const moved: { id: DeviceId; from: string; to: string }[] = [];
+  for (let i = 0; i < existing.length; i += 500) {
+    const chunk = existing.slice(i, i + 500);
+    const devices = await Promise.all(chunk.map((p) => issuer.reg.devices.get(p.id)));
+    chunk.forEach((p, k) => {
+      const d = devices[k];
+      if (d?.status === 'revoked') revoked.push(p.id);
+      else if (d && d.profile !== p.profile.name) moved.push({ id: p.id, from: d.profile, to: p.profile.name });
+    });
+  }
+  const named = (ids: readonly string[]) => `${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ` (and ${ids.length - 5} more)` : ''}`;
+  if (revoked.length) {
+    const [one] = revoked;
+    throw new CredbrokerError('ERR_DEVICE_REVOKED', revoked.length === 1
+      ? `device ${one} is revoked: provision never re-issues a revoked device; re-enable it with "credbroker restore ${one}" (then "credbroker token ${one}")`
+      : `devices ${named(revoked)} are revoked: provision never re-issues a revoked device; re-enable each with "credbroker restore ID" (then "credbroker token ID"); nothing was provisioned`);
+  }
+  if (moved.length) {
+    const [m] = moved;
+    throw new CredbrokerError('ERR_DEVICE_EXISTS', moved.length === 1
+      ? `device ${m!.id} already exists in profile ${m!.from}, not ${m!.to}: provision never changes a device; move it with "credbroker devices move ${m!.id} --profile ${m!.to}"`
+      : `devices ${named(moved.map((x) => x.id))} already exist in another profile than asked: provision never changes a device; move them with "credbroker devices move ID... --profile NAME"; nothing was provisioned`);
+  }
+}
+
 async function plan(issuer: Issuer, rows: readonly BatchRow[], defaultProfile: string | undefined): Promise<{ planned: Planned[]; invalid: BatchProblem[] }> {
   if (rows.length === 0) throw new CredbrokerError('ERR_BATCH_INVALID', 'the batch has no device rows');
   const planned: Planned[] = [];

@@ -1,6 +1,6 @@
 import type { OpenOptions, Registry, RegistryEngine } from './interface.js';
 import { defaultDbPath, parseRegistryTarget, redactSecrets } from './location.js';
-import { RegistryError } from '../errors/index.js';
+import { RegistryError, UsageError } from '../errors/index.js';
 
 export * from './ids.js';
 export type * from './types.js';
@@ -21,6 +21,24 @@ export async function openRegistry(target: string = defaultDbPath(), opts: OpenO
   const where = parseRegistryTarget(target);
   const engine = where.engine === 'postgres' ? await loadEngine('./postgres/index.js', target) : await loadEngine('./sqlite/index.js', target);
   return engine.open(where.engine === 'postgres' ? where.url : where.path, opts);
+}
+
+/**
+ * `registry backup`: a consistent copy of a SQLite registry into a new 0600 file
+ * (registry/sqlite/backup.ts). A PostgreSQL registry is backed up with the
+ * database's own tools: refused with how.
+ * @throws UsageError
+ */
+export async function backupRegistry(target: string, to: string): Promise<void> {
+  const where = parseRegistryTarget(target);
+  if (where.engine === 'postgres') {
+    // Runnable as printed, without the password (pg_dump reads ~/.pgpass or PGPASSWORD, as credbroker does).
+    const url = new URL(where.url);
+    url.password = '';
+    throw new UsageError(`registry backup copies SQLite registry files; back up a PostgreSQL registry with pg_dump, keeping the dump private: (umask 077; pg_dump --format=custom --file=${to} "${redactSecrets(url.href)}")`);
+  }
+  const { backupFile } = await import('./sqlite/backup.js');
+  await backupFile(where.path, to);
 }
 
 /** The module path is a variable so that an engine is compiled and loaded only when present and asked for. */

@@ -51,6 +51,8 @@ export interface DeviceStore {
   revoke(id: DeviceId, reason: string, now: number): Promise<boolean>;
   /** Sets `tokensValidAfter` to now (s). @returns false when the device was not revoked. */
   restore(id: DeviceId, now: number): Promise<boolean>;
+  /** Moves a device to another profile (its tokens keep the ACL they were minted with). @returns false when unknown. */
+  setProfile(id: DeviceId, profile: ProfileName): Promise<boolean>;
   /** Number of devices per profile name (profiles with none are absent). */
   countByProfile(): Promise<Map<string, number>>;
   countByStatus(): Promise<Record<DeviceStatus, number>>;

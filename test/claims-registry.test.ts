@@ -145,7 +145,7 @@ t.test('credbroker claim ...', async (t) => {
     [['claim', 'create', 'p', '--profile', 'nope'], 3, /unknown profile/],
     [['claim', 'create', 'p', '--profile', 'sensor', '--id-pattern', '(['], 2, /invalid --id-pattern/],
     [['claim', 'create', 'p', '--profile', 'sensor', '--max-devices', '0'], 2, /--max-devices/],
-    [['claim', 'create', 'p', '--profile', 'sensor', '--ttl', '90'], 2, /give a unit/],
+    [['claim', 'create', 'p', '--profile', 'sensor', '--ttl', '90'], 2, /a duration needs a unit: 90s, 90m, 90h or 90d/],
     [['claim', 'create', 'p', '--profile', 'sensor', '--ttl', '4000d'], 2, /at most/],
     [['claim', 'create', 'p', '--profile', 'sensor', '--allow-list', join(dir, 'bad.txt')], 2, /line 2: "bad\/id" is not a device id/],
     [['claim', 'create', 'p', '--profile', 'sensor', '--allow-list', join(dir, 'missing.txt')], 2, /cannot read allow-list/],

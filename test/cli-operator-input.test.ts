@@ -74,8 +74,9 @@ t.test('bad input is exit 2 with one line', async (t) => {
     { name: 'token --ttl 48h', args: ['token', 'd-1', '--ttl', '48h'], message: /--ttl 48h is above the cap of 24h/, not: /2d/ },
     { name: 'provision --ttl 48h', args: ['provision', 'd-2', '--profile', 'sensor', '--json', '--ttl', '48h'], message: /--ttl 48h is above the cap of 24h/, not: /2d/ },
     { name: 'profile set --ttl 48h', args: ['profile', 'set', 'p1', '--pub', 'a/b', '--ttl', '48h'], message: /--ttl 48h is above the cap of 24h/, not: /2d/ },
-    { name: '--ttl 3600 (no unit)', args: ['token', 'd-1', '--ttl', '3600'], message: /invalid --ttl "3600": give a unit \(3600s = 1h\); use a number with a unit/ },
-    { name: '--ttl 90 (no unit)', args: ['provision', 'd-2', '--profile', 'sensor', '--json', '--ttl', '90'], message: /invalid --ttl "90": give a unit/ },
+    { name: '--ttl 3600 (no unit)', args: ['token', 'd-1', '--ttl', '3600'], message: /invalid --ttl "3600": a duration needs a unit: 3600s, 3600m, 3600h or 3600d$/ },
+    { name: '--ttl 14 (no unit)', args: ['claim', 'extend', 'c-1', '--ttl', '14'], message: /^credbroker: invalid --ttl "14": a duration needs a unit: 14s, 14m, 14h or 14d$/ },
+    { name: '--ttl 90 (no unit)', args: ['provision', 'd-2', '--profile', 'sensor', '--json', '--ttl', '90'], message: /invalid --ttl "90": a duration needs a unit: 90s, 90m, 90h or 90d/ },
     // batch files from spreadsheets and other tools
     { name: 'semicolon-separated CSV', args: ['provision', '--batch', join(dir, 'semicolons.csv'), '--profile', 'sensor', '--json'], message: /batch CSV is separated by semicolons, not commas/ },
     { name: 'UTF-16 CSV', args: ['provision', '--batch', join(dir, 'utf16.csv'), '--profile', 'sensor', '--json'], message: /utf16\.csv is UTF-16 text .* not UTF-8/ },

@@ -10,20 +10,12 @@ import Database from 'better-sqlite3';
 import { localRegistryPath, type DeviceId } from '../registry/index.js';
 import { closed, connect } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';
-import { collect, startCluster, until } from './helpers/cluster.js';
+import { collect, creds, readyz, startCluster, until } from './helpers/cluster.js';
 import { freePort, startRedis } from './helpers/redis.js';
 import { startServe, type ServeProcess } from './helpers/serve-process.js';
 
 t.setTimeout(600_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const creds = (d: { deviceId: string; accessToken: string }) => ({ clientId: d.deviceId, username: d.deviceId, password: d.accessToken });
-const readyz = async (s: ServeProcess) => {
-  try {
-    return (await fetch(`http://127.0.0.1:${s.httpPort}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
-  } catch {
-    return 0;
-  }
-};
 const workerExits = (s: ServeProcess) => s.records().filter((r) => r.event === 'cluster.worker_exited');
 
 t.test('kill -9 of a worker under load: its devices reconnect, the registry keeps everything, the worker comes back', async (t) => {

@@ -131,6 +131,8 @@ t.test('Ctrl-C during a sim: stops, removes its devices, exit 130', async (t) =>
   t.equal(code, 130, `exit 130 (stderr: ${stderr})`);
   t.match(stderr, /stopping the simulation and removing its devices/);
   t.match(stdout, /INTERRUPTED \(Ctrl-C\)/);
+  t.match(stdout, /\nRESULT: INTERRUPTED \(Ctrl-C\) after \S+ of 2m: saw \d+ connects, \d+ publishes, \d+ renewals, \d+ revocation kicks/, 'what it saw, not a verdict');
+  t.notMatch(stdout, /RESULT: (FAIL|PASS)/);
   t.match(stdout, /clean-up: removed 7 simulation device\(s\) and the sim-sensor profile/);
   t.same((await tb.issuer.reg.devices.list()), [], 'nothing left in the registry');
 });

@@ -29,7 +29,7 @@ t.test('token families and idempotent renewal', async (t) => {
     const closed = new Promise<number>((r) => s.client!.once('close', () => r(Date.now())));
     const at = Date.now();
     const r = await revokeToken(reg, jtiOf(t0) as Jti); // as the CLI does, from its own registry connection
-    t.same(r, { deviceId: 'fam-1', changed: true, familyRevoked: 3 }, 'the whole family is revoked');
+    t.same({ ...r, revoked: [...r.revoked].sort() }, { deviceId: 'fam-1', changed: true, familyRevoked: 3, revoked: [t0, t1, t2].map(jtiOf).sort() }, 'the whole family is revoked, each named');
     t.ok((await closed) - at < 1000, `the session holding the newest token is closed within a second (${Date.now() - at} ms)`);
     for (const [name, token] of [['T1', t1], ['T2', t2]] as const) {
       t.equal((await connectDevice(tb.url, { deviceId: 'fam-1', accessToken: token })).code, 5, `${name} (renewed from the revoked token) gets CONNACK 5`);
@@ -59,11 +59,12 @@ t.test('token families and idempotent renewal', async (t) => {
     const [creds] = await tb.provision(['fam-3']);
     const s = await renewalSession(tb.url, 'fam-3', creds!.accessToken);
     t.teardown(() => s.client?.end(true));
-    await s.request!();
+    const renewed = jtiOf((await s.request!()).body.accessToken as string);
     const closed = new Promise<void>((r) => s.client!.once('close', () => r()));
     const r = await runCli(['revoke', '--token', jtiOf(creds!.accessToken), '--db', tb.db]);
     t.equal(r.code, 0, r.stderr);
     t.match(r.stdout, /revoked token \S+ of device fam-3 and 1 other token of its family/);
+    t.match(r.stdout, `of its family (renewed from it or it from them): ${renewed};`, 'and names it');
     await closed;
     t.pass('the session holding the renewed token is closed');
   });

@@ -13,8 +13,8 @@ const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
 export function parseDuration(text: string, what = 'duration'): number {
   const t = String(text).trim();
   if (!/^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/.test(t)) {
-    const hint = /^\d+(?:\.\d+)?$/.test(t) && Number(t) > 0 ? `give a unit (${t}s = ${formatDuration(Number(t) * 1000)}); ` : '';
-    throw new UsageError(`invalid ${what} "${text}": ${hint}use a number with a unit, e.g. 30s, 15m, 1h, 1h30m, 7d`, 'ERR_INVALID_DURATION');
+    if (/^\d+(?:\.\d+)?$/.test(t) && Number(t) > 0) throw new UsageError(`invalid ${what} "${text}": a duration needs a unit: ${t}s, ${t}m, ${t}h or ${t}d`, 'ERR_INVALID_DURATION');
+    throw new UsageError(`invalid ${what} "${text}": use a number with a unit, e.g. 30s, 15m, 1h, 1h30m, 7d`, 'ERR_INVALID_DURATION');
   }
   let ms = 0;
   for (const [, n, unit] of t.matchAll(PART)) ms += Number(n) * UNITS[unit!]!;

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import { describe, parseSubjectId } from '../../registry/ids.js';
 import { parseSince } from '../../util/time.js';
+import { didYouMean } from '../../util/did-you-mean.js';
+import { AUDIT_ACTIONS } from '../../operations/audit-actions.js';
 import { addDbOption, durationOption, examples, subcommand, withRegistry } from '../common.js';
 import { iso, out, plural, printJson, time } from '../output.js';
 import { addPagingOptions, fetchLimit, pageRequest, printPageFooter, printPageJson, toPage, type PagingFlags } from '../paging.js';
@@ -59,7 +61,15 @@ export function registerAudit(program: Command): void {
       const since = opts.since === undefined ? undefined : parseSince(opts.since);
       const action = opts.action === undefined ? undefined : parseAction(opts.action);
       const before = req.after === null ? undefined : Number(req.after);
-      const events = await withRegistry(opts.db, (reg) => reg.audit.query({ deviceId, since, action, before, limit: fetchLimit(req) }), { readonly: true });
+      const events = await withRegistry(opts.db, async (reg) => {
+        const found = await reg.audit.query({ deviceId, since, action, before, limit: fetchLimit(req) });
+        // An action credbroker never writes, and that this log does not hold either (another version's): a typo.
+        if (found.length === 0 && action !== undefined && !action.endsWith('*') && !AUDIT_ACTIONS.includes(action) && (await reg.audit.query({ action, limit: 1 })).length === 0) {
+          const guess = didYouMean(action, AUDIT_ACTIONS);
+          throw new UsageError(`unknown --action "${action}"${guess ? `: did you mean "${guess}"?` : ''} (known: ${AUDIT_ACTIONS.join(', ')}; or a prefix such as "device.*")`);
+        }
+        return found;
+      }, { readonly: true });
       const page = toPage(events, req.limit, (e) => String(e.id));
       if (opts.json) {
         printPageJson(page, req, auditJson, 'events');

@@ -179,12 +179,18 @@ claim:<NAME> and the credential as password, and receives its own credentials se
 
   subcommand(claim, 'extend <name>', 'make a claim expire a new duration from now (an expired claim opens again)')
     .requiredOption('--ttl <duration>', 'the claim expires this long from now, e.g. 30d')
+    .option('--allow-shorten', 'allow a --ttl that brings the expiry closer than it is')
     .option('--json', 'print the claim as JSON')
-    .action(async (name: string, opts: Opts) => {
+    .action(async (name: string, opts: Opts & { allowShorten?: boolean }) => {
       const ttlMs = durationOption(opts.ttl, '--ttl')!;
       const { extendClaim, claimSummary } = await import('../../operations/claim.js');
-      const s = await withRegistry(opts.db, async (reg) => claimSummary(reg, await extendClaim(reg, name, ttlMs)));
+      let was = 0;
+      const s = await withRegistry(opts.db, async (reg) => {
+        const claim = await extendClaim(reg, name, ttlMs, Date.now(), { allowShorten: !!opts.allowShorten });
+        was = claim.previousExpiresAt;
+        return claimSummary(reg, claim);
+      });
       if (opts.json) printJson(claimJson(s));
-      else out(`claim ${s.claim.name} now expires ${time(s.claim.expiresAt)} (${count(s.left)} of ${count(s.claim.maxDevices)} devices left)`);
+      else out(`claim ${s.claim.name} now expires ${time(s.claim.expiresAt)} (was ${time(was)}; ${count(s.left)} of ${count(s.claim.maxDevices)} devices left)`);
     });
 }

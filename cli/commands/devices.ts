@@ -60,6 +60,7 @@ Paging in a script: start with --after "" and pass each page's "next" back until
       printPageFooter(page, 'devices');
     });
   registerDelete(cmd);
+  registerMove(cmd);
 }
 
 interface DeleteOpts { db: string; json?: boolean }
@@ -87,5 +88,29 @@ The id may then be provisioned again.
       }
       for (const d of deleted) out(`deleted ${d.deviceId} (profile ${d.profile})`);
       out(`deleted ${plural(deleted.length, 'device')}`);
+    });
+}
+
+/** `devices move ID... --profile NAME`: a thin shell over operations/moveDevices. */
+function registerMove(devices: Command): void {
+  subcommand(devices, 'move', 'move devices to another profile (all or nothing; audited): their next token carries the new ACL')
+    .argument('<ids...>', 'device ids')
+    .requiredOption('--profile <name>', 'the profile to move them to')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', examples('credbroker devices move pump-0042 pump-0043 --profile observer') + `
+Live tokens keep the ACL they were minted with until they expire: the device gets the new
+profile's ACL with its next token (renewal). To apply it at once, revoke its current tokens
+("credbroker revoke --token JTI", see "credbroker show ID"): it comes back through its refresh credential.
+`)
+    .action(async (ids: string[], opts: DeleteOpts & { profile: string }) => {
+      const deviceIds = deviceIdArgs(ids);
+      const { moveDevices } = await import('../../operations/move-devices.js');
+      const moved = await withRegistry(opts.db, (reg) => moveDevices(reg, deviceIds, opts.profile));
+      if (opts.json) {
+        printJson({ profile: opts.profile, devices: moved.map((m) => ({ deviceId: m.deviceId, from: m.from, moved: m.changed })) });
+        return;
+      }
+      for (const m of moved) out(m.changed ? `moved ${m.deviceId} from profile ${m.from} to ${opts.profile}` : `${m.deviceId} is in profile ${opts.profile} already`);
+      out(`moved ${plural(moved.filter((m) => m.changed).length, 'device')}; the new ACL takes effect with each device's next token (renewal)`);
     });
 }

@@ -2,6 +2,7 @@ import { renameSync, rmSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import { examples, requireExistingRegistry } from '../common.js';
+import { registerRegistryBackup } from './registry-backup.js';
 import { count, note, out, printJson, printTable } from '../output.js';
 
 interface CopyOpts { from: string; to: string; json?: boolean }
@@ -70,6 +71,7 @@ export function registerRegistry(program: Command): void {
         await from.close();
       }
     });
+  registerRegistryBackup(cmd);
 }
 
 function existsNonEmpty(file: string): boolean {

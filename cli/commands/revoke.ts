@@ -40,11 +40,12 @@ re-enables the device, which then needs a new token ("credbroker token ID").
         const jti = opts.token;
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(jti)) throw new UsageError(`invalid --token "${jti.slice(0, 64)}": give the token's jti (see: credbroker show ID), not the token itself`);
         const r = await withRegistry(opts.db, (reg) => revokeToken(reg, jti as Jti));
-        if (opts.json) printJson({ token: { jti, deviceId: r.deviceId, revoked: r.changed, alreadyRevoked: !r.changed, familyRevoked: r.familyRevoked } });
+        if (opts.json) printJson({ token: { jti, deviceId: r.deviceId, revoked: r.changed, alreadyRevoked: !r.changed, familyRevoked: r.familyRevoked, family: r.revoked.filter((j) => j !== jti) } });
         else if (!r.changed) out(`token ${jti} of device ${r.deviceId} was already revoked, with its family; nothing changed`);
         else {
-          const others = r.familyRevoked - 1;
-          out(`revoked token ${jti} of device ${r.deviceId}${others > 0 ? ` and ${plural(others, 'other token')} of its family (renewed from it or it from them)` : ''}; the broker closes the session holding any of them within a second`);
+          // The operator sees which tokens went: the family may hold tokens of sessions they did not mean to end.
+          const others = r.revoked.filter((j) => j !== jti);
+          out(`revoked token ${jti} of device ${r.deviceId}${others.length > 0 ? ` and ${plural(others.length, 'other token')} of its family (renewed from it or it from them): ${others.join(', ')}` : ''}; the broker closes the session holding any of them within a second`);
         }
         return;
       }

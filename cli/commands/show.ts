@@ -58,6 +58,11 @@ export function registerShow(program: Command): void {
       out();
       out(`live tokens (${s.liveTokens.length}):`);
       printTable(['JTI', 'ISSUED', 'EXPIRES', 'KID'], s.liveTokens.map((t) => [t.jti, time(t.issuedAt), time(t.expiresAt), t.kid]));
+      if (s.deadTokens.length) {
+        out();
+        out(`dead tokens (${s.deadTokens.length}): not expired, but their signing key was killed (keys rotate --now); the broker refuses them`);
+        printTable(['JTI', 'ISSUED', 'EXPIRES', 'KID'], s.deadTokens.map(({ token: t }) => [t.jti, time(t.issuedAt), time(t.expiresAt), `${t.kid} (killed)`]));
+      }
       out();
       out(`refresh credentials (${s.refreshCredentials.length}):`);
       printTable(['STATE', 'ISSUED', 'EXPIRES', 'USED'], s.refreshCredentials.map((r) => [r.state, time(r.issuedAt), time(r.expiresAt), time(r.usedAt)]));

@@ -91,6 +91,10 @@ export class PgDevices implements DeviceStore {
     )) > 0;
   }
 
+  async setProfile(id: DeviceId, profile: ProfileName): Promise<boolean> {
+    return (await this.sql.run('UPDATE devices SET profile = $1 WHERE id = $2', [profile, id])) > 0;
+  }
+
   async countByProfile(): Promise<Map<string, number>> {
     const rows = await this.sql.rows<{ profile: string; n: number }>('SELECT profile, count(*) AS n FROM devices GROUP BY profile');
     return new Map(rows.map((r) => [r.profile, r.n]));

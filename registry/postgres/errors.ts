@@ -42,6 +42,10 @@ export function asPgRegistryError(err: unknown, where: string): unknown {
   if (isUnavailable(err)) {
     return new RegistryUnavailableError(`registry ${where} is unavailable (${first}); try again when the database is back`, { cause: err });
   }
+  // node-postgres, when the server asks for a password and none was given (no ~/.pgpass entry, no PGPASSWORD).
+  if (/client password must be a string/.test(first)) {
+    return new RegistryError('ERR_REGISTRY', `registry ${where}: the database asks for a password and none was given: put it in ~/.pgpass or PGPASSWORD (or the URL, postgres://USER:PASSWORD@HOST/DB)`, { cause: err });
+  }
   if (e.code === '28P01' || e.code === '28000') {
     return new RegistryError('ERR_REGISTRY', `registry ${where}: the database refused the login (${first}): check the user and password`, { cause: err });
   }

@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { makeDirs } from '../../util/make-dirs.js';
+import { closeSync, openSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { RegistryError } from '../../errors/index.js';
 import { checkSchemaVersion, migrate } from './migrations.js';
 import { SCHEMA_VERSION } from '../migration-plan.js';
 import { BUSY_TIMEOUT_MS } from './errors.js';
@@ -33,6 +35,17 @@ function createPrivate(file: string): void {
   }
 }
 
+/** SQLite answers a folder with SQLITE_IOERR_READ or SQLITE_CANTOPEN: say what is wrong instead. */
+function refuseFolder(file: string): void {
+  let folder = false;
+  try {
+    folder = statSync(file).isDirectory();
+  } catch {
+    return; // not there (yet): opening it says what is wrong
+  }
+  if (folder) throw new RegistryError('ERR_REGISTRY', `registry ${file} is a folder, not a registry file: give the file in it, e.g. --db ${join(file, 'credbroker.db')}`);
+}
+
 /**
  * Opens (creating on first use) the registry file with owner-only modes: the
  * folder 0700 and the file 0600, because it holds the private signing keys.
@@ -44,7 +57,8 @@ function createPrivate(file: string): void {
  */
 export function openDb(path: string): Db {
   const file = resolve(path);
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  refuseFolder(file);
+  makeDirs(dirname(file));
   createPrivate(file);
   const db = new Database(file);
   try {
@@ -77,6 +91,7 @@ export function openDb(path: string): Db {
  * it must be migrated first, which only a writable connection can do.
  */
 export function openDbReadOnly(path: string): Db | null {
+  refuseFolder(resolve(path));
   const db = new Database(resolve(path), { readonly: true, fileMustExist: true });
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);

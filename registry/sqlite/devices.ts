@@ -95,6 +95,10 @@ export class Devices {
     return this.restoreStmt.run(Math.floor(now / 1000), id).changes > 0;
   }
 
+  setProfile(id: DeviceId, profile: ProfileName): boolean {
+    return this.db.prepare<[string, string]>('UPDATE devices SET profile = ? WHERE id = ?').run(profile, id).changes > 0;
+  }
+
   /** Number of devices per profile name (profiles with none are absent). */
   countByProfile(): Map<string, number> {
     const rows = this.db.prepare<[], { profile: string; n: number }>('SELECT profile, count(*) AS n FROM devices GROUP BY profile').all();

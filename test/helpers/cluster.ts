@@ -86,3 +86,15 @@ function collectInto(client: MqttClient, got: string[]): string[] {
   client.on('message', (topic, payload) => got.push(`${topic} ${payload.toString()}`));
   return got;
 }
+
+/** A device's MQTT login from its credentials: client id = username = device id, password = access token. */
+export const creds = (d: { deviceId: string; accessToken: string }) => ({ clientId: d.deviceId, username: d.deviceId, password: d.accessToken });
+
+/** A node's `/readyz` status (0 when its ops port does not answer). */
+export async function readyz(s: ServeProcess): Promise<number> {
+  try {
+    return (await fetch(`http://127.0.0.1:${s.httpPort}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
+  } catch {
+    return 0;
+  }
+}
