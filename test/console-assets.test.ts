@@ -10,6 +10,8 @@ import { CONSOLE_CSP, consoleMount } from '../broker/console-assets.js';
 import { checkBusSecurity } from '../cluster/bus-policy.js';
 import { WorkerAsker } from '../cluster/ipc.js';
 import { createNodeOpsServer } from '../cluster/node-ops.js';
+import { openRegistry } from '../registry/index.js';
+import { freshRegistryTarget } from './helpers/backend.js';
 import { startTestBroker } from './helpers/broker.js';
 import { buildConsole } from './helpers/console.js';
 
@@ -83,11 +85,15 @@ t.test('a broker\'s ops port serves the console (mounted as serve mounts it)', a
 });
 
 t.test('a cluster node\'s ops port serves the console from its primary', async (t) => {
-  const server = createNodeOpsServer({
+  const reg = await openRegistry(await freshRegistryTarget(t), { init: { issuer: 'urn:console-test' } });
+  t.teardown(() => reg.close());
+  const { server, api } = createNodeOpsServer({
     workers: () => [], expected: 0, asker: new WorkerAsker(), own: new Registry(),
     bus: checkBusSecurity('redis://127.0.0.1:6379', false),
     limits: { maxConnections: 64, maxConnectionsPerAddress: 64, idleTimeoutMs: 10_000 },
+    reg, host: '127.0.0.1', tls: null, mounts: [consoleMount()],
   });
+  t.teardown(() => api.close());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
   await servesTheConsole(t, (server.address() as AddressInfo).port);
