@@ -62,34 +62,38 @@ export async function benchMemory(t: Targets, opts: { n?: number; runs?: number;
   const runs = opts.runs ?? 3;
   const snapDir = opts.breakdown ? mkdtempSync(join(tmpdir(), 'credbroker-heap-')) : null;
   const breakdowns: Partial<Record<BrokerKind, HeapBreakdown>> = {};
+  /** One fresh broker, n idle connections; with `snapDir`, heap snapshots around them instead of figures (they grow the RSS). */
+  const measure = async (kind: BrokerKind, tag: string, snapDir: string | null): Promise<MemoryRun> => {
+    const b = await startTarget(kind, t, tag);
+    const snap = snapDir && b.snapshot ? (name: string) => snapshot(b, join(snapDir, `${kind}-${name}.heapsnapshot`)) : null;
+    try {
+      // Warm the broker up once (code, pools) so the first connections do not carry one-off costs.
+      const w = await connectMany(b.port, warm, WARMUP, false);
+      await w.drained;
+      await sleep(400);
+      await b.gc();
+      const before = await b.stats();
+      const snapBefore = snap ? await snap('before') : null;
+      const out = await connectMany(b.port, packets, 200, true);
+      const subscribed = await subscribeEach(out.sockets, filters);
+      await sleep(600); // audit buffer flush, timers
+      await b.gc();
+      const after = await b.stats();
+      if (snap && snapBefore) breakdowns[kind] = perConnection(snapBefore, await snap('after'), out.ok);
+      await closeAll(out.sockets);
+      return {
+        ok: out.ok, subscribed,
+        rssPerConn: (after.rss - before.rss) / out.ok,
+        heapPerConn: after.heapUsed === null || before.heapUsed === null ? null : (after.heapUsed - before.heapUsed) / out.ok,
+      };
+    } finally {
+      await b.close();
+    }
+  };
   try {
-    const results = await interleaved(t, runs, async (kind, run) => {
-      const b = await startTarget(kind, t, `mem-${run}`);
-      const snap = snapDir && run === runs - 1 && b.snapshot ? (name: string) => snapshot(b, join(snapDir, `${kind}-${name}.heapsnapshot`)) : null;
-      try {
-        // Warm the broker up once (code, pools) so the first connections do not carry one-off costs.
-        const w = await connectMany(b.port, warm, WARMUP, false);
-        await w.drained;
-        await sleep(400);
-        await b.gc();
-        const before = await b.stats();
-        const snapBefore = snap ? await snap('before') : null;
-        const out = await connectMany(b.port, packets, 200, true);
-        const subscribed = await subscribeEach(out.sockets, filters);
-        await sleep(600); // audit buffer flush, timers
-        await b.gc();
-        const after = await b.stats();
-        if (snap && snapBefore) breakdowns[kind] = perConnection(snapBefore, await snap('after'), out.ok);
-        await closeAll(out.sockets);
-        return {
-          ok: out.ok, subscribed,
-          rssPerConn: (after.rss - before.rss) / out.ok,
-          heapPerConn: after.heapUsed === null || before.heapUsed === null ? null : (after.heapUsed - before.heapUsed) / out.ok,
-        };
-      } finally {
-        await b.close();
-      }
-    });
+    const results = await interleaved(t, runs, (kind, run) => measure(kind, `mem-${run}`, null));
+    // The breakdown from runs of their own, after the measured ones (Node brokers only).
+    if (snapDir) for (const kind of ['aedes', 'credbroker'] as const) await measure(kind, 'mem-heap', snapDir);
     const kinds: MemoryResult['kinds'] = {};
     for (const [k, rs] of Object.entries(results) as [BrokerKind, MemoryRun[]][]) {
       if (rs.length) kinds[k] = { runs: rs, rssPerConn: median(rs.map((r) => r.rssPerConn)), heapPerConn: rs[0]!.heapPerConn === null ? null : median(rs.map((r) => r.heapPerConn!)), ...(breakdowns[k] && { breakdown: breakdowns[k] }) };

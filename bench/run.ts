@@ -88,10 +88,11 @@ async function main(): Promise<void> {
 
   // Each revocation measurement (one process; the cluster's) revokes 100 devices per run.
   const revocationBenches = Number(only.has('revocation')) + Number(only.has('cluster'));
-  log(`provisioning the benchmark registry (${(5301 + 100 * runs * revocationBenches).toLocaleString('en-US')} devices)`);
-  // 5,000 measured plus 300 whose CONNECTs warm a broker up without warming its verified-token cache for the measured ones.
-  // The memory section connects its own devices after 200 warm-up ones.
-  const fx = await createFixture({ devices: Math.max(5300, only.has('memory') ? memoryConns + 200 : 0), revocable: 100 * runs * revocationBenches });
+  // 5,000 measured plus 300 whose CONNECTs warm a broker up without warming its verified-token cache for the measured ones;
+  // the memory section connects its own devices after 200 warm-up ones.
+  const devices = Math.max(5300, only.has('memory') ? memoryConns + 200 : 0);
+  log(`provisioning the benchmark registry (${(devices + 1 + 100 * runs * revocationBenches).toLocaleString('en-US')} devices)`);
+  const fx = await createFixture({ devices, revocable: 100 * runs * revocationBenches });
   json.fixture = { devices: fx.devices.length + fx.revocable.length + 1, provisionMs: fx.provisionMs };
   let mosquitto = null;
   if (!process.env.BENCH_NO_MOSQUITTO && mosquittoPath()) {
