@@ -1,5 +1,5 @@
 import type { Client } from 'aedes';
-import { firstReserved } from '../acl/index.js';
+import { compileAcl, firstReserved } from '../acl/index.js';
 import { connackCodeFor } from '../errors/map.js';
 import { CredbrokerError, CredentialError, isCredbrokerError, type ErrorCode } from '../errors/index.js';
 import { checkRefreshCredential } from '../operations/index.js';
@@ -179,7 +179,7 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, 
   if (deviceId.startsWith(GRANT_PREFIX)) return grantSession(deviceId, accepted);
   return {
     deviceId, kind: 'token', jti: accepted.jti, kid: accepted.kid, connectedAt: Date.now(), expiresAt: accepted.exp * 1000, refreshHash: null, ended: null, checkDelivery: false,
-    acl: sessionAcl(deviceId, accepted.acl),
+    acl: accepted.compiled,
   };
 }
 
@@ -187,7 +187,9 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, 
 function acceptedToken(deviceId: DeviceId, { claims, kid }: VerifiedToken): AcceptedToken {
   sameDevice(claims.sub, deviceId);
   // `deviceId`, not the equal `claims.sub`: the session holds that string already, so the entry holds no copy.
-  return { sub: deviceId, jti: claims.jti as Jti, iat: claims.iat, exp: claims.exp, kid, acl: claims.acl, ...(typeof claims.reason === 'string' && { reason: claims.reason }) };
+  // Compiled once here: a grant gets exactly its patterns, a device its own renewal topics too.
+  const compiled = deviceId.startsWith(GRANT_PREFIX) ? compileAcl(claims.acl) : sessionAcl(deviceId, claims.acl);
+  return { sub: deviceId, jti: claims.jti as Jti, iat: claims.iat, exp: claims.exp, kid, acl: claims.acl, compiled, ...(typeof claims.reason === 'string' && { reason: claims.reason }) };
 }
 
 function sameDevice(sub: string, deviceId: DeviceId): void {

@@ -1,4 +1,4 @@
-import { compileAcl, ungrantable } from '../acl/index.js';
+import { ungrantable } from '../acl/index.js';
 import { CredentialError } from '../errors/index.js';
 import { grantNameOf, type DeviceId } from '../registry/index.js';
 import type { BrokerContext } from './context.js';
@@ -20,7 +20,7 @@ export function grantSession(principal: DeviceId, token: AcceptedToken): Session
   }
   return {
     deviceId: principal, kind: 'grant', jti: token.jti, kid: token.kid, connectedAt: Date.now(), expiresAt: token.exp * 1000, refreshHash: null,
-    ended: null, checkDelivery: false, acl: compileAcl(token.acl), grant: { name, reason: token.reason ?? null },
+    ended: null, checkDelivery: false, acl: token.compiled, grant: { name, reason: token.reason ?? null },
   };
 }
 

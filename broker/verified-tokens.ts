@@ -1,4 +1,5 @@
 import * as crypto from 'node:crypto';
+import type { CompiledAcl } from '../acl/index.js';
 import type { DeviceId, Jti } from '../registry/index.js';
 import type { AclClaim, VerifyKey, VerifyOptions } from '../tokens/index.js';
 import { Lru } from '../util/lru.js';
@@ -12,16 +13,18 @@ export interface Cacheable {
 
 /**
  * What the broker remembers of an accepted access token: the verified claims a
- * session is built from, no more (measured: ≈ 0.6 KiB an entry with its key and
- * the ACL claim's strings, ≈ 0.3 KiB more than its session holds anyway for a
- * connected device). The ACL is compiled again for each session: ≈ 3 µs, where a
- * compiled one held here would be ≈ 1.5 KiB an entry.
+ * session is built from, and the session's ACL compiled once from them. Every
+ * session of the token holds that same compiled object (a renewal replaces a
+ * session's ACL, never changes it), so a connected device pays for it once, and
+ * a reconnect with the same token compiles nothing.
  */
 export interface AcceptedToken extends Cacheable {
   readonly sub: DeviceId;
   readonly jti: Jti;
   readonly iat: number;
   readonly acl: AclClaim;
+  /** The ACL a session of this token holds (broker/session.ts `sessionAcl`; a grant's: exactly `acl`). */
+  readonly compiled: CompiledAcl;
   /** A grant's reason (tokens/claims.ts), for its audit rows. */
   readonly reason?: string;
 }

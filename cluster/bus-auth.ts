@@ -35,6 +35,8 @@ export const MAX_SENDERS = 4096;
  */
 export class BusSeal {
   private sender = randomBytes(8);
+  /** The id before the last change of `sender`: its messages may still be on their way back. */
+  private previous: Buffer | null = null;
   private seq = 0;
   /** Last sequence seen per sender (its 8 bytes as a latin1 string), oldest-heard first, for eviction. */
   private readonly seen = new Map<string, number>();
@@ -50,7 +52,7 @@ export class BusSeal {
   ) {}
 
   seal(channel: string | Buffer, plain: Buffer): Buffer {
-    if (this.seq === MAX_SEQ) { this.sender = randomBytes(8); this.seq = 0; }
+    if (this.seq === MAX_SEQ) { this.previous = this.sender; this.sender = randomBytes(8); this.seq = 0; }
     const { kid, key } = this.keys().sealing;
     // The whole envelope in one buffer: the header written in place, the ciphertext and tag copied once.
     const out = Buffer.allocUnsafe(HEADER + plain.length + TAG);
@@ -61,6 +63,17 @@ export class BusSeal {
     out.writeUIntBE(this.now(), 17, 6);
     const header = out.subarray(0, HEADER);
     return encrypt(key, header.subarray(5, 17), header, channel, plain, out);
+  }
+
+  /**
+   * Whether this process sealed `sealed` (its sender id, in the clear in the
+   * header): the bus' copy of a message this broker has delivered to its own
+   * subscribers already, dropped without opening it. A forged message naming
+   * this sender could only be one that opening would refuse.
+   */
+  isOwn(sealed: Buffer): boolean {
+    if (sealed.length < HEADER || sealed[0] !== VERSION) return false;
+    return this.sender.equals(sealed.subarray(5, 13)) || (this.previous !== null && this.previous.equals(sealed.subarray(5, 13)));
   }
 
   /**

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Counter, Gauge } from 'prom-client';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -95,7 +96,7 @@ export class Bus {
     this.rejected = new Counter({ name: 'credbroker_bus_rejected_total', help: 'Messages from the bus dropped: not sealed with a cluster key this node holds (bad_seal), not a sealed message (malformed), seen already (replay), sealed outside the time window (stale)', labelNames: ['reason'] as const, registers: [] });
     this.evicted = new Counter({ name: 'credbroker_bus_senders_evicted_total', help: 'Bus senders forgotten by the replay check (past its bound); their replays are then stopped by the time window only', registers: [] });
     const seal = new BusSeal(() => opts.keys.keys(), rejectLog(log, this.rejected), () => this.evicted.inc());
-    const conns = opts.unsealed ? { subConn: this.conns.sub, pubConn: this.conns.pub } : sealedConns(this.conns.pub, this.conns.sub, seal);
+    const conns = opts.unsealed ? unsealedConns(this.conns.pub, this.conns.sub) : sealedConns(this.conns.pub, this.conns.sub, seal);
     const inner = MQEmitterRedis({ ...conns, concurrency: 0, matchEmptyLevels: true });
     inner.state.on('error', (err: Error) => this.down(`bus: ${err.message}`));
     this.gauge = new Gauge({ name: 'credbroker_bus_connected', help: 'Redis bus reachable (1) or not (0); over a node\'s workers, the lowest', registers: [], aggregator: 'min', collect: () => this.gauge.set(this.ready() ? 1 : 0) });
@@ -193,24 +194,44 @@ function rejectLog(log: Logger, counter: Counter<'reason'>): (reason: RejectReas
  * its own decoding. It uses no other method or event of them than those here.
  */
 function sealedConns(pub: Redis, sub: Redis, seal: BusSeal): { pubConn: object; subConn: object } {
+  return busConns(pub, sub, (channel, message) => seal.seal(channel, message), (channel, message, route) => (seal.isOwn(message) ? null : seal.open(channel, message, route)));
+}
+
+/**
+ * The bench's unsealed baseline (set in code only): each message carries this
+ * process' random origin ahead of it, so that, as with a sealed one, the bus' copy
+ * of its own message is dropped (its subscribers had it directly).
+ */
+function unsealedConns(pub: Redis, sub: Redis): { pubConn: object; subConn: object } {
+  const origin = randomBytes(8);
+  return busConns(pub, sub, (_channel, message) => Buffer.concat([origin, message]),
+    (_channel, message) => (message.length < 8 || origin.equals(message.subarray(0, 8)) ? null : message.subarray(8)));
+}
+
+/**
+ * The two pub/sub connections as mqemitter-redis sees them: what it publishes
+ * goes through `wrap`, and what it hears through `unwrap` first (null: dropped),
+ * before its own decoding. It uses no other method or event of them than those here.
+ */
+function busConns(pub: Redis, sub: Redis, wrap: (channel: string, message: Buffer) => Buffer, unwrap: (channel: Buffer, message: Buffer, route: string) => Buffer | null): { pubConn: object; subConn: object } {
   type Listener = (...args: Buffer[]) => void;
   return {
     pubConn: {
       on: (event: string, fn: Listener) => pub.on(event, fn),
-      publish: (channel: string, message: Buffer) => pub.publish(channel, seal.seal(channel, message)),
+      publish: (channel: string, message: Buffer) => pub.publish(channel, wrap(channel, message)),
       quit: () => pub.quit(),
     },
     subConn: {
       on(event: string, fn: Listener) {
         if (event === 'messageBuffer') {
           return sub.on(event, (channel: Buffer, message: Buffer) => {
-            const plain = seal.open(channel, message, '');
+            const plain = unwrap(channel, message, '');
             if (plain) fn(channel, plain);
           });
         }
         if (event === 'pmessageBuffer') {
           return sub.on(event, (pattern: Buffer, channel: Buffer, message: Buffer) => {
-            const plain = seal.open(channel, message, pattern.toString());
+            const plain = unwrap(channel, message, pattern.toString());
             if (plain) fn(pattern, channel, plain);
           });
         }
@@ -237,11 +258,15 @@ export async function endConnection(c: Redis): Promise<void> {
 }
 
 /**
- * mqemitter-redis as aedes' `mq`, with two changes: aedes' announcements of
- * every CONNECT and disconnect stay off the bus when ownership replaces them, and
- * while Redis is unreachable a publish is delivered to this broker's own
- * subscribers (mqemitter-redis alone would deliver it to nobody: it hears its
- * own publishes back from Redis).
+ * mqemitter-redis as aedes' `mq`, with three changes:
+ * - local delivery stays local: a publish reaches this broker's own subscribers
+ *   directly, and goes to Redis for the other brokers only; the copy Redis sends
+ *   back is dropped unopened (`busConns`). mqemitter-redis alone would deliver
+ *   even a message between two clients of this broker by way of Redis;
+ * - aedes' announcements of every CONNECT and disconnect stay off the bus when
+ *   ownership replaces them;
+ * - while Redis is unreachable a publish still reaches this broker's subscribers
+ *   (counted: the other brokers miss it).
  */
 class BusEmitter {
   constructor(
@@ -266,19 +291,19 @@ class BusEmitter {
     this.inner.removeListener(topic, fn as never, done);
   }
 
+  /** `done` once the local subscribers have it and Redis has taken it (or failed to: the other brokers miss it, counted). */
   emit(packet: Packet, done: (err?: Error) => void = () => {}): void {
     if (this.quiet?.test(packet.topic)) return done();
+    let pending = 2;
+    const one = () => { if (--pending === 0) done(); };
+    this.inner._emit(packet, one);
     if (this.pub.status !== 'ready') {
       this.localOnly();
-      return this.inner._emit(packet, done);
+      return one();
     }
     this.inner.emit(packet, (err?: Error) => {
-      // Not sent, or sent while this broker cannot hear it back: its own subscribers get it directly.
-      if (err || this.sub.status !== 'ready') {
-        this.localOnly();
-        return this.inner._emit(packet, done);
-      }
-      done();
+      if (err) this.localOnly();
+      one();
     });
   }
 

@@ -37,6 +37,8 @@ export interface BrokerHandle {
   stats(): Promise<BrokerStats>;
   /** Full GC in the broker (no-op for a non-Node broker). */
   gc(): Promise<void>;
+  /** Writes a V8 heap snapshot of the broker to `file` (Node brokers only; undefined elsewhere). */
+  snapshot?(file: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -76,12 +78,12 @@ export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = 
     else p.reject(new Error(m.error));
   });
   exitedP.then(() => { for (const p of pending.values()) p.reject(new Error(`${kind} broker child exited`)); pending.clear(); });
-  const call = <T>(cmd: string): Promise<T> =>
+  const call = <T>(cmd: string, arg?: string): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       if (exited) return reject(new Error(`${kind} broker child is gone`));
       const id = ++seq;
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      child.send({ id, cmd });
+      child.send({ id, cmd, arg });
     });
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) => reject(new Error(`${kind} broker child exited early (code ${code})`));
@@ -93,6 +95,7 @@ export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = 
         kind: kind === 'credbroker-bus' ? 'credbroker' : kind, port: m.port!, pid: child.pid!,
         stats: () => call<BrokerStats>('stats'),
         gc: () => call<void>('gc'),
+        snapshot: (file) => call<void>('snapshot', file),
         async close() {
           if (exited) return;
           const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -151,7 +154,7 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
     send({ ready: false, error: (err as Error).stack ?? String(err) });
     process.exit(1);
   }
-  process.on('message', async (m: { id: number; cmd: string }) => {
+  process.on('message', async (m: { id: number; cmd: string; arg?: string }) => {
     try {
       let result: unknown;
       if (m.cmd === 'stats') {
@@ -161,6 +164,9 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
       } else if (m.cmd === 'gc') {
         const gc = (globalThis as { gc?: () => void }).gc;
         for (let i = 0; i < 3 && gc; i++) { gc(); await new Promise((r) => setImmediate(r)); }
+      } else if (m.cmd === 'snapshot') {
+        const { writeHeapSnapshot } = await import('node:v8');
+        writeHeapSnapshot(m.arg!);
       } else if (m.cmd === 'close') {
         await close();
         send({ id: m.id, ok: true });
