@@ -15,6 +15,9 @@ export interface CopyCounts {
   readonly grants: number;
   /** Claims (with their allow-lists, state and the devices provisioned through them). */
   readonly claims: number;
+  /** Operators (password hashes) and their live API tokens (hashes). */
+  readonly operators: number;
+  readonly operatorTokens: number;
   readonly auditEvents: number;
 }
 
@@ -35,7 +38,8 @@ const PAGE = 5_000;
  * devices with their state (revoked, restored cut-off, last seen), live token
  * records (revoked ones too), refresh credentials in every state (hashes only),
  * live grants (revoked ones too), claims (hashes only, with their allow-lists and
- * the devices provisioned through them) and the audit log in order. Expired token
+ * the devices provisioned through them), operators with their live API tokens
+ * (hashes only) and the audit log in order. Expired token
  * and grant records are left behind (nothing accepts them), and so is the change
  * feed: its sequence numbers belong to one registry, and nodes started on the copy
  * load the revocations from the tables. The target is written in one durable
@@ -82,7 +86,8 @@ export async function copyRegistry(from: Registry, to: Registry, opts: CopyOptio
     }
     const c: CopyCounts = {
       profiles: rows.profiles, keys: rows.signing_keys, devices: rows.devices, revokedDevices: revoked.devices, tokens: rows.tokens,
-      revokedTokens: revoked.tokens, refreshCredentials: rows.refresh_credentials, grants: rows.grants, claims: rows.claims, auditEvents: rows.audit,
+      revokedTokens: revoked.tokens, refreshCredentials: rows.refresh_credentials, grants: rows.grants, claims: rows.claims,
+      operators: rows.operators, operatorTokens: rows.operator_tokens, auditEvents: rows.audit,
     };
     await tx.audit.append('cli', 'registry.copy', null, { from: from.location, ...c });
     return c;

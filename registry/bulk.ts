@@ -25,6 +25,9 @@ export const BULK_TABLES = {
   },
   claim_allowed: { columns: ['claim', 'device_id'], key: ['claim', 'device_id'] },
   claim_devices: { columns: ['device_id', 'claim', 'claimed_at', 'address'], key: ['device_id'] },
+  // The people who use the console and the API: password hashes and API token hashes only.
+  operators: { columns: ['name', 'role', 'password_hash', 'created_at', 'updated_at', 'last_login_at'], key: ['name'] },
+  operator_tokens: { columns: ['hash', 'operator', 'created_at', 'expires_at', 'last_used_at'], key: ['hash'], liveBy: 'expires_at' },
   // Oldest first; the target gives the rows new ids in the same order.
   audit: { columns: ['at', 'actor', 'action', 'device_id', 'details'], key: 'insertion' },
 } as const satisfies Record<string, BulkTable>;

@@ -54,11 +54,13 @@ t.test('registry copy: SQLite → PostgreSQL → SQLite keeps every device, key,
   writeFileSync(join(dir, 'serials.txt'), 'lot-1\nlot-2\n');
   t.equal((await cli('claim', 'create', 'lot', '--profile', 'sensor', '--allow-list', join(dir, 'serials.txt'), '--json', '--db', first)).code, 0, 'a claim with an allow-list');
   t.equal((await cli('claim', 'revoke', 'lot', '--db', first)).code, 0);
+  t.equal((await cli('operator', 'add', 'alice', '--role', 'admin', '--db', first)).code, 0, 'an operator');
+  t.equal((await cli('operator', 'token', 'alice', '--ttl', '30d', '--db', first)).code, 0, 'with an API token');
 
   const there = await cli('registry', 'copy', '--from', first, '--to', url, '--json');
   t.equal(there.code, 0, there.stderr);
   const counts = JSON.parse(there.stdout) as Record<string, unknown>;
-  t.match(counts, { devices: DEVICES, revokedDevices: 2, profiles: 3, keys: 1, grants: 1, claims: 1 });
+  t.match(counts, { devices: DEVICES, revokedDevices: 2, profiles: 3, keys: 1, grants: 1, claims: 1, operators: 1, operatorTokens: 1 });
   t.notMatch(there.stdout + there.stderr, pg.password, 'the password is never printed');
   t.equal(counts.to, url.replace(pg.password, '***'));
 
@@ -71,6 +73,8 @@ t.test('registry copy: SQLite → PostgreSQL → SQLite keeps every device, key,
   const { from: _f, to: _t, ...backCounts } = JSON.parse(home.stdout) as Record<string, unknown>;
   const { from: _f2, to: _t2, ...thereCounts } = counts;
   t.same({ ...backCounts, auditEvents: 0 }, { ...thereCounts, auditEvents: 0 }, 'the same counts both ways');
+  const ops = await cli('operator', 'list', '--json', '--db', back);
+  t.match(JSON.parse(ops.stdout), [{ name: 'alice', role: 'admin', tokens: 1 }], 'operators and their API tokens come along, both ways');
   t.equal(backCounts.auditEvents, (thereCounts.auditEvents as number) + 1, 'plus the first copy\'s own audit row');
 
   const [a, b, c] = [await snapshot(first), await snapshot(url), await snapshot(back)];
