@@ -176,10 +176,10 @@ t.test('credbroker claim ...', async (t) => {
   t.match(show.stdout, /quota:\s+0 of 2 used, 2 left/);
   t.match(show.stdout, /allow-list:\s+2 id\(s\)/);
 
-  const ext = await cli('claim', 'extend', 'line3', '--ttl', '1d', '--json');
+  const ext = await cli('claim', 'extend', 'line3', '--ttl', '180d', '--json');
   t.equal(ext.code, 0, ext.stderr);
   const exp = Date.parse((JSON.parse(ext.stdout) as { expiresAt: string }).expiresAt);
-  t.ok(Math.abs(exp - (Date.now() + 86_400_000)) < 60_000, 'expires a day from now');
+  t.ok(Math.abs(exp - (Date.now() + 180 * 86_400_000)) < 60_000, 'expires 180 days from now');
 
   const rv = await cli('claim', 'revoke', 'line3', '--reason', 'leaked on a forum');
   t.equal(rv.code, 0);
@@ -188,7 +188,7 @@ t.test('credbroker claim ...', async (t) => {
   t.same(JSON.parse(rv2.stdout), { claim: 'line3', revoked: false, alreadyRevoked: true });
   const shown = JSON.parse((await cli('claim', 'show', 'line3', '--json')).stdout) as Record<string, unknown>;
   t.match(shown, { state: 'revoked', revokedReason: 'leaked on a forum', devices: [] });
-  t.equal((await cli('claim', 'extend', 'line3', '--ttl', '1d')).code, 4, 'extending a revoked claim: conflicting state');
+  t.equal((await cli('claim', 'extend', 'line3', '--ttl', '365d')).code, 4, 'extending a revoked claim: conflicting state');
   const audit = await cli('audit', '--json', '--limit', '20');
   t.notMatch(audit.stdout, /cbcl_/, 'the audit log never holds a claim credential');
   t.match(audit.stdout, /claim\.create/);
