@@ -12,12 +12,12 @@ import { registryTargetIn } from './helpers/backend.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
-/** A checkout with the sources, scripts and the shared node_modules, never built. */
+/** A checkout with the sources (the console's too), scripts and the shared node_modules, never built. */
 function checkout(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'credbroker-start-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const include = (JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as { include: string[] }).include;
-  for (const entry of [...include, 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json']) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+  for (const entry of [...include, 'console', 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json']) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   return dir;
 }
