@@ -85,7 +85,8 @@ const emptyLevelCases = EMPTY_LEVELS.flatMap(({ filter, topic, sentinel }): Conf
       s.send(pub(at(sentinel), 'sentinel', 1, false, 3));
       await s.expect('puback');
       const again = await session(owner, { clean: false });
-      t.same(await topicsUntil(again, at(sentinel)), [at(topic), at(sentinel)]);
+      // Distinct topics: QoS 1 is at least once, and on a bus a resumed queue is sometimes sent twice (not this case's subject).
+      t.same([...new Set(await topicsUntil(again, at(sentinel)))], [at(topic), at(sentinel)]);
     },
   },
 ]);
