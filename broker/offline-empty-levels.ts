@@ -43,31 +43,27 @@ export function queueWithEmptyLevels<P>(persistence: P): P {
     if (filters.size === 0) held.delete(clientId);
   };
 
+  const keep = (clientId: string, subs: { topic: string; qos: number }[]) => {
+    for (const sub of subs) {
+      if (!sub.topic.includes('+')) continue;
+      // As the store does: QoS 0 subscriptions queue nothing, and a new QoS replaces the old.
+      if (sub.qos === 0) { drop(clientId, sub.topic); continue; }
+      trie.add(sub.topic, { ...sub, clientId });
+      const filters = held.get(clientId);
+      if (filters) filters.add(sub.topic); else held.set(clientId, new Set([sub.topic]));
+    }
+  };
+
+  // The store's own promise is returned where there is nothing to do here: no extra promise on a CONNECT or a publish.
   Object.assign(persistence as object, {
-    addSubscriptions: async (client: { id: string }, subs: { topic: string; qos: number }[]) => {
-      await add(client, subs);
-      for (const sub of subs) {
-        if (!sub.topic.includes('+')) continue;
-        // As the store does: QoS 0 subscriptions queue nothing, and a new QoS replaces the old.
-        if (sub.qos === 0) { drop(client.id, sub.topic); continue; }
-        trie.add(sub.topic, { ...sub, clientId: client.id });
-        const filters = held.get(client.id);
-        if (filters) filters.add(sub.topic); else held.set(client.id, new Set([sub.topic]));
-      }
-    },
-    removeSubscriptions: async (client: { id: string }, filters: string[]) => {
-      await remove(client, filters);
-      for (const f of filters) drop(client.id, f);
-    },
-    cleanSubscriptions: async (client: { id: string }) => {
-      await clean(client);
-      for (const f of held.get(client.id) ?? []) drop(client.id, f);
-    },
-    subscriptionsByTopic: async (topic: string): Promise<Sub[]> => {
-      const subs = await byTopic(topic);
-      if (!hasEmptyLevel(topic)) return subs;
-      return [...subs.filter((s) => !s.topic.includes('+')), ...trie.match(topic)];
-    },
+    addSubscriptions: (client: { id: string }, subs: { topic: string; qos: number }[]) =>
+      (subs.some((s) => s.topic.includes('+')) ? add(client, subs).then(() => keep(client.id, subs)) : add(client, subs)),
+    removeSubscriptions: (client: { id: string }, filters: string[]) =>
+      (held.has(client.id) ? remove(client, filters).then(() => { for (const f of filters) drop(client.id, f); }) : remove(client, filters)),
+    cleanSubscriptions: (client: { id: string }) =>
+      (held.has(client.id) ? clean(client).then(() => { for (const f of held.get(client.id) ?? []) drop(client.id, f); }) : clean(client)),
+    subscriptionsByTopic: (topic: string): Promise<Sub[]> =>
+      (hasEmptyLevel(topic) ? byTopic(topic).then((subs) => [...subs.filter((s) => !s.topic.includes('+')), ...trie.match(topic)]) : byTopic(topic)),
   });
   return persistence;
 }

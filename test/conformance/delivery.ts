@@ -89,7 +89,29 @@ const emptyLevelCases = EMPTY_LEVELS.flatMap(({ filter, topic, sentinel }): Conf
       t.same([...new Set(await topicsUntil(again, at(sentinel)))], [at(topic), at(sentinel)]);
     },
   },
-]);
+]).concat({
+  ids: ['MQTT-3.10.4-1', 'MQTT-4.7.1-3'], title: 'offline queue: after UNSUBSCRIBE of `a/+` and a clean session\'s wipe of `b/+`, nothing on `a/` or `b/` is queued',
+  async run({ session, device, t }) {
+    const [owner, sender] = [await device(), await device()];
+    const at = (s: string) => `conf/${owner.deviceId}/${s}`;
+    const wiped = await session(owner, { clean: false });
+    await subscribe(wiped, at('b/+'), 1);
+    wiped.send({ cmd: 'disconnect' });
+    await wiped.expectClose();
+    (await session(owner, { clean: true })).send({ cmd: 'disconnect' });
+    const first = await session(owner, { clean: false });
+    t.equal(first.sessionPresent, false, 'the clean session wiped the stored one');
+    await subscribe(first, at('a/+'), 1);
+    await subscribe(first, at('s'), 1, 8);
+    first.send({ cmd: 'unsubscribe', messageId: 9, unsubscriptions: [at('a/+')] });
+    await first.expect('unsuback');
+    first.send({ cmd: 'disconnect' });
+    await first.expectClose();
+    const s = await session(sender);
+    for (const [i, topic] of [at('a/'), at('b/'), at('s')].entries()) { s.send(pub(topic, 'x', 1, false, i + 1)); await s.expect('puback'); }
+    t.same([...new Set(await topicsUntil(await session(owner, { clean: false }), at('s')))], [at('s')]);
+  },
+});
 
 const ackCases = (['puback', 'pubrec', 'pubrel', 'pubcomp'] as const).flatMap((cmd): ConformanceCase[] => {
   const first = { puback: 0x40, pubrec: 0x50, pubrel: 0x62, pubcomp: 0x70 }[cmd];
