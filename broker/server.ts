@@ -29,6 +29,7 @@ import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
 import { OutboundQueues } from './outbound-queue.js';
 import { boundedPersistence } from './offline-queue.js';
+import { queueWithEmptyLevels } from './offline-empty-levels.js';
 import { guardConnections } from './packet-guard.js';
 import { wasLogged } from './logged-error.js';
 import { localLimiters, type LimiterFactory, type LimiterName } from './rate-limit.js';
@@ -160,9 +161,9 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const { Aedes } = await loadAedes((line) => log.warn({ event: 'aedes.unpatched' }, line));
   const aedes = await Aedes.createBroker({
     id: shared?.id ?? `credbroker-${randomBytes(4).toString('hex')}`,
-    // Persistent sessions' stored queues bounded too (aedes' default store has no limit).
+    // Persistent sessions' stored queues bounded too (aedes' default store has no limit), and queued where `+` matches an empty level (the Redis store does that itself).
     ...(shared ? { mq: shared.mq, persistence: conformPersistence(shared.persistence) }
-      : weaken.noLimits ? {} : { persistence: conformPersistence(boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason }))) }),
+      : weaken.noLimits ? {} : { persistence: conformPersistence(queueWithEmptyLevels(boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason })))) }),
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
     maxInflightInbound: config.maxInflightInbound,

@@ -34,6 +34,88 @@ async function replay(c: RawConnection, filter: string, qos: 0 | 1 | 2 = 1): Pro
   return got;
 }
 
+/** The topics of the publishes `c` gets up to and including one on `last` (each QoS 1 copy acknowledged). */
+async function topicsUntil(c: RawConnection, last: string): Promise<string[]> {
+  const got: string[] = [];
+  while (got.at(-1) !== last) {
+    const p = await c.next(`the message on ${last}`);
+    if (p.cmd !== 'publish') continue;
+    got.push(p.topic);
+    if (p.qos > 0) c.send({ cmd: 'puback', messageId: p.messageId! });
+  }
+  return got;
+}
+
+/**
+ * `+` matching an empty level (`a/+` and `a/`, `a/+/c` and `a//c`) in live
+ * delivery and in the queue of an offline persistent session. Each message on
+ * the empty level is followed by a sentinel on a non-empty one that the same
+ * filter matches: the sentinel alone means the first was missed.
+ */
+const EMPTY_LEVELS = [
+  { filter: 'topic/+', topic: 'topic/', sentinel: 'topic/s' },
+  { filter: 'foo/+/baz', topic: 'foo//baz', sentinel: 'foo/s/baz' },
+] as const;
+const emptyLevelCases = EMPTY_LEVELS.flatMap(({ filter, topic, sentinel }): ConformanceCase[] => [
+  {
+    ids: ['MQTT-4.7.1-3', '§4.7.1.3'], title: `live delivery: \`+\` matches an empty level (${filter} and ${topic})`,
+    async run({ session, device, t }) {
+      const [owner, sender] = [await device(), await device()];
+      const at = (s: string) => `conf/${owner.deviceId}/${s}`;
+      const c = await session(owner);
+      await subscribe(c, at(filter), 1);
+      const s = await session(sender);
+      s.send(pub(at(topic), 'empty', 1, false, 2));
+      s.send(pub(at(sentinel), 'sentinel', 1, false, 3));
+      t.same(await topicsUntil(c, at(sentinel)), [at(topic), at(sentinel)]);
+    },
+  },
+  {
+    ids: ['MQTT-4.7.1-3', 'MQTT-3.1.2-5', '§4.7.1.3'], title: `offline queue: \`+\` matches an empty level (${filter} and ${topic}), QoS 1, persistent session`,
+    async run({ session, device, t }) {
+      const [owner, sender] = [await device(), await device()];
+      const at = (s: string) => `conf/${owner.deviceId}/${s}`;
+      const first = await session(owner, { clean: false });
+      await subscribe(first, at(filter), 1);
+      first.send({ cmd: 'disconnect' });
+      await first.expectClose();
+      const s = await session(sender);
+      s.send(pub(at(topic), 'empty', 1, false, 2));
+      await s.expect('puback');
+      s.send(pub(at(sentinel), 'sentinel', 1, false, 3));
+      await s.expect('puback');
+      const again = await session(owner, { clean: false });
+      // Both, in any order and any number of copies: on a bus a resumed queue is sometimes sent twice or out of
+      // order (not this case's subject); a message that never comes fails at the deadline.
+      const got = new Set<string>();
+      while (!got.has(at(topic)) || !got.has(at(sentinel))) for (const x of await topicsUntil(again, at(got.has(at(sentinel)) ? topic : sentinel))) got.add(x);
+      t.same([...got].sort(), [at(topic), at(sentinel)].sort());
+    },
+  },
+]).concat({
+  ids: ['MQTT-3.10.4-1', 'MQTT-4.7.1-3'], title: 'offline queue: after UNSUBSCRIBE of `a/+` and a clean session\'s wipe of `b/+`, nothing on `a/` or `b/` is queued',
+  async run({ session, device, t }) {
+    const [owner, sender] = [await device(), await device()];
+    const at = (s: string) => `conf/${owner.deviceId}/${s}`;
+    const wiped = await session(owner, { clean: false });
+    await subscribe(wiped, at('b/+'), 1);
+    wiped.send({ cmd: 'disconnect' });
+    await wiped.expectClose();
+    (await session(owner, { clean: true })).send({ cmd: 'disconnect' });
+    const first = await session(owner, { clean: false });
+    t.equal(first.sessionPresent, false, 'the clean session wiped the stored one');
+    await subscribe(first, at('a/+'), 1);
+    await subscribe(first, at('s'), 1, 8);
+    first.send({ cmd: 'unsubscribe', messageId: 9, unsubscriptions: [at('a/+')] });
+    await first.expect('unsuback');
+    first.send({ cmd: 'disconnect' });
+    await first.expectClose();
+    const s = await session(sender);
+    for (const [i, topic] of [at('a/'), at('b/'), at('s')].entries()) { s.send(pub(topic, 'x', 1, false, i + 1)); await s.expect('puback'); }
+    t.same([...new Set(await topicsUntil(await session(owner, { clean: false }), at('s')))], [at('s')]);
+  },
+});
+
 const ackCases = (['puback', 'pubrec', 'pubrel', 'pubcomp'] as const).flatMap((cmd): ConformanceCase[] => {
   const first = { puback: 0x40, pubrec: 0x50, pubrel: 0x62, pubcomp: 0x70 }[cmd];
   return [
@@ -215,6 +297,7 @@ export const DELIVERY_CASES: readonly ConformanceCase[] = [
       ctx.t.same((await replay(c, `${base}/+/baz/#`)).map((p) => p.topic), [`${base}//baz`]);
     },
   },
+  ...emptyLevelCases,
   {
     ids: ['MQTT-3.8.4-6', 'MQTT-3.3.1-6'], title: 'retained QoS 1 message to a `#` subscription granted QoS 0: sent at QoS 0',
     async run(ctx) {
