@@ -264,7 +264,7 @@ t.test('the change feed: follow hands over every change after the start, in orde
 
 t.test('space: sizes and row counts in the engine\'s terms; scrub says what it did', async (t) => {
   const reg = await fresh(t);
-  await Keyring.load(reg);
+  await Keyring.load(reg, Date.now(), { mintFirst: true });
   const stats = await reg.space.stats();
   t.ok(stats.fileBytes > 0);
   t.equal(stats.rows.profiles, 2);

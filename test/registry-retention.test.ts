@@ -115,13 +115,14 @@ t.test('a registry made before auto_vacuum (schema 1) is upgraded in place, data
   await provisionDevices(issuer, [{ line: 2, id: 'old-1' }], { profile: 'sensor', brokerUrl: 'mqtt://127.0.0.1:1883' });
   await issuer.reg.close();
   // What the previous release left on disk: schema 1, no expiry index (2), no simulation column (3),
-  // no token families (4), no claims (5), no grants (6), auto_vacuum off.
+  // no token families (4), no claims (5), no grants (6), no operators (7), auto_vacuum off.
   const raw = new Database(db);
   raw.exec('DROP INDEX tokens_expiry');
   raw.exec('ALTER TABLE devices DROP COLUMN simulation');
   raw.exec('DROP INDEX tokens_family');
   raw.exec('ALTER TABLE tokens DROP COLUMN family');
   raw.exec('DROP TABLE claim_devices; DROP TABLE claim_allowed; DROP TABLE claims; DROP TABLE grants');
+  raw.exec('DROP TABLE operator_tokens; DROP TABLE operators');
   raw.pragma('auto_vacuum = NONE');
   raw.exec('VACUUM');
   raw.pragma('user_version = 1');
