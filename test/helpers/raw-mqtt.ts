@@ -56,6 +56,11 @@ export class RawConnection {
     return p;
   }
 
+  /** Packets read ahead of their turn, handed back to the front of the queue in order. */
+  putBack(packets: readonly Packet[]): void {
+    this.inbox.unshift(...packets);
+  }
+
   /** The next packet, which must be a `cmd` (its fields returned for more checks). */
   async expect<C extends Packet['cmd']>(cmd: C, ms = WAIT_MS): Promise<Extract<Packet, { cmd: C }>> {
     const p = await this.next(cmd.toUpperCase(), ms);
