@@ -164,25 +164,21 @@ const LEVEL_CAP_SUBACK: AedesPatch = {
 /**
  * [MQTT-3.8.4-6] retained messages at no more than the granted QoS, under a
  * wildcard too (aedes downgraded only when the filter equalled the topic), and
- * [MQTT-3.3.1-9]: a retained message published just before a SUBSCRIBE is sent
- * once, either live or as the retained copy, never both.
+ * [MQTT-3.3.1-9]: a SUBSCRIBE's retained messages come before the live ones
+ * on its filters, and a retained message published just before it is sent
+ * once, as the retained copy.
  */
 const RETAINED_REPLAY: AedesPatch = {
   name: 'retained-replay',
   file: 'lib/handlers/subscribe.js',
-  why: '[MQTT-3.8.4-6] replayed retained messages are downgraded to the QoS granted to the filters they match; [MQTT-3.3.1-9] a retained message delivered live since the SUBSCRIBE is not replayed again (nor replayed then delivered live)',
+  why: '[MQTT-3.8.4-6] replayed retained messages are downgraded to the QoS granted to the filters they match; [MQTT-3.3.1-9] live messages on a new subscription wait for its retained replay, go out with RETAIN 0, and one the replay already sent is not sent again',
   edits: [
     {
       from: `  func = function handlePacketSubscription (_packet, cb) {
-    _packet = new Packet(_packet, broker)
-    _packet.nl = nl
-    if (!rap) _packet.retain = false`,
+    _packet = new Packet(_packet, broker)`,
       to: `  func = function handlePacketSubscription (_packet, cb) {
-    const retained = _packet.retain ? liveRetained(client, topic, _packet) : LIVE
-    if (retained === SKIP) return cb()
-    _packet = new Packet(_packet, broker)
-    _packet.nl = nl
-    if (!rap && retained !== AS_RETAINED) _packet.retain = false`,
+    if (client._retainedWindows?.size > 0 && windowTakes(client, topic, _packet, handlePacketSubscription)) return cb()
+    _packet = new Packet(_packet, broker)`,
     },
     {
       from: `  runParallel(state, doSubscribe, packet.subscriptions, (err) => {
@@ -194,7 +190,7 @@ const RETAINED_REPLAY: AedesPatch = {
       completeSubscribe.call(state)
     }
   })`,
-      to: `  // opened before the first subscription is added: a live copy may come at once
+      to: `  // opened before the first subscription is added: a live message may come at once
   const window = restore ? null : new RetainedWindow(client, packet.subscriptions)
   runParallel(state, doSubscribe, packet.subscriptions, (err) => {
     if (err) {
@@ -208,8 +204,38 @@ const RETAINED_REPLAY: AedesPatch = {
   })`,
     },
     {
-      from: `function completeSubscribe () {`,
-      to: `function completeSubscribe (window) {`,
+      from: `function completeSubscribe () {
+  const done = this.finish
+  const packet = this.packet
+  const client = this.client
+
+  if (packet.messageId !== undefined) {
+    // [MQTT-3.9.3-1]
+    write(client,
+      new SubAck(packet, this.subState.map(obj => obj.granted)),
+      done)
+  } else {
+    done()
+  }
+`,
+      to: `function completeSubscribe (window) {
+  const done = this.finish
+  const packet = this.packet
+  const client = this.client
+
+  // MQTT 3.1.1 3.8.4 lets the matching PUBLISH packets come before the SUBACK:
+  // it goes once the replay has read the store (or sent SUBACK_AFTER messages),
+  // so that a message published after the SUBACK is never replayed as retained
+  const granted = this.subState.map(obj => obj.granted)
+  const ack = once(() => {
+    if (packet.messageId !== undefined) {
+      // [MQTT-3.9.3-1]
+      write(client, new SubAck(packet, granted), done)
+    } else {
+      done()
+    }
+  })
+`,
     },
     {
       from: `    const stream = persistence.createRetainedStreamCombi(topics)
@@ -218,8 +244,10 @@ const RETAINED_REPLAY: AedesPatch = {
         cmd: packet.cmd,
         qos: packet.qos,`,
       to: `    const stream = persistence.createRetainedStreamCombi(topics)
+    let sent = 0
     const replay = through(function sendRetained (packet, enc, cb) {
       if (!window.replayOnce(packet)) return cb()
+      if (++sent === SUBACK_AFTER) ack()
       packet = new Packet({
         cmd: packet.cmd,
         qos: Math.min(packet.qos, grantedQoS(subs, packet.topic)),`,
@@ -234,23 +262,24 @@ const RETAINED_REPLAY: AedesPatch = {
       to: `      packet.brokerId = null
       client.deliverQoS(packet, cb)
     })
-    finished(replay, { readable: false }, () => window.close())
+    finished(replay, { readable: false }, () => { ack(); window.close() })
     stream.pipe(replay)
   } else {
+    ack()
     window.close()
   }
 }
 
-// A SUBSCRIBE's retained window: from before its subscriptions are added until
-// RETAINED_WINDOW_MS after its replay ends (a live copy may travel a slower path,
-// a bus, than the store read), the retained messages its filters got live and
-// replayed, by their broker-wide identity, so that each goes out once. One that
-// comes live while the replay runs was published before the SUBSCRIBE was
-// done: it goes out as the retained copy (RETAIN 1), and the replay skips it.
-const RETAINED_WINDOW_MS = 2000
-const LIVE = 0
-const SKIP = 1
-const AS_RETAINED = 2
+// A SUBSCRIBE's retained window. While its replay runs, the live messages on its
+// filters are held, in order, and go out after the replay's last one and the
+// SUBACK, with RETAIN 0. A retained message the replay found (published before
+// the SUBSCRIBE; on a bus its live copy may come late) goes out once, as the
+// retained copy: for LATE_COPY_MS after the replay a late live copy of it is
+// still dropped. Past HOLD_MAX held messages the window stops holding: then a
+// message sent live is not replayed again.
+const LATE_COPY_MS = 5000
+const HOLD_MAX = 1000
+const SUBACK_AFTER = 1000
 
 class RetainedWindow {
   constructor (client, subs) {
@@ -258,7 +287,7 @@ class RetainedWindow {
     this.filters = new Set(subs.map(sub => sub.topic))
     this.live = new Set()
     this.replayed = new Set()
-    this.replaying = true
+    this.held = []
     ;(client._retainedWindows ??= new Set()).add(this)
   }
 
@@ -271,25 +300,38 @@ class RetainedWindow {
     return true
   }
 
+  hold (packet, deliver) {
+    this.held.push([packet, deliver])
+    if (this.held.length >= HOLD_MAX) this.release()
+  }
+
+  release () {
+    const held = this.held
+    if (held === null) return
+    this.held = null
+    for (const [packet, deliver] of held) deliver(packet, noop)
+  }
+
   close () {
-    this.replaying = false
-    setTimeout(() => this.client._retainedWindows.delete(this), RETAINED_WINDOW_MS).unref()
+    this.release()
+    setTimeout(() => this.client._retainedWindows.delete(this), LATE_COPY_MS).unref()
   }
 }
 
-// how a retained-flagged live message on the subscription to filter goes out
-function liveRetained (client, filter, packet) {
-  const windows = client._retainedWindows
-  const key = windows && windows.size > 0 ? retainedKey(packet) : null
-  if (key === null) return LIVE
-  let how = LIVE
-  for (const w of windows) {
+// true when a window of this client holds the live message on filter, or drops it
+// (the replay sent it); deliver hands it on again when its window releases it
+function windowTakes (client, filter, packet, deliver) {
+  const key = packet.retain ? retainedKey(packet) : null
+  for (const w of client._retainedWindows) {
     if (!w.filters.has(filter)) continue
-    if (w.replayed.has(key)) return SKIP
-    if (w.replaying) how = AS_RETAINED
+    if (key !== null && w.replayed.has(key)) return true
+    if (w.held !== null) {
+      w.hold(packet, deliver)
+      return true
+    }
   }
-  for (const w of windows) if (w.filters.has(filter)) w.live.add(key)
-  return how
+  if (key !== null) for (const w of client._retainedWindows) if (w.filters.has(filter)) w.live.add(key)
+  return false
 }
 
 function retainedKey (packet) {
