@@ -371,5 +371,127 @@ import { through, validateTopic, $SYS_PREFIX, runFall, runParallel, once } from 
   ],
 };
 
+/**
+ * [MQTT-4.6.0-6] a resumed session's stored queue goes out before the live
+ * messages on its restored subscriptions (aedes sent both as they came), and a
+ * queued message whose live copy also reaches the client (on a bus, published
+ * before the reconnect and heard after it) goes out once.
+ */
+const RESUME_ORDER: AedesPatch = {
+  name: 'resume-order',
+  file: 'lib/handlers/connect.js',
+  why: '[MQTT-4.6.0-6] live messages on a resumed session wait until its stored queue has been sent; a queued message is not sent again live',
+  edits: [
+    {
+      from: `  if (arg.subs) {
+    handleSubscribe(this.client, { subscriptions: arg.subs }, true, done)`,
+      to: `  if (arg.subs) {
+    // before the subscriptions are back: a live message may come at once
+    this.client._queueWindow = new QueueWindow(this.client)
+    handleSubscribe(this.client, { subscriptions: arg.subs }, true, done)`,
+    },
+    {
+      from: `async function drainOutgoing (outgoing, client) {
+  const persistence = client.broker.persistence
+  for await (const data of outgoing) {
+`,
+      to: `async function drainOutgoing (outgoing, client) {
+  const persistence = client.broker.persistence
+  const window = client._queueWindow
+  for await (const data of outgoing) {
+    // its live copy went out already (the window had stopped holding)
+    if (window && !window.fromQueue(data)) continue
+`,
+    },
+    {
+      from: `  drainOutgoing(outgoing, client).then(
+    () => process.nextTick(done),
+    (err) => process.nextTick(done, err))`,
+      to: `  const closeWindow = () => { if (client._queueWindow) client._queueWindow.close() }
+  drainOutgoing(outgoing, client).then(
+    () => { closeWindow(); process.nextTick(done) },
+    (err) => { closeWindow(); process.nextTick(done, err) })`,
+    },
+    {
+      from: `export default handleConnect`,
+      to: `// A resumed session's queue window. From the restore of its subscriptions until
+// its stored queue has been sent, the live messages on them are held, in order,
+// and go out after the queue. A message the queue held goes out once, from the
+// queue: its live copy, held or for LATE_COPY_MS after the queue, is dropped.
+// Past HOLD_MAX held messages the window stops holding: then a queued message
+// whose live copy went out is not sent again from the queue.
+const LATE_COPY_MS = 5000
+const HOLD_MAX = 1000
+
+class QueueWindow {
+  constructor (client) {
+    this.client = client
+    this.queued = new Set()
+    this.live = new Set()
+    this.held = []
+    this.draining = true
+  }
+
+  // false when the packet's live copy went out already
+  fromQueue (data) {
+    const key = publishKey(data)
+    if (key === null) return true
+    if (this.live.has(key)) return false
+    this.queued.add(key)
+    return true
+  }
+
+  // true when the window holds the live packet, or drops it (the queue sent it);
+  // deliver hands it on again when the window releases it
+  takes (packet, deliver) {
+    const key = publishKey(packet)
+    if (key !== null && this.queued.has(key)) return true
+    if (this.held !== null) {
+      this.held.push([packet, deliver])
+      if (this.held.length >= HOLD_MAX) this.release()
+      return true
+    }
+    if (key !== null && this.draining) this.live.add(key)
+    return false
+  }
+
+  release () {
+    const held = this.held
+    if (held === null) return
+    this.held = null
+    for (const [packet, deliver] of held) deliver(packet, noop)
+  }
+
+  close () {
+    this.draining = false
+    this.live.clear()
+    this.release()
+    setTimeout(() => { if (this.client._queueWindow === this) this.client._queueWindow = null }, LATE_COPY_MS).unref()
+  }
+}
+
+function publishKey (packet) {
+  return packet.cmd === 'publish' && packet.brokerId ? packet.brokerId + '/' + packet.brokerCounter : null
+}
+
+function noop () {}
+
+export default handleConnect`,
+    },
+  ],
+};
+
+/** The live side of resume-order: a resumed session's restored subscriptions deliver through its queue window. */
+const RESUME_ORDER_HOLD: AedesPatch = {
+  name: 'resume-order-hold',
+  file: 'lib/handlers/subscribe.js',
+  why: '[MQTT-4.6.0-6] a live message on a resumed session\'s subscription waits for its stored queue (connect.js, resume-order)',
+  edits: [{
+    from: `    if (client._retainedWindows?.size > 0 && windowTakes(client, topic, _packet, handlePacketSubscription)) return cb()`,
+    to: `    if (client._queueWindow && client._queueWindow.takes(_packet, handlePacketSubscription)) return cb()
+    if (client._retainedWindows?.size > 0 && windowTakes(client, topic, _packet, handlePacketSubscription)) return cb()`,
+  }],
+};
+
 /** In the order they apply. */
-export const PATCHES: readonly AedesPatch[] = [EMPTY_QUEUE, REDELIVERY_DUP, SESSION_PRESENT, CLOSE_ERROR, LEVEL_CAP_SUBACK, RETAINED_REPLAY];
+export const PATCHES: readonly AedesPatch[] = [EMPTY_QUEUE, REDELIVERY_DUP, SESSION_PRESENT, CLOSE_ERROR, LEVEL_CAP_SUBACK, RETAINED_REPLAY, RESUME_ORDER, RESUME_ORDER_HOLD];

@@ -421,4 +421,36 @@ export const DELIVERY_CASES: readonly ConformanceCase[] = [
       t.same([String(p.payload), p.dup], ['queued', false]);
     },
   },
+  {
+    ids: ['MQTT-4.6.0-6'], title: 'a resumed session gets its queue before the live messages on the same topic, each once, in order (20 runs)',
+    async run({ session, device, t }) {
+      for (let run = 0; run < 20; run++) {
+        const [owner, sender] = [await device(), await device()];
+        const topic = `conf/${owner.deviceId}/ordered`;
+        const first = await session(owner, { clean: false });
+        await subscribe(first, topic, 1);
+        first.send({ cmd: 'disconnect' });
+        await first.expectClose();
+        const s = await session(sender);
+        for (let i = 0; i < 5; i++) { s.send(pub(topic, `queued-${i}`, 1, false, i + 1)); await s.expect('puback'); }
+        const again = await session(owner, { clean: false });
+        // published while the queue is being sent: after it on an ordered topic
+        for (let i = 0; i < 3; i++) { s.send(pub(topic, `live-${i}`, 1, false, 10 + i)); await s.expect('puback'); }
+        s.send(pub(topic, 'sentinel', 1, false, 20));
+        await s.expect('puback');
+        const got: string[] = [];
+        for (;;) {
+          const p = await again.next('the sentinel');
+          if (p.cmd !== 'publish') continue;
+          again.send({ cmd: 'puback', messageId: p.messageId! });
+          if (String(p.payload) === 'sentinel') break;
+          got.push(`${String(p.payload)}${p.dup ? ' (DUP)' : ''}`);
+        }
+        const want = ['queued-0', 'queued-1', 'queued-2', 'queued-3', 'queued-4', 'live-0', 'live-1', 'live-2'];
+        if (got.join() !== want.join()) t.fail(`run ${run}: ${got.join(', ')}`);
+        s.end();
+        again.end();
+      }
+    },
+  },
 ];
