@@ -4,6 +4,7 @@
  * match.ts then run on every PUBLISH, SUBSCRIBE and forwarded message.
  */
 import { isReservedPattern, RESERVED_PATTERN } from './reserved.js';
+import { Lru } from '../util/lru.js';
 import { isValidTopicFilter, splitLevels } from './topic.js';
 
 /** The raw rule set carried in a device token (already `{device}`-substituted). */
@@ -12,19 +13,35 @@ export interface AclRules {
   readonly sub: readonly string[];
 }
 
-/** One pattern pre-split into levels; `#` / `+` levels are the wildcards. */
+/**
+ * One pattern pre-split into levels; `#` / `+` levels are the wildcards, and a
+ * null level is the session's device id (DEVICE_LEVEL).
+ */
 export interface CompiledPattern {
-  readonly source: string;
-  readonly levels: readonly string[];
+  readonly levels: readonly (string | null)[];
 }
 
-export interface CompiledAcl {
-  /** Publish patterns with no wildcard: a topic is allowed by one of these iff it is equal to it. */
+/** A level of a template that stands for the device id of the session holding it. */
+export const DEVICE_LEVEL = null;
+
+/**
+ * An ACL with the device id taken out of its levels: every device of one
+ * profile (one set of patterns) shares one, so a connected device does not
+ * hold its own copy of the split patterns.
+ */
+export interface AclTemplate {
+  /** Publish patterns with no wildcard and no device level: a topic is allowed by one of these iff it is equal to it. */
   readonly pubExact: ReadonlySet<string>;
-  /** Publish patterns containing `+` or `#`, matched level-wise. */
-  readonly pubWild: readonly CompiledPattern[];
+  /** Other publish patterns, matched level-wise. */
+  readonly pubLevels: readonly CompiledPattern[];
   /** Subscribe patterns; used both for filter coverage and for "may receive topic T". */
   readonly sub: readonly CompiledPattern[];
+}
+
+/** A session's ACL: a shared template and the device id its device levels stand for. */
+export interface CompiledAcl {
+  readonly device: string;
+  readonly rules: AclTemplate;
 }
 
 /** Thrown for a profile pattern that can never be a sound ACL entry. */
@@ -79,31 +96,39 @@ export function validatePattern(pattern: string): void {
   if (isReservedPattern(pattern)) throw new AclPatternError(`ACL pattern ${JSON.stringify(pattern)} ${RESERVED_PATTERN}`);
 }
 
-function hasWildcard(pattern: string): boolean {
-  return pattern.includes('+') || pattern.includes('#');
-}
-
-function compilePattern(source: string): CompiledPattern {
-  return { source, levels: splitLevels(source) };
-}
+/**
+ * Templates by their patterns. Bounded: a template dropped from here stays with
+ * the sessions that hold it, and the next session of that ACL builds another.
+ */
+const templates = new Lru<string, AclTemplate>(1024);
 
 /**
  * Pre-split the (already substituted) patterns from a token. A malformed
  * pattern is dropped: it grants nothing, which fails closed without making a
  * single bad entry lock the device out of everything else it holds.
+ *
+ * With `deviceId`, every level equal to it becomes a device level of a shared
+ * template: the ACL decides exactly as the substituted patterns do (the same id
+ * goes back in at every such level), while devices of one profile share it.
  */
-export function compileAcl(rules: AclRules): CompiledAcl {
+export function compileAcl(rules: AclRules, deviceId = ''): CompiledAcl {
+  const pub: (string | null)[][] = [];
+  const sub: (string | null)[][] = [];
+  const levelsOf = (p: string) => splitLevels(p).map((l) => (deviceId !== '' && l === deviceId ? DEVICE_LEVEL : l));
+  for (const p of rules.pub) if (isValidTopicFilter(p)) pub.push(levelsOf(p));
+  for (const p of rules.sub) if (isValidTopicFilter(p)) sub.push(levelsOf(p));
+  const key = JSON.stringify([pub, sub]);
+  let template = templates.get(key);
+  if (template === undefined) templates.set(key, (template = buildTemplate(pub, sub)));
+  return { device: deviceId, rules: template };
+}
+
+function buildTemplate(pub: readonly (string | null)[][], sub: readonly (string | null)[][]): AclTemplate {
   const pubExact = new Set<string>();
-  const pubWild: CompiledPattern[] = [];
-  const sub: CompiledPattern[] = [];
-  for (const p of rules.pub) {
-    if (!isValidTopicFilter(p)) continue;
-    if (hasWildcard(p)) pubWild.push(compilePattern(p));
-    else pubExact.add(p);
+  const pubLevels: CompiledPattern[] = [];
+  for (const levels of pub) {
+    if (levels.some((l) => l === DEVICE_LEVEL || l === '+' || l === '#')) pubLevels.push({ levels });
+    else pubExact.add(levels.join('/'));
   }
-  for (const p of rules.sub) {
-    if (!isValidTopicFilter(p)) continue;
-    sub.push(compilePattern(p));
-  }
-  return { pubExact, pubWild, sub };
+  return { pubExact, pubLevels, sub: sub.map((levels) => ({ levels })) };
 }

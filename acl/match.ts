@@ -12,27 +12,27 @@ import { isDollarTopic, isValidTopicFilter, isValidTopicName, splitLevels } from
  * matches exactly one level, empty included; a wildcard first level never
  * matches a topic whose first level starts with `$`.
  */
-function matchLevels(levels: readonly string[], topic: string): boolean {
+function matchLevels(levels: readonly (string | null)[], topic: string, device: string): boolean {
   const first = levels[0];
   if ((first === '#' || first === '+') && isDollarTopic(topic)) return false;
   let cursor = 0; // start of the current topic level; > topic.length once all levels are consumed
   for (let i = 0; i < levels.length; i++) {
-    const p = levels[i];
+    const p = levels[i] ?? device;
     if (p === '#') return true;
     if (cursor > topic.length) return false; // topic has fewer levels than the filter
     let end = topic.indexOf('/', cursor);
     if (end === -1) end = topic.length;
     if (p !== '+') {
-      if (p === undefined || p.length !== end - cursor || !topic.startsWith(p, cursor)) return false;
+      if (p.length !== end - cursor || !topic.startsWith(p, cursor)) return false;
     }
     cursor = end + 1;
   }
   return cursor > topic.length; // every topic level consumed
 }
 
-function anyMatches(patterns: readonly CompiledPattern[], topic: string): boolean {
+function anyMatches(patterns: readonly CompiledPattern[], topic: string, device: string): boolean {
   for (const p of patterns) {
-    if (matchLevels(p.levels, topic)) return true;
+    if (matchLevels(p.levels, topic, device)) return true;
   }
   return false;
 }
@@ -40,7 +40,7 @@ function anyMatches(patterns: readonly CompiledPattern[], topic: string): boolea
 /** General MQTT filter matching; false for a malformed filter or topic name. */
 export function topicMatches(pattern: string, topic: string): boolean {
   if (!isValidTopicFilter(pattern) || !isValidTopicName(topic)) return false;
-  return matchLevels(splitLevels(pattern), topic);
+  return matchLevels(splitLevels(pattern), topic, '');
 }
 
 /**
@@ -50,8 +50,8 @@ export function topicMatches(pattern: string, topic: string): boolean {
  */
 export function mayPublish(acl: CompiledAcl, topic: string): boolean {
   if (!isValidTopicName(topic) || topic.startsWith('$SYS')) return false;
-  if (acl.pubExact.has(topic)) return true;
-  return anyMatches(acl.pubWild, topic);
+  if (acl.rules.pubExact.has(topic)) return true;
+  return anyMatches(acl.rules.pubLevels, topic, acl.device);
 }
 
 /**
@@ -60,7 +60,7 @@ export function mayPublish(acl: CompiledAcl, topic: string): boolean {
  */
 export function mayReceive(acl: CompiledAcl, topic: string): boolean {
   if (!isValidTopicName(topic)) return false;
-  return anyMatches(acl.sub, topic);
+  return anyMatches(acl.rules.sub, topic, acl.device);
 }
 
 /**
@@ -71,9 +71,9 @@ export function mayReceive(acl: CompiledAcl, topic: string): boolean {
  * literal `$...` in F is covered only by the same literal, since P's
  * wildcards cannot match `$` topics there.
  */
-function covers(p: readonly string[], f: readonly string[]): boolean {
+function covers(p: readonly (string | null)[], f: readonly string[], device: string): boolean {
   for (let i = 0; i < p.length; i++) {
-    const pl = p[i];
+    const pl = p[i] ?? device;
     if (pl === '#') {
       // At level 0 a P '#' cannot match `$` topics, so it cannot cover a `$...` literal.
       return !(i === 0 && f[0] !== undefined && f[0].startsWith('$'));
@@ -108,8 +108,8 @@ export function maySubscribe(acl: CompiledAcl, filter: string): boolean {
   if (!isValidTopicFilter(filter)) return false;
   if (filter === '$share' || filter.startsWith('$share/')) return false;
   const f = splitLevels(filter);
-  for (const p of acl.sub) {
-    if (covers(p.levels, f)) return true;
+  for (const p of acl.rules.sub) {
+    if (covers(p.levels, f, acl.device)) return true;
   }
   return false;
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { BrokerHandle, BrokerKind } from './lib/broker-proc.js';
 import { heapClasses, perConnection } from './lib/heap-classes.js';
+import { heapOwners, snapshotIds, type OwnerRow } from './lib/heap-owners.js';
 import { closeAll, connectMany, subscribePacket } from './lib/raw-client.js';
 import { median, pairedRatio, sleep } from './lib/stats.js';
 import { interleaved, startTarget, type Targets } from './lib/targets.js';
@@ -19,7 +20,7 @@ export interface MemoryRun { readonly rssPerConn: number; readonly heapPerConn: 
 export type HeapBreakdown = { name: string; bytes: number; count: number }[];
 export interface MemoryResult {
   readonly n: number;
-  readonly kinds: Partial<Record<BrokerKind, { runs: MemoryRun[]; rssPerConn: number; heapPerConn: number | null; breakdown?: HeapBreakdown }>>;
+  readonly kinds: Partial<Record<BrokerKind, { runs: MemoryRun[]; rssPerConn: number; heapPerConn: number | null; breakdown?: HeapBreakdown; owners?: OwnerRow[] }>>;
   /** credbroker minus aedes, bytes per connection (median of paired runs). */
   readonly extraRssPerConn: number;
   readonly extraHeapPerConn: number;
@@ -62,6 +63,7 @@ export async function benchMemory(t: Targets, opts: { n?: number; runs?: number;
   const runs = opts.runs ?? 3;
   const snapDir = opts.breakdown ? mkdtempSync(join(tmpdir(), 'credbroker-heap-')) : null;
   const breakdowns: Partial<Record<BrokerKind, HeapBreakdown>> = {};
+  const owners: Partial<Record<BrokerKind, OwnerRow[]>> = {};
   /** One fresh broker, n idle connections; with `snapDir`, heap snapshots around them instead of figures (they grow the RSS). */
   const measure = async (kind: BrokerKind, tag: string, snapDir: string | null): Promise<MemoryRun> => {
     const b = await startTarget(kind, t, tag);
@@ -74,12 +76,18 @@ export async function benchMemory(t: Targets, opts: { n?: number; runs?: number;
       await b.gc();
       const before = await b.stats();
       const snapBefore = snap ? await snap('before') : null;
+      if (snapBefore) rmSync(snapBefore.file, { force: true });
       const out = await connectMany(b.port, packets, 200, true);
       const subscribed = await subscribeEach(out.sockets, filters);
       await sleep(600); // audit buffer flush, timers
       await b.gc();
       const after = await b.stats();
-      if (snap && snapBefore) breakdowns[kind] = perConnection(snapBefore, await snap('after'), out.ok);
+      if (snap && snapBefore) {
+        const after = await snap('after');
+        breakdowns[kind] = perConnection(snapBefore.classes, after.classes, out.ok);
+        owners[kind] = heapOwners(snapBefore.ids, after.file, out.ok);
+        rmSync(after.file, { force: true });
+      }
       await closeAll(out.sockets);
       return {
         ok: out.ok, subscribed,
@@ -96,7 +104,7 @@ export async function benchMemory(t: Targets, opts: { n?: number; runs?: number;
     if (snapDir) for (const kind of ['aedes', 'credbroker'] as const) await measure(kind, 'mem-heap', snapDir);
     const kinds: MemoryResult['kinds'] = {};
     for (const [k, rs] of Object.entries(results) as [BrokerKind, MemoryRun[]][]) {
-      if (rs.length) kinds[k] = { runs: rs, rssPerConn: median(rs.map((r) => r.rssPerConn)), heapPerConn: rs[0]!.heapPerConn === null ? null : median(rs.map((r) => r.heapPerConn!)), ...(breakdowns[k] && { breakdown: breakdowns[k] }) };
+      if (rs.length) kinds[k] = { runs: rs, rssPerConn: median(rs.map((r) => r.rssPerConn)), heapPerConn: rs[0]!.heapPerConn === null ? null : median(rs.map((r) => r.heapPerConn!)), ...(breakdowns[k] && { breakdown: breakdowns[k] }), ...(owners[k] && { owners: owners[k] }) };
     }
     const a = results.aedes, c = results.credbroker;
     return {
@@ -110,11 +118,9 @@ export async function benchMemory(t: Targets, opts: { n?: number; runs?: number;
   }
 }
 
-/** Writes a snapshot (after a full GC), reads its kinds, and deletes the file: a snapshot of thousands of connections is large. */
+/** Writes a snapshot (after a full GC) and reads its kinds and node ids; the caller deletes the file (a snapshot of thousands of connections is large). */
 async function snapshot(b: BrokerHandle, file: string) {
   await b.gc();
   await b.snapshot!(file);
-  const classes = heapClasses(file);
-  rmSync(file, { force: true });
-  return classes;
+  return { file, classes: heapClasses(file), ids: snapshotIds(file) };
 }

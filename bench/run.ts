@@ -227,6 +227,11 @@ async function main(): Promise<void> {
         const base = ab?.find((x) => x.name === r.name);
         rows.push({ bench: '5 memory', metric: `  heap/conn: ${r.name}${Number.isFinite(r.count) ? ` (${r.count.toFixed(2)} per conn)` : ''}`, credbroker: `${fmt(r.bytes)} B`, baseline: base ? `${fmt(base.bytes)} B` : '', ratio: '', target: 'info', verdict: 'info' });
       }
+      // The same heap by owner (bench/lib/heap-owners.ts).
+      for (const r of k.credbroker!.owners ?? []) {
+        const base = k.aedes?.owners?.find((x) => x.owner === r.owner);
+        rows.push({ bench: '5 memory', metric: `  heap/conn by owner: ${r.owner}`, credbroker: `${fmt(r.bytes)} B`, baseline: base ? `${fmt(base.bytes)} B` : '', ratio: '', target: 'info', verdict: 'info' });
+      }
     });
 
     if (only.has('revocation')) await section('revocation', async () => {

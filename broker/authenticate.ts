@@ -170,9 +170,6 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, 
   const accepted = cached ?? acceptedToken(deviceId, timedVerify(token, keys, opts, verifyTime));
   // Again for a cached token: it was accepted for its own device, and may be presented for another.
   sameDevice(accepted.sub, deviceId);
-  // Signed by a registry key, yet never minted by credbroker (or from a profile stored before `$` patterns were
-  // refused): a `$` pattern would reach other devices' renewal and claim topics. Checked on cached tokens too.
-  if (firstReserved(accepted.acl) !== null) throw new CredentialError('ERR_TOKEN_ACL_RESERVED', 'token ACL holds a $ pattern');
   const refusal = ctx.weaken.ignoreRevocations ? null : ctx.revocation.refusal(accepted);
   if (refusal) throw new CredentialError('ERR_TOKEN_REVOKED', refusal);
   if (digest !== null && cached === undefined) ctx.verifiedTokens.remember(digest, accepted, keys, opts);
@@ -186,10 +183,15 @@ function tokenSession(ctx: BrokerContext, deviceId: DeviceId, password: Buffer, 
 /** What a session needs of a verified token, once it is known to be this device's (what the cache keeps of it). */
 function acceptedToken(deviceId: DeviceId, { claims, kid }: VerifiedToken): AcceptedToken {
   sameDevice(claims.sub, deviceId);
+  // Signed by a registry key, yet never minted by credbroker (or from a profile stored before `$` patterns were
+  // refused): a `$` pattern would reach other devices' renewal and claim topics. Checked before the token is
+  // remembered, so a cached token has passed it (it depends on the token's bytes only).
+  if (firstReserved(claims.acl) !== null) throw new CredentialError('ERR_TOKEN_ACL_RESERVED', 'token ACL holds a $ pattern');
   // `deviceId`, not the equal `claims.sub`: the session holds that string already, so the entry holds no copy.
   // Compiled once here: a grant gets exactly its patterns, a device its own renewal topics too.
-  const compiled = deviceId.startsWith(GRANT_PREFIX) ? compileAcl(claims.acl) : sessionAcl(deviceId, claims.acl);
-  return { sub: deviceId, jti: claims.jti as Jti, iat: claims.iat, exp: claims.exp, kid, acl: claims.acl, compiled, ...(typeof claims.reason === 'string' && { reason: claims.reason }) };
+  const grant = deviceId.startsWith(GRANT_PREFIX);
+  const compiled = grant ? compileAcl(claims.acl) : sessionAcl(deviceId, claims.acl);
+  return { sub: deviceId, jti: claims.jti as Jti, iat: claims.iat, exp: claims.exp, kid, compiled, ...(grant && { acl: claims.acl }), ...(typeof claims.reason === 'string' && { reason: claims.reason }) };
 }
 
 function sameDevice(sub: string, deviceId: DeviceId): void {

@@ -15,7 +15,8 @@ import type { AcceptedToken } from './verified-tokens.js';
  */
 export function grantSession(principal: DeviceId, token: AcceptedToken): Session {
   const name = grantNameOf(principal);
-  if (name === null || [...token.acl.pub, ...token.acl.sub].some((p) => ungrantable(p) !== null)) {
+  // No patterns kept (never so for a grant's token, authenticate.ts): refused, not let through.
+  if (name === null || !token.acl || [...token.acl.pub, ...token.acl.sub].some((p) => ungrantable(p) !== null)) {
     throw new CredentialError('ERR_TOKEN_CLAIM', 'grant token holds a pattern no grant may hold');
   }
   return {

@@ -64,7 +64,9 @@ export function forgetWill(client: Client): void {
 
 /** True when two compiled ACLs let a session receive exactly the same topics (same subscribe patterns). */
 export function sameSubscribeRules(a: CompiledAcl, b: CompiledAcl): boolean {
-  return a.sub.length === b.sub.length && a.sub.every((p, i) => p.source === b.sub[i]!.source);
+  const as = a.rules.sub, bs = b.rules.sub;
+  const same = (x: string | null, y: string | null) => (x ?? a.device) === (y ?? b.device);
+  return as.length === bs.length && as.every((p, i) => p.levels.length === bs[i]!.levels.length && p.levels.every((l, j) => same(l, bs[i]!.levels[j] as string | null)));
 }
 
 /**
@@ -73,5 +75,5 @@ export function sameSubscribeRules(a: CompiledAcl, b: CompiledAcl): boolean {
  */
 export function sessionAcl(deviceId: string, acl: AclClaim | null): CompiledAcl {
   const own = tokenTopics(deviceId);
-  return compileAcl({ pub: [...(acl?.pub ?? []), own.renew], sub: [...(acl?.sub ?? []), own.filter] });
+  return compileAcl({ pub: [...(acl?.pub ?? []), own.renew], sub: [...(acl?.sub ?? []), own.filter] }, deviceId);
 }

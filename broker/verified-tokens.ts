@@ -22,7 +22,13 @@ export interface AcceptedToken extends Cacheable {
   readonly sub: DeviceId;
   readonly jti: Jti;
   readonly iat: number;
-  readonly acl: AclClaim;
+  /**
+   * A grant's patterns, for its session's check (grant-session.ts). Absent on a
+   * device's token: its session needs only `compiled` (shared by every device of
+   * its profile), and an entry holding the claim's own strings would cost every
+   * connected device a copy.
+   */
+  readonly acl?: AclClaim;
   /** The ACL a session of this token holds (broker/session.ts `sessionAcl`; a grant's: exactly `acl`). */
   readonly compiled: CompiledAcl;
   /** A grant's reason (tokens/claims.ts), for its audit rows. */

@@ -162,6 +162,46 @@ t.test('publish table', async (t) => {
   }
 });
 
+t.test('devices of one profile share one compiled template, and it decides as their substituted patterns do', async (t) => {
+  const shared = (rules: AclRules, id: string) => compileAcl({ pub: rules.pub.map((p) => substituteDevice(p, id)), sub: rules.sub.map((p) => substituteDevice(p, id)) }, id);
+  const sensorShared = shared(sensorProfile, 'd1'), observerShared = shared(observerProfile, 'obs');
+  const twin = (acl: CompiledAcl) => (acl === sensor ? sensorShared : acl === observer ? observerShared : null);
+  for (const [acl, name, filter, expected] of subscribeRows) {
+    const s = twin(acl);
+    if (s) t.equal(maySubscribe(s, filter), expected, `shared ${name} subscribe ${JSON.stringify(filter.slice(0, 40))}`);
+  }
+  for (const [acl, name, topic, expected] of publishRows) {
+    const s = twin(acl);
+    if (!s) continue;
+    t.equal(mayPublish(s, topic), expected, `shared ${name} publish ${JSON.stringify(topic)}`);
+    if (isValidTopicName(topic)) t.equal(mayReceive(s, topic), mayReceive(acl, topic), `shared ${name} receive ${JSON.stringify(topic)}`);
+  }
+
+  const d2 = shared(sensorProfile, 'd2');
+  t.equal(d2.rules, sensorShared.rules, 'one template for every sensor');
+  t.ok(maySubscribe(d2, 'devices/d2/commands/#'));
+  t.notOk(maySubscribe(d2, 'devices/d1/commands/#'), 'the template holds no other device id');
+  t.ok(mayPublish(d2, 'devices/d2/telemetry'));
+  t.notOk(mayPublish(d2, 'devices/d1/telemetry'));
+  t.ok(mayReceive(d2, 'devices/d2/commands/reboot'));
+  t.notOk(mayReceive(d2, 'devices/d1/commands/reboot'));
+
+  // Only whole levels equal to the id are taken out: a level that merely contains it stays literal.
+  const ab = compileAcl({ pub: ['ab/ab-1/+'], sub: ['x/ab', 'x/ab-1'] }, 'ab');
+  const cd = compileAcl({ pub: ['cd/cd-1/+'], sub: ['x/cd', 'x/cd-1'] }, 'cd');
+  t.not(ab.rules, cd.rules, 'different literal levels, different templates');
+  t.ok(mayPublish(ab, 'ab/ab-1/z'));
+  t.notOk(mayPublish(ab, 'ab/ab/z'));
+  t.notOk(mayPublish(cd, 'cd/ab-1/z'));
+  t.ok(maySubscribe(ab, 'x/ab-1'));
+  t.notOk(maySubscribe(cd, 'x/ab-1'));
+  t.ok(maySubscribe(cd, 'x/cd'));
+  // Without an id nothing is taken out: an empty level stays an empty level.
+  const none = compileAcl({ pub: ['a//b'], sub: ['a//b'] });
+  t.ok(mayPublish(none, 'a//b'));
+  t.notOk(mayPublish(none, 'a/x/b'));
+});
+
 const matchRows: readonly (readonly [pattern: string, topic: string, expected: boolean])[] = [
   ['#', 'a', true],
   ['#', 'a/b/c', true],

@@ -4,12 +4,15 @@
 // What each patch does is covered by the conformance suite (test/conformance-*)
 // and the broker suites (sessions' queues: hostile-offline-queue, sessions).
 import t from 'tap';
+import { connect as netConnect } from 'node:net';
+import mqttPacket from 'mqtt-packet';
 import { cpSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AEDES_VERSION, PATCHES } from '../broker/aedes-patches/patches.js';
 import { planPatches } from '../broker/aedes-patches/load.js';
 import { brokerLogLines, startTestBroker } from './helpers/broker.js';
+import { within } from './helpers/wait.js';
 
 const installed = realpathSync(dirname(fileURLToPath(import.meta.resolve('aedes'))));
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string>; dependencies: Record<string, string> };
@@ -63,4 +66,22 @@ t.test('a broker on the installed aedes runs it patched and warns of nothing', a
   const tb = await startTestBroker();
   t.teardown(() => tb.close());
   t.notOk(brokerLogLines.some((l) => l.includes('aedes.unpatched')), 'no aedes.unpatched line');
+});
+
+t.test('parser-plain-list: a client parses through a plain buffer list, also a CONNECT that comes a byte at a time', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const [dev] = await tb.provision(['plain-list-1']);
+  const frame = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: dev!.deviceId, username: dev!.deviceId, password: Buffer.from(dev!.accessToken) });
+  const sock = netConnect(tb.broker.ports.mqtt!, '127.0.0.1');
+  t.teardown(() => sock.destroy());
+  const connack = new Promise<Buffer>((resolve) => sock.once('data', resolve));
+  await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+  for (const byte of frame) await new Promise<void>((resolve) => sock.write(Buffer.from([byte]), () => resolve()));
+  const answer = await within('CONNACK', connack, 20_000);
+  t.same([...answer.subarray(0, 4)], [0x20, 0x02, 0x00, 0x00], 'accepted');
+  const clients = (tb.broker.context.aedes as unknown as { clients: Record<string, { _parser: { _list: object } }> }).clients;
+  const list = clients[dev!.deviceId]!._parser._list as { pipe?: unknown; append?: unknown };
+  t.equal(typeof list.append, 'function', 'a buffer list');
+  t.equal(list.pipe, undefined, 'no stream around it');
 });

@@ -1,6 +1,7 @@
 // The ACL compiled once per verified token (issue 23): a device that reconnects with the same token gets the
 // very compiled object its first session had (cached with the token), and its checks still hold; with the
 // cache off each session compiles its own. A renewal's new ACL replaces the session's, never changes the shared one.
+// Devices of one profile share one template of it (the device id goes in at its own levels).
 import t from 'tap';
 import { sessionOf } from '../broker/session.js';
 import { closed, connectDevice, startTestBroker, subscribeGranted } from './helpers/broker.js';
@@ -39,6 +40,13 @@ for (const cache of [true, false]) {
     // Another device's token: its own compiled ACL, never this one.
     const o = await connectDevice(tb.url, other!);
     t.teardown(() => o.client?.end(true));
-    t.not(await aclOf(other!.deviceId), acl2, 'another token, another compiled ACL');
+    const otherAcl = await aclOf(other!.deviceId);
+    t.not(otherAcl, acl2, 'another token, another compiled ACL');
+    // ... over the one template of their profile (acl/compile.ts), with its own device id in it.
+    t.ok(acl2!.rules, 'a session ACL is a template and a device id');
+    t.equal(otherAcl!.rules, acl2!.rules, 'two devices of one profile share one template');
+    t.equal(otherAcl!.device, other!.deviceId);
+    t.equal(await subscribeGranted(o.client!, `devices/${other!.deviceId}/commands/#`), 1, 'the other device: its own commands granted');
+    t.equal(await subscribeGranted(o.client!, `devices/${dev!.deviceId}/commands/#`), 128, 'the other device: the first one\'s refused');
   });
 }
