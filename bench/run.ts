@@ -5,7 +5,7 @@
  * written into the repository).
  *
  * Environment:
- *   BENCH_ONLY=bulk,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,provision,cluster,busseal,postgres   subset
+ *   BENCH_ONLY=bulk,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,patches,provision,cluster,busseal,postgres   subset
  *   BENCH_WORKERS=1,2        worker counts of the cluster section (serve --workers N --bus)
  *   BENCH_LOAD_PROCS=N       load-generator processes of the cluster section (default: half the cores, 2 to 8)
  *   BENCH_MEMORY_CONNS=10000 idle connections (one subscription each) of the memory section
@@ -24,10 +24,12 @@ import { benchConnectRate } from './connect-rate.js';
 import { benchForward } from './forward.js';
 import { createFixture } from './lib/fixture.js';
 import { benchLimitsCost } from './limits-cost.js';
+import { onOffRows } from './lib/on-off.js';
 import { mosquittoPath, prepareMosquitto } from './lib/mosquitto.js';
 import { fmt, median, now, ratio, table, verdict, type Row } from './lib/stats.js';
 import type { Targets } from './lib/targets.js';
 import { benchMemory } from './memory.js';
+import { benchPatches } from './patches.js';
 import { benchReconnectStorm } from './reconnect-storm.js';
 import { benchRegistryBackends } from './registry-backends.js';
 import { benchRegistryBulk, bulkMedians } from './registry-bulk.js';
@@ -36,7 +38,7 @@ import { benchThroughput, type ThroughputMode } from './throughput.js';
 import { benchWarmStorm } from './warm-storm.js';
 import { benchVerify } from './verify.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'provision,bulk,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,cluster,busseal,postgres').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'provision,bulk,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,patches,cluster,busseal,postgres').split(',').map((s) => s.trim()));
 const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
 // At least five paired runs for the CONNECT and publish figures: per-operation costs of a few µs
 // make these the noisiest ratios on shared cores, and their targets are stated as medians of five.
@@ -242,15 +244,8 @@ async function main(): Promise<void> {
     if (only.has('limits')) await section('limits', async () => {
       const l = await benchLimitsCost(t, { pairs: throughputRuns, log });
       json.limitsCost = l;
-      const m = (xs: { rate: number }[]) => fmt(median(xs.map((x) => x.rate)));
+      rows.push(...onOffRows('8 limits', 'limits on vs off', l, 0.02));
       const c = l.connect;
-      rows.push({ bench: '8 limits', metric: `connects/s, limits on vs off (${c.n}, ${c.inflight} in flight; ${l.pairs} pairs)`, credbroker: m(c.on), baseline: m(c.off), ratio: ratio(c.rateRatio), target: '≥ 0.98×', verdict: verdict(c.rateRatio >= 0.98) });
-      rows.push({ bench: '8 limits', metric: '  broker CPU per CONNECT, limits on vs off', credbroker: fmt(median(c.on.map((x) => x.cpuPerConnectUs)), 1), baseline: fmt(median(c.off.map((x) => x.cpuPerConnectUs)), 1), ratio: ratio(c.cpuRatio), target: '≤ 1.02×', verdict: verdict(c.cpuRatio <= 1.02) });
-      for (const r of l.throughput) {
-        const incomplete = r.on.some((x) => x.delivered < x.expected) || r.off.some((x) => x.delivered < x.expected);
-        rows.push({ bench: '8 limits', metric: `QoS ${r.mode.qos} msgs/s → 1 sub, limits on vs off${incomplete ? ' [incomplete]' : ''}`, credbroker: m(r.on), baseline: m(r.off), ratio: ratio(r.rateRatio), target: '≥ 0.98×', verdict: verdict(r.rateRatio >= 0.98) });
-        rows.push({ bench: '8 limits', metric: `  QoS ${r.mode.qos}: broker CPU µs per message, on vs off`, credbroker: fmt(median(r.on.map((x) => x.cpuPerMsgUs)), 2), baseline: fmt(median(r.off.map((x) => x.cpuPerMsgUs)), 2), ratio: ratio(r.cpuRatio), target: '≤ 1.02×', verdict: verdict(r.cpuRatio <= 1.02) });
-      }
       // What the limit code itself costs per operation (in-process, CPU time), against the broker's CPU per operation without limits.
       const u = l.micro;
       const perMsg = u.parseUs + u.admitBehindUs;
@@ -259,6 +254,12 @@ async function main(): Promise<void> {
       const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)} %` : 'n/a');
       rows.push({ bench: '8 limits', metric: `guard + queue check µs/message in-process (parse ${fmt(u.parseUs, 3)}, queue ${fmt(u.admitBehindUs, 3)}) vs broker CPU/msg`, credbroker: fmt(perMsg, 3), baseline: fmt(msgCpu, 2), ratio: pct(perMsg / msgCpu), target: '≤ 2 %', verdict: verdict(perMsg / msgCpu <= 0.02) });
       rows.push({ bench: '8 limits', metric: 'guard set-up µs/connection in-process vs broker CPU/CONNECT', credbroker: fmt(u.connectUs, 2), baseline: fmt(connCpu, 1), ratio: pct(u.connectUs / connCpu), target: '≤ 2 %', verdict: verdict(u.connectUs / connCpu <= 0.02) });
+    });
+
+    if (only.has('patches')) await section('patches', async () => {
+      const p = await benchPatches(t, { pairs: throughputRuns, log });
+      json.patches = p;
+      rows.push(...onOffRows('8p patches', 'aedes patched vs unpatched', p, 0.02));
     });
 
     if (only.has('cluster')) await section('cluster', async () => {
