@@ -9,7 +9,11 @@
  * - Mosquitto (password file) under the same load, when installed;
  * - QoS 0 and QoS 1 throughput to one subscriber with the publishers spread over
  *   the workers (the kernel hands connections out in turn: with N workers,
- *   (N-1)/N of the messages cross the bus), against one process;
+ *   (N-1)/N of the messages cross the bus), against one process: at the largest
+ *   worker count, or at every count (and Mosquitto) when BENCH_WORKERS is given;
+ * - with BENCH_WORKERS given, RSS per idle connection (one subscription each)
+ *   at every worker count, the node's and its Redis' apart, against one process
+ *   and Mosquitto;
  * - revocation latency with the devices spread over the workers.
  * Each node gets a fresh redis-server, so that its CPU is the node's alone.
  */
@@ -17,9 +21,10 @@ import { availableParallelism } from 'node:os';
 import { settle } from './connect-rate.js';
 import type { BrokerHandle } from './lib/broker-proc.js';
 import { startLoadProcs, type LoadProcs } from './lib/load-procs.js';
+import { holdIdle } from './memory.js';
 import { startMosquitto } from './lib/mosquitto.js';
 import { startNodeProc } from './lib/node-proc.js';
-import { cpuUs } from './lib/proc-stat.js';
+import { cpuUs, rssBytes } from './lib/proc-stat.js';
 import { startRedisServer, type RedisServer } from './lib/redis-server.js';
 import { median, pairedRatio } from './lib/stats.js';
 import type { Targets } from './lib/targets.js';
@@ -60,6 +65,8 @@ export interface ClusterThroughput {
   readonly workers: number;
   readonly single: { rate: number; cpuPerMsgUs: number; complete: boolean };
   readonly cluster: { rate: number; cpuPerMsgUs: number; redisCpuPerMsgUs: number; complete: boolean };
+  /** Mosquitto under the same load (BENCH_WORKERS given, Mosquitto installed). */
+  readonly mosquitto?: { rate: number; cpuPerMsgUs: number; complete: boolean };
   /** cluster / single msgs/s (median of paired runs). */
   readonly ratio: number;
 }
@@ -76,7 +83,15 @@ export interface ClusterResult {
   /** Each worker count's connects/s over the next smaller count's (median of paired runs). */
   readonly ratioToPrevious: Record<string, number>;
   readonly throughput: ClusterThroughput[];
+  /** RSS per idle connection for one process, each worker count and Mosquitto (BENCH_WORKERS given; null otherwise). */
+  readonly memory: ClusterMemory | null;
   readonly revocation: RevocationResult & { workers: number };
+}
+
+export interface ClusterMemory {
+  readonly n: number;
+  /** By kind name: the broker's processes' RSS per connection, and its redis-server's (0 without a bus); medians. */
+  readonly kinds: Record<string, { rssPerConn: number; redisRssPerConn: number; subscribed: number }>;
 }
 
 export const SINGLE = 'one process, no bus';
@@ -117,6 +132,33 @@ async function startKind(k: ClusterKind, t: Targets, tag: string): Promise<{ b: 
     await redis?.close();
     throw err;
   }
+}
+
+/** Idle connections with one subscription each, held on a fresh node (or Mosquitto) per kind, `runs` times interleaved. */
+async function clusterMemory(t: Targets, kinds: readonly ClusterKind[], opts: { runs: number; log: (msg: string) => void }): Promise<ClusterMemory> {
+  const n = Math.min(5000, t.fx.devices.length - 300);
+  const warm = t.fx.connects.slice(n, n + 300);
+  const packets = t.fx.connects.slice(0, n);
+  const filters = t.fx.devices.slice(0, n).map((d) => `devices/${d.deviceId}/commands/#`);
+  const runs: Record<string, { rssPerConn: number; redisRssPerConn: number; subscribed: number }[]> = Object.fromEntries(kinds.map((k) => [k.name, []]));
+  for (let r = 0; r < opts.runs; r++) {
+    for (const k of kinds) {
+      opts.log(`9. cluster: memory, ${n} idle connections with one subscription each → ${k.name} (run ${r + 1}/${opts.runs})`);
+      const node = await startKind(k, t, `cluster-mem-${r}-${k.name.replace(/\W+/g, '-')}`);
+      try {
+        const redisRss = () => { const pid = node.redis?.pid(); return pid ? rssBytes(pid) : 0; };
+        let redis0 = 0, redis1 = 0;
+        const h = await holdIdle(node.b, warm, packets, filters, { atBefore: async () => { redis0 = redisRss(); }, atAfter: async () => { redis1 = redisRss(); } });
+        runs[k.name]!.push({ rssPerConn: (h.after.rss - h.before.rss) / h.ok, redisRssPerConn: (redis1 - redis0) / h.ok, subscribed: h.subscribed });
+      } finally {
+        await node.close();
+      }
+    }
+  }
+  return {
+    n,
+    kinds: Object.fromEntries(Object.entries(runs).map(([name, xs]) => [name, { rssPerConn: median(xs.map((x) => x.rssPerConn)), redisRssPerConn: median(xs.map((x) => x.redisRssPerConn)), subscribed: Math.min(...xs.map((x) => x.subscribed)) }])),
+  };
 }
 
 const redisCpu = (r: RedisServer | null) => { const pid = r?.pid(); return pid ? cpuUs(pid) : 0; };
@@ -178,31 +220,41 @@ export async function benchCluster(t: Targets, opts: { runs: number; log: (msg: 
   const ratioToPrevious: Record<string, number> = {};
   for (const [i, w] of counts.entries()) if (i > 0) ratioToPrevious[workersKind(w)] = pairedRatio(rates(workersKind(w)), rates(workersKind(counts[i - 1]!)));
 
+  // BENCH_WORKERS given: throughput and memory at every worker count, beside Mosquitto (a many-core host's table);
+  // otherwise throughput at the largest count only.
+  const perCount = process.env.BENCH_WORKERS !== undefined;
+  const mosquittoKind: ClusterKind[] = perCount && t.mosquitto ? [{ name: 'mosquitto', workers: null, mosquitto: true }] : [];
+  const measured: ClusterKind[] = [{ name: SINGLE, workers: null }, ...(perCount ? counts : [most]).map((w) => ({ name: workersKind(w), workers: w })), ...mosquittoKind];
   const throughput: ClusterThroughput[] = [];
   for (const mode of [{ qos: 0, sink: 'subscriber' }, { qos: 1, sink: 'subscriber' }] as ThroughputMode[]) {
-    const single: Awaited<ReturnType<typeof oneRun>>[] = [];
-    const cluster: (Awaited<ReturnType<typeof oneRun>> & { redisCpuPerMsgUs: number })[] = [];
+    const res: Record<string, (Awaited<ReturnType<typeof oneRun>> & { redisCpuPerMsgUs: number })[]> = Object.fromEntries(measured.map((k) => [k.name, []]));
     for (let r = 0; r < opts.runs; r++) {
-      for (const k of [{ name: SINGLE, workers: null }, { name: workersKind(most), workers: most }] as ClusterKind[]) {
+      for (const k of measured) {
         opts.log(`9. cluster: QoS ${mode.qos} throughput → 1 subscriber, ${k.name} (run ${r + 1}/${opts.runs})`);
-        const node = await startKind(k, t, `cluster-tp-${mode.qos}-${r}-${k.workers ?? 0}`);
+        const node = await startKind(k, t, `cluster-tp-${mode.qos}-${r}-${k.name.replace(/\W+/g, '-')}`);
         try {
           const r0 = redisCpu(node.redis);
-          const res = await oneRun(node.b, t, mode, 8, PER_PUBLISHER[`${mode.qos}-subscriber`]);
-          if (k.workers === null) single.push(res);
-          else cluster.push({ ...res, redisCpuPerMsgUs: (redisCpu(node.redis) - r0) / Math.max(1, res.delivered) });
+          const one = await oneRun(node.b, t, mode, 8, PER_PUBLISHER[`${mode.qos}-subscriber`]);
+          res[k.name]!.push({ ...one, redisCpuPerMsgUs: (redisCpu(node.redis) - r0) / Math.max(1, one.delivered) });
         } finally {
           await node.close();
         }
       }
     }
-    throughput.push({
-      mode, workers: most,
-      single: { rate: median(single.map((x) => x.rate)), cpuPerMsgUs: median(single.map((x) => x.cpuPerMsgUs)), complete: single.every((x) => x.delivered >= x.expected) },
-      cluster: { rate: median(cluster.map((x) => x.rate)), cpuPerMsgUs: median(cluster.map((x) => x.cpuPerMsgUs)), redisCpuPerMsgUs: median(cluster.map((x) => x.redisCpuPerMsgUs)), complete: cluster.every((x) => x.delivered >= x.expected) },
-      ratio: pairedRatio(cluster.map((x) => x.rate), single.map((x) => x.rate)),
-    });
+    const sum = (name: string) => {
+      const xs = res[name]!;
+      return { rate: median(xs.map((x) => x.rate)), cpuPerMsgUs: median(xs.map((x) => x.cpuPerMsgUs)), redisCpuPerMsgUs: median(xs.map((x) => x.redisCpuPerMsgUs)), complete: xs.every((x) => x.delivered >= x.expected) };
+    };
+    for (const k of measured) {
+      if (k.workers === null) continue;
+      throughput.push({
+        mode, workers: k.workers, single: sum(SINGLE), cluster: sum(k.name), ...(res.mosquitto && { mosquitto: sum('mosquitto') }),
+        ratio: pairedRatio(res[k.name]!.map((x) => x.rate), res[SINGLE]!.map((x) => x.rate)),
+      });
+    }
   }
+
+  const memory = perCount ? await clusterMemory(t, measured, opts) : null;
 
   opts.log(`9. cluster: revocation latency, 100 devices spread over ${most} workers`);
   let redis: RedisServer | null = null;
@@ -215,5 +267,5 @@ export async function benchCluster(t: Targets, opts: { runs: number; log: (msg: 
     },
   }).catch(async (err: unknown) => { await (redis as RedisServer | null)?.close(); throw err; });
 
-  return { cpus: availableParallelism(), loadProcs: loadProcCount(), n, inflight, workerCounts: counts, kinds: results, ratioToSingle, ratioToPrevious, throughput, revocation: { ...revocation, workers: most } };
+  return { cpus: availableParallelism(), loadProcs: loadProcCount(), n, inflight, workerCounts: counts, kinds: results, ratioToSingle, ratioToPrevious, throughput, memory, revocation: { ...revocation, workers: most } };
 }

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import type { BrokerHandle, BrokerKind } from './lib/broker-proc.js';
+import type { BrokerHandle, BrokerKind, BrokerStats } from './lib/broker-proc.js';
 import { heapClasses, perConnection } from './lib/heap-classes.js';
 import { heapOwners, snapshotIds, type OwnerRow } from './lib/heap-owners.js';
 import { closeAll, connectMany, subscribePacket } from './lib/raw-client.js';
@@ -54,6 +54,33 @@ function subscribeEach(sockets: readonly (Socket | null)[], filters: readonly st
   });
 }
 
+/**
+ * Warms `b` up with `warm`, then holds one idle connection per packet, each
+ * subscribed to its filter: the broker's stats before and after (each after a
+ * full GC), read when `atBefore` and `atAfter` run. The connections are closed
+ * before it returns.
+ */
+export async function holdIdle(b: BrokerHandle, warm: readonly Buffer[], packets: readonly Buffer[], filters: readonly string[], at: { atBefore?: () => Promise<void>; atAfter?: (ok: number) => Promise<void> } = {}): Promise<{ before: BrokerStats; after: BrokerStats; ok: number; subscribed: number }> {
+  // Warm the broker up once (code, pools) so the first connections do not carry one-off costs.
+  const w = await connectMany(b.port, warm, warm.length, false);
+  await w.drained;
+  await sleep(400);
+  await b.gc();
+  const before = await b.stats();
+  await at.atBefore?.();
+  const out = await connectMany(b.port, packets, 200, true);
+  try {
+    const subscribed = await subscribeEach(out.sockets, filters);
+    await sleep(600); // audit buffer flush, timers
+    await b.gc();
+    const after = await b.stats();
+    await at.atAfter?.(out.ok);
+    return { before, after, ok: out.ok, subscribed };
+  } finally {
+    await closeAll(out.sockets);
+  }
+}
+
 export async function benchMemory(t: Targets, opts: { n?: number; runs?: number; breakdown?: boolean } = {}): Promise<MemoryResult> {
   // The first WARMUP devices warm the broker up; the next n are measured.
   const n = Math.min(opts.n ?? 10_000, t.fx.connects.length - WARMUP);
@@ -69,30 +96,24 @@ export async function benchMemory(t: Targets, opts: { n?: number; runs?: number;
     const b = await startTarget(kind, t, tag);
     const snap = snapDir && b.snapshot ? (name: string) => snapshot(b, join(snapDir, `${kind}-${name}.heapsnapshot`)) : null;
     try {
-      // Warm the broker up once (code, pools) so the first connections do not carry one-off costs.
-      const w = await connectMany(b.port, warm, WARMUP, false);
-      await w.drained;
-      await sleep(400);
-      await b.gc();
-      const before = await b.stats();
-      const snapBefore = snap ? await snap('before') : null;
-      if (snapBefore) rmSync(snapBefore.file, { force: true });
-      const out = await connectMany(b.port, packets, 200, true);
-      const subscribed = await subscribeEach(out.sockets, filters);
-      await sleep(600); // audit buffer flush, timers
-      await b.gc();
-      const after = await b.stats();
-      if (snap && snapBefore) {
-        const after = await snap('after');
-        breakdowns[kind] = perConnection(snapBefore.classes, after.classes, out.ok);
-        owners[kind] = heapOwners(snapBefore.ids, after.file, out.ok);
-        rmSync(after.file, { force: true });
-      }
-      await closeAll(out.sockets);
+      let snapBefore: Awaited<ReturnType<typeof snapshot>> | null = null;
+      const h = await holdIdle(b, warm, packets, filters, {
+        atBefore: async () => {
+          snapBefore = snap ? await snap('before') : null;
+          if (snapBefore) rmSync(snapBefore.file, { force: true });
+        },
+        atAfter: async (ok) => {
+          if (!snap || !snapBefore) return;
+          const after = await snap('after');
+          breakdowns[kind] = perConnection(snapBefore.classes, after.classes, ok);
+          owners[kind] = heapOwners(snapBefore.ids, after.file, ok);
+          rmSync(after.file, { force: true });
+        },
+      });
       return {
-        ok: out.ok, subscribed,
-        rssPerConn: (after.rss - before.rss) / out.ok,
-        heapPerConn: after.heapUsed === null || before.heapUsed === null ? null : (after.heapUsed - before.heapUsed) / out.ok,
+        ok: h.ok, subscribed: h.subscribed,
+        rssPerConn: (h.after.rss - h.before.rss) / h.ok,
+        heapPerConn: h.after.heapUsed === null || h.before.heapUsed === null ? null : (h.after.heapUsed - h.before.heapUsed) / h.ok,
       };
     } finally {
       await b.close();

@@ -158,7 +158,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const renewal = new RenewalResponder(ctx);
   const shared = opts.shared;
   const claims = new ClaimResponder(ctx);
-  const { Aedes } = await loadAedes((line) => log.warn({ event: 'aedes.unpatched' }, line));
+  const { Aedes } = await loadAedes((line) => log.warn({ event: 'aedes.unpatched' }, line), { patched: !weaken.unpatchedAedes });
   const aedes = await Aedes.createBroker({
     id: shared?.id ?? `credbroker-${randomBytes(4).toString('hex')}`,
     // Persistent sessions' stored queues bounded too (aedes' default store has no limit), and queued where `+` matches an empty level (the Redis store does that itself).

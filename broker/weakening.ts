@@ -26,4 +26,6 @@ export interface Weakening {
    * (cluster/ownership.ts replaces it). Only for `npm run bench`, to show the before and after.
    */
   readonly broadcastTakeover?: boolean;
+  /** aedes as published, without broker/aedes-patches/: only for `npm run bench`, to measure what the patches change. */
+  readonly unpatchedAedes?: boolean;
 }

@@ -63,21 +63,29 @@ function apply(text: string, e: Edit): string {
   return text.replace(e.from, () => e.to);
 }
 
-let loading: Promise<typeof AedesModule> | null = null;
+let loading: { readonly patched: boolean; readonly aedes: Promise<typeof AedesModule> } | null = null;
 
 /**
  * aedes, with PATCHES applied. Must be the first import of aedes in the
  * process (the broker imports it through here only); when its version or text
  * is not the expected one, `warn` gets one line and aedes runs unpatched.
+ * `patched: false` (the bench only, through `weaken.unpatchedAedes`) loads
+ * aedes as published, to measure what the patches change; a module loads once
+ * per process, so asking for the other kind later is an error, not a silent mix.
  */
-export function loadAedes(warn: (line: string) => void): Promise<typeof AedesModule> {
-  loading ??= (async () => {
-    // Symlinks resolved: module URLs are the real paths.
-    const dir = realpathSync(dirname(fileURLToPath(import.meta.resolve('aedes'))));
-    const plan = planPatches(dir);
-    if (plan.files) register(`data:text/javascript,${encodeURIComponent(HOOK)}`, { data: plan.files });
-    else warn(`aedes runs unpatched: ${plan.unpatched}; its conformance fixes and CONNECT speedups are off`);
-    return import('aedes');
-  })();
-  return loading;
+export function loadAedes(warn: (line: string) => void, { patched = true }: { patched?: boolean } = {}): Promise<typeof AedesModule> {
+  if (loading && loading.patched !== patched) return Promise.reject(new Error(`aedes is already loaded ${loading.patched ? 'patched' : 'unpatched'} in this process`));
+  loading ??= {
+    patched,
+    aedes: (async () => {
+      if (!patched) return import('aedes');
+      // Symlinks resolved: module URLs are the real paths.
+      const dir = realpathSync(dirname(fileURLToPath(import.meta.resolve('aedes'))));
+      const plan = planPatches(dir);
+      if (plan.files) register(`data:text/javascript,${encodeURIComponent(HOOK)}`, { data: plan.files });
+      else warn(`aedes runs unpatched: ${plan.unpatched}; its conformance fixes and CONNECT speedups are off`);
+      return import('aedes');
+    })(),
+  };
+  return loading.aedes;
 }
