@@ -14,7 +14,6 @@
  *   BENCH_CPU_PROF=DIR       write V8 CPU profiles of the credbroker children to DIR
  *   BENCH_NO_MOSQUITTO=1     skip the Mosquitto column even when it is installed
  */
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 import { planPatches } from '../broker/aedes-patches/load.js';
@@ -31,6 +30,7 @@ import { fmt, median, now, ratio, table, verdict, type Row } from './lib/stats.j
 import type { Targets } from './lib/targets.js';
 import { benchMemory } from './memory.js';
 import { benchPatches } from './patches.js';
+import { benchProvision } from './provision.js';
 import { benchReconnectStorm } from './reconnect-storm.js';
 import { benchRegistryBackends } from './registry-backends.js';
 import { benchRegistryBulk, bulkMedians } from './registry-bulk.js';
@@ -73,18 +73,12 @@ async function main(): Promise<void> {
     }
   };
 
-  // bench/provision.ts is written by another engineer: run it when it is there.
-  const provisionJs = fileURLToPath(new URL('./provision.js', import.meta.url));
-  if (only.has('provision') && existsSync(provisionJs)) await section('provision', async () => {
-    log('provisioning benchmark (bench/provision.ts)');
-    const mod = (await import(provisionJs)) as { benchProvision?: (...a: unknown[]) => Promise<unknown> };
-    if (typeof mod.benchProvision !== 'function') throw new Error('bench/provision.js exports no benchProvision');
-    const res = await mod.benchProvision();
+  if (only.has('provision')) await section('provision', async () => {
+    log('provisioning: a factory batch through the library and through the command line');
+    const res = await benchProvision();
     json.provision = res;
-    if (res && typeof res === 'object') {
-      for (const [k, v] of Object.entries(res as Record<string, unknown>)) {
-        if (typeof v === 'number' || typeof v === 'string') rows.push({ bench: 'provision', metric: k, credbroker: typeof v === 'number' ? fmt(v, v < 100 ? 2 : 0) : v, baseline: '', ratio: '', target: '', verdict: 'info' });
-      }
+    for (const [k, v] of Object.entries(res)) {
+      if (typeof v === 'number' || typeof v === 'string') rows.push({ bench: 'provision', metric: k, credbroker: typeof v === 'number' ? fmt(v, v < 100 ? 2 : 0) : v, baseline: '', ratio: '', target: '', verdict: 'info' });
     }
   });
 
