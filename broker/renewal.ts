@@ -140,7 +140,7 @@ export class RenewalResponder {
     try {
       // A token session's renewal joins the family of the token it replaces.
       const renews = session.kind === 'token' ? session.jti ?? undefined : undefined;
-      token = await issueAccessToken(ctx.issuer, session.deviceId, { ttlMs, actor: 'broker', action: session.kind === 'refresh' ? 'token.renew_refresh' : 'token.renew', now, renews });
+      token = await issueAccessToken(ctx.issuer, session.deviceId, { ttlMs, actor: 'broker', action: session.kind === 'refresh' ? 'token.renew_refresh' : 'token.renew', now, renews, read: { device, profile } });
     } catch (err) {
       if (isCredbrokerError(err) && err.code === 'ERR_TOKEN_REVOKED') return this.tokenRevoked(client); // revoked while it was being signed
       throw err;

@@ -252,12 +252,12 @@ export class Simulation {
     });
     client.on('renewRejected', ({ code }) => {
       obs.counts.renewRejected++;
-      if (rec.revoke?.commitAt != null || this.ending) return; // a revoked device's renewal is meant to be refused
+      if (rec.revoke?.startedAt != null || this.ending) return; // a revoked device's renewal is meant to be refused
       rec.errors.push(`renewal rejected: ${code}`);
     });
     client.on('refused', ({ connackCode }) => {
       obs.counts.refusals++;
-      if (rec.revoke?.commitAt != null) { rec.revoke.refusedAfter++; return; }
+      if (rec.revoke?.startedAt != null) { rec.revoke.refusedAfter++; return; }
       if (this.phase.get(rec.id) === 'stopping') return;
       rec.unexpectedRefusals.push(connackCode);
     });
@@ -265,7 +265,7 @@ export class Simulation {
       if (rec.probe && !topic.startsWith(`devices/${rec.id}/`)) rec.probe.foreignMessages++;
     });
     client.on('error', (err) => {
-      if (this.ending || this.phase.get(rec.id) === 'stopping' || rec.revoke?.commitAt != null) return;
+      if (this.ending || this.phase.get(rec.id) === 'stopping' || rec.revoke?.startedAt != null) return;
       rec.errors.push(`client error: ${err.message}`);
     });
   }
@@ -273,10 +273,11 @@ export class Simulation {
   private onDisconnected(rec: DeviceRecord, client: DeviceClient, reason: string): void {
     const now = Date.now();
     const r = rec.revoke;
-    if (r && r.commitAt !== null) {
+    if (r && r.startedAt !== null) {
       if (r.kickedAt === null) {
         r.kickedAt = now;
-        this.obs.latency.revokeKick.push(now - r.commitAt);
+        // Before the commit is known here: measured when it is (revoke).
+        if (r.commitAt !== null) this.obs.latency.revokeKick.push(now - r.commitAt);
         this.obs.counts.revocationKicks++;
         void this.afterRevocationKick(rec, client);
       }
@@ -323,7 +324,7 @@ export class Simulation {
       this.at(t0 + rng.between(0.05 * D, Math.max(0.05 * D, offlineLatest)), () => this.goOffline(id));
     }
     for (const id of this.cohorts.revoke) {
-      this.rec(id).revoke = { commitAt: null, wasConnected: false, kickedAt: null, reconnectedAt: null, retries: [], retriesSkipped: 0, refusedAfter: 0 };
+      this.rec(id).revoke = { startedAt: null, commitAt: null, wasConnected: false, kickedAt: null, reconnectedAt: null, retries: [], retriesSkipped: 0, refusedAfter: 0 };
       this.at(t0 + rng.between(0.3 * D, 0.6 * D), () => this.revoke(id));
     }
     const victims = this.cohorts.steady;
@@ -405,8 +406,11 @@ export class Simulation {
     const r = rec.revoke!;
     const client = this.clients.get(id);
     r.wasConnected = !!client?.connected && this.phase.get(id) === 'online';
+    r.startedAt = Date.now();
     await revokeDevices(this.fleet.issuer!.reg, [id as DeviceId], 'device-sim revocation test');
     r.commitAt = Date.now();
+    // Kicked while the commit's answer was on its way: no later than the commit, as far as the revoker can tell.
+    if (r.kickedAt !== null) this.obs.latency.revokeKick.push(Math.max(0, r.kickedAt - r.commitAt));
     if (!r.wasConnected && client) {
       // Not online at its revocation time: there is nothing to kick; it must still never get back in.
       this.phase.set(id, 'away');

@@ -16,6 +16,12 @@ export interface OfflineRecord {
 }
 
 export interface RevokeRecord {
+  /**
+   * When the revoking transaction began. The broker can learn of its commit (a
+   * PostgreSQL NOTIFY) and kick the device before the revoker hears back: from
+   * here on, a disconnect, a refused CONNECT or a refused renewal is the revocation's.
+   */
+  startedAt: number | null;
   commitAt: number | null;
   wasConnected: boolean;
   kickedAt: number | null;

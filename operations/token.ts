@@ -2,16 +2,19 @@ import { CredentialError, RegistryError } from '../errors/index.js';
 import type { DeviceId, Jti } from '../registry/index.js';
 import { mintAccessToken, type MintedToken } from '../tokens/index.js';
 import type { Issuer } from '../provisioning/index.js';
-import type { Actor, Device } from '../registry/index.js';
+import type { Actor, Device, Profile } from '../registry/index.js';
+
+/** A device and its profile the caller has just read (the broker's renewal): not read again, a registry round trip each. */
+export interface DeviceRead { readonly device: Device; readonly profile: Profile }
 
 /**
  * Mints (without recording) an access token for an existing, active device.
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND` | `ERR_DEVICE_REVOKED`; UsageError `ERR_TTL_TOO_LONG`
  */
-export async function mintForDevice(issuer: Issuer, id: DeviceId, opts: { ttlMs?: number; now: number }): Promise<{ device: Device; token: MintedToken }> {
-  const device = await issuer.reg.devices.require(id);
+export async function mintForDevice(issuer: Issuer, id: DeviceId, opts: { ttlMs?: number; now: number; read?: DeviceRead }): Promise<{ device: Device; token: MintedToken }> {
+  const device = opts.read?.device ?? await issuer.reg.devices.require(id);
   if (device.status === 'revoked') throw new RegistryError('ERR_DEVICE_REVOKED', `device "${id}" is revoked (restore it first: credbroker restore ${id})`);
-  const profile = await issuer.reg.profiles.require(device.profile);
+  const profile = opts.read?.profile ?? await issuer.reg.profiles.require(device.profile);
   const token = await mintAccessToken(issuer.keyring, issuer.settings, { deviceId: id, profile, ttlMs: opts.ttlMs ?? profile.tokenTtlMs, now: opts.now });
   return { device, token };
 }
@@ -26,10 +29,10 @@ export async function mintForDevice(issuer: Issuer, id: DeviceId, opts: { ttlMs?
  * @throws RegistryError `ERR_DEVICE_NOT_FOUND` | `ERR_DEVICE_REVOKED`; UsageError `ERR_TTL_TOO_LONG`;
  *   CredentialError `ERR_TOKEN_REVOKED` (the replaced token was revoked)
  */
-export async function issueAccessToken(issuer: Issuer, id: DeviceId, opts: { ttlMs?: number; actor?: Actor; action?: string; now?: number; renews?: Jti } = {}): Promise<MintedToken> {
+export async function issueAccessToken(issuer: Issuer, id: DeviceId, opts: { ttlMs?: number; actor?: Actor; action?: string; now?: number; renews?: Jti; read?: DeviceRead } = {}): Promise<MintedToken> {
   const { reg } = issuer;
   const now = opts.now ?? Date.now();
-  const { token } = await mintForDevice(issuer, id, { ttlMs: opts.ttlMs, now });
+  const { token } = await mintForDevice(issuer, id, { ttlMs: opts.ttlMs, now, read: opts.read });
   await reg.transaction(async (tx) => {
     let family: Jti | undefined;
     if (opts.renews) {

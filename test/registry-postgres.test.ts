@@ -6,7 +6,7 @@ import type { Change } from '../registry/types.js';
 import type { DeviceId, Jti, Kid, ProfileName } from '../registry/ids.js';
 import { sharedPostgres } from './helpers/postgres.js';
 import { runCli } from './helpers/cli.js';
-import { until } from './helpers/wait.js';
+import { until, within } from './helpers/wait.js';
 import { Keyring, rotateKeys } from '../tokens/index.js';
 import pg_ from 'pg';
 
@@ -19,7 +19,7 @@ const open = async (t: Test, url: string): Promise<Registry> => {
 };
 const dev = (id: string) => id as DeviceId;
 
-async function withDevice(reg: Registry, id: string): Promise<void> {
+async function withDevice(reg: Pick<Registry, 'transaction'>, id: string): Promise<void> {
   const now = Date.now();
   await reg.transaction(async (tx) => {
     await tx.devices.provision([{
@@ -209,4 +209,49 @@ t.test('scrub on PostgreSQL: VACUUM, and not complete while a transaction still 
   // The reader is gone: VACUUM removes the old versions (a late report of the UPDATE's dead rows can trail it, hence the retry).
   await until('a scrub with nothing left', async () => (await reg.space.scrub()).complete, 20_000);
   t.pass('with no older transaction, scrub completes');
+});
+
+// A transaction's writes whose outcome nobody reads go out without waiting for their
+// answers (registry/postgres/tx-sql.ts): a renewal is two round trips, not five.
+t.test('a transaction does not wait on its unread writes; the first failure is what it fails with', async (t) => {
+  const pg = await sharedPostgres();
+  const url = await pg.newDatabase();
+  const reg = await open(t, url);
+  // Another session holds the audit table: an append's INSERT waits for it, the append does not.
+  const locker = new PgClient({ connectionString: url });
+  await locker.connect();
+  t.teardown(() => locker.end());
+  await locker.query('BEGIN; LOCK TABLE audit IN ACCESS EXCLUSIVE MODE');
+  let appended = false;
+  const committed = reg.transaction(async (tx) => {
+    await tx.audit.append('cli', 'test.pipelined', null);
+    appended = true;
+  });
+  try {
+    await until('the append to resolve while its INSERT waits for the lock', () => appended, 10_000);
+  } finally {
+    await locker.query('COMMIT');
+  }
+  await within('the commit after the lock is gone', committed);
+  t.equal((await reg.audit.query({ action: 'test.pipelined' })).length, 1, 'the commit waited for the write: it is there');
+
+  // COPY after unread writes: they are answered first, then the connection is COPY's.
+  await reg.transaction(async (tx) => {
+    await tx.audit.append('cli', 'test.before-copy', null);
+    await withDevice(tx, 'pipe-1'); // a transaction's nested transaction is itself
+  });
+  t.ok(await reg.devices.get('pipe-1'), 'provisioned by COPY after an unread write');
+
+  // A duplicate token: the statements after it fail only because the transaction is
+  // aborted; the error is the write's own, and nothing of the transaction stays.
+  await t.rejects(reg.transaction(async (tx) => {
+    await tx.tokens.record({ jti: 'jti-pipe-1' as Jti, deviceId: dev('pipe-1'), kid: 'k1' as Kid, issuedAt: Date.now(), expiresAt: Date.now() + 60_000 });
+    await tx.audit.append('cli', 'test.after-duplicate', 'pipe-1');
+    await tx.devices.get('pipe-1');
+  }), { code: 'ERR_REGISTRY', message: /23505: duplicate key value violates unique constraint/ });
+  t.same(await reg.audit.query({ action: 'test.after-duplicate' }), [], 'nothing of the failed transaction committed');
+  await t.rejects(reg.transaction(async (tx) => {
+    await tx.tokens.record({ jti: 'jti-pipe-1' as Jti, deviceId: dev('pipe-1'), kid: 'k1' as Kid, issuedAt: Date.now(), expiresAt: Date.now() + 60_000 });
+  }), { code: 'ERR_REGISTRY', message: /23505/ }, 'a failed last write fails the commit');
+  t.equal((await reg.tokens.liveFor(dev('pipe-1'), Date.now())).length, 1, 'only the provisioned token');
 });

@@ -7,7 +7,7 @@ export class PgAuditLog implements AuditStore {
   constructor(private readonly sql: Sql) {}
 
   async append(actor: Actor, action: string, deviceId: string | null, details: Record<string, unknown> | null = null, at = Date.now()): Promise<void> {
-    await this.sql.run('INSERT INTO audit (at, actor, action, device_id, details) VALUES ($1, $2, $3, $4, $5)',
+    await this.sql.write('INSERT INTO audit (at, actor, action, device_id, details) VALUES ($1, $2, $3, $4, $5)',
       [at, actor, action, deviceId, details ? JSON.stringify(details) : null]);
   }
 

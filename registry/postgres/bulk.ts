@@ -1,7 +1,7 @@
 import { BULK_TABLES, type BulkPage, type BulkRow, type BulkTableName } from '../bulk.js';
 import type { BulkStore } from '../interface.js';
 import { copyIn } from './copy.js';
-import { requireClient, type Sql } from './pool.js';
+import type { Sql } from './pool.js';
 
 /** The identity column that numbers a table's rows as they were inserted. */
 const INSERTION_KEY: Partial<Record<BulkTableName, string>> = { refresh_credentials: 'n', audit: 'id' };
@@ -31,7 +31,7 @@ export class PgBulk implements BulkStore {
   }
 
   async write(table: BulkTableName, rows: readonly BulkRow[]): Promise<void> {
-    await copyIn(requireClient(this.sql, 'a bulk write'), table, BULK_TABLES[table].columns, rows);
+    await copyIn(await this.sql.connection('a bulk write'), table, BULK_TABLES[table].columns, rows);
   }
 
   async clear(table: BulkTableName): Promise<void> {

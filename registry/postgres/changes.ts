@@ -20,7 +20,7 @@ export class PgChanges implements ChangeStore {
    * that drew 10 commit after one that drew 11). The trigger NOTIFYs at commit.
    */
   async append(kind: ChangeKind, deviceId: string | null, jti: string | null = null, at = Date.now()): Promise<void> {
-    await this.sql.run(`INSERT INTO changes (at, kind, device_id, jti) SELECT $1, $2, $3, $4 FROM pg_advisory_xact_lock(${LOCKS.changes})`,
+    await this.sql.write(`INSERT INTO changes (at, kind, device_id, jti) SELECT $1, $2, $3, $4 FROM pg_advisory_xact_lock(${LOCKS.changes})`,
       [at, kind, deviceId, jti]);
   }
 

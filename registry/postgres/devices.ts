@@ -4,7 +4,7 @@ import type { DeviceStore } from '../interface.js';
 import type { Device, DeviceFilter, DeviceRestriction, DeviceStatus, ProvisionedDevice } from '../types.js';
 import { LOCKS } from './migrations.js';
 import { copyIn } from './copy.js';
-import { requireClient, type Sql } from './pool.js';
+import type { Sql } from './pool.js';
 import { toDevice, type DeviceRow as Row } from '../rows.js';
 
 export class PgDevices implements DeviceStore {
@@ -34,7 +34,7 @@ export class PgDevices implements DeviceStore {
    */
   async provision(rows: readonly ProvisionedDevice[], now: number): Promise<void> {
     if (rows.length === 0) return;
-    const client = requireClient(this.sql, 'provisioning');
+    const client = await this.sql.connection('provisioning');
     await copyIn(client, 'devices', ['id', 'profile', 'status', 'credential_expires_at', 'created_at', 'simulation'],
       rows.map((r) => [r.deviceId, r.profile, 'active', r.credentialExpiresAt, now, r.simulation]));
     await copyIn(client, 'tokens', ['jti', 'device_id', 'kid', 'issued_at', 'expires_at', 'family'],
@@ -55,7 +55,7 @@ export class PgDevices implements DeviceStore {
    * sees the first one's devices (and skips them) instead of failing on a duplicate key.
    */
   async existing(ids: readonly string[]): Promise<Set<string>> {
-    if (this.sql.client) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.provision})`);
+    if (this.sql.inTransaction) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.provision})`);
     const found = new Set<string>();
     for (let i = 0; i < ids.length; i += 10_000) {
       const rows = await this.sql.rows<{ id: string }>('SELECT id FROM devices WHERE id = ANY($1::text[])', [ids.slice(i, i + 10_000)]);

@@ -3,7 +3,7 @@ import type { ChangeFollower, FollowOptions } from '../interface.js';
 import type { Change } from '../types.js';
 import { FEED_BATCH, PgChanges } from './changes.js';
 import { asPgRegistryError } from './errors.js';
-import { ClientSql } from './pool.js';
+import { DirectSql } from './pool.js';
 
 /** The channel the `changes` trigger NOTIFYs (registry/postgres/migrations.ts). */
 export const CHANGES_CHANNEL = 'credbroker_changes';
@@ -109,7 +109,7 @@ export class PgFollower implements ChangeFollower {
       if (!client || !this.ready || this.closed) return;
       let batch: Change[];
       try {
-        batch = await new PgChanges(new ClientSql(client, this.where)).since(this.pos, FEED_BATCH);
+        batch = await new PgChanges(new DirectSql(client, this.where)).since(this.pos, FEED_BATCH);
       } catch (err) {
         // A dead connection shows here first when no event came: drop it and reconnect.
         this.lost(client, err);

@@ -27,7 +27,7 @@ export class PgGrants implements GrantStore {
    * would let both find none live and both insert.
    */
   async liveOf(name: GrantName, now: number): Promise<Grant | undefined> {
-    if (this.sql.client) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.grantName}, hashtext($1))`, [name]);
+    if (this.sql.inTransaction) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.grantName}, hashtext($1))`, [name]);
     const [row] = await this.sql.rows<Row>('SELECT * FROM grants WHERE name = $1 AND expires_at > $2 AND revoked_at IS NULL', [name, now]);
     return row && toGrant(row);
   }

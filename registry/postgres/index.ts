@@ -17,7 +17,8 @@ import { PgFollower } from './follow.js';
 import { PgSigningKeys } from './keys.js';
 import { migrate, schemaVersion, tooNew } from './migrations.js';
 import { SCHEMA_VERSION } from '../migration-plan.js';
-import { ClientSql, connectionConfig, createPool, PoolSql, type Sql } from './pool.js';
+import { connectionConfig, createPool, DirectSql, type Sql } from './pool.js';
+import { TxSql } from './tx-sql.js';
 import { PgOperators } from './operators.js';
 import { PgProfiles } from './profiles.js';
 import { PgRefreshCredentials } from './refresh.js';
@@ -63,7 +64,7 @@ export class PgRegistry implements Registry {
 
   constructor(private readonly pool: pg.Pool, private readonly config: pg.ClientConfig, url: string) {
     this.location = redactSecrets(url);
-    const sql = new PoolSql(pool, this.location);
+    const sql = new DirectSql(pool, this.location);
     this.sql = sql;
     const s = storesOn(sql, (fn, opts) => this.transaction(fn, opts));
     this.devices = s.devices; this.profiles = s.profiles; this.tokens = s.tokens; this.grants = s.grants; this.claims = s.claims; this.refresh = s.refresh;
@@ -138,26 +139,19 @@ export class PgRegistry implements Registry {
     // A checked-out connection has no listener of the pool's: the server going away would otherwise crash the process.
     const ignore = () => {};
     client.on('error', ignore);
-    let open = true;
     let broken = false;
-    const sql = new ClientSql(client, this.location);
-    const guarded: Sql = {
-      client,
-      rows: (text, params) => (open ? sql.rows(text, params) : usedAfterEnd()),
-      run: (text, params) => (open ? sql.run(text, params) : usedAfterEnd()),
-    };
-    const tx: Stores = storesOn(guarded, (inner) => inner(tx));
+    const sql = new TxSql(client, this.location, opts.durable === true);
+    const tx: Stores = storesOn(sql, (inner) => inner(tx));
     try {
-      await sql.run(`BEGIN; SET LOCAL synchronous_commit = ${opts.durable ? 'on' : 'off'}`);
-      const result = await fn(tx, guarded);
-      await sql.run('COMMIT');
+      const result = await fn(tx, sql);
+      await sql.commit();
       return result;
     } catch (err) {
       broken = isUnavailable(err) || isUnavailable((err as { cause?: unknown }).cause);
-      if (!broken) await client.query('ROLLBACK').catch(() => { broken = true; });
+      if (!broken) await sql.rollback().catch(() => { broken = true; });
       throw err;
     } finally {
-      open = false;
+      await sql.release();
       client.removeListener('error', ignore);
       client.release(broken);
     }
@@ -175,10 +169,6 @@ export class PgRegistry implements Registry {
     for (const f of [...this.followers]) await f.close();
     await this.pool.end();
   }
-}
-
-function usedAfterEnd(): never {
-  throw new RegistryError('ERR_REGISTRY', 'registry transaction used after it ended');
 }
 
 /** The PostgreSQL engine: `target` is a `postgres://` URL. */

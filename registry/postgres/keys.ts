@@ -26,7 +26,7 @@ export class PgSigningKeys implements KeyStore {
    * rotations each retire the same old key and leave three active.
    */
   async usable(now: number): Promise<SigningKeyRecord[]> {
-    if (this.sql.client) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.signingKeys})`);
+    if (this.sql.inTransaction) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.signingKeys})`);
     return (await this.sql.rows<Row>(`SELECT * FROM signing_keys WHERE status = 'active' OR verify_until > $1 ORDER BY created_at, kid`, [now])).map(toKey);
   }
 

@@ -6,15 +6,24 @@ import { pgTlsPolicy } from './tls.js';
 
 /**
  * Where every store sends its SQL: the pool (each statement its own autocommit
- * transaction) or one transaction's client. Failures come out mapped
- * (`asPgRegistryError`), with the driver's error as `cause`.
+ * transaction), a transaction's connection (tx-sql.ts), or one connection of
+ * its own (the change follower). Failures come out mapped (`asPgRegistryError`),
+ * with the driver's error as `cause`.
  */
 export interface Sql {
   rows<T>(text: string, params?: readonly unknown[]): Promise<T[]>;
   /** Runs a statement; resolves to the number of rows it touched. */
   run(text: string, params?: readonly unknown[]): Promise<number>;
-  /** The transaction's client (COPY needs one connection); null on the pool. */
-  readonly client: pg.ClientBase | null;
+  /**
+   * A write whose outcome the caller does not read. In a transaction it may resolve
+   * before the server has answered (it travels with the next statement), and a
+   * failure fails the transaction at the latest at its commit.
+   */
+  write(text: string, params?: readonly unknown[]): Promise<void>;
+  /** Whether the statements run in one transaction (advisory transaction locks hold until its end). */
+  readonly inTransaction: boolean;
+  /** The transaction's connection to itself (COPY), every earlier statement answered; refused outside a transaction. */
+  connection(what: string): Promise<pg.ClientBase>;
 }
 
 const INT8 = 20;
@@ -59,39 +68,28 @@ export function createPool(url: string, opts: { readonly?: boolean } = {}): pg.P
   return pool;
 }
 
-function mapped(where: string) {
+export function mapped(where: string) {
   return (err: unknown): never => {
     throw asPgRegistryError(err, where);
   };
 }
 
-export class PoolSql implements Sql {
-  readonly client = null;
-  constructor(private readonly pool: pg.Pool, private readonly where: string) {}
+/** Statements straight on the pool (autocommit) or on a connection outside any transaction. */
+export class DirectSql implements Sql {
+  readonly inTransaction = false;
+  constructor(private readonly on: pg.Pool | pg.ClientBase, private readonly where: string) {}
   async rows<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
-    const r = await this.pool.query(text, params as unknown[]).catch(mapped(this.where));
+    const r = await this.on.query(text, params as unknown[]).catch(mapped(this.where));
     return r.rows as T[];
   }
   async run(text: string, params: readonly unknown[] = []): Promise<number> {
-    const r = await this.pool.query(text, params as unknown[]).catch(mapped(this.where));
+    const r = await this.on.query(text, params as unknown[]).catch(mapped(this.where));
     return r.rowCount ?? 0;
   }
-}
-
-export class ClientSql implements Sql {
-  constructor(readonly client: pg.ClientBase, private readonly where: string) {}
-  async rows<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
-    const r = await this.client.query(text, params as unknown[]).catch(mapped(this.where));
-    return r.rows as T[];
+  async write(text: string, params: readonly unknown[] = []): Promise<void> {
+    await this.run(text, params);
   }
-  async run(text: string, params: readonly unknown[] = []): Promise<number> {
-    const r = await this.client.query(text, params as unknown[]).catch(mapped(this.where));
-    return r.rowCount ?? 0;
+  connection(what: string): Promise<pg.ClientBase> {
+    return Promise.reject(new RegistryError('ERR_REGISTRY', `${what} must run in a registry transaction`));
   }
-}
-
-/** For the stores that need one connection (COPY): refused outside a transaction. */
-export function requireClient(sql: Sql, what: string): pg.ClientBase {
-  if (!sql.client) throw new RegistryError('ERR_REGISTRY', `${what} must run in a registry transaction`);
-  return sql.client;
 }

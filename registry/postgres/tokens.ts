@@ -8,7 +8,7 @@ export class PgTokens implements TokenStore {
   constructor(private readonly sql: Sql) {}
 
   async record(t: NewToken): Promise<void> {
-    await this.sql.run('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at, family) VALUES ($1, $2, $3, $4, $5, $6)',
+    await this.sql.write('INSERT INTO tokens (jti, device_id, kid, issued_at, expires_at, family) VALUES ($1, $2, $3, $4, $5, $6)',
       [t.jti, t.deviceId, t.kid, t.issuedAt, t.expiresAt, t.family ?? t.jti]);
   }
 
