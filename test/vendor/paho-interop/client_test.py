@@ -19,6 +19,7 @@
 import unittest
 
 import mqtt.clients.V311 as mqtt_client, time, logging, socket, sys, getopt, traceback
+import json # credbroker local change: for -c
 
 class Callbacks(mqtt_client.Callback):
 
@@ -65,7 +66,9 @@ def cleanup():
 
   # clean retained messages
   callback = Callbacks()
-  curclient = mqtt_client.Client("clean retained".encode("utf-8"))
+  # credbroker local change: "clean-retained", not "clean retained": a client id must be a
+  # device id there, and a device id has no space.
+  curclient = mqtt_client.Client("clean-retained".encode("utf-8"))
   curclient.registerCallback(callback)
   curclient.connect(host=host, port=port, cleansession=True)
   curclient.subscribe(["#"], [0])
@@ -87,6 +90,7 @@ def usage():
  -d: --dollar_topics run $ topics test
  -s: --subscribe_failure run subscribe failure test
  -n: --nosubscribe_topic_filter= topic filter name for which subscriptions aren't allowed
+ -c: --credentials= JSON file {"clientid": ["user name", "password"]} sent on each CONNECT (credbroker local change)
 
 """)
 
@@ -422,8 +426,9 @@ class Test(unittest.TestCase):
 
 if __name__ == "__main__":
   try:
-    opts, args = getopt.gnu_getopt(sys.argv[1:], "h:p:zdsn:",
-      ["help", "hostname=", "port=", "iterations="])
+    # credbroker local change: -c/--credentials, and the long form of -n.
+    opts, args = getopt.gnu_getopt(sys.argv[1:], "h:p:zdsn:c:",
+      ["help", "hostname=", "port=", "iterations=", "nosubscribe_topic_filter=", "credentials="])
   except getopt.GetoptError as err:
     print(err) # will print something like "option -a not recognized"
     usage()
@@ -443,7 +448,19 @@ if __name__ == "__main__":
       usage()
       sys.exit()
     elif o in ("-n", "--nosubscribe_topic_filter"):
-      nosubscribe_topic_filter = a
+      nosubscribe_topics = (a,) # credbroker local change: upstream set an unused variable
+    elif o in ("-c", "--credentials"):
+      # credbroker local change: each client id's user name and password, added to its CONNECTs.
+      with open(a) as f:
+        credentials = json.load(f)
+      plain_connect = mqtt_client.Client.connect
+      def connect_with_credentials(self, *cargs, **kwargs):
+        cid = self.clientid.decode("utf-8") if isinstance(self.clientid, bytes) else self.clientid
+        if cid in credentials:
+          kwargs.setdefault("username", credentials[cid][0])
+          kwargs.setdefault("password", credentials[cid][1].encode("utf-8"))
+        return plain_connect(self, *cargs, **kwargs)
+      mqtt_client.Client.connect = connect_with_credentials
     elif o in ("-h", "--hostname"):
       host = a
     elif o in ("-p", "--port"):
@@ -459,4 +476,6 @@ if __name__ == "__main__":
   print("hostname", host, "port", port)
 
   for i in range(iterations):
-    unittest.main()
+    # credbroker local change: unittest must not parse the options above (-h, -p would stop it);
+    # verbosity 2 prints one verdict per test case.
+    unittest.main(argv=sys.argv[:1] + args, verbosity=2)

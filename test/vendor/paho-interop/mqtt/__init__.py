@@ -18,7 +18,8 @@
 
 __version__ = "5.0"
 
-from . import formats, brokers, clients
+# credbroker local change: only the MQTT 3.1.1 client is vendored (no brokers, proxy, V5).
+from . import formats, clients
 
 __all__ = ["formats", "brokers", "clients", "proxy"]
 		

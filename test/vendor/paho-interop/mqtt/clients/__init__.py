@@ -16,4 +16,5 @@
 *******************************************************************
 """
 
-from . import V311, V5
+# credbroker local change: only the MQTT 3.1.1 client is vendored.
+from . import V311

@@ -16,4 +16,5 @@
 *******************************************************************
 """
 
-from . import MQTTV311, MQTTV5
+# credbroker local change: only the MQTT 3.1.1 format is vendored.
+from . import MQTTV311
