@@ -61,7 +61,7 @@ t.test('the Paho interoperability suite (MQTT 3.1.1) with token authentication',
 
   // --hostname, not -h: upstream's option loop reads -h as --help.
   const args = ['client_test.py', '--hostname=127.0.0.1', `--port=${tb.broker.ports.mqtt}`, `--credentials=${credsFile}`, `--nosubscribe_topic_filter=${NO_SUBSCRIBE}`];
-  const child = spawn('python3', args, { cwd: SUITE_DIR, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } });
+  const child = spawn('python3', args, { cwd: SUITE_DIR, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' } });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
