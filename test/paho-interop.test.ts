@@ -4,12 +4,13 @@
 // every client id the suite uses is a provisioned device and sends its access token.
 // Each Paho case is one assertion; the cases credbroker answers differently by design
 // must fail, and fail at the step that the difference explains.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setProfile } from '../operations/index.js';
+import { provisionDevices, type Issuer } from '../provisioning/index.js';
 import { startTestBroker } from './helpers/broker.js';
 
 const SUITE_DIR = fileURLToPath(new URL('./vendor/paho-interop/', import.meta.url));
@@ -51,16 +52,16 @@ function verdicts(stderr: string): Map<string, Verdict> {
   return out;
 }
 
-t.test('the Paho interoperability suite (MQTT 3.1.1) with token authentication', async (t) => {
-  const tb = await startTestBroker();
-  t.teardown(() => tb.close());
-  await setProfile(tb.issuer.reg, PROFILE);
-  const creds = await tb.provision(CLIENT_IDS, PROFILE.name);
-  const credsFile = join(tb.dir, 'paho-credentials.json');
+/** Provisions the suite's client ids on `issuer`'s registry and runs client_test.py against 127.0.0.1:`port`. */
+async function runSuite(t: Test, issuer: Issuer, port: number, dir: string): Promise<void> {
+  await setProfile(issuer.reg, PROFILE);
+  const res = await provisionDevices(issuer, CLIENT_IDS.map((id, i) => ({ line: i + 2, id })), { profile: PROFILE.name, brokerUrl: `mqtt://127.0.0.1:${port}` });
+  const creds = res.provisioned;
+  const credsFile = join(dir, 'paho-credentials.json');
   writeFileSync(credsFile, JSON.stringify(Object.fromEntries(creds.map((c) => [c.deviceId, [c.deviceId, c.accessToken]]))), { mode: 0o600 });
 
   // --hostname, not -h: upstream's option loop reads -h as --help.
-  const args = ['client_test.py', '--hostname=127.0.0.1', `--port=${tb.broker.ports.mqtt}`, `--credentials=${credsFile}`, `--nosubscribe_topic_filter=${NO_SUBSCRIBE}`];
+  const args = ['client_test.py', '--hostname=127.0.0.1', `--port=${port}`, `--credentials=${credsFile}`, `--nosubscribe_topic_filter=${NO_SUBSCRIBE}`];
   const child = spawn('python3', args, { cwd: SUITE_DIR, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' } });
   let stdout = '';
   let stderr = '';
@@ -89,4 +90,10 @@ t.test('the Paho interoperability suite (MQTT 3.1.1) with token authentication',
   t.match(stderr, new RegExp(`^FAILED \\(failures=${Object.keys(DIFFERS).length}\\)$`, 'm'), 'unittest counts only the deliberate differences as failures');
   t.equal(code, 1, 'client_test.py exits 1 (its two deliberate failures)');
   for (const c of creds) t.notMatch(stdout + stderr, c.accessToken, `no token of ${c.deviceId} in the suite's output`);
+}
+
+t.test('the Paho interoperability suite (MQTT 3.1.1) with token authentication, one broker process', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  await runSuite(t, tb.issuer, tb.broker.ports.mqtt!, tb.dir);
 });
