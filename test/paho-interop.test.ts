@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setProfile } from '../operations/index.js';
 import { provisionDevices, type Issuer } from '../provisioning/index.js';
-import { startTestBroker } from './helpers/broker.js';
+import { brokerLogLines, startTestBroker } from './helpers/broker.js';
 
 const SUITE_DIR = fileURLToPath(new URL('./vendor/paho-interop/', import.meta.url));
 // Every client id client_test.py connects with (cleanup's "clean-retained" is a local rename).
@@ -53,7 +53,7 @@ function verdicts(stderr: string): Map<string, Verdict> {
 }
 
 /** Provisions the suite's client ids on `issuer`'s registry and runs client_test.py against 127.0.0.1:`port`. */
-async function runSuite(t: Test, issuer: Issuer, port: number, dir: string): Promise<void> {
+async function runSuite(t: Test, issuer: Issuer, port: number, dir: string, brokerLog: string[]): Promise<void> {
   await setProfile(issuer.reg, PROFILE);
   const res = await provisionDevices(issuer, CLIENT_IDS.map((id, i) => ({ line: i + 2, id })), { profile: PROFILE.name, brokerUrl: `mqtt://127.0.0.1:${port}` });
   const creds = res.provisioned;
@@ -62,6 +62,7 @@ async function runSuite(t: Test, issuer: Issuer, port: number, dir: string): Pro
 
   // --hostname, not -h: upstream's option loop reads -h as --help.
   const args = ['client_test.py', '--hostname=127.0.0.1', `--port=${port}`, `--credentials=${credsFile}`, `--nosubscribe_topic_filter=${NO_SUBSCRIBE}`];
+  const logFrom = brokerLog.length;
   const child = spawn('python3', args, { cwd: SUITE_DIR, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' } });
   let stdout = '';
   let stderr = '';
@@ -82,6 +83,10 @@ async function runSuite(t: Test, issuer: Issuer, port: number, dir: string): Pro
     const v = got.get(name);
     t.equal(v?.result, 'ok', `${name} passes${v?.result === 'ok' ? '' : `\n${v?.output ?? tail}`}`);
   }
+  // A case that should pass did not: what the broker logged about the suite's sessions says why.
+  if (PASSING.some((name) => got.get(name)?.result !== 'ok')) {
+    for (const line of brokerLog.slice(logFrom).filter((l) => /"event":"(session|wire|acl|limit|auth|client|queue)/.test(l))) t.comment(line);
+  }
   for (const [name, { why, failsAt }] of Object.entries(DIFFERS)) {
     const v = got.get(name);
     t.equal(v?.result, 'FAIL', `${name} fails by design: ${why}`);
@@ -95,5 +100,5 @@ async function runSuite(t: Test, issuer: Issuer, port: number, dir: string): Pro
 t.test('the Paho interoperability suite (MQTT 3.1.1) with token authentication, one broker process', async (t) => {
   const tb = await startTestBroker();
   t.teardown(() => tb.close());
-  await runSuite(t, tb.issuer, tb.broker.ports.mqtt!, tb.dir);
+  await runSuite(t, tb.issuer, tb.broker.ports.mqtt!, tb.dir, brokerLogLines);
 });

@@ -94,10 +94,20 @@ class Client:
   def connect(self, host="localhost", port=1883, cleansession=True, keepalive=0, newsocket=True, protocolName=None,
               willFlag=False, willTopic=None, willMessage=None, willQoS=2, willRetain=False, username=None, password=None):
     if newsocket:
+      # credbroker local change: a receiver thread left running by a connection that the
+      # server closed (keepalive timeout, refused second CONNECT) would go on to read the
+      # new socket beside the new thread, splitting packets between them; stop it first.
+      stale = self.__receiver is not None and self.__receiver.running
+      if stale:
+        self.__receiver.stopping = True
       try:
         self.sock.close()
       except:
         pass
+      if stale:
+        while self.__receiver.running:
+          time.sleep(0.05)
+        self.__receiver.stopping = False
       self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
       self.sock.settimeout(.5)
       self.sock.connect((host, port))
