@@ -1,17 +1,20 @@
 // Eclipse Paho's MQTT 3.1.1 interoperability suite (eclipse/paho.mqtt.testing,
 // interoperability/client_test.py, vendored with its small local changes listed in
-// test/vendor/paho-interop/README.md) against a real broker with token authentication:
-// every client id the suite uses is a provisioned device and sends its access token.
+// test/vendor/paho-interop/README.md) against a real broker with token authentication,
+// one process and `serve --workers 2` on a Redis bus (devices must see one broker either
+// way): every client id the suite uses is a provisioned device and sends its access token.
 // Each Paho case is one assertion; the cases credbroker answers differently by design
 // must fail, and fail at the step that the difference explains.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setProfile } from '../operations/index.js';
 import { provisionDevices, type Issuer } from '../provisioning/index.js';
 import { brokerLogLines, startTestBroker } from './helpers/broker.js';
+import { startCluster } from './helpers/cluster.js';
 
 const SUITE_DIR = fileURLToPath(new URL('./vendor/paho-interop/', import.meta.url));
 // Every client id client_test.py connects with (cleanup's "clean-retained" is a local rename).
@@ -52,8 +55,8 @@ function verdicts(stderr: string): Map<string, Verdict> {
   return out;
 }
 
-/** Provisions the suite's client ids on `issuer`'s registry and runs client_test.py against 127.0.0.1:`port`. */
-async function runSuite(t: Test, issuer: Issuer, port: number, dir: string, brokerLog: string[]): Promise<void> {
+/** Provisions the suite's client ids on `issuer`'s registry, runs client_test.py against 127.0.0.1:`port`; `brokerLog` is what the broker has logged so far. */
+async function runSuite(t: Test, issuer: Issuer, port: number, dir: string, brokerLog: () => string[]): Promise<void> {
   await setProfile(issuer.reg, PROFILE);
   const res = await provisionDevices(issuer, CLIENT_IDS.map((id, i) => ({ line: i + 2, id })), { profile: PROFILE.name, brokerUrl: `mqtt://127.0.0.1:${port}` });
   const creds = res.provisioned;
@@ -62,7 +65,7 @@ async function runSuite(t: Test, issuer: Issuer, port: number, dir: string, brok
 
   // --hostname, not -h: upstream's option loop reads -h as --help.
   const args = ['client_test.py', '--hostname=127.0.0.1', `--port=${port}`, `--credentials=${credsFile}`, `--nosubscribe_topic_filter=${NO_SUBSCRIBE}`];
-  const logFrom = brokerLog.length;
+  const logFrom = brokerLog().length;
   const child = spawn('python3', args, { cwd: SUITE_DIR, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' } });
   let stdout = '';
   let stderr = '';
@@ -85,7 +88,7 @@ async function runSuite(t: Test, issuer: Issuer, port: number, dir: string, brok
   }
   // A case that should pass did not: what the broker logged about the suite's sessions says why.
   if (PASSING.some((name) => got.get(name)?.result !== 'ok')) {
-    for (const line of brokerLog.slice(logFrom).filter((l) => /"event":"(session|wire|acl|limit|auth|client|queue)/.test(l))) t.comment(line);
+    for (const line of brokerLog().slice(logFrom).filter((l) => /"event":"(session|wire|acl|limit|auth|client|queue)/.test(l))) t.comment(line);
   }
   for (const [name, { why, failsAt }] of Object.entries(DIFFERS)) {
     const v = got.get(name);
@@ -100,5 +103,13 @@ async function runSuite(t: Test, issuer: Issuer, port: number, dir: string, brok
 t.test('the Paho interoperability suite (MQTT 3.1.1) with token authentication, one broker process', async (t) => {
   const tb = await startTestBroker();
   t.teardown(() => tb.close());
-  await runSuite(t, tb.issuer, tb.broker.ports.mqtt!, tb.dir, brokerLogLines);
+  await runSuite(t, tb.issuer, tb.broker.ports.mqtt!, tb.dir, () => brokerLogLines);
+});
+
+t.test('the Paho interoperability suite (MQTT 3.1.1) with token authentication, serve --workers 2 on a Redis bus', async (t) => {
+  const cluster = await startCluster(t, 'workers');
+  const dir = mkdtempSync(join(tmpdir(), 'credbroker-paho-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const node = cluster.nodes[0]!;
+  await runSuite(t, node.issuer, node.mqttPort, dir, () => node.lines());
 });
