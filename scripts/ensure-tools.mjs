@@ -15,6 +15,7 @@ const tools = [
   ['mosquitto-clients', () => runs('mosquitto_pub', ['--help']), 'interop tests (mosquitto_pub/_sub)'],
   ['mosquitto', () => runs('mosquitto', ['-h']), 'the Mosquitto baseline in npm run bench'],
   ['openssl', () => runs('openssl', ['version']), 'TLS tests (development CA)'],
+  ['python3', () => runs('python3', ['--version']), 'the Eclipse Paho interoperability suite (test/vendor/paho-interop)'],
   ['python3-paho-mqtt', () => spawnSync('/usr/bin/python3', ['-c', 'import paho.mqtt.client'], { stdio: 'ignore' }).status === 0, 'interop test with Python paho-mqtt'],
   ['strace', () => runs('strace', ['-V']), 'the revocation fsync test'],
   ['redis-server', () => runs('redis-server', ['--version']), 'the Redis bus tests (serve --workers/--bus) and the cluster bench'],
