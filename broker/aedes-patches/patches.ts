@@ -246,7 +246,7 @@ const RETAINED_REPLAY: AedesPatch = {
       to: `    const stream = persistence.createRetainedStreamCombi(topics)
     let sent = 0
     const replay = through(function sendRetained (packet, enc, cb) {
-      if (!window.replayOnce(packet)) return cb()
+      if (!window.sendFirst(packet)) return cb()
       if (++sent === SUBACK_AFTER) ack()
       packet = new Packet({
         cmd: packet.cmd,
@@ -270,72 +270,30 @@ const RETAINED_REPLAY: AedesPatch = {
   }
 }
 
-// A SUBSCRIBE's retained window. While its replay runs, the live messages on its
-// filters are held, in order, and go out after the replay's last one and the
-// SUBACK, with RETAIN 0. A retained message the replay found (published before
-// the SUBSCRIBE; on a bus its live copy may come late) goes out once, as the
-// retained copy: for LATE_COPY_MS after the replay a late live copy of it is
-// still dropped. Past HOLD_MAX held messages the window stops holding: then a
-// message sent live is not replayed again.
-const LATE_COPY_MS = 5000
-const HOLD_MAX = 1000
+// A SUBSCRIBE's retained window (LiveHold, in utils.js): while its replay runs,
+// the live messages on its filters wait, and go out after the replay's last one
+// and the SUBACK, with RETAIN 0; a retained message the replay sent goes out once.
 const SUBACK_AFTER = 1000
 
-class RetainedWindow {
+class RetainedWindow extends LiveHold {
   constructor (client, subs) {
+    super()
     this.client = client
     this.filters = new Set(subs.map(sub => sub.topic))
-    this.live = new Set()
-    this.replayed = new Set()
-    this.held = []
     ;(client._retainedWindows ??= new Set()).add(this)
   }
 
-  // false when the message already went out live since the SUBSCRIBE
-  replayOnce (packet) {
-    const key = retainedKey(packet)
-    if (key === null) return true
-    if (this.live.has(key)) return false
-    this.replayed.add(key)
-    return true
-  }
-
-  hold (packet, deliver) {
-    this.held.push([packet, deliver])
-    if (this.held.length >= HOLD_MAX) this.release()
-  }
-
-  release () {
-    const held = this.held
-    if (held === null) return
-    this.held = null
-    for (const [packet, deliver] of held) deliver(packet, noop)
-  }
-
   close () {
-    this.release()
-    setTimeout(() => this.client._retainedWindows.delete(this), LATE_COPY_MS).unref()
+    this.done(() => this.client._retainedWindows.delete(this))
   }
 }
 
-// true when a window of this client holds the live message on filter, or drops it
-// (the replay sent it); deliver hands it on again when its window releases it
+// true when a retained window of this client holds the live message on filter, or drops it
 function windowTakes (client, filter, packet, deliver) {
-  const key = packet.retain ? retainedKey(packet) : null
   for (const w of client._retainedWindows) {
-    if (!w.filters.has(filter)) continue
-    if (key !== null && w.replayed.has(key)) return true
-    if (w.held !== null) {
-      w.hold(packet, deliver)
-      return true
-    }
+    if (w.filters.has(filter) && w.takes(packet, deliver)) return true
   }
-  if (key !== null) for (const w of client._retainedWindows) if (w.filters.has(filter)) w.live.add(key)
   return false
-}
-
-function retainedKey (packet) {
-  return packet.brokerId ? packet.brokerId + '/' + packet.brokerCounter : null
 }
 
 // the highest QoS granted to the filters of this SUBSCRIBE that match topic
@@ -365,7 +323,7 @@ function filterMatches (filter, topic) {
       from: `import { through, validateTopic, $SYS_PREFIX, runFall, runParallel, once } from '../utils.js'
 `,
       to: `import { finished } from 'node:stream'
-import { through, validateTopic, $SYS_PREFIX, runFall, runParallel, once } from '../utils.js'
+import { through, validateTopic, $SYS_PREFIX, runFall, runParallel, once, LiveHold } from '../utils.js'
 `,
     },
   ],
@@ -387,7 +345,7 @@ const RESUME_ORDER: AedesPatch = {
     handleSubscribe(this.client, { subscriptions: arg.subs }, true, done)`,
       to: `  if (arg.subs) {
     // before the subscriptions are back: a live message may come at once
-    this.client._queueWindow = new QueueWindow(this.client)
+    this.client._queueWindow = new LiveHold()
     handleSubscribe(this.client, { subscriptions: arg.subs }, true, done)`,
     },
     {
@@ -400,58 +358,78 @@ const RESUME_ORDER: AedesPatch = {
   const window = client._queueWindow
   for await (const data of outgoing) {
     // its live copy went out already (the window had stopped holding)
-    if (window && !window.fromQueue(data)) continue
+    if (window && !window.sendFirst(data)) continue
 `,
     },
     {
       from: `  drainOutgoing(outgoing, client).then(
     () => process.nextTick(done),
     (err) => process.nextTick(done, err))`,
-      to: `  const closeWindow = () => { if (client._queueWindow) client._queueWindow.close() }
+      to: `  const closeWindow = () => {
+    const w = client._queueWindow
+    if (w) w.done(() => { if (client._queueWindow === w) client._queueWindow = null })
+  }
   drainOutgoing(outgoing, client).then(
     () => { closeWindow(); process.nextTick(done) },
     (err) => { closeWindow(); process.nextTick(done, err) })`,
     },
     {
-      from: `export default handleConnect`,
-      to: `// A resumed session's queue window. From the restore of its subscriptions until
-// its stored queue has been sent, the live messages on them are held, in order,
-// and go out after the queue. A message the queue held goes out once, from the
-// queue: its live copy, held or for LATE_COPY_MS after the queue, is dropped.
-// Past HOLD_MAX held messages the window stops holding: then a queued message
-// whose live copy went out is not sent again from the queue.
-const LATE_COPY_MS = 5000
-const HOLD_MAX = 1000
+      from: `import { runSeries, through } from '../utils.js'`,
+      to: `import { runSeries, through, LiveHold } from '../utils.js'`,
+    },
+  ],
+};
 
-class QueueWindow {
-  constructor (client) {
-    this.client = client
-    this.queued = new Set()
+/**
+ * What retained-replay and resume-order share, in aedes' utils.js: live messages
+ * held while a client is sent what must come first.
+ */
+const LIVE_HOLD: AedesPatch = {
+  name: 'live-hold',
+  file: 'lib/utils.js',
+  why: 'the hold that retained-replay and resume-order share: live messages wait, in order, while what must come first is sent, and each message goes out once',
+  edits: [{
+    from: `export const $SYS_PREFIX = '$SYS/'
+`,
+    to: `export const $SYS_PREFIX = '$SYS/'
+
+// Live messages held, in order, while a client is sent what comes first (a new
+// subscription's retained messages, a resumed session's stored queue), then
+// handed on. A message sent first goes out once: its live copy, held or coming
+// up to LATE_COPY_MS after (on a bus it may come late), is dropped. Past HOLD_MAX
+// held messages it stops holding; then a message that went out live is not sent
+// again first. Messages are known by their broker-wide id (brokerId/brokerCounter).
+const HOLD_MAX = 1000
+const LATE_COPY_MS = 5000
+
+export class LiveHold {
+  constructor () {
+    this.sentFirst = new Set()
     this.live = new Set()
     this.held = []
-    this.draining = true
+    this.catchingUp = true
   }
 
   // false when the packet's live copy went out already
-  fromQueue (data) {
-    const key = publishKey(data)
-    if (key === null) return true
-    if (this.live.has(key)) return false
-    this.queued.add(key)
+  sendFirst (packet) {
+    const id = broadcastId(packet)
+    if (id === null) return true
+    if (this.live.has(id)) return false
+    this.sentFirst.add(id)
     return true
   }
 
-  // true when the window holds the live packet, or drops it (the queue sent it);
-  // deliver hands it on again when the window releases it
+  // true when the live packet is held, or dropped (it was sent first);
+  // deliver hands a held one on when the hold ends
   takes (packet, deliver) {
-    const key = publishKey(packet)
-    if (key !== null && this.queued.has(key)) return true
+    const id = broadcastId(packet)
+    if (id !== null && this.sentFirst.has(id)) return true
     if (this.held !== null) {
       this.held.push([packet, deliver])
       if (this.held.length >= HOLD_MAX) this.release()
       return true
     }
-    if (key !== null && this.draining) this.live.add(key)
+    if (id !== null && this.catchingUp) this.live.add(id)
     return false
   }
 
@@ -462,23 +440,20 @@ class QueueWindow {
     for (const [packet, deliver] of held) deliver(packet, noop)
   }
 
-  close () {
-    this.draining = false
+  // what comes first is sent: the held messages go out, and forget runs LATE_COPY_MS later
+  done (forget) {
+    this.catchingUp = false
     this.live.clear()
     this.release()
-    setTimeout(() => { if (this.client._queueWindow === this) this.client._queueWindow = null }, LATE_COPY_MS).unref()
+    setTimeout(forget, LATE_COPY_MS).unref()
   }
 }
 
-function publishKey (packet) {
+function broadcastId (packet) {
   return packet.cmd === 'publish' && packet.brokerId ? packet.brokerId + '/' + packet.brokerCounter : null
 }
-
-function noop () {}
-
-export default handleConnect`,
-    },
-  ],
+`,
+  }],
 };
 
 /** The live side of resume-order: a resumed session's restored subscriptions deliver through its queue window. */
@@ -520,4 +495,4 @@ const PlainBufferList = mqtt.parser()._list.constructor.BufferList
 };
 
 /** In the order they apply. */
-export const PATCHES: readonly AedesPatch[] = [EMPTY_QUEUE, REDELIVERY_DUP, SESSION_PRESENT, CLOSE_ERROR, LEVEL_CAP_SUBACK, RETAINED_REPLAY, RESUME_ORDER, RESUME_ORDER_HOLD, PARSER_PLAIN_LIST];
+export const PATCHES: readonly AedesPatch[] = [LIVE_HOLD, EMPTY_QUEUE, REDELIVERY_DUP, SESSION_PRESENT, CLOSE_ERROR, LEVEL_CAP_SUBACK, RETAINED_REPLAY, RESUME_ORDER, RESUME_ORDER_HOLD, PARSER_PLAIN_LIST];
