@@ -2,7 +2,8 @@ import t, { type Test } from 'tap';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jwtPayload, lines, runCli, type CliOptions, type CliResult } from './helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { CLI_PATH, jwtPayload, lines, runCli, type CliOptions, type CliResult } from './helpers/cli.js';
 import { localRegistryPath } from '../registry/index.js';
 import { registryTargetIn } from './helpers/backend.js';
 
@@ -30,6 +31,10 @@ function openTempDir(t: Test): string {
 const isRoot = process.getuid?.() === 0;
 /** As root, the checks that need a permission to be missing run as nobody (root bypasses file modes). */
 const asOther: CliOptions = isRoot ? { uid: 65534, gid: 65534 } : {};
+// nobody must be able to run the CLI at all: a checkout under a 0700 folder (mktemp -d) hides it.
+if (isRoot && spawnSync(process.execPath, ['-e', 'require("fs").accessSync(process.argv[1], 4)', CLI_PATH], { uid: 65534, gid: 65534 }).status !== 0) {
+  throw new Error(`uid 65534 (nobody) cannot read ${CLI_PATH}: the checks that run the CLI as another user need a checkout every user can read (not under a 0700 folder)`);
+}
 
 t.test('bad input is exit 2 with one line', async (t) => {
   const dir = t.testdir({
