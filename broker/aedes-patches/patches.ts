@@ -273,14 +273,23 @@ const RETAINED_REPLAY: AedesPatch = {
 // A SUBSCRIBE's retained window (LiveHold, in utils.js): while its replay runs,
 // the live messages on its filters wait, and go out after the replay's last one
 // and the SUBACK, with RETAIN 0; a retained message the replay sent goes out once.
+// A client keeps at most MAX_WINDOWS (a SUBSCRIBE flood): a new one ends the
+// oldest, whose held messages go out at once.
 const SUBACK_AFTER = 1000
+const MAX_WINDOWS = 16
 
 class RetainedWindow extends LiveHold {
   constructor (client, subs) {
     super()
     this.client = client
     this.filters = new Set(subs.map(sub => sub.topic))
-    ;(client._retainedWindows ??= new Set()).add(this)
+    const windows = client._retainedWindows ??= new Set()
+    if (windows.size >= MAX_WINDOWS) {
+      const oldest = windows.values().next().value
+      windows.delete(oldest)
+      oldest.release()
+    }
+    windows.add(this)
   }
 
   close () {

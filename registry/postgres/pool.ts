@@ -68,7 +68,7 @@ export function createPool(url: string, opts: { readonly?: boolean } = {}): pg.P
   return pool;
 }
 
-export function mapped(where: string) {
+function mapped(where: string) {
   return (err: unknown): never => {
     throw asPgRegistryError(err, where);
   };
