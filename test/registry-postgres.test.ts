@@ -86,6 +86,8 @@ t.test('changes commit in seq order, and a follower on another node gets them th
   const slowAppended = new Promise<void>((r) => { appended = r; });
   const slow = writer.transaction(async (tx) => {
     await tx.changes.append('device_revoked', 'd-1');
+    // A write is pipelined (it may resolve before the server ran it): a read after it waits until it holds the changes lock.
+    await tx.changes.since(0);
     appended();
     await new Promise((r) => setTimeout(r, 300));
   });
