@@ -36,9 +36,28 @@ function unbuiltCheckout(): string {
   return dir;
 }
 
+/**
+ * better-sqlite3's install script (prebuild-install) downloads a prebuilt binary from GitHub,
+ * which this loopback-only machine cannot reach, and would then compile SQLite for minutes.
+ * What it would download is offered locally instead: the binary this checkout's own install
+ * built, for this Node and platform, in prebuild-install's file layout. The install script still
+ * runs and must be approved; only where the binary comes from changes.
+ */
+function localPrebuilds(): string {
+  const dir = join(work, 'prebuilds');
+  mkdirSync(dir);
+  const pkg = join(ROOT, 'node_modules', 'better-sqlite3');
+  const { version } = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as { version: string };
+  const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
+  const tar = spawnSync('tar', ['-czf', join(dir, name), '-C', pkg, 'build/Release/better_sqlite3.node'], { encoding: 'utf8' });
+  if (tar.status !== 0) throw new Error(`tar of better-sqlite3's binary: ${tar.stderr}`);
+  return dir;
+}
+const PREBUILDS = localPrebuilds();
+
 function sh(cmd: string, args: readonly string[], cwd: string, timeoutMs = 120_000) {
-  // JOBS: node-gyp compiles better-sqlite3's two sources in parallel.
-  return spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, JOBS: 'max' } });
+  // JOBS: were the binary ever compiled after all, node-gyp compiles its two sources in parallel.
+  return spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, JOBS: 'max', npm_config_better_sqlite3_local_prebuilds: PREBUILDS } });
 }
 
 /** What a failed step said, for its assertion's message. */
@@ -67,6 +86,9 @@ t.test('npm pack, npm install -g, and the quick start from the installed package
   // The tarball's own postinstall (while it has one) is matched by its file: identity, not by
   // name, so npm lists it; what the flag must cover is better-sqlite3's native build.
   t.notMatch(install.stderr, /install-scripts\s+better-sqlite3@/, 'better-sqlite3\'s install script approved');
+
+  const bs3 = join(prefix, 'lib', 'node_modules', 'credbroker', 'node_modules', 'better-sqlite3', 'build');
+  t.comment(`better-sqlite3: ${existsSync(join(bs3, 'Release', 'obj.target')) ? 'compiled from source' : 'the prebuilt binary'}`);
 
   const version = sh(BIN, ['--version'], work);
   t.equal(version.stdout?.trim(), VERSION, 'credbroker --version');
