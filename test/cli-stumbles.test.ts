@@ -34,7 +34,9 @@ t.test('stumbles', async (t) => {
     const pg = await sharedPostgres();
     const url = new URL(await pg.newDatabase());
     url.password = '';
-    const r = await runCli(['init', '--db', url.href], { env: { PGPASSWORD: undefined, PGPASSFILE: join(dir, 'no-pgpass') } });
+    // The deadline sits well under the server's authentication_timeout (60 s): the command must not
+    // wait for the server to drop a login it has already given up.
+    const r = await runCli(['init', '--db', url.href], { env: { PGPASSWORD: undefined, PGPASSFILE: join(dir, 'no-pgpass') }, timeoutMs: 30_000 });
     refused(t, r, 5, /^credbroker: registry postgres:\/\/\S+: the database asks for a password and none was given: put it in ~\/\.pgpass or PGPASSWORD/);
     t.notMatch(r.stderr, /SASL|must be a string/);
   });

@@ -3,7 +3,7 @@ import type { ChangeFollower, FollowOptions } from '../interface.js';
 import type { Change } from '../types.js';
 import { FEED_BATCH, PgChanges } from './changes.js';
 import { asPgRegistryError } from './errors.js';
-import { DirectSql } from './pool.js';
+import { Client, DirectSql } from './pool.js';
 
 /** The channel the `changes` trigger NOTIFYs (registry/postgres/migrations.ts). */
 export const CHANGES_CHANNEL = 'credbroker_changes';
@@ -57,7 +57,7 @@ export class PgFollower implements ChangeFollower {
   private async connect(): Promise<void> {
     this.reconnectTimer = null;
     if (this.closed) return;
-    const client = new pg.Client(this.config);
+    const client = new Client(this.config);
     this.client = client;
     const lost = (err?: unknown) => this.lost(client, err ?? new Error('Connection terminated'));
     client.on('error', lost);

@@ -60,8 +60,26 @@ export function connectionConfig(url: string, opts: { readonly?: boolean } = {})
   };
 }
 
+/**
+ * A client that closes its socket when its connect fails. node-postgres leaves it open when
+ * the failure comes from its own side of the login (no password to answer the server's
+ * SCRAM challenge): the server then holds it until its authentication_timeout (a minute by
+ * default), and so would a CLI command that has already said why it failed.
+ */
+export class Client extends pg.Client {
+  override connect(): Promise<pg.Client>;
+  override connect(callback: (err: Error) => void): void;
+  override connect(callback?: (err: Error) => void): Promise<pg.Client> | void {
+    const closeOnError = (err: Error | null | undefined) => {
+      if (err) (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    };
+    if (callback) return super.connect((err: Error) => { closeOnError(err); callback(err); });
+    return super.connect().catch((err: Error) => { closeOnError(err); throw err; });
+  }
+}
+
 export function createPool(url: string, opts: { readonly?: boolean } = {}): pg.Pool {
-  const pool = new pg.Pool({ ...connectionConfig(url, opts), max: POOL_SIZE, idleTimeoutMillis: 30_000 });
+  const pool = new pg.Pool({ ...connectionConfig(url, opts), Client, max: POOL_SIZE, idleTimeoutMillis: 30_000 });
   // An idle connection dropped by the server (a restart) is discarded; the next
   // query opens a new one. Without a listener the process would die of it.
   pool.on('error', () => {});
