@@ -10,6 +10,8 @@ interface Pending {
   readonly address: string;
   /** The four-tuple, for a socket accepted by a TLS listener only (see `byTuple`). */
   readonly key: string | null;
+  /** Its 'close' listener, removed when it is forgotten: an authenticated connection keeps neither for its life. */
+  readonly onClose: () => void;
 }
 
 export type UnauthenticatedLimit = 'per_address' | 'total';
@@ -75,11 +77,11 @@ export class UnauthenticatedSockets {
       oldest.socket.resetAndDestroy();
       this.onLimit('total', oldest.address);
     }
-    const entry: Pending = { socket, address, key: tls ? keyOf(socket) : null };
+    const entry: Pending = { socket, address, key: tls ? keyOf(socket) : null, onClose: () => this.forget(entry) };
     this.pending.set(socket, entry);
     if (entry.key !== null) this.byTuple.set(entry.key, entry);
     this.perAddress.set(address, n + 1);
-    socket.once('close', () => this.forget(entry));
+    socket.on('close', entry.onClose);
     return true;
   }
 
@@ -92,6 +94,7 @@ export class UnauthenticatedSockets {
   private forget(entry: Pending): void {
     if (this.pending.get(entry.socket) !== entry) return;
     this.pending.delete(entry.socket);
+    entry.socket.removeListener('close', entry.onClose);
     if (entry.key !== null) this.byTuple.delete(entry.key);
     const n = (this.perAddress.get(entry.address) ?? 1) - 1;
     if (n > 0) this.perAddress.set(entry.address, n);

@@ -11,8 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AEDES_VERSION, PATCHES } from '../broker/aedes-patches/patches.js';
 import { planPatches } from '../broker/aedes-patches/load.js';
-import { brokerLogLines, startTestBroker } from './helpers/broker.js';
-import { within } from './helpers/wait.js';
+import { brokerLogLines, connectDevice, startTestBroker, subscribeGranted } from './helpers/broker.js';
+import { until, within } from './helpers/wait.js';
 
 const installed = realpathSync(dirname(fileURLToPath(import.meta.resolve('aedes'))));
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string>; dependencies: Record<string, string> };
@@ -84,4 +84,65 @@ t.test('parser-plain-list: a client parses through a plain buffer list, also a C
   const list = clients[dev!.deviceId]!._parser._list as { pipe?: unknown; append?: unknown };
   t.equal(typeof list.append, 'function', 'a buffer list');
   t.equal(list.pipe, undefined, 'no stream around it');
+});
+
+type IdleClient = {
+  closed: boolean;
+  conn: NodeJS.EventEmitter & { destroy(): void };
+  duplicates: object | null;
+  _inboundInflight: Set<number> | null;
+  _retainedWindows?: Set<unknown> | null;
+  _parser: { settings: Record<string, unknown> };
+};
+const aedesClient = (tb: Awaited<ReturnType<typeof startTestBroker>>, id: string) =>
+  (tb.broker.context.aedes as unknown as { clients: Record<string, IdleClient | undefined> }).clients[id];
+
+t.test('idle-client: a subscribed idle client keeps neither its CONNECT nor empty windows, and is closed when its socket closes', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const [dev] = await tb.provision(['idle-client-1']);
+  const { client } = await connectDevice(tb.url, dev!);
+  t.teardown(() => client?.end(true));
+  t.equal(await subscribeGranted(client!, `devices/${dev!.deviceId}/commands/#`), 1, 'subscribed');
+  const c = aedesClient(tb, dev!.deviceId)!;
+  t.equal(c._parser.settings.protocolVersion, 4, 'the parser still knows the protocol version');
+  t.notOk('password' in c._parser.settings || 'username' in c._parser.settings, 'but not the CONNECT (its password)');
+  t.equal(c.conn.listenerCount('close'), 1, "one 'close' listener on the socket: aedes' (no stream.finished, no unauthenticated-socket entry)");
+  t.equal(c.duplicates, null, 'no dedupe dictionary before a delivery');
+  t.equal(c._inboundInflight, null, 'no QoS 2 window before a QoS 2 PUBLISH');
+  // no retained message was replayed: nothing to keep for late copies (was 5 s)
+  await until('the retained window set to go', () => c._retainedWindows == null, 2_000);
+  // a socket closed under the client (no 'end', no 'error') still ends it
+  c.conn.destroy();
+  await until('the client to close', () => c.closed && aedesClient(tb, dev!.deviceId) === undefined, 10_000);
+  t.pass('closed and unregistered');
+});
+
+t.test('inbound-inflight-lazy: the QoS 2 window comes with the first QoS 2 PUBLISH and still bounds the unreleased ones', async (t) => {
+  const tb = await startTestBroker({ maxInflightInbound: 2 });
+  t.teardown(() => tb.close());
+  const [dev, raw] = await tb.provision(['inflight-lazy-1', 'inflight-lazy-2']);
+  const { client } = await connectDevice(tb.url, dev!);
+  t.teardown(() => client?.end(true));
+  const c = aedesClient(tb, dev!.deviceId)!;
+  t.equal(c._inboundInflight, null, 'none before');
+  await within('PUBCOMP', new Promise<void>((resolve, reject) => client!.publish(`devices/${dev!.deviceId}/telemetry`, 'x', { qos: 2 }, (err) => (err ? reject(err) : resolve()))), 10_000);
+  t.equal(c._inboundInflight?.size, 0, 'made, and released by the PUBREL');
+  // A client that withholds PUBREL: the third unreleased QoS 2 PUBLISH closes it.
+  const sock = netConnect(tb.broker.ports.mqtt!, '127.0.0.1');
+  t.teardown(() => sock.destroy());
+  const got: Buffer[] = [];
+  sock.on('data', (d: Buffer) => got.push(d));
+  const closedP = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+  sock.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: raw!.deviceId, username: raw!.deviceId, password: Buffer.from(raw!.accessToken) }));
+  await until('CONNACK', () => Buffer.concat(got).length >= 4, 10_000);
+  t.same([...Buffer.concat(got).subarray(0, 4)], [0x20, 0x02, 0x00, 0x00], 'accepted');
+  const publish = (messageId: number) => sock.write(mqttPacket.generate({ cmd: 'publish', topic: `devices/${raw!.deviceId}/telemetry`, payload: Buffer.from('y'), qos: 2, messageId, retain: false, dup: false }));
+  for (const messageId of [1, 2]) {
+    publish(messageId);
+    await until(`PUBREC ${messageId}`, () => Buffer.concat(got).includes(Buffer.from([0x50, 0x02, 0x00, messageId])), 10_000);
+  }
+  publish(3);
+  await within('the connection to close at the third', closedP, 10_000);
+  t.pass('two PUBRECs, then closed at the third');
 });

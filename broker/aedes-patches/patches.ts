@@ -293,7 +293,11 @@ class RetainedWindow extends LiveHold {
   }
 
   close () {
-    this.done(() => this.client._retainedWindows.delete(this))
+    this.done(() => {
+      // the last one takes the set with it: an idle client keeps no empty set
+      const windows = this.client._retainedWindows
+      if (windows?.delete(this) && windows.size === 0) this.client._retainedWindows = null
+    })
   }
 }
 
@@ -454,7 +458,9 @@ export class LiveHold {
     this.catchingUp = false
     this.live.clear()
     this.release()
-    setTimeout(forget, LATE_COPY_MS).unref()
+    // nothing was sent first: no late copy to drop, so nothing to keep
+    if (this.sentFirst.size === 0) forget()
+    else setTimeout(forget, LATE_COPY_MS).unref()
   }
 }
 
@@ -503,5 +509,88 @@ const PlainBufferList = mqtt.parser()._list.constructor.BufferList
   }],
 };
 
+/**
+ * Per idle client, aedes kept what only a later event needs: stream.finished's
+ * seven closures and their context on the socket, two bound copies each of
+ * `close` and `emit('error')`, an empty dedupe dictionary and QoS 2 window, and, as the parser's
+ * settings, the whole CONNECT packet (its password too).
+ */
+const IDLE_CLIENT: AedesPatch = {
+  name: 'idle-client',
+  file: 'lib/client.js',
+  why: 'memory per idle client: the socket\'s close is heard by one listener instead of stream.finished, one bound function serves two listeners, the dedupe dictionary is made on the first delivery and the QoS 2 window on the first QoS 2 PUBLISH, and the parser keeps the CONNECT\'s protocol version instead of the CONNECT (and its password)',
+  edits: [{
+    from: `    this.duplicates = Object.create(null)
+`,
+    to: `    this.duplicates = null // made by dedupe on the first delivery
+`,
+  }, {
+    from: `    this._inboundInflight = new Set()
+`,
+    to: `    this._inboundInflight = null // made on the first QoS 2 PUBLISH (inbound-inflight-lazy)
+`,
+  }, {
+    from: `    conn.on('error', this.emit.bind(this, 'error'))
+    this._parser.on('error', this.emit.bind(this, 'error'))
+
+    conn.on('end', this.close.bind(this))
+    this._eos = finished(this.conn, this.close.bind(this))
+`,
+    to: `    const emitError = this.emit.bind(this, 'error')
+    conn.on('error', emitError)
+    this._parser.on('error', emitError)
+
+    // 'end' and 'error' are heard here already: of stream.finished only 'close'
+    // is left, which a destroyed socket or WebSocket stream emits
+    const close = this.close.bind(this)
+    conn.on('end', close)
+    conn.on('close', close)
+    if (conn.destroyed) process.nextTick(close)
+    this._eos = noop
+`,
+  }, {
+    from: `  const duplicates = client.duplicates
+`,
+    to: `  const duplicates = client.duplicates ??= Object.create(null)
+`,
+  }, {
+    from: `function enqueue (packet) {
+  const client = this.client
+`,
+    to: `function enqueue (packet) {
+  const client = this.client
+  // mqtt-packet keeps the CONNECT as its settings for the connection's life; it
+  // reads only these two of it
+  if (this.settings === packet) this.settings = { protocolVersion: packet.protocolVersion, bridgeMode: packet.bridgeMode }
+`,
+  }],
+};
+
+/** The QoS 2 receive window of idle-client, made when it is first needed. */
+const INFLIGHT_LAZY: AedesPatch = {
+  name: 'inbound-inflight-lazy',
+  file: 'lib/handlers/publish.js',
+  why: 'memory per idle client: the inbound QoS 2 window (a Set) is made on the first QoS 2 PUBLISH (idle-client leaves it null)',
+  edits: [{
+    from: `          const inflight = client._inboundInflight
+`,
+    to: `          const inflight = client._inboundInflight ??= new Set()
+`,
+  }],
+};
+
+/** PUBREL on a connection that has had no QoS 2 PUBLISH (a resumed session's) finds no window. */
+const INFLIGHT_LAZY_PUBREL: AedesPatch = {
+  name: 'inbound-inflight-lazy-pubrel',
+  file: 'lib/handlers/pubrel.js',
+  why: 'a PUBREL before any QoS 2 PUBLISH on this connection has no window to release a slot from (inbound-inflight-lazy)',
+  edits: [{
+    from: `    client._inboundInflight.delete(arg.packet.messageId)
+`,
+    to: `    client._inboundInflight?.delete(arg.packet.messageId)
+`,
+  }],
+};
+
 /** In the order they apply. */
-export const PATCHES: readonly AedesPatch[] = [LIVE_HOLD, EMPTY_QUEUE, REDELIVERY_DUP, SESSION_PRESENT, CLOSE_ERROR, LEVEL_CAP_SUBACK, RETAINED_REPLAY, RESUME_ORDER, RESUME_ORDER_HOLD, PARSER_PLAIN_LIST];
+export const PATCHES: readonly AedesPatch[] = [LIVE_HOLD, EMPTY_QUEUE, REDELIVERY_DUP, SESSION_PRESENT, CLOSE_ERROR, LEVEL_CAP_SUBACK, RETAINED_REPLAY, RESUME_ORDER, RESUME_ORDER_HOLD, PARSER_PLAIN_LIST, IDLE_CLIENT, INFLIGHT_LAZY, INFLIGHT_LAZY_PUBREL];
