@@ -139,7 +139,8 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
 }
 
 /**
- * Writes one chunk: pending files, one registry transaction, then renames. A device
+ * Writes one chunk: one registry transaction (the pending files written inside it,
+ * before its commit), then renames. A device
  * that another process registered meanwhile is left alone (reported as skipped).
  */
 async function storeChunk(
@@ -149,10 +150,12 @@ async function storeChunk(
   const pending: string[] = [];
   let committedFlags: boolean[];
   try {
-    if (outDir) for (const s of sets) pending.push(writePendingCredentialsFile(outDir, s.file));
     committedFlags = await issuer.reg.transaction(async (tx) => {
       const raced = await tx.devices.existing(sets.map((s) => s.deviceId));
       await tx.devices.provision(sets.filter((s) => !raced.has(s.deviceId)).map((s) => provisionedRecord(s, simulation)), now);
+      // Written after the rows are handed over (PostgreSQL stores them meanwhile: its
+      // inserts are pipelined) and before the commit, as crash safety asks; once, if the transaction is retried.
+      if (outDir && !pending.length) for (const s of sets) pending.push(writePendingCredentialsFile(outDir, s.file));
       return sets.map((s) => !raced.has(s.deviceId));
     });
   } catch (err) {
