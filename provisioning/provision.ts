@@ -139,7 +139,7 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
 }
 
 /**
- * Writes one chunk: one registry transaction (the pending files written inside it,
+ * Writes one chunk: pending files and one registry transaction (the files are done
  * before its commit), then renames. A device
  * that another process registered meanwhile is left alone (reported as skipped).
  */
@@ -153,10 +153,10 @@ async function storeChunk(
     committedFlags = await issuer.reg.transaction(async (tx) => {
       const raced = await tx.devices.existing(sets.map((s) => s.deviceId));
       await tx.devices.provision(sets.filter((s) => !raced.has(s.deviceId)).map((s) => provisionedRecord(s, simulation)), now);
-      // Written after the rows are handed over (PostgreSQL stores them meanwhile: its
-      // inserts are pipelined) and before the commit, as crash safety asks; once, if the transaction is retried.
-      if (outDir && !pending.length) for (const s of sets) pending.push(writePendingCredentialsFile(outDir, s.file));
       return sets.map((s) => !raced.has(s.deviceId));
+    }, {
+      // Before the commit, as crash safety asks; the engine picks when (PostgreSQL: while it stores the rows).
+      meanwhile: () => { if (outDir) for (const s of sets) pending.push(writePendingCredentialsFile(outDir, s.file)); },
     });
   } catch (err) {
     for (const p of pending) removePendingFile(p); // nothing committed: these credentials never existed

@@ -64,7 +64,8 @@ export class PgDevices implements DeviceStore {
    * sees the first one's devices (and skips them) instead of failing on a duplicate key.
    */
   async existing(ids: readonly string[]): Promise<Set<string>> {
-    if (this.sql.inTransaction) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.provision})`);
+    // Pipelined: the lock travels with the first SELECT (which runs once it is held), one round trip in all.
+    if (this.sql.inTransaction) await this.sql.write(`SELECT pg_advisory_xact_lock(${LOCKS.provision})`);
     const found = new Set<string>();
     for (let i = 0; i < ids.length; i += 10_000) {
       const rows = await this.sql.rows<{ id: string }>('SELECT id FROM devices WHERE id = ANY($1::text[])', [ids.slice(i, i + 10_000)]);
