@@ -3,7 +3,7 @@ import type { DeviceId, ProfileName } from '../ids.js';
 import type { DeviceStore } from '../interface.js';
 import type { Device, DeviceFilter, DeviceRestriction, DeviceStatus, ProvisionedDevice } from '../types.js';
 import { LOCKS } from './migrations.js';
-import { insertColumns } from './insert-columns.js';
+import { arrayLiteral, insertColumns } from './insert-columns.js';
 import type { Sql } from './pool.js';
 import { toDevice, type DeviceRow as Row } from '../rows.js';
 
@@ -68,7 +68,7 @@ export class PgDevices implements DeviceStore {
     if (this.sql.inTransaction) await this.sql.write(`SELECT pg_advisory_xact_lock(${LOCKS.provision})`);
     const found = new Set<string>();
     for (let i = 0; i < ids.length; i += 10_000) {
-      const rows = await this.sql.rows<{ id: string }>('SELECT id FROM devices WHERE id = ANY($1::text[])', [ids.slice(i, i + 10_000)]);
+      const rows = await this.sql.rows<{ id: string }>('SELECT id FROM devices WHERE id = ANY($1::text[])', [arrayLiteral('text', ids.slice(i, i + 10_000))]);
       for (const r of rows) found.add(r.id);
     }
     return found;
