@@ -5,7 +5,7 @@
  * (/dev/shm where there is one), credentials files written beside them:
  *   a. factory batch into SQLite, against what the file system alone does with the
  *      same files (create 0600 + rename, nothing signed or stored);
- *   b. factory batch into PostgreSQL (COPY), against SQLite;
+ *   b. factory batch into PostgreSQL (pipelined bulk INSERTs), against SQLite;
  *   c. `copyRegistry` of that registry SQLite → PostgreSQL and PostgreSQL → SQLite,
  *      rows/s, against SQLite → SQLite.
  *
@@ -68,7 +68,7 @@ export async function benchRegistryBulk(opts: { runs?: number; devices?: number;
   const pg = await startPostgres();
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'credbroker-bench-bulk-'));
   try {
-    log(`11a/b. factory batches of ${devices.toLocaleString('en-US')} devices: files only, SQLite (tmpfs), PostgreSQL (COPY), ${runs} runs, alternating`);
+    log(`11a/b. factory batches of ${devices.toLocaleString('en-US')} devices: files only, SQLite (tmpfs), PostgreSQL (bulk INSERTs), ${runs} runs, alternating`);
     const provision = { sqlite: [] as number[], postgres: [] as number[], filesOnly: [] as number[] };
     const sources = { sqlite: '', postgres: '' };
     for (let r = 0; r < runs; r++) {
@@ -116,7 +116,7 @@ if (isEntryPoint(import.meta.url)) {
   const n = (x: number) => Math.round(x).toLocaleString('en-US');
   console.log(`medians of ${b.runs} runs, ${n(b.devices)} devices:`);
   console.log(`  batch into SQLite (tmpfs)    ${n(m.sqlite)} devices/s   files alone ${n(m.filesOnly)}/s`);
-  console.log(`  batch into PostgreSQL (COPY) ${n(m.postgres)} devices/s   ${(m.postgres / m.sqlite).toFixed(2)}× SQLite`);
+  console.log(`  batch into PostgreSQL        ${n(m.postgres)} devices/s   ${(m.postgres / m.sqlite).toFixed(2)}× SQLite`);
   console.log(`  copy SQLite → PostgreSQL     ${n(m.toPostgres)} rows/s   ${(m.toPostgres / m.sqliteToSqlite).toFixed(2)}× SQLite → SQLite (${n(m.sqliteToSqlite)})`);
   console.log(`  copy PostgreSQL → SQLite     ${n(m.toSqlite)} rows/s   ${(m.toSqlite / m.sqliteToSqlite).toFixed(2)}×`);
   console.log(JSON.stringify(b));

@@ -139,7 +139,8 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
 }
 
 /**
- * Writes one chunk: pending files, one registry transaction, then renames. A device
+ * Writes one chunk: pending files and one registry transaction (the files are done
+ * before its commit), then renames. A device
  * that another process registered meanwhile is left alone (reported as skipped).
  */
 async function storeChunk(
@@ -149,11 +150,13 @@ async function storeChunk(
   const pending: string[] = [];
   let committedFlags: boolean[];
   try {
-    if (outDir) for (const s of sets) pending.push(writePendingCredentialsFile(outDir, s.file));
     committedFlags = await issuer.reg.transaction(async (tx) => {
       const raced = await tx.devices.existing(sets.map((s) => s.deviceId));
       await tx.devices.provision(sets.filter((s) => !raced.has(s.deviceId)).map((s) => provisionedRecord(s, simulation)), now);
       return sets.map((s) => !raced.has(s.deviceId));
+    }, {
+      // Before the commit, as crash safety asks; the engine picks when (PostgreSQL: while it stores the rows).
+      meanwhile: () => { if (outDir) for (const s of sets) pending.push(writePendingCredentialsFile(outDir, s.file)); },
     });
   } catch (err) {
     for (const p of pending) removePendingFile(p); // nothing committed: these credentials never existed

@@ -214,7 +214,7 @@ export interface Settings {
  * A freshly provisioned device with its first token and refresh credential:
  * one row of a factory batch. The engine writes all of it (device, token record,
  * refresh credential, `device.provision` audit row) in the caller's transaction,
- * in bulk where it can (PostgreSQL: COPY).
+ * in bulk where it can (PostgreSQL: a statement per table, a column per parameter).
  */
 export interface ProvisionedDevice {
   readonly deviceId: DeviceId;

@@ -64,6 +64,52 @@ t.test('provision writes device, token, refresh credential and audit row togethe
   t.same((await reg.audit.query({ deviceId: 'p-1' })).map((e) => e.action), ['device.provision']);
 });
 
+t.test('a provisioned chunk is stored whole or not at all; its values come back exactly', async (t) => {
+  const reg = await fresh(t);
+  const now = Date.now();
+  const row = (id: string, extra: Record<string, unknown> = {}) => ({
+    deviceId: D(id), profile: 'sensor' as ProfileName, credentialExpiresAt: now + DAY, simulation: false,
+    token: { jti: J(`j-${id}`), kid: KID, issuedAt: now, expiresAt: now + 3_600_000 }, refreshHash: `h-${id}`, auditDetails: extra,
+  });
+  await reg.transaction(async (tx) => tx.devices.provision([row('c-2')], now));
+  // c-2 is already there: the chunk fails, and neither c-1 nor c-3 (nor their token, refresh credential, audit row) is kept.
+  await t.rejects(reg.transaction(async (tx) => tx.devices.provision([row('c-1'), row('c-2'), row('c-3')], now)), { code: 'ERR_REGISTRY' });
+  for (const id of ['c-1', 'c-3']) {
+    t.equal(await reg.devices.get(id), undefined, `${id} rolled back`);
+    t.equal(await reg.tokens.get(`j-${id}`), undefined);
+    t.equal(await reg.refresh.find(`h-${id}`), undefined);
+    t.same(await reg.audit.query({ deviceId: id }), []);
+  }
+  // Values that an array or COPY text encoding must escape come back as given.
+  const awkward = { note: 'quote " backslash \\ brace {a,b} tab \t newline \n NULL', empty: '', nul: null };
+  const rows = Array.from({ length: 1500 }, (_, k) => row(`bulk-${String(k).padStart(4, '0')}`, k === 7 ? awkward : {}));
+  await reg.transaction(async (tx) => tx.devices.provision(rows, now));
+  t.equal((await reg.devices.list({ prefix: 'bulk-' })).length, 1500);
+  const [ev] = await reg.audit.query({ deviceId: 'bulk-0007' });
+  t.same(ev?.details, { profile: 'sensor', jti: 'j-bulk-0007', ...awkward });
+  t.equal(ev?.actor, 'cli');
+  t.equal((await reg.refresh.find('h-bulk-1499'))?.deviceId, 'bulk-1499');
+});
+
+t.test('a transaction runs its meanwhile work once, before the commit; a throw there commits nothing and comes out as it is', async (t) => {
+  const reg = await fresh(t);
+  const now = Date.now();
+  let ran = 0;
+  await reg.transaction(async (tx) => { await tx.devices.insert(D('m-1'), 'sensor' as ProfileName, now + DAY, now); }, { meanwhile: () => { ran++; } });
+  t.equal(ran, 1, 'ran once');
+  t.equal((await reg.devices.get('m-1'))?.status, 'active');
+  const full = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+  const err = await reg.transaction(async (tx) => {
+    await tx.devices.insert(D('m-2'), 'sensor' as ProfileName, now + DAY, now);
+  }, { meanwhile: () => { throw full; } }).catch((e: unknown) => e);
+  t.equal(err, full, 'the caller\'s own error, not a registry error');
+  t.equal(await reg.devices.get('m-2'), undefined, 'nothing committed');
+  // Joined to an outer transaction: the outer one commits, after the inner one's meanwhile work.
+  await reg.transaction(async (tx) => tx.transaction(async (inner) => inner.devices.insert(D('m-3'), 'sensor' as ProfileName, now + DAY, now), { meanwhile: () => { ran++; } }));
+  t.equal(ran, 2);
+  t.equal((await reg.devices.get('m-3'))?.status, 'active');
+});
+
 t.test('a transaction commits whole or not at all', async (t) => {
   const reg = await fresh(t);
   const now = Date.now();

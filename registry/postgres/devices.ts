@@ -3,7 +3,7 @@ import type { DeviceId, ProfileName } from '../ids.js';
 import type { DeviceStore } from '../interface.js';
 import type { Device, DeviceFilter, DeviceRestriction, DeviceStatus, ProvisionedDevice } from '../types.js';
 import { LOCKS } from './migrations.js';
-import { copyIn } from './copy.js';
+import { arrayLiteral, insertColumns } from './insert-columns.js';
 import type { Sql } from './pool.js';
 import { toDevice, type DeviceRow as Row } from '../rows.js';
 
@@ -29,20 +29,29 @@ export class PgDevices implements DeviceStore {
   }
 
   /**
-   * A factory chunk in four COPY statements whatever its size (one per table, no
-   * per-row round trip); inside the caller's transaction, as the contract asks.
+   * A factory chunk in four statements whatever its size (one per table, a column
+   * per parameter), pipelined: they go out at once and travel with the caller's
+   * COMMIT, so a chunk costs no round trip of its own (insert-columns.ts).
    */
   async provision(rows: readonly ProvisionedDevice[], now: number): Promise<void> {
     if (rows.length === 0) return;
-    const client = await this.sql.connection('provisioning');
-    await copyIn(client, 'devices', ['id', 'profile', 'status', 'credential_expires_at', 'created_at', 'simulation'],
-      rows.map((r) => [r.deviceId, r.profile, 'active', r.credentialExpiresAt, now, r.simulation]));
-    await copyIn(client, 'tokens', ['jti', 'device_id', 'kid', 'issued_at', 'expires_at', 'family'],
-      rows.map((r) => [r.token.jti, r.deviceId, r.token.kid, r.token.issuedAt, r.token.expiresAt, r.token.jti]));
-    await copyIn(client, 'refresh_credentials', ['hash', 'device_id', 'state', 'issued_at', 'expires_at'],
-      rows.map((r) => [r.refreshHash, r.deviceId, 'current', now, r.credentialExpiresAt]));
-    await copyIn(client, 'audit', ['at', 'actor', 'action', 'device_id', 'details'],
-      rows.map((r) => [now, r.actor ?? 'cli', 'device.provision', r.deviceId, JSON.stringify({ profile: r.profile, jti: r.token.jti, ...r.auditDetails })]));
+    const col = <T>(f: (r: ProvisionedDevice) => T): T[] => rows.map(f);
+    const ids = col((r) => r.deviceId);
+    const jtis = col((r) => r.token.jti);
+    const same = <T>(v: T): T[] => rows.map(() => v);
+    await insertColumns(this.sql, 'provisioning', 'devices',
+      { id: 'text', profile: 'text', status: 'text', credential_expires_at: 'bigint', created_at: 'bigint', simulation: 'boolean' },
+      [ids, col((r) => r.profile), same('active'), col((r) => r.credentialExpiresAt), same(now), col((r) => r.simulation)]);
+    await insertColumns(this.sql, 'provisioning', 'tokens',
+      { jti: 'text', device_id: 'text', kid: 'text', issued_at: 'bigint', expires_at: 'bigint', family: 'text' },
+      [jtis, ids, col((r) => r.token.kid), col((r) => r.token.issuedAt), col((r) => r.token.expiresAt), jtis]);
+    await insertColumns(this.sql, 'provisioning', 'refresh_credentials',
+      { hash: 'text', device_id: 'text', state: 'text', issued_at: 'bigint', expires_at: 'bigint' },
+      [col((r) => r.refreshHash), ids, same('current'), same(now), col((r) => r.credentialExpiresAt)]);
+    await insertColumns(this.sql, 'provisioning', 'audit',
+      { at: 'bigint', actor: 'text', action: 'text', device_id: 'text', details: 'text' },
+      [same(now), col((r) => r.actor ?? 'cli'), same('device.provision'), ids,
+        col((r) => JSON.stringify({ profile: r.profile, jti: r.token.jti, ...r.auditDetails }))]);
   }
 
   async delete(id: DeviceId): Promise<boolean> {
@@ -55,10 +64,11 @@ export class PgDevices implements DeviceStore {
    * sees the first one's devices (and skips them) instead of failing on a duplicate key.
    */
   async existing(ids: readonly string[]): Promise<Set<string>> {
-    if (this.sql.inTransaction) await this.sql.run(`SELECT pg_advisory_xact_lock(${LOCKS.provision})`);
+    // Pipelined: the lock travels with the first SELECT (which runs once it is held), one round trip in all.
+    if (this.sql.inTransaction) await this.sql.write(`SELECT pg_advisory_xact_lock(${LOCKS.provision})`);
     const found = new Set<string>();
     for (let i = 0; i < ids.length; i += 10_000) {
-      const rows = await this.sql.rows<{ id: string }>('SELECT id FROM devices WHERE id = ANY($1::text[])', [ids.slice(i, i + 10_000)]);
+      const rows = await this.sql.rows<{ id: string }>('SELECT id FROM devices WHERE id = ANY($1::text[])', [arrayLiteral('text', ids.slice(i, i + 10_000))]);
       for (const r of rows) found.add(r.id);
     }
     return found;
