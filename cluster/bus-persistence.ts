@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type { Client } from 'aedes';
 import type { Redis } from 'ioredis';
 import type { BusSeal } from './bus-auth.js';
 import { keepCleanSessionsLocal } from './clean-sessions.js';
@@ -76,7 +77,7 @@ const redisPersistence = createRequire(import.meta.url)('aedes-persistence-redis
  */
 export function busPersistence(
   conn: Redis,
-  opts: { maxQueuedMessages: number; claimKey: (clientId: string) => string; seal: BusSeal | null; startClean?: (client: { id: string }) => Promise<string[]> },
+  opts: { maxQueuedMessages: number; claimKey: (clientId: string) => string; seal: BusSeal | null; startClean?: (client: Client) => Promise<string[]> },
   onDegraded: (what: Degraded) => void,
   onDrop: () => void,
 ): unknown {

@@ -109,7 +109,7 @@ export class Bus {
     this.ownership = ownership;
     this.persistence = busPersistence(this.conns.store, {
       maxQueuedMessages: opts.maxQueuedMessages, claimKey, seal: opts.unsealed ? null : seal,
-      ...(ownership && { startClean: (client: { id: string }) => ownership.claimClean(client as Client, sessionKeys(client.id)) }),
+      ...(ownership && { startClean: (client: Client) => ownership.claimClean(client, sessionKeys(client.id)) }),
     }, (what: Degraded) => this.degraded.inc({ what }), () => this.dropped?.inc({ reason: 'offline_messages' }));
   }
 

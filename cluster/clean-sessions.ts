@@ -1,4 +1,5 @@
-type Client = { id: string; clean?: boolean; closed?: boolean };
+import type { Client } from 'aedes';
+
 type Packet = { messageId?: number };
 
 /** aedes' persistence as aedes holds it (the promise form of its methods), where a clean session's state goes through. */

@@ -67,8 +67,8 @@ const claimedAt = (claim: string) => Number(claim.slice(claim.lastIndexOf('|') +
  * A broker that registers a client claims its id with one `SET key claim GET`;
  * the claim names the broker and this connection. A clean session is claimed by
  * `claimClean` instead, from the store, in the same script that drops a previous
- * persistent session of the id: its CONNECT's one round trip to Redis. When the previous claim names
- * another broker, that broker alone gets a takeover message naming the claim it
+ * persistent session of the id: its CONNECT's one round trip to Redis. When the
+ * previous claim names another broker, that broker alone gets a takeover message naming the claim it
  * made, and closes the client only if it still holds that very claim: a newer
  * connection of the device on that broker is left alone. Redis orders two claims
  * of the same id, so when a device reaches two brokers at once exactly one
