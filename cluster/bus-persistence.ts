@@ -1,6 +1,9 @@
 import { createRequire } from 'node:module';
+import type { Client } from 'aedes';
 import type { Redis } from 'ioredis';
 import type { BusSeal } from './bus-auth.js';
+import { keepCleanSessionsLocal } from './clean-sessions.js';
+import type { SessionKeys } from './ownership.js';
 
 /** What a store write that failed (Redis unreachable) turns into instead of an error: counted, and the message still delivered live. */
 export type Degraded = 'retained' | 'retained_read' | 'offline_queue' | 'clean_session' | 'queued_read';
@@ -25,6 +28,14 @@ interface AsyncStore {
 
 /** aedes-persistence-redis 12's key for a client's stored queue (a list of packet keys). */
 const queueKey = (clientId: string) => `outgoing:${encodeURIComponent(clientId)}`;
+
+/** aedes-persistence-redis 12's keys of a client id's persistent session: what a clean CONNECT drops. */
+export const sessionKeys = (clientId: string): SessionKeys => ({
+  subscriptions: `client:${encodeURIComponent(clientId)}`,
+  queue: queueKey(clientId),
+  incoming: `incoming:${encodeURIComponent(clientId)}`,
+  index: 'clients',
+});
 
 // CommonJS with no types of its own: module.exports is the factory.
 const redisPersistence = createRequire(import.meta.url)('aedes-persistence-redis') as (opts: { conn: Redis; maxSessionDelivery?: number }) => { asyncPersistence: AsyncStore };
@@ -60,10 +71,13 @@ const redisPersistence = createRequire(import.meta.url)('aedes-persistence-redis
  *   not open (written there by someone else, or moved from another topic) is
  *   dropped, counted in `credbroker_bus_rejected_total`. `seal` null: the bench's
  *   unsealed baseline only.
+ * - **A clean session stays in this broker's memory** (clean-sessions.ts) when
+ *   `startClean` is given: its CONNECT's one script claims the id and drops a
+ *   previous persistent session (ownership.ts `claimClean`).
  */
 export function busPersistence(
   conn: Redis,
-  opts: { maxQueuedMessages: number; claimKey: (clientId: string) => string; seal: BusSeal | null },
+  opts: { maxQueuedMessages: number; claimKey: (clientId: string) => string; seal: BusSeal | null; startClean?: (client: Client) => Promise<string[]> },
   onDegraded: (what: Degraded) => void,
   onDrop: () => void,
 ): unknown {
@@ -106,6 +120,7 @@ export function busPersistence(
     delWill: async () => null,
     streamWill: () => endOnError((async function* none() {})(), () => {}),
   });
+  if (opts.startClean) keepCleanSessionsLocal(p, opts.startClean, () => onDegraded('clean_session'));
   return p;
 }
 

@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Counter, Gauge } from 'prom-client';
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Client } from 'aedes';
 import type { MQEmitter } from 'mqemitter';
 import type { Logger, RunningBroker, SharedState } from '../broker/index.js';
 import { redactUrl } from '../util/redact-url.js';
 import { BusSeal, type RejectReason } from './bus-auth.js';
 import type { BusKeyring } from './bus-keys.js';
-import { busPersistence, type Degraded } from './bus-persistence.js';
+import { busPersistence, sessionKeys, type Degraded } from './bus-persistence.js';
 import { announcement, claimKey, Ownership, type TakeoverEvent } from './ownership.js';
 import { redisOptions, type RedisTarget } from './redis-options.js';
 
@@ -104,9 +105,12 @@ export class Bus {
     this.takeovers = new Counter({ name: 'credbroker_bus_takeovers_total', help: 'Client-id takeovers across brokers: sent to the previous owner, received and closed, received for a session already gone (stale), or a claim Redis did not take', labelNames: ['event'] as const, registers: [] });
     const quiet = opts.broadcastTakeover ? null : announcement(id);
     this.mq = new BusEmitter(inner, this.conns.pub, this.conns.sub, quiet, () => this.degraded.inc({ what: 'local_only' }), () => { this.closed = true; });
-    this.persistence = busPersistence(this.conns.store, { maxQueuedMessages: opts.maxQueuedMessages, claimKey, seal: opts.unsealed ? null : seal },
-      (what: Degraded) => this.degraded.inc({ what }), () => this.dropped?.inc({ reason: 'offline_messages' }));
-    this.ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
+    const ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
+    this.ownership = ownership;
+    this.persistence = busPersistence(this.conns.store, {
+      maxQueuedMessages: opts.maxQueuedMessages, claimKey, seal: opts.unsealed ? null : seal,
+      ...(ownership && { startClean: (client: Client) => ownership.claimClean(client, sessionKeys(client.id)) }),
+    }, (what: Degraded) => this.degraded.inc({ what }), () => this.dropped?.inc({ reason: 'offline_messages' }));
   }
 
   /**

@@ -32,6 +32,26 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return cur`;
 
+// A clean session's start in one round trip: the claim (as `claim`), and the drop of what a
+// previous persistent session of the id left in Redis [MQTT-3.1.2-6] (KEYS[2..]: its
+// subscriptions hash, its queue, its QoS 2 receipts, and the set of sessions, ARGV[3] the id).
+// Returns the claim displaced (nil if none) and the dropped session's subscription filters.
+const CLAIM_CLEAN = `
+local prev = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'GET')
+local filters = redis.call('HKEYS', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('SREM', KEYS[5], ARGV[3])
+return {prev, filters}`;
+
+/** The Redis keys of a client id's persistent session, as the store names them (bus-persistence.ts). */
+export interface SessionKeys {
+  readonly subscriptions: string;
+  readonly queue: string;
+  readonly incoming: string;
+  /** The set of client ids with a stored session. */
+  readonly index: string;
+}
+
 /** `$SYS/<id>/new/clients` and `$SYS/<id>/disconnect/clients`: aedes' announcements of every CONNECT and disconnect. */
 export const announcement = (brokerId: string) => new RegExp(`^\\$SYS/${brokerId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/(new|disconnect)/clients$`);
 const takeoverTopic = (brokerId: string) => `$SYS/${brokerId}/takeover`;
@@ -45,8 +65,10 @@ const claimedAt = (claim: string) => Number(claim.slice(claim.lastIndexOf('|') +
  * Redis' CPU in the probe).
  *
  * A broker that registers a client claims its id with one `SET key claim GET`;
- * the claim names the broker and this connection. When the previous claim names
- * another broker, that broker alone gets a takeover message naming the claim it
+ * the claim names the broker and this connection. A clean session is claimed by
+ * `claimClean` instead, from the store, in the same script that drops a previous
+ * persistent session of the id: its CONNECT's one round trip to Redis. When the
+ * previous claim names another broker, that broker alone gets a takeover message naming the claim it
  * made, and closes the client only if it still holds that very claim: a newer
  * connection of the device on that broker is left alone. Redis orders two claims
  * of the same id, so when a device reaches two brokers at once exactly one
@@ -77,6 +99,7 @@ export class Ownership {
   ) {
     redis.defineCommand('credbrokerRelease', { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand('credbrokerReclaim', { numberOfKeys: 1, lua: RECLAIM });
+    redis.defineCommand('credbrokerClaimClean', { numberOfKeys: 5, lua: CLAIM_CLEAN });
     this.renewer = setInterval(() => this.renew(), RENEW_MS).unref();
   }
 
@@ -88,7 +111,8 @@ export class Ownership {
   /** Claims on every client aedes registers, releases on every one it lets go, and answers takeovers addressed to this broker. */
   attach(aedes: Aedes): Promise<void> {
     this.aedes = aedes;
-    aedes.on('client', (c) => this.claim(c));
+    // A clean session claims from the store (claimClean), as its CONNECT drops a previous session.
+    aedes.on('client', (c) => { if (!c.clean) this.claim(c); });
     aedes.on('clientDisconnect', (c) => this.release(c));
     return new Promise((resolve) => {
       this.channel.on(takeoverTopic(this.brokerId), (packet, done) => {
@@ -140,6 +164,25 @@ export class Ownership {
     this.redis.set(claimKey(client.id), claim, 'PX', CLAIM_TTL_MS, 'GET').then((previous) => {
       if (previous) this.displace(client.id, previous);
     }, () => this.count('claim_failed'));
+  }
+
+  /**
+   * A clean session's claim, in one script with the drop of the previous
+   * persistent session of its id (`keys`): resolves to that session's
+   * subscription filters (none: there was none), rejects when Redis fails.
+   */
+  async claimClean(client: Client, keys: SessionKeys): Promise<string[]> {
+    const claim = `${this.brokerId}|${++this.seq}|${Date.now()}`;
+    this.claims.set(client, claim);
+    const run = (this.redis as unknown as { credbrokerClaimClean(...args: (string | number)[]): Promise<[string | null, string[]]> }).credbrokerClaimClean;
+    try {
+      const [previous, filters] = await run.call(this.redis, claimKey(client.id), keys.subscriptions, keys.queue, keys.incoming, keys.index, claim, CLAIM_TTL_MS, client.id);
+      if (previous) this.displace(client.id, previous);
+      return filters;
+    } catch (err) {
+      this.count('claim_failed');
+      throw err;
+    }
   }
 
   /** Tells the broker that made `previous` that its connection of `clientId` is taken over. */
