@@ -12,6 +12,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import type { Weakening } from '../../broker/index.js';
 
 export type BrokerKind = 'credbroker' | 'aedes' | 'mosquitto' | 'verify-floor';
@@ -28,7 +29,12 @@ export interface BrokerStats {
   readonly clients: number | null;
   /** CONNECTs answered from credbroker's verified-token cache so far (credbroker only). */
   readonly verifiedTokenHits?: number;
+  /** Garbage collection in the broker since it started (Node brokers only): pauses by kind, ms and count. */
+  readonly gc?: GcTotals;
 }
+
+/** V8 collections of a Node broker: scavenges (young generation) and mark-compacts (whole heap), their count and pause time, ms. */
+export interface GcTotals { readonly minor: number; readonly minorMs: number; readonly major: number; readonly majorMs: number }
 
 export interface BrokerHandle {
   readonly kind: BrokerKind;
@@ -53,6 +59,8 @@ export interface BrokerProcOptions {
   readonly cpuProfDir?: string;
   /** credbroker-bus: the Redis bus it joins, and whether it skips the cluster key (the unsealed baseline, set in code only). */
   readonly bus?: { readonly url: string; readonly unsealed: boolean };
+  /** More V8 flags on the child's command line (heap sizing: `--max-semi-space-size=64`). */
+  readonly nodeFlags?: readonly string[];
 }
 
 const SELF = fileURLToPath(import.meta.url);
@@ -60,7 +68,7 @@ const SELF = fileURLToPath(import.meta.url);
 type Reply = { id: number; ok: boolean; result?: unknown; error?: string };
 
 export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = {}): Promise<BrokerHandle> {
-  const execArgv = ['--expose-gc'];
+  const execArgv = ['--expose-gc', ...(opts.nodeFlags ?? [])];
   if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
   const child: ChildProcess = fork(SELF, ['--broker-child', kind, JSON.stringify({ db: opts.db, config: opts.config ?? {}, weaken: opts.weaken ?? {}, bus: opts.bus })], {
     execArgv,
@@ -112,6 +120,7 @@ export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = 
 
 async function child(kind: string, args: { db?: string; config: Record<string, unknown>; weaken: Weakening; bus?: BrokerProcOptions['bus'] }): Promise<void> {
   const send = (m: unknown) => process.send!(m);
+  const gc = watchGc();
   let close: () => Promise<void>;
   let clients: () => number;
   let cacheHits: () => Promise<number | undefined> = async () => undefined;
@@ -160,7 +169,7 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
       if (m.cmd === 'stats') {
         const cpu = process.cpuUsage();
         const mem = process.memoryUsage();
-        result = { cpuUs: cpu.user + cpu.system, rss: mem.rss, heapUsed: mem.heapUsed, clients: clients(), verifiedTokenHits: await cacheHits() } satisfies BrokerStats;
+        result = { cpuUs: cpu.user + cpu.system, rss: mem.rss, heapUsed: mem.heapUsed, clients: clients(), verifiedTokenHits: await cacheHits(), gc: { ...gc } } satisfies BrokerStats;
       } else if (m.cmd === 'gc') {
         const gc = (globalThis as { gc?: () => void }).gc;
         for (let i = 0; i < 3 && gc; i++) { gc(); await new Promise((r) => setImmediate(r)); }
@@ -181,6 +190,19 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
     }
   });
   process.on('disconnect', () => setTimeout(() => process.exit(0), 200).unref());
+}
+
+/** Sums the child's GC pauses as V8 reports them ('gc' performance entries). */
+function watchGc(): { minor: number; minorMs: number; major: number; majorMs: number } {
+  const totals = { minor: 0, minorMs: 0, major: 0, majorMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) { totals.minor++; totals.minorMs += e.duration; }
+      else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) { totals.major++; totals.majorMs += e.duration; }
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return totals;
 }
 
 async function joinBus(db: string, opts: NonNullable<BrokerProcOptions['bus']>, maxQueuedMessages: number) {
