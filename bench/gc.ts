@@ -6,7 +6,8 @@
  * scavenges and mark-compacts. Run on fresh processes with and without the
  * heap flags under test (`flags`), in alternating pairs, medians of the pairs.
  */
-import { startBrokerProc, type BrokerStats, type GcTotals } from './lib/broker-proc.js';
+import { startBrokerProc, type BrokerStats } from './lib/broker-proc.js';
+import type { GcTotals } from './lib/gc-watch.js';
 import { connectMany } from './lib/raw-client.js';
 import { median, pairedRatio } from './lib/stats.js';
 import type { Targets } from './lib/targets.js';

@@ -12,8 +12,8 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { constants, PerformanceObserver } from 'node:perf_hooks';
 import type { Weakening } from '../../broker/index.js';
+import { watchGc, type GcTotals } from './gc-watch.js';
 
 export type BrokerKind = 'credbroker' | 'aedes' | 'mosquitto' | 'verify-floor';
 /** `credbroker-bus`: credbroker as one broker of a cluster on a Redis bus (`bus`). */
@@ -32,9 +32,6 @@ export interface BrokerStats {
   /** Garbage collection in the broker since it started (Node brokers only): pauses by kind, ms and count. */
   readonly gc?: GcTotals;
 }
-
-/** V8 collections of a Node broker: scavenges (young generation) and mark-compacts (whole heap), their count and pause time, ms. */
-export interface GcTotals { readonly minor: number; readonly minorMs: number; readonly major: number; readonly majorMs: number }
 
 export interface BrokerHandle {
   readonly kind: BrokerKind;
@@ -190,19 +187,6 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
     }
   });
   process.on('disconnect', () => setTimeout(() => process.exit(0), 200).unref());
-}
-
-/** Sums the child's GC pauses as V8 reports them ('gc' performance entries). */
-function watchGc(): { minor: number; minorMs: number; major: number; majorMs: number } {
-  const totals = { minor: 0, minorMs: 0, major: 0, majorMs: 0 };
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
-      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) { totals.minor++; totals.minorMs += e.duration; }
-      else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) { totals.major++; totals.majorMs += e.duration; }
-    }
-  }).observe({ entryTypes: ['gc'] });
-  return totals;
 }
 
 async function joinBus(db: string, opts: NonNullable<BrokerProcOptions['bus']>, maxQueuedMessages: number) {
