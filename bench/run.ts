@@ -5,7 +5,7 @@
  * written into the repository).
  *
  * Environment:
- *   BENCH_ONLY=bulk,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,patches,provision,cluster,busseal,postgres   subset
+ *   BENCH_ONLY=bulk,verify,connect,gc,storm,warmstorm,throughput,forward,memory,revocation,limits,patches,provision,cluster,busseal,postgres   subset
  *   BENCH_WORKERS=1,2,4,8    worker counts of the cluster section (serve --workers N --bus; default 1,2); when given,
  *                            throughput and RSS per idle connection are measured at every count too, beside Mosquitto
  *   BENCH_LOAD_PROCS=N       load-generator processes of the cluster section (default: half the cores, 2 to 8)
@@ -13,6 +13,7 @@
  *   BENCH_RUNS=3             runs per figure (minimum 3; CONNECT rate and throughput take at least 5 paired runs)
  *   BENCH_CPU_PROF=DIR       write V8 CPU profiles of the credbroker children to DIR
  *   BENCH_NO_MOSQUITTO=1     skip the Mosquitto column even when it is installed
+ *   BENCH_GC_FLAGS="..."     the V8 heap flags the gc section sets against none (default --max-semi-space-size=64)
  */
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
@@ -22,6 +23,7 @@ import { benchBusSeal } from './bus-seal.js';
 import { benchCluster, broadcastKind, SINGLE, workersKind } from './cluster.js';
 import { benchConnectRate } from './connect-rate.js';
 import { benchForward } from './forward.js';
+import { benchGc } from './gc.js';
 import { createFixture } from './lib/fixture.js';
 import { benchLimitsCost } from './limits-cost.js';
 import { onOffRows } from './lib/on-off.js';
@@ -39,7 +41,7 @@ import { benchThroughput, type ThroughputMode } from './throughput.js';
 import { benchWarmStorm } from './warm-storm.js';
 import { benchVerify } from './verify.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'provision,bulk,verify,connect,storm,warmstorm,throughput,forward,memory,revocation,limits,patches,cluster,busseal,postgres').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'provision,bulk,verify,connect,gc,storm,warmstorm,throughput,forward,memory,revocation,limits,patches,cluster,busseal,postgres').split(',').map((s) => s.trim()));
 const runs = Math.max(3, Number(process.env.BENCH_RUNS ?? 3) || 3);
 // At least five paired runs for the CONNECT and publish figures: per-operation costs of a few µs
 // make these the noisiest ratios on shared cores, and their targets are stated as medians of five.
@@ -96,8 +98,8 @@ async function main(): Promise<void> {
   // Each revocation measurement (one process; the cluster's) revokes 100 devices per run.
   const revocationBenches = Number(only.has('revocation')) + Number(only.has('cluster'));
   // 5,000 measured plus 300 whose CONNECTs warm a broker up without warming its verified-token cache for the measured ones;
-  // the memory section connects its own devices after 200 warm-up ones.
-  const devices = Math.max(5300, only.has('memory') ? memoryConns + 200 : 0);
+  // the memory section connects its own devices after 200 warm-up ones; the gc section 5,000 fresh, then 5,000 more.
+  const devices = Math.max(5300, only.has('memory') ? memoryConns + 200 : 0, only.has('gc') ? 10_000 : 0);
   log(`provisioning the benchmark registry (${(devices + 1 + 100 * runs * revocationBenches).toLocaleString('en-US')} devices)`);
   const fx = await createFixture({ devices, revocable: 100 * runs * revocationBenches });
   json.fixture = { devices: fx.devices.length + fx.revocable.length + 1, provisionMs: fx.provisionMs };
@@ -146,6 +148,23 @@ async function main(): Promise<void> {
       rows.push({ bench: '2 floor', metric: 'broker CPU µs/CONNECT credbroker adds over that hook', credbroker: fmt(c.overFloorCpuUs, 1), baseline: '', ratio: '', target: '≤ 60 µs', verdict: verdict(c.overFloorCpuUs <= 60) });
       const bad = Object.entries(k).filter(([, r]) => r.runs.some((x) => x.refused || x.errors));
       if (bad.length) log(`connect failures: ${bad.map(([n, r]) => `${n}: ${JSON.stringify(r.runs.map((x) => [x.refused, x.errors]))}`).join('; ')}`);
+    });
+
+    if (only.has('gc')) await section('gc', async () => {
+      const flags = (process.env.BENCH_GC_FLAGS ?? '--max-semi-space-size=64').split(/\s+/).filter(Boolean);
+      log(`2g. GC in a fresh broker: its first 5,000 CONNECTs vs the next 5,000, without and with ${flags.join(' ')} (${throughputRuns} pairs)`);
+      const g = await benchGc(t, flags, { pairs: throughputRuns, log });
+      json.gc = g;
+      const w = g.without, f = g.with, what = flags.join(' ');
+      const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+      const counts = (p: typeof w.fresh) => `${fmt(p.scavenges)} + ${fmt(p.markCompacts)}`;
+      rows.push({ bench: '2g gc', metric: `broker CPU µs/CONNECT, first ${g.n} of a fresh process vs the next ${g.n}`, credbroker: fmt(w.fresh.cpuPerConnectUs, 1), baseline: fmt(w.warm.cpuPerConnectUs, 1), ratio: ratio(g.freshOverWarm), target: 'info', verdict: 'info' });
+      rows.push({ bench: '2g gc', metric: '  GC pause µs/CONNECT, fresh vs warm', credbroker: fmt(w.fresh.gcPerConnectUs, 1), baseline: fmt(w.warm.gcPerConnectUs, 1), ratio: ratio(w.fresh.gcPerConnectUs / w.warm.gcPerConnectUs), target: 'info', verdict: 'info' });
+      rows.push({ bench: '2g gc', metric: '  scavenges + mark-compacts, fresh vs warm', credbroker: counts(w.fresh), baseline: counts(w.warm), ratio: '', target: 'info', verdict: 'info' });
+      rows.push({ bench: '2g gc', metric: `broker CPU µs/CONNECT of a fresh process, ${what} vs none`, credbroker: fmt(f.fresh.cpuPerConnectUs, 1), baseline: fmt(w.fresh.cpuPerConnectUs, 1), ratio: ratio(g.freshCpuRatio), target: 'info', verdict: 'info' });
+      rows.push({ bench: '2g gc', metric: `  GC pause µs/CONNECT, fresh, ${what} vs none`, credbroker: fmt(f.fresh.gcPerConnectUs, 1), baseline: fmt(w.fresh.gcPerConnectUs, 1), ratio: ratio(f.fresh.gcPerConnectUs / w.fresh.gcPerConnectUs), target: 'info', verdict: 'info' });
+      rows.push({ bench: '2g gc', metric: `  scavenges + mark-compacts, fresh, ${what} vs none`, credbroker: counts(f.fresh), baseline: counts(w.fresh), ratio: '', target: 'info', verdict: 'info' });
+      rows.push({ bench: '2g gc', metric: `  RSS idle just started / after ${2 * g.n} CONNECTs, ${what} vs none`, credbroker: `${mib(f.idleRss)} / ${mib(f.afterRss)}`, baseline: `${mib(w.idleRss)} / ${mib(w.afterRss)}`, ratio: '', target: 'info', verdict: 'info' });
     });
 
     if (only.has('storm')) await section('storm', async () => {

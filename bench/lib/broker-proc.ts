@@ -13,6 +13,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Weakening } from '../../broker/index.js';
+import { watchGc, type GcTotals } from './gc-watch.js';
 
 export type BrokerKind = 'credbroker' | 'aedes' | 'mosquitto' | 'verify-floor';
 /** `credbroker-bus`: credbroker as one broker of a cluster on a Redis bus (`bus`). */
@@ -28,6 +29,8 @@ export interface BrokerStats {
   readonly clients: number | null;
   /** CONNECTs answered from credbroker's verified-token cache so far (credbroker only). */
   readonly verifiedTokenHits?: number;
+  /** Garbage collection in the broker since it started (Node brokers only): pauses by kind, ms and count. */
+  readonly gc?: GcTotals;
 }
 
 export interface BrokerHandle {
@@ -53,6 +56,8 @@ export interface BrokerProcOptions {
   readonly cpuProfDir?: string;
   /** credbroker-bus: the Redis bus it joins, and whether it skips the cluster key (the unsealed baseline, set in code only). */
   readonly bus?: { readonly url: string; readonly unsealed: boolean };
+  /** More V8 flags on the child's command line (heap sizing: `--max-semi-space-size=64`). */
+  readonly nodeFlags?: readonly string[];
 }
 
 const SELF = fileURLToPath(import.meta.url);
@@ -60,7 +65,7 @@ const SELF = fileURLToPath(import.meta.url);
 type Reply = { id: number; ok: boolean; result?: unknown; error?: string };
 
 export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = {}): Promise<BrokerHandle> {
-  const execArgv = ['--expose-gc'];
+  const execArgv = ['--expose-gc', ...(opts.nodeFlags ?? [])];
   if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
   const child: ChildProcess = fork(SELF, ['--broker-child', kind, JSON.stringify({ db: opts.db, config: opts.config ?? {}, weaken: opts.weaken ?? {}, bus: opts.bus })], {
     execArgv,
@@ -112,6 +117,7 @@ export function startBrokerProc(kind: NodeBrokerKind, opts: BrokerProcOptions = 
 
 async function child(kind: string, args: { db?: string; config: Record<string, unknown>; weaken: Weakening; bus?: BrokerProcOptions['bus'] }): Promise<void> {
   const send = (m: unknown) => process.send!(m);
+  const gc = watchGc();
   let close: () => Promise<void>;
   let clients: () => number;
   let cacheHits: () => Promise<number | undefined> = async () => undefined;
@@ -160,7 +166,7 @@ async function child(kind: string, args: { db?: string; config: Record<string, u
       if (m.cmd === 'stats') {
         const cpu = process.cpuUsage();
         const mem = process.memoryUsage();
-        result = { cpuUs: cpu.user + cpu.system, rss: mem.rss, heapUsed: mem.heapUsed, clients: clients(), verifiedTokenHits: await cacheHits() } satisfies BrokerStats;
+        result = { cpuUs: cpu.user + cpu.system, rss: mem.rss, heapUsed: mem.heapUsed, clients: clients(), verifiedTokenHits: await cacheHits(), gc: { ...gc } } satisfies BrokerStats;
       } else if (m.cmd === 'gc') {
         const gc = (globalThis as { gc?: () => void }).gc;
         for (let i = 0; i < 3 && gc; i++) { gc(); await new Promise((r) => setImmediate(r)); }
