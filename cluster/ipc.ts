@@ -46,12 +46,22 @@ export class WorkerAsker {
         resolve(a);
       };
       this.pending.set(id, done);
-      try {
-        worker.send({ credbroker: 'ask', id, method, target } satisfies ToWorker);
-      } catch {
-        done(null);
-      }
+      tell(worker, { credbroker: 'ask', id, method, target }, () => done(null));
     });
+  }
+}
+
+/**
+ * Sends `m` to a worker. A worker can exit between `isConnected()` and the write
+ * (a port in use at start, a crash): the write then fails with EPIPE, which
+ * without a callback is an 'error' event that would kill the primary. The worker's
+ * 'exit' handler deals with its going; `failed` is told, if given.
+ */
+export function tell(worker: Worker, m: ToWorker, failed: () => void = () => {}): void {
+  try {
+    worker.send(m, (err: Error | null) => { if (err) failed(); });
+  } catch {
+    failed();
   }
 }
 

@@ -8,7 +8,7 @@ import { rateLimits } from '../broker/limits.js';
 import { listen } from '../broker/listeners.js';
 import { redactUrl } from '../util/redact-url.js';
 import { checkBusSecurity } from './bus-policy.js';
-import { isToPrimary, WorkerAsker } from './ipc.js';
+import { isToPrimary, tell, WorkerAsker } from './ipc.js';
 import { NodeLimits } from './node-limits.js';
 import { createNodeOpsServer } from './node-ops.js';
 import { opsHttpLimits, type OpsMount } from '../broker/ops-http-server.js';
@@ -87,7 +87,7 @@ export async function startNode(config: BrokerConfig, log: Logger, opts: { opsMo
       if (!isToPrimary(m)) return;
       if (m.credbroker === 'took') {
         const empty = limits?.took(m.counts);
-        if (empty) for (const other of live()) other.send(empty);
+        if (empty) for (const other of live()) tell(other, empty);
         return;
       }
       if (m.credbroker === 'failed') { failure ??= m.line; return; }
@@ -110,7 +110,7 @@ export async function startNode(config: BrokerConfig, log: Logger, opts: { opsMo
     });
   };
   const live = () => slots.filter((w): w is Worker => w !== null && w.isConnected());
-  const stopAll = () => { for (const w of slots) if (w?.isConnected()) w.send({ credbroker: 'stop' }); };
+  const stopAll = () => { for (const w of slots) if (w?.isConnected()) tell(w, { credbroker: 'stop' }); };
 
   // The ops port first: while the workers wait for Redis, /readyz answers "not ready" (503) rather than nothing.
   // The operator API on the node's ops port works on a registry connection of the primary's own.

@@ -29,7 +29,8 @@ export async function runWorker(config: BrokerConfig, index: number, weaken: Wea
   const log = createLogger(config.logLevel, undefined, config.logFormat).child({ worker: index });
   const send = (m: ToPrimary): boolean => {
     if (!process.connected) return false;
-    process.send!(m);
+    // A primary that has just gone fails the write (EPIPE): the 'disconnect' handler stops this worker, no 'error' event.
+    process.send!(m, undefined, undefined, () => {});
     return true;
   };
   // Unique per process: aedes keys its brokers, its $SYS topics and its stored packets by it.

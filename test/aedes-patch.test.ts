@@ -118,6 +118,25 @@ t.test('idle-client: a subscribed idle client keeps neither its CONNECT nor empt
   t.pass('closed and unregistered');
 });
 
+t.test('idle-client-birth: another broker born on the bus while a client has had no delivery leaves the broker serving', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const [dev, obs] = await tb.provision(['idle-birth-1', 'idle-birth-2']);
+  const idle = await connectDevice(tb.url, dev!);
+  t.teardown(() => idle.client?.end(true));
+  t.equal(aedesClient(tb, dev!.deviceId)!.duplicates, null, 'an idle client, no dedupe dictionary');
+  // What a restarted worker announces on the bus; on one process the broker's own emitter carries it the same way.
+  const mq = (tb.broker.context.aedes as unknown as { mq: { emit(p: object, cb: (err?: Error) => void): void } }).mq;
+  await new Promise<void>((res, rej) => mq.emit({ topic: '$SYS/another-broker/birth', payload: Buffer.from('another-broker') }, (err) => (err ? rej(err) : res())));
+  // The broker still serves: the idle client subscribes, a new device connects and publishes.
+  t.equal(await subscribeGranted(idle.client!, `devices/${dev!.deviceId}/commands/#`), 1, 'the idle client still subscribes');
+  const other = await connectDevice(tb.url, obs!);
+  t.teardown(() => other.client?.end(true));
+  t.equal(other.code, 0, 'a new device connects');
+  await other.client!.publishAsync(`devices/${obs!.deviceId}/telemetry`, 'x', { qos: 1 });
+  t.pass('and publishes');
+});
+
 t.test('inbound-inflight-lazy: the QoS 2 window comes with the first QoS 2 PUBLISH and still bounds the unreleased ones', async (t) => {
   const tb = await startTestBroker({ maxInflightInbound: 2 });
   t.teardown(() => tb.close());

@@ -592,5 +592,23 @@ const INFLIGHT_LAZY_PUBREL: AedesPatch = {
   }],
 };
 
+/**
+ * When another broker on the bus is born (a restarted worker), aedes resets every
+ * client's dedupe counter for it; a client that has had no delivery yet has no
+ * dictionary (idle-client). Without this, that reset threw and took the worker down.
+ */
+const IDLE_CLIENT_BIRTH: AedesPatch = {
+  name: 'idle-client-birth',
+  file: 'aedes.js',
+  why: 'a broker born on the bus resets the dedupe counters of the clients that have one (idle-client makes them on the first delivery)',
+  edits: [{
+    from: `          delete that.clients[clientId].duplicates[brokerId]
+`,
+    to: `          const duplicates = that.clients[clientId].duplicates
+          if (duplicates) delete duplicates[brokerId]
+`,
+  }],
+};
+
 /** In the order they apply. */
-export const PATCHES: readonly AedesPatch[] = [LIVE_HOLD, EMPTY_QUEUE, REDELIVERY_DUP, SESSION_PRESENT, CLOSE_ERROR, LEVEL_CAP_SUBACK, RETAINED_REPLAY, RESUME_ORDER, RESUME_ORDER_HOLD, PARSER_PLAIN_LIST, IDLE_CLIENT, INFLIGHT_LAZY, INFLIGHT_LAZY_PUBREL];
+export const PATCHES: readonly AedesPatch[] = [LIVE_HOLD, EMPTY_QUEUE, REDELIVERY_DUP, SESSION_PRESENT, CLOSE_ERROR, LEVEL_CAP_SUBACK, RETAINED_REPLAY, RESUME_ORDER, RESUME_ORDER_HOLD, PARSER_PLAIN_LIST, IDLE_CLIENT, IDLE_CLIENT_BIRTH, INFLIGHT_LAZY, INFLIGHT_LAZY_PUBREL];
