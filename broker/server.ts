@@ -29,6 +29,7 @@ import { BrokerMetrics } from './metrics.js';
 import { KeyringRefresh } from './keyring-refresh.js';
 import { OutboundQueues } from './outbound-queue.js';
 import { boundedPersistence } from './offline-queue.js';
+import { keyedReleases } from './offline-pubrel.js';
 import { queueWithEmptyLevels } from './offline-empty-levels.js';
 import { guardConnections } from './packet-guard.js';
 import { wasLogged } from './logged-error.js';
@@ -163,7 +164,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     id: shared?.id ?? `credbroker-${randomBytes(4).toString('hex')}`,
     // Persistent sessions' stored queues bounded too (aedes' default store has no limit), and queued where `+` matches an empty level (the Redis store does that itself).
     ...(shared ? { mq: shared.mq, persistence: conformPersistence(shared.persistence) }
-      : weaken.noLimits ? {} : { persistence: conformPersistence(queueWithEmptyLevels(boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason })))) }),
+      : weaken.noLimits ? {} : { persistence: conformPersistence(keyedReleases(queueWithEmptyLevels(boundedPersistence(queueLimits(config), (reason) => metrics.outboundDropped.inc({ reason }))))) }),
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
     maxInflightInbound: config.maxInflightInbound,
@@ -198,7 +199,10 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   aedes.on('clientDisconnect', (c) => ctx.sessions.gone(c));
   aedes.on('unsubscribe', (filters, c) => ctx.subscriptions.release(c, filters));
   // A refusal or kick has its own line already; aedes re-emits its error here.
-  aedes.on('clientError', (_c, err) => { if (!wasLogged(err)) log.debug({ event: 'client.error', err: err.message }, 'client error'); });
+  // A TypeError or the like is a bug, not a client's doing: its stack says where.
+  aedes.on('clientError', (_c, err) => {
+    if (!wasLogged(err)) log.debug({ event: 'client.error', err: err.message, ...(isBug(err) ? { stack: err.stack } : {}) }, 'client error');
+  });
   aedes.on('connectionError', (_c, err) => { if (!wasLogged(err)) log.debug({ event: 'connection.error', err: err.message }, 'connection error'); });
   // A shared persistence can fail (its store unreachable); aedes reports it here, and an 'error' with no listener would end the process.
   (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ event: 'broker.error', err: err.message }, 'broker error (its shared store?)'));
@@ -287,6 +291,10 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
       return closing;
     },
   };
+}
+
+function isBug(err: Error): boolean {
+  return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError;
 }
 
 /** MQTT 3.1.1 where aedes' persistences fall short: empty persistent sessions, `+` over an empty level in retained replay. */

@@ -5,7 +5,8 @@
 // oldest kept (Mosquitto's max_queued_messages).
 import t from 'tap';
 import mqtt, { type MqttClient } from 'mqtt';
-import { connectDevice, startTestBroker, type TestBroker } from './helpers/broker.js';
+import { connect, connectDevice, startTestBroker, type TestBroker } from './helpers/broker.js';
+import { until } from './helpers/wait.js';
 import { scrape, sleep } from './helpers/hostile-util.js';
 import type { DeviceCredentials } from '../provisioning/index.js';
 
@@ -92,4 +93,47 @@ t.test('the byte bound: 1 KiB messages past maxQueuedBytes are dropped and count
   t.ok(back.payloads.length > 0 && back.payloads.length < 64, `the observer receives what fits in 64 KiB (${back.payloads.length} of 200)`);
   t.equal(await dropped(tb, 'offline_bytes'), 200 - back.payloads.length, 'the rest counted as offline_bytes');
   await back.client.endAsync();
+});
+
+/** Connects `o` with clean=false and resolves once `n` messages have arrived (deadline 15 s); `payloads` keeps filling after. */
+async function collect(url: string, o: DeviceCredentials, n: number): Promise<{ client: MqttClient; payloads: string[]; closes: () => number }> {
+  const payloads: string[] = [];
+  let closes = 0;
+  const { client } = await connect(url, { clientId: o.deviceId, username: o.deviceId, password: o.accessToken, clean: false, reconnectPeriod: 0, protocolVersion: 4 }, (c) => {
+    c.on('message', (_topic, payload) => { payloads.push(payload.toString()); });
+    c.on('close', () => { closes++; });
+  });
+  await until(`${n} stored messages for ${o.deviceId}`, () => payloads.length >= n, 15_000);
+  return { client: client!, payloads, closes: () => closes };
+}
+
+t.test('QoS 2 messages stored for an offline session: delivered on return, the connection stays up, and the bound counts them out again', async (t) => {
+  const tb = await startTestBroker({ maxQueuedMessages: 2 });
+  t.teardown(() => tb.close());
+  const [obs] = await tb.provision(['offq-obs4'], 'observer');
+  const [dev] = await tb.provision(['offq-dev4']);
+  const sub = (await connectDevice(tb.url, obs!, { clean: false })).client!;
+  await sub.subscribeAsync('devices/#', { qos: 2 });
+  await sub.endAsync();
+
+  const publish = async (...payloads: string[]) => {
+    const c = (await connectDevice(tb.url, dev!)).client!;
+    for (const p of payloads) await c.publishAsync(`devices/${dev!.deviceId}/telemetry`, p, { qos: 2 });
+    await c.endAsync();
+  };
+  await publish('q0', 'q1');
+  const back = await collect(tb.url, obs!, 2);
+  t.same(back.payloads, ['q0', 'q1'], 'both stored QoS 2 messages arrive (PUBREC, PUBREL, PUBCOMP for each)');
+  // The sentinel: a live message after the two PUBCOMPs, on the same connection.
+  await publish('live');
+  await until('the live message after the stored ones', () => back.payloads.includes('live'), 15_000);
+  t.equal(back.closes(), 0, 'the broker kept the connection open after the PUBCOMPs');
+  await back.client.endAsync();
+
+  // Each PUBCOMP took its message out of the count: a second absence stores a whole bound again.
+  await publish('q2', 'q3');
+  const again = await collect(tb.url, obs!, 2);
+  t.same(again.payloads, ['q2', 'q3'], 'the next two stored messages arrive: the count went back to zero');
+  t.equal(await dropped(tb, 'offline_messages'), 0, 'nothing was dropped');
+  await again.client.endAsync();
 });
