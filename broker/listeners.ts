@@ -29,17 +29,30 @@ export function portsInUse(conflicts: readonly PortInUseError[]): UsageError {
 
 /**
  * Binds and resolves with the bound port (useful with port 0).
+ * @param reusePort bind with SO_REUSEPORT, on this process' own socket (never a
+ *   cluster primary's): processes that bind the same port each get a share of
+ *   its connections from the kernel (Linux, Node ≥ 22.12; see kernelSharesPorts)
  * @throws PortInUseError when another process holds the port, naming `flag`.
  */
-export function listen(server: Listener, port: number, host: string, backlog: number, what: string, flag: string): Promise<number> {
+export function listen(server: Listener, port: number, host: string, backlog: number, what: string, flag: string, reusePort = false): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new PortInUseError(what, port, host, flag) : err);
     server.once('error', onError);
-    server.listen({ port, host, backlog }, () => {
+    server.listen({ port, host, backlog, ...(reusePort && { reusePort, exclusive: true }) }, () => {
       server.off('error', onError);
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/**
+ * Whether several processes can bind one port with SO_REUSEPORT and have the
+ * kernel spread its connections over them: Linux, and Node ≥ 22.12 (the
+ * `reusePort` listen option; older lines ignore it).
+ */
+export function kernelSharesPorts(): boolean {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  return process.platform === 'linux' && (major > 22 || (major === 22 && minor >= 12));
 }
 
 /**

@@ -61,6 +61,12 @@ export interface StartOptions {
   readonly claimLocks?: ClaimLocks;
   /** More handlers on the ops port besides the API (the console under `/console/`). */
   readonly opsMounts?: readonly OpsMount[];
+  /**
+   * The MQTT listeners bind with SO_REUSEPORT (where `kernelSharesPorts()`), each on
+   * this process' own socket: several brokers that bind the same ports each get a
+   * share of the connections from the kernel, with no process handing them out.
+   */
+  readonly reusePort?: boolean;
 }
 
 export interface RunningBroker {
@@ -212,12 +218,12 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
 
   const servers: Listener[] = [];
   const conflicts: PortInUseError[] = [];
-  const bind = async (server: Listener, port: number | null, what: string, flag: string, host = config.host) => {
+  const bind = async (server: Listener, port: number | null, what: string, flag: string, host = config.host, reusePort = !!opts.reusePort) => {
     if (port === null) return null;
     servers.push(server);
     let bound: number;
     try {
-      bound = await listen(server, port, host, config.backlog, what, flag);
+      bound = await listen(server, port, host, config.backlog, what, flag, reusePort);
     } catch (err) {
       // Every port in use is reported at once: a second broker would otherwise be fixed one flag per try.
       if (!(err instanceof PortInUseError)) throw err;
@@ -241,7 +247,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
         maxPayload: wsMaxFrameBytes(wire), origins: config.wsOrigins, connectTimeoutMs: config.connectTimeoutMs,
         onRefused: (why) => metrics.wsRefusals.inc({ reason: why }),
       })), config.wsPort, 'WebSocket', '--ws-port'),
-      http: opsPort && await bind(opsPort.server, config.httpPort, 'HTTP', '--http-port', config.httpHost),
+      http: opsPort && await bind(opsPort.server, config.httpPort, 'HTTP', '--http-port', config.httpHost, false),
     };
     if (conflicts.length) throw portsInUse(conflicts);
   } catch (err) {

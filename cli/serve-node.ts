@@ -4,7 +4,7 @@
  * without a bus never loads the Redis client.
  */
 import { createLogger, validateConfig, type BrokerConfig, type Weakening } from '../broker/index.js';
-import { startNode, WorkerStartError, WORKER_CONFIG_ENV, WORKER_INDEX_ENV } from '../cluster/primary.js';
+import { startNode, WorkerStartError, WORKER_CONFIG_ENV, WORKER_INDEX_ENV, WORKER_REUSEPORT_ENV } from '../cluster/primary.js';
 import { consoleMount } from '../broker/console-assets.js';
 import type { ToPrimary } from '../cluster/ipc.js';
 import { ensureBusKeys } from '../cluster/bus-keys.js';
@@ -58,7 +58,7 @@ export async function serveNode(config: BrokerConfig): Promise<void> {
 export async function serveWorker(weaken: Weakening = {}): Promise<void> {
   const config = validateConfig(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? '{}') as Record<string, unknown>);
   try {
-    await runWorker(config, Number(process.env[WORKER_INDEX_ENV] ?? 0), weaken);
+    await runWorker(config, Number(process.env[WORKER_INDEX_ENV] ?? 0), { weaken, reusePort: process.env[WORKER_REUSEPORT_ENV] === '1' });
   } catch (err) {
     // Its line goes to the primary, which prints it once for the node; and the worker exits
     // now, as its open bus and IPC channel would otherwise keep it (and the node) alive.

@@ -5,7 +5,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { BrokerConfig, Logger, RunningBroker } from '../broker/index.js';
 import { readFdLimit } from '../broker/fd-limit.js';
 import { rateLimits } from '../broker/limits.js';
-import { listen } from '../broker/listeners.js';
+import { kernelSharesPorts, listen } from '../broker/listeners.js';
 import { redactUrl } from '../util/redact-url.js';
 import { checkBusSecurity } from './bus-policy.js';
 import { isToPrimary, tell, WorkerAsker } from './ipc.js';
@@ -14,11 +14,14 @@ import { createNodeOpsServer } from './node-ops.js';
 import { opsHttpLimits, type OpsMount } from '../broker/ops-http-server.js';
 import { opsTls } from '../broker/http.js';
 import { openRegistry } from '../registry/index.js';
+import { reservePorts, type ReservedPorts } from './shared-ports.js';
 import { workerShare } from './worker-share.js';
 
 /** Environment of a forked worker: its config (as the primary resolved it, so that a restarted worker never reads a config file edited since, with its share of the node's limits) and its index. */
 export const WORKER_CONFIG_ENV = 'CREDBROKER_CLUSTER_CONFIG';
 export const WORKER_INDEX_ENV = 'CREDBROKER_CLUSTER_WORKER';
+/** Set to 1 when the worker binds the MQTT ports itself with SO_REUSEPORT (shared-ports.ts); else node:cluster's primary hands it connections. */
+export const WORKER_REUSEPORT_ENV = 'CREDBROKER_CLUSTER_REUSEPORT';
 
 /** Restart backoff: doubles per crash in a row, from 250 ms up to 30 s; a worker up for a minute resets it. */
 const BACKOFF_MIN_MS = 250;
@@ -48,7 +51,9 @@ export function workerCount(workers: BrokerConfig['workers']): number {
 
 /**
  * A node: the primary process of `serve --bus`. It forks the workers
- * (cluster/worker.ts), which share the MQTT listeners through node:cluster;
+ * (cluster/worker.ts), which share the MQTT ports: each on its own SO_REUSEPORT
+ * socket where the kernel can share them (shared-ports.ts), else through
+ * node:cluster, whose primary accepts every connection and hands it to a worker;
  * restarts one that dies, with backoff, and logs it; serves the node's
  * operations port (node-ops.ts). Resolves once every worker listens; a worker
  * that fails before then (a port in use, a bad certificate) stops the node with
@@ -79,8 +84,11 @@ export async function startNode(config: BrokerConfig, log: Logger, opts: { opsMo
 
   cluster.setupPrimary({ silent: false });
   const fd = readFdLimit();
+  // Where the kernel can share a port, each worker accepts on its own socket; else the primary accepts and hands each connection over.
+  let reserved: ReservedPorts | null = null;
   const fork = (index: number) => {
-    const w = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(workerShare(config, expected, index, fd)), [WORKER_INDEX_ENV]: String(index) });
+    const env = { [WORKER_CONFIG_ENV]: JSON.stringify(workerShare(reserved?.config ?? config, expected, index, fd)), [WORKER_INDEX_ENV]: String(index), [WORKER_REUSEPORT_ENV]: reserved ? '1' : '' };
+    const w = cluster.fork(env);
     const forkedAt = Date.now();
     slots[index] = w;
     w.on('message', (m: unknown) => {
@@ -122,9 +130,12 @@ export async function startNode(config: BrokerConfig, log: Logger, opts: { opsMo
   const closeOps = async () => { ops?.api.close(); await reg?.close(); };
   const httpPort = http ? await listen(http, config.httpPort!, config.httpHost, 511, 'HTTP', '--http-port').catch(async (err: unknown) => { await closeOps(); throw err; }) : null;
   try {
+    if (kernelSharesPorts()) reserved = await reservePorts(config);
     for (let i = 0; i < expected; i++) fork(i);
     await up;
+    reserved?.release();
   } catch (err) {
+    reserved?.release();
     http?.close();
     await closeOps();
     stopping = true;

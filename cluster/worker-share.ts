@@ -14,8 +14,9 @@ import { unauthenticatedLimits } from '../broker/limits.js';
  * one per worker.
  *
  * The price of no round trip: a worker at its share refuses while another may
- * have room. The primary hands connections to the workers in turn, so the
- * shares fill evenly. The per-key rate limits are not split: the primary counts
+ * have room. The kernel (SO_REUSEPORT, by a hash of each connection's addresses
+ * and ports) or the primary (in turn) spreads connections evenly, so the shares
+ * fill evenly. The per-key rate limits are not split: the primary counts
  * them for the node (node-limits.ts).
  *
  * @param fd the node's open-files limit, for `maxUnauthenticated: "auto"`

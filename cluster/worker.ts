@@ -25,7 +25,7 @@ const STOP_LIMIT_MS = 25_000;
  * Reports `ready` (with its ports) once it listens; stops on the primary's
  * `stop`, on SIGTERM/SIGINT, or when the primary goes away.
  */
-export async function runWorker(config: BrokerConfig, index: number, weaken: Weakening = {}): Promise<void> {
+export async function runWorker(config: BrokerConfig, index: number, { weaken = {}, reusePort = false }: { weaken?: Weakening; reusePort?: boolean } = {}): Promise<void> {
   const log = createLogger(config.logLevel, undefined, config.logFormat).child({ worker: index });
   const send = (m: ToPrimary): boolean => {
     if (!process.connected) return false;
@@ -51,7 +51,7 @@ export async function runWorker(config: BrokerConfig, index: number, weaken: Wea
   const limits = workerCount(config.workers) > 1 ? new SharedLimits(send) : null;
   const claimLocks = new RedisClaimLocks(target, id, log);
   await claimLocks.ready();
-  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, weaken, claimLocks, ...(limits ? { limiters: limits.limiters } : {}) });
+  const broker = await startBroker({ ...config, httpPort: null }, { logger: log, shared: bus.shared, weaken, claimLocks, reusePort, ...(limits ? { limiters: limits.limiters } : {}) });
   await bus.attach(broker);
   keys.follow(broker.context.issuer.reg, (err) => log.error({ event: 'bus.keys_reload_failed', err: err.message }, 'cluster bus keys: reload from the registry failed'));
   // The primary's /metrics asks each worker for this registry; prom-client answers

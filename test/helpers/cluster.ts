@@ -1,4 +1,5 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
+import { kernelSharesPorts } from '../../broker/listeners.js';
 import { provisionDevices, type DeviceCredentials } from '../../provisioning/index.js';
 import { connect, type ConnectResult } from './broker.js';
 import { startRedis, type TestRedis } from './redis.js';
@@ -21,9 +22,11 @@ export interface TestCluster {
   placesOf(deviceId: string): string[];
   /**
    * Connects with `opts` so that the session opens on another broker than `notOn`
-   * (another node; or, on one node, the other worker: the primary hands
-   * connections to its workers in turn, so a spare device is connected first until
-   * it lands on `notOn`). Resolves with the client and where it opened.
+   * (another node; or, on one node, the other worker). Where node:cluster's primary
+   * hands connections to its workers in turn, a spare device is connected first
+   * until it lands on `notOn`; where the kernel spreads them (SO_REUSEPORT, by a
+   * hash), the device connects again until it lands elsewhere. Resolves with the
+   * client and where it opened.
    */
   connectAway(notOn: string, opts: IClientOptions, got?: string[]): Promise<ConnectResult & { place: string }>;
   /** Connects with `opts` to node `node` (default 0) and says where the session opened; messages go into `got` from the first. */
@@ -64,6 +67,15 @@ export async function startCluster(t: { teardown(fn: () => unknown): void }, top
     provision: async (ids, profile = 'sensor', o = {}) => (await provisionDevices(first.issuer, ids.map((id, i) => ({ line: i + 2, id })), { profile, brokerUrl: url(), ...o })).provisioned,
     async connectAway(notOn, o, got) {
       if (topology === 'nodes') return connectOn(o, notOn.startsWith('0/') ? 1 : 0, got);
+      if (kernelSharesPorts()) {
+        // Each try lands on either worker with even odds: 30 misses in a row, 1 in 10⁹.
+        for (let tries = 0; tries < 30; tries++) {
+          const r = await connectOn(o, 0, got);
+          if (r.place !== notOn || !r.client) return r;
+          r.client.end(true);
+        }
+        throw new Error(`could not get a connection away from ${notOn}`);
+      }
       for (let tries = 0; tries < 6; tries++) {
         const s = await connectOn({ clientId: spare!.deviceId, username: spare!.deviceId, password: spare!.accessToken });
         await s.client?.endAsync();
