@@ -4,7 +4,8 @@ import type { BusKeys } from './bus-keys.js';
 /** Why a message from the bus was dropped (`credbroker_bus_rejected_total{reason}`). */
 export type RejectReason = 'bad_seal' | 'replay' | 'stale' | 'malformed';
 
-const VERSION = 1;
+/** A message sent on the bus; its plain text is a bus-frame.ts frame. (1 was the msgpack of earlier releases: refused as malformed.) */
+const VERSION = 3;
 /** A message stored in Redis (retained, queued): no sender or time, a random nonce. version(1) kid(4) nonce(12). */
 const STORED = 2;
 const STORED_HEADER = 17;

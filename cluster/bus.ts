@@ -1,27 +1,16 @@
-import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { Counter, Gauge } from 'prom-client';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Client } from 'aedes';
-import type { MQEmitter } from 'mqemitter';
 import type { Logger, RunningBroker, SharedState } from '../broker/index.js';
 import { redactUrl } from '../util/redact-url.js';
 import { BusSeal, type RejectReason } from './bus-auth.js';
+import { BusEmitter } from './bus-emitter.js';
+import { sealedWire, unsealedWire } from './bus-wire.js';
 import type { BusKeyring } from './bus-keys.js';
 import { busPersistence, sessionKeys, type Degraded } from './bus-persistence.js';
 import { announcement, claimKey, Ownership, type TakeoverEvent } from './ownership.js';
+import { endConnection } from './redis-connection.js';
 import { redisOptions, type RedisTarget } from './redis-options.js';
-
-type Packet = { topic: string; payload: Buffer | string } & Record<string, unknown>;
-/** mqemitter-redis 7: an MQEmitter plus its `state` emitter and the plain local emit it keeps as `_emit`. */
-interface RedisEmitter extends MQEmitter {
-  readonly state: NodeJS.EventEmitter;
-  _emit(packet: Packet, done: (err?: Error) => void): void;
-  /** MQEmitter's own close (the local side), which mqemitter-redis keeps before overriding it. */
-  _close(done: () => void): void;
-}
-// CommonJS; its types use `export =` with a constructor-shaped interface.
-const MQEmitterRedis = createRequire(import.meta.url)('mqemitter-redis') as (opts: object) => RedisEmitter;
 
 export interface BusOptions {
   /** aedes' own broadcast of every CONNECT instead of ownership (bench only). */
@@ -42,8 +31,8 @@ const AUTH_REFUSED = /\b(WRONGPASS|NOAUTH|NOPERM)\b/;
 const REJECT_LOG_MS = 30_000;
 
 /**
- * The bus a cluster's brokers share, on one Redis: mqemitter-redis carries the
- * publishes (`mq`), aedes-persistence-redis keeps sessions and retained messages
+ * The bus a cluster's brokers share, on one Redis: Redis pub/sub carries the
+ * publishes (`mq`, bus-emitter.ts), aedes-persistence-redis keeps sessions and retained messages
  * (`persistence`), and client-id ownership (ownership.ts) replaces aedes'
  * per-CONNECT broadcast.
  *
@@ -51,8 +40,7 @@ const REJECT_LOG_MS = 30_000;
  * - **Redis missing at start**: `connect` waits and retries (backoff up to 2 s),
  *   logging while it waits; the node's `/readyz` says not ready until then. It
  *   never gives up: an orchestrator that starts Redis after the broker works.
- * - **A Redis error never ends the process**: every connection and
- *   mqemitter-redis' `state` emitter (its issue #15) have an error handler.
+ * - **A Redis error never ends the process**: every connection has an error handler.
  * - **Redis outage**: the brokers stay up; `ready()` is false (so is `/readyz`);
  *   a publish reaches the subscribers on this broker only; writes degrade (see
  *   bus-persistence.ts); CONNECTs of clean sessions still succeed, persistent
@@ -84,8 +72,7 @@ export class Bus {
     // Commands fail at once while Redis is away (no unbounded offline queue), except
     // subscriptions: those wait and go out on reconnect, so that none is lost.
     const base = redisOptions(target, { retryStrategy: (n) => Math.min(50 * 2 ** n, 2000), connectionName: `credbroker:${id}` });
-    // Auto-pipelining (as mqemitter-redis sets on connections it makes itself): the commands of
-    // many CONNECTs and publishes in one event-loop turn go out in one write.
+    // Auto-pipelining: the commands of many CONNECTs and publishes in one event-loop turn go out in one write.
     const failFast: RedisOptions = { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 0, enableAutoPipelining: true };
     const url = target.url;
     this.conns = { sub: new Redis(url, { ...base, maxRetriesPerRequest: null }), pub: new Redis(url, failFast), store: new Redis(url, failFast) };
@@ -96,15 +83,16 @@ export class Bus {
     }
     this.rejected = new Counter({ name: 'credbroker_bus_rejected_total', help: 'Messages from the bus dropped: not sealed with a cluster key this node holds (bad_seal), not a sealed message (malformed), seen already (replay), sealed outside the time window (stale)', labelNames: ['reason'] as const, registers: [] });
     this.evicted = new Counter({ name: 'credbroker_bus_senders_evicted_total', help: 'Bus senders forgotten by the replay check (past its bound); their replays are then stopped by the time window only', registers: [] });
-    const seal = new BusSeal(() => opts.keys.keys(), rejectLog(log, this.rejected), () => this.evicted.inc());
-    const conns = opts.unsealed ? unsealedConns(this.conns.pub, this.conns.sub) : sealedConns(this.conns.pub, this.conns.sub, seal);
-    const inner = MQEmitterRedis({ ...conns, concurrency: 0, matchEmptyLevels: true });
-    inner.state.on('error', (err: Error) => this.down(`bus: ${err.message}`));
+    const reject = rejectLog(log, this.rejected);
+    const seal = new BusSeal(() => opts.keys.keys(), reject, () => this.evicted.inc());
+    const wire = opts.unsealed ? unsealedWire() : sealedWire(seal);
     this.gauge = new Gauge({ name: 'credbroker_bus_connected', help: 'Redis bus reachable (1) or not (0); over a node\'s workers, the lowest', registers: [], aggregator: 'min', collect: () => this.gauge.set(this.ready() ? 1 : 0) });
     this.degraded = new Counter({ name: 'credbroker_bus_degraded_total', help: 'Store writes and reads skipped while Redis was unreachable (retained not kept, offline message not queued, clean-session wipe skipped, queue read cut short, publish delivered on this broker only)', labelNames: ['what'] as const, registers: [] });
     this.takeovers = new Counter({ name: 'credbroker_bus_takeovers_total', help: 'Client-id takeovers across brokers: sent to the previous owner, received and closed, received for a session already gone (stale), or a claim Redis did not take', labelNames: ['event'] as const, registers: [] });
     const quiet = opts.broadcastTakeover ? null : announcement(id);
-    this.mq = new BusEmitter(inner, this.conns.pub, this.conns.sub, quiet, () => this.degraded.inc({ what: 'local_only' }), () => { this.closed = true; });
+    this.mq = new BusEmitter(this.conns.pub, this.conns.sub, wire, {
+      quiet, localOnly: () => this.degraded.inc({ what: 'local_only' }), malformed: () => reject('malformed'), closing: () => { this.closed = true; },
+    });
     const ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
     this.ownership = ownership;
     this.persistence = busPersistence(this.conns.store, {
@@ -190,136 +178,4 @@ function rejectLog(log: Logger, counter: Counter<'reason'>): (reason: RejectReas
     log.warn({ event: 'bus.rejected', dropped: { ...since } }, 'messages from the bus dropped: not sealed with the cluster key, replayed or stale');
     for (const k of Object.keys(since)) delete since[k as RejectReason];
   };
-}
-
-/**
- * The two pub/sub connections as mqemitter-redis sees them: what it publishes is
- * sealed, and what it hears is opened first and dropped when that fails, before
- * its own decoding. It uses no other method or event of them than those here.
- */
-function sealedConns(pub: Redis, sub: Redis, seal: BusSeal): { pubConn: object; subConn: object } {
-  return busConns(pub, sub, (channel, message) => seal.seal(channel, message), (channel, message, route) => (seal.isOwn(message) ? null : seal.open(channel, message, route)));
-}
-
-/**
- * The bench's unsealed baseline (set in code only): each message carries this
- * process' random origin ahead of it, so that, as with a sealed one, the bus' copy
- * of its own message is dropped (its subscribers had it directly).
- */
-function unsealedConns(pub: Redis, sub: Redis): { pubConn: object; subConn: object } {
-  const origin = randomBytes(8);
-  return busConns(pub, sub, (_channel, message) => Buffer.concat([origin, message]),
-    (_channel, message) => (message.length < 8 || origin.equals(message.subarray(0, 8)) ? null : message.subarray(8)));
-}
-
-/**
- * The two pub/sub connections as mqemitter-redis sees them: what it publishes
- * goes through `wrap`, and what it hears through `unwrap` first (null: dropped),
- * before its own decoding. It uses no other method or event of them than those here.
- */
-function busConns(pub: Redis, sub: Redis, wrap: (channel: string, message: Buffer) => Buffer, unwrap: (channel: Buffer, message: Buffer, route: string) => Buffer | null): { pubConn: object; subConn: object } {
-  type Listener = (...args: Buffer[]) => void;
-  return {
-    pubConn: {
-      on: (event: string, fn: Listener) => pub.on(event, fn),
-      publish: (channel: string, message: Buffer) => pub.publish(channel, wrap(channel, message)),
-      quit: () => pub.quit(),
-    },
-    subConn: {
-      on(event: string, fn: Listener) {
-        if (event === 'messageBuffer') {
-          return sub.on(event, (channel: Buffer, message: Buffer) => {
-            const plain = unwrap(channel, message, '');
-            if (plain) fn(channel, plain);
-          });
-        }
-        if (event === 'pmessageBuffer') {
-          return sub.on(event, (pattern: Buffer, channel: Buffer, message: Buffer) => {
-            const plain = unwrap(channel, message, pattern.toString());
-            if (plain) fn(pattern, channel, plain);
-          });
-        }
-        return sub.on(event, fn);
-      },
-      subscribe: (channel: string, done: () => void) => sub.subscribe(channel, done),
-      psubscribe: (pattern: string, done: () => void) => sub.psubscribe(pattern, done),
-      unsubscribe: (channel: string, done: () => void) => sub.unsubscribe(channel, done),
-      punsubscribe: (pattern: string, done: () => void) => sub.punsubscribe(pattern, done),
-      quit: () => sub.quit(),
-    },
-  };
-}
-
-/** QUIT when Redis answers (within a second), else drop the connection: never waits for a Redis that is away. */
-export async function endConnection(c: Redis): Promise<void> {
-  if (c.status === 'end') return;
-  if (c.status === 'ready') {
-    const quit = c.quit().then(() => true, () => false);
-    const late = new Promise<boolean>((r) => setTimeout(() => r(false), 1000).unref());
-    if (await Promise.race([quit, late])) return;
-  }
-  c.disconnect();
-}
-
-/**
- * mqemitter-redis as aedes' `mq`, with three changes:
- * - local delivery stays local: a publish reaches this broker's own subscribers
- *   directly, and goes to Redis for the other brokers only; the copy Redis sends
- *   back is dropped unopened (`busConns`). mqemitter-redis alone would deliver
- *   even a message between two clients of this broker by way of Redis;
- * - aedes' announcements of every CONNECT and disconnect stay off the bus when
- *   ownership replaces them;
- * - while Redis is unreachable a publish still reaches this broker's subscribers
- *   (counted: the other brokers miss it).
- */
-class BusEmitter {
-  constructor(
-    private readonly inner: RedisEmitter,
-    private readonly pub: Redis,
-    private readonly sub: Redis,
-    private readonly quiet: RegExp | null,
-    private readonly localOnly: () => void,
-    private readonly closing: () => void,
-  ) {}
-
-  on(topic: string, fn: (packet: Packet, done: () => void) => void, done?: () => void): this {
-    // While Redis is away the Redis side of a new subscription waits in the queue for the
-    // reconnect; the local side works now, so the SUBACK need not wait for Redis.
-    const ready = this.sub.status === 'ready';
-    this.inner.on(topic, fn as never, ready ? done : undefined);
-    if (!ready && done) setImmediate(done);
-    return this;
-  }
-
-  removeListener(topic: string, fn: (packet: Packet, done: () => void) => void, done?: () => void): void {
-    this.inner.removeListener(topic, fn as never, done);
-  }
-
-  /** `done` once the local subscribers have it and Redis has taken it (or failed to: the other brokers miss it, counted). */
-  emit(packet: Packet, done: (err?: Error) => void = () => {}): void {
-    if (this.quiet?.test(packet.topic)) return done();
-    let pending = 2;
-    const one = () => { if (--pending === 0) done(); };
-    this.inner._emit(packet, one);
-    if (this.pub.status !== 'ready') {
-      this.localOnly();
-      return one();
-    }
-    this.inner.emit(packet, (err?: Error) => {
-      if (err) this.localOnly();
-      one();
-    });
-  }
-
-  /**
-   * aedes closes its `mq` as it stops: the connections end then, on purpose.
-   * Not mqemitter-redis' own close: it QUITs without catching, and with Redis away
-   * that rejection would end the process (seen here), or the QUIT would wait for
-   * ever in the subscriber's offline queue.
-   */
-  close(done: () => void): void {
-    this.closing();
-    (this.inner as unknown as { closing: boolean }).closing = true;
-    void Promise.all([endConnection(this.sub), endConnection(this.pub)]).then(() => this.inner._close(done));
-  }
 }

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { RegistryUnavailableError } from '../errors/index.js';
 import type { ClaimLock, ClaimLocks, Logger } from '../broker/index.js';
-import { endConnection } from './bus.js';
+import { endConnection } from './redis-connection.js';
 import { redisOptions, type RedisTarget } from './redis-options.js';
 
 /** The Redis key of a device id's claim session: present while some broker of the bus holds one for it. */

@@ -1,7 +1,7 @@
 // Issue 19: the Redis bus is a trust boundary. Every message the brokers of a
 // cluster put on it is sealed with the cluster key; from a process that talks to
 // Redis directly (ioredis), nothing is readable, and nothing written straight into
-// Redis is believed: a publish in mqemitter-redis' framing, a replay of a captured
+// Redis is believed: a publish in the bus' framing, a replay of a captured
 // sealed message, a forged takeover. A rotation while the cluster runs keeps
 // cross-worker delivery working. Real `serve --workers 2 --bus` processes.
 import { randomBytes } from 'node:crypto';
@@ -9,13 +9,15 @@ import { createRequire } from 'node:module';
 import t, { type Test } from 'tap';
 import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
+import { encodeFrame } from '../cluster/bus-frame.js';
 import { closed } from './helpers/broker.js';
 import { runCli } from './helpers/cli.js';
 import { startCluster, until, type TestCluster } from './helpers/cluster.js';
 
-// mqemitter-redis' own framing (msgpack of { id, msg }): what an attacker on Redis would write.
+// The bus' own frame, unsealed: what an attacker on Redis who read the source would write.
+const frame = (topic: string, payload: Buffer) => encodeFrame({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false, brokerId: 'forger', brokerCounter: 1 });
+// aedes-persistence-redis' stored framing (msgpack).
 const msgpack = createRequire(import.meta.url)('msgpack-lite') as { encode(v: unknown): Buffer };
-const frame = (topic: string, payload: Buffer) => msgpack.encode({ id: randomBytes(8).toString('hex'), msg: { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false } });
 
 /** A reader of everything on the bus (`PSUBSCRIBE *`), as raw channel and bytes. */
 async function tap(t: Test, url: string): Promise<{ redis: Redis; pub: Redis; seen: { channel: string; message: Buffer }[] }> {

@@ -1,0 +1,88 @@
+// cluster/bus-emitter.ts and bus-frame.ts: what crosses the bus, and which
+// messages reach another broker's subscriptions, on a real redis-server (the
+// cluster tests drive the same through real nodes).
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { Redis } from 'ioredis';
+import { BusEmitter, redisSubscription } from '../cluster/bus-emitter.js';
+import { unsealedWire } from '../cluster/bus-wire.js';
+import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/bus-frame.js';
+import { startRedis } from './helpers/redis.js';
+import { until } from './helpers/wait.js';
+
+t.test('a frame gives back the packet aedes handed over', async (t) => {
+  const base = { cmd: 'publish', brokerId: 'host-1234-abcdef', brokerCounter: 2 ** 40 + 7, topic: 'devices/ä/telemetry', qos: 1, retain: true, dup: false };
+  const cases: BusPacket[] = [
+    { ...base, payload: Buffer.from('hello') },
+    { ...base, qos: 0, retain: false, payload: Buffer.alloc(0) },
+    { ...base, qos: 2, dup: true, payload: randomBytes(70_000) },
+    { ...base, payload: 'a string payload ✓' }, // aedes' own publishes ($SYS) may carry a string
+    { ...base, payload: Buffer.from('x'), clientId: 'dev-1', properties: { correlationData: Buffer.from([1, 2]), userProperties: { a: 'b' } } },
+    { ...base, cmd: 'pubrel', payload: Buffer.alloc(0), messageId: 9 },
+  ];
+  for (const p of cases) t.same(decodeFrame(encodeFrame(p)), p, `${p.cmd} qos ${p.qos}, ${typeof p.payload} payload${p.clientId ? ', with extras' : ''}`);
+  const decoded = decodeFrame(encodeFrame(cases[4]!));
+  t.ok(Buffer.isBuffer(decoded.payload) && Buffer.isBuffer((decoded.properties as { correlationData: unknown }).correlationData), 'buffers stay buffers');
+  t.notOk('messageId' in decodeFrame(encodeFrame({ ...base, payload: Buffer.alloc(0), messageId: undefined })), 'an undefined field does not travel');
+
+  const good = encodeFrame(cases[0]!);
+  t.throws(() => decodeFrame(Buffer.alloc(0)), RangeError, 'empty');
+  t.throws(() => decodeFrame(Buffer.concat([Buffer.from([2]), good.subarray(1)])), RangeError, 'another version');
+  t.throws(() => decodeFrame(good.subarray(0, 20)), RangeError, 'cut inside the topic');
+});
+
+t.test('the Redis subscription of a filter', async (t) => {
+  t.same(redisSubscription('devices/a/telemetry'), { key: 's:devices/a/telemetry', name: 'devices/a/telemetry', pattern: false });
+  t.same(redisSubscription('devices/+/telemetry'), { key: 'p:devices/*/telemetry', name: 'devices/*/telemetry', pattern: true });
+  t.same(redisSubscription('devices/a/#'), { key: 'p:devices/a*', name: 'devices/a*', pattern: true });
+  t.same(redisSubscription('#'), { key: 'p:*', name: '*', pattern: true });
+  t.same(redisSubscription('odd/[x]?*\\/+'), { key: 'p:odd/\\[x\\]\\?\\*\\\\/*', name: 'odd/\\[x\\]\\?\\*\\\\/*', pattern: true }, 'glob characters in a level are literal');
+  t.not(redisSubscription('a/*').key, redisSubscription('a/+').key, 'a topic named like a pattern is another subscription');
+});
+
+t.test('between two emitters on one Redis (unsealed: the seal has its own tests): each filter gets what MQTT says it matches, once, and nothing else', async (t) => {
+  const redis = await startRedis(t);
+  const conns: Redis[] = [];
+  const emitter = () => {
+    const [pub, sub] = [new Redis(redis.url, { enableAutoPipelining: true }), new Redis(redis.url)];
+    conns.push(pub, sub);
+    const hooks = { quiet: null, localOnly: () => t.fail('local only'), malformed: () => t.fail('malformed'), closing: () => {} };
+    return new BusEmitter(pub, sub, unsealedWire(), hooks);
+  };
+  const [a, b] = [emitter(), emitter()];
+  t.teardown(() => new Promise<void>((r) => { a.close(() => b.close(r)); }));
+  await until('both connected', () => conns.every((c) => c.status === 'ready'));
+
+  const filters = ['devices/+/telemetry', 'devices/a/#', '#', 'odd/[x]/+', 'odd/*', 'exact/topic'];
+  const got = new Map<string, string[]>(filters.map((f) => [f, []]));
+  for (const f of filters) await new Promise<void>((r) => b.on(f, (p, done) => { got.get(f)!.push(p.topic); done(); }, r));
+  const topics = ['devices/a/telemetry', 'devices/b/telemetry', 'devices/a', 'devices/a/x/y', 'devicesX/a/telemetry', 'devices/a/b/telemetry',
+    'odd/[x]/1', 'odd/x/1', 'odd/*', 'odd/y', 'exact/topic', 'exact/topicX'];
+  const mqttMatch = (filter: string, topic: string) => {
+    const f = filter.split('/');
+    const l = topic.split('/');
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] === '#') return true; // the level above it too: devices/a/# matches devices/a
+      if (i >= l.length || (f[i] !== '+' && f[i] !== l[i])) return false;
+    }
+    return f.length === l.length;
+  };
+  const send = (topic: string) => new Promise<void>((r) => a.emit({ cmd: 'publish', topic, payload: Buffer.from(topic), qos: 0, retain: false, dup: false, brokerId: 'a', brokerCounter: 1 }, () => r()));
+  for (const topic of topics) await send(topic);
+  // The sentinels, after all of them: one that every filter but the exact one matches, then one the exact one matches.
+  const all = [...topics, 'devices/a/telemetry/end', 'exact/topic'];
+  for (const topic of all.slice(topics.length)) await send(topic);
+  await until('the sentinels', () => got.get('#')!.length === all.length && got.get('exact/topic')!.length === 2);
+  for (const f of filters) {
+    const want = all.filter((topic) => mqttMatch(f, topic));
+    t.same(got.get(f), want, `${f}: ${want.length} message(s)`);
+  }
+
+  // The last listener of a channel gone: Redis no longer sends it here.
+  const seen: string[] = [];
+  const fn = (p: BusPacket, done: () => void) => { seen.push(p.topic); done(); };
+  await new Promise<void>((r) => b.on('gone/+', fn, r));
+  t.equal(Number(await conns[0]!.call('PUBSUB', 'NUMPAT')), 5, 'one pattern per wildcard filter');
+  await new Promise<void>((r) => b.removeListener('gone/+', fn, r));
+  await until('the pattern unsubscribed', async () => Number(await conns[0]!.call('PUBSUB', 'NUMPAT')) === 4);
+});
