@@ -72,7 +72,7 @@ export async function startCluster(t: { teardown(fn: () => unknown): void }, top
         for (let tries = 0; tries < 30; tries++) {
           const r = await connectOn(o, 0, got);
           if (r.place !== notOn || !r.client) return r;
-          r.client.end(true);
+          await r.client.endAsync(); // a DISCONNECT: no will from a discarded try
         }
         throw new Error(`could not get a connection away from ${notOn}`);
       }
@@ -82,7 +82,7 @@ export async function startCluster(t: { teardown(fn: () => unknown): void }, top
         if (s.place !== notOn) continue; // the next connection would go back to notOn
         const r = await connectOn(o, 0, got);
         if (r.place !== notOn || !r.client) return r;
-        r.client.end(true);
+        await r.client.endAsync(); // a DISCONNECT: no will from a discarded try
       }
       throw new Error(`could not get a connection away from ${notOn}`);
     },
