@@ -1,6 +1,7 @@
 import type { Aedes, Client } from 'aedes';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../broker/index.js';
+import { TurnBatch } from './turn-batch.js';
 
 /** What happened to a takeover: sent to the owner, or received (closed: its session was the one displaced; stale: it was not). */
 export type TakeoverEvent = 'sent' | 'closed' | 'stale' | 'claim_failed';
@@ -84,11 +85,19 @@ const claimedAt = (claim: string) => Number(claim.slice(claim.lastIndexOf('|') +
  * then keeps a stale session on the first until Redis is back, when every broker
  * claims its clients again (`reclaim`) and the newer connection stays.
  */
+/** The scripts defined below, as ioredis adds them to a pipeline. */
+interface Scripts {
+  credbrokerClaimClean(...args: (string | number)[]): unknown;
+  credbrokerRelease(key: string, claim: string): unknown;
+}
+
 export class Ownership {
   private readonly claims = new WeakMap<Client, string>();
   private seq = 0;
   private aedes: Aedes | null = null;
   private readonly renewer: NodeJS.Timeout;
+  /** The claims and releases of one event-loop turn go to Redis in one write (turn-batch.ts). */
+  private readonly batch: TurnBatch;
 
   constructor(
     private readonly redis: Redis,
@@ -100,6 +109,7 @@ export class Ownership {
     redis.defineCommand('credbrokerRelease', { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand('credbrokerReclaim', { numberOfKeys: 1, lua: RECLAIM });
     redis.defineCommand('credbrokerClaimClean', { numberOfKeys: 5, lua: CLAIM_CLEAN });
+    this.batch = new TurnBatch(redis);
     this.renewer = setInterval(() => this.renew(), RENEW_MS).unref();
   }
 
@@ -161,7 +171,7 @@ export class Ownership {
   private claim(client: Client): void {
     const claim = `${this.brokerId}|${++this.seq}|${Date.now()}`;
     this.claims.set(client, claim);
-    this.redis.set(claimKey(client.id), claim, 'PX', CLAIM_TTL_MS, 'GET').then((previous) => {
+    this.batch.run<string | null>((p) => p.set(claimKey(client.id), claim, 'PX', CLAIM_TTL_MS, 'GET')).then((previous) => {
       if (previous) this.displace(client.id, previous);
     }, () => this.count('claim_failed'));
   }
@@ -174,9 +184,8 @@ export class Ownership {
   async claimClean(client: Client, keys: SessionKeys): Promise<string[]> {
     const claim = `${this.brokerId}|${++this.seq}|${Date.now()}`;
     this.claims.set(client, claim);
-    const run = (this.redis as unknown as { credbrokerClaimClean(...args: (string | number)[]): Promise<[string | null, string[]]> }).credbrokerClaimClean;
     try {
-      const [previous, filters] = await run.call(this.redis, claimKey(client.id), keys.subscriptions, keys.queue, keys.incoming, keys.index, claim, CLAIM_TTL_MS, client.id);
+      const [previous, filters] = await this.batch.run<[string | null, string[]]>((p) => (p as unknown as Scripts).credbrokerClaimClean(claimKey(client.id), keys.subscriptions, keys.queue, keys.incoming, keys.index, claim, CLAIM_TTL_MS, client.id));
       if (previous) this.displace(client.id, previous);
       return filters;
     } catch (err) {
@@ -197,8 +206,7 @@ export class Ownership {
     const claim = this.claims.get(client);
     if (!claim) return;
     this.claims.delete(client);
-    (this.redis as unknown as { credbrokerRelease(key: string, claim: string): Promise<number> })
-      .credbrokerRelease(claimKey(client.id), claim)
+    this.batch.run((p) => (p as unknown as Scripts).credbrokerRelease(claimKey(client.id), claim))
       .catch(() => {}); // Redis down: the next claim of this id overwrites the key
   }
 
