@@ -1,7 +1,7 @@
 import type { Aedes, Client } from 'aedes';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../broker/index.js';
-import { TurnBatch } from './turn-batch.js';
+import { CommandBatch } from './command-batch.js';
 
 /** What happened to a takeover: sent to the owner, or received (closed: its session was the one displaced; stale: it was not). */
 export type TakeoverEvent = 'sent' | 'closed' | 'stale' | 'claim_failed';
@@ -96,8 +96,8 @@ export class Ownership {
   private seq = 0;
   private aedes: Aedes | null = null;
   private readonly renewer: NodeJS.Timeout;
-  /** The claims and releases of one event-loop turn go to Redis in one write (turn-batch.ts). */
-  private readonly batch: TurnBatch;
+  /** Claims and releases go to Redis in batches, one write each (command-batch.ts). */
+  private readonly batch: CommandBatch;
 
   constructor(
     private readonly redis: Redis,
@@ -109,7 +109,7 @@ export class Ownership {
     redis.defineCommand('credbrokerRelease', { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand('credbrokerReclaim', { numberOfKeys: 1, lua: RECLAIM });
     redis.defineCommand('credbrokerClaimClean', { numberOfKeys: 5, lua: CLAIM_CLEAN });
-    this.batch = new TurnBatch(redis);
+    this.batch = new CommandBatch(redis);
     this.renewer = setInterval(() => this.renew(), RENEW_MS).unref();
   }
 

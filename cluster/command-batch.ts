@@ -5,17 +5,20 @@ interface Waiter {
   reject(err: Error): void;
 }
 
+/** How long the first command of a batch waits for others to join it. */
+export const BATCH_WINDOW_MS = 1;
+
 /**
- * The commands issued during one turn of the event loop go to Redis as one
- * pipeline, written once after the turn's I/O callbacks (setImmediate).
+ * The commands issued within `BATCH_WINDOW_MS` of each other go to Redis as one
+ * pipeline: one write, and one read of the replies.
  *
- * Why: ioredis' auto-pipelining flushes at the end of each callback, so under a
- * CONNECT load each CONNECT's claim was a write of its own to Redis, and a write
- * that wakes another process is the bus' largest cost per CONNECT in a worker's
- * profile. The CONNECTs read in one turn now share one write, and Redis answers
- * them in one read. The wait added is the rest of the turn.
+ * Why: ioredis' auto-pipelining flushes at the end of each callback, and a
+ * CONNECT's work is spread over several event-loop turns (broker/connect-slices.ts),
+ * so under a CONNECT load each CONNECT's claim was a write of its own. A write to
+ * Redis over TCP is the bus' largest cost per CONNECT in a worker's profile (the
+ * kernel delivers it to Redis within the call). The wait added is at most the window.
  */
-export class TurnBatch {
+export class CommandBatch {
   private pipe: ChainableCommander | null = null;
   private waiters: Waiter[] = [];
 
@@ -25,7 +28,7 @@ export class TurnBatch {
   run<T>(add: (pipe: ChainableCommander) => void): Promise<T> {
     if (!this.pipe) {
       this.pipe = this.redis.pipeline();
-      setImmediate(() => this.flush());
+      setTimeout(() => this.flush(), BATCH_WINDOW_MS);
     }
     add(this.pipe);
     return new Promise<T>((resolve, reject) => this.waiters.push({ resolve: resolve as (v: unknown) => void, reject }));
