@@ -46,8 +46,13 @@ async function pumpQos0(c: RawClient, frame: Buffer, total: number, window: numb
   }
 }
 
+/** How long a publisher's whole QoS 1 batch may take before the run fails. */
+const PUMP_MS = 120_000;
+
 function pumpQos1(c: RawClient, tpl: { frame: Buffer; idOffset: number }, total: number, window: number): Promise<void> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`QoS 1: ${total} PUBACKs not in within ${PUMP_MS} ms`)), PUMP_MS);
+    void c.closed.then(() => { clearTimeout(timer); reject(new Error('QoS 1: the connection closed before every PUBACK')); });
     let seq = 0;
     let acked = 0;
     let owed = 0;
@@ -67,7 +72,7 @@ function pumpQos1(c: RawClient, tpl: { frame: Buffer; idOffset: number }, total:
     };
     c.socket.on('data', () => {
       if (owed) { const k = owed; owed = 0; c.write(frames(k)); }
-      if (acked >= total) resolve();
+      if (acked >= total) { clearTimeout(timer); resolve(); }
     });
     c.write(frames(Math.min(window, total)));
   });

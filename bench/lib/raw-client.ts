@@ -12,6 +12,8 @@ export const DISCONNECT = Buffer.from([0xe0, 0x00]);
 export const PINGREQ = Buffer.from([0xc0, 0x00]);
 
 export const PKT = { CONNACK: 2, PUBLISH: 3, PUBACK: 4, SUBACK: 9, PINGRESP: 13 } as const;
+/** How long a broker has to answer a PINGREQ or SUBSCRIBE before the run fails. */
+const ANSWER_MS = 30_000;
 
 export interface Credentials { readonly clientId: string; readonly username: string; readonly password: string }
 
@@ -98,17 +100,30 @@ export class RawClient {
     return this.socket.write(b);
   }
 
-  /** Waits for one frame of `type` (the handler is replaced meanwhile). */
-  next(type: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.onFrame = (t) => { if (t === type) { this.onFrame = null; resolve(); } };
-    });
+  /** Waits for one frame of `type` (the handler is replaced meanwhile); rejects when the connection closes first or after `withinMs`. */
+  next(type: number, withinMs = ANSWER_MS): Promise<void> {
+    return this.answer((t) => (t === type ? true : undefined), `packet type ${type}`, withinMs).then(() => {});
   }
 
-  async subscribe(filter: string, qos: 0 | 1): Promise<number> {
-    return new Promise((resolve) => {
-      this.onFrame = (t, _f, b, s, e) => { if (t === PKT.SUBACK) { this.onFrame = null; resolve(b[e - 1]!); } void s; };
-      this.write(subscribePacket(filter, qos));
+  /** SUBSCRIBE and its SUBACK's return code; rejects when the connection closes first or after `withinMs`. */
+  async subscribe(filter: string, qos: 0 | 1, withinMs = ANSWER_MS): Promise<number> {
+    const granted = this.answer((t, b, e) => (t === PKT.SUBACK ? b[e - 1]! : undefined), 'SUBACK', withinMs);
+    this.write(subscribePacket(filter, qos));
+    return granted;
+  }
+
+  /** The first frame `pick` takes (not undefined), as a deadline-bound wait: a broker that closes or never answers fails the run, never hangs it. */
+  private answer<T>(pick: (type: number, b: Buffer, end: number) => T | undefined, what: string, withinMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => { this.onFrame = null; reject(new Error(`no ${what} within ${withinMs} ms`)); }, withinMs);
+      void this.closed.then(() => { clearTimeout(timer); reject(new Error(`connection closed before ${what}`)); });
+      this.onFrame = (t, _f, b, _s, e) => {
+        const got = pick(t, b, e);
+        if (got === undefined) return;
+        this.onFrame = null;
+        clearTimeout(timer);
+        resolve(got);
+      };
     });
   }
 
