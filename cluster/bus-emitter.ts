@@ -1,13 +1,19 @@
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import type { MQEmitter } from 'mqemitter';
-import { decodeFrame, encodeFrame, type BusPacket } from './bus-frame.js';
+import { decodeFrames, encodeFrame, encodeFrames, type BusPacket } from './bus-frame.js';
 import { endConnection } from './redis-connection.js';
 
 // CommonJS; its types use `export =` with a constructor-shaped interface.
 const mqemitter = createRequire(import.meta.url)('mqemitter') as (opts: object) => MQEmitter;
 
 type Listener = (packet: BusPacket, done: () => void) => void;
+
+/** Consecutive publishes to one channel, waiting for the end of the event-loop turn to go out as one bus message. */
+interface Run { readonly channel: string; readonly frames: Buffer[]; readonly done: Array<() => void>; bytes: number }
+
+/** A run is cut at this size (frames' bytes), so that one bus message stays small for Redis and its readers. */
+const MAX_RUN_BYTES = 64 * 1024;
 
 /** How a frame goes out on the bus and comes back in (bus.ts: sealed with the cluster key, or the bench's unsealed baseline). */
 export interface BusWire {
@@ -19,8 +25,8 @@ export interface BusWire {
 export interface BusEmitterHooks {
   /** aedes' topics that stay off the bus (its per-CONNECT announcements, when ownership replaces them). */
   readonly quiet: RegExp | null;
-  /** A publish that reached this broker's subscribers only (Redis unreachable). */
-  localOnly(): void;
+  /** Publishes that reached this broker's subscribers only (Redis unreachable). */
+  localOnly(count: number): void;
   /** A message that opened but is no frame of this version. */
   malformed(): void;
   /** The emitter is closing: its connections end on purpose. */
@@ -31,7 +37,16 @@ export interface BusEmitterHooks {
  * aedes' `mq` on a Redis bus. A publish reaches this broker's own subscribers
  * directly (an MQEmitter), and goes to Redis, as a compact frame (bus-frame.ts)
  * through the wire, for the other brokers only: the copy Redis sends back to this
- * broker is dropped unopened. A subscription here subscribes this broker's Redis
+ * broker is dropped unopened.
+ *
+ * The publishes of one event-loop turn go out together at its end: consecutive
+ * ones to the same channel as one bus message (one seal, one PUBLISH, one read
+ * on each receiving broker), and all of them in one write (ioredis'
+ * auto-pipelining). Their order is kept: a run ends where another channel's
+ * publish comes between. A device that sends a burst (a gateway, a backlog after
+ * an outage) costs the bus once per burst rather than once per message.
+ *
+ * A subscription here subscribes this broker's Redis
  * connection to the topic (a pattern for a filter with wildcards), once per
  * channel however many listeners share it.
  *
@@ -43,6 +58,8 @@ export class BusEmitter {
   private readonly local = mqemitter({ concurrency: 0, matchEmptyLevels: true });
   /** Listeners per Redis subscription ("s:" channel or "p:" pattern). */
   private readonly subscriptions = new Map<string, number>();
+  /** The publishes of this event-loop turn, in order, not yet sent to Redis. */
+  private runs: Run[] = [];
 
   constructor(private readonly pub: Redis, private readonly sub: Redis, private readonly wire: BusWire, private readonly hooks: BusEmitterHooks) {
     sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.take(channel, message, ''));
@@ -84,20 +101,39 @@ export class BusEmitter {
     const one = () => { if (--pending === 0) done(); };
     this.local.emit(packet as never, one);
     if (this.pub.status !== 'ready') {
-      this.hooks.localOnly();
+      this.hooks.localOnly(1);
       return one();
     }
-    this.pub.publish(packet.topic, this.wire.wrap(packet.topic, encodeFrame(packet))).then(one, () => {
-      this.hooks.localOnly();
-      one();
-    });
+    const frame = encodeFrame(packet);
+    let run = this.runs[this.runs.length - 1];
+    if (!run || run.channel !== packet.topic || run.bytes + frame.length > MAX_RUN_BYTES) {
+      if (this.runs.length === 0) setImmediate(this.send);
+      this.runs.push((run = { channel: packet.topic, frames: [], done: [], bytes: 0 }));
+    }
+    run.frames.push(frame);
+    run.done.push(one);
+    run.bytes += frame.length;
   }
+
+  /** This turn's runs to Redis, one PUBLISH each, in order. */
+  private readonly send = (): void => {
+    const runs = this.runs;
+    this.runs = [];
+    for (const run of runs) {
+      const settle = () => { for (const d of run.done) d(); };
+      this.pub.publish(run.channel, this.wire.wrap(run.channel, encodeFrames(run.frames))).then(settle, () => {
+        this.hooks.localOnly(run.frames.length);
+        settle();
+      });
+    }
+  };
 
   /**
    * aedes closes its `mq` as it stops: the connections end then, on purpose, and
    * never wait for a Redis that is away.
    */
   close(done: () => void): void {
+    this.send(); // what this turn published still goes out, before the QUIT
     this.hooks.closing();
     void Promise.all([endConnection(this.sub), endConnection(this.pub)]).then(() => this.local.close(done));
   }
@@ -105,13 +141,13 @@ export class BusEmitter {
   private take(channel: Buffer, message: Buffer, route: string): void {
     const frame = this.wire.unwrap(channel, message, route);
     if (!frame) return;
-    let packet: BusPacket;
+    let packets: BusPacket[];
     try {
-      packet = decodeFrame(frame);
+      packets = decodeFrames(frame);
     } catch {
       return this.hooks.malformed();
     }
-    this.local.emit(packet as never);
+    for (const packet of packets) this.local.emit(packet as never);
   }
 }
 

@@ -4,6 +4,8 @@ import { deserialize, serialize } from 'node:v8';
 export type BusPacket = { topic: string; payload: Buffer | string } & Record<string, unknown>;
 
 const VERSION = 1;
+/** A run of frames for one channel, sent as one bus message: BATCH, then each frame as length(4) frame. */
+const BATCH = 2;
 const QOS = 0b11;
 const RETAIN = 1 << 2;
 const DUP = 1 << 3;
@@ -76,4 +78,35 @@ export function decodeFrame(frame: Buffer): BusPacket {
     dup: (flags & DUP) !== 0,
   };
   return extra ? Object.assign(packet, extra) : packet;
+}
+
+/** Several frames for one channel as one bus message (one seal, one PUBLISH); a lone frame goes as itself. */
+export function encodeFrames(frames: readonly Buffer[]): Buffer {
+  if (frames.length === 1) return frames[0]!;
+  let size = 1;
+  for (const f of frames) size += 4 + f.length;
+  const out = Buffer.allocUnsafe(size);
+  out[0] = BATCH;
+  let at = 1;
+  for (const f of frames) {
+    out.writeUInt32BE(f.length, at);
+    at += 4 + f.copy(out, at + 4);
+  }
+  return out;
+}
+
+/** The packets of a bus message, in the order they were sent; throws on anything this version cannot read. */
+export function decodeFrames(message: Buffer): BusPacket[] {
+  if (message[0] !== BATCH) return [decodeFrame(message)];
+  const packets: BusPacket[] = [];
+  let at = 1;
+  while (at < message.length) {
+    if (at + 4 > message.length) throw new RangeError('bus frame: truncated batch');
+    const end = at + 4 + message.readUInt32BE(at);
+    if (end > message.length) throw new RangeError('bus frame: truncated batch');
+    packets.push(decodeFrame(message.subarray(at + 4, end)));
+    at = end;
+  }
+  if (packets.length === 0) throw new RangeError('bus frame: empty batch');
+  return packets;
 }

@@ -91,7 +91,7 @@ export class Bus {
     this.takeovers = new Counter({ name: 'credbroker_bus_takeovers_total', help: 'Client-id takeovers across brokers: sent to the previous owner, received and closed, received for a session already gone (stale), or a claim Redis did not take', labelNames: ['event'] as const, registers: [] });
     const quiet = opts.broadcastTakeover ? null : announcement(id);
     this.mq = new BusEmitter(this.conns.pub, this.conns.sub, wire, {
-      quiet, localOnly: () => this.degraded.inc({ what: 'local_only' }), malformed: () => reject('malformed'), closing: () => { this.closed = true; },
+      quiet, localOnly: (n) => this.degraded.inc({ what: 'local_only' }, n), malformed: () => reject('malformed'), closing: () => { this.closed = true; },
     });
     const ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
     this.ownership = ownership;

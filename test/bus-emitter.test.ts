@@ -6,7 +6,7 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import { BusEmitter, redisSubscription } from '../cluster/bus-emitter.js';
 import { unsealedWire } from '../cluster/bus-wire.js';
-import { decodeFrame, encodeFrame, type BusPacket } from '../cluster/bus-frame.js';
+import { decodeFrame, decodeFrames, encodeFrame, encodeFrames, type BusPacket } from '../cluster/bus-frame.js';
 import { startRedis } from './helpers/redis.js';
 import { until } from './helpers/wait.js';
 
@@ -29,6 +29,18 @@ t.test('a frame gives back the packet aedes handed over', async (t) => {
   t.throws(() => decodeFrame(Buffer.alloc(0)), RangeError, 'empty');
   t.throws(() => decodeFrame(Buffer.concat([Buffer.from([2]), good.subarray(1)])), RangeError, 'another version');
   t.throws(() => decodeFrame(good.subarray(0, 20)), RangeError, 'cut inside the topic');
+});
+
+t.test('a run of frames is one bus message that gives back every packet, in order', async (t) => {
+  const packet = (i: number): BusPacket => ({ cmd: 'publish', brokerId: 'b', brokerCounter: i, topic: 'devices/a/telemetry', payload: Buffer.from(`m${i}`), qos: i % 2, retain: false, dup: false });
+  const frames = [0, 1, 2].map((i) => encodeFrame(packet(i)));
+  t.equal(encodeFrames(frames.slice(0, 1)), frames[0], 'a lone frame goes as itself (what the previous release reads)');
+  t.same(decodeFrames(frames[0]!), [packet(0)], 'a lone frame reads as one packet');
+  const batch = encodeFrames(frames);
+  t.same(decodeFrames(batch), [0, 1, 2].map(packet), 'three frames, in order');
+  t.throws(() => decodeFrames(batch.subarray(0, batch.length - 1)), RangeError, 'cut inside the last frame');
+  t.throws(() => decodeFrames(batch.subarray(0, 3)), RangeError, 'cut inside a length');
+  t.throws(() => decodeFrames(Buffer.from([2])), RangeError, 'a batch of nothing');
 });
 
 t.test('the Redis subscription of a filter', async (t) => {
@@ -85,4 +97,38 @@ t.test('between two emitters on one Redis (unsealed: the seal has its own tests)
   t.equal(Number(await conns[0]!.call('PUBSUB', 'NUMPAT')), 5, 'one pattern per wildcard filter');
   await new Promise<void>((r) => b.removeListener('gone/+', fn, r));
   await until('the pattern unsubscribed', async () => Number(await conns[0]!.call('PUBSUB', 'NUMPAT')) === 4);
+});
+
+t.test('the publishes of one turn go out as one PUBLISH per run of a channel, in the order they were made', async (t) => {
+  const redis = await startRedis(t);
+  const conns: Redis[] = [];
+  const emitter = () => {
+    const [pub, sub] = [new Redis(redis.url, { enableAutoPipelining: true }), new Redis(redis.url)];
+    conns.push(pub, sub);
+    const hooks = { quiet: null, localOnly: () => t.fail('local only'), malformed: () => t.fail('malformed'), closing: () => {} };
+    return new BusEmitter(pub, sub, unsealedWire(), hooks);
+  };
+  const [a, b] = [emitter(), emitter()];
+  t.teardown(() => new Promise<void>((r) => { a.close(() => b.close(r)); }));
+  await until('both connected', () => conns.every((c) => c.status === 'ready'));
+  const got: string[] = [];
+  await new Promise<void>((r) => b.on('#', (p, done) => { got.push(p.payload.toString()); done(); }, r));
+  const publishes = async () => Number(/cmdstat_publish:calls=(\d+)/.exec(String(await conns[0]!.call('INFO', 'commandstats')))?.[1] ?? 0);
+  const before = await publishes();
+
+  // One turn: 100 to x (past one run's 64 KiB at about 1 KiB a frame: cut in two), one to y, 5 to x again.
+  const sent: string[] = [];
+  let done = 0;
+  const emit = (topic: string) => {
+    const id = `${topic}-${sent.length}`;
+    sent.push(id);
+    a.emit({ cmd: 'publish', topic, payload: Buffer.concat([Buffer.from(id), Buffer.alloc(1024 - id.length, 32)]), qos: 1, retain: false, dup: false, brokerId: 'a', brokerCounter: sent.length }, () => { done++; });
+  };
+  for (let i = 0; i < 100; i++) emit('x');
+  emit('y');
+  for (let i = 0; i < 5; i++) emit('x');
+  await until('every message on the other broker', () => got.length === sent.length);
+  t.same(got.map((s) => s.trim()), sent, 'in the order they were published');
+  await until('every publish done', () => done === sent.length);
+  t.equal(await publishes() - before, 4, '106 publishes went out as 4 PUBLISHes: x, x (the cut at 64 KiB), y, x');
 });
