@@ -11,6 +11,7 @@ interface Store {
   incomingGetPacket(client: Client, packet: Packet): Promise<unknown>;
   incomingDelPacket(client: Client, packet: Packet): Promise<unknown>;
   outgoingStream(client: Client): AsyncIterable<unknown> | Iterable<unknown>;
+  outgoingClearMessageId(client: Client, packet: Packet): Promise<unknown>;
 }
 
 /** aedes-persistence's broadcast of a session's removed subscriptions, which every broker's copy of the offline-subscription index follows. */
@@ -36,6 +37,8 @@ const REMOVED_SUBSCRIPTIONS = '$SYS/sub/rm';
  *   bounded by aedes' `maxInflightInbound` as in one process.
  * - **Its stored queue is not read**: the CONNECT's script emptied it, and aedes
  *   would discard what a clean session finds there anyway.
+ * - **Its PUBACKs and PUBCOMPs clear nothing in the store**: aedes never stores a
+ *   clean session's outgoing messages there.
  *
  * `start` failing (Redis away) degrades as before: the CONNECT succeeds without
  * the drop, counted (`onFailed`).
@@ -46,6 +49,7 @@ export function keepCleanSessionsLocal(persistence: unknown, start: (client: Cli
     setup: store.setup.bind(store), cleanSubscriptions: store.cleanSubscriptions.bind(store), cleanIncoming: store.cleanIncoming.bind(store),
     incomingStorePacket: store.incomingStorePacket.bind(store), incomingGetPacket: store.incomingGetPacket.bind(store),
     incomingDelPacket: store.incomingDelPacket.bind(store), outgoingStream: store.outgoingStream.bind(store),
+    outgoingClearMessageId: store.outgoingClearMessageId.bind(store),
   };
   let broker: { publish(packet: { topic: string; payload: Buffer }, done: () => void): void } | null = null;
   const started = new WeakSet<Client>();
@@ -93,5 +97,6 @@ export function keepCleanSessionsLocal(persistence: unknown, start: (client: Cli
       return Promise.resolve();
     },
     outgoingStream: (client: Client) => (client.clean ? [] : m.outgoingStream(client)),
+    outgoingClearMessageId: (client: Client, packet: Packet) => (client.clean ? Promise.resolve(undefined) : m.outgoingClearMessageId(client, packet)),
   });
 }

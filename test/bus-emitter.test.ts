@@ -2,6 +2,7 @@
 // messages reach another broker's subscriptions, on a real redis-server (the
 // cluster tests drive the same through real nodes).
 import { randomBytes } from 'node:crypto';
+import { serialize } from 'node:v8';
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { BusEmitter, redisSubscription } from '../cluster/bus-emitter.js';
@@ -24,6 +25,25 @@ t.test('a frame gives back the packet aedes handed over', async (t) => {
   const decoded = decodeFrame(encodeFrame(cases[4]!));
   t.ok(Buffer.isBuffer(decoded.payload) && Buffer.isBuffer((decoded.properties as { correlationData: unknown }).correlationData), 'buffers stay buffers');
   t.notOk('messageId' in decodeFrame(encodeFrame({ ...base, payload: Buffer.alloc(0), messageId: undefined })), 'an undefined field does not travel');
+
+  const clientOnly = { ...base, payload: Buffer.from('x'), clientId: 'dev-ü' };
+  t.same(decodeFrame(encodeFrame(clientOnly)), clientOnly, 'the publisher\'s client id');
+  t.equal(encodeFrame(clientOnly)[1]! & 0x20, 0, 'travels in the fixed part, not as an extra');
+  t.same(decodeFrame(encodeFrame({ ...clientOnly, clientId: '' })), { ...clientOnly, clientId: '' }, 'an empty client id stays one');
+
+  // The previous release's frame (version 1): no client id field, the client id in the extra.
+  const extra = serialize({ clientId: 'dev-1' });
+  const [topic, brokerId] = [Buffer.from(base.topic), Buffer.from(base.brokerId)];
+  const head = Buffer.alloc(13);
+  head[0] = 1;
+  head[1] = 1 | 4 | 0x20; // QoS 1, retain, extra
+  head.writeUInt16BE(topic.length, 2);
+  head[4] = brokerId.length;
+  head.writeDoubleBE(base.brokerCounter, 5);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(extra.length);
+  const old = Buffer.concat([head, topic, brokerId, length, extra, Buffer.from('old')]);
+  t.same(decodeFrames(old), [{ ...base, payload: Buffer.from('old'), clientId: 'dev-1' }], 'the previous release\'s frame is read');
 
   const good = encodeFrame(cases[0]!);
   t.throws(() => decodeFrame(Buffer.alloc(0)), RangeError, 'empty');
