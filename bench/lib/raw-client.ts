@@ -75,17 +75,20 @@ export class RawClient {
     this.closed = new Promise((r) => socket.once('close', () => r(now())));
   }
 
-  /** Connects and resolves after CONNACK 0; rejects with the return code otherwise. */
+  /** Connects and resolves after CONNACK 0; rejects with the return code otherwise, or after `ANSWER_MS` without one. */
   static connect(port: number, connect: Buffer): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = netConnect({ port, host: '127.0.0.1', noDelay: true });
       const client = new RawClient(socket);
       let acked = false;
+      // A broker that neither answers nor closes fails the run, never hangs it.
+      const timer = setTimeout(() => { if (!acked) { socket.destroy(); reject(new Error(`no CONNACK within ${ANSWER_MS} ms`)); } }, ANSWER_MS);
       socket.on('error', (err) => { if (!acked) reject(err); });
-      socket.once('close', () => { if (!acked) reject(new Error('closed before CONNACK')); });
+      socket.once('close', () => { clearTimeout(timer); if (!acked) reject(new Error('closed before CONNACK')); });
       client.onFrame = (type, _f, b, s) => {
         if (acked || type !== PKT.CONNACK) return;
         acked = true;
+        clearTimeout(timer);
         const rc = b[s + 1]!;
         client.onFrame = null;
         if (rc === 0) resolve(client);
