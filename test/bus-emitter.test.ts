@@ -3,7 +3,7 @@
 // cluster tests drive the same through real nodes).
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'node:v8';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Redis } from 'ioredis';
 import { BusEmitter, redisSubscription } from '../cluster/bus-emitter.js';
 import { unsealedWire } from '../cluster/bus-wire.js';
@@ -73,17 +73,7 @@ t.test('the Redis subscription of a filter', async (t) => {
 });
 
 t.test('between two emitters on one Redis (unsealed: the seal has its own tests): each filter gets what MQTT says it matches, once, and nothing else', async (t) => {
-  const redis = await startRedis(t);
-  const conns: Redis[] = [];
-  const emitter = () => {
-    const [pub, sub] = [new Redis(redis.url, { enableAutoPipelining: true }), new Redis(redis.url)];
-    conns.push(pub, sub);
-    const hooks = { quiet: null, localOnly: () => t.fail('local only'), malformed: () => t.fail('malformed'), closing: () => {} };
-    return new BusEmitter(pub, sub, unsealedWire(), hooks);
-  };
-  const [a, b] = [emitter(), emitter()];
-  t.teardown(() => new Promise<void>((r) => { a.close(() => b.close(r)); }));
-  await until('both connected', () => conns.every((c) => c.status === 'ready'));
+  const { a, b, conns } = await twoEmitters(t);
 
   const filters = ['devices/+/telemetry', 'devices/a/#', '#', 'odd/[x]/+', 'odd/*', 'exact/topic'];
   const got = new Map<string, string[]>(filters.map((f) => [f, []]));
@@ -120,17 +110,7 @@ t.test('between two emitters on one Redis (unsealed: the seal has its own tests)
 });
 
 t.test('the publishes of one turn go out as one PUBLISH per run of a channel, in the order they were made', async (t) => {
-  const redis = await startRedis(t);
-  const conns: Redis[] = [];
-  const emitter = () => {
-    const [pub, sub] = [new Redis(redis.url, { enableAutoPipelining: true }), new Redis(redis.url)];
-    conns.push(pub, sub);
-    const hooks = { quiet: null, localOnly: () => t.fail('local only'), malformed: () => t.fail('malformed'), closing: () => {} };
-    return new BusEmitter(pub, sub, unsealedWire(), hooks);
-  };
-  const [a, b] = [emitter(), emitter()];
-  t.teardown(() => new Promise<void>((r) => { a.close(() => b.close(r)); }));
-  await until('both connected', () => conns.every((c) => c.status === 'ready'));
+  const { a, b, conns } = await twoEmitters(t);
   const got: string[] = [];
   await new Promise<void>((r) => b.on('#', (p, done) => { got.push(p.payload.toString()); done(); }, r));
   const publishes = async () => Number(/cmdstat_publish:calls=(\d+)/.exec(String(await conns[0]!.call('INFO', 'commandstats')))?.[1] ?? 0);
@@ -152,3 +132,19 @@ t.test('the publishes of one turn go out as one PUBLISH per run of a channel, in
   await until('every publish done', () => done === sent.length);
   t.equal(await publishes() - before, 4, '106 publishes went out as 4 PUBLISHes: x, x (the cut at 64 KiB), y, x');
 });
+
+/** Two emitters on one real redis-server (unsealed: the seal has its own tests), connected; `conns[0]` is the first one's publishing connection. */
+async function twoEmitters(t: Test): Promise<{ a: BusEmitter; b: BusEmitter; conns: Redis[] }> {
+  const redis = await startRedis(t);
+  const conns: Redis[] = [];
+  const emitter = () => {
+    const [pub, sub] = [new Redis(redis.url, { enableAutoPipelining: true }), new Redis(redis.url)];
+    conns.push(pub, sub);
+    const hooks = { quiet: null, localOnly: () => t.fail('local only'), malformed: () => t.fail('malformed'), closing: () => {} };
+    return new BusEmitter(pub, sub, unsealedWire(), hooks);
+  };
+  const [a, b] = [emitter(), emitter()];
+  t.teardown(() => new Promise<void>((r) => { a.close(() => b.close(r)); }));
+  await until('both connected', () => conns.every((c) => c.status === 'ready'));
+  return { a, b, conns };
+}
