@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { MQEmitter } from 'mqemitter';
 import { decodeFrames, encodeFrame, encodeFrames, type BusPacket } from './bus-frame.js';
 import { endConnection } from './redis-connection.js';
+import { COMMAND_TIMEOUT_MS } from './redis-options.js';
 
 // CommonJS; its types use `export =` with a constructor-shaped interface.
 const mqemitter = createRequire(import.meta.url)('mqemitter') as (opts: object) => MQEmitter;
@@ -71,12 +72,17 @@ export class BusEmitter {
     const { key, name, pattern } = redisSubscription(topic);
     const n = this.subscriptions.get(key) ?? 0;
     this.subscriptions.set(key, n + 1);
-    // The SUBACK waits for Redis to have the subscription, unless Redis is away or has it already.
+    // The SUBACK waits for Redis to have the subscription (within COMMAND_TIMEOUT_MS), unless Redis is away or has it already.
     const waitForRedis = n === 0 && this.sub.status === 'ready';
     if (n === 0) {
       const sent = pattern ? this.sub.psubscribe(name) : this.sub.subscribe(name);
       // A failed subscribe is a lost connection, logged as such; ioredis subscribes again when it is back.
-      sent.then(() => { if (waitForRedis) done?.(); }, () => { if (waitForRedis) done?.(); });
+      if (waitForRedis && done) {
+        let waiting = true;
+        const answer = () => { if (waiting) { waiting = false; clearTimeout(late); done(); } };
+        const late = setTimeout(answer, COMMAND_TIMEOUT_MS);
+        sent.then(answer, answer);
+      } else sent.catch(() => {});
     }
     if (!waitForRedis && done) setImmediate(done);
     return this;

@@ -10,7 +10,7 @@ import type { BusKeyring } from './bus-keys.js';
 import { busPersistence, sessionKeys, type Degraded } from './bus-persistence.js';
 import { announcement, claimKey, Ownership, type TakeoverEvent } from './ownership.js';
 import { endConnection } from './redis-connection.js';
-import { redisOptions, type RedisTarget } from './redis-options.js';
+import { COMMAND_TIMEOUT_MS, redisOptions, type RedisTarget } from './redis-options.js';
 
 export interface BusOptions {
   /** aedes' own broadcast of every CONNECT instead of ownership (bench only). */
@@ -27,6 +27,8 @@ export interface BusOptions {
 const DOWN_LOG_MS = 30_000;
 /** Redis' replies to a wrong or missing user or password. */
 const AUTH_REFUSED = /\b(WRONGPASS|NOAUTH|NOPERM)\b/;
+/** How often the bus checks that Redis answers: a Redis that hangs keeps its connections open, so only a reply tells. */
+const PROBE_MS = 1_000;
 /** How often, at most, messages dropped from the bus are logged (with the counts since the last line). */
 const REJECT_LOG_MS = 30_000;
 
@@ -41,7 +43,9 @@ const REJECT_LOG_MS = 30_000;
  *   logging while it waits; the node's `/readyz` says not ready until then. It
  *   never gives up: an orchestrator that starts Redis after the broker works.
  * - **A Redis error never ends the process**: every connection has an error handler.
- * - **Redis outage**: the brokers stay up; `ready()` is false (so is `/readyz`);
+ * - **Redis outage** (connections lost, or no reply within COMMAND_TIMEOUT_MS:
+ *   every command has that deadline, and a PING probe tells a hung Redis): the
+ *   brokers stay up; `ready()` is false (so is `/readyz`);
  *   a publish reaches the subscribers on this broker only; writes degrade (see
  *   bus-persistence.ts); CONNECTs of clean sessions still succeed, persistent
  *   ones are refused until Redis is back. The connections reconnect by
@@ -64,16 +68,21 @@ export class Bus {
   private wasUp = false;
   private downLoggedAt = 0;
   private closed = false;
+  /** Redis answered the last probe (a PING, within COMMAND_TIMEOUT_MS). */
+  private answering = true;
+  private probing = false;
+  private readonly prober: NodeJS.Timeout;
 
   private readonly url: string;
 
   private constructor(readonly id: string, target: RedisTarget, private readonly log: Logger, opts: BusOptions) {
     this.url = target.url;
-    // Commands fail at once while Redis is away (no unbounded offline queue), except
-    // subscriptions: those wait and go out on reconnect, so that none is lost.
+    // Commands fail at once while Redis is away (no unbounded offline queue), and after
+    // COMMAND_TIMEOUT_MS without a reply, except subscriptions: those wait and go out on
+    // reconnect, so that none is lost (a SUBACK waits for them within that time only).
     const base = redisOptions(target, { retryStrategy: (n) => Math.min(50 * 2 ** n, 2000), connectionName: `credbroker:${id}` });
     // Auto-pipelining: the commands of many CONNECTs and publishes in one event-loop turn go out in one write.
-    const failFast: RedisOptions = { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 0, enableAutoPipelining: true };
+    const failFast: RedisOptions = { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 0, enableAutoPipelining: true, commandTimeout: COMMAND_TIMEOUT_MS };
     const url = target.url;
     this.conns = { sub: new Redis(url, { ...base, maxRetriesPerRequest: null }), pub: new Redis(url, failFast), store: new Redis(url, failFast) };
     for (const [name, conn] of Object.entries(this.conns)) {
@@ -93,6 +102,7 @@ export class Bus {
     this.mq = new BusEmitter(this.conns.pub, this.conns.sub, wire, {
       quiet, localOnly: (n) => this.degraded.inc({ what: 'local_only' }, n), malformed: () => reject('malformed'), closing: () => { this.closed = true; },
     });
+    this.prober = setInterval(() => this.probe(), PROBE_MS).unref();
     const ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
     this.ownership = ownership;
     this.persistence = busPersistence(this.conns.store, {
@@ -118,7 +128,7 @@ export class Bus {
   }
 
   ready(): boolean {
-    return !this.closed && Object.values(this.conns).every((c) => c.status === 'ready');
+    return !this.closed && this.answering && Object.values(this.conns).every((c) => c.status === 'ready');
   }
 
   /** Once the broker runs on this bus: takeovers, and the bus metrics on the broker's registry. */
@@ -136,6 +146,7 @@ export class Bus {
   /** After the broker has closed (its clients' claims released): the connections. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.prober);
     this.ownership?.close();
     await Promise.all(Object.values(this.conns).map(endConnection));
   }
@@ -153,6 +164,27 @@ export class Bus {
       this.downLoggedAt = now;
     }
     this.up = false;
+  }
+
+  /**
+   * A PING on the store's connection: no reply within COMMAND_TIMEOUT_MS is an
+   * outage like a lost connection (not ready: persistent CONNECTs get CONNACK 3,
+   * `/readyz` 503), and the next reply ends it.
+   */
+  private probe(): void {
+    if (this.probing || this.closed || this.conns.store.status !== 'ready') return;
+    this.probing = true;
+    this.conns.store.ping().then(() => {
+      this.probing = false;
+      if (this.answering) return;
+      this.answering = true;
+      this.check();
+    }, (err: Error) => {
+      this.probing = false;
+      if (this.conns.store.status !== 'ready') return; // a lost connection: its own events tell
+      this.answering = false;
+      this.down(`store: ${err.message}`);
+    });
   }
 
   private check(): void {

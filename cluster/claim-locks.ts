@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { RegistryUnavailableError } from '../errors/index.js';
 import type { ClaimLock, ClaimLocks, Logger } from '../broker/index.js';
 import { endConnection } from './redis-connection.js';
-import { redisOptions, type RedisTarget } from './redis-options.js';
+import { COMMAND_TIMEOUT_MS, redisOptions, type RedisTarget } from './redis-options.js';
 
 /** The Redis key of a device id's claim session: present while some broker of the bus holds one for it. */
 export const claimLockKey = (deviceId: string) => `credbroker:claim-session:${deviceId}`;
@@ -55,7 +55,7 @@ export class RedisClaimLocks implements ClaimLocks {
 
   constructor(target: RedisTarget, private readonly holderPrefix: string, log: Logger) {
     // Fail at once while disconnected: a CONNECT must not wait on a Redis that is away.
-    this.redis = new Redis(target.url, redisOptions(target, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: (n) => Math.min(n * 200, 2000), connectionName: `credbroker:claims:${holderPrefix}` }));
+    this.redis = new Redis(target.url, redisOptions(target, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: COMMAND_TIMEOUT_MS, retryStrategy: (n) => Math.min(n * 200, 2000), connectionName: `credbroker:claims:${holderPrefix}` }));
     this.redis.on('error', (err: Error) => log.debug({ event: 'cluster.claim_locks_error', err: err.message }, 'claim locks: Redis error'));
     this.redis.defineCommand('credbrokerClaimTake', { numberOfKeys: 1, lua: TAKE });
     this.redis.defineCommand('credbrokerClaimRelease', { numberOfKeys: 1, lua: RELEASE });

@@ -25,6 +25,15 @@ export function redisTarget(config: Pick<BrokerConfig, 'bus' | 'busCa'>): RedisT
 }
 
 /**
+ * How long a command may wait for Redis' reply before it fails: a Redis that
+ * hangs (stopped, swapping, a partition that drops packets without a reset)
+ * keeps its connection open, so without a deadline a CONNECT, a SUBACK or a
+ * PUBACK waiting on it would wait for ever. A command that fails so takes the
+ * same path as one sent while Redis is away (counted; see bus.ts).
+ */
+export const COMMAND_TIMEOUT_MS = 5_000;
+
+/**
  * `opts` plus what every Redis connection of the cluster needs to reach `target`
  * (bus.ts' three, shared-limits.ts' two): over `rediss://`, TLS with the server's
  * certificate verified (Node's default; never turned off), against the CA given.
