@@ -42,7 +42,8 @@ export function iso(ms: number | null | undefined): string | null {
 
 /** `1,234` */
 export function count(n: number): string {
-  return n.toLocaleString('en-US');
+  // An integer without Intl: its first use loads locale data, about 20 ms of a short command.
+  return Number.isInteger(n) ? String(n).replace(/\B(?=(\d{3})+$)/g, ',') : n.toLocaleString('en-US');
 }
 
 /** `n thing` / `n things` */

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { makeDirs } from '../util/make-dirs.js';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { BatchError, CredbrokerError, UsageError, type BatchProblem } from '../errors/index.js';
 import { isCredbrokerError } from '../errors/index.js';
 import { parseDeviceId, type DeviceId, type Profile } from '../registry/index.js';
@@ -9,8 +9,9 @@ import { formatDuration } from '../util/duration.js';
 import type { BatchRow } from './batch-file.js';
 import { mintCredentialSet, provisionedRecord, type CredentialSet, type DeviceCredentials, type IssueOptions } from './credentials.js';
 import {
-  credentialsFileJti, credentialsFilePath, listCredentialsDir, readCredentialsFile, removePendingFile, writePendingCredentialsFile,
+  credentialsFileJti, credentialsFilePath, listCredentialsDir, readCredentialsFile, removePendingFile,
 } from './credentials-file.js';
+import { fileStage, type FileStage } from './file-stage.js';
 import type { Issuer } from './issuer.js';
 
 export interface ProvisionOptions extends IssueOptions {
@@ -76,9 +77,9 @@ const lockedHere = new Set<string>();
  * the file's jti against the registry), deletes pending files that never
  * committed, and mints the rest.
  *
- * Throughput: signing runs on libuv's thread pool, so chunk i+1 is being signed
- * while the main thread writes chunk i's files and registry rows (synchronously:
- * the async fs API would queue each open/write/close step behind the signing jobs).
+ * Throughput: three stages run at once. Chunk i+1 is signed on libuv's thread
+ * pool, chunk i's files are written on the file stage (a thread of its own for a
+ * large batch: file-stage.ts), and the main thread stores chunk i-1's registry rows.
  */
 export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[], opts: ProvisionOptions): Promise<ProvisionResult> {
   const { planned, invalid } = await plan(issuer, rows, opts.profile);
@@ -112,18 +113,38 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
       p.catch(() => {}); // awaited below; this only keeps an abandoned look-ahead from being an unhandled rejection
       return p;
     };
-    opts.onProgress?.(0, todo.length);
-    // Pipeline: chunk i+1 is signed on the thread pool while the main thread stores chunk i.
-    let next = todo.length ? mintChunk(todo.slice(0, chunkSize)) : null;
-    let stoppedAt: number | null = null;
-    for (let i = 0; i < todo.length; i += chunkSize) {
-      const { sets, now } = await next!;
-      if (opts.signal?.aborted) { stoppedAt = i; break; } // the signed chunk is dropped: it never existed
-      next = i + chunkSize < todo.length ? mintChunk(todo.slice(i + chunkSize, i + 2 * chunkSize)) : null;
-      const stored = await storeChunk(issuer, sets, now, outDir, opts.afterChunkCommit, opts.simulation ?? false);
+    const files = outDir ? fileStage(todo.length) : null;
+    const renames: Promise<unknown>[] = [];
+    /** A chunk signed, its pending files being written, not yet stored. */
+    let held: Signed | null = null;
+    const store = async (chunk: Signed) => {
+      const stored = await storeChunk(issuer, chunk, files, renames, opts.afterChunkCommit, opts.simulation ?? false);
       for (const s of stored.committed) provisioned.push(s.file);
       skipped.push(...stored.raced);
-      opts.onProgress?.(Math.min(i + chunkSize, todo.length), todo.length);
+      opts.onProgress?.(chunk.end, todo.length);
+    };
+    opts.onProgress?.(0, todo.length);
+    // Pipeline: chunk i+1 is signed on libuv's pool and chunk i's files written on the file stage while the main thread stores chunk i-1.
+    let next = todo.length ? mintChunk(todo.slice(0, chunkSize)) : null;
+    let stoppedAt: number | null = null;
+    try {
+      for (let i = 0; i < todo.length; i += chunkSize) {
+        const { sets, now } = await next!;
+        if (opts.signal?.aborted) { stoppedAt = i; break; } // the signed chunk is dropped: it never existed
+        next = i + chunkSize < todo.length ? mintChunk(todo.slice(i + chunkSize, i + 2 * chunkSize)) : null;
+        const chunk: Signed = { sets, now, end: Math.min(i + chunkSize, todo.length), pending: pendingFiles(files, outDir, sets) };
+        const before = held;
+        held = chunk;
+        if (before) await store(before);
+      }
+      const last = held;
+      held = null;
+      if (last) await store(last);
+      await Promise.all(renames);
+    } finally {
+      // A chunk whose rows never committed: its credentials never existed.
+      if (held && files) await held.pending.then((paths) => files.run({ op: 'remove', paths }), () => {});
+      await files?.close();
     }
     if (provisioned.length > 0 || skipped.length > 0) {
       await reg.audit.append('cli', 'batch.provision', null, {
@@ -138,41 +159,56 @@ export async function provisionDevices(issuer: Issuer, rows: readonly BatchRow[]
   }
 }
 
+interface Signed {
+  readonly sets: readonly CredentialSet[];
+  readonly now: number;
+  /** Where the batch stands once this chunk is stored (for onProgress). */
+  readonly end: number;
+  /** The chunk's pending credentials files, in the order of `sets` (none without an --out folder). */
+  readonly pending: Promise<string[]>;
+}
+
+function pendingFiles(files: FileStage | null, outDir: string | undefined, sets: readonly CredentialSet[]): Promise<string[]> {
+  if (!files || !outDir) return Promise.resolve([]);
+  const p = files.run({ op: 'write', dir: outDir, files: sets.map((s) => s.file) });
+  p.catch(() => {}); // awaited by storeChunk, or on the way out
+  return p;
+}
+
 /**
- * Writes one chunk: pending files and one registry transaction (the files are done
- * before its commit), then renames. A device
- * that another process registered meanwhile is left alone (reported as skipped).
+ * Stores one chunk: once its pending files are written, one registry transaction,
+ * then renames (queued on the file stage: `renames`). A device that another process
+ * registered meanwhile is left alone (reported as skipped).
  */
 async function storeChunk(
-  issuer: Issuer, sets: readonly CredentialSet[], now: number, outDir: string | undefined,
+  issuer: Issuer, chunk: Signed, files: FileStage | null, renames: Promise<unknown>[],
   afterCommit: ((ids: readonly DeviceId[]) => void) | undefined, simulation: boolean,
 ): Promise<{ committed: CredentialSet[]; raced: DeviceId[] }> {
-  const pending: string[] = [];
+  const { sets, now } = chunk;
+  const pending = await chunk.pending;
   let committedFlags: boolean[];
   try {
     committedFlags = await issuer.reg.transaction(async (tx) => {
       const raced = await tx.devices.existing(sets.map((s) => s.deviceId));
       await tx.devices.provision(sets.filter((s) => !raced.has(s.deviceId)).map((s) => provisionedRecord(s, simulation)), now);
       return sets.map((s) => !raced.has(s.deviceId));
-    }, {
-      // Before the commit, as crash safety asks; the engine picks when (PostgreSQL: while it stores the rows).
-      meanwhile: () => { if (outDir) for (const s of sets) pending.push(writePendingCredentialsFile(outDir, s.file)); },
     });
   } catch (err) {
-    for (const p of pending) removePendingFile(p); // nothing committed: these credentials never existed
+    await files?.run({ op: 'remove', paths: pending }); // nothing committed: these credentials never existed
     throw err;
   }
   const committed = sets.filter((_, k) => committedFlags[k]);
   afterCommit?.(committed.map((s) => s.deviceId));
-  const raced: DeviceId[] = [];
-  sets.forEach((s, k) => {
-    if (committedFlags[k]) {
-      if (outDir) renameSync(pending[k]!, credentialsFilePath(outDir, s.deviceId));
-    } else {
-      if (outDir) removePendingFile(pending[k]!);
-      raced.push(s.deviceId);
-    }
-  });
+  const raced = sets.filter((_, k) => !committedFlags[k]).map((s) => s.deviceId);
+  if (files && pending.length) {
+    const moves = pending.flatMap((p, k) => (committedFlags[k] ? [[p, credentialsFilePath(dirname(p), sets[k]!.deviceId)] as const] : []));
+    const done = Promise.all([
+      files.run({ op: 'rename', moves }),
+      files.run({ op: 'remove', paths: pending.filter((_, k) => !committedFlags[k]) }),
+    ]);
+    done.catch(() => {}); // awaited at the end of the batch
+    renames.push(done);
+  }
   return { committed, raced };
 }
 

@@ -331,14 +331,6 @@ export interface Stores {
 
 export interface TransactionOptions {
   readonly durable?: boolean;
-  /**
-   * The caller's own work that must be done before the commit but touches no
-   * registry (provisioning's pending credentials files). It runs once, where it
-   * holds nothing up: SQLite runs it before taking the write lock, PostgreSQL after
-   * `fn`, while the server works through `fn`'s pipelined statements. If it throws,
-   * nothing commits and its error comes out as it is.
-   */
-  readonly meanwhile?: () => void;
 }
 
 /** The stores of one open transaction. */

@@ -8,39 +8,42 @@ import { registryTargetIn } from './helpers/backend.js';
 
 const rows = (n: number, prefix = 'r'): BatchRow[] => Array.from({ length: n }, (_, k) => ({ line: k + 2, id: `${prefix}-${k}` }));
 
-t.test('a crash between the registry commit and the file renames is recovered on the next run', async (t) => {
-  const dir = t.testdir();
-  const out = join(dir, 'creds');
-  const issuer = await openIssuer(await registryTargetIn(dir));
-  t.teardown(() => issuer.reg.close());
-  const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize: 100 };
+// A batch of more than 2,000 devices writes its files on a thread of its own, a smaller one inline: both recover alike.
+for (const { devices, chunkSize } of [{ devices: 300, chunkSize: 100 }, { devices: 2500, chunkSize: 500 }]) {
+  t.test(`a crash between the registry commit and the file renames is recovered on the next run (${devices} devices)`, async (t) => {
+    const dir = t.testdir();
+    const out = join(dir, 'creds');
+    const issuer = await openIssuer(await registryTargetIn(dir));
+    t.teardown(() => issuer.reg.close());
+    const base = { profile: 'sensor', outDir: out, brokerUrl: 'mqtt://localhost:1883', chunkSize };
 
-  let chunks = 0;
-  await t.rejects(provisionDevices(issuer, rows(300), {
-    ...base,
-    afterChunkCommit: () => {
-      if (++chunks === 2) throw new Error('simulated crash after commit');
-    },
-  }), /simulated crash/);
-  const after = readdirSync(out);
-  t.equal(after.filter((f) => f.endsWith('.json')).length, 100, 'chunk 1 renamed into place');
-  t.equal(after.filter((f) => f.endsWith('.tmp')).length, 100, 'chunk 2 committed but still pending');
-  t.equal((await issuer.reg.devices.list()).length, 200, 'two chunks committed');
+    let chunks = 0;
+    await t.rejects(provisionDevices(issuer, rows(devices), {
+      ...base,
+      afterChunkCommit: () => {
+        if (++chunks === 2) throw new Error('simulated crash after commit');
+      },
+    }), /simulated crash/);
+    const after = readdirSync(out);
+    t.equal(after.filter((f) => f.endsWith('.json')).length, chunkSize, 'chunk 1 renamed into place');
+    t.equal(after.filter((f) => f.endsWith('.tmp')).length, chunkSize, 'chunk 2 committed but still pending; the chunk written meanwhile is gone');
+    t.equal((await issuer.reg.devices.list()).length, 2 * chunkSize, 'two chunks committed');
 
-  const r = await provisionDevices(issuer, rows(300), base);
-  t.equal(r.provisioned.length, 100, 'only the never-committed devices are minted');
-  t.equal(r.skipped.length, 200);
-  t.equal(r.recovered.length, 100, 'the pending files of the committed chunk are put in place');
-  t.same(r.missingFiles, []);
-  const files = readdirSync(out);
-  t.equal(files.length, 300);
-  t.ok(files.every((f) => f.endsWith('.json')), 'nothing pending, no lock left');
-  for (const f of files) {
-    const c = JSON.parse(readFileSync(join(out, f), 'utf8')) as { deviceId: string; accessToken: string };
-    const token = await issuer.reg.tokens.get(jwtPayload(c.accessToken).jti as string);
-    if (token?.deviceId !== c.deviceId) t.fail(`${f} does not hold the registered token`);
-  }
-});
+    const r = await provisionDevices(issuer, rows(devices), base);
+    t.equal(r.provisioned.length, devices - 2 * chunkSize, 'only the never-committed devices are minted');
+    t.equal(r.skipped.length, 2 * chunkSize);
+    t.equal(r.recovered.length, chunkSize, 'the pending files of the committed chunk are put in place');
+    t.same(r.missingFiles, []);
+    const files = readdirSync(out);
+    t.equal(files.length, devices);
+    t.ok(files.every((f) => f.endsWith('.json')), 'nothing pending, no lock left');
+    for (const f of files) {
+      const c = JSON.parse(readFileSync(join(out, f), 'utf8')) as { deviceId: string; accessToken: string };
+      const token = await issuer.reg.tokens.get(jwtPayload(c.accessToken).jti as string);
+      if (token?.deviceId !== c.deviceId) t.fail(`${f} does not hold the registered token`);
+    }
+  });
+}
 
 t.test('recovered after the pending files\' tokens expired and were pruned (matched by refresh credential)', async (t) => {
   const dir = t.testdir();

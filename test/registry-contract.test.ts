@@ -91,25 +91,6 @@ t.test('a provisioned chunk is stored whole or not at all; its values come back 
   t.equal((await reg.refresh.find('h-bulk-1499'))?.deviceId, 'bulk-1499');
 });
 
-t.test('a transaction runs its meanwhile work once, before the commit; a throw there commits nothing and comes out as it is', async (t) => {
-  const reg = await fresh(t);
-  const now = Date.now();
-  let ran = 0;
-  await reg.transaction(async (tx) => { await tx.devices.insert(D('m-1'), 'sensor' as ProfileName, now + DAY, now); }, { meanwhile: () => { ran++; } });
-  t.equal(ran, 1, 'ran once');
-  t.equal((await reg.devices.get('m-1'))?.status, 'active');
-  const full = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
-  const err = await reg.transaction(async (tx) => {
-    await tx.devices.insert(D('m-2'), 'sensor' as ProfileName, now + DAY, now);
-  }, { meanwhile: () => { throw full; } }).catch((e: unknown) => e);
-  t.equal(err, full, 'the caller\'s own error, not a registry error');
-  t.equal(await reg.devices.get('m-2'), undefined, 'nothing committed');
-  // Joined to an outer transaction: the outer one commits, after the inner one's meanwhile work.
-  await reg.transaction(async (tx) => tx.transaction(async (inner) => inner.devices.insert(D('m-3'), 'sensor' as ProfileName, now + DAY, now), { meanwhile: () => { ran++; } }));
-  t.equal(ran, 2);
-  t.equal((await reg.devices.get('m-3'))?.status, 'active');
-});
-
 t.test('a transaction commits whole or not at all', async (t) => {
   const reg = await fresh(t);
   const now = Date.now();

@@ -124,26 +124,10 @@ export class PgRegistry implements Registry {
 
   /** `transaction`, handing `fn` the connection's Sql as well (migrations). */
   private async withTransaction<T>(fn: (tx: RegistryTx, sql: Sql) => Promise<T>, opts: TransactionOptions): Promise<T> {
-    // The caller's `meanwhile` runs once, after fn has sent its statements, whatever the retries; its error is not the registry's.
-    let meanwhile = opts.meanwhile;
-    let callers = null as { err: unknown } | null; // set by fnThen (a closure: not narrowed)
-    const fnThen = async (tx: RegistryTx, sql: Sql): Promise<T> => {
-      const result = await fn(tx, sql);
-      const m = meanwhile;
-      meanwhile = undefined;
-      try {
-        m?.();
-      } catch (err) {
-        callers = { err };
-        throw err;
-      }
-      return result;
-    };
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.attempt(fnThen, opts);
+        return await this.attempt(fn, opts);
       } catch (err) {
-        if (callers) throw callers.err;
         if (attempt < TX_ATTEMPTS && isRetryable((err as { cause?: unknown }).cause ?? err)) continue;
         throw asPgRegistryError(err, this.location);
       }
@@ -157,7 +141,7 @@ export class PgRegistry implements Registry {
     client.on('error', ignore);
     let broken = false;
     const sql = new TxSql(client, this.location, opts.durable === true);
-    const tx: Stores = storesOn(sql, async (inner, innerOpts) => { const r = await inner(tx); innerOpts?.meanwhile?.(); return r; });
+    const tx: Stores = storesOn(sql, (inner) => inner(tx));
     try {
       const result = await fn(tx, sql);
       await sql.commit();

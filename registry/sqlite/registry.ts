@@ -140,7 +140,6 @@ export class SqliteRegistry implements Registry {
     let open = true;
     const tx = this.txView(() => open);
     try {
-      opts.meanwhile?.(); // before the write lock: other writers do not wait for it
       if (opts.durable) db.pragma('synchronous = FULL');
       try {
         db.exec('BEGIN IMMEDIATE');
@@ -176,7 +175,7 @@ export class SqliteRegistry implements Registry {
       devices: guard(s.devices), profiles: guard(s.profiles), tokens: guard(s.tokens), grants: guard(s.grants), claims: guard(s.claims), refresh: guard(s.refresh),
       audit: guard(s.audit), changes: guard(s.changes), keys: guard(s.keys), settings: guard(s.settings), operators: guard(s.operators),
       bulk: guard(s.bulk),
-      transaction: async (fn, opts) => { const r = await fn(tx); opts?.meanwhile?.(); return r; },
+      transaction: (fn) => fn(tx),
     };
     return tx;
   }
