@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import type { MQEmitter } from 'mqemitter';
+import type { BusInterest } from './bus-interest.js';
 import { decodeFrames, encodeFrame, encodeFrames, type BusPacket } from './bus-frame.js';
 import { endConnection } from './redis-connection.js';
 import { COMMAND_TIMEOUT_MS } from './redis-options.js';
@@ -38,7 +39,8 @@ export interface BusEmitterHooks {
  * aedes' `mq` on a Redis bus. A publish reaches this broker's own subscribers
  * directly (an MQEmitter), and goes to Redis, as a compact frame (bus-frame.ts)
  * through the wire, for the other brokers only: the copy Redis sends back to this
- * broker is dropped unopened.
+ * broker is dropped unopened. A publish whose topic no other broker subscribes to
+ * (bus-interest.ts) does not go to Redis at all.
  *
  * The publishes of one event-loop turn go out together at its end: consecutive
  * ones to the same channel as one bus message (one seal, one PUBLISH, one read
@@ -62,34 +64,38 @@ export class BusEmitter {
   /** The publishes of this event-loop turn, in order, not yet sent to Redis. */
   private runs: Run[] = [];
 
-  constructor(private readonly pub: Redis, private readonly sub: Redis, private readonly wire: BusWire, private readonly hooks: BusEmitterHooks) {
+  /** Publishes no other broker wanted, delivered here only (never sent to Redis): a count the metrics read. */
+  keptLocal = 0;
+
+  constructor(
+    private readonly pub: Redis, private readonly sub: Redis, private readonly wire: BusWire, private readonly hooks: BusEmitterHooks,
+    private readonly interest: BusInterest,
+  ) {
     sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.take(channel, message, ''));
     sub.on('pmessageBuffer', (pattern: Buffer, channel: Buffer, message: Buffer) => this.take(channel, message, pattern.toString('latin1')));
   }
 
+  /** `done` (the SUBACK) once Redis has the subscription and the other brokers send it what matches (bus-interest.ts). */
   on(topic: string, fn: Listener, done?: () => void): this {
     this.local.on(topic, fn as never);
     const { key, name, pattern } = redisSubscription(topic);
     const n = this.subscriptions.get(key) ?? 0;
     this.subscriptions.set(key, n + 1);
-    // The SUBACK waits for Redis to have the subscription (within COMMAND_TIMEOUT_MS), unless Redis is away or has it already.
-    const waitForRedis = n === 0 && this.sub.status === 'ready';
+    const waits = [this.interest.add(topic)];
     if (n === 0) {
       const sent = pattern ? this.sub.psubscribe(name) : this.sub.subscribe(name);
       // A failed subscribe is a lost connection, logged as such; ioredis subscribes again when it is back.
-      if (waitForRedis && done) {
-        let waiting = true;
-        const answer = () => { if (waiting) { waiting = false; clearTimeout(late); done(); } };
-        const late = setTimeout(answer, COMMAND_TIMEOUT_MS);
-        sent.then(answer, answer);
-      } else sent.catch(() => {});
+      sent.catch(() => {});
+      // Waited for within COMMAND_TIMEOUT_MS, unless Redis is away.
+      if (this.sub.status === 'ready') waits.push(new Promise<void>((resolve) => { setTimeout(resolve, COMMAND_TIMEOUT_MS).unref(); sent.then(() => resolve(), () => resolve()); }));
     }
-    if (!waitForRedis && done) setImmediate(done);
+    if (done) void Promise.all(waits).then(() => done());
     return this;
   }
 
   removeListener(topic: string, fn: Listener, done?: () => void): void {
     this.local.removeListener(topic, fn as never);
+    this.interest.remove(topic);
     const { key, name, pattern } = redisSubscription(topic);
     const n = (this.subscriptions.get(key) ?? 0) - 1;
     if (n > 0) this.subscriptions.set(key, n);
@@ -108,6 +114,10 @@ export class BusEmitter {
     this.local.emit(packet as never, one);
     if (this.pub.status !== 'ready') {
       this.hooks.localOnly(1);
+      return one();
+    }
+    if (!this.interest.wants(packet.topic)) {
+      this.keptLocal++;
       return one();
     }
     const frame = encodeFrame(packet);
@@ -141,6 +151,7 @@ export class BusEmitter {
   close(done: () => void): void {
     this.send(); // what this turn published still goes out, before the QUIT
     this.hooks.closing();
+    this.interest.close();
     void Promise.all([endConnection(this.sub), endConnection(this.pub)]).then(() => this.local.close(done));
   }
 

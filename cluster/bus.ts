@@ -5,6 +5,7 @@ import type { Logger, RunningBroker, SharedState } from '../broker/index.js';
 import { redactUrl } from '../util/redact-url.js';
 import { BusSeal, type RejectReason } from './bus-auth.js';
 import { BusEmitter } from './bus-emitter.js';
+import { BusInterest } from './bus-interest.js';
 import { sealedWire, unsealedWire } from './bus-wire.js';
 import type { BusKeyring } from './bus-keys.js';
 import { busPersistence, sessionKeys, type Degraded } from './bus-persistence.js';
@@ -61,6 +62,7 @@ export class Bus {
   private readonly takeovers: Counter<'event'>;
   private readonly rejected: Counter<'reason'>;
   private readonly evicted: Counter;
+  private readonly keptLocal: Counter;
   /** The broker's `credbroker_outbound_dropped_total`, once attached. */
   private dropped: RunningBroker['context']['metrics']['outboundDropped'] | null = null;
   private up = false;
@@ -101,6 +103,11 @@ export class Bus {
     const quiet = opts.broadcastTakeover ? null : announcement(id);
     this.mq = new BusEmitter(this.conns.pub, this.conns.sub, wire, {
       quiet, localOnly: (n) => this.degraded.inc({ what: 'local_only' }, n), malformed: () => reject('malformed'), closing: () => { this.closed = true; },
+    }, new BusInterest(this.conns.store, id));
+    const mq = this.mq;
+    this.keptLocal = new Counter({
+      name: 'credbroker_bus_kept_local_total', help: 'Publishes that no other broker subscribes to: delivered on this broker only, never sent to Redis', registers: [],
+      collect() { this.reset(); this.inc(mq.keptLocal); },
     });
     this.prober = setInterval(() => this.probe(), PROBE_MS).unref();
     const ownership = opts.broadcastTakeover ? null : new Ownership(this.conns.store, this.mq, id, log, (e: TakeoverEvent) => this.takeovers.inc({ event: e }));
@@ -139,6 +146,7 @@ export class Bus {
     registry.registerMetric(this.takeovers);
     registry.registerMetric(this.rejected);
     registry.registerMetric(this.evicted);
+    registry.registerMetric(this.keptLocal);
     this.dropped = broker.context.metrics.outboundDropped;
     if (this.ownership && broker.context.aedes) await this.ownership.attach(broker.context.aedes);
   }

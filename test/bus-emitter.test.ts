@@ -3,12 +3,10 @@
 // cluster tests drive the same through real nodes).
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'node:v8';
-import t, { type Test } from 'tap';
-import { Redis } from 'ioredis';
-import { BusEmitter, redisSubscription } from '../cluster/bus-emitter.js';
-import { unsealedWire } from '../cluster/bus-wire.js';
+import t from 'tap';
+import { redisSubscription } from '../cluster/bus-emitter.js';
 import { decodeFrame, decodeFrames, encodeFrame, encodeFrames, type BusPacket } from '../cluster/bus-frame.js';
-import { startRedis } from './helpers/redis.js';
+import { twoEmitters } from './helpers/bus-emitters.js';
 import { until } from './helpers/wait.js';
 
 t.test('a frame gives back the packet aedes handed over', async (t) => {
@@ -132,19 +130,3 @@ t.test('the publishes of one turn go out as one PUBLISH per run of a channel, in
   await until('every publish done', () => done === sent.length);
   t.equal(await publishes() - before, 4, '106 publishes went out as 4 PUBLISHes: x, x (the cut at 64 KiB), y, x');
 });
-
-/** Two emitters on one real redis-server (unsealed: the seal has its own tests), connected; `conns[0]` is the first one's publishing connection. */
-async function twoEmitters(t: Test): Promise<{ a: BusEmitter; b: BusEmitter; conns: Redis[] }> {
-  const redis = await startRedis(t);
-  const conns: Redis[] = [];
-  const emitter = () => {
-    const [pub, sub] = [new Redis(redis.url, { enableAutoPipelining: true }), new Redis(redis.url)];
-    conns.push(pub, sub);
-    const hooks = { quiet: null, localOnly: () => t.fail('local only'), malformed: () => t.fail('malformed'), closing: () => {} };
-    return new BusEmitter(pub, sub, unsealedWire(), hooks);
-  };
-  const [a, b] = [emitter(), emitter()];
-  t.teardown(() => new Promise<void>((r) => { a.close(() => b.close(r)); }));
-  await until('both connected', () => conns.every((c) => c.status === 'ready'));
-  return { a, b, conns };
-}

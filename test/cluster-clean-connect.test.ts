@@ -52,10 +52,12 @@ async function watch(t: Test, url: string) {
 
 /**
  * Commands a client sent (MONITOR shows a script's own calls apart, from "lua"); the claims'
- * renewal every 10 s and the bus' PING every second (is Redis answering?) are per broker, not per CONNECT.
+ * renewal every 10 s, the bus' PING every second (is Redis answering?) and its reads and writes
+ * of the brokers' subscription roots (bus-interest.ts, several a second) are per broker, not per CONNECT.
  */
 const PER_BROKER = new Set(['pexpire', 'ping']);
-const sent = (xs: Seen[]) => xs.filter((x) => x.source !== 'lua' && !PER_BROKER.has(x.args[0]?.toLowerCase() ?? ''));
+const perBroker = (x: Seen) => PER_BROKER.has(x.args[0]?.toLowerCase() ?? '') || (x.args[3]?.startsWith('credbroker:interest') ?? false);
+const sent = (xs: Seen[]) => xs.filter((x) => x.source !== 'lua' && !perBroker(x));
 /** Command names; a script is `script`, run by its SHA or, the first time, by its text (MONITOR does not show the EVALSHA refused as NOSCRIPT). */
 const names = (xs: Seen[]) => xs.map((x) => x.args[0]!.toLowerCase()).map((n) => (n === 'evalsha' || n === 'eval' ? 'script' : n));
 
