@@ -164,9 +164,14 @@ t.test('a PSUBSCRIBE * reader of the bus sees no access token and no refresh cre
   secrets.push(...secretsOf(claimed.body!));
   t.equal(secrets.length, 5);
 
-  const again = await connectDevice(c.url(), { deviceId: 'bus-dev-1', accessToken: a2.body.accessToken as string });
+  const again = await c.connectOn({ clientId: 'bus-dev-1', username: 'bus-dev-1', password: a2.body.accessToken as string });
   t.teardown(() => again.client?.end(true));
   // The bus is sealed, so the sentinel is known by its channel (topics stay readable), published after every answer.
+  // It crosses Redis because an observer on the other worker subscribes to it (a publish nobody elsewhere wants stays on its worker).
+  const [obs] = await c.provision(['bus-obs-1'], 'observer');
+  const observer = await c.connectAway(again.place, { clientId: obs!.deviceId, username: obs!.deviceId, password: obs!.accessToken });
+  t.teardown(() => observer.client?.end(true));
+  await observer.client!.subscribeAsync('devices/bus-dev-1/telemetry', { qos: 1 });
   const from = captured.length;
   await again.client!.publishAsync('devices/bus-dev-1/telemetry', `sentinel-${randomBytes(6).toString('hex')}`, { qos: 1 });
   await waitFor('the sentinel on Redis', () => captured.slice(from).some((b) => b.includes('devices/bus-dev-1/telemetry ')), 20_000);
