@@ -135,6 +135,12 @@ export class BusInterest {
     else this.own.delete(root);
   }
 
+  /** After an outage (a Redis that restarted empty has lost every entry): the entry is written again at once. */
+  reannounce(): void {
+    this.written = new Set();
+    void this.write();
+  }
+
   close(): void {
     clearInterval(this.timer);
   }

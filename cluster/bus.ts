@@ -63,6 +63,7 @@ export class Bus {
   private readonly rejected: Counter<'reason'>;
   private readonly evicted: Counter;
   private readonly keptLocal: Counter;
+  private readonly interest: BusInterest;
   /** The broker's `credbroker_outbound_dropped_total`, once attached. */
   private dropped: RunningBroker['context']['metrics']['outboundDropped'] | null = null;
   private up = false;
@@ -101,9 +102,10 @@ export class Bus {
     this.degraded = new Counter({ name: 'credbroker_bus_degraded_total', help: 'Store writes and reads skipped while Redis was unreachable (retained not kept, offline message not queued, clean-session wipe skipped, queue read cut short, publish delivered on this broker only)', labelNames: ['what'] as const, registers: [] });
     this.takeovers = new Counter({ name: 'credbroker_bus_takeovers_total', help: 'Client-id takeovers across brokers: sent to the previous owner, received and closed, received for a session already gone (stale), or a claim Redis did not take', labelNames: ['event'] as const, registers: [] });
     const quiet = opts.broadcastTakeover ? null : announcement(id);
+    this.interest = new BusInterest(this.conns.store, id);
     this.mq = new BusEmitter(this.conns.pub, this.conns.sub, wire, {
       quiet, localOnly: (n) => this.degraded.inc({ what: 'local_only' }, n), malformed: () => reject('malformed'), closing: () => { this.closed = true; },
-    }, new BusInterest(this.conns.store, id));
+    }, this.interest);
     const mq = this.mq;
     this.keptLocal = new Counter({
       name: 'credbroker_bus_kept_local_total', help: 'Publishes that no other broker subscribes to: delivered on this broker only, never sent to Redis', registers: [],
@@ -198,8 +200,11 @@ export class Bus {
   private check(): void {
     if (this.up || !this.ready()) return;
     this.up = true;
-    // Claims made during the outage failed, and a Redis that restarted empty has none.
-    if (this.wasUp) this.ownership?.reclaim();
+    // Claims and subscription roots written during the outage failed, and a Redis that restarted empty has none.
+    if (this.wasUp) {
+      this.ownership?.reclaim();
+      this.interest.reannounce();
+    }
     this.wasUp = true;
     this.log.info({ event: 'bus.up', bus: redactUrl(this.url), id: this.id }, 'Redis bus connected');
   }

@@ -2,11 +2,12 @@
 // broker, and a subscription acknowledged on one broker gets every publish made
 // after its SUBACK on another; two emitters on a real redis-server.
 import t from 'tap';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import type { BusEmitter } from '../cluster/bus-emitter.js';
 import type { BusPacket } from '../cluster/bus-frame.js';
-import { LEASE_MS, rootOf } from '../cluster/bus-interest.js';
+import { BusInterest, LEASE_MS, rootOf } from '../cluster/bus-interest.js';
 import { twoEmitters } from './helpers/bus-emitters.js';
+import { startRedis } from './helpers/redis.js';
 import { until } from './helpers/wait.js';
 
 const packet = (topic: string, n = 1): BusPacket => ({ cmd: 'publish', topic, payload: Buffer.from(`${topic} ${n}`), qos: 0, retain: false, dup: false, brokerId: 'a', brokerCounter: n });
@@ -74,4 +75,20 @@ t.test('a broker past its roots announces everything', async (t) => {
   await send(a, 'late/x');
   await until('late/x on b', () => got.length === 1);
   t.same(none, [], 'nothing matched the other roots');
+});
+
+t.test('after an outage that emptied Redis, a broker announces its roots again at once', async (t) => {
+  const redis = await startRedis(t);
+  const [c1, c2] = [new Redis(redis.url), new Redis(redis.url)];
+  const [one, two] = [new BusInterest(c1, 'one'), new BusInterest(c2, 'two')];
+  t.teardown(() => { one.close(); two.close(); c1.disconnect(); c2.disconnect(); });
+  await one.add('kept/#');
+  // A trusted view on two: it wants kept/…, and an unrelated root stays local.
+  await until('two knows what one wants', () => two.wants('kept/x') && !two.wants('other/x'));
+  await c1.flushall();
+  await until('two has read the empty Redis', () => !two.wants('kept/x'));
+  one.reannounce();
+  // Well before the periodic write (every 5 s).
+  await until('two knows again', () => two.wants('kept/x') && !two.wants('other/x'), 2_000);
+  t.pass('announced again');
 });
