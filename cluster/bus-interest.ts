@@ -85,9 +85,14 @@ export function rootOf(topic: string): string {
 export class BusInterest {
   /** Local subscriptions per root. */
   private readonly own = new Map<string, number>();
-  /** The roots the entry in Redis holds, as last written; and those of the write in flight, which replaces them. */
+  /** The roots the entry in Redis holds, as last written. */
   private written = new Set<string>();
-  private inflight: Set<string> | null = null;
+  /**
+   * Per root announced (EVERY: all of them), when its subscriptions may be
+   * acknowledged: its write answered and a lease passed. A root leaves it when a
+   * write drops it, and all do when a write fails.
+   */
+  private readonly ready = new Map<string, Promise<void>>();
   /** The other brokers' roots, and until when (performance.now()) they are trusted. */
   private others = new Set<string>();
   private validUntil = 0;
@@ -121,10 +126,13 @@ export class BusInterest {
   add(filter: string): Promise<void> {
     const root = rootOf(filter);
     this.own.set(root, (this.own.get(root) ?? 0) + 1);
-    if (this.holds(this.written, root) && (!this.inflight || this.holds(this.inflight, root))) return Promise.resolve();
+    const known = this.ready.get(root) ?? this.ready.get(EVERY);
+    if (known) return known;
     // A Redis that does not answer holds the SUBACK up for COMMAND_TIMEOUT_MS at most, as the subscription's own wait does.
     const written = new Promise<void>((resolve) => { setTimeout(resolve, COMMAND_TIMEOUT_MS).unref(); void this.write().then(resolve); });
-    return written.then(() => new Promise<void>((resolve) => setTimeout(resolve, LEASE_MS)));
+    const ready = written.then(() => new Promise<void>((resolve) => setTimeout(resolve, LEASE_MS)));
+    this.ready.set(root, ready);
+    return ready;
   }
 
   /** A local subscription gone: its root leaves the entry on the next write. */
@@ -138,15 +146,12 @@ export class BusInterest {
   /** After an outage (a Redis that restarted empty has lost every entry): the entry is written again at once. */
   reannounce(): void {
     this.written = new Set();
+    this.ready.clear();
     void this.write();
   }
 
   close(): void {
     clearInterval(this.timer);
-  }
-
-  private holds(roots: ReadonlySet<string>, root: string): boolean {
-    return roots.has(root) || roots.has(EVERY);
   }
 
   /** The roots to announce: the subscribed ones, or everything past MAX_ROOTS. */
@@ -164,12 +169,17 @@ export class BusInterest {
     const next = after.then(() => {
       this.queued = null;
       const roots = this.roots();
-      this.inflight = new Set(roots);
+      const announced = new Set(roots);
+      // A root this write drops (or `*` it narrows) is no longer announced: its next subscription announces it again.
+      if (!announced.has(EVERY)) for (const r of this.ready.keys()) if (!announced.has(r)) this.ready.delete(r);
       this.writtenAt = performance.now();
       return (this.redis as unknown as Scripts)
         .credbrokerInterestWrite(ENTRY_PREFIX + this.id, INDEX_KEY, this.id, JSON.stringify(roots), ENTRY_TTL_MS)
-        .then(() => { this.written = new Set(roots); }, () => { this.written = new Set(); }) // unknown: the next write says it again
-        .finally(() => { this.inflight = null; });
+        .then(() => { this.written = announced; }, () => {
+          // What Redis holds is unknown: the next tick writes again, and each root's next subscription waits for it.
+          this.written = new Set();
+          this.ready.clear();
+        });
     });
     this.writing = next;
     this.queued = next;

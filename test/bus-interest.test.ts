@@ -92,3 +92,19 @@ t.test('after an outage that emptied Redis, a broker announces its roots again a
   await until('two knows again', () => two.wants('kept/x') && !two.wants('other/x'), 2_000);
   t.pass('announced again');
 });
+
+t.test('a second subscription under a root being announced waits for the same lease as the first', async (t) => {
+  const { a, b, conns } = await twoEmitters(t);
+  await until('a has a view', () => { a.emit(packet('warm-up/x')); return a.keptLocal > 0; });
+  const got: string[] = [];
+  let firstAt = 0;
+  const first = new Promise<void>((r) => b.on('twice/a', (p, done) => { got.push(p.topic); done(); }, () => { firstAt = Date.now(); r(); }));
+  // The entry has the root (its write answered), the lease has not passed yet.
+  await until('b\'s entry names the root', async () => (await conns[0]!.get('credbroker:interest:broker-2'))?.includes('"twice"') ?? false);
+  await subscribe(b, 'twice/b', got);
+  const secondAt = Date.now();
+  await first;
+  t.ok(secondAt >= firstAt, 'the second SUBACK did not come before the first one\'s lease');
+  await send(a, 'twice/b');
+  await until('twice/b on b', () => got.includes('twice/b'));
+});
