@@ -10,11 +10,18 @@ const ENTRY_PREFIX = 'credbroker:interest:';
  * How long a view of the other brokers' roots is trusted, from the moment its
  * read was sent; and how long a broker waits, after its entry has gained a root,
  * before the subscription that needed it is acknowledged. Every view trusted
- * past that wait was read after the entry changed (see BusInterest).
+ * past that wait was read after the entry changed (see BusInterest). Short,
+ * because it is the wait: MQTT clients may give a CONNACK (a persistent session's
+ * restored subscriptions) or a SUBACK half a second.
  */
-export const LEASE_MS = 500;
+export const LEASE_MS = 100;
 /** How often the view is read again: three times per lease, so that a slow reply or two leave it valid. */
-const READ_MS = 150;
+const READ_MS = 30;
+/**
+ * How long a root stays announced after its last subscription here has gone: a
+ * device that reconnects, or the next device of its kind, does not wait again.
+ */
+const LINGER_MS = 60_000;
 /** An entry lapses this long after its broker last wrote it (a broker killed with -9 leaves none for longer). */
 const ENTRY_TTL_MS = 15_000;
 /** How often a broker writes its entry again (its roots may have shrunk; its TTL runs). */
@@ -76,15 +83,18 @@ export function rootOf(topic: string): string {
  * by the acknowledgement: any publish that follows the SUBACK, anywhere, goes to
  * Redis, which has had the subscription since before the entry was written. The
  * wait is paid once per root and broker: the first subscription under
- * `devices/` on a worker waits about half a second, every later one none.
+ * `devices/` on a worker waits about a tenth of a second, every later one none.
  * Durations are measured on each host's monotonic clock; no clocks need to agree.
  *
- * A root no longer subscribed here leaves the entry on its next write: until
- * then, publishes under it still go to Redis (a cost, never a loss).
+ * A root no longer subscribed here leaves the entry LINGER_MS later: until
+ * then, publishes under it still go to Redis (a cost, never a loss), and a new
+ * subscription under it does not wait.
  */
 export class BusInterest {
   /** Local subscriptions per root. */
   private readonly own = new Map<string, number>();
+  /** Roots without a local subscription any more, and since when (performance.now()): announced until LINGER_MS after. */
+  private readonly idle = new Map<string, number>();
   /** The roots the entry in Redis holds, as last written. */
   private written = new Set<string>();
   /**
@@ -126,6 +136,7 @@ export class BusInterest {
   add(filter: string): Promise<void> {
     const root = rootOf(filter);
     this.own.set(root, (this.own.get(root) ?? 0) + 1);
+    this.idle.delete(root);
     const known = this.ready.get(root) ?? this.ready.get(EVERY);
     if (known) return known;
     // A Redis that does not answer holds the SUBACK up for COMMAND_TIMEOUT_MS at most, as the subscription's own wait does.
@@ -140,7 +151,12 @@ export class BusInterest {
     const root = rootOf(filter);
     const n = (this.own.get(root) ?? 0) - 1;
     if (n > 0) this.own.set(root, n);
-    else this.own.delete(root);
+    else {
+      this.own.delete(root);
+      this.idle.set(root, performance.now());
+      // Past MAX_ROOTS the entry says everything anyway: the oldest idle root is forgotten.
+      if (this.idle.size > MAX_ROOTS + 1) this.idle.delete(this.idle.keys().next().value!);
+    }
   }
 
   /** After an outage (a Redis that restarted empty has lost every entry): the entry is written again at once. */
@@ -156,7 +172,7 @@ export class BusInterest {
 
   /** The roots to announce: the subscribed ones, or everything past MAX_ROOTS. */
   private roots(): string[] {
-    return this.own.size > MAX_ROOTS ? [EVERY] : [...this.own.keys()];
+    return this.own.size + this.idle.size > MAX_ROOTS ? [EVERY] : [...this.own.keys(), ...this.idle.keys()];
   }
 
   /**
@@ -189,6 +205,8 @@ export class BusInterest {
 
   private tick(): void {
     this.read();
+    const now = performance.now();
+    for (const [root, since] of this.idle) if (now - since >= LINGER_MS) this.idle.delete(root);
     if (this.writing) return;
     const roots = this.roots();
     const changed = roots.length !== this.written.size || roots.some((r) => !this.written.has(r));
