@@ -146,7 +146,7 @@ export class BusInterest {
     return ready;
   }
 
-  /** A local subscription gone: its root leaves the entry on the next write. */
+  /** A local subscription gone: its root leaves the entry LINGER_MS after the last one. */
   remove(filter: string): void {
     const root = rootOf(filter);
     const n = (this.own.get(root) ?? 0) - 1;
@@ -191,7 +191,11 @@ export class BusInterest {
       this.writtenAt = performance.now();
       return (this.redis as unknown as Scripts)
         .credbrokerInterestWrite(ENTRY_PREFIX + this.id, INDEX_KEY, this.id, JSON.stringify(roots), ENTRY_TTL_MS)
-        .then(() => { this.written = announced; }, () => {
+        .then(() => {
+          this.written = announced;
+          // Everything announced (past MAX_ROOTS): a lease on, no new root waits any more.
+          if (announced.has(EVERY) && !this.ready.has(EVERY)) this.ready.set(EVERY, new Promise<void>((resolve) => setTimeout(resolve, LEASE_MS)));
+        }, () => {
           // What Redis holds is unknown: the next tick writes again, and each root's next subscription waits for it.
           this.written = new Set();
           this.ready.clear();

@@ -72,6 +72,10 @@ t.test('a broker past its roots announces everything', async (t) => {
   const kept = a.keptLocal;
   for (let k = 0; k < 5; k++) await send(a, `unheard-of-${k}/x`);
   t.equal(a.keptLocal, kept, 'every root goes to Redis');
+  await new Promise((r) => setTimeout(r, 2 * LEASE_MS));
+  const started = Date.now();
+  await subscribe(b, 'one-more-root/x', none);
+  t.ok(Date.now() - started < LEASE_MS, 'and a new root on b waits no more');
   await send(a, 'late/x');
   await until('late/x on b', () => got.length === 1);
   t.same(none, [], 'nothing matched the other roots');
