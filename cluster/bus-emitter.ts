@@ -4,7 +4,7 @@ import type { MQEmitter } from 'mqemitter';
 import type { BusInterest } from './bus-interest.js';
 import { decodeFrames, encodeFrame, encodeFrames, type BusPacket } from './bus-frame.js';
 import { endConnection } from './redis-connection.js';
-import { COMMAND_TIMEOUT_MS } from './redis-options.js';
+import { atMostCommandTimeout } from './redis-options.js';
 
 // CommonJS; its types use `export =` with a constructor-shaped interface.
 const mqemitter = createRequire(import.meta.url)('mqemitter') as (opts: object) => MQEmitter;
@@ -87,7 +87,7 @@ export class BusEmitter {
       // A failed subscribe is a lost connection, logged as such; ioredis subscribes again when it is back.
       sent.catch(() => {});
       // Waited for within COMMAND_TIMEOUT_MS, unless Redis is away.
-      if (this.sub.status === 'ready') waits.push(new Promise<void>((resolve) => { setTimeout(resolve, COMMAND_TIMEOUT_MS).unref(); sent.then(() => resolve(), () => resolve()); }));
+      if (this.sub.status === 'ready') waits.push(atMostCommandTimeout(sent));
     }
     if (done) void Promise.all(waits).then(() => done());
     return this;

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
-import { COMMAND_TIMEOUT_MS } from './redis-options.js';
+import { atMostCommandTimeout } from './redis-options.js';
 
 /** The set of broker ids that have an entry, and the prefix of each entry's key (`<prefix><broker id>`: a JSON array of topic roots). */
 const INDEX_KEY = 'credbroker:interest';
@@ -140,8 +140,7 @@ export class BusInterest {
     const known = this.ready.get(root) ?? this.ready.get(EVERY);
     if (known) return known;
     // A Redis that does not answer holds the SUBACK up for COMMAND_TIMEOUT_MS at most, as the subscription's own wait does.
-    const written = new Promise<void>((resolve) => { setTimeout(resolve, COMMAND_TIMEOUT_MS).unref(); void this.write().then(resolve); });
-    const ready = written.then(() => new Promise<void>((resolve) => setTimeout(resolve, LEASE_MS)));
+    const ready = atMostCommandTimeout(this.write()).then(() => new Promise<void>((resolve) => setTimeout(resolve, LEASE_MS)));
     this.ready.set(root, ready);
     return ready;
   }

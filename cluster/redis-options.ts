@@ -33,6 +33,15 @@ export function redisTarget(config: Pick<BrokerConfig, 'bus' | 'busCa'>): RedisT
  */
 export const COMMAND_TIMEOUT_MS = 5_000;
 
+/** Settles when `work` does, or after COMMAND_TIMEOUT_MS: what a SUBACK waits for of a Redis that may not answer. */
+export function atMostCommandTimeout(work: Promise<unknown>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const late = setTimeout(resolve, COMMAND_TIMEOUT_MS);
+    const settle = () => { clearTimeout(late); resolve(); };
+    work.then(settle, settle);
+  });
+}
+
 /**
  * `opts` plus what every Redis connection of the cluster needs to reach `target`
  * (bus.ts' three, shared-limits.ts' two): over `rediss://`, TLS with the server's
