@@ -61,18 +61,19 @@ const sent = (xs: Seen[]) => xs.filter((x) => x.source !== 'lua' && !perBroker(x
 /** Command names; a script is `script`, run by its SHA or, the first time, by its text (MONITOR does not show the EVALSHA refused as NOSCRIPT). */
 const names = (xs: Seen[]) => xs.map((x) => x.args[0]!.toLowerCase()).map((n) => (n === 'evalsha' || n === 'eval' ? 'script' : n));
 
-async function node(t: Test): Promise<{ serve: ServeProcess; url: string; redisUrl: string }> {
+// MONITOR starts before the node: ioredis fails ("Command queue state error") on a monitored command that arrives with MONITOR's own reply.
+async function node(t: Test): Promise<{ serve: ServeProcess; url: string; m: Awaited<ReturnType<typeof watch>> }> {
   const redis = await startRedis(t);
+  const m = await watch(t, redis.url);
   const serve = await startServe(['--workers', '1', '--bus', redis.url, '--log-format', 'json'], { CREDBROKER_DEVICE_CONNECT_BURST: '1000' });
   t.teardown(() => serve.stop());
-  return { serve, url: `mqtt://127.0.0.1:${serve.mqttPort}`, redisUrl: redis.url };
+  return { serve, url: `mqtt://127.0.0.1:${serve.mqttPort}`, m };
 }
 
 t.test('a clean CONNECT sends one command to Redis (one round trip), its disconnect one', async (t) => {
-  const { serve, url, redisUrl } = await node(t);
+  const { serve, url, m } = await node(t);
   const ids = Array.from({ length: 20 }, (_, i) => `clean-${i}`);
   const devs = await serve.provision(['warm', ...ids]);
-  const m = await watch(t, redisUrl);
   // The first CONNECT loads the script into Redis (NOSCRIPT, then EVAL): not counted.
   const warm = await connectDevice(url, devs[0]!);
   warm.client!.end(true);
@@ -99,9 +100,8 @@ t.test('a clean CONNECT sends one command to Redis (one round trip), its disconn
 });
 
 t.test('a clean CONNECT drops a previous persistent session of its id in that one command', async (t) => {
-  const { serve, url, redisUrl } = await node(t);
+  const { serve, url, m } = await node(t);
   const [dev] = await serve.provision(['resumed']);
-  const m = await watch(t, redisUrl);
   const filter = `devices/${dev!.deviceId}/commands/#`;
   const persistent = await connectDevice(url, dev!, { clean: false });
   await persistent.client!.subscribeAsync(filter, { qos: 1 });
@@ -128,7 +128,7 @@ t.test('a clean CONNECT drops a previous persistent session of its id in that on
 });
 
 t.test('QoS 2 from a clean session is received once, its receipt kept in the worker', async (t) => {
-  const { serve, url, redisUrl } = await node(t);
+  const { serve, url, m } = await node(t);
   const [sender] = await serve.provision(['q2-sender']);
   const [observer] = (await provisionDevices(serve.issuer, [{ line: 2, id: 'q2-observer' }], { profile: 'observer', brokerUrl: url })).provisioned;
   const obs = await connectDevice(url, observer!);
@@ -137,7 +137,6 @@ t.test('QoS 2 from a clean session is received once, its receipt kept in the wor
   obs.client!.on('message', (_topic, payload) => got.push(payload.toString()));
   const granted = await obs.client!.subscribeAsync(`devices/${sender!.deviceId}/telemetry`, { qos: 2 });
   t.equal(granted[0]!.qos, 2, 'the observer subscribes');
-  const m = await watch(t, redisUrl);
   const snd = await connectDevice(url, sender!);
   t.teardown(() => snd.client?.end(true));
   await m.take();
